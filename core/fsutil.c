@@ -1,0 +1,147 @@
+/* fsutil.c - see fsutil.h. */
+#include "fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int pvlm_mkdir_p(const char *path, pvlm_err *err) {
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return pvlm_err_set(err, PVLM_EINVAL, "bad directory path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return pvlm_err_errno(err, "%s: cannot create directory", buf);
+            buf[i] = c;
+        }
+    }
+    if (!pvlm_is_dir(path)) return pvlm_err_set(err, PVLM_EIO, "%s: exists and is not a directory", path);
+    return 0;
+}
+
+int pvlm_fsync_dir(const char *dir, pvlm_err *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return pvlm_err_errno(err, "%s: cannot open directory to fsync", dir);
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return pvlm_err_errno(err, "%s: fsync of directory failed", dir);
+    return 0;
+}
+
+int pvlm_fsync_file(FILE *f, const char *path, pvlm_err *err) {
+    if (fflush(f) != 0) return pvlm_err_errno(err, "%s: write failed", path);
+    if (fsync(fileno(f)) != 0) return pvlm_err_errno(err, "%s: fsync failed", path);
+    return 0;
+}
+
+void pvlm_dirname(const char *path, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(buf, cap, ".");
+    } else if (slash == path) {
+        snprintf(buf, cap, "/");
+    } else {
+        snprintf(buf, cap, "%.*s", (int)(slash - path), path);
+    }
+}
+
+int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_err *err) {
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return pvlm_err_errno(err, "%s: cannot create", tmp);
+    if (n && fwrite(data, 1, n, f) != n) {
+        pvlm_err_errno(err, "%s: write failed", tmp);
+        fclose(f);
+        unlink(tmp);
+        return -1;
+    }
+    if (pvlm_fsync_file(f, tmp, err)) {
+        fclose(f);
+        unlink(tmp);
+        return -1;
+    }
+    if (fclose(f) != 0) {
+        unlink(tmp);
+        return pvlm_err_errno(err, "%s: close failed", tmp);
+    }
+    if (rename(tmp, path) != 0) {
+        pvlm_err_errno(err, "%s: rename to %s failed", tmp, path);
+        unlink(tmp);
+        return -1;
+    }
+    pvlm_dirname(path, dir, sizeof dir);
+    return pvlm_fsync_dir(dir, err);
+}
+
+int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return pvlm_err_errno(err, "%s: cannot open", path);
+    if (fseeko(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return pvlm_err_errno(err, "%s: cannot seek", path);
+    }
+    off_t size = ftello(f);
+    if (size < 0 || fseeko(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return pvlm_err_errno(err, "%s: cannot seek", path);
+    }
+    char *buf = malloc((size_t)size + 1);
+    if (!buf) {
+        fclose(f);
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory reading %lld bytes", path, (long long)size);
+    }
+    if ((size_t)size && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        free(buf);
+        fclose(f);
+        return pvlm_err_set(err, PVLM_EIO, "%s: short read", path);
+    }
+    fclose(f);
+    buf[size] = '\0';
+    *out = buf;
+    if (n) *n = (size_t)size;
+    return 0;
+}
+
+int pvlm_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int pvlm_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int pvlm_rm_rf(const char *path, pvlm_err *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : pvlm_err_errno(err, "%s: stat failed", path);
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return pvlm_err_errno(err, "%s: cannot open directory", path);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            if (pvlm_rm_rf(sub, err)) {
+                closedir(d);
+                return -1;
+            }
+        }
+        closedir(d);
+        if (rmdir(path) != 0) return pvlm_err_errno(err, "%s: rmdir failed", path);
+    } else if (unlink(path) != 0) {
+        return pvlm_err_errno(err, "%s: unlink failed", path);
+    }
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* fsutil.h - file helpers that make writes durable and reads checked.
+ *
+ * Durable write = write to "<path>.tmp.<pid>", fsync, rename over path, fsync
+ * the directory, so a crash leaves either the old file or the new one, never
+ * a half one. Reads return malloc'd buffers the caller frees.
+ */
+#ifndef PVLM_FSUTIL_H
+#define PVLM_FSUTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "error.h"
+
+int pvlm_mkdir_p(const char *path, pvlm_err *err);
+int pvlm_fsync_dir(const char *dir, pvlm_err *err);
+/* fsync an open FILE (fflush + fsync); error names path. */
+int pvlm_fsync_file(FILE *f, const char *path, pvlm_err *err);
+int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_err *err);
+/* Whole file into *out (NUL-terminated, caller frees), size in *n. */
+int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err);
+int pvlm_file_exists(const char *path);
+int pvlm_is_dir(const char *path);
+/* Recursively remove a directory tree (used for pruning old checkpoints). */
+int pvlm_rm_rf(const char *path, pvlm_err *err);
+/* Directory part of path into buf ("." when there is none). */
+void pvlm_dirname(const char *path, char *buf, size_t cap);
+
+#endif

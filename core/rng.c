@@ -1,0 +1,59 @@
+/* rng.c - see rng.h. */
+#include "rng.h"
+
+#include <math.h>
+
+uint64_t pvlm_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void pvlm_rng_seed(pvlm_rng *r, uint64_t seed, uint64_t stream) {
+    uint64_t x = pvlm_mix64(seed) ^ pvlm_mix64(stream + 0x632be59bd9b4e019ull);
+    for (int i = 0; i < 4; i++) {
+        x = pvlm_mix64(x + (uint64_t)i);
+        r->s[i] = x;
+    }
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1; /* all-zero state is invalid */
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t pvlm_rng_u64(pvlm_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+uint32_t pvlm_rng_u32(pvlm_rng *r) { return (uint32_t)(pvlm_rng_u64(r) >> 32); }
+
+uint64_t pvlm_rng_below(pvlm_rng *r, uint64_t n) {
+    /* Lemire, "Fast random integer generation in an interval" (2019), with 128-bit product. */
+    unsigned __int128 m = (unsigned __int128)pvlm_rng_u64(r) * n;
+    uint64_t lo = (uint64_t)m;
+    if (lo < n) {
+        uint64_t t = (0 - n) % n;
+        while (lo < t) {
+            m = (unsigned __int128)pvlm_rng_u64(r) * n;
+            lo = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+double pvlm_rng_uniform(pvlm_rng *r) { return (double)(pvlm_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+double pvlm_rng_normal(pvlm_rng *r) {
+    double u1 = pvlm_rng_uniform(r), u2 = pvlm_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}

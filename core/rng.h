@@ -1,0 +1,29 @@
+/* rng.h - small, serializable, deterministic random numbers.
+ *
+ * xoshiro256** (Blackman & Vigna, "Scrambled linear pseudorandom number
+ * generators", 2018) seeded through splitmix64 so that (seed, stream) pairs
+ * give independent sequences. The whole state is four uint64 words, so it
+ * can be stored in a checkpoint (state.json) and restored exactly. Normal
+ * variates use Box-Muller on doubles so results do not depend on libm's
+ * float paths beyond log/sqrt/cos.
+ */
+#ifndef PVLM_RNG_H
+#define PVLM_RNG_H
+
+#include <stdint.h>
+
+typedef struct pvlm_rng {
+    uint64_t s[4];
+} pvlm_rng;
+
+void pvlm_rng_seed(pvlm_rng *r, uint64_t seed, uint64_t stream);
+uint64_t pvlm_rng_u64(pvlm_rng *r);
+uint32_t pvlm_rng_u32(pvlm_rng *r);
+/* Uniform integer in [0, n), unbiased (Lemire's rejection method); n > 0. */
+uint64_t pvlm_rng_below(pvlm_rng *r, uint64_t n);
+double pvlm_rng_uniform(pvlm_rng *r); /* [0, 1) with 53 random bits */
+double pvlm_rng_normal(pvlm_rng *r);  /* standard normal */
+/* splitmix64 step, useful to derive seeds: returns a mixed value of x. */
+uint64_t pvlm_mix64(uint64_t x);
+
+#endif

@@ -1,0 +1,149 @@
+/* test_core.c - unit tests of core/: args, rng, hash, fsutil, error, json. */
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/args.h"
+#include "core/error.h"
+#include "core/fsutil.h"
+#include "core/hash.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "harness.h"
+
+static int parse(const pvlm_cmd *cmd, int argc, const char **argv, char **pos, int *np) {
+    return pvlm_args_parse(cmd, argc, (char **)argv, pos, np);
+}
+
+static void test_args(void) {
+    int batch = 8, flag = 0;
+    double lr = 1e-3;
+    int64_t steps = 100;
+    const char *mode = "greedy", *out = NULL;
+    pvlm_opt opts[] = {
+        {"batch", PVLM_ARG_INT, &batch, "batch size", NULL, 1, 1024, 0},
+        {"lr", PVLM_ARG_DOUBLE, &lr, "learning rate", NULL, 0, 0, 0},
+        {"steps", PVLM_ARG_I64, &steps, "steps", NULL, 0, 0, 0},
+        {"mode", PVLM_ARG_CHOICE, &mode, "decoding", "greedy|beam", 0, 0, 0},
+        {"out", PVLM_ARG_STR, &out, "output", NULL, 0, 0, 1},
+        {"verbose", PVLM_ARG_FLAG, &flag, "talk", NULL, 0, 0, 0},
+    };
+    pvlm_cmd cmd = {"pvlm test", "a test command", "FILE", opts, 6, 1, 1};
+    char *pos[1];
+    int np = 0;
+    const char *a1[] = {"test", "--batch", "32", "--lr=0.5", "--mode", "beam", "--out", "x.json", "--verbose", "in.txt"};
+    CHECK(parse(&cmd, 10, a1, pos, &np) == PVLM_ARGS_OK);
+    CHECK(batch == 32 && lr == 0.5 && !strcmp(mode, "beam") && !strcmp(out, "x.json") && flag == 1);
+    CHECK(np == 1 && !strcmp(pos[0], "in.txt"));
+    const char *a2[] = {"test", "--bogus", "1", "--out", "y", "f"};
+    CHECK(parse(&cmd, 6, a2, pos, &np) == PVLM_ARGS_ERROR);
+    const char *a3[] = {"test", "--batch", "0", "--out", "y", "f"};
+    CHECK(parse(&cmd, 6, a3, pos, &np) == PVLM_ARGS_ERROR); /* out of range */
+    const char *a4[] = {"test", "--batch", "3x", "--out", "y", "f"};
+    CHECK(parse(&cmd, 6, a4, pos, &np) == PVLM_ARGS_ERROR); /* not a number */
+    const char *a5[] = {"test", "--mode", "sample", "--out", "y", "f"};
+    CHECK(parse(&cmd, 6, a5, pos, &np) == PVLM_ARGS_ERROR); /* bad choice */
+    out = NULL;
+    const char *a6[] = {"test", "f"};
+    CHECK(parse(&cmd, 2, a6, pos, &np) == PVLM_ARGS_ERROR); /* required missing */
+    const char *a7[] = {"test", "--out", "y"};
+    CHECK(parse(&cmd, 3, a7, pos, &np) == PVLM_ARGS_ERROR); /* positional missing */
+    const char *a8[] = {"test", "--out", "y", "a", "b"};
+    CHECK(parse(&cmd, 5, a8, pos, &np) == PVLM_ARGS_ERROR); /* too many positionals */
+    const char *a9[] = {"test", "--lr"};
+    CHECK(parse(&cmd, 2, a9, pos, &np) == PVLM_ARGS_ERROR); /* missing value */
+
+    json_t *j = pvlm_args_to_json(&cmd);
+    CHECK(json_integer_value(json_object_get(j, "batch")) == 32);
+    json_t *cfg = json_pack("{s:i, s:s}", "batch", 64, "mode", "greedy");
+    pvlm_err err;
+    CHECK_OK(pvlm_args_apply_json(&cmd, cfg, &err), &err);
+    CHECK(batch == 64 && !strcmp(mode, "greedy"));
+    json_t *badcfg = json_pack("{s:i}", "nope", 1);
+    CHECK(pvlm_args_apply_json(&cmd, badcfg, &err) == -1 && strstr(err.msg, "nope"));
+    json_decref(j);
+    json_decref(cfg);
+    json_decref(badcfg);
+}
+
+static void test_rng(void) {
+    pvlm_rng a, b, c;
+    pvlm_rng_seed(&a, 42, 0);
+    pvlm_rng_seed(&b, 42, 0);
+    pvlm_rng_seed(&c, 42, 1);
+    int same = 1, diff = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = pvlm_rng_u64(&a), y = pvlm_rng_u64(&b), z = pvlm_rng_u64(&c);
+        same &= x == y;
+        diff += x != z;
+    }
+    CHECK(same);
+    CHECK(diff > 990);
+    /* below(n) is uniform: chi-square-ish bound on 10 buckets */
+    int hist[10] = {0};
+    for (int i = 0; i < 100000; i++) hist[pvlm_rng_below(&a, 10)]++;
+    for (int i = 0; i < 10; i++) CHECK(hist[i] > 9500 && hist[i] < 10500);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 100000; i++) {
+        double x = pvlm_rng_normal(&a);
+        s += x;
+        s2 += x * x;
+    }
+    CHECK(fabs(s / 100000) < 0.02);
+    CHECK(fabs(s2 / 100000 - 1.0) < 0.03);
+}
+
+static void test_hash_fs(void) {
+    const char *tmp = getenv("PVLM_TMP");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/core", tmp ? tmp : "/tmp/pvlm-test-core");
+    pvlm_err err;
+    pvlm_rm_rf(dir, &err);
+    CHECK_OK(pvlm_mkdir_p(dir, &err), &err);
+    snprintf(path, sizeof path, "%s/a.bin", dir);
+    const char data[] = "hello pvlm";
+    CHECK_OK(pvlm_write_file_atomic(path, data, sizeof data, &err), &err);
+    char *back = NULL;
+    size_t n = 0;
+    CHECK_OK(pvlm_read_file(path, &back, &n, &err), &err);
+    CHECK(n == sizeof data && back && !memcmp(back, data, n));
+    uint64_t h1 = 0;
+    CHECK_OK(pvlm_hash_file(path, &h1, &err), &err);
+    CHECK(h1 == pvlm_hash64(data, sizeof data));
+    char hex[17];
+    uint64_t parsed = 0;
+    pvlm_hash_hex(h1, hex);
+    CHECK(pvlm_hash_parse(hex, &parsed) == 0 && parsed == h1);
+    CHECK(pvlm_hash_parse("xyz", &parsed) == -1);
+    free(back);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    CHECK(pvlm_read_file(missing, &back, &n, &err) == -1 && strstr(err.msg, "missing"));
+    /* JSON load error names file, line and column */
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    CHECK_OK(pvlm_write_file_atomic(path, "{\n \"a\": [1,\n", 12, &err), &err);
+    json_t *j = pvlm_json_load_file(path, &err);
+    CHECK(j == NULL && strstr(err.msg, "bad.json:"));
+    CHECK_OK(pvlm_rm_rf(dir, &err), &err);
+    CHECK(!pvlm_file_exists(dir));
+    void *p = pvlm_alloc(1000, &err);
+    CHECK(p && ((uintptr_t)p % PVLM_ALIGN) == 0);
+    pvlm_free(p);
+}
+
+static void test_err(void) {
+    pvlm_err err;
+    CHECK(pvlm_err_set(&err, PVLM_EFORMAT, "record %d bad", 7) == -1);
+    pvlm_err_prefix(&err, "shard %s", "s0");
+    CHECK(!strcmp(err.msg, "shard s0: record 7 bad") && err.code == PVLM_EFORMAT);
+    CHECK(pvlm_err_set(NULL, PVLM_EIO, "x") == -1);
+}
+
+int main(void) {
+    test_args();
+    test_rng();
+    test_hash_fs();
+    test_err();
+    return pvlm_test_done("core_unit");
+}
