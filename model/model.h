@@ -1,0 +1,112 @@
+/* model.h - the SimVLM-style PrefixLM encoder-decoder (issue 4).
+ *
+ * Owns: the flat parameter and gradient buffers (one allocation each) with a
+ * table of named views (checkpoint names), and private activation / scratch
+ * buffers grown on demand for the batch size. pvlm_model_create allocates
+ * everything, pvlm_model_free releases it; the caller owns the pvlm_model
+ * struct itself (usually on its stack).
+ *
+ * Buffer order (the grad-ready hook relies on it): embeddings / stem / prompts,
+ * then enc.0 .. enc.{L-1}, enc.ln_f, then dec.0 .. dec.{L-1}, dec.ln_f. Backward
+ * finishes the decoder layers last-to-first, then the encoder, then the
+ * embeddings, and reports each finished contiguous range through the hook.
+ * Architecture, views, conv stem and FLOP count: docs/model.md.
+ */
+#ifndef PVLM_MODEL_H
+#define PVLM_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "io/batch.h"
+
+typedef struct pvlm_model_config {
+    int image_size, patch_size; /* S, P; S % P == 0 */
+    char stem[8];               /* "patch" | "conv" */
+    int d_model, n_heads, d_ff, n_enc_layers, n_dec_layers;
+    int vocab_size, max_prefix_len, max_suffix_len; /* V, Lp, Ls */
+    int pad_id, bos_id, eos_id;
+    float ln_eps; /* 1e-5 */
+    /* conv stem only (docs/model.md): channels C of the reduced-resolution trunk, number of residual
+     * 3x3 blocks, GroupNorm groups (C % groups == 0). Ignored by the patch stem. */
+    int conv_channels, conv_blocks, conv_groups;
+    /* prompt tuning (0 in pretraining; finetune/ sets them): */
+    int n_vpt;      /* VPT visual prompt tokens inserted between image tokens and prefix text */
+    int vpt_deep;   /* 1: a fresh prompt set per encoder layer */
+    int n_ctx;      /* CoOp: the first n_ctx prefix-text embeddings are replaced by learned vectors */
+    int n_ctx_sets; /* 1 = unified context, K = class-specific (batch->ctx_set picks the set) */
+} pvlm_model_config;
+
+/* Defaults: the bench config of issue 4 (S=64, P=8, patch stem, d=512, h=8, d_ff=2048, 6+6 layers,
+ * V=8192, Lp=16, Ls=48), pad 0, bos 1, eos 2, ln_eps 1e-5, conv stem C=32, 2 blocks, 8 groups,
+ * no prompts (n_ctx_sets 1). */
+void pvlm_model_config_default(pvlm_model_config *c);
+json_t *pvlm_model_config_to_json(const pvlm_model_config *c); /* new ref */
+/* Fields missing from j keep the defaults; a wrong-typed field is an error. Validates. */
+int pvlm_model_config_from_json(pvlm_model_config *c, const json_t *j, pvlm_err *err);
+int pvlm_model_config_validate(const pvlm_model_config *c, pvlm_err *err);
+
+typedef struct pvlm_view { /* a named tensor inside the flat parameter buffer */
+    char name[64];         /* checkpoint name, e.g. "enc.0.attn.qkv.weight" */
+    size_t offset, numel;  /* in floats, into params/grads */
+    int ndim;
+    int64_t shape[4];
+    int decay; /* 1: AdamW weight decay applies (matrices only) */
+} pvlm_view;
+
+typedef struct pvlm_model {
+    pvlm_model_config cfg;
+    float *params, *grads; /* [n_params] each, one allocation each, owned */
+    size_t n_params;
+    pvlm_view *views; /* owned; in buffer order */
+    int n_views;
+    /* activations and scratch: private, owned, grown on demand for the batch size */
+    void *priv;
+} pvlm_model;
+
+int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err); /* params/grads zeroed */
+/* Issue 4 item 9: N(0,0.02) matrices/embeddings/positional tables/prompts, zero biases, LN/GN weight 1,
+ * residual output projections (attn.out, self.out, cross.out, mlp.fc2, conv block output conv) scaled by
+ * 1/sqrt(2*(n_enc_layers+n_dec_layers)). Deterministic in seed. */
+void pvlm_model_init_weights(pvlm_model *m, uint64_t seed);
+void pvlm_model_free(pvlm_model *m);
+const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name); /* NULL if absent */
+int pvlm_model_view_index(const pvlm_model *m, const char *name);        /* -1 if absent */
+void pvlm_model_zero_grad(pvlm_model *m);
+/* Number of encoder tokens T = Np + n_vpt + Lp. */
+int pvlm_model_enc_len(const pvlm_model_config *c);
+
+typedef struct pvlm_loss_stats { /* split for progress lines */
+    double loss_sum_img, loss_sum_txt; /* sum of token CE over image-text / text-only samples */
+    int64_t ntok_img, ntok_txt;
+} pvlm_loss_stats;
+
+/* Forward over a batch; *loss = sum of CE over non-ignored targets / n_targets_global.
+ * Keeps the activations needed by backward. sample_ce (may be NULL) receives per-sample CE sums [B].
+ * stats (may be NULL) is overwritten with this batch's sums. The batch's S/Lp/Ls must match the config
+ * (b->Lp <= Lp and b->Ls <= Ls are accepted: shorter batches are padded internally). */
+int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_global, float *loss,
+                       pvlm_loss_stats *stats, double *sample_ce, pvlm_err *err);
+
+/* Backward of the last forward: grads += d(loss)/d(params).
+ * sample_scale (may be NULL): d(objective)/d(sample CE sum) per sample [B]; NULL means 1/n_targets_global
+ * for every sample (the pretraining loss). Used by CoOp/CPT classification losses.
+ * hook (may be NULL) is called as soon as a contiguous range of grads is final for this micro-batch
+ * (decoder layers, then encoder layers, then embeddings), so mpi/ can start all-reducing it.
+ * The ranges reported by one backward are disjoint and cover [0, n_params). */
+typedef void (*pvlm_grad_ready_fn)(void *ctx, size_t offset, size_t count);
+int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample_scale,
+                        pvlm_grad_ready_fn hook, void *hook_ctx, pvlm_err *err);
+
+/* Analytic FLOPs of forward+backward for one batch (for MFU); documented in docs/model.md. */
+double pvlm_model_flops(const pvlm_model *m, const pvlm_batch *b);
+
+/* Per-layer-type wall time (seconds) accumulated by forward+backward since the last reset, for
+ * bench/bench_train_step. Index by PVLM_TIME_*. */
+enum { PVLM_TIME_STEM, PVLM_TIME_ENC, PVLM_TIME_DEC, PVLM_TIME_HEAD, PVLM_TIME_N };
+void pvlm_model_times(const pvlm_model *m, double out[PVLM_TIME_N]);
+void pvlm_model_times_reset(pvlm_model *m);
+
+#endif
