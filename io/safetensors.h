@@ -88,6 +88,7 @@ typedef struct pvlm_st_file {
     uint64_t data_start; /* 8 + N: file offset of the data buffer */
     pvlm_st_tensor *tensors; /* owned; sorted by data offset (= file order) */
     int n_tensors;
+    int *by_name; /* owned; indices into tensors sorted by name (for pvlm_st_find) */
     json_t *metadata; /* owned JSON object of strings (empty object when absent) */
 } pvlm_st_file;
 
