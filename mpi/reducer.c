@@ -1,0 +1,228 @@
+/* reducer.c - see reducer.h. */
+#include "reducer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/timer.h"
+
+#define DEFAULT_BUCKET_ELEMS ((size_t)1 << 20)
+
+static int add_bucket(pvlm_reducer *r, int *cap, size_t off, size_t n, pvlm_err *err) {
+    if (r->nb == *cap) {
+        int nc = *cap ? *cap * 2 : 16;
+        pvlm_reducer_bucket *nbk = realloc(r->b, (size_t)nc * sizeof *nbk);
+        if (!nbk) return pvlm_err_set(err, PVLM_ENOMEM, "reducer: out of memory for the bucket table");
+        r->b = nbk;
+        *cap = nc;
+    }
+    pvlm_reducer_bucket *b = &r->b[r->nb++];
+    memset(b, 0, sizeof *b);
+    b->off = off;
+    b->n = n;
+    b->req = MPI_REQUEST_NULL;
+    return 0;
+}
+
+int pvlm_reducer_init(pvlm_reducer *r, const pvlm_comm *c, float *buf, size_t n, const size_t *seg_off,
+                      const size_t *seg_n, int nseg, const pvlm_reducer_config *cfg, pvlm_err *err) {
+    memset(r, 0, sizeof *r);
+    r->comm = c;
+    r->buf = buf;
+    r->n = n;
+    r->zero1 = cfg && cfg->zero1;
+    r->next = -1;
+    if (n >= (size_t)INT32_MAX)
+        return pvlm_err_set(err, PVLM_EINVAL, "reducer: %zu floats exceed MPI's int counts (< 2^31)", n);
+    size_t be = cfg && cfg->bucket_elems ? cfg->bucket_elems : DEFAULT_BUCKET_ELEMS;
+    int cap = 0;
+    size_t whole_off = 0, whole_n = n;
+    if (nseg == 0) {
+        seg_off = &whole_off;
+        seg_n = &whole_n;
+        nseg = 1;
+    }
+    size_t prev_end = 0;
+    for (int s = 0; s < nseg; s++) {
+        if (seg_off[s] < prev_end || seg_off[s] + seg_n[s] > n) {
+            pvlm_reducer_free(r);
+            return pvlm_err_set(err, PVLM_EINVAL, "reducer: segment %d [%zu,+%zu) is unsorted, overlapping or outside [0,%zu)",
+                                s, seg_off[s], seg_n[s], n);
+        }
+        prev_end = seg_off[s] + seg_n[s];
+        for (size_t o = 0; o < seg_n[s]; o += be) {
+            size_t k = seg_n[s] - o < be ? seg_n[s] - o : be;
+            if (add_bucket(r, &cap, seg_off[s] + o, k, err)) {
+                pvlm_reducer_free(r);
+                return -1;
+            }
+        }
+    }
+    int P = c->size;
+    if (r->zero1) {
+        pvlm_comm_split(n, P, c->rank, &r->shard_off, &r->shard_n);
+        r->slice = pvlm_alloc(r->shard_n * sizeof(float), err);
+        r->ag_counts = calloc((size_t)P, sizeof(int));
+        r->ag_displs = calloc((size_t)P, sizeof(int));
+        if (!r->slice || !r->ag_counts || !r->ag_displs) {
+            pvlm_reducer_free(r);
+            return pvlm_err_set(err, PVLM_ENOMEM, "reducer: out of memory for the ZeRO-1 slice");
+        }
+        for (int q = 0; q < P; q++) {
+            size_t o, k;
+            pvlm_comm_split(n, P, q, &o, &k);
+            r->ag_counts[q] = (int)k;
+            r->ag_displs[q] = (int)o;
+        }
+        for (int i = 0; i < r->nb; i++) {
+            pvlm_reducer_bucket *b = &r->b[i];
+            b->rcounts = calloc((size_t)P, sizeof(int));
+            if (!b->rcounts) {
+                pvlm_reducer_free(r);
+                return pvlm_err_set(err, PVLM_ENOMEM, "reducer: out of memory for bucket counts");
+            }
+            for (int q = 0; q < P; q++) {
+                size_t lo = (size_t)r->ag_displs[q], hi = lo + (size_t)r->ag_counts[q];
+                size_t a = b->off > lo ? b->off : lo, e = b->off + b->n < hi ? b->off + b->n : hi;
+                b->rcounts[q] = e > a ? (int)(e - a) : 0;
+                if (q == c->rank) b->recv_off = e > a ? a : r->shard_off;
+            }
+        }
+    } else {
+        r->shard_off = 0;
+        r->shard_n = n;
+    }
+    return 0;
+}
+
+void pvlm_reducer_free(pvlm_reducer *r) {
+    if (r->b)
+        for (int i = 0; i < r->nb; i++) {
+            if (r->b[i].req != MPI_REQUEST_NULL) MPI_Request_free(&r->b[i].req);
+            free(r->b[i].rcounts);
+        }
+    free(r->b);
+    pvlm_free(r->slice);
+    free(r->ag_counts);
+    free(r->ag_displs);
+    memset(r, 0, sizeof *r);
+}
+
+void pvlm_reducer_stats_reset(pvlm_reducer *r) {
+    r->wait_s = r->hook_s = r->gather_s = 0;
+    r->bytes = 0;
+    r->rounds = 0;
+}
+
+int pvlm_reducer_begin(pvlm_reducer *r, pvlm_err *err) {
+    if (r->active) return pvlm_err_set(err, PVLM_EINVAL, "reducer: begin called twice without finish");
+    for (int i = 0; i < r->nb; i++) {
+        r->b[i].ready = 0;
+        r->b[i].launched = r->b[i].done = 0;
+        r->b[i].req = MPI_REQUEST_NULL;
+    }
+    if (r->zero1 && r->shard_n) memset(r->slice, 0, r->shard_n * sizeof(float));
+    r->next = r->nb - 1;
+    r->active = 1;
+    r->failed = 0;
+    pvlm_err_clear(&r->hook_err);
+    return 0;
+}
+
+static int launch(pvlm_reducer *r, pvlm_reducer_bucket *b, pvlm_err *err) {
+    int rc;
+    if (r->zero1) {
+        float *recv = r->slice + (b->recv_off - r->shard_off);
+        rc = MPI_Ireduce_scatter(r->buf + b->off, recv, b->rcounts, MPI_FLOAT, MPI_SUM, r->comm->comm, &b->req);
+    } else {
+        rc = MPI_Iallreduce(MPI_IN_PLACE, r->buf + b->off, (int)b->n, MPI_FLOAT, MPI_SUM, r->comm->comm, &b->req);
+    }
+    if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, r->zero1 ? "MPI_Ireduce_scatter(gradients)" : "MPI_Iallreduce(gradients)");
+    b->launched = 1;
+    r->bytes += (uint64_t)b->n * sizeof(float);
+    return 0;
+}
+
+/* Launch, in order, every bucket from `next` down that is fully ready. */
+static int launch_ready(pvlm_reducer *r, pvlm_err *err) {
+    while (r->next >= 0 && r->b[r->next].ready >= r->b[r->next].n) {
+        if (launch(r, &r->b[r->next], err)) return -1;
+        r->next--;
+    }
+    return 0;
+}
+
+void pvlm_reducer_poll(pvlm_reducer *r) {
+    if (!r->active || r->failed) return;
+    for (int i = r->nb - 1; i > r->next; i--) {
+        pvlm_reducer_bucket *b = &r->b[i];
+        if (!b->launched || b->done) continue;
+        int flag = 0;
+        int rc = MPI_Test(&b->req, &flag, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            r->failed = 1;
+            pvlm_comm_mpi_err(rc, &r->hook_err, "MPI_Test(gradient bucket)");
+            return;
+        }
+        if (flag) b->done = 1;
+        else break; /* later buckets were launched after this one; they are unlikely to be done */
+    }
+}
+
+void pvlm_reducer_hook(void *ctx, size_t off, size_t count) {
+    pvlm_reducer *r = ctx;
+    if (!r || !r->active || r->failed || count == 0) return;
+    double t0 = pvlm_now();
+    size_t end = off + count;
+    /* first bucket whose end is past off (buckets sorted by offset) */
+    int lo = 0, hi = r->nb;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (r->b[mid].off + r->b[mid].n <= off) lo = mid + 1;
+        else hi = mid;
+    }
+    for (int i = lo; i < r->nb && r->b[i].off < end; i++) {
+        pvlm_reducer_bucket *b = &r->b[i];
+        size_t a = b->off > off ? b->off : off, e = b->off + b->n < end ? b->off + b->n : end;
+        if (e > a) b->ready += e - a;
+    }
+    if (launch_ready(r, &r->hook_err)) r->failed = 1;
+    pvlm_reducer_poll(r);
+    r->hook_s += pvlm_now() - t0;
+}
+
+int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
+    if (!r->active) return pvlm_err_set(err, PVLM_EINVAL, "reducer: finish without begin");
+    int ret = 0;
+    if (r->failed) {
+        if (err) *err = r->hook_err;
+        ret = -1;
+    }
+    /* Launch whatever the hook did not (a model without hooks, or ranges it never reported). */
+    double t0 = pvlm_now();
+    for (; r->next >= 0; r->next--)
+        if (!ret && launch(r, &r->b[r->next], err)) ret = -1;
+    for (int i = r->nb - 1; i >= 0; i--) {
+        pvlm_reducer_bucket *b = &r->b[i];
+        if (!b->launched || b->done) continue;
+        int rc = MPI_Wait(&b->req, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS && !ret) ret = pvlm_comm_mpi_err(rc, err, "MPI_Wait(gradient bucket)");
+        b->done = 1;
+    }
+    r->wait_s += pvlm_now() - t0;
+    r->active = 0;
+    r->rounds++;
+    return ret;
+}
+
+int pvlm_reducer_allgather(pvlm_reducer *r, float *params, pvlm_err *err) {
+    if (!r->zero1 || r->comm->size == 1) return 0;
+    double t0 = pvlm_now();
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params, r->ag_counts, r->ag_displs, MPI_FLOAT,
+                            r->comm->comm);
+    r->gather_s += pvlm_now() - t0;
+    if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, "MPI_Allgatherv(parameters)");
+    r->bytes += (uint64_t)r->n * sizeof(float);
+    return 0;
+}
