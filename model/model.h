@@ -100,6 +100,12 @@ typedef void (*pvlm_grad_ready_fn)(void *ctx, size_t offset, size_t count);
 int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample_scale,
                         pvlm_grad_ready_fn hook, void *hook_ctx, pvlm_err *err);
 
+/* Run only the stem and the encoder on b (for decoding): *E [B*T, d] is the final-LN encoder output,
+ * *kmask [B*T] the key mask (1 = visible), *T the encoder length Np + n_vpt + b->Lp. Both pointers
+ * are borrowed from the model's activations and valid until its next forward/encode. */
+int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const uint8_t **kmask, int *T,
+                      pvlm_err *err);
+
 /* Analytic FLOPs of forward+backward for one batch (for MFU); documented in docs/model.md. */
 double pvlm_model_flops(const pvlm_model *m, const pvlm_batch *b);
 

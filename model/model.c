@@ -1,0 +1,828 @@
+/* model.c - see model.h. Architecture: issue 4 and docs/model.md. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "model/ops.h"
+
+/* ------------------------------------------------------------------ config */
+
+void pvlm_model_config_default(pvlm_model_config *c) {
+    memset(c, 0, sizeof *c);
+    c->image_size = 64, c->patch_size = 8;
+    snprintf(c->stem, sizeof c->stem, "patch");
+    c->d_model = 512, c->n_heads = 8, c->d_ff = 2048, c->n_enc_layers = 6, c->n_dec_layers = 6;
+    c->vocab_size = 8192, c->max_prefix_len = 16, c->max_suffix_len = 48;
+    c->pad_id = 0, c->bos_id = 1, c->eos_id = 2;
+    c->ln_eps = 1e-5f;
+    c->conv_channels = 32, c->conv_blocks = 2, c->conv_groups = 8;
+    c->n_vpt = 0, c->vpt_deep = 0, c->n_ctx = 0, c->n_ctx_sets = 1;
+}
+
+#define INT_FIELDS(X)                                                                                        \
+    X(image_size) X(patch_size) X(d_model) X(n_heads) X(d_ff) X(n_enc_layers) X(n_dec_layers) X(vocab_size)  \
+        X(max_prefix_len) X(max_suffix_len) X(pad_id) X(bos_id) X(eos_id) X(conv_channels) X(conv_blocks)   \
+            X(conv_groups) X(n_vpt) X(vpt_deep) X(n_ctx) X(n_ctx_sets)
+
+json_t *pvlm_model_config_to_json(const pvlm_model_config *c) {
+    json_t *j = json_object();
+#define SETI(f) json_object_set_new(j, #f, json_integer(c->f));
+    INT_FIELDS(SETI)
+#undef SETI
+    json_object_set_new(j, "stem", json_string(c->stem));
+    json_object_set_new(j, "ln_eps", json_real((double)c->ln_eps));
+    return j;
+}
+
+int pvlm_model_config_from_json(pvlm_model_config *c, const json_t *j, pvlm_err *err) {
+    pvlm_model_config_default(c);
+    if (!json_is_object(j)) return pvlm_err_set(err, PVLM_EFORMAT, "model config: not a JSON object");
+    json_t *v;
+#define GETI(f)                                                                                          \
+    if ((v = json_object_get(j, #f))) {                                                                  \
+        if (!json_is_integer(v) || json_integer_value(v) < -2147483647 || json_integer_value(v) > 2147483647) \
+            return pvlm_err_set(err, PVLM_EFORMAT, "model config: field '%s' must be an integer", #f);   \
+        c->f = (int)json_integer_value(v);                                                               \
+    }
+    INT_FIELDS(GETI)
+#undef GETI
+    if ((v = json_object_get(j, "stem"))) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) >= sizeof c->stem)
+            return pvlm_err_set(err, PVLM_EFORMAT, "model config: field 'stem' must be \"patch\" or \"conv\"");
+        snprintf(c->stem, sizeof c->stem, "%s", json_string_value(v));
+    }
+    if ((v = json_object_get(j, "ln_eps"))) {
+        if (!json_is_number(v)) return pvlm_err_set(err, PVLM_EFORMAT, "model config: field 'ln_eps' must be a number");
+        c->ln_eps = (float)json_number_value(v);
+    }
+    return pvlm_model_config_validate(c, err);
+}
+
+int pvlm_model_config_validate(const pvlm_model_config *c, pvlm_err *err) {
+#define REQ(cond, ...) \
+    if (!(cond)) return pvlm_err_set(err, PVLM_EINVAL, "model config: " __VA_ARGS__)
+    REQ(c->image_size > 0 && c->patch_size > 0 && c->image_size % c->patch_size == 0,
+        "image_size %d must be a positive multiple of patch_size %d", c->image_size, c->patch_size);
+    REQ(!strcmp(c->stem, "patch") || !strcmp(c->stem, "conv"), "stem '%s' must be patch or conv", c->stem);
+    if (!strcmp(c->stem, "conv")) {
+        REQ(c->patch_size % 2 == 0, "conv stem needs an even patch_size (got %d)", c->patch_size);
+        REQ(c->conv_channels > 0 && c->conv_groups > 0 && c->conv_channels % c->conv_groups == 0,
+            "conv_channels %d must be a positive multiple of conv_groups %d", c->conv_channels, c->conv_groups);
+        REQ(c->conv_blocks >= 0, "conv_blocks %d < 0", c->conv_blocks);
+    }
+    REQ(c->d_model > 0 && c->n_heads > 0 && c->d_model % c->n_heads == 0,
+        "d_model %d must be a positive multiple of n_heads %d", c->d_model, c->n_heads);
+    REQ(c->d_ff > 0, "d_ff %d must be positive", c->d_ff);
+    REQ(c->n_enc_layers >= 1 && c->n_dec_layers >= 1, "n_enc_layers %d and n_dec_layers %d must be >= 1",
+        c->n_enc_layers, c->n_dec_layers);
+    REQ(c->vocab_size > 1, "vocab_size %d must be > 1", c->vocab_size);
+    REQ(c->max_prefix_len >= 1 && c->max_suffix_len >= 1, "max_prefix_len %d and max_suffix_len %d must be >= 1",
+        c->max_prefix_len, c->max_suffix_len);
+    REQ(c->pad_id >= 0 && c->pad_id < c->vocab_size && c->bos_id >= 0 && c->bos_id < c->vocab_size &&
+            c->eos_id >= 0 && c->eos_id < c->vocab_size,
+        "pad/bos/eos ids %d/%d/%d must lie in [0, vocab_size %d)", c->pad_id, c->bos_id, c->eos_id, c->vocab_size);
+    REQ(c->ln_eps > 0.0f, "ln_eps must be positive");
+    REQ(c->n_vpt >= 0 && (c->vpt_deep == 0 || c->vpt_deep == 1), "n_vpt %d must be >= 0 and vpt_deep (%d) 0 or 1",
+        c->n_vpt, c->vpt_deep);
+    REQ(c->n_ctx >= 0 && c->n_ctx <= c->max_prefix_len, "n_ctx %d must lie in [0, max_prefix_len %d]", c->n_ctx,
+        c->max_prefix_len);
+    REQ(c->n_ctx_sets >= 1, "n_ctx_sets %d must be >= 1", c->n_ctx_sets);
+#undef REQ
+    return 0;
+}
+
+int pvlm_model_enc_len(const pvlm_model_config *c) {
+    int g = c->image_size / c->patch_size;
+    return g * g + c->n_vpt + c->max_prefix_len;
+}
+
+/* ------------------------------------------------------------------ private state */
+
+typedef struct enc_p { /* parameter offsets of one encoder layer */
+    size_t ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b, start, end;
+} enc_p;
+typedef struct dec_p {
+    size_t ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, lnc_w, lnc_b, cq_w, cq_b, ckv_w, ckv_b, cout_w, cout_b;
+    size_t ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b, start, end;
+} dec_p;
+typedef struct enc_a { /* saved activations of one encoder layer; N = B*T rows */
+    float *ln1, *m1, *r1, *qkv, *att, *ao, *xm, *ln2, *m2, *r2, *fc1, *gl, *out;
+} enc_a;
+typedef struct dec_a {
+    float *ln1, *m1, *r1, *qkv, *att, *ao, *xm1, *lnc, *mc, *rc, *qc, *kvc, *attc, *aoc, *xm2, *ln2, *m2, *r2;
+    float *fc1, *gl, *out;
+} dec_a;
+
+typedef struct priv {
+    /* parameter offsets */
+    size_t tok, enc_pos, dec_pos, pe_w, pe_b, img_pos, vpt, coop, encf_w, encf_b, decf_w, decf_b;
+    size_t ci_w, ci_b, gnf_w, gnf_b, *bgn_w, *bgn_b, *bcv_w, *bcv_b;
+    enc_p *enc;
+    dec_p *dec;
+    int conv, Np, K; /* conv stem?, patches, patch row width */
+    /* activations for batch capacity (cB, cT, cLs) */
+    void *arena;
+    size_t arena_bytes;
+    int cB, cT, cLs;
+    int B, T, Lpb, Ls, have_fwd; /* shape of the last forward */
+    float *img, *patches, *timg, *x0, *E, *Em, *Er, *y0, *yf, *yfm, *yfr, *probs;
+    double *rowloss;
+    uint8_t *kmask;
+    enc_a *ea;
+    dec_a *da;
+    /* conv stem */
+    float *p0, **xs, **gn, **gnm, **gnr, **gl, **cols, *gnf, *gnfm, *gnfr;
+    /* backward scratch */
+    float *dx, *dy, *dE, *dln, *dao, *dqkv, *datt, *dfc, *dkvc, *dqc, *scale, *dtimg, *dpatch, *dmap, *dmap2,
+        *dcols;
+    double inv_ntg; /* 1/n_targets_global of the last forward */
+    double times[PVLM_TIME_N];
+} priv;
+
+static size_t add_view(pvlm_model *m, int cap, const char *name, int decay, int ndim, int64_t s0, int64_t s1,
+                       int64_t s2, int64_t s3) {
+    (void)cap;
+    pvlm_view *v = &m->views[m->n_views++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->ndim = ndim;
+    int64_t sh[4] = {s0, s1, s2, s3};
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) v->shape[i] = sh[i], n *= (size_t)sh[i];
+    v->numel = n;
+    v->offset = m->n_params;
+    v->decay = decay;
+    m->n_params += n;
+    return v->offset;
+}
+
+static int count_views(const pvlm_model_config *c) {
+    int n = 5 + 2; /* tok, enc_pos, dec_pos, pe w/b, img_pos ... */
+    n += 1;
+    if (!strcmp(c->stem, "conv")) n += 2 + 4 * c->conv_blocks + 2;
+    n += 2; /* vpt, coop */
+    n += 12 * c->n_enc_layers + 2 + 20 * c->n_dec_layers + 2;
+    return n;
+}
+
+int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) {
+    memset(m, 0, sizeof *m);
+    if (pvlm_model_config_validate(cfg, err)) return -1;
+    m->cfg = *cfg;
+    const pvlm_model_config *c = &m->cfg;
+    int cap = count_views(c);
+    priv *p = pvlm_alloc(sizeof *p, err);
+    m->views = pvlm_alloc(sizeof(pvlm_view) * (size_t)cap, err);
+    if (!p || !m->views) goto fail;
+    m->priv = p;
+    int d = c->d_model, V = c->vocab_size, Le = c->n_enc_layers, Ld = c->n_dec_layers, F = c->d_ff;
+    int g = c->image_size / c->patch_size;
+    p->Np = g * g;
+    p->conv = !strcmp(c->stem, "conv");
+    p->enc = pvlm_alloc(sizeof(enc_p) * (size_t)Le, err);
+    p->dec = pvlm_alloc(sizeof(dec_p) * (size_t)Ld, err);
+    int nb = c->conv_blocks > 0 ? c->conv_blocks : 1;
+    p->bgn_w = pvlm_alloc(sizeof(size_t) * 4 * (size_t)nb, err);
+    if (!p->enc || !p->dec || !p->bgn_w) goto fail;
+    p->bgn_b = p->bgn_w + nb, p->bcv_w = p->bgn_b + nb, p->bcv_b = p->bcv_w + nb;
+    char nm[64];
+    /* embeddings, stem, prompts: reported last by the grad-ready hook */
+    p->tok = add_view(m, cap, "tok_embed", 1, 2, V, d, 0, 0);
+    p->enc_pos = add_view(m, cap, "enc_text_pos", 0, 2, c->max_prefix_len, d, 0, 0);
+    p->dec_pos = add_view(m, cap, "dec_pos", 0, 2, c->max_suffix_len, d, 0, 0);
+    if (p->conv) {
+        int C = c->conv_channels;
+        p->ci_w = add_view(m, cap, "stem.conv_in.weight", 1, 4, C, 3, 2, 2);
+        p->ci_b = add_view(m, cap, "stem.conv_in.bias", 0, 1, C, 0, 0, 0);
+        for (int i = 0; i < c->conv_blocks; i++) {
+            snprintf(nm, sizeof nm, "stem.block.%d.gn.weight", i);
+            p->bgn_w[i] = add_view(m, cap, nm, 0, 1, C, 0, 0, 0);
+            snprintf(nm, sizeof nm, "stem.block.%d.gn.bias", i);
+            p->bgn_b[i] = add_view(m, cap, nm, 0, 1, C, 0, 0, 0);
+            snprintf(nm, sizeof nm, "stem.block.%d.conv.weight", i);
+            p->bcv_w[i] = add_view(m, cap, nm, 1, 4, C, C, 3, 3);
+            snprintf(nm, sizeof nm, "stem.block.%d.conv.bias", i);
+            p->bcv_b[i] = add_view(m, cap, nm, 0, 1, C, 0, 0, 0);
+        }
+        p->gnf_w = add_view(m, cap, "stem.gn_f.weight", 0, 1, C, 0, 0, 0);
+        p->gnf_b = add_view(m, cap, "stem.gn_f.bias", 0, 1, C, 0, 0, 0);
+        int q = c->patch_size / 2;
+        p->K = C * q * q;
+    } else {
+        p->K = 3 * c->patch_size * c->patch_size;
+    }
+    p->pe_w = add_view(m, cap, "patch_embed.weight", 1, 2, d, p->K, 0, 0);
+    p->pe_b = add_view(m, cap, "patch_embed.bias", 0, 1, d, 0, 0, 0);
+    p->img_pos = add_view(m, cap, "img_pos", 0, 2, p->Np, d, 0, 0);
+    if (c->n_vpt > 0) p->vpt = add_view(m, cap, "vpt.prompts", 0, 3, c->vpt_deep ? Le : 1, c->n_vpt, d, 0);
+    if (c->n_ctx > 0) p->coop = add_view(m, cap, "coop.ctx", 0, 3, c->n_ctx_sets, c->n_ctx, d, 0);
+#define LN(dst_w, dst_b, pre)                                     \
+    snprintf(nm, sizeof nm, "%s.weight", pre);                    \
+    dst_w = add_view(m, cap, nm, 0, 1, d, 0, 0, 0);               \
+    snprintf(nm, sizeof nm, "%s.bias", pre);                      \
+    dst_b = add_view(m, cap, nm, 0, 1, d, 0, 0, 0);
+#define LIN(dst_w, dst_b, pre, O, I)                              \
+    snprintf(nm, sizeof nm, "%s.weight", pre);                    \
+    dst_w = add_view(m, cap, nm, 1, 2, O, I, 0, 0);               \
+    snprintf(nm, sizeof nm, "%s.bias", pre);                      \
+    dst_b = add_view(m, cap, nm, 0, 1, O, 0, 0, 0);
+    char pre[48];
+    for (int l = 0; l < Le; l++) {
+        enc_p *e = &p->enc[l];
+        e->start = m->n_params;
+        snprintf(pre, sizeof pre, "enc.%d.ln1", l);
+        LN(e->ln1_w, e->ln1_b, pre);
+        snprintf(pre, sizeof pre, "enc.%d.attn.qkv", l);
+        LIN(e->qkv_w, e->qkv_b, pre, 3 * d, d);
+        snprintf(pre, sizeof pre, "enc.%d.attn.out", l);
+        LIN(e->out_w, e->out_b, pre, d, d);
+        snprintf(pre, sizeof pre, "enc.%d.ln2", l);
+        LN(e->ln2_w, e->ln2_b, pre);
+        snprintf(pre, sizeof pre, "enc.%d.mlp.fc1", l);
+        LIN(e->fc1_w, e->fc1_b, pre, F, d);
+        snprintf(pre, sizeof pre, "enc.%d.mlp.fc2", l);
+        LIN(e->fc2_w, e->fc2_b, pre, d, F);
+        e->end = m->n_params;
+    }
+    LN(p->encf_w, p->encf_b, "enc.ln_f");
+    for (int l = 0; l < Ld; l++) {
+        dec_p *e = &p->dec[l];
+        e->start = m->n_params;
+        snprintf(pre, sizeof pre, "dec.%d.ln1", l);
+        LN(e->ln1_w, e->ln1_b, pre);
+        snprintf(pre, sizeof pre, "dec.%d.self.qkv", l);
+        LIN(e->qkv_w, e->qkv_b, pre, 3 * d, d);
+        snprintf(pre, sizeof pre, "dec.%d.self.out", l);
+        LIN(e->out_w, e->out_b, pre, d, d);
+        snprintf(pre, sizeof pre, "dec.%d.ln_cross", l);
+        LN(e->lnc_w, e->lnc_b, pre);
+        snprintf(pre, sizeof pre, "dec.%d.cross.q", l);
+        LIN(e->cq_w, e->cq_b, pre, d, d);
+        snprintf(pre, sizeof pre, "dec.%d.cross.kv", l);
+        LIN(e->ckv_w, e->ckv_b, pre, 2 * d, d);
+        snprintf(pre, sizeof pre, "dec.%d.cross.out", l);
+        LIN(e->cout_w, e->cout_b, pre, d, d);
+        snprintf(pre, sizeof pre, "dec.%d.ln2", l);
+        LN(e->ln2_w, e->ln2_b, pre);
+        snprintf(pre, sizeof pre, "dec.%d.mlp.fc1", l);
+        LIN(e->fc1_w, e->fc1_b, pre, F, d);
+        snprintf(pre, sizeof pre, "dec.%d.mlp.fc2", l);
+        LIN(e->fc2_w, e->fc2_b, pre, d, F);
+        e->end = m->n_params;
+    }
+    LN(p->decf_w, p->decf_b, "dec.ln_f");
+#undef LN
+#undef LIN
+    m->params = pvlm_alloc(sizeof(float) * m->n_params, err);
+    m->grads = pvlm_alloc(sizeof(float) * m->n_params, err);
+    if (!m->params || !m->grads) goto fail;
+    /* LayerNorm / GroupNorm weights start at 1 so a freshly created model is usable before init */
+    for (int i = 0; i < m->n_views; i++) {
+        const pvlm_view *v = &m->views[i];
+        size_t L = strlen(v->name);
+        int is_norm = (strstr(v->name, "ln") || strstr(v->name, ".gn")) && L > 7 && !strcmp(v->name + L - 7, ".weight");
+        if (is_norm)
+            for (size_t k = 0; k < v->numel; k++) m->params[v->offset + k] = 1.0f;
+    }
+    return 0;
+fail:
+    if (err && err->code == 0) pvlm_err_set(err, PVLM_ENOMEM, "model: out of memory");
+    pvlm_model_free(m);
+    return -1;
+}
+
+void pvlm_model_init_weights(pvlm_model *m, uint64_t seed) {
+    const pvlm_model_config *c = &m->cfg;
+    float resid = 1.0f / sqrtf(2.0f * (float)(c->n_enc_layers + c->n_dec_layers));
+    for (int i = 0; i < m->n_views; i++) {
+        const pvlm_view *v = &m->views[i];
+        float *w = m->params + v->offset;
+        size_t L = strlen(v->name);
+        int is_bias = L > 5 && !strcmp(v->name + L - 5, ".bias");
+        int is_norm = (strstr(v->name, "ln") || strstr(v->name, ".gn")) && L > 7 && !strcmp(v->name + L - 7, ".weight");
+        if (is_bias) {
+            memset(w, 0, sizeof(float) * v->numel);
+        } else if (is_norm) {
+            for (size_t k = 0; k < v->numel; k++) w[k] = 1.0f;
+        } else {
+            /* an independent stream per view, so adding a view never changes the others */
+            pvlm_rng r;
+            pvlm_rng_seed(&r, seed, (uint64_t)i + 1);
+            float sd = 0.02f;
+            if (strstr(v->name, ".out.weight") || strstr(v->name, ".fc2.weight") || strstr(v->name, ".conv.weight"))
+                sd *= resid;
+            for (size_t k = 0; k < v->numel; k++) w[k] = (float)pvlm_rng_normal(&r) * sd;
+        }
+    }
+}
+
+void pvlm_model_free(pvlm_model *m) {
+    if (!m) return;
+    priv *p = m->priv;
+    if (p) {
+        pvlm_free(p->enc);
+        pvlm_free(p->dec);
+        pvlm_free(p->bgn_w);
+        pvlm_free(p->ea);
+        pvlm_free(p->da);
+        pvlm_free(p->xs);
+        pvlm_free(p->arena);
+        pvlm_free(p);
+    }
+    pvlm_free(m->params);
+    pvlm_free(m->grads);
+    pvlm_free(m->views);
+    memset(m, 0, sizeof *m);
+}
+
+int pvlm_model_view_index(const pvlm_model *m, const char *name) {
+    for (int i = 0; i < m->n_views; i++)
+        if (!strcmp(m->views[i].name, name)) return i;
+    return -1;
+}
+
+const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name) {
+    int i = pvlm_model_view_index(m, name);
+    return i < 0 ? NULL : &m->views[i];
+}
+
+void pvlm_model_zero_grad(pvlm_model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
+
+void pvlm_model_times(const pvlm_model *m, double out[PVLM_TIME_N]) {
+    const priv *p = m->priv;
+    for (int i = 0; i < PVLM_TIME_N; i++) out[i] = p->times[i];
+}
+
+void pvlm_model_times_reset(pvlm_model *m) {
+    priv *p = m->priv;
+    for (int i = 0; i < PVLM_TIME_N; i++) p->times[i] = 0.0;
+}
+
+/* ------------------------------------------------------------------ activation arena */
+
+typedef struct bump {
+    char *base;
+    size_t off;
+} bump;
+
+static void *take(bump *b, size_t bytes) {
+    size_t o = (b->off + 63) & ~(size_t)63;
+    b->off = o + bytes;
+    return b->base ? b->base + o : NULL;
+}
+#define TF(n) ((float *)take(&bb, sizeof(float) * (size_t)(n)))
+
+/* Lays out every activation for (B, T, Ls) at bb.base (NULL: only sizes). */
+static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
+    priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    bump bb = {base, 0};
+    size_t d = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads;
+    size_t Ne = (size_t)B * T, Nd = (size_t)B * Ls, S = (size_t)c->image_size, Np = (size_t)p->Np;
+    size_t Nm = Ne > Nd ? Ne : Nd;
+    p->img = TF((size_t)B * S * S * 3);
+    p->patches = TF((size_t)B * Np * p->K);
+    p->timg = TF((size_t)B * Np * d);
+    p->x0 = TF(Ne * d);
+    p->kmask = take(&bb, Ne);
+    for (int l = 0; l < c->n_enc_layers; l++) {
+        enc_a *a = &p->ea[l];
+        a->ln1 = TF(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
+        a->att = TF((size_t)B * H * T * T), a->ao = TF(Ne * d), a->xm = TF(Ne * d);
+        a->ln2 = TF(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TF(Ne * F);
+        a->out = TF(Ne * d);
+    }
+    p->E = TF(Ne * d), p->Em = TF(Ne), p->Er = TF(Ne);
+    p->y0 = TF(Nd * d);
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        dec_a *a = &p->da[l];
+        a->ln1 = TF(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
+        a->att = TF((size_t)B * H * Ls * Ls), a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
+        a->lnc = TF(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
+        a->attc = TF((size_t)B * H * Ls * T), a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
+        a->ln2 = TF(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TF(Nd * F);
+        a->out = TF(Nd * d);
+    }
+    p->yf = TF(Nd * d), p->yfm = TF(Nd), p->yfr = TF(Nd);
+    p->probs = TF(Nd * (size_t)c->vocab_size);
+    p->rowloss = take(&bb, sizeof(double) * Nd);
+    /* conv stem */
+    if (p->conv) {
+        size_t H2 = S / 2, C = (size_t)c->conv_channels, G = (size_t)c->conv_groups, M = (size_t)B * H2 * H2;
+        p->p0 = TF(M * 12);
+        for (int i = 0; i <= c->conv_blocks; i++) p->xs[i] = TF(M * C);
+        for (int i = 0; i < c->conv_blocks; i++) {
+            p->gn[i] = TF(M * C), p->gnm[i] = TF((size_t)B * G), p->gnr[i] = TF((size_t)B * G);
+            p->gl[i] = TF(M * C), p->cols[i] = TF(M * C * 9);
+        }
+        p->gnf = TF(M * C), p->gnfm = TF((size_t)B * G), p->gnfr = TF((size_t)B * G);
+        p->dmap = TF(M * C), p->dmap2 = TF(M * C), p->dcols = TF(M * C * 9);
+    }
+    /* backward scratch */
+    size_t att_max = (size_t)T * T;
+    if ((size_t)Ls * Ls > att_max) att_max = (size_t)Ls * Ls;
+    if ((size_t)Ls * T > att_max) att_max = (size_t)Ls * T;
+    p->dx = TF(Ne * d), p->dy = TF(Nd * d), p->dE = TF(Ne * d), p->dln = TF(Nm * d), p->dao = TF(Nm * d);
+    p->dqkv = TF(Nm * 3 * d), p->datt = TF((size_t)B * H * att_max), p->dfc = TF(Nm * F);
+    p->dkvc = TF(Ne * 2 * d), p->dqc = TF(Nd * d), p->scale = TF(Nd);
+    p->dtimg = TF((size_t)B * Np * d), p->dpatch = TF((size_t)B * Np * p->K);
+    return bb.off + 64;
+}
+#undef TF
+
+static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
+    priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    if (!p->ea) {
+        p->ea = pvlm_alloc(sizeof(enc_a) * (size_t)c->n_enc_layers, err);
+        p->da = pvlm_alloc(sizeof(dec_a) * (size_t)c->n_dec_layers, err);
+        size_t nb = (size_t)c->conv_blocks + 1;
+        p->xs = pvlm_alloc(sizeof(float *) * nb * 6, err);
+        if (!p->ea || !p->da || !p->xs) return -1;
+        p->gn = p->xs + nb, p->gnm = p->gn + nb, p->gnr = p->gnm + nb, p->gl = p->gnr + nb, p->cols = p->gl + nb;
+    }
+    if (p->arena && B <= p->cB && T == p->cT && Ls == p->cLs) {
+        layout(m, p->arena, B, T, Ls);
+        return 0;
+    }
+    if (p->arena && B <= p->cB && T <= p->cT && Ls <= p->cLs && layout(m, NULL, B, T, Ls) <= p->arena_bytes) {
+        layout(m, p->arena, B, T, Ls);
+        return 0;
+    }
+    pvlm_free(p->arena);
+    p->arena = NULL;
+    size_t bytes = layout(m, NULL, B, T, Ls);
+    p->arena = pvlm_alloc(bytes, err);
+    if (!p->arena) return pvlm_err_prefix(err, "model activations for batch %d (%zu MiB): ", B, bytes >> 20);
+    p->arena_bytes = bytes, p->cB = B, p->cT = T, p->cLs = Ls;
+    layout(m, p->arena, B, T, Ls);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+#define PP(off) (m->params + (off))
+#define GG(off) (m->grads + (off))
+
+static int check_batch(const pvlm_model *m, const pvlm_batch *b, int need_targets, pvlm_err *err) {
+    const pvlm_model_config *c = &m->cfg;
+    if (b->B <= 0 || b->S != c->image_size || b->Lp < 1 || b->Lp > c->max_prefix_len || b->Ls < 1 ||
+        b->Ls > c->max_suffix_len)
+        return pvlm_err_set(err, PVLM_EINVAL,
+                            "model: batch shape B=%d S=%d Lp=%d Ls=%d does not fit the model (S=%d, Lp<=%d, Ls<=%d)",
+                            b->B, b->S, b->Lp, b->Ls, c->image_size, c->max_prefix_len, c->max_suffix_len);
+    int V = c->vocab_size;
+    for (int i = 0; i < b->B; i++) {
+        if (b->prefix_len[i] < 0 || b->prefix_len[i] > b->Lp)
+            return pvlm_err_set(err, PVLM_EINVAL, "model: sample %d prefix_len %d outside [0,%d]", i, b->prefix_len[i], b->Lp);
+        if (!b->has_image[i] && b->prefix_len[i] < 1 && c->n_ctx < 1 && c->n_vpt < 1)
+            return pvlm_err_set(err, PVLM_EINVAL, "model: text-only sample %d has an empty prefix", i);
+        if (c->n_ctx > 0 && (b->ctx_set[i] < 0 || b->ctx_set[i] >= c->n_ctx_sets))
+            return pvlm_err_set(err, PVLM_EINVAL, "model: sample %d ctx_set %d outside [0,%d)", i, b->ctx_set[i], c->n_ctx_sets);
+        for (int j = 0; j < b->Lp; j++) {
+            int32_t t = b->prefix[(size_t)i * b->Lp + j];
+            if (t < 0 || t >= V) return pvlm_err_set(err, PVLM_EINVAL, "model: sample %d prefix id %d outside [0,%d)", i, t, V);
+        }
+        for (int j = 0; j < b->Ls; j++) {
+            int32_t t = b->dec_in[(size_t)i * b->Ls + j];
+            if (t < 0 || t >= V) return pvlm_err_set(err, PVLM_EINVAL, "model: sample %d dec_in id %d outside [0,%d)", i, t, V);
+            if (need_targets) {
+                t = b->targets[(size_t)i * b->Ls + j];
+                if (t != PVLM_IGNORE && (t < 0 || t >= V))
+                    return pvlm_err_set(err, PVLM_EINVAL, "model: sample %d target id %d outside [0,%d)", i, t, V);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Stem + encoder; fills p->E and p->kmask. */
+static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
+    priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, S = c->image_size, Np = p->Np;
+    int nv = c->n_vpt, Lpb = b->Lp, Ne = B * T;
+    double t0 = pvlm_now();
+    /* stem -> timg [B*Np, d] */
+    pvlm_op_image_norm(p->img, b->images, (size_t)B * S * S * 3);
+    if (!p->conv) {
+        pvlm_op_patchify_fwd(p->patches, p->img, B, S, S, 3, c->patch_size); /* [B*Np, 3P^2] */
+    } else {
+        int H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
+        pvlm_op_patchify_fwd(p->p0, p->img, B, S, S, 3, 2);                   /* [M, 12] */
+        pvlm_op_linear_fwd(p->xs[0], p->p0, PP(p->ci_w), PP(p->ci_b), M, 12, C); /* [B,H2,H2,C] */
+        for (int i = 0; i < c->conv_blocks; i++) {
+            pvlm_op_groupnorm_fwd(p->gn[i], p->gnm[i], p->gnr[i], p->xs[i], PP(p->bgn_w[i]), PP(p->bgn_b[i]), B,
+                                  H2 * H2, C, G, c->ln_eps);
+            pvlm_op_gelu_fwd(p->gl[i], p->gn[i], (size_t)M * C);
+            pvlm_op_im2col3_fwd(p->cols[i], p->gl[i], B, H2, H2, C);            /* [M, 9C] */
+            pvlm_op_linear_fwd(p->xs[i + 1], p->cols[i], PP(p->bcv_w[i]), PP(p->bcv_b[i]), M, 9 * C, C);
+            pvlm_op_add_inplace(p->xs[i + 1], p->xs[i], (size_t)M * C);
+        }
+        pvlm_op_groupnorm_fwd(p->gnf, p->gnfm, p->gnfr, p->xs[c->conv_blocks], PP(p->gnf_w), PP(p->gnf_b), B,
+                              H2 * H2, C, G, c->ln_eps);
+        pvlm_op_patchify_fwd(p->patches, p->gnf, B, H2, H2, C, c->patch_size / 2); /* [B*Np, C(P/2)^2] */
+    }
+    pvlm_op_linear_fwd(p->timg, p->patches, PP(p->pe_w), PP(p->pe_b), B * Np, p->K, d);
+    /* assemble x0 [B,T,d]: image tokens, prompts, prefix text */
+    const float *ipos = PP(p->img_pos), *tpos = PP(p->enc_pos), *tok = PP(p->tok);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < Ne; r++) {
+        int bi = r / T, t = r % T;
+        float *x = p->x0 + (size_t)r * d;
+        const float *a, *pos = NULL;
+        if (t < Np) {
+            a = p->timg + ((size_t)bi * Np + t) * d, pos = ipos + (size_t)t * d;
+        } else if (t < Np + nv) {
+            a = PP(p->vpt) + (size_t)(t - Np) * d;
+        } else {
+            int j = t - Np - nv;
+            if (j < c->n_ctx)
+                a = PP(p->coop) + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d;
+            else
+                a = tok + (size_t)b->prefix[(size_t)bi * Lpb + j] * d;
+            pos = tpos + (size_t)j * d;
+        }
+        if (pos)
+            for (int k = 0; k < d; k++) x[k] = a[k] + pos[k];
+        else
+            memcpy(x, a, sizeof(float) * (size_t)d);
+    }
+    /* key-padding mask: image tokens of text-only samples and padded prefix tokens are hidden;
+     * prompts and CoOp context vectors are always visible */
+    for (int bi = 0; bi < B; bi++)
+        for (int t = 0; t < T; t++) {
+            int vis;
+            if (t < Np) vis = b->has_image[bi] != 0;
+            else if (t < Np + nv) vis = 1;
+            else vis = (t - Np - nv) < b->prefix_len[bi] || (t - Np - nv) < c->n_ctx;
+            p->kmask[(size_t)bi * T + t] = (uint8_t)vis;
+        }
+    double t1 = pvlm_now();
+    p->times[PVLM_TIME_STEM] += t1 - t0;
+    float *x = p->x0;
+    for (int l = 0; l < c->n_enc_layers; l++) {
+        const enc_p *e = &p->enc[l];
+        enc_a *a = &p->ea[l];
+        if (nv > 0 && c->vpt_deep && l > 0) /* VPT-deep: layer l's own prompts replace the previous outputs */
+            for (int bi = 0; bi < B; bi++)
+                memcpy(x + ((size_t)bi * T + Np) * d, PP(p->vpt) + (size_t)l * nv * d, sizeof(float) * (size_t)nv * d);
+        pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, PP(e->ln1_w), PP(e->ln1_b), Ne, d, c->ln_eps);
+        pvlm_op_linear_fwd(a->qkv, a->ln1, PP(e->qkv_w), PP(e->qkv_b), Ne, d, 3 * d);
+        pvlm_op_attention_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, p->kmask, 0,
+                              B, H, T, T, d / H);
+        pvlm_op_linear_fwd(a->xm, a->ao, PP(e->out_w), PP(e->out_b), Ne, d, d);
+        pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
+        pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, PP(e->ln2_w), PP(e->ln2_b), Ne, d, c->ln_eps);
+        pvlm_op_linear_fwd(a->fc1, a->ln2, PP(e->fc1_w), PP(e->fc1_b), Ne, d, F);
+        pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
+        pvlm_op_linear_fwd(a->out, a->gl, PP(e->fc2_w), PP(e->fc2_b), Ne, F, d);
+        pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
+        x = a->out;
+    }
+    pvlm_op_layernorm_fwd(p->E, p->Em, p->Er, x, PP(p->encf_w), PP(p->encf_b), Ne, d, c->ln_eps);
+    p->times[PVLM_TIME_ENC] += pvlm_now() - t1;
+}
+
+static int prepare(pvlm_model *m, const pvlm_batch *b, int need_targets, pvlm_err *err) {
+    priv *p = m->priv;
+    if (check_batch(m, b, need_targets, err)) return -1;
+    int T = p->Np + m->cfg.n_vpt + b->Lp;
+    if (ensure_arena(m, b->B, T, b->Ls, err)) return -1;
+    p->B = b->B, p->T = T, p->Lpb = b->Lp, p->Ls = b->Ls, p->have_fwd = 0;
+    return 0;
+}
+
+int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const uint8_t **kmask, int *T,
+                      pvlm_err *err) {
+    if (prepare(m, b, 0, err)) return -1;
+    priv *p = m->priv;
+    encoder_forward(m, b);
+    *E = p->E, *kmask = p->kmask, *T = p->T;
+    return 0;
+}
+
+int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_global, float *loss,
+                       pvlm_loss_stats *stats, double *sample_ce, pvlm_err *err) {
+    if (prepare(m, b, 1, err)) return -1;
+    priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    encoder_forward(m, b);
+    double t0 = pvlm_now();
+    int B = b->B, T = p->T, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
+    int Ne = B * T, Nd = B * Ls;
+    pvlm_op_embed_fwd(p->y0, d, b->dec_in, PP(p->tok), PP(p->dec_pos), Nd, Ls, d); /* [B,Ls,d] */
+    float *y = p->y0;
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        const dec_p *e = &p->dec[l];
+        dec_a *a = &p->da[l];
+        /* causal self-attention */
+        pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, PP(e->ln1_w), PP(e->ln1_b), Nd, d, c->ln_eps);
+        pvlm_op_linear_fwd(a->qkv, a->ln1, PP(e->qkv_w), PP(e->qkv_b), Nd, d, 3 * d);
+        pvlm_op_attention_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 1, B,
+                              H, Ls, Ls, d / H);
+        pvlm_op_linear_fwd(a->xm1, a->ao, PP(e->out_w), PP(e->out_b), Nd, d, d);
+        pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
+        /* cross-attention to the encoder output with its key-padding mask */
+        pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, PP(e->lnc_w), PP(e->lnc_b), Nd, d, c->ln_eps);
+        pvlm_op_linear_fwd(a->qc, a->lnc, PP(e->cq_w), PP(e->cq_b), Nd, d, d);
+        pvlm_op_linear_fwd(a->kvc, p->E, PP(e->ckv_w), PP(e->ckv_b), Ne, d, 2 * d);
+        pvlm_op_attention_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, p->kmask, 0, B, H, Ls,
+                              T, d / H);
+        pvlm_op_linear_fwd(a->xm2, a->aoc, PP(e->cout_w), PP(e->cout_b), Nd, d, d);
+        pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
+        /* MLP */
+        pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, PP(e->ln2_w), PP(e->ln2_b), Nd, d, c->ln_eps);
+        pvlm_op_linear_fwd(a->fc1, a->ln2, PP(e->fc1_w), PP(e->fc1_b), Nd, d, F);
+        pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
+        pvlm_op_linear_fwd(a->out, a->gl, PP(e->fc2_w), PP(e->fc2_b), Nd, F, d);
+        pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
+        y = a->out;
+    }
+    pvlm_op_layernorm_fwd(p->yf, p->yfm, p->yfr, y, PP(p->decf_w), PP(p->decf_b), Nd, d, c->ln_eps);
+    double t1 = pvlm_now();
+    p->times[PVLM_TIME_DEC] += t1 - t0;
+    /* tied output projection and the loss */
+    pvlm_op_linear_fwd(p->probs, p->yf, PP(p->tok), NULL, Nd, d, V); /* logits [Nd,V] */
+    pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, b->targets, Nd, V);
+    pvlm_loss_stats st = {0};
+    double total = 0.0;
+    for (int bi = 0; bi < B; bi++) {
+        double s = 0.0;
+        int64_t n = 0;
+        for (int j = 0; j < Ls; j++) {
+            s += p->rowloss[(size_t)bi * Ls + j];
+            n += b->targets[(size_t)bi * Ls + j] != PVLM_IGNORE;
+        }
+        if (sample_ce) sample_ce[bi] = s;
+        if (b->has_image[bi]) st.loss_sum_img += s, st.ntok_img += n;
+        else st.loss_sum_txt += s, st.ntok_txt += n;
+        total += s;
+    }
+    if (stats) *stats = st;
+    if (loss) *loss = n_targets_global > 0 ? (float)(total / n_targets_global) : 0.0f;
+    p->times[PVLM_TIME_HEAD] += pvlm_now() - t1;
+    p->inv_ntg = n_targets_global > 0 ? 1.0 / n_targets_global : 0.0;
+    p->have_fwd = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ backward */
+
+static void report(pvlm_grad_ready_fn hook, void *ctx, size_t a, size_t b) {
+    if (hook && b > a) hook(ctx, a, b - a);
+}
+
+int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample_scale,
+                        pvlm_grad_ready_fn hook, void *hook_ctx, pvlm_err *err) {
+    priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    if (!p->have_fwd || b->B != p->B || b->Ls != p->Ls || b->Lp != p->Lpb)
+        return pvlm_err_set(err, PVLM_EINVAL, "model backward: no matching forward for this batch");
+    int B = b->B, T = p->T, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
+    int Ne = B * T, Nd = B * Ls, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
+    double t0 = pvlm_now();
+    /* NULL sample_scale: the pretraining loss, d(loss)/d(sample CE sum) = 1/n_targets_global */
+    for (int bi = 0; bi < B; bi++)
+        for (int j = 0; j < Ls; j++)
+            p->scale[(size_t)bi * Ls + j] = sample_scale ? (float)sample_scale[bi] : (float)p->inv_ntg;
+    pvlm_op_softmax_ce_bwd(p->probs, b->targets, p->scale, Nd, V); /* probs -> dlogits */
+    /* logits = yf @ tok^T */
+    pvlm_op_linear_bwd(p->dln, 0, GG(p->tok), NULL, p->probs, p->yf, PP(p->tok), Nd, d, V);
+    memset(p->dy, 0, sizeof(float) * (size_t)Nd * d);
+    const float *ylast = p->da[c->n_dec_layers - 1].out;
+    pvlm_op_layernorm_bwd(p->dy, GG(p->decf_w), GG(p->decf_b), p->dln, ylast, PP(p->decf_w), p->yfm, p->yfr, Nd, d);
+    double t1 = pvlm_now();
+    p->times[PVLM_TIME_HEAD] += t1 - t0;
+    memset(p->dE, 0, sizeof(float) * (size_t)Ne * d);
+    for (int l = c->n_dec_layers - 1; l >= 0; l--) {
+        const dec_p *e = &p->dec[l];
+        dec_a *a = &p->da[l];
+        const float *yin = l ? p->da[l - 1].out : p->y0;
+        /* MLP: out = xm2 + fc2(gelu(fc1(ln2(xm2)))) */
+        pvlm_op_linear_bwd(p->dfc, 0, GG(e->fc2_w), GG(e->fc2_b), p->dy, a->gl, PP(e->fc2_w), Nd, F, d);
+        pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Nd * F);
+        pvlm_op_linear_bwd(p->dln, 0, GG(e->fc1_w), GG(e->fc1_b), p->dfc, a->ln2, PP(e->fc1_w), Nd, d, F);
+        pvlm_op_layernorm_bwd(p->dy, GG(e->ln2_w), GG(e->ln2_b), p->dln, a->xm2, PP(e->ln2_w), a->m2, a->r2, Nd, d);
+        /* cross-attention: xm2 = xm1 + out(attn(q(lnc(xm1)), kv(E))) */
+        pvlm_op_linear_bwd(p->dao, 0, GG(e->cout_w), GG(e->cout_b), p->dy, a->aoc, PP(e->cout_w), Nd, d, d);
+        memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
+        memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
+        pvlm_op_attention_bwd(p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc, 2 * d,
+                              a->kvc + d, 2 * d, B, H, Ls, T, d / H);
+        pvlm_op_linear_bwd(p->dE, 1, GG(e->ckv_w), GG(e->ckv_b), p->dkvc, p->E, PP(e->ckv_w), Ne, d, 2 * d);
+        pvlm_op_linear_bwd(p->dln, 0, GG(e->cq_w), GG(e->cq_b), p->dqc, a->lnc, PP(e->cq_w), Nd, d, d);
+        pvlm_op_layernorm_bwd(p->dy, GG(e->lnc_w), GG(e->lnc_b), p->dln, a->xm1, PP(e->lnc_w), a->mc, a->rc, Nd, d);
+        /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
+        pvlm_op_linear_bwd(p->dao, 0, GG(e->out_w), GG(e->out_b), p->dy, a->ao, PP(e->out_w), Nd, d, d);
+        memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
+        pvlm_op_attention_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
+                              a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, Ls, Ls, d / H);
+        pvlm_op_linear_bwd(p->dln, 0, GG(e->qkv_w), GG(e->qkv_b), p->dqkv, a->ln1, PP(e->qkv_w), Nd, d, 3 * d);
+        pvlm_op_layernorm_bwd(p->dy, GG(e->ln1_w), GG(e->ln1_b), p->dln, yin, PP(e->ln1_w), a->m1, a->r1, Nd, d);
+        report(hook, hook_ctx, e->start, l == c->n_dec_layers - 1 ? m->n_params : e->end);
+    }
+    /* decoder embeddings (tok_embed and dec_pos are reported with the other embeddings at the end) */
+    pvlm_op_embed_bwd(GG(p->tok), GG(p->dec_pos), b->dec_in, p->dy, d, Nd, Ls, d);
+    double t2 = pvlm_now();
+    p->times[PVLM_TIME_DEC] += t2 - t1;
+    /* encoder */
+    memset(p->dx, 0, sizeof(float) * (size_t)Ne * d);
+    const float *xlast = p->ea[c->n_enc_layers - 1].out;
+    pvlm_op_layernorm_bwd(p->dx, GG(p->encf_w), GG(p->encf_b), p->dE, xlast, PP(p->encf_w), p->Em, p->Er, Ne, d);
+    for (int l = c->n_enc_layers - 1; l >= 0; l--) {
+        const enc_p *e = &p->enc[l];
+        enc_a *a = &p->ea[l];
+        const float *xin = l ? p->ea[l - 1].out : p->x0;
+        pvlm_op_linear_bwd(p->dfc, 0, GG(e->fc2_w), GG(e->fc2_b), p->dx, a->gl, PP(e->fc2_w), Ne, F, d);
+        pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Ne * F);
+        pvlm_op_linear_bwd(p->dln, 0, GG(e->fc1_w), GG(e->fc1_b), p->dfc, a->ln2, PP(e->fc1_w), Ne, d, F);
+        pvlm_op_layernorm_bwd(p->dx, GG(e->ln2_w), GG(e->ln2_b), p->dln, a->xm, PP(e->ln2_w), a->m2, a->r2, Ne, d);
+        pvlm_op_linear_bwd(p->dao, 0, GG(e->out_w), GG(e->out_b), p->dx, a->ao, PP(e->out_w), Ne, d, d);
+        memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
+        pvlm_op_attention_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
+                              a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, T, T, d / H);
+        pvlm_op_linear_bwd(p->dln, 0, GG(e->qkv_w), GG(e->qkv_b), p->dqkv, a->ln1, PP(e->qkv_w), Ne, d, 3 * d);
+        pvlm_op_layernorm_bwd(p->dx, GG(e->ln1_w), GG(e->ln1_b), p->dln, xin, PP(e->ln1_w), a->m1, a->r1, Ne, d);
+        if (nv > 0 && (c->vpt_deep || l == 0)) {
+            /* prompt rows: their gradient goes to this layer's prompt set; under VPT-deep the previous
+             * layer's outputs at these rows were replaced, so they receive nothing */
+            float *gp = GG(p->vpt) + (size_t)(c->vpt_deep ? l : 0) * nv * d;
+            for (int bi = 0; bi < B; bi++) {
+                float *r = p->dx + ((size_t)bi * T + Np) * d;
+                for (int k = 0; k < nv * d; k++) gp[k] += r[k];
+                if (l > 0) memset(r, 0, sizeof(float) * (size_t)nv * d);
+            }
+        }
+        report(hook, hook_ctx, e->start, l == c->n_enc_layers - 1 ? p->dec[0].start : e->end);
+    }
+    double t3 = pvlm_now();
+    p->times[PVLM_TIME_ENC] += t3 - t2;
+    /* encoder input embeddings: prefix text (or CoOp context) + positions, image tokens + positions */
+    for (int bi = 0; bi < B; bi++)
+        for (int j = 0; j < Lpb; j++) {
+            const float *r = p->dx + ((size_t)bi * T + Np + nv + j) * d;
+            float *gt = j < c->n_ctx ? GG(p->coop) + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d
+                                     : GG(p->tok) + (size_t)b->prefix[(size_t)bi * Lpb + j] * d;
+            float *gpos = GG(p->enc_pos) + (size_t)j * d;
+            for (int k = 0; k < d; k++) gt[k] += r[k], gpos[k] += r[k];
+        }
+    for (int bi = 0; bi < B; bi++)
+        for (int i = 0; i < Np; i++) {
+            const float *r = p->dx + ((size_t)bi * T + i) * d;
+            memcpy(p->dtimg + ((size_t)bi * Np + i) * d, r, sizeof(float) * (size_t)d);
+            float *gpos = GG(p->img_pos) + (size_t)i * d;
+            for (int k = 0; k < d; k++) gpos[k] += r[k];
+        }
+    if (!p->conv) {
+        pvlm_op_linear_bwd(NULL, 0, GG(p->pe_w), GG(p->pe_b), p->dtimg, p->patches, PP(p->pe_w), B * Np, p->K, d);
+    } else {
+        int S = c->image_size, H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
+        pvlm_op_linear_bwd(p->dpatch, 0, GG(p->pe_w), GG(p->pe_b), p->dtimg, p->patches, PP(p->pe_w), B * Np, p->K, d);
+        memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
+        pvlm_op_patchify_bwd(p->dmap, p->dpatch, B, H2, H2, C, c->patch_size / 2);
+        memset(p->dmap2, 0, sizeof(float) * (size_t)M * C); /* running d(xs[i]) */
+        pvlm_op_groupnorm_bwd(p->dmap2, GG(p->gnf_w), GG(p->gnf_b), p->dmap, p->xs[c->conv_blocks], PP(p->gnf_w),
+                              p->gnfm, p->gnfr, B, H2 * H2, C, G);
+        for (int i = c->conv_blocks - 1; i >= 0; i--) {
+            /* xs[i+1] = xs[i] + conv(gelu(gn(xs[i]))) */
+            pvlm_op_linear_bwd(p->dcols, 0, GG(p->bcv_w[i]), GG(p->bcv_b[i]), p->dmap2, p->cols[i], PP(p->bcv_w[i]), M,
+                               9 * C, C);
+            memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
+            pvlm_op_im2col3_bwd(p->dmap, p->dcols, B, H2, H2, C);
+            pvlm_op_gelu_bwd(p->dmap, 0, p->gn[i], p->dmap, (size_t)M * C);
+            pvlm_op_groupnorm_bwd(p->dmap2, GG(p->bgn_w[i]), GG(p->bgn_b[i]), p->dmap, p->xs[i], PP(p->bgn_w[i]),
+                                  p->gnm[i], p->gnr[i], B, H2 * H2, C, G);
+        }
+        pvlm_op_linear_bwd(NULL, 0, GG(p->ci_w), GG(p->ci_b), p->dmap2, p->p0, PP(p->ci_w), M, 12, C);
+    }
+    report(hook, hook_ctx, 0, p->enc[0].start);
+    p->times[PVLM_TIME_STEM] += pvlm_now() - t3;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ FLOPs */
+
+double pvlm_model_flops(const pvlm_model *m, const pvlm_batch *b) {
+    const pvlm_model_config *c = &m->cfg;
+    const priv *p = m->priv;
+    double B = b->B, T = p->Np + c->n_vpt + b->Lp, Ls = b->Ls, d = c->d_model, F = c->d_ff, V = c->vocab_size;
+    double Ne = B * T, Nd = B * Ls, Np = p->Np;
+    /* a linear layer costs 2*N*In*Out forward and twice that backward (input and weight gradients);
+     * attention costs 2 matmuls of 2*Tq*Tk*d forward and 4 backward (full score matrices, masked or not) */
+    double enc = 6.0 * Ne * (3 * d * d + d * d + 2 * d * F) + 12.0 * B * T * T * d;
+    double dec = 6.0 * Nd * (3 * d * d + d * d + d * d + d * d + 2 * d * F) + 6.0 * Ne * 2 * d * d +
+                 12.0 * B * (Ls * Ls + Ls * T) * d;
+    double head = 6.0 * Nd * d * V;
+    double stem = 4.0 * B * Np * p->K * d; /* no input gradient for the patch projection of pixels */
+    if (p->conv) {
+        double M = B * (c->image_size / 2) * (c->image_size / 2), C = c->conv_channels;
+        stem = 6.0 * B * Np * p->K * d + 4.0 * M * 12 * C + c->conv_blocks * 6.0 * M * 9 * C * C;
+    }
+    return stem + c->n_enc_layers * enc + c->n_dec_layers * dec + head;
+}

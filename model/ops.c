@@ -1,0 +1,409 @@
+/* ops.c - see ops.h. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- linear */
+
+void pvlm_op_linear_fwd(float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
+    if (N <= 0 || O <= 0) return;
+    if (b) {
+        /* out = b broadcast, then out += in @ W^T (beta = 1) */
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, b, sizeof(float) * (size_t)O);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
+}
+
+void pvlm_op_linear_bwd(float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
+                        const float *W, int N, int In, int O) {
+    if (N <= 0) return;
+    if (din) /* [N,In] = dout[N,O] @ W[O,In] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, O, 1.0f, dout, O, W, In,
+                    din_acc ? 1.0f : 0.0f, din, In);
+    if (dW) /* [O,In] += dout^T @ in */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
+    if (db) {
+        /* column sums, each column in row order: deterministic regardless of threads */
+#pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < O; o0 += 64) {
+            int o1 = o0 + 64 < O ? o0 + 64 : O;
+            float acc[64];
+            for (int o = o0; o < o1; o++) acc[o - o0] = 0.0f;
+            for (int n = 0; n < N; n++) {
+                const float *r = dout + (size_t)n * O;
+                for (int o = o0; o < o1; o++) acc[o - o0] += r[o];
+            }
+            for (int o = o0; o < o1; o++) db[o] += acc[o - o0];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int N, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float s = 0.0f;
+        for (int c = 0; c < C; c++) s += x[c];
+        float m = s / C;
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float dx = x[c] - m;
+            v += dx * dx;
+        }
+        float r = 1.0f / sqrtf(v / C + eps);
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
+        mean[n] = m, rstd[n] = r;
+    }
+}
+
+void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = din + (size_t)n * C;
+        float m = mean[n], r = rstd[n];
+        float s1 = 0.0f, s2 = 0.0f; /* mean(dxhat), mean(dxhat * xhat) */
+        for (int c = 0; c < C; c++) {
+            float xh = (x[c] - m) * r, g = dy[c] * w[c];
+            s1 += g, s2 += g * xh;
+        }
+        s1 /= C, s2 /= C;
+        for (int c = 0; c < C; c++) {
+            float xh = (x[c] - m) * r;
+            dx[c] += r * (dy[c] * w[c] - s1 - xh * s2);
+        }
+    }
+    /* parameter gradients: parallel over column blocks, rows in order */
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += 64) {
+        int c1 = c0 + 64 < C ? c0 + 64 : C;
+        float aw[64], ab[64];
+        for (int c = c0; c < c1; c++) aw[c - c0] = 0.0f, ab[c - c0] = 0.0f;
+        for (int n = 0; n < N; n++) {
+            const float *x = in + (size_t)n * C, *dy = dout + (size_t)n * C;
+            float m = mean[n], r = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                aw[c - c0] += dy[c] * (x[c] - m) * r;
+                ab[c - c0] += dy[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) dw[c] += aw[c - c0], db[c] += ab[c - c0];
+    }
+}
+
+/* ---------------------------------------------------------------- gelu */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+void pvlm_op_gelu_fwd(float *out, const float *in, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float u = GELU_K * (x + 0.044715f * x * x * x);
+        float t = tanhf(u);
+        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        float g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+        float d = g * dout[i];
+        din[i] = acc ? din[i] + d : d;
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
+                           const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int Tq,
+                           int Tk, int dh) {
+    float scale = 1.0f / sqrtf((float)dh);
+    /* one (sample, head) pair per iteration; OpenBLAS runs single-threaded inside a parallel region */
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *qb = q + (size_t)b * Tq * ldq + h * dh;
+        const float *kb = k + (size_t)b * Tk * ldk + h * dh;
+        const float *vb = v + (size_t)b * Tk * ldv + h * dh;
+        float *A = att + (size_t)bh * Tq * Tk;
+        /* scores [Tq,Tk] = q k^T * scale */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, scale, qb, ldq, kb, ldk, 0.0f, A, Tk);
+        const uint8_t *km = kmask ? kmask + (size_t)b * Tk : NULL;
+        for (int i = 0; i < Tq; i++) {
+            float *row = A + (size_t)i * Tk;
+            int jend = causal ? (i + 1 < Tk ? i + 1 : Tk) : Tk;
+            float mx = -INFINITY;
+            for (int j = 0; j < jend; j++)
+                if ((!km || km[j]) && row[j] > mx) mx = row[j];
+            float s = 0.0f;
+            for (int j = 0; j < Tk; j++) {
+                float e = 0.0f;
+                if (j < jend && (!km || km[j])) e = expf(row[j] - mx);
+                row[j] = e;
+                s += e;
+            }
+            float inv = s > 0.0f ? 1.0f / s : 0.0f;
+            for (int j = 0; j < Tk; j++) row[j] *= inv;
+        }
+        /* out [Tq,dh] = A @ v */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, 1.0f, A, Tk, vb, ldv, 0.0f,
+                    out + (size_t)b * Tq * ldo + h * dh, ldo);
+    }
+}
+
+void pvlm_op_attention_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
+                           const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
+                           int ldv, int B, int H, int Tq, int Tk, int dh) {
+    float scale = 1.0f / sqrtf((float)dh);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        size_t qo = (size_t)b * Tq * ldq + h * dh, ko = (size_t)b * Tk * ldk + h * dh;
+        size_t vo = (size_t)b * Tk * ldv + h * dh;
+        const float *A = att + (size_t)bh * Tq * Tk;
+        float *dA = datt + (size_t)bh * Tq * Tk;
+        const float *dO = dout + (size_t)b * Tq * ldo + h * dh;
+        /* dv [Tk,dh] += A^T @ dO */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, 1.0f, A, Tk, dO, ldo, 1.0f, dv + vo, ldv);
+        /* dA [Tq,Tk] = dO @ v^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, 1.0f, dO, ldo, v + vo, ldv, 0.0f, dA, Tk);
+        /* softmax backward: dS = A * (dA - sum_j A dA) ; masked entries have A = 0 so dS = 0 */
+        for (int i = 0; i < Tq; i++) {
+            const float *a = A + (size_t)i * Tk;
+            float *d = dA + (size_t)i * Tk;
+            float s = 0.0f;
+            for (int j = 0; j < Tk; j++) s += a[j] * d[j];
+            for (int j = 0; j < Tk; j++) d[j] = a[j] * (d[j] - s);
+        }
+        /* dq [Tq,dh] += dS @ k * scale ; dk [Tk,dh] += dS^T @ q * scale */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, scale, dA, Tk, k + ko, ldk, 1.0f,
+                    dq + qo, ldq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, scale, dA, Tk, q + qo, ldq, 1.0f,
+                    dk + ko, ldk);
+    }
+}
+
+/* ---------------------------------------------------------------- embedding */
+
+void pvlm_op_embed_fwd(float *out, int ldo, const int32_t *ids, const float *table, const float *pos, int N,
+                       int T, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *y = out + (size_t)n * ldo;
+        const float *e = table + (size_t)ids[n] * C;
+        if (pos) {
+            const float *p = pos + (size_t)(n % T) * C;
+            for (int c = 0; c < C; c++) y[c] = e[c] + p[c];
+        } else {
+            memcpy(y, e, sizeof(float) * (size_t)C);
+        }
+    }
+}
+
+void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const float *dout, int ldo, int N, int T,
+                       int C) {
+    for (int n = 0; n < N; n++) {
+        const float *g = dout + (size_t)n * ldo;
+        if (dtable) {
+            float *d = dtable + (size_t)ids[n] * C;
+            for (int c = 0; c < C; c++) d[c] += g[c];
+        }
+        if (dpos) {
+            float *d = dpos + (size_t)(n % T) * C;
+            for (int c = 0; c < C; c++) d[c] += g[c];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- softmax cross-entropy */
+
+void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, int N, int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *x = probs + (size_t)n * V;
+        float mx = x[0];
+        for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        int t = targets[n];
+        double zt = t >= 0 ? (double)x[t] - (double)mx : 0.0; /* target logit minus max */
+        double s = 0.0;
+        for (int v = 0; v < V; v++) {
+            float e = expf(x[v] - mx);
+            s += e;
+            x[v] = e;
+        }
+        float inv = (float)(1.0 / s);
+        for (int v = 0; v < V; v++) x[v] *= inv;
+        loss[n] = t >= 0 ? log(s) - zt : 0.0;
+    }
+}
+
+void pvlm_op_softmax_ce_bwd(float *probs, const int32_t *targets, const float *scale, int N, int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *x = probs + (size_t)n * V;
+        int t = targets[n];
+        if (t < 0) {
+            memset(x, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        float sc = scale[n];
+        for (int v = 0; v < V; v++) x[v] *= sc;
+        x[t] -= sc;
+    }
+}
+
+/* ---------------------------------------------------------------- image, patches, conv */
+
+void pvlm_op_image_norm(float *out, const uint8_t *img, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = ((float)img[i] / 255.0f - 0.5f) / 0.5f;
+}
+
+void pvlm_op_patchify_fwd(float *out, const float *in, int B, int H, int W, int C, int p) {
+    int gh = H / p, gw = W / p, K = C * p * p;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * gh * gw; r++) {
+        int b = r / (gh * gw), py = (r / gw) % gh, px = r % gw;
+        float *o = out + (size_t)r * K;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < p; y++)
+                for (int x = 0; x < p; x++)
+                    o[(c * p + y) * p + x] = in[(((size_t)b * H + py * p + y) * W + px * p + x) * C + c];
+    }
+}
+
+void pvlm_op_patchify_bwd(float *din, const float *dout, int B, int H, int W, int C, int p) {
+    int gh = H / p, gw = W / p, K = C * p * p;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * gh * gw; r++) {
+        int b = r / (gh * gw), py = (r / gw) % gh, px = r % gw;
+        const float *o = dout + (size_t)r * K;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < p; y++)
+                for (int x = 0; x < p; x++)
+                    din[(((size_t)b * H + py * p + y) * W + px * p + x) * C + c] += o[(c * p + y) * p + x];
+    }
+}
+
+void pvlm_op_im2col3_fwd(float *cols, const float *in, int B, int H, int W, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * H * W; r++) {
+        int b = r / (H * W), y = (r / W) % H, x = r % W;
+        float *o = cols + (size_t)r * C * 9;
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    int yy = y + ky - 1, xx = x + kx - 1;
+                    o[c * 9 + ky * 3 + kx] =
+                        (yy < 0 || yy >= H || xx < 0 || xx >= W) ? 0.0f
+                                                                 : in[(((size_t)b * H + yy) * W + xx) * C + c];
+                }
+    }
+}
+
+void pvlm_op_im2col3_bwd(float *din, const float *dcols, int B, int H, int W, int C) {
+    /* gather form (each input pixel sums its 9 contributions in a fixed order): race-free */
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * H * W; r++) {
+        int b = r / (H * W), y = (r / W) % H, x = r % W;
+        float *d = din + (size_t)r * C;
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+                /* output pixel (oy, ox) read input (oy+ky-1, ox+kx-1) = (y, x) */
+                int oy = y - ky + 1, ox = x - kx + 1;
+                if (oy < 0 || oy >= H || ox < 0 || ox >= W) continue;
+                const float *g = dcols + (((size_t)b * H + oy) * W + ox) * C * 9;
+                for (int c = 0; c < C; c++) d[c] += g[c * 9 + ky * 3 + kx];
+            }
+    }
+}
+
+void pvlm_op_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int B, int HW, int C, int G, float eps) {
+    int Cg = C / G;
+#pragma omp parallel for schedule(static)
+    for (int bg = 0; bg < B * G; bg++) {
+        int bb = bg / G, g = bg % G;
+        const float *x = in + (size_t)bb * HW * C + g * Cg;
+        float *y = out + (size_t)bb * HW * C + g * Cg;
+        double s = 0.0;
+        for (int i = 0; i < HW; i++)
+            for (int c = 0; c < Cg; c++) s += x[(size_t)i * C + c];
+        double M = (double)HW * Cg, m = s / M, v = 0.0;
+        for (int i = 0; i < HW; i++)
+            for (int c = 0; c < Cg; c++) {
+                double d = x[(size_t)i * C + c] - m;
+                v += d * d;
+            }
+        float mf = (float)m, r = (float)(1.0 / sqrt(v / M + eps));
+        for (int i = 0; i < HW; i++)
+            for (int c = 0; c < Cg; c++)
+                y[(size_t)i * C + c] = (x[(size_t)i * C + c] - mf) * r * w[g * Cg + c] + b[g * Cg + c];
+        mean[bg] = mf, rstd[bg] = r;
+    }
+}
+
+void pvlm_op_groupnorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const float *mean, const float *rstd, int B, int HW, int C, int G) {
+    int Cg = C / G;
+#pragma omp parallel for schedule(static)
+    for (int bg = 0; bg < B * G; bg++) {
+        int bb = bg / G, g = bg % G;
+        size_t base = (size_t)bb * HW * C + g * Cg;
+        const float *x = in + base, *dy = dout + base;
+        float *dx = din + base;
+        float m = mean[bg], r = rstd[bg];
+        double s1 = 0.0, s2 = 0.0;
+        for (int i = 0; i < HW; i++)
+            for (int c = 0; c < Cg; c++) {
+                size_t o = (size_t)i * C + c;
+                float gg = dy[o] * w[g * Cg + c];
+                s1 += gg, s2 += gg * (x[o] - m) * r;
+            }
+        double M = (double)HW * Cg;
+        float m1 = (float)(s1 / M), m2 = (float)(s2 / M);
+        for (int i = 0; i < HW; i++)
+            for (int c = 0; c < Cg; c++) {
+                size_t o = (size_t)i * C + c;
+                float xh = (x[o] - m) * r;
+                dx[o] += r * (dy[o] * w[g * Cg + c] - m1 - xh * m2);
+            }
+    }
+    /* parameter gradients: per channel, samples and pixels in order */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        int g = c / Cg;
+        double aw = 0.0, ab = 0.0;
+        for (int bb = 0; bb < B; bb++) {
+            float m = mean[bb * G + g], r = rstd[bb * G + g];
+            for (int i = 0; i < HW; i++) {
+                size_t o = ((size_t)bb * HW + i) * C + c;
+                aw += dout[o] * (in[o] - m) * r;
+                ab += dout[o];
+            }
+        }
+        dw[c] += (float)aw, db[c] += (float)ab;
+    }
+}
+
+void pvlm_op_add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void pvlm_op_add(float *y, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}

@@ -1,0 +1,86 @@
+/* ops.h - the numeric ops of the model, forward and backward side by side (llm.c style).
+ *
+ * Every matrix product goes through OpenBLAS cblas_sgemm; the elementwise and reduction loops use
+ * OpenMP with static schedules, and every reduction runs in a fixed order, so results are
+ * bit-identical for the same inputs and thread count. Backward functions accumulate (+=) into
+ * parameter gradients and, unless noted, into input gradients. Nothing here allocates: callers pass
+ * every buffer. Shapes are in the comments; rows are row-major.
+ */
+#ifndef PVLM_MODEL_OPS_H
+#define PVLM_MODEL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL) */
+void pvlm_op_linear_fwd(float *out, const float *in, const float *W, const float *b, int N, int In, int O);
+/* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
+ * db[O] += column sums of dout (db may be NULL). */
+void pvlm_op_linear_bwd(float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
+                        const float *W, int N, int In, int O);
+
+/* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. */
+void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int N, int C, float eps);
+/* din[N,C] += ..., dw, db [C] += ... */
+void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* GELU, tanh approximation (Hendrycks & Gimpel 2016; PyTorch approximate="tanh"). n elements. */
+void pvlm_op_gelu_fwd(float *out, const float *in, size_t n);
+/* din (+)= gelu'(in) * dout; acc 0 overwrites din. */
+void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, size_t n);
+
+/* Multi-head scaled dot-product attention on strided head slices.
+ * q [B,Tq,(ldq)], k [B,Tk,(ldk)], v [B,Tk,(ldv)]: head h uses columns h*dh..h*dh+dh-1 of each row.
+ * kmask [B,Tk] (1 = visible; NULL = all visible), causal: key j visible to query i only if j <= i.
+ * att [B,H,Tq,Tk] receives the probabilities (saved for backward; masked entries exactly 0).
+ * out [B,Tq,(ldo)] receives head h at columns h*dh.. (heads merged). Scale 1/sqrt(dh). */
+void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
+                           const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int Tq,
+                           int Tk, int dh);
+/* dq, dk, dv += ... (same strides as q, k, v); datt [B,H,Tq,Tk] is scratch. */
+void pvlm_op_attention_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
+                           const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
+                           int ldv, int B, int H, int Tq, int Tk, int dh);
+
+/* out[n,:] = table[ids[n],:] + pos[n % T,:] (pos may be NULL), N rows of width C, out row stride ldo. */
+void pvlm_op_embed_fwd(float *out, int ldo, const int32_t *ids, const float *table, const float *pos, int N,
+                       int T, int C);
+/* dtable[ids[n]] += dout[n]; dpos[n % T] += dout[n] (either may be NULL). Serial over n (fixed order). */
+void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const float *dout, int ldo, int N, int T,
+                       int C);
+
+/* Softmax cross-entropy over V classes, in place: logits [N,V] become probabilities; loss[n] =
+ * -log p[n, target[n]] (0 where target < 0). Log-sum-exp accumulated in double. */
+void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, int N, int V);
+/* In place: probs [N,V] become dlogits = (p - onehot(target)) * scale[n] (rows with target < 0: 0). */
+void pvlm_op_softmax_ce_bwd(float *probs, const int32_t *targets, const float *scale, int N, int V);
+
+/* Image normalisation (issue 4 item 1): x = (pixel/255 - 0.5)/0.5, uint8 HWC -> float NHWC [n,S,S,3]. */
+void pvlm_op_image_norm(float *out, const uint8_t *img, size_t n_pixels_x3);
+/* Patchify a float NHWC map in [B,H,W,C] into rows [B*(H/p)*(W/p), C*p*p]; patches in row-major order,
+ * each flattened in (c, y, x) order (a PyTorch Conv2d weight [d,C,p,p] reshaped). */
+void pvlm_op_patchify_fwd(float *out, const float *in, int B, int H, int W, int C, int p);
+/* Inverse scatter: din[B,H,W,C] += dout rows (patchify is a permutation). */
+void pvlm_op_patchify_bwd(float *din, const float *dout, int B, int H, int W, int C, int p);
+
+/* im2col for a 3x3, stride-1, zero-pad-1 convolution on NHWC [B,H,W,C]: cols [B*H*W, C*9] in
+ * (c, ky, kx) order, so a conv is linear(cols, weight [Cout, C*9]) as PyTorch's [Cout,C,3,3]. */
+void pvlm_op_im2col3_fwd(float *cols, const float *in, int B, int H, int W, int C);
+/* col2im: din[B,H,W,C] += the scattered dcols. */
+void pvlm_op_im2col3_bwd(float *din, const float *dcols, int B, int H, int W, int C);
+
+/* GroupNorm (Wu & He 2018) on NHWC [B,HW,C] with G groups of C/G channels: stats over HW*(C/G)
+ * values per (b, g); mean, rstd [B,G] saved. w, b [C]. */
+void pvlm_op_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int B, int HW, int C, int G, float eps);
+/* din += ..., dw, db += ... */
+void pvlm_op_groupnorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const float *mean, const float *rstd, int B, int HW, int C, int G);
+
+/* Fast elementwise helpers: y += x; y = a + b. */
+void pvlm_op_add_inplace(float *y, const float *x, size_t n);
+void pvlm_op_add(float *y, const float *a, const float *b, size_t n);
+
+#endif
