@@ -1,0 +1,418 @@
+/* image.c - see image.h. */
+#include "image.h"
+
+#include <math.h>
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+
+struct pvlm_image_codec {
+    tjhandle dec, enc;
+};
+
+pvlm_image_codec *pvlm_image_codec_new(pvlm_err *err) {
+    pvlm_image_codec *c = calloc(1, sizeof(*c));
+    if (!c) {
+        pvlm_err_set(err, PVLM_ENOMEM, "image codec: out of memory");
+        return NULL;
+    }
+    c->dec = tjInitDecompress();
+    c->enc = tjInitCompress();
+    if (!c->dec || !c->enc) {
+        pvlm_err_set(err, PVLM_ENOMEM, "image codec: cannot create TurboJPEG handles: %s", tjGetErrorStr2(NULL));
+        pvlm_image_codec_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void pvlm_image_codec_free(pvlm_image_codec *c) {
+    if (!c) return;
+    if (c->dec) tjDestroy(c->dec);
+    if (c->enc) tjDestroy(c->enc);
+    free(c);
+}
+
+int pvlm_image_sniff(const void *data, size_t n) {
+    const uint8_t *p = data;
+    if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return PVLM_IMG_FMT_JPEG;
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (n >= 8 && !memcmp(p, png_sig, 8)) return PVLM_IMG_FMT_PNG;
+    return PVLM_IMG_FMT_UNKNOWN;
+}
+
+int pvlm_image_alloc(pvlm_image *img, int w, int h, pvlm_err *err) {
+    img->w = img->h = 0;
+    img->rgb = NULL;
+    if (w <= 0 || h <= 0 || (long long)w * h > PVLM_IMAGE_MAX_PIXELS)
+        return pvlm_err_set(err, PVLM_EINVAL, "image size %dx%d out of range", w, h);
+    img->rgb = calloc((size_t)w * h, 3);
+    if (!img->rgb) return pvlm_err_set(err, PVLM_ENOMEM, "cannot allocate a %dx%d image", w, h);
+    img->w = w;
+    img->h = h;
+    return 0;
+}
+
+void pvlm_image_free(pvlm_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+    img->w = img->h = 0;
+}
+
+/* ---- JPEG ---- */
+static int decode_jpeg(tjhandle h, const uint8_t *data, size_t n, int min_short, int min_long, pvlm_image *out,
+                       int *ow, int *oh, const char *what, pvlm_err *err) {
+    int w = 0, ht = 0, subsamp = -1, cs = -1; /* not set by TurboJPEG for a tables-only stream */
+    if (tjDecompressHeader3(h, data, (unsigned long)n, &w, &ht, &subsamp, &cs) != 0)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad JPEG header: %s", what, tjGetErrorStr2(h));
+    if (w <= 0 || ht <= 0) return pvlm_err_set(err, PVLM_EFORMAT, "%s: JPEG has size %dx%d", what, w, ht);
+    if (ow) *ow = w;
+    if (oh) *oh = ht;
+    /* Smallest scaling factor (<= 1) that still meets the requested sizes. */
+    int nsf = 0;
+    tjscalingfactor *sf = tjGetScalingFactors(&nsf);
+    int best_w = w, best_h = ht;
+    for (int i = 0; sf && (min_short > 0 || min_long > 0) && i < nsf; i++) {
+        if (sf[i].num > sf[i].denom) continue;
+        int sw = TJSCALED(w, sf[i]), sh = TJSCALED(ht, sf[i]);
+        int s = sw < sh ? sw : sh, l = sw < sh ? sh : sw;
+        if (s >= min_short && l >= min_long && (long long)sw * sh < (long long)best_w * best_h) {
+            best_w = sw;
+            best_h = sh;
+        }
+    }
+    if ((long long)best_w * best_h > PVLM_IMAGE_MAX_PIXELS)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: JPEG %dx%d is over the %lld-pixel limit", what, w, ht,
+                            (long long)PVLM_IMAGE_MAX_PIXELS);
+    int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+    size_t px = (size_t)best_w * best_h;
+    uint8_t *buf = malloc(px * (cmyk ? 4 : 3));
+    if (!buf) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot allocate %dx%d", what, best_w, best_h);
+    int rc = tjDecompress2(h, data, (unsigned long)n, buf, best_w, 0, best_h, cmyk ? TJPF_CMYK : TJPF_RGB, 0);
+    if (rc != 0) {
+        /* Warnings (TJERR_WARNING) still produce an image; accept them, except for a
+         * truncated file, whose missing part libjpeg fills with grey. */
+        const char *msg = tjGetErrorStr2(h);
+        if (tjGetErrorCode(h) != TJERR_WARNING || (msg && strstr(msg, "Premature end"))) {
+            free(buf);
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: JPEG decode failed: %s", what, msg ? msg : "unknown error");
+        }
+    }
+    if (cmyk) {
+        /* Adobe writes CMYK JPEGs with inverted values (255 = no ink), so the
+         * decoded bytes are already (1-C),(1-M),(1-Y),(1-K): R = (1-C)(1-K). */
+        for (size_t i = 0; i < px; i++) {
+            unsigned k = buf[4 * i + 3];
+            for (int c = 0; c < 3; c++) buf[3 * i + c] = (uint8_t)((buf[4 * i + c] * k + 127) / 255);
+        }
+        uint8_t *shrunk = realloc(buf, px * 3);
+        if (shrunk) buf = shrunk;
+    }
+    out->w = best_w;
+    out->h = best_h;
+    out->rgb = buf;
+    return 0;
+}
+
+/* ---- PNG (simplified API: libpng sets up its own setjmp and reports errors in message) ---- */
+static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, int *oh, const char *what,
+                      pvlm_err *err) {
+    png_image pi;
+    memset(&pi, 0, sizeof pi);
+    pi.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&pi, data, n)) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: bad PNG: %s", what, pi.message);
+        png_image_free(&pi);
+        return -1;
+    }
+    if (ow) *ow = (int)pi.width;
+    if (oh) *oh = (int)pi.height;
+    if (pi.width == 0 || pi.height == 0 || (long long)pi.width * pi.height > PVLM_IMAGE_MAX_PIXELS) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: PNG %ux%u is empty or over the %lld-pixel limit", what, pi.width,
+                     pi.height, (long long)PVLM_IMAGE_MAX_PIXELS);
+        png_image_free(&pi);
+        return -1;
+    }
+    int alpha = (pi.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+    pi.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
+    size_t px = (size_t)pi.width * pi.height;
+    uint8_t *buf = malloc(px * (alpha ? 4 : 3));
+    if (!buf) {
+        png_image_free(&pi);
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot allocate %ux%u", what, pi.width, pi.height);
+    }
+    if (!png_image_finish_read(&pi, NULL, buf, 0, NULL)) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: PNG decode failed: %s", what, pi.message);
+        free(buf);
+        png_image_free(&pi);
+        return -1;
+    }
+    if (alpha) {
+        for (size_t i = 0; i < px; i++) {
+            unsigned a = buf[4 * i + 3];
+            for (int c = 0; c < 3; c++) buf[3 * i + c] = (uint8_t)((buf[4 * i + c] * a + 255 * (255 - a) + 127) / 255);
+        }
+        uint8_t *shrunk = realloc(buf, px * 3);
+        if (shrunk) buf = shrunk;
+    }
+    out->w = (int)pi.width;
+    out->h = (int)pi.height;
+    out->rgb = buf;
+    png_image_free(&pi);
+    return 0;
+}
+
+int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int min_short, int min_long,
+                      pvlm_image *out, int *orig_w, int *orig_h, const char *what, pvlm_err *err) {
+    out->w = out->h = 0;
+    out->rgb = NULL;
+    if (!what) what = "image";
+    if (n == 0) return pvlm_err_set(err, PVLM_EFORMAT, "%s: empty file", what);
+    int fmt = pvlm_image_sniff(data, n);
+    if (fmt == PVLM_IMG_FMT_PNG) return decode_png(data, n, out, orig_w, orig_h, what, err);
+    if (fmt != PVLM_IMG_FMT_JPEG) return pvlm_err_set(err, PVLM_EFORMAT, "%s: not a JPEG or PNG file", what);
+    if (codec) return decode_jpeg(codec->dec, data, n, min_short, min_long, out, orig_w, orig_h, what, err);
+    tjhandle h = tjInitDecompress();
+    if (!h) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot create a TurboJPEG decoder", what);
+    int rc = decode_jpeg(h, data, n, min_short, min_long, out, orig_w, orig_h, what, err);
+    tjDestroy(h);
+    return rc;
+}
+
+/* ---- resize ---- */
+
+/* Keys' cubic convolution kernel with a = -0.5 (Catmull-Rom), support 2. */
+static double cubic(double x) {
+    const double a = -0.5;
+    x = fabs(x);
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+    return 0.0;
+}
+
+typedef struct {
+    int *first, *count; /* per output pixel: first input index and number of taps */
+    float *w;           /* [out][maxtaps] */
+    int maxtaps;
+} taps;
+
+static void taps_free(taps *t) {
+    free(t->first);
+    free(t->count);
+    free(t->w);
+}
+
+/* Output pixel j covers input [x0 + j*scale, x0 + (j+1)*scale); its centre is
+ * x0 + (j+0.5)*scale in continuous coordinates where input pixel k spans [k, k+1). */
+static int taps_make(taps *t, int in_n, int out_n, double x0, double scale) {
+    double fs = scale > 1.0 ? scale : 1.0; /* widen the kernel when shrinking */
+    double support = 2.0 * fs;
+    t->maxtaps = (int)ceil(support) * 2 + 2;
+    t->first = malloc(sizeof(int) * (size_t)out_n);
+    t->count = malloc(sizeof(int) * (size_t)out_n);
+    t->w = malloc(sizeof(float) * (size_t)out_n * (size_t)t->maxtaps);
+    if (!t->first || !t->count || !t->w) return -1;
+    for (int j = 0; j < out_n; j++) {
+        double c = x0 + (j + 0.5) * scale;
+        int lo = (int)floor(c - support + 0.5), hi = (int)floor(c + support + 0.5);
+        if (lo < 0) lo = 0;
+        if (hi > in_n) hi = in_n;
+        if (hi <= lo) { /* window fully outside (cannot happen for valid windows): nearest pixel */
+            lo = c < 0 ? 0 : in_n - 1;
+            hi = lo + 1;
+        }
+        if (hi - lo > t->maxtaps) hi = lo + t->maxtaps;
+        double sum = 0, wk[4096];
+        int cnt = hi - lo;
+        for (int k = 0; k < cnt; k++) {
+            wk[k] = cubic((lo + k + 0.5 - c) / fs);
+            sum += wk[k];
+        }
+        if (sum == 0) { /* cannot happen with this kernel; keep the nearest pixel anyway */
+            int k = (int)floor(c) - lo;
+            wk[k < 0 ? 0 : (k >= cnt ? cnt - 1 : k)] = sum = 1.0;
+        }
+        t->first[j] = lo;
+        t->count[j] = cnt;
+        for (int k = 0; k < cnt; k++) t->w[(size_t)j * t->maxtaps + k] = (float)(wk[k] / sum);
+    }
+    return 0;
+}
+
+static uint8_t clamp_round(float v) {
+    if (!(v > 0.0f)) return 0; /* also NaN */
+    if (v >= 255.0f) return 255;
+    return (uint8_t)(v + 0.5f);
+}
+
+int pvlm_image_resize_window(const pvlm_image *in, double x0, double y0, double win_w, double win_h, int out_w,
+                             int out_h, pvlm_image *out, pvlm_err *err) {
+    out->rgb = NULL;
+    out->w = out->h = 0;
+    if (!in->rgb || in->w <= 0 || in->h <= 0 || out_w <= 0 || out_h <= 0 || !(win_w > 0) || !(win_h > 0))
+        return pvlm_err_set(err, PVLM_EINVAL, "resize: bad sizes (in %dx%d, window %gx%g, out %dx%d)", in->w, in->h,
+                            win_w, win_h, out_w, out_h);
+    double sx = win_w / out_w, sy = win_h / out_h;
+    if (sx > 1000 || sy > 1000) /* keeps the tap tables bounded (<= 4002 taps) */
+        return pvlm_err_set(err, PVLM_EINVAL, "resize: downscale factor %gx%g too large (max 1000)", sx, sy);
+    taps tx = {0}, ty = {0};
+    float *tmp = NULL;
+    int rc = -1;
+    if (taps_make(&tx, in->w, out_w, x0, sx) != 0 || taps_make(&ty, in->h, out_h, y0, sy) != 0) {
+        pvlm_err_set(err, PVLM_ENOMEM, "resize: out of memory");
+        goto done;
+    }
+    /* Only the input rows some output row reads go through the horizontal pass. */
+    int r0 = ty.first[0], r1 = ty.first[0] + ty.count[0];
+    for (int j = 0; j < out_h; j++) {
+        if (ty.first[j] < r0) r0 = ty.first[j];
+        if (ty.first[j] + ty.count[j] > r1) r1 = ty.first[j] + ty.count[j];
+    }
+    size_t rows = (size_t)(r1 - r0);
+    tmp = malloc(sizeof(float) * rows * (size_t)out_w * 3);
+    if (!tmp || pvlm_image_alloc(out, out_w, out_h, err) != 0) {
+        pvlm_err_set(err, PVLM_ENOMEM, "resize: out of memory");
+        goto done;
+    }
+    for (size_t r = 0; r < rows; r++) { /* horizontal: [rows, in_w, 3] -> [rows, out_w, 3] */
+        const uint8_t *src = in->rgb + ((size_t)(r0 + (int)r) * in->w) * 3;
+        float *dst = tmp + r * (size_t)out_w * 3;
+        for (int x = 0; x < out_w; x++) {
+            const float *w = tx.w + (size_t)x * tx.maxtaps;
+            const uint8_t *s = src + (size_t)tx.first[x] * 3;
+            float a = 0, b = 0, c = 0;
+            for (int k = 0; k < tx.count[x]; k++) {
+                a += w[k] * s[3 * k];
+                b += w[k] * s[3 * k + 1];
+                c += w[k] * s[3 * k + 2];
+            }
+            dst[3 * x] = a;
+            dst[3 * x + 1] = b;
+            dst[3 * x + 2] = c;
+        }
+    }
+    for (int y = 0; y < out_h; y++) { /* vertical: [rows, out_w, 3] -> [out_h, out_w, 3] */
+        const float *w = ty.w + (size_t)y * ty.maxtaps;
+        uint8_t *dst = out->rgb + (size_t)y * out_w * 3;
+        float acc[3 * 1024];
+        for (int x0c = 0; x0c < out_w * 3; x0c += 3 * 1024) {
+            int nc = out_w * 3 - x0c < 3 * 1024 ? out_w * 3 - x0c : 3 * 1024;
+            memset(acc, 0, sizeof(float) * (size_t)nc);
+            for (int k = 0; k < ty.count[y]; k++) {
+                const float *s = tmp + (size_t)(ty.first[y] + k - r0) * out_w * 3 + x0c;
+                float wk = w[k];
+                for (int i = 0; i < nc; i++) acc[i] += wk * s[i];
+            }
+            for (int i = 0; i < nc; i++) dst[x0c + i] = clamp_round(acc[i]);
+        }
+    }
+    rc = 0;
+done:
+    if (rc != 0) pvlm_image_free(out);
+    free(tmp);
+    taps_free(&tx);
+    taps_free(&ty);
+    return rc;
+}
+
+int pvlm_image_resize(const pvlm_image *in, int out_w, int out_h, pvlm_image *out, pvlm_err *err) {
+    return pvlm_image_resize_window(in, 0, 0, in->w, in->h, out_w, out_h, out, err);
+}
+
+int pvlm_image_fit(const pvlm_image *in, int size, int mode, pvlm_image *out, pvlm_err *err) {
+    out->rgb = NULL;
+    out->w = out->h = 0;
+    if (size <= 0 || in->w <= 0 || in->h <= 0) return pvlm_err_set(err, PVLM_EINVAL, "fit: bad size %d", size);
+    if (mode == PVLM_RESIZE_CROP) {
+        double side = in->w < in->h ? in->w : in->h;
+        return pvlm_image_resize_window(in, (in->w - side) / 2.0, (in->h - side) / 2.0, side, side, size, size, out,
+                                        err);
+    }
+    if (mode != PVLM_RESIZE_BORDER) return pvlm_err_set(err, PVLM_EINVAL, "fit: unknown mode %d", mode);
+    int cw, ch;
+    if (in->w >= in->h) {
+        cw = size;
+        ch = (int)floor((double)in->h * size / in->w + 0.5);
+    } else {
+        ch = size;
+        cw = (int)floor((double)in->w * size / in->h + 0.5);
+    }
+    if (cw < 1) cw = 1;
+    if (ch < 1) ch = 1;
+    pvlm_image content;
+    if (pvlm_image_resize(in, cw, ch, &content, err) != 0) return -1;
+    if (pvlm_image_alloc(out, size, size, err) != 0) {
+        pvlm_image_free(&content);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)size * size; i++) {
+        out->rgb[3 * i] = PVLM_IMAGE_PAD_R;
+        out->rgb[3 * i + 1] = PVLM_IMAGE_PAD_G;
+        out->rgb[3 * i + 2] = PVLM_IMAGE_PAD_B;
+    }
+    int ox = (size - cw) / 2, oy = (size - ch) / 2;
+    for (int y = 0; y < ch; y++)
+        memcpy(out->rgb + ((size_t)(oy + y) * size + ox) * 3, content.rgb + (size_t)y * cw * 3, (size_t)cw * 3);
+    pvlm_image_free(&content);
+    return 0;
+}
+
+/* ---- encode ---- */
+static int encode_jpeg(tjhandle h, const pvlm_image *img, int quality, uint8_t **out, size_t *n, pvlm_err *err) {
+    unsigned char *jb = NULL;
+    unsigned long jn = 0;
+    if (tjCompress2(h, img->rgb, img->w, 0, img->h, TJPF_RGB, &jb, &jn, TJSAMP_420, quality, 0) != 0) {
+        pvlm_err_set(err, PVLM_EIO, "JPEG encode of a %dx%d image failed: %s", img->w, img->h, tjGetErrorStr2(h));
+        if (jb) tjFree(jb);
+        return -1;
+    }
+    *out = malloc(jn);
+    if (!*out) {
+        tjFree(jb);
+        return pvlm_err_set(err, PVLM_ENOMEM, "JPEG encode: out of memory");
+    }
+    memcpy(*out, jb, jn);
+    *n = jn;
+    tjFree(jb);
+    return 0;
+}
+
+int pvlm_image_encode_jpeg(pvlm_image_codec *codec, const pvlm_image *img, int quality, uint8_t **out, size_t *n,
+                           pvlm_err *err) {
+    *out = NULL;
+    *n = 0;
+    if (!img->rgb || img->w <= 0 || img->h <= 0) return pvlm_err_set(err, PVLM_EINVAL, "JPEG encode: empty image");
+    if (quality < 1 || quality > 100) return pvlm_err_set(err, PVLM_EINVAL, "JPEG quality %d not in 1..100", quality);
+    if (codec) return encode_jpeg(codec->enc, img, quality, out, n, err);
+    tjhandle h = tjInitCompress();
+    if (!h) return pvlm_err_set(err, PVLM_ENOMEM, "cannot create a TurboJPEG encoder");
+    int rc = encode_jpeg(h, img, quality, out, n, err);
+    tjDestroy(h);
+    return rc;
+}
+
+int pvlm_image_encode_png(const pvlm_image *img, uint8_t **out, size_t *n, pvlm_err *err) {
+    *out = NULL;
+    *n = 0;
+    if (!img->rgb || img->w <= 0 || img->h <= 0) return pvlm_err_set(err, PVLM_EINVAL, "PNG encode: empty image");
+    png_image pi;
+    memset(&pi, 0, sizeof pi);
+    pi.version = PNG_IMAGE_VERSION;
+    pi.width = (png_uint_32)img->w;
+    pi.height = (png_uint_32)img->h;
+    pi.format = PNG_FORMAT_RGB;
+    png_alloc_size_t sz = 0;
+    if (!png_image_write_to_memory(&pi, NULL, &sz, 0, img->rgb, 0, NULL))
+        return pvlm_err_set(err, PVLM_EIO, "PNG encode (size pass): %s", pi.message);
+    *out = malloc(sz);
+    if (!*out) return pvlm_err_set(err, PVLM_ENOMEM, "PNG encode: out of memory");
+    if (!png_image_write_to_memory(&pi, *out, &sz, 0, img->rgb, 0, NULL)) {
+        free(*out);
+        *out = NULL;
+        return pvlm_err_set(err, PVLM_EIO, "PNG encode: %s", pi.message);
+    }
+    *n = sz;
+    return 0;
+}
