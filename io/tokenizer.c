@@ -1,0 +1,1657 @@
+/* tokenizer.c - byte-level BPE: GPT-2 file loading, pre-tokenization, merges, training.
+ * See tokenizer.h for the contract and docs/tokenizer.md for the design. */
+#include "io/tokenizer.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "core/hash.h"
+#include "core/json.h"
+#include "core/timer.h"
+#include "io/unicode.h"
+
+#define NO_RANK INT32_MAX
+#define DEFAULT_HEAP_THRESHOLD 48
+#define CACHE_MAX_KEY 255 /* longer pieces are not cached (rare; long runs of spaces etc.) */
+
+/* ------------------------------------------------------------------ */
+/* GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other
+ * 68 bytes to U+0100.. in byte order (OpenAI gpt-2 encoder.py, bytes_to_unicode). */
+
+static void byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
+    int n = 0;
+    for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        cp_of_byte[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
+        byte_of_cp[cp_of_byte[b]] = (int16_t)b;
+    }
+}
+
+/* Decode one UTF-8 sequence at s[0..n) (n >= 1). Returns its length (1..4) and the code
+ * point in *cp, or 0 when s does not start a valid sequence (overlong, surrogate,
+ * > U+10FFFF, truncated, stray continuation byte). */
+static inline int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
+    uint8_t c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) {
+        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
+        *cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        uint32_t v = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+        *cp = v;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        uint32_t v = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+                     ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        if (v < 0x10000 || v > 0x10FFFF) return 0;
+        *cp = v;
+        return 4;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pre-tokenization: the GPT-2 regex as a hand-written scanner (ASCII fast path). */
+
+/* Class of each ASCII byte: letters, digits, \t\n\v\f\r and space, the rest "other". */
+static const uint8_t ascii_class[128] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, /* 0x50 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, /* 0x70 */
+};
+
+/* Class of the character at s[i] and its byte length. An invalid UTF-8 byte is one
+ * character of class "other" (so byte-level round trips hold for any input). */
+static inline int char_class(const uint8_t *s, size_t n, size_t i, int *len) {
+    if (s[i] < 0x80) {
+        *len = 1;
+        return ascii_class[s[i]];
+    }
+    uint32_t cp;
+    int l = utf8_decode(s + i, n - i, &cp);
+    if (!l) {
+        *len = 1;
+        return PVLM_UC_OTHER;
+    }
+    *len = l;
+    return pvlm_unicode_class(cp);
+}
+
+/* End (exclusive) of the piece that starts at s[i], i < n. The regex's alternatives are
+ * tried in order, as a backtracking matcher (JavaScript's) would:
+ *   's|'t|'re|'ve|'m|'ll|'d | ' '?L+ | ' '?N+ | ' '?[^\sLN]+ | \s+(?!\S) | \s+ */
+static size_t piece_end(const uint8_t *s, size_t n, size_t i) {
+    uint8_t c = s[i];
+    if (c == '\'' && i + 1 < n) {
+        uint8_t c1 = s[i + 1];
+        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return i + 2;
+        if (i + 2 < n) {
+            uint8_t c2 = s[i + 2];
+            if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return i + 3;
+        }
+    }
+    int len;
+    int cls = char_class(s, n, i, &len);
+    size_t j = i;
+    if (c == ' ' && i + 1 < n) {
+        int len1;
+        int cls1 = char_class(s, n, i + 1, &len1);
+        if (cls1 != PVLM_UC_SPACE) { /* ' '? then a run of cls1 */
+            cls = cls1;
+            len = len1;
+            j = i + 1;
+        }
+    }
+    if (cls != PVLM_UC_SPACE) {
+        j += (size_t)len;
+        while (j < n) {
+            if (s[j] < 0x80) {
+                if (ascii_class[s[j]] != cls) break;
+                j++;
+            } else {
+                int l;
+                if (char_class(s, n, j, &l) != cls) break;
+                j += (size_t)l;
+            }
+        }
+        return j;
+    }
+    /* whitespace run s[i..k); last = start of its last character */
+    size_t k = i + (size_t)len, last = i, nchars = 1;
+    while (k < n) {
+        int l;
+        if (char_class(s, n, k, &l) != PVLM_UC_SPACE) break;
+        last = k;
+        k += (size_t)l;
+        nchars++;
+    }
+    if (k == n) return n;       /* \s+(?!\S) matches the whole run at the end */
+    if (nchars > 1) return last; /* backtrack one char so a space is left before \S */
+    return k;                    /* \s+ : a single whitespace char before \S */
+}
+
+int pvlm_tokenizer_pretokenize(const char *text, size_t len, int (*fn)(const char *, size_t, void *), void *arg) {
+    const uint8_t *s = (const uint8_t *)text;
+    size_t i = 0;
+    while (i < len) {
+        size_t e = piece_end(s, len, i);
+        int rc = fn(text + i, e - i, arg);
+        if (rc) return rc;
+        i = e;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small open-addressing maps. */
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static size_t pow2_at_least(size_t n) {
+    size_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+/* pair (a,b) -> (rank, result id) */
+typedef struct pairmap {
+    uint64_t *keys; /* UINT64_MAX = empty */
+    int32_t *rank, *res;
+    size_t cap, n;
+} pairmap;
+
+static int pairmap_init(pairmap *m, size_t expect) {
+    m->cap = pow2_at_least(expect * 2 + 16);
+    m->n = 0;
+    m->keys = malloc(m->cap * sizeof *m->keys);
+    m->rank = malloc(m->cap * sizeof *m->rank);
+    m->res = malloc(m->cap * sizeof *m->res);
+    if (!m->keys || !m->rank || !m->res) return -1;
+    memset(m->keys, 0xff, m->cap * sizeof *m->keys);
+    return 0;
+}
+
+static void pairmap_free(pairmap *m) {
+    free(m->keys);
+    free(m->rank);
+    free(m->res);
+    memset(m, 0, sizeof *m);
+}
+
+static inline size_t pairmap_slot(const pairmap *m, uint64_t key) {
+    size_t mask = m->cap - 1, h = (size_t)mix64(key) & mask;
+    while (m->keys[h] != UINT64_MAX && m->keys[h] != key) h = (h + 1) & mask;
+    return h;
+}
+
+/* Insert or overwrite (the map is sized for all inserts up front). */
+static void pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t res) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    size_t h = pairmap_slot(m, key);
+    if (m->keys[h] == UINT64_MAX) m->n++;
+    m->keys[h] = key;
+    m->rank[h] = rank;
+    m->res[h] = res;
+}
+
+static inline int32_t pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_t *res) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    size_t h = pairmap_slot(m, key);
+    if (m->keys[h] == UINT64_MAX) return NO_RANK;
+    *res = m->res[h];
+    return m->rank[h];
+}
+
+/* string -> int32 (ids of token strings), keys copied into an arena */
+typedef struct strmap {
+    uint64_t *hash;
+    int64_t *off; /* -1 = empty */
+    int32_t *len, *val;
+    size_t cap, n;
+    char *arena;
+    size_t arena_n, arena_cap;
+} strmap;
+
+static int strmap_init(strmap *m, size_t expect) {
+    memset(m, 0, sizeof *m);
+    m->cap = pow2_at_least(expect * 2 + 16);
+    m->hash = malloc(m->cap * sizeof *m->hash);
+    m->off = malloc(m->cap * sizeof *m->off);
+    m->len = malloc(m->cap * sizeof *m->len);
+    m->val = malloc(m->cap * sizeof *m->val);
+    if (!m->hash || !m->off || !m->len || !m->val) return -1;
+    for (size_t i = 0; i < m->cap; i++) m->off[i] = -1;
+    return 0;
+}
+
+static void strmap_free(strmap *m) {
+    free(m->hash);
+    free(m->off);
+    free(m->len);
+    free(m->val);
+    free(m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+static size_t strmap_slot(const strmap *m, const char *s, size_t n, uint64_t h) {
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    while (m->off[i] >= 0 &&
+           !(m->hash[i] == h && (size_t)m->len[i] == n && !memcmp(m->arena + m->off[i], s, n)))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int strmap_grow(strmap *m) {
+    strmap g;
+    if (strmap_init(&g, m->cap) != 0) {
+        strmap_free(&g);
+        return -1;
+    }
+    g.arena = m->arena;
+    g.arena_n = m->arena_n;
+    g.arena_cap = m->arena_cap;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->off[i] < 0) continue;
+        size_t j = strmap_slot(&g, m->arena + m->off[i], (size_t)m->len[i], m->hash[i]);
+        g.hash[j] = m->hash[i];
+        g.off[j] = m->off[i];
+        g.len[j] = m->len[i];
+        g.val[j] = m->val[i];
+        g.n++;
+    }
+    m->arena = NULL;
+    strmap_free(m);
+    *m = g;
+    return 0;
+}
+
+/* Find s; returns its value or -1. */
+static int32_t strmap_get(const strmap *m, const char *s, size_t n) {
+    uint64_t h = pvlm_hash64(s, n);
+    size_t i = strmap_slot(m, s, n, h);
+    return m->off[i] < 0 ? -1 : m->val[i];
+}
+
+/* Insert s -> v unless present; returns the existing value, v if inserted, -2 on ENOMEM. */
+static int32_t strmap_put(strmap *m, const char *s, size_t n, int32_t v) {
+    if ((m->n + 1) * 2 > m->cap && strmap_grow(m) != 0) return -2;
+    uint64_t h = pvlm_hash64(s, n);
+    size_t i = strmap_slot(m, s, n, h);
+    if (m->off[i] >= 0) return m->val[i];
+    if (m->arena_n + n + 1 > m->arena_cap) {
+        size_t c = m->arena_cap ? m->arena_cap : 4096;
+        while (c < m->arena_n + n + 1) c *= 2;
+        char *a = realloc(m->arena, c);
+        if (!a) return -2;
+        m->arena = a;
+        m->arena_cap = c;
+    }
+    memcpy(m->arena + m->arena_n, s, n);
+    m->hash[i] = h;
+    m->off[i] = (int64_t)m->arena_n;
+    m->len[i] = (int32_t)n;
+    m->val[i] = v;
+    m->arena_n += n;
+    m->n++;
+    return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* The tokenizer. */
+
+struct pvlm_tokenizer {
+    int32_t n_vocab; /* including appended specials */
+    int32_t pad, bos, eos, n_merges;
+    pvlm_tok_pairs pairs;
+    int heap_threshold;
+    char *tok_bytes;  /* all token byte strings, back to back */
+    int64_t *tok_off; /* [n_vocab+1] */
+    uint8_t *special; /* [n_vocab] */
+    int32_t byte_id[256];
+    pairmap merges;
+};
+
+int32_t pvlm_tokenizer_vocab_size(const pvlm_tokenizer *t) { return t->n_vocab; }
+int32_t pvlm_tokenizer_pad_id(const pvlm_tokenizer *t) { return t->pad; }
+int32_t pvlm_tokenizer_bos_id(const pvlm_tokenizer *t) { return t->bos; }
+int32_t pvlm_tokenizer_eos_id(const pvlm_tokenizer *t) { return t->eos; }
+int32_t pvlm_tokenizer_n_merges(const pvlm_tokenizer *t) { return t->n_merges; }
+pvlm_tok_pairs pvlm_tokenizer_pairs(const pvlm_tokenizer *t) { return t->pairs; }
+void pvlm_tokenizer_set_heap_threshold(pvlm_tokenizer *t, int n) { t->heap_threshold = n < 2 ? 2 : n; }
+
+int pvlm_tokenizer_is_special(const pvlm_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && t->special[id];
+}
+
+const char *pvlm_tokenizer_token(const pvlm_tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) return NULL;
+    if (len) *len = (size_t)(t->tok_off[id + 1] - t->tok_off[id]);
+    return t->tok_bytes + t->tok_off[id];
+}
+
+void pvlm_tokenizer_free(pvlm_tokenizer *t) {
+    if (!t) return;
+    free(t->tok_bytes);
+    free(t->tok_off);
+    free(t->special);
+    pairmap_free(&t->merges);
+    free(t);
+}
+
+/* Convert a vocabulary key (UTF-8 in the byte alphabet) to raw bytes into out (capacity
+ * >= strlen(key)). Returns the byte count, or -1 when the key has a character outside
+ * the alphabet (then it can only be a special token, kept verbatim). */
+static long key_to_bytes(const char *key, size_t klen, const int16_t byte_of_cp[324], char *out) {
+    const uint8_t *s = (const uint8_t *)key;
+    size_t i = 0;
+    long n = 0;
+    while (i < klen) {
+        uint32_t cp;
+        int l = utf8_decode(s + i, klen - i, &cp);
+        if (!l || cp >= 324 || byte_of_cp[cp] < 0) return -1;
+        out[n++] = (char)byte_of_cp[cp];
+        i += (size_t)l;
+    }
+    return n;
+}
+
+/* A merges-file line split into its two fields; 0 ok, -1 malformed. */
+static int split_merge_line(char *line, char **a, char **b) {
+    char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) return -1;
+    *a = p;
+    while (*p && *p != ' ' && *p != '\t') p++;
+    if (!*p) return -1;
+    *p++ = 0;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) return -1;
+    *b = p;
+    while (*p && *p != ' ' && *p != '\t') p++;
+    char *end = p;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p) return -1; /* a third field */
+    *end = 0;
+    return 0;
+}
+
+/* Everything pvlm_tokenizer_load_files needs while reading the two files. */
+typedef struct load_state {
+    const char *vocab_path, *merges_path;
+    int32_t n;       /* entries in the vocabulary file */
+    char *keybuf;    /* copies of the JSON keys, back to back (owned) */
+    char **keys;     /* [n] into keybuf: the key of each id */
+    size_t *key_len; /* [n] */
+    strmap key_ids;  /* key string -> id */
+    uint8_t *is_result; /* [n] 1 when some merge produces the id */
+} load_state;
+
+static void load_state_free(load_state *ls) {
+    free(ls->keybuf);
+    free(ls->keys);
+    free(ls->key_len);
+    free(ls->is_result);
+    strmap_free(&ls->key_ids);
+}
+
+static int load_vocab(pvlm_tokenizer *t, load_state *ls, const int16_t byte_of_cp[324], pvlm_err *err) {
+    json_t *root = pvlm_json_load_file(ls->vocab_path, err);
+    if (!root) return -1;
+    int rc = -1;
+    if (!json_is_object(root)) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: expected a JSON object {token: id}", ls->vocab_path);
+        goto out;
+    }
+    size_t n = json_object_size(root);
+    if (n < 256 || n > INT32_MAX / 2) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: %zu entries; a byte-level vocabulary has at least 256", ls->vocab_path,
+                     n);
+        goto out;
+    }
+    ls->n = (int32_t)n;
+    size_t total = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) total += strlen(key) + 1;
+    ls->keybuf = malloc(total);
+    ls->keys = calloc(n, sizeof *ls->keys);
+    ls->key_len = calloc(n, sizeof *ls->key_len);
+    ls->is_result = calloc(n, 1);
+    t->tok_off = calloc(n + 1, sizeof *t->tok_off);
+    t->tok_bytes = malloc(total + 1);
+    t->special = calloc(n, 1);
+    if (!ls->keybuf || !ls->keys || !ls->key_len || !ls->is_result || !t->tok_off || !t->tok_bytes ||
+        !t->special || strmap_init(&ls->key_ids, n) != 0) {
+        pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->vocab_path);
+        goto out;
+    }
+    size_t kp = 0;
+    json_object_foreach(root, key, val) {
+        if (!json_is_integer(val)) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: token \"%s\": id is not an integer", ls->vocab_path, key);
+            goto out;
+        }
+        json_int_t id = json_integer_value(val);
+        if (id < 0 || id >= (json_int_t)n) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: token \"%s\": id %lld outside 0..%zu (ids must be dense)",
+                         ls->vocab_path, key, (long long)id, n - 1);
+            goto out;
+        }
+        if (ls->keys[id]) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: id %lld is used by both \"%s\" and \"%s\"", ls->vocab_path,
+                         (long long)id, ls->keys[id], key);
+            goto out;
+        }
+        size_t kl = strlen(key);
+        memcpy(ls->keybuf + kp, key, kl + 1);
+        ls->keys[id] = ls->keybuf + kp;
+        ls->key_len[id] = kl;
+        kp += kl + 1;
+        if (strmap_put(&ls->key_ids, key, kl, (int32_t)id) == -2) {
+            pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->vocab_path);
+            goto out;
+        }
+    }
+    int64_t off = 0;
+    for (int32_t id = 0; id < ls->n; id++) {
+        long nb = key_to_bytes(ls->keys[id], ls->key_len[id], byte_of_cp, t->tok_bytes + off);
+        if (nb < 0) { /* outside the byte alphabet: can only be a special token, kept verbatim */
+            memcpy(t->tok_bytes + off, ls->keys[id], ls->key_len[id]);
+            nb = (long)ls->key_len[id];
+            t->special[id] = 2;
+        }
+        t->tok_off[id] = off;
+        off += nb;
+        t->tok_off[id + 1] = off;
+    }
+    t->tok_bytes[off] = 0;
+    t->n_vocab = ls->n;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int32_t id = 0; id < ls->n; id++)
+        if (!t->special[id] && t->tok_off[id + 1] - t->tok_off[id] == 1 && ls->key_len[id] <= 2)
+            t->byte_id[(uint8_t)t->tok_bytes[t->tok_off[id]]] = id;
+    for (int b = 0; b < 256; b++) {
+        if (t->byte_id[b] < 0) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: no token for byte 0x%02X (a byte-level vocabulary needs all 256)",
+                         ls->vocab_path, b);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, pvlm_err *err) {
+    char *buf;
+    size_t blen;
+    if (pvlm_read_file(ls->merges_path, &buf, &blen, err) != 0) return -1;
+    int rc = -1;
+    int32_t nm = 0, cap = 0;
+    int32_t *ma = NULL, *mb = NULL, *mr = NULL;
+    char *cat = NULL;
+    size_t cat_cap = 0;
+    strmap keyrank;
+    memset(&keyrank, 0, sizeof keyrank);
+    char *p = buf, *end = buf + blen;
+    long lineno = 0;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        *le = 0;
+        lineno++;
+        char *line = p;
+        p = le + 1;
+        if (memchr(line, 0, (size_t)(le - line))) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: NUL byte in merge line", ls->merges_path, lineno);
+            goto out;
+        }
+        if (le > line && le[-1] == '\r') le[-1] = 0;
+        if (lineno == 1 && !strncmp(line, "#version", 8)) continue;
+        if (!line[0]) continue;
+        char *a, *b;
+        if (split_merge_line(line, &a, &b) != 0) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: expected two tokens \"left right\"", ls->merges_path, lineno);
+            goto out;
+        }
+        size_t la = strlen(a), lb = strlen(b);
+        int32_t ia = strmap_get(&ls->key_ids, a, la), ib = strmap_get(&ls->key_ids, b, lb);
+        if (ia < 0 || ib < 0) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not in %s", ls->merges_path, lineno,
+                         ia < 0 ? a : b, ls->vocab_path);
+            goto out;
+        }
+        if (t->special[ia] || t->special[ib]) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not a byte-level token", ls->merges_path,
+                         lineno, t->special[ia] ? a : b);
+            goto out;
+        }
+        if (la + lb + 2 > cat_cap) {
+            cat_cap = (la + lb + 2) * 2;
+            char *c2 = realloc(cat, cat_cap);
+            if (!c2) goto nomem;
+            cat = c2;
+        }
+        memcpy(cat, a, la);
+        memcpy(cat + la, b, lb);
+        int32_t ir = strmap_get(&ls->key_ids, cat, la + lb);
+        if (ir < 0) {
+            cat[la + lb] = 0;
+            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merged token \"%s\" is not in %s", ls->merges_path, lineno, cat,
+                         ls->vocab_path);
+            goto out;
+        }
+        if (nm == cap) {
+            cap = cap ? cap * 2 : 1024;
+            int32_t *a2 = realloc(ma, (size_t)cap * sizeof *ma);
+            if (!a2) goto nomem;
+            ma = a2;
+            a2 = realloc(mb, (size_t)cap * sizeof *mb);
+            if (!a2) goto nomem;
+            mb = a2;
+            a2 = realloc(mr, (size_t)cap * sizeof *mr);
+            if (!a2) goto nomem;
+            mr = a2;
+        }
+        ma[nm] = ia;
+        mb[nm] = ib;
+        mr[nm] = ir;
+        nm++;
+        ls->is_result[ir] = 1;
+    }
+    t->n_merges = nm;
+
+    /* which tokens are special: not a byte token and produced by no merge */
+    int has_eot = 0;
+    for (int32_t id = 0; id < ls->n; id++) {
+        int is_byte = t->tok_off[id + 1] - t->tok_off[id] == 1 && t->byte_id[(uint8_t)t->tok_bytes[t->tok_off[id]]] == id;
+        t->special[id] = (!is_byte && !ls->is_result[id]) ? 1 : 0;
+        if (t->special[id] && ls->key_len[id] == 13 && !memcmp(ls->keys[id], "<|endoftext|>", 13)) has_eot = 1;
+    }
+    if (pairs == PVLM_TOK_PAIRS_AUTO) pairs = has_eot ? PVLM_TOK_PAIRS_JS : PVLM_TOK_PAIRS_EXACT;
+    t->pairs = pairs;
+
+    if (pairs == PVLM_TOK_PAIRS_EXACT) {
+        /* later duplicates win, as Python's dict(zip(merges, range(n))) */
+        if (pairmap_init(&t->merges, (size_t)nm) != 0) goto nomem;
+        for (int32_t r = 0; r < nm; r++) pairmap_put(&t->merges, ma[r], mb[r], r, mr[r]);
+    } else {
+        /* Encoder.js: bpe_ranks[[a, b]] keys an object with String([a, b]) = a + "," + b, later
+         * lines overwriting earlier ones; a pair is then ranked by whichever merge owns that
+         * string. Register every split of every key at a comma into two vocabulary tokens. */
+        size_t splits = 0;
+        if (strmap_init(&keyrank, (size_t)nm) != 0) goto nomem;
+        for (int32_t r = nm - 1; r >= 0; r--) { /* reverse: first insert = highest rank wins */
+            size_t la = ls->key_len[ma[r]], lb = ls->key_len[mb[r]];
+            if (la + lb + 2 > cat_cap) {
+                cat_cap = (la + lb + 2) * 2;
+                char *c2 = realloc(cat, cat_cap);
+                if (!c2) goto nomem;
+                cat = c2;
+            }
+            memcpy(cat, ls->keys[ma[r]], la);
+            cat[la] = ',';
+            memcpy(cat + la + 1, ls->keys[mb[r]], lb);
+            if (strmap_put(&keyrank, cat, la + lb + 1, r) == -2) goto nomem;
+            for (size_t k = 0; k < la + lb + 1; k++) splits += cat[k] == ',';
+        }
+        if (pairmap_init(&t->merges, splits) != 0) goto nomem;
+        for (size_t slot = 0; slot < keyrank.cap; slot++) {
+            if (keyrank.off[slot] < 0) continue;
+            const char *k = keyrank.arena + keyrank.off[slot];
+            size_t kl = (size_t)keyrank.len[slot];
+            int32_t r = keyrank.val[slot];
+            if (kl + 1 > cat_cap) {
+                cat_cap = (kl + 1) * 2;
+                char *c2 = realloc(cat, cat_cap);
+                if (!c2) goto nomem;
+                cat = c2;
+            }
+            for (size_t c = 1; c + 1 < kl; c++) {
+                if (k[c] != ',') continue;
+                int32_t ia = strmap_get(&ls->key_ids, k, c), ib = strmap_get(&ls->key_ids, k + c + 1, kl - c - 1);
+                if (ia < 0 || ib < 0 || t->special[ia] || t->special[ib]) continue;
+                memcpy(cat, k, c);
+                memcpy(cat + c, k + c + 1, kl - c - 1);
+                int32_t ir = strmap_get(&ls->key_ids, cat, kl - 1);
+                /* a split whose concatenation is no token would make Encoder.js emit
+                 * `undefined`; it cannot happen with GPT-2's files, and is left unranked */
+                if (ir < 0) continue;
+                pairmap_put(&t->merges, ia, ib, r, ir);
+            }
+        }
+    }
+    rc = 0;
+    goto out;
+nomem:
+    pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
+out:
+    strmap_free(&keyrank);
+    free(cat);
+    free(ma);
+    free(mb);
+    free(mr);
+    free(buf);
+    return rc;
+}
+
+static int32_t find_special(const pvlm_tokenizer *t, const char *const *names, int nnames) {
+    for (int k = 0; k < nnames; k++) {
+        size_t ln = strlen(names[k]);
+        for (int32_t id = 0; id < t->n_vocab; id++) {
+            if (!t->special[id]) continue;
+            size_t len;
+            const char *s = pvlm_tokenizer_token(t, id, &len);
+            if (len == ln && !memcmp(s, names[k], ln)) return id;
+        }
+    }
+    return -1;
+}
+
+/* Append a special token named name after the last id; returns its id, -1 on ENOMEM. */
+static int32_t append_special(pvlm_tokenizer *t, const char *name) {
+    size_t ln = strlen(name);
+    int32_t id = t->n_vocab;
+    int64_t *off = realloc(t->tok_off, (size_t)(id + 2) * sizeof *off);
+    if (!off) return -1;
+    t->tok_off = off;
+    char *bytes = realloc(t->tok_bytes, (size_t)(off[id] + (int64_t)ln + 1));
+    if (!bytes) return -1;
+    t->tok_bytes = bytes;
+    uint8_t *sp = realloc(t->special, (size_t)id + 1);
+    if (!sp) return -1;
+    t->special = sp;
+    memcpy(bytes + off[id], name, ln);
+    off[id + 1] = off[id] + (int64_t)ln;
+    sp[id] = 1;
+    t->n_vocab = id + 1;
+    return id;
+}
+
+int pvlm_tokenizer_load_files(const char *vocab_path, const char *merges_path, pvlm_tok_pairs pairs,
+                              pvlm_tokenizer **out, pvlm_err *err) {
+    *out = NULL;
+    uint32_t cp_of_byte[256];
+    int16_t byte_of_cp[324];
+    byte_alphabet(cp_of_byte, byte_of_cp);
+    pvlm_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory");
+    t->heap_threshold = DEFAULT_HEAP_THRESHOLD;
+    load_state ls;
+    memset(&ls, 0, sizeof ls);
+    ls.vocab_path = vocab_path;
+    ls.merges_path = merges_path;
+    if (load_vocab(t, &ls, byte_of_cp, err) != 0 || load_merges(t, &ls, pairs, err) != 0) goto fail;
+    static const char *const pad_names[] = {"<pad>"};
+    static const char *const bos_names[] = {"<bos>", "<s>", "<|endoftext|>"};
+    static const char *const eos_names[] = {"<eos>", "</s>", "<|endoftext|>"};
+    t->pad = find_special(t, pad_names, 1);
+    t->bos = find_special(t, bos_names, 3);
+    t->eos = find_special(t, eos_names, 3);
+    if ((t->pad < 0 && (t->pad = append_special(t, "<pad>")) < 0) ||
+        (t->bos < 0 && (t->bos = append_special(t, "<bos>")) < 0) ||
+        (t->eos < 0 && (t->eos = append_special(t, "<eos>")) < 0)) {
+        pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory");
+        goto fail;
+    }
+    load_state_free(&ls);
+    *out = t;
+    return 0;
+fail:
+    load_state_free(&ls);
+    pvlm_tokenizer_free(t);
+    return -1;
+}
+
+int pvlm_tokenizer_load(const char *dir, pvlm_tokenizer **out, pvlm_err *err) {
+    char vocab[4096], merges[4096];
+    snprintf(vocab, sizeof vocab, "%s/encoder.json", dir);
+    if (!pvlm_file_exists(vocab)) snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
+    snprintf(merges, sizeof merges, "%s/vocab.bpe", dir);
+    if (!pvlm_file_exists(merges)) snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    if (!pvlm_file_exists(vocab) || !pvlm_file_exists(merges)) {
+        *out = NULL;
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: needs encoder.json (or vocab.json) and vocab.bpe (or merges.txt)",
+                            dir);
+    }
+    return pvlm_tokenizer_load_files(vocab, merges, PVLM_TOK_PAIRS_AUTO, out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* BPE on one piece. sym[0..n) holds byte token ids on entry, the merged ids on return. */
+
+/* Quadratic scan, as the reference: find the lowest-ranked adjacent pair (JS mode: among
+ * equal ranks the last one, as Encoder.js's minPairs object keeps the last pair it saw),
+ * merge all its occurrences left to right, repeat. */
+static size_t bpe_scan(const pvlm_tokenizer *t, int32_t *sym, size_t n) {
+    const int js = t->pairs == PVLM_TOK_PAIRS_JS;
+    while (n > 1) {
+        int32_t best = NO_RANK, res = -1;
+        size_t pos = SIZE_MAX;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int32_t rr, r = pairmap_get(&t->merges, sym[i], sym[i + 1], &rr);
+            if (r < best || (js && r == best && r != NO_RANK)) {
+                best = r;
+                pos = i;
+                res = rr;
+            }
+        }
+        if (pos == SIZE_MAX) break;
+        int32_t a = sym[pos], b = sym[pos + 1];
+        size_t j = 0;
+        for (size_t i = 0; i < n;) {
+            if (i + 1 < n && sym[i] == a && sym[i + 1] == b) {
+                sym[j++] = res;
+                i += 2;
+            } else {
+                sym[j++] = sym[i++];
+            }
+        }
+        n = j;
+    }
+    return n;
+}
+
+typedef struct hent {
+    int32_t rank, pos, a, b;
+} hent;
+
+static inline int hent_less(const hent *x, const hent *y) {
+    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
+}
+
+static void heap_push(hent *h, size_t *n, hent e) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!hent_less(&e, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = e;
+}
+
+static hent heap_pop(hent *h, size_t *n) {
+    hent top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && hent_less(&h[c + 1], &h[c])) c++;
+        if (!hent_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+/* The same result in O(n log n) for long pieces: a linked list of symbols and a heap of
+ * (rank, position) pairs. All pairs of the lowest rank present are taken as one level, so
+ * a level merges exactly the occurrences one reference pass merges (left to right; the
+ * pass's winner is the pair at the highest position among equal ranks), and pairs created
+ * by the level enter the heap only after it. Scratch memory: work (caller's, >= 6n int32
+ * plus the heap of <= 3n entries). Returns the new length, or SIZE_MAX on ENOMEM. */
+static size_t bpe_heap(const pvlm_tokenizer *t, int32_t *sym, size_t n) {
+    if (n < 2) return n;
+    int32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
+    size_t hcap = 4 * n + 16, hn = 0, lcap = n + 16;
+    hent *heap = malloc(hcap * sizeof *heap), *level = malloc(lcap * sizeof *level);
+    hent *pend = malloc(lcap * 2 * sizeof *pend);
+    size_t out = SIZE_MAX;
+    if (!next || !prev || !heap || !level || !pend) goto done;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
+        prev[i] = (int32_t)i - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        int32_t rr, r = pairmap_get(&t->merges, sym[i], sym[i + 1], &rr);
+        if (r != NO_RANK) heap_push(heap, &hn, (hent){r, (int32_t)i, sym[i], sym[i + 1]});
+    }
+    while (hn) {
+        int32_t r = heap[0].rank;
+        size_t ln = 0;
+        while (hn && heap[0].rank == r) {
+            hent e = heap_pop(heap, &hn);
+            int32_t q = next[e.pos];
+            if (sym[e.pos] == e.a && q >= 0 && sym[q] == e.b) level[ln++] = e; /* still present */
+        }
+        if (!ln) continue;
+        int32_t wa = level[ln - 1].a, wb = level[ln - 1].b, res = -1;
+        pairmap_get(&t->merges, wa, wb, &res);
+        size_t pn = 0;
+        for (size_t k = 0; k < ln; k++) {
+            hent e = level[k];
+            int32_t p = e.pos, q = next[p];
+            if (e.a != wa || e.b != wb) {
+                pend[pn++] = e; /* another pair of the same rank (JS mode): a later pass */
+                continue;
+            }
+            if (sym[p] != wa || q < 0 || sym[q] != wb) continue; /* taken by an overlapping merge */
+            sym[p] = res;
+            sym[q] = -1;
+            next[p] = next[q];
+            if (next[q] >= 0) prev[next[q]] = p;
+            int32_t rr, nr;
+            if (prev[p] >= 0 && (nr = pairmap_get(&t->merges, sym[prev[p]], res, &rr)) != NO_RANK)
+                pend[pn++] = (hent){nr, prev[p], sym[prev[p]], res};
+            if (next[p] >= 0 && (nr = pairmap_get(&t->merges, res, sym[next[p]], &rr)) != NO_RANK)
+                pend[pn++] = (hent){nr, p, res, sym[next[p]]};
+        }
+        if (hn + pn > hcap) {
+            hcap = (hn + pn) * 2;
+            hent *h2 = realloc(heap, hcap * sizeof *heap);
+            if (!h2) goto done;
+            heap = h2;
+        }
+        for (size_t k = 0; k < pn; k++) heap_push(heap, &hn, pend[k]);
+    }
+    out = 0;
+    for (int32_t i = 0; i >= 0; i = next[i]) sym[out++] = sym[i];
+done:
+    free(next);
+    free(prev);
+    free(heap);
+    free(level);
+    free(pend);
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Word cache. */
+
+struct pvlm_tok_cache {
+    size_t max_bytes;
+    const pvlm_tokenizer *owner; /* results are only valid for this tokenizer */
+    int32_t owner_vocab, owner_merges;
+    size_t cap, n; /* table slots (power of 2), used */
+    uint64_t *hash;
+    uint32_t *koff, *ioff;
+    uint16_t *klen, *nids; /* klen 0 = empty slot */
+    char *keys;
+    size_t keys_n, keys_cap;
+    int32_t *ids;
+    size_t ids_n, ids_cap;
+};
+
+static void cache_release(pvlm_tok_cache *c) {
+    free(c->hash);
+    free(c->koff);
+    free(c->ioff);
+    free(c->klen);
+    free(c->nids);
+    free(c->keys);
+    free(c->ids);
+    c->hash = NULL;
+    c->koff = c->ioff = NULL;
+    c->klen = c->nids = NULL;
+    c->keys = NULL;
+    c->ids = NULL;
+    c->cap = c->n = c->keys_n = c->keys_cap = c->ids_n = c->ids_cap = 0;
+}
+
+static int cache_table(pvlm_tok_cache *c, size_t cap) {
+    c->hash = malloc(cap * sizeof *c->hash);
+    c->koff = malloc(cap * sizeof *c->koff);
+    c->ioff = malloc(cap * sizeof *c->ioff);
+    c->klen = calloc(cap, sizeof *c->klen);
+    c->nids = malloc(cap * sizeof *c->nids);
+    c->cap = cap;
+    c->n = 0;
+    return (c->hash && c->koff && c->ioff && c->klen && c->nids) ? 0 : -1;
+}
+
+pvlm_tok_cache *pvlm_tok_cache_new(size_t max_bytes, pvlm_err *err) {
+    pvlm_tok_cache *c = calloc(1, sizeof *c);
+    if (!c) {
+        pvlm_err_set(err, PVLM_ENOMEM, "tokenizer cache: out of memory");
+        return NULL;
+    }
+    c->max_bytes = max_bytes ? max_bytes : ((size_t)64 << 20);
+    if (c->max_bytes < (1u << 16)) c->max_bytes = 1u << 16;
+    return c;
+}
+
+void pvlm_tok_cache_free(pvlm_tok_cache *c) {
+    if (!c) return;
+    cache_release(c);
+    free(c);
+}
+
+static size_t cache_bytes(const pvlm_tok_cache *c, size_t cap) {
+    return cap * 20 + c->keys_cap + c->ids_cap * sizeof(int32_t);
+}
+
+static inline size_t cache_find(const pvlm_tok_cache *c, const char *s, size_t n, uint64_t h) {
+    size_t mask = c->cap - 1, i = (size_t)h & mask;
+    while (c->klen[i] && !(c->hash[i] == h && c->klen[i] == n && !memcmp(c->keys + c->koff[i], s, n)))
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Remember piece -> ids; failures only mean "not cached". */
+static void cache_put(pvlm_tok_cache *c, const char *s, size_t n, uint64_t h, const int32_t *ids, size_t nids) {
+    if (c->n + 1 > c->cap / 2) {
+        size_t ncap = c->cap ? c->cap * 2 : 4096;
+        if (cache_bytes(c, ncap) > c->max_bytes) {
+            cache_release(c); /* full: start again (simple, and keeps the hot words soon) */
+            ncap = 4096;
+        }
+        pvlm_tok_cache old = *c;
+        if (cache_table(c, ncap) != 0) {
+            free(c->hash);
+            free(c->koff);
+            free(c->ioff);
+            free(c->klen);
+            free(c->nids);
+            *c = old;
+            return;
+        }
+        for (size_t i = 0; i < old.cap; i++) {
+            if (!old.klen[i]) continue;
+            size_t j = (size_t)old.hash[i] & (ncap - 1);
+            while (c->klen[j]) j = (j + 1) & (ncap - 1);
+            c->hash[j] = old.hash[i];
+            c->koff[j] = old.koff[i];
+            c->ioff[j] = old.ioff[i];
+            c->klen[j] = old.klen[i];
+            c->nids[j] = old.nids[i];
+            c->n++;
+        }
+        free(old.hash);
+        free(old.koff);
+        free(old.ioff);
+        free(old.klen);
+        free(old.nids);
+    }
+    if (c->keys_n + n > c->keys_cap || c->ids_n + nids > c->ids_cap) {
+        size_t kc = c->keys_cap ? c->keys_cap : 65536, ic = c->ids_cap ? c->ids_cap : 16384;
+        while (kc < c->keys_n + n) kc *= 2;
+        while (ic < c->ids_n + nids) ic *= 2;
+        if (c->cap * 20 + kc + ic * sizeof(int32_t) > c->max_bytes || kc > UINT32_MAX || ic > UINT32_MAX) {
+            cache_release(c);
+            return;
+        }
+        char *k2 = realloc(c->keys, kc);
+        if (!k2) return;
+        c->keys = k2;
+        c->keys_cap = kc;
+        int32_t *i2 = realloc(c->ids, ic * sizeof *i2);
+        if (!i2) return;
+        c->ids = i2;
+        c->ids_cap = ic;
+    }
+    size_t slot = cache_find(c, s, n, h);
+    memcpy(c->keys + c->keys_n, s, n);
+    memcpy(c->ids + c->ids_n, ids, nids * sizeof *ids);
+    c->hash[slot] = h;
+    c->koff[slot] = (uint32_t)c->keys_n;
+    c->ioff[slot] = (uint32_t)c->ids_n;
+    c->klen[slot] = (uint16_t)n;
+    c->nids[slot] = (uint16_t)nids;
+    c->keys_n += n;
+    c->ids_n += nids;
+    c->n++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encode / decode. */
+
+int64_t pvlm_tokenizer_encode(const pvlm_tokenizer *t, pvlm_tok_cache *cache, const char *text, size_t len,
+                              int32_t *ids, size_t cap, pvlm_err *err) {
+    const uint8_t *s = (const uint8_t *)text;
+    int32_t stack_sym[256];
+    size_t total = 0, i = 0;
+    if (cache && (cache->owner != t || cache->owner_vocab != t->n_vocab || cache->owner_merges != t->n_merges)) {
+        cache_release(cache);
+        cache->owner = t;
+        cache->owner_vocab = t->n_vocab;
+        cache->owner_merges = t->n_merges;
+    }
+    while (i < len) {
+        size_t e = piece_end(s, len, i), plen = e - i;
+        const char *piece = text + i;
+        i = e;
+        if (plen == 1) {
+            if (total < cap) ids[total] = t->byte_id[(uint8_t)piece[0]];
+            total++;
+            continue;
+        }
+        uint64_t h = 0;
+        int cacheable = cache && plen <= CACHE_MAX_KEY;
+        if (cacheable) {
+            h = pvlm_hash64(piece, plen);
+            if (cache->cap) {
+                size_t slot = cache_find(cache, piece, plen, h);
+                if (cache->klen[slot]) {
+                    size_t k = cache->nids[slot];
+                    const int32_t *src = cache->ids + cache->ioff[slot];
+                    if (total + k <= cap)
+                        memcpy(ids + total, src, k * sizeof *ids);
+                    else
+                        for (size_t q = 0; q < k; q++)
+                            if (total + q < cap) ids[total + q] = src[q];
+                    total += k;
+                    continue;
+                }
+            }
+        }
+        int32_t *sym = plen <= 256 ? stack_sym : malloc(plen * sizeof *sym);
+        if (!sym) return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory (piece of %zu bytes)", plen);
+        for (size_t k = 0; k < plen; k++) sym[k] = t->byte_id[(uint8_t)piece[k]];
+        size_t n = plen > (size_t)t->heap_threshold ? bpe_heap(t, sym, plen) : bpe_scan(t, sym, plen);
+        if (n == SIZE_MAX) {
+            if (sym != stack_sym) free(sym);
+            return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory (piece of %zu bytes)", plen);
+        }
+        for (size_t k = 0; k < n; k++)
+            if (total + k < cap) ids[total + k] = sym[k];
+        total += n;
+        if (cacheable) cache_put(cache, piece, plen, h, sym, n);
+        if (sym != stack_sym) free(sym);
+    }
+    return (int64_t)total;
+}
+
+int pvlm_tokenizer_encode_alloc(const pvlm_tokenizer *t, pvlm_tok_cache *cache, const char *text, size_t len,
+                                int32_t **ids, size_t *n, pvlm_err *err) {
+    /* English averages ~4 bytes per token; retry once with the exact size otherwise */
+    size_t cap = len / 3 + 16;
+    int32_t *buf = malloc(cap * sizeof *buf);
+    *ids = NULL;
+    *n = 0;
+    if (!buf) return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory (%zu ids)", cap);
+    int64_t got = pvlm_tokenizer_encode(t, cache, text, len, buf, cap, err);
+    if (got < 0) {
+        free(buf);
+        return -1;
+    }
+    if ((size_t)got > cap) {
+        free(buf);
+        cap = (size_t)got;
+        buf = malloc(cap * sizeof *buf);
+        if (!buf) return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory (%zu ids)", cap);
+        got = pvlm_tokenizer_encode(t, cache, text, len, buf, cap, err);
+        if (got < 0) {
+            free(buf);
+            return -1;
+        }
+    }
+    *ids = buf;
+    *n = (size_t)got;
+    return 0;
+}
+
+int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char *out,
+                              size_t cap, pvlm_err *err) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        if (id < 0 || id >= t->n_vocab)
+            return pvlm_err_set(err, PVLM_EINVAL, "tokenizer decode: id %d at position %zu is outside 0..%d", id, i,
+                                t->n_vocab - 1);
+        if ((flags & PVLM_TOK_SKIP_SPECIAL) && t->special[id]) continue;
+        size_t l = (size_t)(t->tok_off[id + 1] - t->tok_off[id]);
+        if (l && total + l <= cap) memcpy(out + total, t->tok_bytes + t->tok_off[id], l);
+        else if (l && total < cap) memcpy(out + total, t->tok_bytes + t->tok_off[id], cap - total);
+        total += l;
+    }
+    return (int64_t)total;
+}
+
+int pvlm_tokenizer_decode_alloc(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char **out,
+                                size_t *len, pvlm_err *err) {
+    *out = NULL;
+    *len = 0;
+    int64_t need = pvlm_tokenizer_decode(t, ids, n, flags, NULL, 0, err);
+    if (need < 0) return -1;
+    char *buf = malloc((size_t)need + 1);
+    if (!buf) return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer decode: out of memory (%lld bytes)", (long long)need);
+    pvlm_tokenizer_decode(t, ids, n, flags, buf, (size_t)need, err);
+    buf[need] = 0;
+    *out = buf;
+    *len = (size_t)need;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Training. */
+
+static const char *const train_specials[3] = {"<pad>", "<bos>", "<eos>"};
+
+/* growable (a,b) -> pair index map */
+typedef struct pairidx {
+    uint64_t *keys;
+    int32_t *val;
+    size_t cap, n;
+} pairidx;
+
+static int pairidx_grow(pairidx *m) {
+    size_t ncap = m->cap ? m->cap * 2 : 1 << 16;
+    uint64_t *k = malloc(ncap * sizeof *k);
+    int32_t *v = malloc(ncap * sizeof *v);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    memset(k, 0xff, ncap * sizeof *k);
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->keys[i] == UINT64_MAX) continue;
+        size_t j = (size_t)mix64(m->keys[i]) & (ncap - 1);
+        while (k[j] != UINT64_MAX) j = (j + 1) & (ncap - 1);
+        k[j] = m->keys[i];
+        v[j] = m->val[i];
+    }
+    free(m->keys);
+    free(m->val);
+    m->keys = k;
+    m->val = v;
+    m->cap = ncap;
+    return 0;
+}
+
+typedef struct tpair {
+    int32_t a, b;
+    int64_t count, pushed;
+    int32_t *words; /* word indices containing the pair (may hold stale entries) */
+    int32_t nwords, capwords, last_word;
+    uint32_t touched;
+    uint8_t forbidden;
+} tpair;
+
+typedef struct theap {
+    int64_t count;
+    int32_t a, b;
+} theap;
+
+struct pvlm_bpe_trainer {
+    strmap words; /* piece bytes -> word index */
+    int64_t *wcount;
+    size_t nw, wcap;
+    int64_t bytes, pieces;
+    int ran;
+    /* result */
+    int32_t ntok;
+    int64_t *tok_off;
+    char *tok_bytes;
+    size_t tok_cap, tok_bytes_cap, tok_bytes_n;
+    int32_t *ma, *mb;
+    int32_t nmerges, mcap;
+    double seconds;
+};
+
+pvlm_bpe_trainer *pvlm_bpe_trainer_new(pvlm_err *err) {
+    pvlm_bpe_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr || strmap_init(&tr->words, 1 << 14) != 0) {
+        if (tr) strmap_free(&tr->words);
+        free(tr);
+        pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
+        return NULL;
+    }
+    return tr;
+}
+
+void pvlm_bpe_trainer_free(pvlm_bpe_trainer *tr) {
+    if (!tr) return;
+    strmap_free(&tr->words);
+    free(tr->wcount);
+    free(tr->tok_off);
+    free(tr->tok_bytes);
+    free(tr->ma);
+    free(tr->mb);
+    free(tr);
+}
+
+static int trainer_count_piece(const char *s, size_t n, void *arg) {
+    pvlm_bpe_trainer *tr = arg;
+    if (tr->nw == tr->wcap) {
+        size_t c = tr->wcap ? tr->wcap * 2 : 1 << 14;
+        int64_t *w = realloc(tr->wcount, c * sizeof *w);
+        if (!w) return -1;
+        tr->wcount = w;
+        tr->wcap = c;
+    }
+    int32_t w = strmap_put(&tr->words, s, n, (int32_t)tr->nw);
+    if (w == -2) return -1;
+    if ((size_t)w == tr->nw) tr->wcount[tr->nw++] = 0;
+    tr->wcount[w]++;
+    tr->pieces++;
+    return 0;
+}
+
+int pvlm_bpe_trainer_add(pvlm_bpe_trainer *tr, const char *text, size_t len, pvlm_err *err) {
+    if (tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: text added after training");
+    if (pvlm_tokenizer_pretokenize(text, len, trainer_count_piece, tr) != 0)
+        return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory (%zu distinct words)", tr->nw);
+    tr->bytes += (int64_t)len;
+    return 0;
+}
+
+static int trainer_add_token(pvlm_bpe_trainer *tr, const char *s, size_t n) {
+    if ((size_t)tr->ntok + 2 > tr->tok_cap) {
+        size_t c = tr->tok_cap ? tr->tok_cap * 2 : 1024;
+        int64_t *o = realloc(tr->tok_off, c * sizeof *o);
+        if (!o) return -1;
+        tr->tok_off = o;
+        tr->tok_cap = c;
+    }
+    if (tr->tok_bytes_n + n > tr->tok_bytes_cap) {
+        size_t c = tr->tok_bytes_cap ? tr->tok_bytes_cap * 2 : 65536;
+        while (c < tr->tok_bytes_n + n) c *= 2;
+        char *b = realloc(tr->tok_bytes, c);
+        if (!b) return -1;
+        tr->tok_bytes = b;
+        tr->tok_bytes_cap = c;
+    }
+    if (tr->ntok == 0) tr->tok_off[0] = 0;
+    if (n) memcpy(tr->tok_bytes + tr->tok_bytes_n, s, n);
+    tr->tok_bytes_n += n;
+    tr->ntok++;
+    tr->tok_off[tr->ntok] = (int64_t)tr->tok_bytes_n;
+    return 0;
+}
+
+static inline int theap_above(const theap *x, const theap *y) { /* x pops before y */
+    if (x->count != y->count) return x->count > y->count;
+    if (x->a != y->a) return x->a < y->a;
+    return x->b < y->b;
+}
+
+static int theap_push(theap **h, size_t *n, size_t *cap, theap e) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1 << 16;
+        theap *h2 = realloc(*h, c * sizeof *h2);
+        if (!h2) return -1;
+        *h = h2;
+        *cap = c;
+    }
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!theap_above(&e, &(*h)[p])) break;
+        (*h)[i] = (*h)[p];
+        i = p;
+    }
+    (*h)[i] = e;
+    return 0;
+}
+
+static theap theap_pop(theap *h, size_t *n) {
+    theap top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && theap_above(&h[c + 1], &h[c])) c++;
+        if (!theap_above(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+typedef struct train_ctx {
+    pairidx idx;
+    tpair *pairs;
+    size_t npairs, cappairs;
+} train_ctx;
+
+/* Index of pair (a,b); created with count 0 when create is set. -1: absent, -2: ENOMEM. */
+static int32_t tpair_find(train_ctx *c, int32_t a, int32_t b, int create) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    if (!c->idx.cap || (create && (c->idx.n + 1) * 2 > c->idx.cap)) {
+        if (!create) return -1;
+        if (pairidx_grow(&c->idx) != 0) return -2;
+    }
+    size_t mask = c->idx.cap - 1, h = (size_t)mix64(key) & mask;
+    while (c->idx.keys[h] != UINT64_MAX && c->idx.keys[h] != key) h = (h + 1) & mask;
+    if (c->idx.keys[h] == key) return c->idx.val[h];
+    if (!create) return -1;
+    if (c->npairs == c->cappairs) {
+        size_t nc = c->cappairs ? c->cappairs * 2 : 1 << 14;
+        tpair *p2 = realloc(c->pairs, nc * sizeof *p2);
+        if (!p2) return -2;
+        c->pairs = p2;
+        c->cappairs = nc;
+    }
+    tpair *p = &c->pairs[c->npairs];
+    memset(p, 0, sizeof *p);
+    p->a = a;
+    p->b = b;
+    p->last_word = -1;
+    c->idx.keys[h] = key;
+    c->idx.val[h] = (int32_t)c->npairs;
+    c->idx.n++;
+    return (int32_t)c->npairs++;
+}
+
+/* Add cnt occurrences of (a,b) in word w; remembers w in the pair's word list. */
+static int32_t tpair_add(train_ctx *c, int32_t a, int32_t b, int64_t cnt, int32_t w) {
+    int32_t q = tpair_find(c, a, b, 1);
+    if (q < 0) return q;
+    tpair *p = &c->pairs[q];
+    p->count += cnt;
+    if (p->last_word != w) {
+        if (p->nwords == p->capwords) {
+            int32_t nc = p->capwords ? p->capwords * 2 : 4;
+            int32_t *w2 = realloc(p->words, (size_t)nc * sizeof *w2);
+            if (!w2) return -2;
+            p->words = w2;
+            p->capwords = nc;
+        }
+        p->words[p->nwords++] = w;
+        p->last_word = w;
+    }
+    return q;
+}
+
+int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_frequency, pvlm_err *err) {
+    if (tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: already trained");
+    if (vocab_size < 259)
+        return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: --vocab-size %d is below 259 (3 specials + 256 bytes)",
+                            vocab_size);
+    if (min_frequency < 1) min_frequency = 1;
+    tr->ran = 1;
+    double t0 = pvlm_now();
+    int rc = -1;
+    train_ctx c;
+    memset(&c, 0, sizeof c);
+    strmap tokmap;
+    memset(&tokmap, 0, sizeof tokmap);
+    theap *heap = NULL;
+    size_t hn = 0, hcap = 0;
+    int32_t *sym = NULL, *woff = NULL, *wlen = NULL, *touched = NULL;
+    uint32_t *wstamp = NULL;
+    char *cat = NULL;
+    size_t ntouched = 0, captouched = 0, catcap = 0;
+    size_t nw = tr->nw;
+
+    /* tokens: specials, then the 256 bytes */
+    if (strmap_init(&tokmap, (size_t)vocab_size) != 0) goto nomem;
+    for (int k = 0; k < 3; k++)
+        if (trainer_add_token(tr, train_specials[k], strlen(train_specials[k])) != 0) goto nomem;
+    for (int b = 0; b < 256; b++) {
+        char ch = (char)b;
+        if (trainer_add_token(tr, &ch, 1) != 0 || strmap_put(&tokmap, &ch, 1, 3 + b) == -2) goto nomem;
+    }
+    /* word symbols */
+    size_t total = 0;
+    woff = malloc((nw + 1) * sizeof *woff);
+    wlen = malloc((nw + 1) * sizeof *wlen);
+    wstamp = calloc(nw + 1, sizeof *wstamp);
+    if (!woff || !wlen || !wstamp) goto nomem;
+    for (size_t slot = 0; slot < tr->words.cap; slot++) {
+        if (tr->words.off[slot] < 0) continue;
+        int32_t w = tr->words.val[slot];
+        woff[w] = (int32_t)total; /* filled below */
+        wlen[w] = tr->words.len[slot];
+        total += (size_t)tr->words.len[slot];
+    }
+    if (total > INT32_MAX) {
+        pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: %zu bytes of distinct words exceed 2 GiB", total);
+        goto out;
+    }
+    sym = malloc((total + 1) * sizeof *sym);
+    if (!sym) goto nomem;
+    for (size_t slot = 0; slot < tr->words.cap; slot++) {
+        if (tr->words.off[slot] < 0) continue;
+        int32_t w = tr->words.val[slot];
+        const uint8_t *k = (const uint8_t *)tr->words.arena + tr->words.off[slot];
+        for (int32_t i = 0; i < wlen[w]; i++) sym[woff[w] + i] = 3 + k[i];
+    }
+    /* initial pair counts */
+    for (size_t w = 0; w < nw; w++) {
+        const int32_t *s = sym + woff[w];
+        for (int32_t i = 0; i + 1 < wlen[w]; i++)
+            if (tpair_add(&c, s[i], s[i + 1], tr->wcount[w], (int32_t)w) == -2) goto nomem;
+    }
+    for (size_t q = 0; q < c.npairs; q++) {
+        c.pairs[q].pushed = c.pairs[q].count;
+        if (theap_push(&heap, &hn, &hcap, (theap){c.pairs[q].count, c.pairs[q].a, c.pairs[q].b}) != 0) goto nomem;
+    }
+
+    uint32_t stamp = 0;
+    while (tr->ntok < vocab_size && hn) {
+        theap top = theap_pop(heap, &hn);
+        int32_t q = tpair_find(&c, top.a, top.b, 0);
+        if (q < 0) continue;
+        tpair *p = &c.pairs[q];
+        if (top.count != p->count) { /* stale entry: re-queue the current count once */
+            if (top.count == p->pushed && p->count > 0) {
+                p->pushed = p->count;
+                if (theap_push(&heap, &hn, &hcap, (theap){p->count, p->a, p->b}) != 0) goto nomem;
+            }
+            continue;
+        }
+        if (p->count < min_frequency) break;
+        if (p->forbidden) continue;
+        int32_t a = p->a, b = p->b;
+        size_t la = (size_t)(tr->tok_off[a + 1] - tr->tok_off[a]), lb = (size_t)(tr->tok_off[b + 1] - tr->tok_off[b]);
+        if (la + lb > catcap) {
+            catcap = (la + lb) * 2;
+            char *c2 = realloc(cat, catcap);
+            if (!c2) goto nomem;
+            cat = c2;
+        }
+        memcpy(cat, tr->tok_bytes + tr->tok_off[a], la);
+        memcpy(cat + la, tr->tok_bytes + tr->tok_off[b], lb);
+        int is_special_name = 0;
+        for (int k = 0; k < 3; k++)
+            if (la + lb == strlen(train_specials[k]) && !memcmp(cat, train_specials[k], la + lb)) is_special_name = 1;
+        if (is_special_name) {
+            p->forbidden = 1;
+            continue;
+        }
+        int32_t res = strmap_put(&tokmap, cat, la + lb, tr->ntok);
+        if (res == -2) goto nomem;
+        if (res == tr->ntok && trainer_add_token(tr, cat, la + lb) != 0) goto nomem;
+        if (tr->nmerges == tr->mcap) {
+            int32_t mc = tr->mcap ? tr->mcap * 2 : 1024;
+            int32_t *a2 = realloc(tr->ma, (size_t)mc * sizeof *a2);
+            if (!a2) goto nomem;
+            tr->ma = a2;
+            a2 = realloc(tr->mb, (size_t)mc * sizeof *a2);
+            if (!a2) goto nomem;
+            tr->mb = a2;
+            tr->mcap = mc;
+        }
+        tr->ma[tr->nmerges] = a;
+        tr->mb[tr->nmerges] = b;
+        tr->nmerges++;
+
+        /* rewrite every word holding (a,b): remove its old pairs, merge, add its new pairs */
+        stamp++;
+        ntouched = 0;
+        int32_t *wl = p->words, nwl = p->nwords;
+        p->words = NULL;
+        p->nwords = p->capwords = 0;
+        p->last_word = -1;
+        for (int32_t k = 0; k < nwl; k++) {
+            int32_t w = wl[k];
+            if (wstamp[w] == stamp) continue;
+            wstamp[w] = stamp;
+            int32_t *s = sym + woff[w], n = wlen[w], has = 0;
+            for (int32_t i = 0; i + 1 < n && !has; i++) has = s[i] == a && s[i + 1] == b;
+            if (!has) continue;
+            int64_t cnt = tr->wcount[w];
+            for (int32_t i = 0; i + 1 < n; i++) {
+                int32_t o = tpair_find(&c, s[i], s[i + 1], 0);
+                if (o >= 0) c.pairs[o].count -= cnt;
+            }
+            int32_t j = 0;
+            for (int32_t i = 0; i < n;) {
+                if (i + 1 < n && s[i] == a && s[i + 1] == b) {
+                    s[j++] = res;
+                    i += 2;
+                } else {
+                    s[j++] = s[i++];
+                }
+            }
+            wlen[w] = n = j;
+            for (int32_t i = 0; i + 1 < n; i++) {
+                int32_t o = tpair_add(&c, s[i], s[i + 1], cnt, w);
+                if (o == -2) {
+                    free(wl);
+                    goto nomem;
+                }
+                if (c.pairs[o].touched != stamp) {
+                    c.pairs[o].touched = stamp;
+                    if (ntouched == captouched) {
+                        captouched = captouched ? captouched * 2 : 1024;
+                        int32_t *t2 = realloc(touched, captouched * sizeof *t2);
+                        if (!t2) {
+                            free(wl);
+                            goto nomem;
+                        }
+                        touched = t2;
+                    }
+                    touched[ntouched++] = o;
+                }
+            }
+        }
+        free(wl);
+        for (size_t k = 0; k < ntouched; k++) {
+            tpair *o = &c.pairs[touched[k]];
+            if (o->count > o->pushed) {
+                o->pushed = o->count;
+                if (theap_push(&heap, &hn, &hcap, (theap){o->count, o->a, o->b}) != 0) goto nomem;
+            }
+        }
+    }
+    rc = 0;
+    goto out;
+nomem:
+    pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
+out:
+    for (size_t q = 0; q < c.npairs; q++) free(c.pairs[q].words);
+    free(c.pairs);
+    free(c.idx.keys);
+    free(c.idx.val);
+    strmap_free(&tokmap);
+    free(heap);
+    free(sym);
+    free(woff);
+    free(wlen);
+    free(wstamp);
+    free(touched);
+    free(cat);
+    tr->seconds = pvlm_now() - t0;
+    return rc;
+}
+
+void pvlm_bpe_trainer_stats(const pvlm_bpe_trainer *tr, pvlm_bpe_train_stats *st) {
+    st->bytes = tr->bytes;
+    st->words = tr->pieces;
+    st->unique_words = (int64_t)tr->nw;
+    st->merges = tr->nmerges;
+    st->vocab_size = tr->ntok;
+    st->seconds = tr->seconds;
+}
+
+/* Append token id's key (GPT-2 alphabet, UTF-8; specials verbatim) to buf. */
+static size_t token_key(const pvlm_bpe_trainer *tr, int32_t id, const uint32_t cp_of_byte[256], char *buf) {
+    const uint8_t *s = (const uint8_t *)tr->tok_bytes + tr->tok_off[id];
+    size_t n = (size_t)(tr->tok_off[id + 1] - tr->tok_off[id]), o = 0;
+    if (id < 3) {
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        return n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t cp = cp_of_byte[s[i]];
+        if (cp < 0x80) {
+            buf[o++] = (char)cp;
+        } else { /* all alphabet code points are < U+0800: two bytes */
+            buf[o++] = (char)(0xC0 | (cp >> 6));
+            buf[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    buf[o] = 0;
+    return o;
+}
+
+int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err *err) {
+    if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: save before training");
+    if (pvlm_mkdir_p(dir, err) != 0) return -1;
+    uint32_t cp_of_byte[256];
+    int16_t byte_of_cp[324];
+    byte_alphabet(cp_of_byte, byte_of_cp);
+    size_t maxlen = 16;
+    for (int32_t id = 0; id < tr->ntok; id++) {
+        size_t l = (size_t)(tr->tok_off[id + 1] - tr->tok_off[id]);
+        if (l > maxlen) maxlen = l;
+    }
+    char *key = malloc(2 * maxlen + 1), *key2 = malloc(2 * maxlen + 1);
+    json_t *obj = json_object();
+    char *text = NULL, *merges = NULL;
+    int rc = -1;
+    char path[4096];
+    if (!key || !key2 || !obj) goto nomem;
+    for (int32_t id = 0; id < tr->ntok; id++) {
+        token_key(tr, id, cp_of_byte, key);
+        if (json_object_set_new(obj, key, json_integer(id)) != 0) goto nomem;
+    }
+    text = json_dumps(obj, 0);
+    if (!text) goto nomem;
+    size_t tl = strlen(text);
+    text[tl] = '\n';
+    snprintf(path, sizeof path, "%s/encoder.json", dir);
+    if (pvlm_write_file_atomic(path, text, tl + 1, err) != 0) goto out;
+    /* vocab.bpe: "#version: 0.2" then "left right" per merge, highest priority first */
+    size_t mcap = 64 + (size_t)tr->nmerges * (4 * maxlen + 2), mn = 0;
+    merges = malloc(mcap);
+    if (!merges) goto nomem;
+    mn += (size_t)sprintf(merges, "#version: 0.2\n");
+    for (int32_t m = 0; m < tr->nmerges; m++) {
+        size_t l1 = token_key(tr, tr->ma[m], cp_of_byte, key), l2 = token_key(tr, tr->mb[m], cp_of_byte, key2);
+        memcpy(merges + mn, key, l1);
+        mn += l1;
+        merges[mn++] = ' ';
+        memcpy(merges + mn, key2, l2);
+        mn += l2;
+        merges[mn++] = '\n';
+    }
+    snprintf(path, sizeof path, "%s/vocab.bpe", dir);
+    if (pvlm_write_file_atomic(path, merges, mn, err) != 0) goto out;
+    rc = 0;
+    goto out;
+nomem:
+    pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory while saving to %s", dir);
+out:
+    free(key);
+    free(key2);
+    free(text);
+    free(merges);
+    json_decref(obj);
+    return rc;
+}
