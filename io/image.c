@@ -173,7 +173,18 @@ int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int m
     int fmt = pvlm_image_sniff(data, n);
     if (fmt == PVLM_IMG_FMT_PNG) return decode_png(data, n, out, orig_w, orig_h, what, err);
     if (fmt != PVLM_IMG_FMT_JPEG) return pvlm_err_set(err, PVLM_EFORMAT, "%s: not a JPEG or PNG file", what);
-    if (codec) return decode_jpeg(codec->dec, data, n, min_short, min_long, out, orig_w, orig_h, what, err);
+    if (codec) {
+        if (!codec->dec && !(codec->dec = tjInitDecompress()))
+            return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot create a TurboJPEG decoder", what);
+        int rc = decode_jpeg(codec->dec, data, n, min_short, min_long, out, orig_w, orig_h, what, err);
+        if (rc != 0) {
+            /* After a longjmp out of libjpeg the handle can keep a half-read state, so the
+             * next good file reads as "tables only" (seen with TurboJPEG 2.1): start fresh. */
+            tjDestroy(codec->dec);
+            codec->dec = tjInitDecompress();
+        }
+        return rc;
+    }
     tjhandle h = tjInitDecompress();
     if (!h) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot create a TurboJPEG decoder", what);
     int rc = decode_jpeg(h, data, n, min_short, min_long, out, orig_w, orig_h, what, err);

@@ -136,6 +136,13 @@ int main(void) {
         CHECK(pvlm_image_decode(codec, jpg, jn / 2, 0, 0, &d, NULL, NULL, "trunc.jpg", &err) != 0);
         CHECK(err.code == PVLM_EFORMAT && strstr(err.msg, "trunc.jpg"));
         CHECK(pvlm_image_decode(codec, jpg, 10, 0, 0, &d, NULL, NULL, "tiny.jpg", &err) != 0);
+        /* the same codec decodes a good file right after failures (TurboJPEG handle reset) */
+        for (size_t cut = 200; cut < 2000; cut += 450) {
+            CHECK(pvlm_image_decode(codec, jpg, cut, 64, 0, &d, NULL, NULL, "cut.jpg", &err) != 0);
+            CHECK_OK(pvlm_image_decode(codec, jpg, jn, 64, 0, &d, NULL, NULL, "gradient.jpg", &err), &err);
+            CHECK(d.w == 100 && d.h == 75);
+            pvlm_image_free(&d);
+        }
         /* random corruption never crashes (ASan build checks memory safety) */
         pvlm_rng rng;
         pvlm_rng_seed(&rng, 7, 0);

@@ -1,0 +1,957 @@
+/* shard_images.c - see shard_images.h. */
+#include "shard_images.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/args.h"
+#include "core/fsutil.h"
+#include "core/hash.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "io/image.h"
+#include "io/imgshard.h"
+#include "io/manifest.h"
+
+#define MAX_SHARDS 100000
+#define LOG_PER_REASON 10 /* failures logged individually per reason, then only counted */
+
+void pvlm_shard_images_defaults(pvlm_shard_images_cfg *c) {
+    memset(c, 0, sizeof(*c));
+    c->records_per_shard = 10000;
+    c->image_size = 224;
+    c->resize_mode = "crop";
+    c->jpeg_quality = 95;
+    c->store = "jpeg";
+    c->seed = 0;
+    c->shuffle = 1;
+    c->parts = 1;
+    c->txn_records = 1024;
+    c->progress_s = 5;
+    c->dl_concurrency = 64;
+    c->dl_per_host = 4;
+    c->dl_max_bytes = 16 << 20;
+    c->dl_timeout_s = 60;
+    c->dl_retries = 2;
+}
+
+/* ---- items ---- */
+typedef struct item {
+    char *id;
+    char *path;     /* image file (or URL) */
+    char *alt_path; /* second place to look (Karpathy: DIR/filename when DIR/filepath/filename is absent) */
+    int ncap;
+    char **caps;
+} item;
+
+typedef struct item_list {
+    item *v;
+    int64_t n, cap;
+    int64_t empty_caption_listed; /* not used: empty captions are judged per item at build time */
+} item_list;
+
+static void items_free(item_list *l) {
+    for (int64_t i = 0; i < l->n; i++) {
+        free(l->v[i].id);
+        free(l->v[i].path);
+        free(l->v[i].alt_path);
+        for (int k = 0; k < l->v[i].ncap; k++) free(l->v[i].caps[k]);
+        free(l->v[i].caps);
+    }
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static item *items_push(item_list *l, pvlm_err *err) {
+    if (l->n == l->cap) {
+        int64_t cap = l->cap ? 2 * l->cap : 1024;
+        item *v = realloc(l->v, (size_t)cap * sizeof(*v));
+        if (!v) {
+            pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing items");
+            return NULL;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    item *it = &l->v[l->n++];
+    memset(it, 0, sizeof(*it));
+    return it;
+}
+
+/* Whitespace-trimmed copy; NULL for an empty (all-space) caption. */
+static char *trim_dup(const char *s, size_t n) {
+    while (n && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) n--;
+    if (!n) return NULL;
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static int add_caption(item *it, const char *s, size_t n, pvlm_err *err) {
+    char *c = trim_dup(s, n);
+    if (!c) return 0; /* empty captions are dropped; an item left with none is an empty_caption failure */
+    char **v = realloc(it->caps, (size_t)(it->ncap + 1) * sizeof(*v));
+    if (!v) {
+        free(c);
+        return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    }
+    it->caps = v;
+    it->caps[it->ncap++] = c;
+    return 0;
+}
+
+static char *join_path(const char *a, const char *b, const char *c) {
+    size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 3;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    if (c)
+        snprintf(s, n, "%s/%s/%s", a, b, c);
+    else
+        snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+static int valid_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+        if (n < 0) return 0;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80) return 0;
+    }
+    return 1;
+}
+
+static char *id_string(json_t *v) {
+    char buf[64];
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strdup(buf);
+    }
+    if (json_is_string(v)) return strdup(json_string_value(v));
+    return NULL;
+}
+
+/* COCO format: images [{id, file_name}], annotations [{image_id, caption}];
+ * Karpathy format: images [{filepath?, filename, cocoid?|imgid?, split, sentences [{raw}]}]. */
+static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
+    if (!c->images || !*c->images) return pvlm_err_set(err, PVLM_EINVAL, "--coco needs --images DIR");
+    json_t *j = pvlm_json_load_file(c->coco, err);
+    if (!j) return -1;
+    int rc = -1;
+    json_t *imgs = json_object_get(j, "images"), *anns = json_object_get(j, "annotations");
+    if (!json_is_array(imgs)) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: no 'images' array", c->coco);
+        goto out;
+    }
+    size_t i;
+    json_t *e;
+    if (json_is_array(anns)) { /* COCO / NoCaps */
+        json_t *byid = json_object(); /* image id string -> index in l */
+        json_array_foreach(imgs, i, e) {
+            char *id = id_string(json_object_get(e, "id"));
+            const char *fn = json_string_value(json_object_get(e, "file_name"));
+            if (!id || !fn) {
+                free(id);
+                json_decref(byid);
+                pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'id' or 'file_name'", c->coco, i);
+                goto out;
+            }
+            item *it = items_push(l, err);
+            if (!it) {
+                free(id);
+                json_decref(byid);
+                goto out;
+            }
+            it->id = id;
+            it->path = join_path(c->images, fn, NULL);
+            json_object_set_new(byid, id, json_integer((json_int_t)(l->n - 1)));
+        }
+        json_array_foreach(anns, i, e) {
+            char *id = id_string(json_object_get(e, "image_id"));
+            const char *cap = json_string_value(json_object_get(e, "caption"));
+            json_t *ix = id ? json_object_get(byid, id) : NULL;
+            free(id);
+            if (!ix || !cap) {
+                pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
+                continue;
+            }
+            if (add_caption(&l->v[json_integer_value(ix)], cap, strlen(cap), err) != 0) {
+                json_decref(byid);
+                goto out;
+            }
+        }
+        json_decref(byid);
+    } else { /* Karpathy */
+        json_array_foreach(imgs, i, e) {
+            const char *split = json_string_value(json_object_get(e, "split"));
+            if (c->split && *c->split && (!split || strcmp(split, c->split) != 0)) continue;
+            const char *fn = json_string_value(json_object_get(e, "filename"));
+            const char *fp = json_string_value(json_object_get(e, "filepath"));
+            json_t *idv = json_object_get(e, "cocoid");
+            if (!idv) idv = json_object_get(e, "imgid");
+            char *id = idv ? id_string(idv) : (fn ? strdup(fn) : NULL);
+            json_t *sents = json_object_get(e, "sentences");
+            if (!fn || !id || !json_is_array(sents)) {
+                free(id);
+                pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)",
+                             c->coco, i);
+                goto out;
+            }
+            item *it = items_push(l, err);
+            if (!it) {
+                free(id);
+                goto out;
+            }
+            it->id = id;
+            it->path = fp ? join_path(c->images, fp, fn) : join_path(c->images, fn, NULL);
+            if (fp) it->alt_path = join_path(c->images, fn, NULL);
+            size_t k;
+            json_t *s;
+            json_array_foreach(sents, k, s) {
+                const char *raw = json_string_value(json_object_get(s, "raw"));
+                if (raw && add_caption(it, raw, strlen(raw), err) != 0) goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    json_decref(j);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* name.jpg|jpeg|png + name.txt, files sorted by name (readdir order is not stable). An image
+ * without a .txt is listed with no captions (an empty_caption failure unless kept). */
+static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
+    DIR *d = opendir(c->pairs);
+    if (!d) return pvlm_err_errno(err, "%s: cannot open --pairs folder", c->pairs);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *dot = strrchr(de->d_name, '.');
+        if (!dot || de->d_name[0] == '.') continue;
+        if (strcasecmp(dot, ".jpg") && strcasecmp(dot, ".jpeg") && strcasecmp(dot, ".png")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **v = realloc(names, cap * sizeof(*v));
+            if (!v) break;
+            names = v;
+        }
+        names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        item *it = items_push(l, err);
+        if (!it) {
+            rc = -1;
+            break;
+        }
+        const char *dot = strrchr(names[i], '.');
+        it->id = strndup(names[i], (size_t)(dot - names[i]));
+        it->path = join_path(c->pairs, names[i], NULL);
+        char *tp = malloc(strlen(c->pairs) + strlen(it->id) + 8);
+        sprintf(tp, "%s/%s.txt", c->pairs, it->id);
+        char *txt = NULL;
+        size_t tn = 0;
+        if (pvlm_read_file(tp, &txt, &tn, NULL) == 0) {
+            const char *s = txt, *end = txt + tn;
+            while (s < end && rc == 0) {
+                const char *nl = memchr(s, '\n', (size_t)(end - s));
+                size_t ln = nl ? (size_t)(nl - s) : (size_t)(end - s);
+                rc = add_caption(it, s, ln, err);
+                s += ln + 1;
+            }
+            free(txt);
+        }
+        free(tp);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* ---- worker pool: run fn(ctx, i, tid) for i in [0, n) on T threads, then return ---- */
+typedef void (*job_fn)(void *ctx, int64_t i, int tid);
+typedef struct pool {
+    int T;
+    pthread_t *th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    job_fn fn;
+    void *ctx;
+    int64_t n, next, done;
+    uint64_t gen;
+    int quit;
+    struct pool_arg *args;
+} pool;
+
+typedef struct pool_arg {
+    pool *p;
+    int tid;
+} pool_arg;
+
+static void *pool_main(void *a) {
+    pool_arg *pa = a;
+    pool *p = pa->p;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->gen == seen) pthread_cond_wait(&p->cv_work, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        while (p->next < p->n) {
+            int64_t i = p->next++;
+            pthread_mutex_unlock(&p->mu);
+            p->fn(p->ctx, i, pa->tid);
+            pthread_mutex_lock(&p->mu);
+            if (++p->done == p->n) pthread_cond_broadcast(&p->cv_done);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static int pool_start(pool *p, int T, pvlm_err *err) {
+    memset(p, 0, sizeof(*p));
+    p->T = T;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    p->th = calloc((size_t)T, sizeof(pthread_t));
+    pool_arg *args = p->args = calloc((size_t)T, sizeof(pool_arg));
+    if (!p->th || !args) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory starting threads");
+    for (int t = 0; t < T; t++) {
+        args[t].p = p;
+        args[t].tid = t;
+        if (pthread_create(&p->th[t], NULL, pool_main, &args[t]) != 0) {
+            p->T = t;
+            return pvlm_err_set(err, PVLM_EIO, "cannot start worker thread %d", t);
+        }
+    }
+    return 0;
+}
+
+static void pool_run(pool *p, job_fn fn, void *ctx, int64_t n) {
+    if (n <= 0) return;
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->next = 0;
+    p->done = 0;
+    p->gen++;
+    pthread_cond_broadcast(&p->cv_work);
+    while (p->done < p->n) pthread_cond_wait(&p->cv_done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_stop(pool *p) {
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 0; t < p->T; t++) pthread_join(p->th[t], NULL);
+    free(p->th);
+    free(p->args);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+}
+
+/* ---- per-item processing ---- */
+typedef struct slot {
+    const item *it;
+    uint8_t *rec; /* encoded record (NULL on failure) */
+    size_t rec_n;
+    const char *reason; /* failure reason name (static string) */
+    char msg[512];
+} slot;
+
+typedef struct build_ctx {
+    const pvlm_shard_images_cfg *c;
+    int mode, enc;
+    pvlm_image_codec **codecs; /* one per thread */
+    slot *slots;
+} build_ctx;
+
+static void process_item(void *vctx, int64_t i, int tid) {
+    build_ctx *b = vctx;
+    slot *s = &b->slots[i];
+    const item *it = s->it;
+    pvlm_err err = {0};
+    if (it->ncap == 0 && !b->c->keep_uncaptioned) {
+        s->reason = "empty_caption";
+        snprintf(s->msg, sizeof s->msg, "%s: no non-empty caption", it->id);
+        return;
+    }
+    for (int k = 0; k < it->ncap; k++)
+        if (!valid_utf8(it->caps[k])) {
+            s->reason = "bad_caption";
+            snprintf(s->msg, sizeof s->msg, "%s: caption %d is not valid UTF-8", it->id, k);
+            return;
+        }
+    char *data = NULL;
+    size_t n = 0;
+    const char *src = it->path;
+    if (pvlm_read_file(it->path, &data, &n, &err) != 0) {
+        if (it->alt_path && pvlm_read_file(it->alt_path, &data, &n, NULL) == 0) {
+            src = it->alt_path;
+        } else {
+            s->reason = "missing_file";
+            snprintf(s->msg, sizeof s->msg, "%s", err.msg);
+            return;
+        }
+    }
+    int S = b->c->image_size;
+    pvlm_image img = {0}, fit = {0};
+    int ow = 0, oh = 0;
+    int rc = pvlm_image_decode(b->codecs[tid], data, n, b->mode == PVLM_RESIZE_CROP ? S : 0,
+                               b->mode == PVLM_RESIZE_BORDER ? S : 0, &img, &ow, &oh, src, &err);
+    free(data);
+    if (rc != 0) {
+        s->reason = "decode_error";
+        snprintf(s->msg, sizeof s->msg, "%s", err.msg);
+        return;
+    }
+    rc = pvlm_image_fit(&img, S, b->mode, &fit, &err);
+    pvlm_image_free(&img);
+    if (rc != 0) {
+        s->reason = "decode_error";
+        snprintf(s->msg, sizeof s->msg, "%s: %s", src, err.msg);
+        return;
+    }
+    pvlm_imgrec r = {0};
+    r.id = it->id;
+    r.ncaptions = it->ncap;
+    r.captions = (const char **)it->caps;
+    r.orig_w = ow;
+    r.orig_h = oh;
+    r.stored_w = fit.w;
+    r.stored_h = fit.h;
+    r.encoding = b->enc;
+    uint8_t *jpg = NULL;
+    if (b->enc == PVLM_IMG_ENC_JPEG) {
+        size_t jn;
+        if (pvlm_image_encode_jpeg(b->codecs[tid], &fit, b->c->jpeg_quality, &jpg, &jn, &err) != 0) {
+            pvlm_image_free(&fit);
+            s->reason = "encode_error";
+            snprintf(s->msg, sizeof s->msg, "%s: %s", src, err.msg);
+            return;
+        }
+        r.image = jpg;
+        r.image_len = jn;
+    } else {
+        r.image = fit.rgb;
+        r.image_len = (uint64_t)fit.w * fit.h * 3;
+    }
+    if (pvlm_imgrec_encode(&r, &s->rec, &s->rec_n, &err) != 0) {
+        s->reason = "encode_error";
+        snprintf(s->msg, sizeof s->msg, "%s", err.msg);
+    }
+    free(jpg);
+    pvlm_image_free(&fit);
+}
+
+/* ---- failure accounting ---- */
+typedef struct fail_log {
+    json_t *logged; /* reason -> number logged so far (this process) */
+} fail_log;
+
+static void log_failure(fail_log *fl, const char *reason, const char *msg) {
+    json_t *v = json_object_get(fl->logged, reason);
+    int64_t n = v ? (int64_t)json_integer_value(v) : 0;
+    if (n < LOG_PER_REASON)
+        pvlm_warn("shard images: skipped (%s): %s", reason, msg);
+    else if (n == LOG_PER_REASON)
+        pvlm_warn("shard images: further '%s' failures are counted but not logged", reason);
+    json_object_set_new(fl->logged, reason, json_integer((json_int_t)(n + 1)));
+}
+
+/* ---- progress ---- */
+typedef struct progress {
+    double t0, last, every;
+    int64_t total, done, failed;
+} progress;
+
+static void fmt_dur(double s, char *buf, size_t n) {
+    if (s < 0 || s > 1e8) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lds", t);
+}
+
+static void progress_tick(progress *p, int force, int shard, int nshards) {
+    double now = pvlm_now();
+    if (!force && (p->every <= 0 || now - p->last < p->every)) return;
+    p->last = now;
+    double el = now - p->t0, rate = el > 0 ? p->done / el : 0;
+    char eta[32];
+    fmt_dur(rate > 0 ? (p->total - p->done) / rate : -1, eta, sizeof eta);
+    fprintf(stderr, "shard images: %" PRId64 "/%" PRId64 " items (%.1f%%), %.1f items/s, ETA %s, failed %.2f%%, shard %d/%d\n",
+            p->done, p->total, p->total ? 100.0 * p->done / p->total : 100.0, rate, eta,
+            p->done ? 100.0 * p->failed / p->done : 0.0, shard + 1, nshards);
+}
+
+/* ---- one shard ---- */
+static void shard_name(char *buf, size_t n, int k, int N) { snprintf(buf, n, "images-%05d-of-%05d.lmdb", k, N); }
+
+static void rm_shard_files(const char *path) {
+    const char *suffix[] = {"", ".tmp", ".compact.tmp", "-lock", ".json"};
+    char p[4200];
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* A shard is complete when its file and sidecar exist, the sidecar's settings hash
+ * matches, and the file size matches the sidecar (cheap; the manifest checksum lets
+ * readers verify the bytes). */
+static int shard_complete(const char *path, const char *settings_hash, json_t **side_out) {
+    char sp[4200];
+    snprintf(sp, sizeof sp, "%s.json", path);
+    *side_out = NULL;
+    if (!pvlm_file_exists(path) || !pvlm_file_exists(sp)) return 0;
+    json_t *j = pvlm_json_load_file(sp, NULL);
+    if (!j) return 0;
+    const char *h = json_string_value(json_object_get(j, "settings_hash"));
+    json_t *b = json_object_get(j, "bytes");
+    struct stat st;
+    if (!h || strcmp(h, settings_hash) != 0 || !json_is_integer(b) || stat(path, &st) != 0 ||
+        (json_int_t)st.st_size != json_integer_value(b)) {
+        json_decref(j);
+        return 0;
+    }
+    *side_out = j;
+    return 1;
+}
+
+typedef struct run {
+    const pvlm_shard_images_cfg *c;
+    item_list items;
+    int64_t *order; /* permutation of item indices */
+    int N;          /* shards */
+    json_t *settings;
+    char settings_hash[17];
+    build_ctx b;
+    pool pl;
+    int T;
+    fail_log fl;
+    progress pr;
+} run;
+
+static int build_shard(run *R, int k, json_t **side_out, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
+    char name[64], path[4200];
+    shard_name(name, sizeof name, k, R->N);
+    snprintf(path, sizeof path, "%s/%s", c->out, name);
+    rm_shard_files(path);
+    int64_t lo = (int64_t)((__int128)R->items.n * k / R->N), hi = (int64_t)((__int128)R->items.n * (k + 1) / R->N);
+    json_t *st = json_deep_copy(R->settings);
+    json_object_set_new(st, "shard", json_integer(k));
+    char *sjs = json_dumps(st, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(st);
+    pvlm_imgshard_wopts wo = {.txn_records = c->txn_records, .settings_json = sjs};
+    pvlm_imgshard_writer *w = pvlm_imgshard_writer_open(path, &wo, err);
+    free(sjs);
+    if (!w) return -1;
+    json_t *fails = json_object();
+    int64_t chunk = 32 * (int64_t)R->T;
+    slot *slots = calloc((size_t)chunk, sizeof(slot));
+    if (!slots) {
+        pvlm_imgshard_writer_abort(w);
+        json_decref(fails);
+        return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    }
+    R->b.slots = slots;
+    int rc = 0;
+    for (int64_t s0 = lo; s0 < hi && rc == 0; s0 += chunk) {
+        if (c->stop && *c->stop) {
+            rc = pvlm_err_set(err, PVLM_ESTOP, "stopped on request while building %s (re-run to resume)", name);
+            break;
+        }
+        int64_t n = hi - s0 < chunk ? hi - s0 : chunk;
+        for (int64_t i = 0; i < n; i++) {
+            memset(&slots[i], 0, sizeof(slot));
+            slots[i].it = &R->items.v[R->order[s0 + i]];
+        }
+        pool_run(&R->pl, process_item, &R->b, n);
+        for (int64_t i = 0; i < n; i++) {
+            slot *s = &slots[i];
+            if (s->rec) {
+                if (rc == 0 && pvlm_imgshard_writer_add_encoded(w, s->rec, s->rec_n, err) != 0) rc = -1;
+                free(s->rec);
+                s->rec = NULL;
+            } else {
+                json_t *v = json_object_get(fails, s->reason);
+                json_object_set_new(fails, s->reason, json_integer(v ? json_integer_value(v) + 1 : 1));
+                log_failure(&R->fl, s->reason, s->msg);
+                R->pr.failed++;
+            }
+        }
+        R->pr.done += n;
+        progress_tick(&R->pr, 0, k, R->N);
+    }
+    free(slots);
+    R->b.slots = NULL;
+    if (rc != 0) {
+        pvlm_imgshard_writer_abort(w);
+        json_decref(fails);
+        return -1;
+    }
+    pvlm_imgshard_info info;
+    if (pvlm_imgshard_writer_finish(w, &info, err) != 0) {
+        json_decref(fails);
+        return -1;
+    }
+    char hex[17];
+    pvlm_hash_hex(info.checksum, hex);
+    json_t *side = json_pack("{s:s,s:I,s:I,s:I,s:s,s:o,s:s}", "file", name, "items", (json_int_t)(hi - lo), "records",
+                             (json_int_t)info.records, "bytes", (json_int_t)info.bytes, "checksum", hex, "failures",
+                             fails, "settings_hash", R->settings_hash);
+    char sp[4200];
+    snprintf(sp, sizeof sp, "%s.json", path);
+    if (!side || pvlm_json_save_atomic(side, sp, err) != 0) {
+        json_decref(side);
+        return -1;
+    }
+    *side_out = side;
+    return 0;
+}
+
+/* manifest.json from every shard's sidecar; fails listing the first missing shard. */
+static int write_manifest(run *R, pvlm_err *err) {
+    pvlm_manifest m;
+    if (pvlm_manifest_init(&m, "images", err) != 0) return -1;
+    int rc = 0;
+    int64_t items = 0;
+    for (int k = 0; k < R->N && rc == 0; k++) {
+        char name[64], path[4200];
+        shard_name(name, sizeof name, k, R->N);
+        snprintf(path, sizeof path, "%s/%s", R->c->out, name);
+        json_t *side;
+        if (!shard_complete(path, R->settings_hash, &side)) {
+            rc = pvlm_err_set(err, PVLM_ENOTFOUND, "%s: shard %d is not complete yet (build it, or run the remaining parts)",
+                              path, k);
+            break;
+        }
+        uint64_t ck = 0;
+        pvlm_hash_parse(json_string_value(json_object_get(side, "checksum")), &ck);
+        json_t *extra = json_pack("{s:O}", "items", json_object_get(side, "items"));
+        items += (int64_t)json_integer_value(json_object_get(side, "items"));
+        rc = pvlm_manifest_add_shard(&m, name, (int64_t)json_integer_value(json_object_get(side, "records")),
+                                     (uint64_t)json_integer_value(json_object_get(side, "bytes")), ck, extra, err);
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(side, "failures"), key, v) {
+            pvlm_manifest_add_failures(&m, key, (int64_t)json_integer_value(v));
+        }
+        json_decref(side);
+    }
+    if (rc == 0) {
+        json_t *s = json_deep_copy(R->settings);
+        json_object_set_new(s, "settings_hash", json_string(R->settings_hash));
+        pvlm_manifest_set_settings(&m, s);
+        pvlm_manifest_add_total(&m, "items", items);
+        char mp[4200];
+        snprintf(mp, sizeof mp, "%s/manifest.json", R->c->out);
+        rc = pvlm_manifest_save(&m, mp, err);
+    }
+    pvlm_manifest_free(&m);
+    return rc;
+}
+
+int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_stats *st, pvlm_err *err) {
+    pvlm_shard_images_stats dummy;
+    if (!st) st = &dummy;
+    memset(st, 0, sizeof(*st));
+    int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + (c->urls && *c->urls);
+    if (ninputs != 1) return pvlm_err_set(err, PVLM_EINVAL, "give exactly one input: --coco (with --images), --pairs or --urls");
+    if (c->urls && *c->urls)
+        return pvlm_err_set(err, PVLM_EINVAL, "--urls: URL-list input is not available in this build (see docs/format-image-shards.md)");
+    if (!c->out || !*c->out) return pvlm_err_set(err, PVLM_EINVAL, "--out is required");
+    if (c->image_size < 8 || c->image_size > 4096) return pvlm_err_set(err, PVLM_EINVAL, "--image-size %d not in 8..4096", c->image_size);
+    int mode = !strcmp(c->resize_mode, "crop") ? PVLM_RESIZE_CROP : !strcmp(c->resize_mode, "border") ? PVLM_RESIZE_BORDER : -1;
+    if (mode < 0) return pvlm_err_set(err, PVLM_EINVAL, "--resize-mode '%s': want crop or border", c->resize_mode);
+    int enc = !strcmp(c->store, "jpeg") ? PVLM_IMG_ENC_JPEG : !strcmp(c->store, "raw") ? PVLM_IMG_ENC_RAW : -1;
+    if (enc < 0) return pvlm_err_set(err, PVLM_EINVAL, "--store '%s': want jpeg or raw", c->store);
+    if (c->jpeg_quality < 1 || c->jpeg_quality > 100) return pvlm_err_set(err, PVLM_EINVAL, "--jpeg-quality %d not in 1..100", c->jpeg_quality);
+    if (c->parts < 1 || c->part < 0 || c->part >= c->parts)
+        return pvlm_err_set(err, PVLM_EINVAL, "--part %d --parts %d: need 0 <= part < parts", c->part, c->parts);
+    if (pvlm_mkdir_p(c->out, err) != 0) return -1;
+
+    double t0 = pvlm_now();
+    run R;
+    memset(&R, 0, sizeof R);
+    R.c = c;
+    int rc = -1;
+    const char *kind = c->coco && *c->coco ? "coco" : "pairs";
+    if ((c->coco && *c->coco ? list_coco(c, &R.items, err) : list_pairs(c, &R.items, err)) != 0) goto out;
+    if (c->limit > 0 && R.items.n > c->limit) {
+        for (int64_t i = c->limit; i < R.items.n; i++) { /* drop the tail */
+            item *it = &R.items.v[i];
+            free(it->id);
+            free(it->path);
+            free(it->alt_path);
+            for (int k = 0; k < it->ncap; k++) free(it->caps[k]);
+            free(it->caps);
+        }
+        R.items.n = c->limit;
+    }
+    /* Shard count and the item permutation. */
+    if (c->shards > 0)
+        R.N = c->shards;
+    else
+        R.N = (int)((R.items.n + c->records_per_shard - 1) / (c->records_per_shard > 0 ? c->records_per_shard : 10000));
+    if (R.N < 1) R.N = 1;
+    if (R.N > MAX_SHARDS) {
+        pvlm_err_set(err, PVLM_EINVAL, "%d shards is over the limit of %d (raise --records-per-shard)", R.N, MAX_SHARDS);
+        goto out;
+    }
+    R.order = malloc(sizeof(int64_t) * (size_t)(R.items.n ? R.items.n : 1));
+    if (!R.order) {
+        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < R.items.n; i++) R.order[i] = i;
+    if (c->shuffle) { /* Fisher-Yates with the seeded generator: same seed, same order */
+        pvlm_rng rng;
+        pvlm_rng_seed(&rng, (uint64_t)c->seed, 0x5348415244ull /* "SHARD" */);
+        for (int64_t i = R.items.n - 1; i > 0; i--) {
+            int64_t j = (int64_t)pvlm_rng_below(&rng, (uint64_t)i + 1), t = R.order[i];
+            R.order[i] = R.order[j];
+            R.order[j] = t;
+        }
+    }
+    /* Inputs hash: every listed item's id, path and captions in order, so a changed
+     * input list invalidates finished shards instead of silently mixing builds. */
+    pvlm_hasher ih;
+    if (pvlm_hasher_init(&ih, err) != 0) goto out;
+    for (int64_t i = 0; i < R.items.n; i++) {
+        const item *it = &R.items.v[i];
+        pvlm_hasher_update(&ih, it->id, strlen(it->id) + 1);
+        pvlm_hasher_update(&ih, it->path, strlen(it->path) + 1);
+        for (int k = 0; k < it->ncap; k++) pvlm_hasher_update(&ih, it->caps[k], strlen(it->caps[k]) + 1);
+        pvlm_hasher_update(&ih, "\n", 1);
+    }
+    char ihex[17];
+    pvlm_hash_hex(pvlm_hasher_digest(&ih), ihex);
+    pvlm_hasher_free(&ih);
+    R.settings = json_pack("{s:s,s:I,s:s,s:i,s:s,s:i,s:s,s:I,s:b,s:i,s:b,s:s,s:[i,i,i],s:s}", "input", kind, "items",
+                           (json_int_t)R.items.n, "inputs_hash", ihex, "image_size", c->image_size, "resize_mode",
+                           c->resize_mode, "jpeg_quality", c->jpeg_quality, "store", c->store, "seed", (json_int_t)c->seed,
+                           "shuffle", c->shuffle, "shards", R.N, "keep_uncaptioned", c->keep_uncaptioned, "filter",
+                           "bicubic-antialias", "pad_rgb", PVLM_IMAGE_PAD_R, PVLM_IMAGE_PAD_G, PVLM_IMAGE_PAD_B, "split",
+                           c->split ? c->split : "");
+    if (!R.settings) {
+        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+        goto out;
+    }
+    char *sj = json_dumps(R.settings, JSON_SORT_KEYS | JSON_COMPACT);
+    pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R.settings_hash);
+    free(sj);
+
+    if (c->merge) {
+        rc = write_manifest(&R, err);
+        st->manifest_written = rc == 0;
+        goto out;
+    }
+
+    /* Which shards are ours, and which of those still need building. */
+    int64_t todo_items = 0;
+    int *todo = calloc((size_t)R.N, sizeof(int));
+    if (!todo) {
+        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int k = c->part; k < R.N; k += c->parts) {
+        char name[64], path[4200];
+        shard_name(name, sizeof name, k, R.N);
+        snprintf(path, sizeof path, "%s/%s", c->out, name);
+        json_t *side;
+        int64_t lo = (int64_t)((__int128)R.items.n * k / R.N), hi = (int64_t)((__int128)R.items.n * (k + 1) / R.N);
+        st->items += hi - lo;
+        if (shard_complete(path, R.settings_hash, &side)) {
+            st->shards_skipped++;
+            st->records += (int64_t)json_integer_value(json_object_get(side, "records"));
+            json_decref(side);
+        } else {
+            todo[k] = 1;
+            todo_items += hi - lo;
+        }
+    }
+    if (st->shards_skipped) pvlm_info("shard images: %d shard(s) already complete, skipped", st->shards_skipped);
+    R.T = pvlm_threads_resolve(c->threads);
+    R.b.c = c;
+    R.b.mode = mode;
+    R.b.enc = enc;
+    R.b.codecs = calloc((size_t)R.T, sizeof(*R.b.codecs));
+    R.fl.logged = json_object();
+    R.pr.t0 = R.pr.last = pvlm_now();
+    R.pr.every = c->progress_s;
+    R.pr.total = todo_items;
+    int started = 0;
+    if (!R.b.codecs) {
+        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+        free(todo);
+        goto out;
+    }
+    for (int t = 0; t < R.T; t++)
+        if (!(R.b.codecs[t] = pvlm_image_codec_new(err))) break;
+    rc = 0;
+    for (int t = 0; t < R.T; t++)
+        if (!R.b.codecs[t]) rc = -1;
+    if (rc == 0 && todo_items + (int64_t)(R.N) > 0) {
+        rc = pool_start(&R.pl, R.T, err);
+        started = rc == 0;
+    }
+    for (int k = 0; k < R.N && rc == 0; k++) {
+        if (!todo[k]) continue;
+        json_t *side;
+        rc = build_shard(&R, k, &side, err);
+        if (rc == 0) {
+            st->shards_built++;
+            st->records += (int64_t)json_integer_value(json_object_get(side, "records"));
+            json_decref(side);
+        }
+    }
+    if (started) pool_stop(&R.pl);
+    free(todo);
+    st->failed = R.pr.failed;
+    if (rc == 0 && R.pr.total && R.pr.every > 0) progress_tick(&R.pr, 1, R.N - 1, R.N);
+    if (rc == 0) {
+        /* Any process that sees every shard complete writes manifest.json; its content
+         * depends only on the shards, so concurrent parts write identical bytes. */
+        pvlm_err e2 = {0};
+        if (write_manifest(&R, &e2) == 0)
+            st->manifest_written = 1;
+        else if (c->parts > 1)
+            pvlm_info("shard images: part %d/%d done; manifest.json waits for the other parts (%s)", c->part, c->parts, e2.msg);
+        else {
+            *err = e2;
+            rc = -1;
+        }
+    }
+out:
+    st->seconds = pvlm_now() - t0;
+    if (R.b.codecs)
+        for (int t = 0; t < R.T; t++) pvlm_image_codec_free(R.b.codecs[t]);
+    free(R.b.codecs);
+    json_decref(R.fl.logged);
+    json_decref(R.settings);
+    free(R.order);
+    items_free(&R.items);
+    return rc;
+}
+
+/* ---- CLI ---- */
+static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM: stop after the current chunk */
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+int pvlm_shard_images_main(int argc, char **argv) {
+    pvlm_shard_images_cfg c;
+    pvlm_shard_images_defaults(&c);
+    const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL;
+    (void)urls;
+    int64_t seed = 0;
+    const pvlm_opt opts[] = {
+        {"config", PVLM_ARG_STR, &config, "JSON file of flag values (command line overrides)", NULL, 0, 0, 0},
+        {"out", PVLM_ARG_STR, &out, "output folder for shards and manifest.json", NULL, 0, 0, 1},
+        {"coco", PVLM_ARG_STR, &coco, "COCO-style caption JSON (COCO, NoCaps, Karpathy dataset_*.json)", NULL, 0, 0, 0},
+        {"images", PVLM_ARG_STR, &images, "image folder for --coco", NULL, 0, 0, 0},
+        {"split", PVLM_ARG_STR, &split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0, 0},
+        {"pairs", PVLM_ARG_STR, &pairs, "folder of name.jpg|png + name.txt (one caption per line)", NULL, 0, 0, 0},
+        {"shards", PVLM_ARG_INT, &c.shards, "number of shards (0: from --records-per-shard)", NULL, 0, MAX_SHARDS, 0},
+        {"records-per-shard", PVLM_ARG_I64, &c.records_per_shard, "items per shard when --shards is 0", NULL, 1, 1e12, 0},
+        {"image-size", PVLM_ARG_INT, &c.image_size, "stored images are S x S", NULL, 8, 4096, 0},
+        {"resize-mode", PVLM_ARG_CHOICE, &c.resize_mode, "crop: shorter side to S + centre crop; border: longer side to S + pad", "crop|border", 0, 0, 0},
+        {"jpeg-quality", PVLM_ARG_INT, &c.jpeg_quality, "JPEG quality of stored images", NULL, 1, 100, 0},
+        {"store", PVLM_ARG_CHOICE, &c.store, "stored image encoding", "jpeg|raw", 0, 0, 0},
+        {"threads", PVLM_ARG_INT, &c.threads, "decode threads (0: cores / local ranks)", NULL, 0, 1024, 0},
+        {"seed", PVLM_ARG_I64, &seed, "seed of the item permutation", NULL, 0, 0, 0},
+        {"shuffle", PVLM_ARG_INT, &c.shuffle, "1: permute items with --seed before sharding; 0: keep input order", NULL, 0, 1, 0},
+        {"keep-uncaptioned", PVLM_ARG_FLAG, &c.keep_uncaptioned, "store images without captions (hidden test sets)", NULL, 0, 0, 0},
+        {"part", PVLM_ARG_INT, &c.part, "this process builds shards k with k % parts == part", NULL, 0, MAX_SHARDS, 0},
+        {"parts", PVLM_ARG_INT, &c.parts, "number of processes sharing the build", NULL, 1, MAX_SHARDS, 0},
+        {"merge", PVLM_ARG_FLAG, &c.merge, "only write manifest.json from the finished shards", NULL, 0, 0, 0},
+        {"limit", PVLM_ARG_I64, &c.limit, "use only the first N listed items (0: all)", NULL, 0, 0, 0},
+        {"txn-records", PVLM_ARG_I64, &c.txn_records, "LMDB records per write transaction", NULL, 1, 1e9, 0},
+        {"progress", PVLM_ARG_DOUBLE, &c.progress_s, "seconds between progress lines on stderr (0: off)", NULL, 0, 1e6, 0},
+    };
+    pvlm_cmd cmd = {"pvlm shard images", "build LMDB image-text shards + manifest.json", "", opts,
+                    (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    char *pos[1];
+    int npos = 0;
+    int a = pvlm_args_parse(&cmd, argc, argv, pos, &npos);
+    if (a == PVLM_ARGS_HELP) return 0;
+    if (a != PVLM_ARGS_OK) return 2;
+    c.out = out;
+    c.coco = coco;
+    c.images = images;
+    c.pairs = pairs;
+    c.urls = urls;
+    c.split = split;
+    c.seed = seed;
+    int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls);
+    if (ninputs != 1) {
+        fprintf(stderr, "pvlm shard images: give exactly one of --coco, --pairs\n");
+        return 2;
+    }
+    if (coco && (!images || !*images)) {
+        fprintf(stderr, "pvlm shard images: --coco needs --images DIR\n");
+        return 2;
+    }
+    if (c.part >= c.parts) {
+        fprintf(stderr, "pvlm shard images: --part %d must be < --parts %d\n", c.part, c.parts);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    c.stop = &g_stop;
+    pvlm_shard_images_stats st;
+    pvlm_err err = {0};
+    if (pvlm_shard_images_build(&c, &st, &err) != 0) {
+        pvlm_error("pvlm shard images: %s", err.msg);
+        return 1;
+    }
+    pvlm_info("shard images: %" PRId64 " records from %" PRId64 " items (%" PRId64 " failed), %d shard(s) built, %d skipped, %.1f s%s",
+              st.records, st.items, st.failed, st.shards_built, st.shards_skipped, st.seconds,
+              st.manifest_written ? "; manifest.json written" : "");
+    return 0;
+}
