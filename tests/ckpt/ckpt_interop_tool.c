@@ -4,13 +4,16 @@
  *                    DIR/optim.safetensors and 2 ZeRO-1 shards DIR/optim.rank0000{0,1}.safetensors,
  *                    with the moments in DIR/m1.f32 and DIR/m2.f32
  *   read FILE DIR    pvlm_model_load(FILE) -> DIR/params.f32, DIR/views.json (exit 1 with the error)
- *   dump FILE DIR    generic pvlm_st reader: every tensor's bytes -> DIR/<name>.bin, DIR/tensors.json */
+ *   dump FILE DIR    generic pvlm_st reader: every tensor's bytes -> DIR/<name>.bin, DIR/tensors.json
+ *   ckptdir ROOT     a checkpoint root with steps 10 and 20 (model + full optimizer state + state.json)
+ *                    through io/ckptdir, as the trainer writes them (used by ckpt_inspect) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fsutil.h"
 #include "core/rng.h"
+#include "io/ckptdir.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
@@ -114,6 +117,32 @@ static int do_dump(const char *file, const char *dir, pvlm_err *err) {
     return rc;
 }
 
+static int do_ckptdir(const char *root, pvlm_err *err) {
+    pvlm_model_config c;
+    pvlm_model_config_default(&c);
+    c.image_size = 8, c.patch_size = 4, c.d_model = 8, c.n_heads = 2, c.d_ff = 16;
+    c.n_enc_layers = 1, c.n_dec_layers = 1, c.vocab_size = 20, c.max_prefix_len = 4, c.max_suffix_len = 5;
+    pvlm_model m;
+    if (pvlm_model_create(&m, &c, err)) return -1;
+    pvlm_model_init_weights(&m, 1);
+    float *mom = calloc(m.n_params, sizeof(float));
+    int rc = 0;
+    for (int64_t step = 10; !rc && step <= 20; step += 10) {
+        char tmp[4200], p[4300];
+        rc = pvlm_ckptdir_begin(root, step, tmp, sizeof tmp, err);
+        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+        if (!rc) rc = pvlm_model_save(&m, p, NULL, err);
+        snprintf(p, sizeof p, "%s/optim.safetensors", tmp);
+        if (!rc) rc = pvlm_ckpt_optim_save(&m, mom, mom, step, p, err);
+        json_t *st = json_pack("{s:I, s:i}", "samples_seen", (json_int_t)(step * 4), "world_size", 1);
+        if (!rc) rc = pvlm_ckptdir_commit(root, step, st, NULL, NULL, 0, err);
+        json_decref(st);
+    }
+    free(mom);
+    pvlm_model_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     pvlm_err err = {0};
     int rc;
@@ -123,8 +152,10 @@ int main(int argc, char **argv) {
         rc = do_read(argv[2], argv[3], &err);
     else if (argc == 4 && !strcmp(argv[1], "dump"))
         rc = do_dump(argv[2], argv[3], &err);
+    else if (argc == 3 && !strcmp(argv[1], "ckptdir"))
+        rc = do_ckptdir(argv[2], &err);
     else {
-        fprintf(stderr, "usage: ckpt_interop_tool write DIR | read FILE DIR | dump FILE DIR\n");
+        fprintf(stderr, "usage: ckpt_interop_tool write DIR | read FILE DIR | dump FILE DIR | ckptdir ROOT\n");
         return 2;
     }
     if (rc) fprintf(stderr, "ckpt_interop_tool: %s\n", err.msg);
