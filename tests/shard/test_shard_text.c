@@ -250,7 +250,7 @@ int main(void) {
         size_t dn;
         CHECK_OK(pvlm_read_file(s0, &data, &dn, &err), &err);
         pvlm_textshard *s = pvlm_textshard_open(s0, &err);
-        const pvlm_textshard_frame_entry *fe = pvlm_textshard_frame(s, 1);
+        pvlm_textshard_frame_entry fe1 = *pvlm_textshard_frame(s, 1), *fe = &fe1;
         char bad[4400];
         snprintf(bad, sizeof bad, "%s/bad.pvt", dir);
         data[fe->offset + fe->comp_size / 2] ^= 0x5a;
