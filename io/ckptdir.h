@@ -18,7 +18,7 @@
  *   1. rank 0: pvlm_ckptdir_begin(dir, step) creates a fresh empty tmp dir (and removes leftovers of
  *      crashed runs: other .tmp.* and .trash.* dirs).  -> barrier / broadcast the result.
  *   2. every rank: pvlm_ckptdir_tmp_path(dir, step) and write its own files into it (rank 0 the model and
- *      its optimizer shard, rank r "optim.rank<r>.safetensors"), each durably (io/safetensors.h writes
+ *      its optimizer shard, rank r "optim-rank<r>.safetensors"), each durably (io/safetensors.h writes
  *      to a temporary name, fsyncs and renames).  -> all ranks agree whether every write succeeded
  *      (allreduce of an error flag).
  *   3. rank 0: on success pvlm_ckptdir_commit(dir, step, state, keep): fsyncs and checksums every file,
