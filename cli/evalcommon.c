@@ -1,0 +1,81 @@
+/* evalcommon.c - see evalcommon.h. */
+#include "evalcommon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "io/ckptdir.h"
+#include "model/checkpoint.h"
+
+int pvlm_cli_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
+    if (!pvlm_is_dir(ckpt)) {
+        if (!pvlm_file_exists(ckpt)) return pvlm_err_set(err, PVLM_ENOTFOUND, "--ckpt %s: no such file or directory", ckpt);
+        snprintf(buf, cap, "%s", ckpt);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", ckpt);
+    if (pvlm_file_exists(path)) {
+        snprintf(buf, cap, "%s", path);
+        return 0;
+    }
+    pvlm_ckptdir_resume r;
+    if (pvlm_ckptdir_find_resume(ckpt, &r, err)) return -1;
+    for (int i = 0; i < r.n_skipped; i++)
+        pvlm_warn("checkpoint step %lld skipped: %s", (long long)r.skipped[i].step, r.skipped[i].reason);
+    int found = r.found;
+    if (found) snprintf(buf, cap, "%s/model.safetensors", r.path);
+    pvlm_ckptdir_resume_free(&r);
+    if (!found)
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "--ckpt %s: no model.safetensors and no verified checkpoint inside", ckpt);
+    return 0;
+}
+
+int pvlm_cli_load_model(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
+                        pvlm_err *err) {
+    char path[4096];
+    *tok = NULL;
+    if (pvlm_cli_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
+    pvlm_model_config cfg;
+    json_t *meta = NULL;
+    if (pvlm_model_read_config(path, &cfg, &meta, err)) return -1;
+    const char *tdir = tokenizer_dir;
+    if (!tdir) tdir = json_string_value(json_object_get(meta, "tokenizer"));
+    if (!tdir) {
+        json_decref(meta);
+        return pvlm_err_set(err, PVLM_EINVAL, "%s: no \"tokenizer\" in the checkpoint metadata; pass --tokenizer DIR", path);
+    }
+    if (pvlm_tokenizer_load(tdir, tok, err)) {
+        json_decref(meta);
+        return pvlm_err_prefix(err, "tokenizer of %s", path);
+    }
+    json_decref(meta);
+    const pvlm_tokenizer *t = *tok;
+    if (pvlm_tokenizer_vocab_size(t) > cfg.vocab_size || pvlm_tokenizer_eos_id(t) != cfg.eos_id ||
+        pvlm_tokenizer_bos_id(t) != cfg.bos_id || pvlm_tokenizer_pad_id(t) != cfg.pad_id) {
+        pvlm_err_set(err, PVLM_EINVAL,
+                     "%s: tokenizer %s does not match the model (vocab %d vs %d, pad/bos/eos %d/%d/%d vs %d/%d/%d)", path,
+                     tdir, pvlm_tokenizer_vocab_size(t), cfg.vocab_size, pvlm_tokenizer_pad_id(t),
+                     pvlm_tokenizer_bos_id(t), pvlm_tokenizer_eos_id(t), cfg.pad_id, cfg.bos_id, cfg.eos_id);
+        pvlm_tokenizer_free(*tok);
+        *tok = NULL;
+        return -1;
+    }
+    if (pvlm_model_load(m, path, err)) {
+        pvlm_tokenizer_free(*tok);
+        *tok = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int pvlm_cli_write_json(const json_t *j, const char *path, pvlm_err *err) {
+    char *s = json_dumps(j, JSON_REAL_PRECISION(17) | JSON_ENSURE_ASCII);
+    if (!s) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot serialise results", path);
+    int rc = pvlm_write_file_atomic(path, s, strlen(s), err);
+    free(s);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* gen.h - caption and answer generation from a checkpoint, over MPI ranks.
+ *
+ * A job is a list of items (an image plus a prefix text: the captioning prompt or a formatted VQA
+ * question). Each rank takes a contiguous block of items, builds micro-batches (decode + fit the
+ * image to the model's size, tokenize the prefix), and either decodes a continuation (greedy or beam,
+ * model/decode.h) or scores a fixed list of candidate continuations and picks the most likely
+ * (closed-set VQA). Texts are gathered to rank 0 in input order.
+ *
+ * An image that cannot be read or decoded is counted and logged once, and its item gets an empty
+ * text: one result per input, never a crash.
+ *
+ * Ownership: items and their strings belong to the caller. pvlm_gen_run returns on rank 0 a malloc'd
+ * array of n malloc'd strings (free with pvlm_gen_texts_free); other ranks get NULL.
+ */
+#ifndef PVLM_EVAL_GEN_H
+#define PVLM_EVAL_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "io/imgshard.h"
+#include "io/tokenizer.h"
+#include "model/decode.h"
+#include "model/model.h"
+#include "mpi/comm.h"
+
+typedef struct pvlm_gen_item {
+    int64_t id;             /* image_id or question_id (for messages) */
+    const char *image_path; /* image file, or NULL to take record shard_index of the job's shard */
+    int64_t shard_index;
+    const char *prefix;     /* encoder text after the image ("a picture of", "question: ... answer:") */
+} pvlm_gen_item;
+
+typedef struct pvlm_gen_config {
+    pvlm_decode_config dec;  /* beam size, max/min length, length penalty, no-repeat n-gram */
+    int batch_size;          /* items per micro-batch */
+    int resize_mode;         /* PVLM_RESIZE_CROP or PVLM_RESIZE_BORDER (io/image.h) */
+    const char *const *candidates; /* closed-set mode when n_candidates > 0: score these continuations */
+    int n_candidates;
+    int length_norm;         /* closed-set: rank by mean token log-prob instead of the sum */
+    double progress_every;   /* seconds between progress lines on rank 0 (0: none) */
+} pvlm_gen_config;
+
+void pvlm_gen_config_default(pvlm_gen_config *c, const pvlm_model_config *mc);
+
+typedef struct pvlm_gen_stats {
+    int64_t items, image_errors;
+    double seconds;          /* wall time of the generation on this rank */
+} pvlm_gen_stats;
+
+/* Run the job on every rank of comm (all ranks pass the same items). shard may be NULL when every item
+ * has an image_path. stats (may be NULL) receives totals over all ranks (on every rank). */
+int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_reader *shard,
+                 const pvlm_gen_item *items, size_t n, const pvlm_gen_config *cfg, char ***texts,
+                 pvlm_gen_stats *stats, pvlm_err *err);
+void pvlm_gen_texts_free(char **texts, size_t n);
+
+/* Trim and collapse white space in place (generated texts go into JSON results). */
+void pvlm_gen_clean_text(char *s);
+
+#endif
