@@ -8,6 +8,7 @@
  */
 #include "shard_text.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -295,11 +296,55 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+static int is_input_name(const char *n) {
+    const char *suf[] = {".json", ".jsonl", ".json.gz", ".jsonl.gz", ".json.zst", ".jsonl.zst"};
+    for (size_t i = 0; i < sizeof suf / sizeof suf[0]; i++)
+        if (ends_with(n, suf[i])) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Input files of a directory (JSON lines by suffix), sorted by name so shard i is always the
+ * i-th file (c4-train.00000-of-01024 ...). Appends malloc'd paths to *v. */
+static int list_inputs(const char *dir, char ***v, int *n, int *cap, pvlm_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) return pvlm_err_errno(err, "shard text: cannot read directory %s", dir);
+    int first = *n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !is_input_name(e->d_name)) continue;
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 64;
+            char **q = realloc(*v, sizeof(char *) * (size_t)*cap);
+            if (!q) {
+                closedir(d);
+                return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
+            }
+            *v = q;
+        }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        (*v)[*n] = malloc(len);
+        if (!(*v)[*n]) {
+            closedir(d);
+            return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
+        }
+        snprintf((*v)[*n], len, "%s/%s", dir, e->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    if (*n > first) qsort(*v + first, (size_t)(*n - first), sizeof(char *), cmp_str);
+    if (*n == first) return pvlm_err_set(err, PVLM_EINVAL, "shard text: no .json/.json.gz/.json.zst files in %s", dir);
+    return 0;
+}
+
 int pvlm_shard_text_main(int argc, char **argv) {
-    const char *out = NULL, *config = NULL;
+    const char *out = NULL, *config = NULL, *input = NULL;
     int64_t frame_bytes = 1 << 20;
     int level = 3, threads = 0, force = 0;
     const pvlm_opt opts[] = {
+        {"input", PVLM_ARG_STR, &input, "an input file, or a directory of them (sorted by name), before INPUT...",
+         NULL, 0, 0, 0},
         {"out", PVLM_ARG_STR, &out, "output directory (shards text-NNNNN.pvt + manifest.json)", NULL, 0, 0, 1},
         {"frame-bytes", PVLM_ARG_I64, &frame_bytes, "text bytes per zstd frame (seek unit)", NULL, 4096, 1 << 30, 0},
         {"level", PVLM_ARG_INT, &level, "zstd compression level", NULL, 1, 19, 0},
@@ -310,7 +355,7 @@ int pvlm_shard_text_main(int argc, char **argv) {
     };
     const pvlm_cmd cmd = {"pvlm shard text",
                           "build zstd text shards from JSON lines (.json, .json.gz, .json.zst; C4 format)",
-                          "INPUT...", opts, (int)(sizeof opts / sizeof opts[0]), 1, 1 << 20};
+                          "[INPUT...]", opts, (int)(sizeof opts / sizeof opts[0]), 0, 1 << 20};
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
     int npos = 0;
     if (!pos) return 1;
@@ -320,11 +365,33 @@ int pvlm_shard_text_main(int argc, char **argv) {
         return rc == PVLM_ARGS_HELP ? 0 : 2;
     }
     pvlm_err err = {0};
-    if (pvlm_mkdir_p(out, &err)) {
-        pvlm_error("%s", err.msg);
-        free(pos);
-        return 1;
+    /* Inputs: --input (file or directory) first, then the positional files. */
+    char **files = NULL;
+    int nfiles = 0, fcap = 0;
+    if (input) {
+        if (pvlm_is_dir(input)) {
+            if (list_inputs(input, &files, &nfiles, &fcap, &err)) goto early_fail;
+        } else {
+            files = malloc(sizeof(char *) * 1);
+            fcap = 1;
+            files[nfiles++] = strdup(input);
+        }
     }
+    for (int i = 0; i < npos; i++) {
+        if (nfiles == fcap) {
+            fcap = fcap ? 2 * fcap : 64;
+            files = realloc(files, sizeof(char *) * (size_t)fcap);
+        }
+        files[nfiles++] = strdup(pos[i]);
+    }
+    free(pos);
+    pos = files, npos = nfiles;
+    if (npos == 0) {
+        fprintf(stderr, "pvlm shard text: no input (give --input or INPUT files)\n");
+        free(pos);
+        return 2;
+    }
+    if (pvlm_mkdir_p(out, &err)) goto early_fail;
     double t0 = pvlm_now();
     job J;
     memset(&J, 0, sizeof J);
@@ -394,6 +461,13 @@ int pvlm_shard_text_main(int argc, char **argv) {
     for (int i = 0; i < npos; i++) json_decref(J.results[i]);
     free(J.results);
     pthread_mutex_destroy(&J.mu);
+    for (int i = 0; i < npos; i++) free(pos[i]);
     free(pos);
     return rc;
+early_fail:
+    pvlm_error("%s", err.msg);
+    for (int i = 0; i < nfiles; i++) free(files[i]);
+    free(files);
+    if (pos != files) free(pos);
+    return 1;
 }

@@ -9,6 +9,7 @@
  *   corrupt      corrupt zstd frame, corrupt LMDB record, bad JPEG, invalid UTF-8 caption, too-short
  *                text: skipped, counted by reason, substituted deterministically, never a crash
  *   resample     with-replacement mode: ids in range, deterministic, resumable
+ *   tokenizer    with a real byte-level BPE (trained here): decode(prefix ++ suffix) is the source text
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include "harness.h"
 #include "io/batch.h"
 #include "io/loader.h"
+#include "io/tokenizer.h"
 
 static char dir[4096], img_m[4300], txt_m[4300];
 #define S_ 8
@@ -587,6 +589,60 @@ static void t_resample(void) {
     free_n(a, 30), free_n(b, 30);
 }
 
+/* Real tokenizer (io/tokenizer.h, trained on the fixture text): every row decodes back to its source. */
+static void t_tokenizer(void) {
+    pvlm_err err = {0};
+    pvlm_bpe_trainer *tr = pvlm_bpe_trainer_new(&err);
+    CHECK(tr != NULL);
+    if (!tr) return;
+    for (int64_t g = 0; g < NTXT; g++) {
+        char *t = fx_words(g, fx_doc_len(g), 0);
+        pvlm_bpe_trainer_add(tr, t, strlen(t), &err);
+        free(t);
+    }
+    char tdir[4300];
+    snprintf(tdir, sizeof tdir, "%s/bpe", dir);
+    CHECK_OK(pvlm_bpe_trainer_run(tr, 400, 2, &err), &err);
+    CHECK_OK(pvlm_bpe_trainer_save(tr, tdir, &err), &err);
+    pvlm_bpe_trainer_free(tr);
+    pvlm_tokenizer *tok = NULL;
+    CHECK_OK(pvlm_tokenizer_load(tdir, &tok, &err), &err);
+    if (!tok) return;
+    pvlm_loader_config c;
+    config(&c, 8, 0.5, 0, 1, 2);
+    c.tokenize = NULL, c.tokenizer = tok;
+    c.pad_id = pvlm_tokenizer_pad_id(tok), c.bos_id = pvlm_tokenizer_bos_id(tok), c.eos_id = pvlm_tokenizer_eos_id(tok);
+    pvlm_loader *L = open_l(&c);
+    pvlm_batch b;
+    pvlm_batch_alloc(&b, 8, S_, LP, LS, &err);
+    int bad = 0, whole = 0, part = 0;
+    for (int k = 0; k < 60 && L; k++) {
+        CHECK_OK(pvlm_loader_next(L, &b, &err), &err);
+        for (int i = 0; i < 8; i++) {
+            int32_t ids[LP + LS];
+            int n = 0, pl = b.prefix_len[i], sl = b.suffix_len[i];
+            for (int j = 0; j < pl; j++) ids[n++] = b.prefix[(size_t)i * LP + j];
+            int eos = sl > 0 && b.targets[(size_t)i * LS + sl - 1] == c.eos_id;
+            for (int j = 0; j < sl - eos; j++) ids[n++] = b.targets[(size_t)i * LS + j];
+            char *out = NULL;
+            size_t on = 0;
+            CHECK_OK(pvlm_tokenizer_decode_alloc(tok, ids, (size_t)n, 0, &out, &on, &err), &err);
+            int64_t g = b.has_image[i] ? b.sample_id[i] : b.sample_id[i] - NIMG;
+            char *src = b.has_image[i] ? fx_words(g, fx_cap_len(g), 500) : fx_words(g, fx_doc_len(g), 0);
+            size_t sn = strlen(src);
+            if (eos) bad += on != sn || memcmp(out, src, sn), whole++;
+            else bad += on >= sn || memcmp(out, src, on) || sl != LS, part++;
+            bad += (!b.has_image[i] && pl < 1) || sl < 1;
+            free(out), free(src);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d rows do not decode to their source", bad);
+    CHECK(whole > 0 && part > 0);
+    pvlm_batch_free(&b);
+    pvlm_loader_close(L);
+    pvlm_tokenizer_free(tok);
+}
+
 int main(int argc, char **argv) {
     const char *which = argc > 1 ? argv[1] : "all";
     pvlm_log_set_level(PVLM_LOG_WARN);
@@ -598,6 +654,7 @@ int main(int argc, char **argv) {
     if (all || !strcmp(which, "mix")) t_mix();
     if (all || !strcmp(which, "resample")) t_resample();
     if (all || !strcmp(which, "corrupt")) t_corrupt();
+    if (all || !strcmp(which, "tokenizer")) t_tokenizer();
     if (all || !strcmp(which, "prefixlm")) t_prefixlm();
     return pvlm_test_done(which);
 }

@@ -146,15 +146,20 @@ int main(void) {
     pvlm_err err = {0};
     pvlm_rm_rf(dir, &err);
     CHECK_OK(pvlm_mkdir_p(dir, &err), &err);
+    {
+        char indir[4200];
+        snprintf(indir, sizeof indir, "%s/in", dir);
+        CHECK_OK(pvlm_mkdir_p(indir, &err), &err);
+    }
     snprintf(out, sizeof out, "%s/out", dir);
     make_docs();
     test_utf8();
 
     /* Three inputs of the three formats, C4 names. */
     int ranges[3][2] = {{0, 150}, {150, 280}, {280, NDOC}}, nbad[3];
-    snprintf(p[0], sizeof p[0], "%s/c4-train.00000-of-00003.json", dir);
-    snprintf(p[1], sizeof p[1], "%s/c4-train.00001-of-00003.json.gz", dir);
-    snprintf(p[2], sizeof p[2], "%s/c4-train.00002-of-00003.json.zst", dir);
+    snprintf(p[0], sizeof p[0], "%s/in/c4-train.00000-of-00003.json", dir);
+    snprintf(p[1], sizeof p[1], "%s/in/c4-train.00001-of-00003.json.gz", dir);
+    snprintf(p[2], sizeof p[2], "%s/in/c4-train.00002-of-00003.json.zst", dir);
     size_t n0, n1, n2;
     char *in0 = make_input(ranges[0][0], ranges[0][1], &n0, &nbad[0]);
     char *in1 = make_input(ranges[1][0], ranges[1][1], &n1, &nbad[1]);
@@ -174,7 +179,13 @@ int main(void) {
     write_file(p[2], z, zc);
 
     char *inputs[3] = {p[0], p[1], p[2]};
-    CHECK(run_shard(out, inputs, 3, "4096") == 0);
+    {
+        /* first build from a directory (--input DIR: its files sorted by name) */
+        char indir[4200];
+        snprintf(indir, sizeof indir, "%s/in", dir);
+        char *argv[] = {"text", "--input", indir, "--out", out, "--frame-bytes", "4096", NULL};
+        CHECK(pvlm_shard_text_main(7, argv) == 0);
+    }
     char mp[4300];
     snprintf(mp, sizeof mp, "%s/manifest.json", out);
     pvlm_manifest m;
@@ -286,6 +297,13 @@ int main(void) {
         CHECK(pvlm_shard_text_main(2, argv) == 2);
         char *argv2[] = {"text", "--out", out2, "/nonexistent/x.json", NULL};
         CHECK(pvlm_shard_text_main(4, argv2) == 1);
+        char *argv3[] = {"text", "--out", out2, NULL};
+        CHECK(pvlm_shard_text_main(3, argv3) == 2);
+        char empty[4200];
+        snprintf(empty, sizeof empty, "%s/empty", dir);
+        pvlm_mkdir_p(empty, &err);
+        char *argv4[] = {"text", "--out", out2, "--input", empty, NULL}; /* no input files */
+        CHECK(pvlm_shard_text_main(5, argv4) == 1);
     }
     free(in0), free(in1), free(in2), free(z);
     for (int i = 0; i < NDOC; i++) free(docs[i]);
