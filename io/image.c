@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <png.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -116,51 +117,95 @@ static int decode_jpeg(tjhandle h, const uint8_t *data, size_t n, int min_short,
     return 0;
 }
 
-/* ---- PNG (simplified API: libpng sets up its own setjmp and reports errors in message) ---- */
+/* ---- PNG (libpng's full API: its errors longjmp back to our setjmp) ----
+ * Not the simplified png_image API: that one treats 16-bit samples as linear light and
+ * gamma-encodes them when asked for 8 bits (0x8080 gray became 186, not 128). Here every
+ * variant is transformed to 8-bit RGB(A) by libpng itself: palette -> RGB, gray -> RGB,
+ * tRNS -> alpha, 1/2/4-bit gray -> 8-bit, 16-bit -> 8-bit by keeping the high byte (what
+ * PIL does), Adam7 interlacing undone by png_set_interlace_handling. */
+typedef struct png_mem {
+    const uint8_t *p;
+    size_t n, off;
+    char msg[256];
+} png_mem;
+
+static void png_read_mem(png_structp png, png_bytep out, size_t len) {
+    png_mem *m = png_get_io_ptr(png);
+    if (len > m->n - m->off) png_error(png, "file ends early (truncated)");
+    memcpy(out, m->p + m->off, len);
+    m->off += len;
+}
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    png_mem *m = png_get_error_ptr(png);
+    snprintf(m->msg, sizeof m->msg, "%s", msg ? msg : "libpng error");
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg; /* warnings (bad ancillary chunks, ...) do not stop the decode */
+}
+
 static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, int *oh, const char *what,
                       pvlm_err *err) {
-    png_image pi;
-    memset(&pi, 0, sizeof pi);
-    pi.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&pi, data, n)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: bad PNG: %s", what, pi.message);
-        png_image_free(&pi);
-        return -1;
+    png_mem m = {data, n, 0, {0}};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &m, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot create a libpng reader", what);
     }
-    if (ow) *ow = (int)pi.width;
-    if (oh) *oh = (int)pi.height;
-    if (pi.width == 0 || pi.height == 0 || (long long)pi.width * pi.height > PVLM_IMAGE_MAX_PIXELS) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: PNG %ux%u is empty or over the %lld-pixel limit", what, pi.width,
-                     pi.height, (long long)PVLM_IMAGE_MAX_PIXELS);
-        png_image_free(&pi);
-        return -1;
-    }
-    int alpha = (pi.format & PNG_FORMAT_FLAG_ALPHA) != 0;
-    pi.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
-    size_t px = (size_t)pi.width * pi.height;
-    uint8_t *buf = malloc(px * (alpha ? 4 : 3));
-    if (!buf) {
-        png_image_free(&pi);
-        return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot allocate %ux%u", what, pi.width, pi.height);
-    }
-    if (!png_image_finish_read(&pi, NULL, buf, 0, NULL)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: PNG decode failed: %s", what, pi.message);
+    uint8_t *volatile buf = NULL;
+    png_bytep *volatile rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
         free(buf);
-        png_image_free(&pi);
-        return -1;
+        free(rows);
+        png_destroy_read_struct(&png, &info, NULL);
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad PNG: %s", what, m.msg);
     }
-    if (alpha) {
+    png_set_read_fn(png, &m, png_read_mem);
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int depth = png_get_bit_depth(png, info), ct = png_get_color_type(png, info);
+    if (ow) *ow = (int)w;
+    if (oh) *oh = (int)h;
+    if (w == 0 || h == 0 || (long long)w * h > PVLM_IMAGE_MAX_PIXELS) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: PNG %ux%u is empty or over the %lld-pixel limit", what, w, h,
+                            (long long)PVLM_IMAGE_MAX_PIXELS);
+    }
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (depth == 16) png_set_strip_16(png);
+    if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int ch = png_get_channels(png, info);
+    size_t rb = png_get_rowbytes(png, info);
+    if ((ch != 3 && ch != 4) || rb != (size_t)w * ch) png_error(png, "unexpected pixel layout after transforms");
+    buf = malloc((size_t)h * rb);
+    rows = malloc(sizeof(png_bytep) * h);
+    if (!buf || !rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = buf + (size_t)y * rb;
+    png_read_image(png, rows);
+    size_t px = (size_t)w * h;
+    uint8_t *b = buf;
+    if (ch == 4) { /* straight alpha onto white */
         for (size_t i = 0; i < px; i++) {
-            unsigned a = buf[4 * i + 3];
-            for (int c = 0; c < 3; c++) buf[3 * i + c] = (uint8_t)((buf[4 * i + c] * a + 255 * (255 - a) + 127) / 255);
+            unsigned a = b[4 * i + 3];
+            for (int c = 0; c < 3; c++) b[3 * i + c] = (uint8_t)((b[4 * i + c] * a + 255 * (255 - a) + 127) / 255);
         }
-        uint8_t *shrunk = realloc(buf, px * 3);
-        if (shrunk) buf = shrunk;
+        uint8_t *shrunk = realloc(b, px * 3);
+        if (shrunk) b = shrunk;
     }
-    out->w = (int)pi.width;
-    out->h = (int)pi.height;
-    out->rgb = buf;
-    png_image_free(&pi);
+    free(rows);
+    png_destroy_read_struct(&png, &info, NULL);
+    out->w = (int)w;
+    out->h = (int)h;
+    out->rgb = b;
     return 0;
 }
 

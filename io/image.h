@@ -6,8 +6,9 @@
  * 1/8 scale (8x fewer pixels to inverse-DCT and resize). CMYK/YCCK JPEGs (as written
  * by Adobe tools, with inverted ink values) are converted to RGB. A truncated JPEG
  * ("Premature end of JPEG file") is an error; other libjpeg warnings are tolerated.
- * PNG through libpng's simplified API (it longjmps internally; errors come back as
- * png_image.message): palette, gray, 16-bit, interlaced and tRNS all become RGB8;
+ * PNG through libpng (errors longjmp back to our setjmp and come back as messages):
+ * palette, gray, 1/2/4/16-bit, interlaced and tRNS all become RGB8 (16-bit keeps the high
+ * byte, as PIL does; no gamma conversion);
  * alpha is composited onto white with straight (non-premultiplied) sRGB blending,
  * out = (c*a + 255*(255-a)) / 255 rounded - what PIL's paste onto a white canvas does.
  * Images over PVLM_IMAGE_MAX_PIXELS decoded pixels are refused (decompression bombs).

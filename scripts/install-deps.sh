@@ -14,7 +14,7 @@ PKGS=(
   libcurl4-openssl-dev libturbojpeg0-dev libpng-dev
   libjansson-dev libxxhash-dev
   # reference implementations and plots used by tests, bench and the demo
-  python3 python3-numpy python3-torch python3-matplotlib
+  python3 python3-numpy python3-pil python3-torch python3-matplotlib
   # the Slurm requeue test runs a real single-node Slurm
   slurm-wlm slurmctld slurmd slurm-client munge
   # demo data: English text for C4-format shards; curl for the downloader tests' peer checks
