@@ -1,5 +1,5 @@
-/* evalcommon.c - see evalcommon.h. */
-#include "evalcommon.h"
+/* load.c - see load.h. */
+#include "load.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "io/ckptdir.h"
 #include "model/checkpoint.h"
 
-int pvlm_cli_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
+int pvlm_eval_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
     if (!pvlm_is_dir(ckpt)) {
         if (!pvlm_file_exists(ckpt)) return pvlm_err_set(err, PVLM_ENOTFOUND, "--ckpt %s: no such file or directory", ckpt);
         snprintf(buf, cap, "%s", ckpt);
@@ -34,36 +34,41 @@ int pvlm_cli_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err
     return 0;
 }
 
-int pvlm_cli_load_model(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
-                        pvlm_err *err) {
-    char path[4096];
+int pvlm_eval_load_tokenizer(const char *model_path, const char *tokenizer_dir, pvlm_model_config *cfg,
+                             pvlm_tokenizer **tok, pvlm_err *err) {
     *tok = NULL;
-    if (pvlm_cli_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
-    pvlm_model_config cfg;
     json_t *meta = NULL;
-    if (pvlm_model_read_config(path, &cfg, &meta, err)) return -1;
+    if (pvlm_model_read_config(model_path, cfg, &meta, err)) return -1;
     const char *tdir = tokenizer_dir;
     if (!tdir) tdir = json_string_value(json_object_get(meta, "tokenizer"));
     if (!tdir) {
         json_decref(meta);
-        return pvlm_err_set(err, PVLM_EINVAL, "%s: no \"tokenizer\" in the checkpoint metadata; pass --tokenizer DIR", path);
+        return pvlm_err_set(err, PVLM_EINVAL, "%s: no \"tokenizer\" in the checkpoint metadata; pass --tokenizer DIR",
+                            model_path);
     }
-    if (pvlm_tokenizer_load(tdir, tok, err)) {
-        json_decref(meta);
-        return pvlm_err_prefix(err, "tokenizer of %s", path);
-    }
-    json_decref(meta);
+    int rc = pvlm_tokenizer_load(tdir, tok, err);
+    if (rc) pvlm_err_prefix(err, "tokenizer of %s", model_path);
     const pvlm_tokenizer *t = *tok;
-    if (pvlm_tokenizer_vocab_size(t) > cfg.vocab_size || pvlm_tokenizer_eos_id(t) != cfg.eos_id ||
-        pvlm_tokenizer_bos_id(t) != cfg.bos_id || pvlm_tokenizer_pad_id(t) != cfg.pad_id) {
-        pvlm_err_set(err, PVLM_EINVAL,
-                     "%s: tokenizer %s does not match the model (vocab %d vs %d, pad/bos/eos %d/%d/%d vs %d/%d/%d)", path,
-                     tdir, pvlm_tokenizer_vocab_size(t), cfg.vocab_size, pvlm_tokenizer_pad_id(t),
-                     pvlm_tokenizer_bos_id(t), pvlm_tokenizer_eos_id(t), cfg.pad_id, cfg.bos_id, cfg.eos_id);
+    if (rc == 0 && (pvlm_tokenizer_vocab_size(t) > cfg->vocab_size || pvlm_tokenizer_eos_id(t) != cfg->eos_id ||
+                    pvlm_tokenizer_bos_id(t) != cfg->bos_id || pvlm_tokenizer_pad_id(t) != cfg->pad_id)) {
+        rc = pvlm_err_set(err, PVLM_EINVAL,
+                          "%s: tokenizer %s does not match the model (vocab %d vs %d, pad/bos/eos %d/%d/%d vs %d/%d/%d)",
+                          model_path, tdir, pvlm_tokenizer_vocab_size(t), cfg->vocab_size, pvlm_tokenizer_pad_id(t),
+                          pvlm_tokenizer_bos_id(t), pvlm_tokenizer_eos_id(t), cfg->pad_id, cfg->bos_id, cfg->eos_id);
         pvlm_tokenizer_free(*tok);
         *tok = NULL;
-        return -1;
     }
+    json_decref(meta);
+    return rc;
+}
+
+int pvlm_eval_load_model(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
+                         pvlm_err *err) {
+    char path[4096];
+    pvlm_model_config cfg;
+    *tok = NULL;
+    if (pvlm_eval_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
+    if (pvlm_eval_load_tokenizer(path, tokenizer_dir, &cfg, tok, err)) return -1;
     if (pvlm_model_load(m, path, err)) {
         pvlm_tokenizer_free(*tok);
         *tok = NULL;
@@ -72,7 +77,7 @@ int pvlm_cli_load_model(const char *ckpt, const char *tokenizer_dir, pvlm_model 
     return 0;
 }
 
-int pvlm_cli_write_json(const json_t *j, const char *path, pvlm_err *err) {
+int pvlm_eval_write_json(const json_t *j, const char *path, pvlm_err *err) {
     char *s = json_dumps(j, JSON_REAL_PRECISION(17) | JSON_ENSURE_ASCII);
     if (!s) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot serialise results", path);
     int rc = pvlm_write_file_atomic(path, s, strlen(s), err);
