@@ -1,0 +1,166 @@
+/* bench_shard.c - image shard build throughput from local JPEGs.
+ *
+ * Usage: bench_shard [--pvlm PATH] [--images N] [--width W] [--height H] [--size S]
+ *                    [--threads T] [--runs R] [--dir DIR]
+ * Writes N photo-like JPEGs (W x H, quality 90) + captions into DIR/pairs, then reports,
+ * as medians of R runs:
+ *   1. in-process pipeline per core: decode (DCT-scaled) + crop-resize to S + JPEG q95
+ *      encode + record encode, one thread: images/s;
+ *   2. the peer: the same with a full-size decode (no DCT scaling), to show what the
+ *      scaling buys;
+ *   3. `pvlm shard images --pairs DIR/pairs --threads T` end to end (listing, decode,
+ *      resize, encode, LMDB write, compaction, checksums): images/s.
+ * Default PATH of pvlm: ./cli/pvlm (run from the build folder). Numbers go to docs/perf-shard.md.
+ */
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "core/fsutil.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "io/image.h"
+#include "io/imgshard.h"
+
+extern char **environ;
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Smooth shapes + fine noise, so JPEG sizes and decode work resemble photos. */
+static void photo(pvlm_image *im, pvlm_rng *r) {
+    double cx = pvlm_rng_uniform(r) * im->w, cy = pvlm_rng_uniform(r) * im->h, rad = 50 + pvlm_rng_uniform(r) * 200;
+    int base[3] = {(int)pvlm_rng_below(r, 200), (int)pvlm_rng_below(r, 200), (int)pvlm_rng_below(r, 200)};
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w; x++) {
+            double d = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+            int in = d < rad * rad;
+            uint8_t *p = im->rgb + ((size_t)y * im->w + x) * 3;
+            for (int c = 0; c < 3; c++) {
+                int v = base[c] + (in ? 50 : 0) + (x * 40) / im->w + (int)pvlm_rng_below(r, 24);
+                p[c] = (uint8_t)(v > 255 ? 255 : v);
+            }
+        }
+}
+
+static double pipeline(char **files, int n, int S, int scaled) {
+    pvlm_image_codec *codec = pvlm_image_codec_new(NULL);
+    double t0 = pvlm_now();
+    for (int i = 0; i < n; i++) {
+        char *data;
+        size_t len;
+        if (pvlm_read_file(files[i], &data, &len, NULL) != 0) continue;
+        pvlm_image im, fit;
+        int ow, oh;
+        if (pvlm_image_decode(codec, data, len, scaled ? S : 0, 0, &im, &ow, &oh, files[i], NULL) == 0) {
+            pvlm_image_fit(&im, S, PVLM_RESIZE_CROP, &fit, NULL);
+            uint8_t *j;
+            size_t jn;
+            pvlm_image_encode_jpeg(codec, &fit, 95, &j, &jn, NULL);
+            const char *cap = "a caption";
+            pvlm_imgrec rec = {.id = "x", .ncaptions = 1, .captions = &cap, .orig_w = ow, .orig_h = oh,
+                               .stored_w = S, .stored_h = S, .encoding = PVLM_IMG_ENC_JPEG, .image = j, .image_len = jn};
+            uint8_t *v;
+            size_t vn;
+            if (pvlm_imgrec_encode(&rec, &v, &vn, NULL) == 0) free(v);
+            free(j);
+            pvlm_image_free(&fit);
+            pvlm_image_free(&im);
+        }
+        free(data);
+    }
+    double dt = pvlm_now() - t0;
+    pvlm_image_codec_free(codec);
+    return n / dt;
+}
+
+int main(int argc, char **argv) {
+    const char *pvlm = "./cli/pvlm", *dir = "/tmp/pvlm-bench-shard";
+    int n = 400, W = 640, H = 480, S = 224, T = 2, runs = 5;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--pvlm")) pvlm = argv[i + 1];
+        else if (!strcmp(argv[i], "--images")) n = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--width")) W = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--height")) H = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--size")) S = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+        else {
+            fprintf(stderr, "bench_shard: unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (n < 1 || runs < 1 || runs > 100) return 2;
+    char pairs[1024], out[1024];
+    snprintf(pairs, sizeof pairs, "%s/pairs", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    pvlm_rm_rf(dir, NULL);
+    pvlm_mkdir_p(pairs, NULL);
+    char **files = calloc((size_t)n, sizeof(char *));
+    pvlm_rng r;
+    pvlm_rng_seed(&r, 1, 0);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        pvlm_image im;
+        pvlm_image_alloc(&im, W, H, NULL);
+        photo(&im, &r);
+        uint8_t *j;
+        size_t jn;
+        pvlm_image_encode_jpeg(NULL, &im, 90, &j, &jn, NULL);
+        files[i] = malloc(1100);
+        snprintf(files[i], 1100, "%s/img%06d.jpg", pairs, i);
+        pvlm_write_file_atomic(files[i], j, jn, NULL);
+        char tp[1100], cap[64];
+        snprintf(tp, sizeof tp, "%s/img%06d.txt", pairs, i);
+        snprintf(cap, sizeof cap, "synthetic photo number %d", i);
+        pvlm_write_file_atomic(tp, cap, strlen(cap), NULL);
+        total += jn;
+        free(j);
+        pvlm_image_free(&im);
+    }
+    printf("bench_shard: %d JPEGs %dx%d (mean %.0f KB), S=%d, %d runs, median images/s\n", n, W, H,
+           total / 1024.0 / n, S, runs);
+    double *v = calloc((size_t)runs, sizeof(double));
+    for (int k = 0; k < runs; k++) v[k] = pipeline(files, n, S, 1);
+    printf("  pipeline 1 thread, DCT-scaled decode : %8.1f images/s\n", median(v, runs));
+    for (int k = 0; k < runs; k++) v[k] = pipeline(files, n, S, 0);
+    printf("  pipeline 1 thread, full-size decode  : %8.1f images/s (peer)\n", median(v, runs));
+    char targ[16], sarg[16];
+    snprintf(targ, sizeof targ, "%d", T);
+    snprintf(sarg, sizeof sarg, "%d", S);
+    for (int k = 0; k < runs; k++) {
+        pvlm_rm_rf(out, NULL);
+        char *args[] = {(char *)pvlm, "shard", "images", "--pairs", pairs, "--out", out, "--threads", targ,
+                        "--image-size", sarg, "--progress", "0", "--shards", "2", NULL};
+        double t0 = pvlm_now();
+        pid_t pid;
+        if (posix_spawn(&pid, pvlm, NULL, NULL, args, environ) != 0) {
+            fprintf(stderr, "bench_shard: cannot run %s (give --pvlm PATH)\n", pvlm);
+            return 1;
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "bench_shard: pvlm shard images failed\n");
+            return 1;
+        }
+        v[k] = n / (pvlm_now() - t0);
+    }
+    printf("  pvlm shard images --threads %d        : %8.1f images/s (end to end, 2 shards)\n", T, median(v, runs));
+    for (int i = 0; i < n; i++) free(files[i]);
+    free(files);
+    free(v);
+    pvlm_rm_rf(dir, NULL);
+    return 0;
+}
