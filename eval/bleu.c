@@ -99,7 +99,7 @@ void pvlm_py_float_repr(double x, char *buf, size_t n) {
     char out[64];
     size_t o = 0;
     if (neg) out[o++] = '-';
-    if (exp10 >= -5 && exp10 < 16) { /* Python repr: fixed notation for 1e-5 <= |x| < 1e16 */
+    if (exp10 >= -4 && exp10 < 16) { /* Python repr: fixed notation for 1e-4 <= |x| < 1e16 */
         if (exp10 < 0) {
             out[o++] = '0';
             out[o++] = '.';

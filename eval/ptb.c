@@ -766,9 +766,10 @@ static char *tokenize(const char *text, size_t len, int remove_punct, pvlm_err *
         }
         match m = scan_one(&s, p);
         if (!m.drop) {
+            /* the token, lower-cased as -lowerCase does (Java toLowerCase on the token) */
             tok.n = 0;
             if (m.norm) {
-                sb_put(&tok, m.norm, strlen(m.norm));
+                for (const char *q = m.norm; *q; q++) sb_putc(&tok, (char)lower_cp((unsigned char)*q));
             } else {
                 for (size_t k = 0; k < m.tlen; k++) {
                     uint32_t t = cps[p + k];
@@ -777,24 +778,23 @@ static char *tokenize(const char *text, size_t len, int remove_punct, pvlm_err *
                     if (k > 0 || m.tlen <= 3)
                         if (is_apos(t) || t == 0x2018 || t == 0x201B || t == 0x91) t = '\'';
                     if (m.nbsp && t == ' ') t = 0xA0;
-                    sb_put_cp(&tok, t);
+                    if (t == 0x130) { /* Java: U+0130 lower-cases to i + combining dot */
+                        sb_putc(&tok, 'i');
+                        t = 0x307;
+                    }
+                    sb_put_cp(&tok, lower_cp(t));
                 }
             }
             if (tok.oom) goto oom;
             if (tok.n) {
-                /* -lowerCase */
-                char *low = malloc(2 * tok.n + 8);
-                if (!low) goto oom;
-                size_t ln = pvlm_ptb_utf8_lower(tok.s, tok.n, low);
                 int drop = 0;
-                if (remove_punct)
+                if (remove_punct && tok.n <= 5)
                     for (const char *const *q = coco_punct; *q; q++)
-                        if (strlen(*q) == ln && !memcmp(*q, low, ln)) drop = 1;
+                        if (strlen(*q) == tok.n && !memcmp(*q, tok.s, tok.n)) drop = 1;
                 if (!drop) {
                     if (out.n) sb_putc(&out, ' ');
-                    sb_put(&out, low, ln);
+                    sb_put(&out, tok.s, tok.n);
                 }
-                free(low);
             }
         }
         /* what the matched rule consumed beyond the emitted text is scanned again
