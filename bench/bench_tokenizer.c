@@ -1,0 +1,194 @@
+/* bench_tokenizer.c - GPT-2 BPE encoding speed on English text, one thread.
+ *
+ * usage: bench_tokenizer [GPT2_DIR] [RUNS]
+ * GPT2_DIR: encoder.json + vocab.bpe (+ Encoder.js for the peer), default
+ * $PVLM_BUILD_DIR/gpt2-bpe or build/gpt2-bpe (scripts/fetch-gpt2-bpe.sh DIR fills it).
+ * Text: the glosses of Debian's WordNet (the English after "| " on each line of
+ * /usr/share/wordnet/data.{noun,verb,adj,adv}, one per line), ~ 8 MB.
+ * Reports MB/s (1e6 bytes/s) as the median of RUNS (default 5) runs for: pvlm with a fresh
+ * word cache per run, pvlm without a cache, pre-tokenization alone; then the peer, the
+ * reference encoder gpt-3-encoder (node, Encoder.js, warm: one untimed pass first) on the
+ * first ~2 MB of the same text in the same run (pvlm is timed on that prefix too), one
+ * line per call (its output array grows quadratically
+ * with the number of pieces per call, so calls on the whole text are not practical).
+ * Checks that pvlm's ids equal the peer's on the first 2000 lines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "core/fsutil.h"
+#include "core/timer.h"
+#include "io/tokenizer.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int count_piece(const char *s, size_t n, void *arg) {
+    (void)s;
+    *(size_t *)arg += n;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    char gdir[4096];
+    if (argc > 1)
+        snprintf(gdir, sizeof gdir, "%s", argv[1]);
+    else
+        snprintf(gdir, sizeof gdir, "%s/gpt2-bpe", getenv("PVLM_BUILD_DIR") ? getenv("PVLM_BUILD_DIR") : "build");
+    int runs = argc > 2 ? atoi(argv[2]) : 5;
+    if (runs < 1) runs = 1;
+    pvlm_err err = {0};
+    pvlm_tokenizer *t;
+    if (pvlm_tokenizer_load(gdir, &t, &err)) {
+        fprintf(stderr, "bench_tokenizer: %s (run scripts/fetch-gpt2-bpe.sh %s)\n", err.msg, gdir);
+        return 1;
+    }
+    /* the English text: WordNet glosses */
+    static const char *const files[] = {"/usr/share/wordnet/data.noun", "/usr/share/wordnet/data.verb",
+                                        "/usr/share/wordnet/data.adj", "/usr/share/wordnet/data.adv"};
+    size_t cap = 16 << 20, len = 0;
+    char *text = malloc(cap);
+    for (int f = 0; f < 4; f++) {
+        char *buf;
+        size_t n;
+        if (pvlm_read_file(files[f], &buf, &n, &err)) {
+            fprintf(stderr, "bench_tokenizer: %s (apt-get install wordnet-base)\n", err.msg);
+            return 1;
+        }
+        for (char *line = buf; line < buf + n;) {
+            char *nl = memchr(line, '\n', (size_t)(buf + n - line));
+            if (!nl) nl = buf + n;
+            char *bar = memchr(line, '|', (size_t)(nl - line));
+            if (line[0] != ' ' && bar && bar + 2 < nl) {
+                char *g = bar + 2, *e = nl;
+                while (e > g && e[-1] == ' ') e--;
+                if (len + (size_t)(e - g) + 1 < cap) {
+                    memcpy(text + len, g, (size_t)(e - g));
+                    len += (size_t)(e - g);
+                    text[len++] = '\n';
+                }
+            }
+            line = nl + 1;
+        }
+        free(buf);
+    }
+    char tpath[] = "/tmp/bench_tokenizer_XXXXXX";
+    int fd = mkstemp(tpath);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+        fprintf(stderr, "bench_tokenizer: cannot write %s\n", tpath);
+        return 1;
+    }
+    close(fd);
+    printf("text: WordNet glosses, %.2f MB, %d runs, 1 thread\n", len / 1e6, runs);
+
+    size_t cap_ids = len / 2 + 16;
+    int32_t *ids = malloc(cap_ids * sizeof *ids);
+    double *v = malloc((size_t)runs * sizeof *v);
+    int64_t nids = 0;
+    for (int r = 0; r < runs; r++) {
+        pvlm_tok_cache *c = pvlm_tok_cache_new(0, &err);
+        double t0 = pvlm_now();
+        nids = pvlm_tokenizer_encode(t, c, text, len, ids, cap_ids, &err);
+        v[r] = len / 1e6 / (pvlm_now() - t0);
+        pvlm_tok_cache_free(c);
+    }
+    double cached = median(v, runs);
+    printf("pvlm encode, word cache (fresh per run)   %8.2f MB/s  (%lld ids, %.2f bytes/id)\n", cached,
+           (long long)nids, (double)len / (double)nids);
+    for (int r = 0; r < runs; r++) {
+        double t0 = pvlm_now();
+        pvlm_tokenizer_encode(t, NULL, text, len, ids, cap_ids, &err);
+        v[r] = len / 1e6 / (pvlm_now() - t0);
+    }
+    printf("pvlm encode, no cache                     %8.2f MB/s\n", median(v, runs));
+    for (int r = 0; r < runs; r++) {
+        size_t total = 0;
+        double t0 = pvlm_now();
+        pvlm_tokenizer_pretokenize(text, len, count_piece, &total);
+        v[r] = len / 1e6 / (pvlm_now() - t0);
+        if (total != len) printf("pretokenize lost bytes!\n");
+    }
+    printf("pvlm pre-tokenization only                %8.2f MB/s\n", median(v, runs));
+
+    /* peer: the reference encoder under node, on the first ~2 MB (whole lines): it runs at
+     * well under 1 MB/s, so the whole text would take minutes per run; pvlm is timed on
+     * the same prefix too */
+    size_t plen = len < 2000000 ? len : 2000000;
+    while (plen < len && text[plen - 1] != '\n') plen++;
+    for (int r = 0; r < runs; r++) {
+        pvlm_tok_cache *c = pvlm_tok_cache_new(0, &err);
+        double t0 = pvlm_now();
+        pvlm_tokenizer_encode(t, c, text, plen, ids, cap_ids, &err);
+        v[r] = plen / 1e6 / (pvlm_now() - t0);
+        pvlm_tok_cache_free(c);
+    }
+    printf("pvlm encode, word cache, first %.2f MB    %8.2f MB/s\n", plen / 1e6, median(v, runs));
+    fd = open(tpath, O_WRONLY | O_TRUNC);
+    if (fd < 0 || write(fd, text, plen) != (ssize_t)plen) {
+        fprintf(stderr, "bench_tokenizer: cannot write %s\n", tpath);
+        return 1;
+    }
+    close(fd);
+    char enc_js[4200];
+    snprintf(enc_js, sizeof enc_js, "%s/Encoder.js", gdir);
+    if (!pvlm_file_exists(enc_js) || system("node --version >/dev/null 2>&1") != 0) {
+        printf("peer: node or %s missing: not measured\n", enc_js);
+    } else {
+        char ipath[] = "/tmp/bench_tokenizer_ids_XXXXXX";
+        int ifd = mkstemp(ipath);
+        close(ifd);
+        char cmd[16384];
+        snprintf(cmd, sizeof cmd,
+                 "node -e \"const e=require(require('path').resolve(process.argv[1])),fs=require('fs');"
+                 "const L=fs.readFileSync(process.argv[2],'utf-8').split(/(?<=\\n)/);const B=Buffer.byteLength(L.join(''));"
+                 "for(const l of L)e.encode(l);const v=[];"
+                 "for(let r=0;r<%d;r++){const t0=process.hrtime.bigint();for(const l of L)e.encode(l);"
+                 "v.push(B/1e6/(Number(process.hrtime.bigint()-t0)/1e9));}v.sort((a,b)=>a-b);"
+                 "const m=v.length%%2?v[(v.length-1)/2]:(v[v.length/2-1]+v[v.length/2])/2;"
+                 "console.log('peer gpt-3-encoder, node '+process.version+', warm, same prefix '+m.toFixed(2).padStart(8)+' MB/s');"
+                 "fs.writeFileSync(process.argv[3],L.slice(0,2000).map(l=>e.encode(l).join(' ')).join(' '));\" "
+                 "'%s' '%s' '%s'",
+                 runs, enc_js, tpath, ipath);
+        fflush(stdout);
+        int peer_ok = system(cmd) == 0;
+        if (!peer_ok) printf("peer: node run failed\n");
+        /* parity on the first 2000 lines */
+        char *ref;
+        size_t rn;
+        if (peer_ok && !pvlm_read_file(ipath, &ref, &rn, &err)) {
+            size_t nl = 0, end = 0;
+            while (end < len && nl < 2000)
+                if (text[end++] == '\n') nl++;
+            int64_t n = pvlm_tokenizer_encode(t, NULL, text, end, ids, cap_ids, &err);
+            char *p = ref;
+            int64_t same = 0, k = 0;
+            for (; k < n; k++) {
+                char *q;
+                long x = strtol(p, &q, 10);
+                if (q == p) break;
+                p = q;
+                same += x == ids[k];
+            }
+            printf("parity with the peer on the first 2000 lines: %s (%lld of %lld ids)\n",
+                   same == n && k == n ? "identical" : "DIFFERENT", (long long)same, (long long)n);
+            free(ref);
+        }
+        unlink(ipath);
+    }
+    unlink(tpath);
+    free(v);
+    free(ids);
+    free(text);
+    pvlm_tokenizer_free(t);
+    return 0;
+}
