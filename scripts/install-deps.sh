@@ -19,6 +19,8 @@ PKGS=(
   slurm-wlm slurmctld slurmd slurm-client munge
   # demo data: English text for C4-format shards; curl for the downloader tests' peer checks
   wordnet-base curl
+  # tokenizer tests: io/unicode.c is checked against Unicode's UnicodeData.txt
+  unicode-data
 )
 
 missing=()
