@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/timer.h"
+
 #define PVLM_CMD(word, summary, fn) int fn(int argc, char **argv);
 #include "cli/commands.def"
 #undef PVLM_CMD
@@ -32,6 +34,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    pvlm_uptime(); /* log timestamps count from program start */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -39,11 +39,19 @@ int pvlm_eval_load_tokenizer(const char *model_path, const char *tokenizer_dir, 
     *tok = NULL;
     json_t *meta = NULL;
     if (pvlm_model_read_config(model_path, cfg, &meta, err)) return -1;
+    /* Where the vocabulary is, in order: the flag; a "tokenizer" folder beside the model file (pretrain
+     * copies it into every checkpoint, so a checkpoint is self-contained); the file's "tokenizer"
+     * metadata (an absolute path at training time). */
+    char beside[4096], dir[4096];
     const char *tdir = tokenizer_dir;
+    pvlm_dirname(model_path, dir, sizeof dir);
+    snprintf(beside, sizeof beside, "%s/tokenizer", dir);
+    if (!tdir && pvlm_is_dir(beside)) tdir = beside;
     if (!tdir) tdir = json_string_value(json_object_get(meta, "tokenizer"));
     if (!tdir) {
         json_decref(meta);
-        return pvlm_err_set(err, PVLM_EINVAL, "%s: no \"tokenizer\" in the checkpoint metadata; pass --tokenizer DIR",
+        return pvlm_err_set(err, PVLM_EINVAL,
+                            "%s: no tokenizer folder beside it and no \"tokenizer\" metadata; pass --tokenizer DIR",
                             model_path);
     }
     int rc = pvlm_tokenizer_load(tdir, tok, err);
