@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
+#include "shard/download.h"
+#include "shard/urlsrc.h"
 
 #define MAX_SHARDS 100000
 #define LOG_PER_REASON 10 /* failures logged individually per reason, then only counted */
@@ -46,6 +49,10 @@ void pvlm_shard_images_defaults(pvlm_shard_images_cfg *c) {
     c->dl_max_bytes = 16 << 20;
     c->dl_timeout_s = 60;
     c->dl_retries = 2;
+    c->url_format = "auto";
+    c->url_col = "url";
+    c->caption_col = "caption";
+    c->retry_reasons = "";
 }
 
 /* ---- items ---- */
@@ -55,12 +62,13 @@ typedef struct item {
     char *alt_path; /* second place to look (Karpathy: DIR/filename when DIR/filepath/filename is absent) */
     int ncap;
     char **caps;
+    int64_t row; /* URL inputs: the row index in the URL list (failures file key) */
 } item;
 
 typedef struct item_list {
     item *v;
     int64_t n, cap;
-    int64_t empty_caption_listed; /* not used: empty captions are judged per item at build time */
+    json_t *fails; /* failures found while listing (bad rows of a URL list): reason -> count */
 } item_list;
 
 static void items_free(item_list *l) {
@@ -72,6 +80,7 @@ static void items_free(item_list *l) {
         free(l->v[i].caps);
     }
     free(l->v);
+    json_decref(l->fails);
     memset(l, 0, sizeof(*l));
 }
 
@@ -293,135 +302,230 @@ static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *er
     return rc;
 }
 
-/* ---- worker pool: run fn(ctx, i, tid) for i in [0, n) on T threads, then return ---- */
-typedef void (*job_fn)(void *ctx, int64_t i, int tid);
-typedef struct pool {
-    int T;
-    pthread_t *th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv_work, cv_done;
-    job_fn fn;
-    void *ctx;
-    int64_t n, next, done;
-    uint64_t gen;
-    int quit;
-    struct pool_arg *args;
-} pool;
-
-typedef struct pool_arg {
-    pool *p;
-    int tid;
-} pool_arg;
-
-static void *pool_main(void *a) {
-    pool_arg *pa = a;
-    pool *p = pa->p;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->quit && p->gen == seen) pthread_cond_wait(&p->cv_work, &p->mu);
-        if (p->quit) break;
-        seen = p->gen;
-        while (p->next < p->n) {
-            int64_t i = p->next++;
-            pthread_mutex_unlock(&p->mu);
-            p->fn(p->ctx, i, pa->tid);
-            pthread_mutex_lock(&p->mu);
-            if (++p->done == p->n) pthread_cond_broadcast(&p->cv_done);
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-static int pool_start(pool *p, int T, pvlm_err *err) {
-    memset(p, 0, sizeof(*p));
-    p->T = T;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv_work, NULL);
-    pthread_cond_init(&p->cv_done, NULL);
-    p->th = calloc((size_t)T, sizeof(pthread_t));
-    pool_arg *args = p->args = calloc((size_t)T, sizeof(pool_arg));
-    if (!p->th || !args) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory starting threads");
-    for (int t = 0; t < T; t++) {
-        args[t].p = p;
-        args[t].tid = t;
-        if (pthread_create(&p->th[t], NULL, pool_main, &args[t]) != 0) {
-            p->T = t;
-            return pvlm_err_set(err, PVLM_EIO, "cannot start worker thread %d", t);
-        }
-    }
-    return 0;
-}
-
-static void pool_run(pool *p, job_fn fn, void *ctx, int64_t n) {
+static void count_fail(json_t *o, const char *reason, int64_t n) {
     if (n <= 0) return;
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n = n;
-    p->next = 0;
-    p->done = 0;
-    p->gen++;
-    pthread_cond_broadcast(&p->cv_work);
-    while (p->done < p->n) pthread_cond_wait(&p->cv_done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    json_t *v = json_object_get(o, reason);
+    json_object_set_new(o, reason, json_integer((json_int_t)((v ? json_integer_value(v) : 0) + n)));
 }
 
-static void pool_stop(pool *p) {
-    pthread_mutex_lock(&p->mu);
-    p->quit = 1;
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
-    for (int t = 0; t < p->T; t++) pthread_join(p->th[t], NULL);
-    free(p->th);
-    free(p->args);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv_work);
-    pthread_cond_destroy(&p->cv_done);
+/* URL list rows (or the failed rows of an earlier build). Rows the list reader skips
+ * (unparsable, empty url, empty caption) are counted as listing failures. */
+static int list_urls(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
+    pvlm_urlsrc *src;
+    if (c->retry_failed && *c->retry_failed) {
+        src = pvlm_urlsrc_open_failures(c->retry_failed, c->retry_reasons, err);
+    } else {
+        pvlm_urlsrc_opts o;
+        pvlm_urlsrc_opts_default(&o);
+        if (c->url_format && *c->url_format) o.format = c->url_format;
+        if (c->url_col && *c->url_col) o.url_col = c->url_col;
+        if (c->caption_col && *c->caption_col) o.caption_col = c->caption_col;
+        src = pvlm_urlsrc_open(c->urls, &o, err);
+    }
+    if (!src) return -1;
+    pvlm_url_item u;
+    int rc;
+    while ((rc = pvlm_urlsrc_next(src, &u, err)) == 1) {
+        item *it = items_push(l, err);
+        if (!it) {
+            rc = -1;
+            break;
+        }
+        it->id = strdup(u.url);
+        it->path = strdup(u.url);
+        it->row = u.index;
+        if (!it->id || !it->path || add_caption(it, u.caption, strlen(u.caption), err) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    pvlm_urlsrc_counts cnt;
+    pvlm_urlsrc_get_counts(src, &cnt);
+    pvlm_urlsrc_close(src);
+    count_fail(l->fails, "bad_row", cnt.bad_rows);
+    count_fail(l->fails, "empty_url", cnt.empty_url);
+    count_fail(l->fails, "empty_caption", cnt.empty_caption);
+    return rc < 0 ? -1 : 0;
 }
 
-/* ---- per-item processing ---- */
+/* ---- per-item state ---- */
 typedef struct slot {
     const item *it;
-    uint8_t *rec; /* encoded record (NULL on failure) */
+    uint8_t *body; /* downloaded bytes (URL inputs), owned; NULL: read it->path */
+    size_t body_n;
+    long http_status;
+    int attempts;
+    int done;      /* set (under the queue mutex) when the record or the failure is final */
+    uint8_t *rec;  /* encoded record (NULL on failure) */
     size_t rec_n;
     const char *reason; /* failure reason name (static string) */
-    char msg[512];
+    char *msg;          /* failure message (malloc'd) */
 } slot;
+
+static void fail(slot *s, const char *reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(slot *s, const char *reason, const char *fmt, ...) {
+    s->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s->msg, fmt, ap) < 0) s->msg = NULL;
+    va_end(ap);
+}
 
 typedef struct build_ctx {
     const pvlm_shard_images_cfg *c;
     int mode, enc;
-    pvlm_image_codec **codecs; /* one per thread */
-    slot *slots;
+    pvlm_image_codec **codecs; /* one per worker thread */
 } build_ctx;
 
-static void process_item(void *vctx, int64_t i, int tid) {
-    build_ctx *b = vctx;
-    slot *s = &b->slots[i];
+static void process_item(const build_ctx *b, slot *s, int tid);
+
+/* ---- worker queue ----
+ * The main thread pushes slots (bounded ring: it blocks when cap jobs wait, which
+ * throttles listing/downloading to decoding speed); T workers pop, decode + resize +
+ * encode, and mark the slot done. The main thread appends finished slots strictly in
+ * item order, so the output is the same for any T and any completion order. */
+typedef struct wqueue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_job, cv_space, cv_done;
+    slot **ring;
+    int cap, head, count, quit, T, started;
+    int64_t pending; /* pushed but not done */
+    pthread_t *th;
+    struct wq_arg *args;
+    const build_ctx *b;
+} wqueue;
+
+typedef struct wq_arg {
+    wqueue *q;
+    int tid;
+} wq_arg;
+
+static void *wq_main(void *a) {
+    wq_arg *wa = a;
+    wqueue *q = wa->q;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->quit && q->count == 0) pthread_cond_wait(&q->cv_job, &q->mu);
+        if (q->count == 0) break; /* quit and nothing left */
+        slot *s = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        pthread_cond_signal(&q->cv_space);
+        pthread_mutex_unlock(&q->mu);
+        process_item(q->b, s, wa->tid);
+        pthread_mutex_lock(&q->mu);
+        s->done = 1;
+        q->pending--;
+        pthread_cond_broadcast(&q->cv_done);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+static int wq_start(wqueue *q, int T, const build_ctx *b, pvlm_err *err) {
+    memset(q, 0, sizeof(*q));
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv_job, NULL);
+    pthread_cond_init(&q->cv_space, NULL);
+    pthread_cond_init(&q->cv_done, NULL);
+    q->cap = 4 * T + 4;
+    q->b = b;
+    q->ring = calloc((size_t)q->cap, sizeof(slot *));
+    q->th = calloc((size_t)T, sizeof(pthread_t));
+    q->args = calloc((size_t)T, sizeof(wq_arg));
+    if (!q->ring || !q->th || !q->args) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory starting threads");
+    for (int t = 0; t < T; t++) {
+        q->args[t].q = q;
+        q->args[t].tid = t;
+        if (pthread_create(&q->th[t], NULL, wq_main, &q->args[t]) != 0)
+            return pvlm_err_set(err, PVLM_EIO, "cannot start worker thread %d", t);
+        q->T = t + 1;
+    }
+    q->started = 1;
+    return 0;
+}
+
+static void wq_push(wqueue *q, slot *s) {
+    pthread_mutex_lock(&q->mu);
+    while (q->count == q->cap) pthread_cond_wait(&q->cv_space, &q->mu);
+    q->ring[(q->head + q->count) % q->cap] = s;
+    q->count++;
+    q->pending++;
+    pthread_cond_signal(&q->cv_job);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Mark a slot final without decoding (a failed download). */
+static void wq_finish_now(wqueue *q, slot *s) {
+    pthread_mutex_lock(&q->mu);
+    s->done = 1;
+    pthread_cond_broadcast(&q->cv_done);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static int wq_is_done(wqueue *q, const slot *s) {
+    pthread_mutex_lock(&q->mu);
+    int d = s->done;
+    pthread_mutex_unlock(&q->mu);
+    return d;
+}
+
+static void wq_wait_done(wqueue *q, const slot *s) {
+    pthread_mutex_lock(&q->mu);
+    while (!s->done) pthread_cond_wait(&q->cv_done, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void wq_drain(wqueue *q) {
+    pthread_mutex_lock(&q->mu);
+    while (q->pending > 0) pthread_cond_wait(&q->cv_done, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void wq_stop(wqueue *q) {
+    if (q->T > 0) {
+        pthread_mutex_lock(&q->mu);
+        q->quit = 1;
+        pthread_cond_broadcast(&q->cv_job);
+        pthread_mutex_unlock(&q->mu);
+        for (int t = 0; t < q->T; t++) pthread_join(q->th[t], NULL);
+    }
+    free(q->ring);
+    free(q->th);
+    free(q->args);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv_job);
+    pthread_cond_destroy(&q->cv_space);
+    pthread_cond_destroy(&q->cv_done);
+    memset(q, 0, sizeof(*q));
+}
+
+/* ---- per-item processing (worker threads) ---- */
+static void process_item(const build_ctx *b, slot *s, int tid) {
     const item *it = s->it;
     pvlm_err err = {0};
     if (it->ncap == 0 && !b->c->keep_uncaptioned) {
-        s->reason = "empty_caption";
-        snprintf(s->msg, sizeof s->msg, "%s: no non-empty caption", it->id);
+        fail(s, "empty_caption", "%s: no non-empty caption", it->id);
         return;
     }
     for (int k = 0; k < it->ncap; k++)
         if (!valid_utf8(it->caps[k])) {
-            s->reason = "bad_caption";
-            snprintf(s->msg, sizeof s->msg, "%s: caption %d is not valid UTF-8", it->id, k);
+            fail(s, "bad_caption", "%s: caption %d is not valid UTF-8", it->id, k);
             return;
         }
     char *data = NULL;
     size_t n = 0;
     const char *src = it->path;
-    if (pvlm_read_file(it->path, &data, &n, &err) != 0) {
+    if (s->reason) return; /* the download failed */
+    if (s->body) {
+        data = (char *)s->body;
+        n = s->body_n;
+        s->body = NULL;
+    } else if (pvlm_read_file(it->path, &data, &n, &err) != 0) {
         if (it->alt_path && pvlm_read_file(it->alt_path, &data, &n, NULL) == 0) {
             src = it->alt_path;
         } else {
-            s->reason = "missing_file";
-            snprintf(s->msg, sizeof s->msg, "%s", err.msg);
+            fail(s, "missing_file", "%s", err.msg);
             return;
         }
     }
@@ -432,15 +536,13 @@ static void process_item(void *vctx, int64_t i, int tid) {
                                b->mode == PVLM_RESIZE_BORDER ? S : 0, &img, &ow, &oh, src, &err);
     free(data);
     if (rc != 0) {
-        s->reason = "decode_error";
-        snprintf(s->msg, sizeof s->msg, "%s", err.msg);
+        fail(s, "decode_error", "%s", err.msg);
         return;
     }
     rc = pvlm_image_fit(&img, S, b->mode, &fit, &err);
     pvlm_image_free(&img);
     if (rc != 0) {
-        s->reason = "decode_error";
-        snprintf(s->msg, sizeof s->msg, "%s: %s", src, err.msg);
+        fail(s, "decode_error", "%s: %s", src, err.msg);
         return;
     }
     pvlm_imgrec r = {0};
@@ -457,8 +559,7 @@ static void process_item(void *vctx, int64_t i, int tid) {
         size_t jn;
         if (pvlm_image_encode_jpeg(b->codecs[tid], &fit, b->c->jpeg_quality, &jpg, &jn, &err) != 0) {
             pvlm_image_free(&fit);
-            s->reason = "encode_error";
-            snprintf(s->msg, sizeof s->msg, "%s: %s", src, err.msg);
+            fail(s, "encode_error", "%s: %s", src, err.msg);
             return;
         }
         r.image = jpg;
@@ -468,8 +569,7 @@ static void process_item(void *vctx, int64_t i, int tid) {
         r.image_len = (uint64_t)fit.w * fit.h * 3;
     }
     if (pvlm_imgrec_encode(&r, &s->rec, &s->rec_n, &err) != 0) {
-        s->reason = "encode_error";
-        snprintf(s->msg, sizeof s->msg, "%s", err.msg);
+        fail(s, "encode_error", "%s", err.msg);
     }
     free(jpg);
     pvlm_image_free(&fit);
@@ -526,9 +626,9 @@ static void progress_tick(progress *p, int force, int shard, int nshards) {
 static void shard_name(char *buf, size_t n, int k, int N) { snprintf(buf, n, "images-%05d-of-%05d.lmdb", k, N); }
 
 static void rm_shard_files(const char *path) {
-    const char *suffix[] = {"", ".tmp", ".compact.tmp", "-lock", ".json"};
+    const char *suffix[] = {"", ".tmp", ".compact.tmp", "-lock", ".json", ".failures.jsonl"};
     char p[4200];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         snprintf(p, sizeof p, "%s%s", path, suffix[i]);
         unlink(p);
     }
@@ -564,11 +664,92 @@ typedef struct run {
     json_t *settings;
     char settings_hash[17];
     build_ctx b;
-    pool pl;
+    wqueue q;
+    int is_url;
+    pvlm_dl *dl;
     int T;
     fail_log fl;
     progress pr;
 } run;
+
+/* State of one shard being built. */
+typedef struct shard_run {
+    run *R;
+    int k;
+    slot *slots; /* one per item of the shard */
+    int64_t n, next, written;
+    pvlm_imgshard_writer *w;
+    json_t *fails;
+    pvlm_urlfail *uf;
+    int rc;
+    pvlm_err *err;
+} shard_run;
+
+/* Append (or count as failed) every finished slot at the write position, in item order. */
+static void flush_ready(shard_run *sr) {
+    run *R = sr->R;
+    while (sr->written < sr->n && wq_is_done(&R->q, &sr->slots[sr->written])) {
+        slot *s = &sr->slots[sr->written++];
+        if (s->rec) {
+            if (sr->rc == 0 && pvlm_imgshard_writer_add_encoded(sr->w, s->rec, s->rec_n, sr->err) != 0) sr->rc = -1;
+        } else {
+            const char *reason = s->reason ? s->reason : "other";
+            json_t *v = json_object_get(sr->fails, reason);
+            json_object_set_new(sr->fails, reason, json_integer(v ? json_integer_value(v) + 1 : 1));
+            log_failure(&R->fl, reason, s->msg ? s->msg : "");
+            R->pr.failed++;
+            if (sr->uf && sr->rc == 0 &&
+                pvlm_urlfail_write(sr->uf, s->it->row, s->it->path, s->it->ncap ? s->it->caps[0] : NULL, reason,
+                                   s->http_status, s->attempts, s->msg, sr->err) != 0)
+                sr->rc = -1;
+        }
+        free(s->rec);
+        free(s->body);
+        free(s->msg);
+        s->rec = s->body = NULL;
+        s->msg = NULL;
+        R->pr.done++;
+        progress_tick(&R->pr, 0, sr->k, R->N);
+    }
+}
+
+/* Downloader source: the shard's URLs in item order (it pulls as it has room). */
+static int url_next(void *ctx, pvlm_dl_item *di, pvlm_err *err) {
+    shard_run *sr = ctx;
+    (void)err;
+    if (sr->next >= sr->n || sr->rc != 0) return 0;
+    const item *it = sr->slots[sr->next].it;
+    di->index = sr->next++;
+    di->url = it->path;
+    di->caption = it->ncap ? it->caps[0] : NULL;
+    di->user = NULL;
+    return 1;
+}
+
+/* Downloader completion (any order): queue the body for decoding, or finish the slot as
+ * failed; then write whatever prefix is complete. Pushing blocks while the decode queue
+ * is full, which throttles downloads to decoding speed (bounded memory). */
+static int url_done(void *ctx, pvlm_dl_result *r) {
+    shard_run *sr = ctx;
+    slot *s = &sr->slots[r->index];
+    s->http_status = r->http_status;
+    s->attempts = r->attempts;
+    if (r->reason == PVLM_DL_OK) {
+        s->body = pvlm_dl_take_body(r, &s->body_n);
+        if (s->body) {
+            wq_push(&sr->R->q, s);
+        } else {
+            fail(s, "empty", "%s: empty body", r->url);
+            wq_finish_now(&sr->R->q, s);
+        }
+    } else {
+        fail(s, pvlm_dl_reason_name(r->reason), "%s: %s (HTTP %ld) %s", r->url, pvlm_dl_reason_name(r->reason),
+             r->http_status, r->detail);
+        wq_finish_now(&sr->R->q, s);
+    }
+    flush_ready(sr);
+    return sr->rc != 0;
+}
 
 static int build_shard(run *R, int k, json_t **side_out, pvlm_err *err) {
     const pvlm_shard_images_cfg *c = R->c;
@@ -582,63 +763,63 @@ static int build_shard(run *R, int k, json_t **side_out, pvlm_err *err) {
     char *sjs = json_dumps(st, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(st);
     pvlm_imgshard_wopts wo = {.txn_records = c->txn_records, .settings_json = sjs};
-    pvlm_imgshard_writer *w = pvlm_imgshard_writer_open(path, &wo, err);
+    shard_run sr = {.R = R, .k = k, .n = hi - lo, .err = err};
+    sr.w = pvlm_imgshard_writer_open(path, &wo, err);
     free(sjs);
-    if (!w) return -1;
-    json_t *fails = json_object();
-    int64_t chunk = 32 * (int64_t)R->T;
-    slot *slots = calloc((size_t)chunk, sizeof(slot));
-    if (!slots) {
-        pvlm_imgshard_writer_abort(w);
-        json_decref(fails);
-        return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    if (!sr.w) return -1;
+    sr.fails = json_object();
+    sr.slots = calloc((size_t)(sr.n > 0 ? sr.n : 1), sizeof(slot));
+    if (!sr.slots) sr.rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < sr.n && sr.rc == 0; i++) sr.slots[i].it = &R->items.v[R->order[lo + i]];
+    if (sr.rc == 0 && R->is_url) {
+        char fp[4300];
+        snprintf(fp, sizeof fp, "%s.failures.jsonl", path);
+        if (!(sr.uf = pvlm_urlfail_open(fp, 0, err))) sr.rc = -1;
     }
-    R->b.slots = slots;
-    int rc = 0;
-    for (int64_t s0 = lo; s0 < hi && rc == 0; s0 += chunk) {
-        if (c->stop && *c->stop) {
-            rc = pvlm_err_set(err, PVLM_ESTOP, "stopped on request while building %s (re-run to resume)", name);
-            break;
-        }
-        int64_t n = hi - s0 < chunk ? hi - s0 : chunk;
-        for (int64_t i = 0; i < n; i++) {
-            memset(&slots[i], 0, sizeof(slot));
-            slots[i].it = &R->items.v[R->order[s0 + i]];
-        }
-        pool_run(&R->pl, process_item, &R->b, n);
-        for (int64_t i = 0; i < n; i++) {
-            slot *s = &slots[i];
-            if (s->rec) {
-                if (rc == 0 && pvlm_imgshard_writer_add_encoded(w, s->rec, s->rec_n, err) != 0) rc = -1;
-                free(s->rec);
-                s->rec = NULL;
-            } else {
-                json_t *v = json_object_get(fails, s->reason);
-                json_object_set_new(fails, s->reason, json_integer(v ? json_integer_value(v) + 1 : 1));
-                log_failure(&R->fl, s->reason, s->msg);
-                R->pr.failed++;
+    if (sr.rc == 0 && R->is_url) {
+        int drc = pvlm_dl_run(R->dl, url_next, &sr, url_done, &sr, err);
+        if (drc < 0 && sr.rc == 0) sr.rc = -1;
+        if (drc == 1 && sr.rc == 0)
+            sr.rc = pvlm_err_set(err, PVLM_ESTOP, "stopped on request while building %s (re-run to resume)", name);
+    } else if (sr.rc == 0) {
+        for (; sr.next < sr.n && sr.rc == 0; sr.next++) {
+            if (c->stop && *c->stop) {
+                sr.rc = pvlm_err_set(err, PVLM_ESTOP, "stopped on request while building %s (re-run to resume)", name);
+                break;
             }
+            wq_push(&R->q, &sr.slots[sr.next]);
+            flush_ready(&sr);
         }
-        R->pr.done += n;
-        progress_tick(&R->pr, 0, k, R->N);
     }
-    free(slots);
-    R->b.slots = NULL;
-    if (rc != 0) {
-        pvlm_imgshard_writer_abort(w);
-        json_decref(fails);
+    if (sr.rc == 0) {
+        while (sr.written < sr.n && sr.rc == 0) {
+            wq_wait_done(&R->q, &sr.slots[sr.written]);
+            flush_ready(&sr);
+        }
+    }
+    wq_drain(&R->q); /* after an error or stop: let queued jobs finish before freeing their slots */
+    for (int64_t i = 0; sr.slots && i < sr.n; i++) {
+        free(sr.slots[i].rec);
+        free(sr.slots[i].body);
+        free(sr.slots[i].msg);
+    }
+    free(sr.slots);
+    if (sr.uf && pvlm_urlfail_close(sr.uf, sr.rc == 0 ? err : NULL) != 0 && sr.rc == 0) sr.rc = -1;
+    if (sr.rc != 0) {
+        pvlm_imgshard_writer_abort(sr.w);
+        json_decref(sr.fails);
         return -1;
     }
     pvlm_imgshard_info info;
-    if (pvlm_imgshard_writer_finish(w, &info, err) != 0) {
-        json_decref(fails);
+    if (pvlm_imgshard_writer_finish(sr.w, &info, err) != 0) {
+        json_decref(sr.fails);
         return -1;
     }
     char hex[17];
     pvlm_hash_hex(info.checksum, hex);
     json_t *side = json_pack("{s:s,s:I,s:I,s:I,s:s,s:o,s:s}", "file", name, "items", (json_int_t)(hi - lo), "records",
                              (json_int_t)info.records, "bytes", (json_int_t)info.bytes, "checksum", hex, "failures",
-                             fails, "settings_hash", R->settings_hash);
+                             sr.fails, "settings_hash", R->settings_hash);
     char sp[4200];
     snprintf(sp, sizeof sp, "%s.json", path);
     if (!side || pvlm_json_save_atomic(side, sp, err) != 0) {
@@ -678,6 +859,42 @@ static int write_manifest(run *R, pvlm_err *err) {
         }
         json_decref(side);
     }
+    if (rc == 0 && R->items.fails) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(R->items.fails, key, v) { pvlm_manifest_add_failures(&m, key, (int64_t)json_integer_value(v)); }
+    }
+    if (rc == 0 && R->is_url) { /* failures.jsonl = the shards' failure lists in shard order */
+        size_t cap = 0, len = 0;
+        char *all = NULL;
+        for (int k = 0; k < R->N && rc == 0; k++) {
+            char fp[4300];
+            snprintf(fp, sizeof fp, "%s/images-%05d-of-%05d.lmdb.failures.jsonl", R->c->out, k, R->N);
+            char *d = NULL;
+            size_t n = 0;
+            if (pvlm_read_file(fp, &d, &n, err) != 0) {
+                rc = -1;
+                break;
+            }
+            if (len + n + 1 > cap) {
+                cap = 2 * (len + n + 1);
+                char *a = realloc(all, cap);
+                if (!a) {
+                    free(d);
+                    rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+                    break;
+                }
+                all = a;
+            }
+            memcpy(all + len, d, n);
+            len += n;
+            free(d);
+        }
+        char fp[4300];
+        snprintf(fp, sizeof fp, "%s/failures.jsonl", R->c->out);
+        if (rc == 0) rc = pvlm_write_file_atomic(fp, all ? all : "", len, err);
+        free(all);
+    }
     if (rc == 0) {
         json_t *s = json_deep_copy(R->settings);
         json_object_set_new(s, "settings_hash", json_string(R->settings_hash));
@@ -695,10 +912,10 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     pvlm_shard_images_stats dummy;
     if (!st) st = &dummy;
     memset(st, 0, sizeof(*st));
-    int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + (c->urls && *c->urls);
-    if (ninputs != 1) return pvlm_err_set(err, PVLM_EINVAL, "give exactly one input: --coco (with --images), --pairs or --urls");
-    if (c->urls && *c->urls)
-        return pvlm_err_set(err, PVLM_EINVAL, "--urls: URL-list input is not available in this build (see docs/format-image-shards.md)");
+    int is_url = (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed);
+    int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + is_url;
+    if (ninputs != 1 || ((c->urls && *c->urls) && (c->retry_failed && *c->retry_failed)))
+        return pvlm_err_set(err, PVLM_EINVAL, "give exactly one input: --coco (with --images), --pairs, --urls or --retry-failed");
     if (!c->out || !*c->out) return pvlm_err_set(err, PVLM_EINVAL, "--out is required");
     if (c->image_size < 8 || c->image_size > 4096) return pvlm_err_set(err, PVLM_EINVAL, "--image-size %d not in 8..4096", c->image_size);
     int mode = !strcmp(c->resize_mode, "crop") ? PVLM_RESIZE_CROP : !strcmp(c->resize_mode, "border") ? PVLM_RESIZE_BORDER : -1;
@@ -715,8 +932,11 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     memset(&R, 0, sizeof R);
     R.c = c;
     int rc = -1;
-    const char *kind = c->coco && *c->coco ? "coco" : "pairs";
-    if ((c->coco && *c->coco ? list_coco(c, &R.items, err) : list_pairs(c, &R.items, err)) != 0) goto out;
+    R.is_url = is_url;
+    const char *kind = c->coco && *c->coco ? "coco" : is_url ? "urls" : "pairs";
+    R.items.fails = json_object();
+    if ((c->coco && *c->coco ? list_coco(c, &R.items, err) : is_url ? list_urls(c, &R.items, err) : list_pairs(c, &R.items, err)) != 0)
+        goto out;
     if (c->limit > 0 && R.items.n > c->limit) {
         for (int64_t i = c->limit; i < R.items.n; i++) { /* drop the tail */
             item *it = &R.items.v[i];
@@ -777,6 +997,9 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
         goto out;
     }
+    if (is_url) /* what decides which bytes we got; concurrency and timeouts do not change a good fetch */
+        json_object_set_new(R.settings, "download", json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl_max_bytes,
+                                                              "max_redirects", 5, "user_agent", PVLM_DL_USER_AGENT));
     char *sj = json_dumps(R.settings, JSON_SORT_KEYS | JSON_COMPACT);
     pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R.settings_hash);
     free(sj);
@@ -831,9 +1054,21 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     rc = 0;
     for (int t = 0; t < R.T; t++)
         if (!R.b.codecs[t]) rc = -1;
-    if (rc == 0 && todo_items + (int64_t)(R.N) > 0) {
-        rc = pool_start(&R.pl, R.T, err);
-        started = rc == 0;
+    if (rc == 0 && todo_items > 0) {
+        rc = wq_start(&R.q, R.T, &R.b, err);
+        started = 1; /* threads that did start are joined below */
+    }
+    if (rc == 0 && R.is_url && todo_items > 0) {
+        pvlm_dl_config dc;
+        pvlm_dl_config_default(&dc);
+        dc.max_total = c->dl_concurrency;
+        dc.max_per_host = c->dl_per_host;
+        dc.max_bytes = c->dl_max_bytes;
+        dc.timeout_ms = (long)(c->dl_timeout_s * 1000);
+        dc.retries = c->dl_retries;
+        dc.seed = (uint64_t)c->seed;
+        dc.stop_flag = c->stop;
+        if (!(R.dl = pvlm_dl_create(&dc, err))) rc = -1;
     }
     for (int k = 0; k < R.N && rc == 0; k++) {
         if (!todo[k]) continue;
@@ -845,7 +1080,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
             json_decref(side);
         }
     }
-    if (started) pool_stop(&R.pl);
+    if (started) wq_stop(&R.q);
+    if (R.dl) pvlm_dl_free(R.dl);
     free(todo);
     st->failed = R.pr.failed;
     if (rc == 0 && R.pr.total && R.pr.every > 0) progress_tick(&R.pr, 1, R.N - 1, R.N);
@@ -884,8 +1120,8 @@ static void on_signal(int sig) {
 int pvlm_shard_images_main(int argc, char **argv) {
     pvlm_shard_images_cfg c;
     pvlm_shard_images_defaults(&c);
-    const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL;
-    (void)urls;
+    const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL,
+               *retry = NULL;
     int64_t seed = 0;
     const pvlm_opt opts[] = {
         {"config", PVLM_ARG_STR, &config, "JSON file of flag values (command line overrides)", NULL, 0, 0, 0},
@@ -894,6 +1130,17 @@ int pvlm_shard_images_main(int argc, char **argv) {
         {"images", PVLM_ARG_STR, &images, "image folder for --coco", NULL, 0, 0, 0},
         {"split", PVLM_ARG_STR, &split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0, 0},
         {"pairs", PVLM_ARG_STR, &pairs, "folder of name.jpg|png + name.txt (one caption per line)", NULL, 0, 0, 0},
+        {"urls", PVLM_ARG_STR, &urls, "URL list (TSV/CSV/JSONL, plain or .gz) with url + caption columns", NULL, 0, 0, 0},
+        {"url-format", PVLM_ARG_CHOICE, &c.url_format, "URL list format", "auto|tsv|csv|jsonl", 0, 0, 0},
+        {"url-col", PVLM_ARG_STR, &c.url_col, "URL column: header name / JSON key or 0-based index", NULL, 0, 0, 0},
+        {"caption-col", PVLM_ARG_STR, &c.caption_col, "caption column: header name / JSON key or 0-based index", NULL, 0, 0, 0},
+        {"retry-failed", PVLM_ARG_STR, &retry, "failures.jsonl of an earlier --urls build: fetch only those rows", NULL, 0, 0, 0},
+        {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons, "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
+        {"concurrency", PVLM_ARG_INT, &c.dl_concurrency, "concurrent downloads", NULL, 1, 10000, 0},
+        {"per-host", PVLM_ARG_INT, &c.dl_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
+        {"max-bytes", PVLM_ARG_I64, &c.dl_max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
+        {"timeout", PVLM_ARG_DOUBLE, &c.dl_timeout_s, "whole-transfer timeout per URL in seconds", NULL, 0.1, 1e5, 0},
+        {"retries", PVLM_ARG_INT, &c.dl_retries, "extra attempts after a retryable download failure", NULL, 0, 100, 0},
         {"shards", PVLM_ARG_INT, &c.shards, "number of shards (0: from --records-per-shard)", NULL, 0, MAX_SHARDS, 0},
         {"records-per-shard", PVLM_ARG_I64, &c.records_per_shard, "items per shard when --shards is 0", NULL, 1, 1e12, 0},
         {"image-size", PVLM_ARG_INT, &c.image_size, "stored images are S x S", NULL, 8, 4096, 0},
@@ -923,11 +1170,12 @@ int pvlm_shard_images_main(int argc, char **argv) {
     c.images = images;
     c.pairs = pairs;
     c.urls = urls;
+    c.retry_failed = retry;
     c.split = split;
     c.seed = seed;
-    int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls);
+    int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls) + (retry && *retry);
     if (ninputs != 1) {
-        fprintf(stderr, "pvlm shard images: give exactly one of --coco, --pairs\n");
+        fprintf(stderr, "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed\n");
         return 2;
     }
     if (coco && (!images || !*images)) {

@@ -5,8 +5,10 @@
  *                              NoCaps, BLIP-style Karpathy files) or Karpathy's
  *                              dataset_*.json ("images" with "sentences"; --split filters)
  *   --pairs DIR                a folder of name.jpg|jpeg|png + name.txt (one caption a line)
- *   --urls FILE                TSV/CSV/JSONL with url + caption columns, fetched with the
- *                              libcurl downloader (shard/download.h)
+ *   --urls FILE                TSV/CSV/JSONL with url + caption columns (shard/urlsrc.h),
+ *                              fetched with the libcurl multi downloader (shard/download.h);
+ *                              failed rows go to failures.jsonl, and --retry-failed FILE
+ *                              builds a new set from only the failed rows of an earlier build
  * Items are listed in input order, permuted with --seed (unless --shuffle 0) and cut
  * into N contiguous ranges, one per shard; shard k is built from its range only, so
  * shards are independent (parts of a cluster job build disjoint subsets) and a shard's
@@ -35,6 +37,10 @@ typedef struct pvlm_shard_images_cfg {
     const char *split;  /* Karpathy split filter ("test"; NULL/"" = all) */
     const char *pairs;  /* folder of image + .txt pairs */
     const char *urls;   /* URL list */
+    const char *url_format;     /* "auto" | "tsv" | "csv" | "jsonl" (shard/urlsrc.h) */
+    const char *url_col, *caption_col; /* column names or 0-based indices */
+    const char *retry_failed;   /* failures.jsonl of an earlier build: fetch only its URLs */
+    const char *retry_reasons;  /* "" = every retryable reason, "all", or "timeout,http_5xx" */
     int shards;                 /* number of shards (0: from records_per_shard) */
     int64_t records_per_shard;  /* used when shards == 0 */
     int image_size;             /* S: stored images are S x S */
