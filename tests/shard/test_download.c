@@ -352,5 +352,5 @@ int main(void) {
         CHECK_MSG(total < 45.0, "downloader tests took %.1f s", total);
         test_server_stop(&ts);
     }
-    return pvlm_test_done("shard_download");
+    return pvlm_test_done("shard_download_http");
 }
