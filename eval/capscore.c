@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,13 @@
 
 const char *const pvlm_cap_metric_names[PVLM_CAP_NMETRICS] = {"Bleu_1", "Bleu_2",  "Bleu_3", "Bleu_4",
                                                               "ROUGE_L", "CIDEr", "METEOR", "SPICE"};
+
+/* CPU seconds of the calling thread (phase timings that a busy machine does not inflate) */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static char *xstrdup(const char *s) {
     size_t n = strlen(s);
@@ -561,18 +569,24 @@ static int score_split(pvlm_capscore *s, const pvlm_caprefs *refs, char *const *
     }
     out->n_img = n;
     for (int k = 0; k < PVLM_CAP_NMETRICS; k++) out->score[k] = NAN;
+    double tb = pvlm_now(), cb = cpu_now();
     if (pvlm_tokset_build(&ts, n, cand, rb, rs, err)) goto done;
-    double t0 = pvlm_now();
+    double t0 = pvlm_now(), c0 = cpu_now();
+    s->t_ngrams += t0 - tb;
+    s->c_ngrams += c0 - cb;
     double bleu[4];
     if (pvlm_bleu_score(&ts, bleu, pb, &out->bleu_stats, err)) goto done;
-    double t1 = pvlm_now();
+    double t1 = pvlm_now(), c1 = cpu_now();
     if (pvlm_rouge_score(&ts, &out->score[PVLM_CAP_ROUGE_L], pr, err)) goto done;
-    double t2 = pvlm_now();
+    double t2 = pvlm_now(), c2 = cpu_now();
     if (pvlm_cider_score(&ts, &out->score[PVLM_CAP_CIDER], pc, err)) goto done;
-    double t3 = pvlm_now();
+    double t3 = pvlm_now(), c3 = cpu_now();
     s->t_bleu += t1 - t0;
     s->t_rouge += t2 - t1;
     s->t_cider += t3 - t2;
+    s->c_bleu += c1 - c0;
+    s->c_rouge += c2 - c1;
+    s->c_cider += c3 - c2;
     for (int k = 0; k < 4; k++) out->score[PVLM_CAP_BLEU1 + k] = bleu[k];
     if (opts && (opts->meteor_jar || opts->spice_jar)) {
         double *pm = per_image ? malloc(((size_t)n + 1) * sizeof *pm) : NULL;
@@ -669,7 +683,7 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
     if (!out->image_id || !out->ref_index || !out->cand_tok || !out->per_image || !sel || !ref_tok) goto oom;
     for (size_t q = 0; q < (size_t)res->n * PVLM_CAP_NMETRICS; q++) out->per_image[q] = NAN;
     int32_t j = 0;
-    double t0 = pvlm_now();
+    double t0 = pvlm_now(), c0 = cpu_now();
     for (int32_t i = 0; i < refs->n_img; i++) {
         if (res_of_ref[i] < 0) continue;
         const char *c = res->caption[res_of_ref[i]];
@@ -683,6 +697,7 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
         j++;
     }
     out->t_tokenize = pvlm_now() - t0;
+    out->c_tokenize = cpu_now() - c0;
     /* splits: overall, then each domain (NoCaps) */
     int n_dom = 0;
     char **dom = NULL;

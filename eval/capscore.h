@@ -79,7 +79,8 @@ typedef struct pvlm_capscore {
     double *per_image;     /* [n_img * PVLM_CAP_NMETRICS], from the overall split */
     int n_split;           /* 1 + number of domains */
     pvlm_capsplit *split;  /* split[0] = overall, then domains in first-seen order */
-    double t_tokenize, t_bleu, t_rouge, t_cider; /* seconds */
+    double t_tokenize, t_ngrams, t_bleu, t_rouge, t_cider; /* wall seconds: PTB tokenization, word/n-gram ids, metrics */
+    double c_tokenize, c_ngrams, c_bleu, c_rouge, c_cider; /* the same phases in CPU seconds of the calling thread */
 } pvlm_capscore;
 
 /* Score results against references. opts may be NULL. Returns 0 or -1. */

@@ -247,7 +247,7 @@ static uint32_t at(const scan *s, size_t i) { return i < s->n ? s->c[i] : 0; }
 
 /* case-insensitive compare of an ASCII word against code points */
 static int ieq(const scan *s, size_t p, size_t len, const char *w) {
-    if (strlen(w) != len) return 0;
+    if (lower_cp(at(s, p)) != (uint32_t)(unsigned char)w[0] || strlen(w) != len) return 0;
     for (size_t k = 0; k < len; k++) {
         uint32_t c = at(s, p + k);
         if (c >= 0x80 || lower_cp(c) != (uint32_t)(unsigned char)w[k]) return 0;
@@ -255,7 +255,7 @@ static int ieq(const scan *s, size_t p, size_t len, const char *w) {
     return 1;
 }
 static int eq(const scan *s, size_t p, size_t len, const char *w) {
-    if (strlen(w) != len) return 0;
+    if (at(s, p) != (uint32_t)(unsigned char)w[0] || strlen(w) != len) return 0;
     for (size_t k = 0; k < len; k++)
         if (at(s, p + k) != (uint32_t)(unsigned char)w[k]) return 0;
     return 1;
@@ -933,57 +933,60 @@ static int32_t word_id(words *w, const char *s, size_t n) {
     return id;
 }
 
-/* n-grams: key = (n, ids...), stored in a flat key array */
+/* n-grams: an n-gram is (id of its (n-1)-gram prefix, last word id), one
+ * 64-bit key (prefix id + 1, 0 for unigrams), so lookups touch one array. */
 typedef struct {
-    htab t;
-    int32_t *keys; /* [count][5]: n, id0..id3 */
-    size_t kcap;
+    uint64_t key;
+    int32_t id;
+} gslot;
+typedef struct {
+    gslot *s;     /* key 0 = empty (keys are stored + 1) */
+    size_t cap;
+    int32_t count;
+    uint8_t *order;
+    size_t ocap;
 } grams;
 
-static int32_t gram_id(grams *g, const int32_t *ids, int n) {
-    uint64_t h = (uint64_t)n;
-    for (int k = 0; k < n; k++) h = mix64(h * 0x9E3779B97F4A7C15ULL + (uint64_t)(uint32_t)ids[k]);
-    h |= 1;
-    size_t mask = g->t.cap - 1, i = h & mask;
-    while (g->t.h[i]) {
-        if (g->t.h[i] == h) {
-            int32_t id = g->t.id[i];
-            const int32_t *key = g->keys + (size_t)id * 5;
-            if (key[0] == n && !memcmp(key + 1, ids, (size_t)n * sizeof *ids)) return id;
-        }
+static int grams_init(grams *g, size_t want) {
+    g->cap = 1024;
+    while (g->cap < want * 2) g->cap *= 2;
+    g->s = calloc(g->cap, sizeof *g->s);
+    g->count = 0;
+    return g->s ? 0 : -1;
+}
+
+static int32_t gram_id(grams *g, int32_t prefix, int32_t word, int order) {
+    uint64_t key = (((uint64_t)(uint32_t)(prefix + 1)) << 32 | (uint32_t)word) + 1;
+    size_t mask = g->cap - 1, i = (size_t)mix64(key) & mask;
+    while (g->s[i].key) {
+        if (g->s[i].key == key) return g->s[i].id;
         i = (i + 1) & mask;
     }
-    if ((size_t)g->t.count + 1 > g->t.cap / 2) {
-        htab nt;
-        if (ht_init(&nt, g->t.cap)) {
-            ht_free(&nt);
-            return -1;
-        }
-        for (size_t j = 0; j < g->t.cap; j++)
-            if (g->t.h[j]) {
-                size_t k = g->t.h[j] & (nt.cap - 1);
-                while (nt.h[k]) k = (k + 1) & (nt.cap - 1);
-                nt.h[k] = g->t.h[j];
-                nt.id[k] = g->t.id[j];
+    if ((size_t)g->count + 1 > g->cap / 2) {
+        grams ng;
+        if (grams_init(&ng, g->cap)) return -1;
+        for (size_t j = 0; j < g->cap; j++)
+            if (g->s[j].key) {
+                size_t k = (size_t)mix64(g->s[j].key) & (ng.cap - 1);
+                while (ng.s[k].key) k = (k + 1) & (ng.cap - 1);
+                ng.s[k] = g->s[j];
             }
-        nt.count = g->t.count;
-        ht_free(&g->t);
-        g->t = nt;
-        return gram_id(g, ids, n);
+        free(g->s);
+        g->s = ng.s;
+        g->cap = ng.cap;
+        return gram_id(g, prefix, word, order);
     }
-    if ((size_t)g->t.count >= g->kcap) {
-        size_t nc = g->kcap ? g->kcap * 2 : 4096;
-        int32_t *nk = realloc(g->keys, nc * 5 * sizeof *nk);
-        if (!nk) return -1;
-        g->keys = nk;
-        g->kcap = nc;
+    if ((size_t)g->count >= g->ocap) {
+        size_t nc = g->ocap ? g->ocap * 2 : 4096;
+        uint8_t *no = realloc(g->order, nc);
+        if (!no) return -1;
+        g->order = no;
+        g->ocap = nc;
     }
-    int32_t id = g->t.count++;
-    int32_t *key = g->keys + (size_t)id * 5;
-    key[0] = n;
-    for (int k = 0; k < 4; k++) key[k + 1] = k < n ? ids[k] : 0;
-    g->t.h[i] = h;
-    g->t.id[i] = id;
+    int32_t id = g->count++;
+    g->s[i].key = key;
+    g->s[i].id = id;
+    g->order[id] = (uint8_t)order;
     return id;
 }
 
@@ -1053,9 +1056,11 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
     ts->rtok_begin = malloc(((size_t)n_caps + 1) * sizeof *ts->rtok_begin);
     ts->ng_begin = malloc(((size_t)n_caps * 4 + 1) * sizeof *ts->ng_begin);
     int32_t *seen_pos = NULL; /* per gram: index into ngs of this caption's entry, or -1 */
+    int32_t *prev = NULL;
+    size_t prev_cap = 0;
     size_t seen_cap = 0;
     if (!ts->cand || !ts->ref_begin || !ts->tok_begin || !ts->rtok_begin || !ts->ng_begin) goto oom;
-    if (ht_init(&w.t, 4096) || ht_init(&g.t, 65536)) goto oom;
+    if (ht_init(&w.t, 4096) || grams_init(&g, 65536)) goto oom;
     memcpy(ts->ref_begin, ref_begin, ((size_t)n_img + 1) * sizeof *ref_begin);
     for (int32_t i = 0; i < n_img; i++) ts->cand[i] = n_refs + i;
     ts->tok_begin[0] = ts->rtok_begin[0] = ts->ng_begin[0] = 0;
@@ -1087,43 +1092,56 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
             i = j;
         }
         ts->tok_begin[c + 1] = tok.n;
-        /* n-grams with counts, first-occurrence order per order n */
+        /* n-grams with counts, first-occurrence order per order n; prev[q] is
+           the id of the (k-1)-gram starting at q */
         int64_t len = tok.n - t0;
+        if ((size_t)len + 1 > prev_cap) {
+            size_t nc = (size_t)len + 64;
+            int32_t *np = realloc(prev, nc * sizeof *np);
+            if (!np) goto oom;
+            prev = np;
+            prev_cap = nc;
+        }
         for (int k = 1; k <= 4; k++) {
-            int64_t e0 = ngs.n;
             for (int64_t q = 0; q + k <= len; q++) {
-                int32_t gid = gram_id(&g, tok.a + t0 + q, k);
+                int32_t gid = gram_id(&g, k == 1 ? -1 : prev[q], tok.a[t0 + q + k - 1], k);
                 if (gid < 0) goto oom;
-                if ((size_t)gid >= seen_cap) {
-                    size_t nc = seen_cap ? seen_cap : 65536;
-                    while (nc <= (size_t)gid) nc *= 2;
-                    int32_t *ns = realloc(seen_pos, nc * sizeof *ns);
+                prev[q] = gid;
+                /* dedupe within the caption: a small local table (gram -> entry) */
+                if ((size_t)(len + 1) * 2 > seen_cap) {
+                    size_t nc = 64;
+                    while (nc < (size_t)(len + 1) * 2) nc *= 2;
+                    int32_t *ns = realloc(seen_pos, 2 * nc * sizeof *ns);
                     if (!ns) goto oom;
-                    for (size_t z = seen_cap; z < nc; z++) ns[z] = -1;
+                    for (size_t z = 0; z < nc; z++) ns[2 * z] = -1;
                     seen_pos = ns;
                     seen_cap = nc;
                 }
-                if (seen_pos[gid] >= 0) {
-                    ngs.a[(size_t)seen_pos[gid] * 2 + 1]++;
+                size_t h = ((uint32_t)gid * 2654435761u) & (seen_cap - 1);
+                while (seen_pos[2 * h] >= 0 && seen_pos[2 * h] != gid) h = (h + 1) & (seen_cap - 1);
+                if (seen_pos[2 * h] == gid) {
+                    ngs.a[(size_t)seen_pos[2 * h + 1] * 2 + 1]++;
                 } else {
-                    seen_pos[gid] = (int32_t)((ngs.n) / 2);
+                    seen_pos[2 * h] = gid;
+                    seen_pos[2 * h + 1] = (int32_t)(ngs.n / 2);
                     if (iv_push(&ngs, gid) || iv_push(&ngs, 1)) goto oom;
                 }
             }
-            for (int64_t e = e0; e < ngs.n; e += 2) seen_pos[ngs.a[e]] = -1;
+            /* clear the local table (sized to the caption, so this is cheap) */
+            if (seen_pos)
+                for (size_t z = 0; z < seen_cap; z++) seen_pos[2 * z] = -1;
             ts->ng_begin[(size_t)c * 4 + (size_t)k] = ngs.n / 2;
         }
     }
     ts->n_words = w.t.count;
-    ts->n_grams = g.t.count;
+    ts->n_grams = g.count;
     ts->tok = tok.a;
     ts->rtok = rtok.a;
     tok.a = rtok.a = NULL;
     ts->ng = (pvlm_ngram_entry *)ngs.a; /* pairs (gram, count) laid out as pvlm_ngram_entry */
     ngs.a = NULL;
-    ts->gram_order = malloc((size_t)g.t.count + 1);
-    if (!ts->gram_order) goto oom;
-    for (int32_t q = 0; q < g.t.count; q++) ts->gram_order[q] = (uint8_t)g.keys[(size_t)q * 5];
+    ts->gram_order = g.order;
+    g.order = NULL;
     rc = 0;
     goto done;
 oom:
@@ -1137,7 +1155,8 @@ done:
     ht_free(&w.t);
     free(w.str);
     free(w.len);
-    ht_free(&g.t);
-    free(g.keys);
+    free(g.s);
+    free(g.order);
+    free(prev);
     return rc;
 }
