@@ -1204,7 +1204,7 @@ struct pvlm_bpe_trainer {
     int64_t *tok_off;
     char *tok_bytes;
     size_t tok_cap, tok_bytes_cap, tok_bytes_n;
-    int32_t *ma, *mb;
+    int32_t *ma, *mb, *mr; /* merges: left, right, result id */
     int32_t nmerges, mcap;
     double seconds;
 };
@@ -1228,6 +1228,7 @@ void pvlm_bpe_trainer_free(pvlm_bpe_trainer *tr) {
     free(tr->tok_bytes);
     free(tr->ma);
     free(tr->mb);
+    free(tr->mr);
     free(tr);
 }
 
@@ -1483,10 +1484,14 @@ int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_f
             a2 = realloc(tr->mb, (size_t)mc * sizeof *a2);
             if (!a2) goto nomem;
             tr->mb = a2;
+            a2 = realloc(tr->mr, (size_t)mc * sizeof *a2);
+            if (!a2) goto nomem;
+            tr->mr = a2;
             tr->mcap = mc;
         }
         tr->ma[tr->nmerges] = a;
         tr->mb[tr->nmerges] = b;
+        tr->mr[tr->nmerges] = res;
         tr->nmerges++;
 
         /* rewrite every word holding (a,b): remove its old pairs, merge, add its new pairs */
@@ -1654,4 +1659,31 @@ out:
     free(merges);
     json_decref(obj);
     return rc;
+}
+
+int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err) {
+    *out = NULL;
+    if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: no vocabulary before training");
+    pvlm_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
+    t->n_vocab = tr->ntok;
+    t->n_merges = tr->nmerges;
+    t->pad = 0, t->bos = 1, t->eos = 2;
+    t->pairs = PVLM_TOK_PAIRS_EXACT;
+    t->heap_threshold = DEFAULT_HEAP_THRESHOLD;
+    t->tok_off = malloc(((size_t)tr->ntok + 1) * sizeof *t->tok_off);
+    t->tok_bytes = malloc(tr->tok_bytes_n + 1);
+    t->special = calloc((size_t)tr->ntok, 1);
+    if (!t->tok_off || !t->tok_bytes || !t->special || pairmap_init(&t->merges, (size_t)tr->nmerges) != 0) {
+        pvlm_tokenizer_free(t);
+        return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
+    }
+    memcpy(t->tok_off, tr->tok_off, ((size_t)tr->ntok + 1) * sizeof *t->tok_off);
+    memcpy(t->tok_bytes, tr->tok_bytes, tr->tok_bytes_n);
+    t->tok_bytes[tr->tok_bytes_n] = 0;
+    for (int k = 0; k < 3; k++) t->special[k] = 1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = 3 + b;
+    for (int32_t r = 0; r < tr->nmerges; r++) pairmap_put(&t->merges, tr->ma[r], tr->mb[r], r, tr->mr[r]);
+    *out = t;
+    return 0;
 }

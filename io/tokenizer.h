@@ -125,6 +125,9 @@ int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_f
 /* Write DIR/encoder.json and DIR/vocab.bpe (durably; DIR is created). */
 int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err *err);
 void pvlm_bpe_trainer_stats(const pvlm_bpe_trainer *tr, pvlm_bpe_train_stats *st);
+/* The trained vocabulary as a tokenizer, built in memory (EXACT pairs); the same as saving
+ * and loading the files (tested). *out is the caller's (pvlm_tokenizer_free). */
+int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err);
 
 /* Split text into GPT-2 pre-tokenization pieces: calls fn(piece, piece_len, arg) for each
  * in order; stops and returns fn's value when it is nonzero, else returns 0. Exposed for

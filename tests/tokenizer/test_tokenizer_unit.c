@@ -204,6 +204,7 @@ int main(void) {
 
     size_t clen;
     char *corpus = make_corpus(&clen);
+    pvlm_tokenizer *mem = NULL; /* the trained vocabulary straight from the trainer */
     /* train twice (text split differently): identical files */
     for (int k = 0; k < 2; k++) {
         pvlm_bpe_trainer *tr = pvlm_bpe_trainer_new(&err);
@@ -216,6 +217,7 @@ int main(void) {
         pvlm_bpe_train_stats st;
         pvlm_bpe_trainer_stats(tr, &st);
         CHECK(st.vocab_size == 400 && st.merges >= 141 && st.bytes == (int64_t)clen);
+        if (k == 0) CHECK_OK(pvlm_bpe_trainer_tokenizer(tr, &mem, &err), &err);
         pvlm_bpe_trainer_free(tr);
     }
     snprintf(f1, sizeof f1, "%s/encoder.json", d1);
@@ -251,6 +253,37 @@ int main(void) {
     pvlm_tok_cache *cache = pvlm_tok_cache_new(0, &err);
     int32_t *ids;
     size_t nids;
+    /* train -> save -> reload encodes exactly like the in-memory result of training */
+    if (mem) {
+        CHECK(pvlm_tokenizer_vocab_size(mem) == 400 && pvlm_tokenizer_n_merges(mem) == pvlm_tokenizer_n_merges(t));
+        for (int32_t id = 0; id < 400; id++) {
+            size_t l1, l2;
+            const char *s1 = pvlm_tokenizer_token(t, id, &l1), *s2 = pvlm_tokenizer_token(mem, id, &l2);
+            CHECK_MSG(l1 == l2 && !memcmp(s1, s2, l1), "token %d differs after save/load", id);
+        }
+        int32_t *m_ids;
+        size_t m_n;
+        CHECK_OK(pvlm_tokenizer_encode_alloc(mem, NULL, corpus, clen, &m_ids, &m_n, &err), &err);
+        CHECK_OK(pvlm_tokenizer_encode_alloc(t, NULL, corpus, clen, &ids, &nids, &err), &err);
+        CHECK_MSG(m_n == nids && !memcmp(m_ids, ids, nids * 4), "reloaded vocabulary encodes differently");
+        free(m_ids);
+        free(ids);
+        char rb[3000];
+        uint64_t r = 7;
+        for (int it = 0; it < 100; it++) {
+            size_t len = (size_t)(it * 29 % 3000);
+            for (size_t i = 0; i < len; i++) {
+                r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+                rb[i] = it % 2 ? (char)(r & 0xFF) : " etaoinshrdlu'\n"[r % 15];
+            }
+            CHECK_OK(pvlm_tokenizer_encode_alloc(mem, NULL, rb, len, &m_ids, &m_n, &err), &err);
+            CHECK_OK(pvlm_tokenizer_encode_alloc(t, NULL, rb, len, &ids, &nids, &err), &err);
+            CHECK_MSG(m_n == nids && !memcmp(m_ids, ids, nids * 4), "reloaded vocabulary encodes differently (%d)", it);
+            free(m_ids);
+            free(ids);
+        }
+        pvlm_tokenizer_free(mem);
+    }
     CHECK_OK(pvlm_tokenizer_encode_alloc(t, cache, corpus, clen, &ids, &nids, &err), &err);
     CHECK_MSG(nids < clen / 2, "trained vocabulary compresses poorly: %zu ids for %zu bytes", nids, clen);
     /* truncated output: the total is returned and the prefix is right */
