@@ -406,7 +406,8 @@ int pvlm_st_verify_checksum(const pvlm_st_file *f, int *present, pvlm_err *err) 
                             f->path, want);
     pvlm_hasher h;
     if (pvlm_hasher_init(&h, err)) return -1;
-    size_t chunk = 4u << 20;
+    uint64_t dlen = f->file_size - f->data_start;
+    size_t chunk = dlen < (4u << 20) ? (size_t)dlen + 1 : (4u << 20);
     char *buf = malloc(chunk);
     if (!buf) {
         pvlm_hasher_free(&h);
