@@ -141,6 +141,12 @@ typedef struct priv {
     float *dx, *dy, *dE, *dln, *dao, *dqkv, *datt, *dfc, *dkvc, *dqc, *scale, *dtimg, *dpatch, *dmap, *dmap2,
         *dcols;
     double inv_ntg; /* 1/n_targets_global of the last forward */
+    /* packed decoder rows: sample b owns rows doff[b] .. doff[b]+dlen[b]-1 (its positions up to the last
+     * target; padded positions after it never influence the loss under the causal mask, so they are not
+     * computed); per row: token, target, position, sample. Nd = number of packed rows. */
+    int *doff, *dlen, *koff, *klen, *rpos, *rsample, Nd;
+    int32_t *rtok, *rtgt;
+    size_t *aself, *across;
     double times[PVLM_TIME_N];
 } priv;
 
@@ -411,6 +417,14 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
     p->yf = TF(Nd * d), p->yfm = TF(Nd), p->yfr = TF(Nd);
     p->probs = TF(Nd * (size_t)c->vocab_size);
     p->rowloss = take(&bb, sizeof(double) * Nd);
+    p->doff = take(&bb, sizeof(int) * 4 * (size_t)B);
+    p->dlen = p->doff + B, p->koff = p->dlen + B, p->klen = p->koff + B;
+    p->aself = take(&bb, sizeof(size_t) * 2 * (size_t)B);
+    p->across = p->aself + B;
+    p->rpos = take(&bb, sizeof(int) * 2 * Nd);
+    p->rsample = p->rpos + Nd;
+    p->rtok = take(&bb, sizeof(int32_t) * 2 * Nd);
+    p->rtgt = p->rtok + Nd;
     /* conv stem */
     if (p->conv) {
         size_t H2 = S / 2, C = (size_t)c->conv_channels, G = (size_t)c->conv_groups, M = (size_t)B * H2 * H2;
@@ -615,8 +629,30 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     encoder_forward(m, b);
     double t0 = pvlm_now();
     int B = b->B, T = p->T, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = B * T, Nd = B * Ls;
-    pvlm_op_embed_fwd(p->y0, d, b->dec_in, PP(p->tok), PP(p->dec_pos), Nd, Ls, d); /* [B,Ls,d] */
+    int Ne = B * T, Nd = 0;
+    size_t as = 0, ac = 0;
+    for (int bi = 0; bi < B; bi++) {
+        int n = 0;
+        for (int j = 0; j < Ls; j++)
+            if (b->targets[(size_t)bi * Ls + j] != PVLM_IGNORE) n = j + 1;
+        p->doff[bi] = Nd, p->dlen[bi] = n, p->koff[bi] = bi * T, p->klen[bi] = T;
+        p->aself[bi] = as, p->across[bi] = ac;
+        as += (size_t)H * n * n, ac += (size_t)H * n * T;
+        for (int j = 0; j < n; j++) {
+            p->rtok[Nd + j] = b->dec_in[(size_t)bi * Ls + j], p->rtgt[Nd + j] = b->targets[(size_t)bi * Ls + j];
+            p->rpos[Nd + j] = j, p->rsample[Nd + j] = bi;
+        }
+        Nd += n;
+    }
+    p->Nd = Nd;
+    /* y0 [Nd,d] = tok_embed[dec_in] + dec_pos[j] over the packed rows */
+    const float *tokw = PP(p->tok), *dpos = PP(p->dec_pos);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < Nd; r++) {
+        const float *e = tokw + (size_t)p->rtok[r] * d, *ps = dpos + (size_t)p->rpos[r] * d;
+        float *o = p->y0 + (size_t)r * d;
+        for (int k = 0; k < d; k++) o[k] = e[k] + ps[k];
+    }
     float *y = p->y0;
     for (int l = 0; l < c->n_dec_layers; l++) {
         const dec_p *e = &p->dec[l];
@@ -624,16 +660,16 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
         /* causal self-attention */
         pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, PP(e->ln1_w), PP(e->ln1_b), Nd, d, c->ln_eps);
         pvlm_op_linear_fwd(a->qkv, a->ln1, PP(e->qkv_w), PP(e->qkv_b), Nd, d, 3 * d);
-        pvlm_op_attention_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 1, B,
-                              H, Ls, Ls, d / H);
+        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 1,
+                                     B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
         pvlm_op_linear_fwd(a->xm1, a->ao, PP(e->out_w), PP(e->out_b), Nd, d, d);
         pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
         /* cross-attention to the encoder output with its key-padding mask */
         pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, PP(e->lnc_w), PP(e->lnc_b), Nd, d, c->ln_eps);
         pvlm_op_linear_fwd(a->qc, a->lnc, PP(e->cq_w), PP(e->cq_b), Nd, d, d);
         pvlm_op_linear_fwd(a->kvc, p->E, PP(e->ckv_w), PP(e->ckv_b), Ne, d, 2 * d);
-        pvlm_op_attention_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, p->kmask, 0, B, H, Ls,
-                              T, d / H);
+        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, p->kmask, 0, B, H,
+                                     d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
         pvlm_op_linear_fwd(a->xm2, a->aoc, PP(e->cout_w), PP(e->cout_b), Nd, d, d);
         pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
         /* MLP */
@@ -649,15 +685,15 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     p->times[PVLM_TIME_DEC] += t1 - t0;
     /* tied output projection and the loss */
     pvlm_op_linear_fwd(p->probs, p->yf, PP(p->tok), NULL, Nd, d, V); /* logits [Nd,V] */
-    pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, b->targets, Nd, V);
+    pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V);
     pvlm_loss_stats st = {0};
     double total = 0.0;
     for (int bi = 0; bi < B; bi++) {
         double s = 0.0;
         int64_t n = 0;
-        for (int j = 0; j < Ls; j++) {
-            s += p->rowloss[(size_t)bi * Ls + j];
-            n += b->targets[(size_t)bi * Ls + j] != PVLM_IGNORE;
+        for (int r = p->doff[bi]; r < p->doff[bi] + p->dlen[bi]; r++) {
+            s += p->rowloss[r];
+            n += p->rtgt[r] != PVLM_IGNORE;
         }
         if (sample_ce) sample_ce[bi] = s;
         if (b->has_image[bi]) st.loss_sum_img += s, st.ntok_img += n;
@@ -684,14 +720,12 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     const pvlm_model_config *c = &m->cfg;
     if (!p->have_fwd || b->B != p->B || b->Ls != p->Ls || b->Lp != p->Lpb)
         return pvlm_err_set(err, PVLM_EINVAL, "model backward: no matching forward for this batch");
-    int B = b->B, T = p->T, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = B * T, Nd = B * Ls, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
+    int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
+    int Ne = B * T, Nd = p->Nd, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
     double t0 = pvlm_now();
     /* NULL sample_scale: the pretraining loss, d(loss)/d(sample CE sum) = 1/n_targets_global */
-    for (int bi = 0; bi < B; bi++)
-        for (int j = 0; j < Ls; j++)
-            p->scale[(size_t)bi * Ls + j] = sample_scale ? (float)sample_scale[bi] : (float)p->inv_ntg;
-    pvlm_op_softmax_ce_bwd(p->probs, b->targets, p->scale, Nd, V); /* probs -> dlogits */
+    for (int r = 0; r < Nd; r++) p->scale[r] = sample_scale ? (float)sample_scale[p->rsample[r]] : (float)p->inv_ntg;
+    pvlm_op_softmax_ce_bwd(p->probs, p->rtgt, p->scale, Nd, V); /* probs -> dlogits */
     /* logits = yf @ tok^T */
     pvlm_op_linear_bwd(p->dln, 0, GG(p->tok), NULL, p->probs, p->yf, PP(p->tok), Nd, d, V);
     memset(p->dy, 0, sizeof(float) * (size_t)Nd * d);
@@ -713,22 +747,27 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_linear_bwd(p->dao, 0, GG(e->cout_w), GG(e->cout_b), p->dy, a->aoc, PP(e->cout_w), Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
-        pvlm_op_attention_bwd(p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc, 2 * d,
-                              a->kvc + d, 2 * d, B, H, Ls, T, d / H);
+        pvlm_op_attention_ragged_bwd(p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc, 2 * d,
+                                     a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
         pvlm_op_linear_bwd(p->dE, 1, GG(e->ckv_w), GG(e->ckv_b), p->dkvc, p->E, PP(e->ckv_w), Ne, d, 2 * d);
         pvlm_op_linear_bwd(p->dln, 0, GG(e->cq_w), GG(e->cq_b), p->dqc, a->lnc, PP(e->cq_w), Nd, d, d);
         pvlm_op_layernorm_bwd(p->dy, GG(e->lnc_w), GG(e->lnc_b), p->dln, a->xm1, PP(e->lnc_w), a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
         pvlm_op_linear_bwd(p->dao, 0, GG(e->out_w), GG(e->out_b), p->dy, a->ao, PP(e->out_w), Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
-        pvlm_op_attention_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
-                              a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, Ls, Ls, d / H);
+        pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
+                                     a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen, p->doff,
+                                     p->dlen, p->aself);
         pvlm_op_linear_bwd(p->dln, 0, GG(e->qkv_w), GG(e->qkv_b), p->dqkv, a->ln1, PP(e->qkv_w), Nd, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dy, GG(e->ln1_w), GG(e->ln1_b), p->dln, yin, PP(e->ln1_w), a->m1, a->r1, Nd, d);
         report(hook, hook_ctx, e->start, l == c->n_dec_layers - 1 ? m->n_params : e->end);
     }
     /* decoder embeddings (tok_embed and dec_pos are reported with the other embeddings at the end) */
-    pvlm_op_embed_bwd(GG(p->tok), GG(p->dec_pos), b->dec_in, p->dy, d, Nd, Ls, d);
+    for (int r = 0; r < Nd; r++) { /* serial: fixed accumulation order */
+        float *gt = GG(p->tok) + (size_t)p->rtok[r] * d, *gp = GG(p->dec_pos) + (size_t)p->rpos[r] * d;
+        const float *g = p->dy + (size_t)r * d;
+        for (int k = 0; k < d; k++) gt[k] += g[k], gp[k] += g[k];
+    }
     double t2 = pvlm_now();
     p->times[PVLM_TIME_DEC] += t2 - t1;
     /* encoder */
@@ -812,12 +851,21 @@ double pvlm_model_flops(const pvlm_model *m, const pvlm_batch *b) {
     const pvlm_model_config *c = &m->cfg;
     const priv *p = m->priv;
     double B = b->B, T = p->Np + c->n_vpt + b->Lp, Ls = b->Ls, d = c->d_model, F = c->d_ff, V = c->vocab_size;
-    double Ne = B * T, Nd = B * Ls, Np = p->Np;
+    /* decoder rows actually computed: each sample's positions up to its last target (see priv) */
+    double Nd = 0, self_tt = 0;
+    for (int bi = 0; bi < b->B; bi++) {
+        int n = 0;
+        for (int j = 0; j < b->Ls; j++)
+            if (b->targets[(size_t)bi * b->Ls + j] != PVLM_IGNORE) n = j + 1;
+        Nd += n, self_tt += (double)n * n;
+    }
+    (void)Ls;
+    double Ne = B * T, Np = p->Np;
     /* a linear layer costs 2*N*In*Out forward and twice that backward (input and weight gradients);
      * attention costs 2 matmuls of 2*Tq*Tk*d forward and 4 backward (full score matrices, masked or not) */
     double enc = 6.0 * Ne * (3 * d * d + d * d + 2 * d * F) + 12.0 * B * T * T * d;
     double dec = 6.0 * Nd * (3 * d * d + d * d + d * d + d * d + 2 * d * F) + 6.0 * Ne * 2 * d * d +
-                 12.0 * B * (Ls * Ls + Ls * T) * d;
+                 12.0 * (self_tt + Nd * T) * d;
     double head = 6.0 * Nd * d * V;
     double stem = 4.0 * B * Np * p->K * d; /* no input gradient for the patch projection of pixels */
     if (p->conv) {

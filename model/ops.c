@@ -103,11 +103,14 @@ void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, 
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
+/* 0.5 x (1 + tanh(u)) = x * sigmoid(2u): one expf instead of tanhf (which glibc computes through expm1f
+ * and does not vectorise); u = sqrt(2/pi) (x + 0.044715 x^3). Large |u| saturate correctly (exp -> 0 or inf). */
 void pvlm_op_gelu_fwd(float *out, const float *in, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        float u = GELU_K * (x + 0.044715f * x * x * x);
+        out[i] = x / (1.0f + expf(-2.0f * u));
     }
 }
 
@@ -116,15 +119,63 @@ void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, s
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
-        float t = tanhf(u);
+        float s = 1.0f / (1.0f + expf(-2.0f * u)); /* sigmoid(2u) = (1 + tanh u) / 2 */
+        float t = 2.0f * s - 1.0f;                 /* tanh u */
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-        float g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+        float g = s + 0.5f * x * (1.0f - t * t) * du;
         float d = g * dout[i];
         din[i] = acc ? din[i] + d : d;
     }
 }
 
 /* ---------------------------------------------------------------- attention */
+
+/* One (sample, head): q [Tq,dh] (stride ldq), k, v [Tk,dh]; A [Tq,Tk]; out [Tq,dh] (stride ldo). */
+static void attn_one_fwd(float *out, int ldo, float *A, const float *q, int ldq, const float *k, int ldk, const float *v,
+                         int ldv, const uint8_t *km, int causal, int Tq, int Tk, int dh, float scale) {
+    if (Tq <= 0 || Tk <= 0) return;
+    /* scores [Tq,Tk] = q k^T * scale */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
+    for (int i = 0; i < Tq; i++) {
+        float *row = A + (size_t)i * Tk;
+        int jend = causal ? (i + 1 < Tk ? i + 1 : Tk) : Tk;
+        float mx = -INFINITY;
+        for (int j = 0; j < jend; j++)
+            if ((!km || km[j]) && row[j] > mx) mx = row[j];
+        float s = 0.0f;
+        for (int j = 0; j < Tk; j++) {
+            float e = 0.0f;
+            if (j < jend && (!km || km[j])) e = expf(row[j] - mx);
+            row[j] = e;
+            s += e;
+        }
+        float inv = s > 0.0f ? 1.0f / s : 0.0f;
+        for (int j = 0; j < Tk; j++) row[j] *= inv;
+    }
+    /* out [Tq,dh] = A @ v */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
+}
+
+static void attn_one_bwd(float *dq, float *dk, float *dv, float *dA, const float *dO, int ldo, const float *A,
+                         const float *q, int ldq, const float *k, int ldk, const float *v, int ldv, int Tq, int Tk,
+                         int dh, float scale) {
+    if (Tq <= 0 || Tk <= 0) return;
+    /* dv [Tk,dh] += A^T @ dO */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, 1.0f, A, Tk, dO, ldo, 1.0f, dv, ldv);
+    /* dA [Tq,Tk] = dO @ v^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, 1.0f, dO, ldo, v, ldv, 0.0f, dA, Tk);
+    /* softmax backward: dS = A * (dA - sum_j A dA); masked entries have A = 0 so dS = 0 */
+    for (int i = 0; i < Tq; i++) {
+        const float *a = A + (size_t)i * Tk;
+        float *d = dA + (size_t)i * Tk;
+        float s = 0.0f;
+        for (int j = 0; j < Tk; j++) s += a[j] * d[j];
+        for (int j = 0; j < Tk; j++) d[j] = a[j] * (d[j] - s);
+    }
+    /* dq [Tq,dh] += dS @ k * scale ; dk [Tk,dh] += dS^T @ q * scale */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, scale, dA, Tk, k, ldk, 1.0f, dq, ldq);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, scale, dA, Tk, q, ldq, 1.0f, dk, ldk);
+}
 
 void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
                            const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int Tq,
@@ -134,32 +185,10 @@ void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int 
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        const float *qb = q + (size_t)b * Tq * ldq + h * dh;
-        const float *kb = k + (size_t)b * Tk * ldk + h * dh;
-        const float *vb = v + (size_t)b * Tk * ldv + h * dh;
-        float *A = att + (size_t)bh * Tq * Tk;
-        /* scores [Tq,Tk] = q k^T * scale */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, scale, qb, ldq, kb, ldk, 0.0f, A, Tk);
-        const uint8_t *km = kmask ? kmask + (size_t)b * Tk : NULL;
-        for (int i = 0; i < Tq; i++) {
-            float *row = A + (size_t)i * Tk;
-            int jend = causal ? (i + 1 < Tk ? i + 1 : Tk) : Tk;
-            float mx = -INFINITY;
-            for (int j = 0; j < jend; j++)
-                if ((!km || km[j]) && row[j] > mx) mx = row[j];
-            float s = 0.0f;
-            for (int j = 0; j < Tk; j++) {
-                float e = 0.0f;
-                if (j < jend && (!km || km[j])) e = expf(row[j] - mx);
-                row[j] = e;
-                s += e;
-            }
-            float inv = s > 0.0f ? 1.0f / s : 0.0f;
-            for (int j = 0; j < Tk; j++) row[j] *= inv;
-        }
-        /* out [Tq,dh] = A @ v */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, 1.0f, A, Tk, vb, ldv, 0.0f,
-                    out + (size_t)b * Tq * ldo + h * dh, ldo);
+        attn_one_fwd(out + (size_t)b * Tq * ldo + h * dh, ldo, att + (size_t)bh * Tq * Tk,
+                     q + (size_t)b * Tq * ldq + h * dh, ldq, k + (size_t)b * Tk * ldk + h * dh, ldk,
+                     v + (size_t)b * Tk * ldv + h * dh, ldv, kmask ? kmask + (size_t)b * Tk : NULL, causal, Tq, Tk, dh,
+                     scale);
     }
 }
 
@@ -172,26 +201,37 @@ void pvlm_op_attention_bwd(float *dq, float *dk, float *dv, float *datt, const f
         int b = bh / H, h = bh % H;
         size_t qo = (size_t)b * Tq * ldq + h * dh, ko = (size_t)b * Tk * ldk + h * dh;
         size_t vo = (size_t)b * Tk * ldv + h * dh;
-        const float *A = att + (size_t)bh * Tq * Tk;
-        float *dA = datt + (size_t)bh * Tq * Tk;
-        const float *dO = dout + (size_t)b * Tq * ldo + h * dh;
-        /* dv [Tk,dh] += A^T @ dO */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, 1.0f, A, Tk, dO, ldo, 1.0f, dv + vo, ldv);
-        /* dA [Tq,Tk] = dO @ v^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, 1.0f, dO, ldo, v + vo, ldv, 0.0f, dA, Tk);
-        /* softmax backward: dS = A * (dA - sum_j A dA) ; masked entries have A = 0 so dS = 0 */
-        for (int i = 0; i < Tq; i++) {
-            const float *a = A + (size_t)i * Tk;
-            float *d = dA + (size_t)i * Tk;
-            float s = 0.0f;
-            for (int j = 0; j < Tk; j++) s += a[j] * d[j];
-            for (int j = 0; j < Tk; j++) d[j] = a[j] * (d[j] - s);
-        }
-        /* dq [Tq,dh] += dS @ k * scale ; dk [Tk,dh] += dS^T @ q * scale */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, scale, dA, Tk, k + ko, ldk, 1.0f,
-                    dq + qo, ldq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, scale, dA, Tk, q + qo, ldq, 1.0f,
-                    dk + ko, ldk);
+        attn_one_bwd(dq + qo, dk + ko, dv + vo, datt + (size_t)bh * Tq * Tk, dout + (size_t)b * Tq * ldo + h * dh, ldo,
+                     att + (size_t)bh * Tq * Tk, q + qo, ldq, k + ko, ldk, v + vo, ldv, Tq, Tk, dh, scale);
+    }
+}
+
+void pvlm_op_attention_ragged_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
+                                  const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int dh,
+                                  const int *qoff, const int *qlen, const int *koff, const int *klen,
+                                  const size_t *attoff) {
+    float scale = 1.0f / sqrtf((float)dh);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
+        attn_one_fwd(out + (size_t)qoff[b] * ldo + h * dh, ldo, att + attoff[b] + (size_t)h * Tq * Tk,
+                     q + (size_t)qoff[b] * ldq + h * dh, ldq, k + (size_t)koff[b] * ldk + h * dh, ldk,
+                     v + (size_t)koff[b] * ldv + h * dh, ldv, kmask ? kmask + koff[b] : NULL, causal, Tq, Tk, dh, scale);
+    }
+}
+
+void pvlm_op_attention_ragged_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
+                                  const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
+                                  int ldv, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
+                                  const int *klen, const size_t *attoff) {
+    float scale = 1.0f / sqrtf((float)dh);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
+        size_t qo = (size_t)qoff[b] * ldq + h * dh, ko = (size_t)koff[b] * ldk + h * dh, vo = (size_t)koff[b] * ldv + h * dh;
+        size_t ao = attoff[b] + (size_t)h * Tq * Tk;
+        attn_one_bwd(dq + qo, dk + ko, dv + vo, datt + ao, dout + (size_t)qoff[b] * ldo + h * dh, ldo, att + ao, q + qo,
+                     ldq, k + ko, ldk, v + vo, ldv, Tq, Tk, dh, scale);
     }
 }
 

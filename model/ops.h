@@ -44,6 +44,20 @@ void pvlm_op_attention_bwd(float *dq, float *dk, float *dv, float *datt, const f
                            const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
                            int ldv, int B, int H, int Tq, int Tk, int dh);
 
+/* Ragged ("packed") attention: sample b's queries are rows qoff[b] .. qoff[b]+qlen[b]-1 of q (row stride
+ * ldq), its keys/values rows koff[b] .. koff[b]+klen[b]-1 of k/v; kmask (NULL = all visible) is indexed
+ * like the key rows (kmask[koff[b] + j]); causal as above. att holds, from attoff[b], sample b's
+ * [H, qlen, klen] probabilities. Used for the decoder, whose padded suffix positions are never computed. */
+void pvlm_op_attention_ragged_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
+                                  const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int dh,
+                                  const int *qoff, const int *qlen, const int *koff, const int *klen,
+                                  const size_t *attoff);
+/* dq, dk, dv += ...; datt is scratch laid out like att. */
+void pvlm_op_attention_ragged_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
+                                  const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
+                                  int ldv, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
+                                  const int *klen, const size_t *attoff);
+
 /* out[n,:] = table[ids[n],:] + pos[n % T,:] (pos may be NULL), N rows of width C, out row stride ldo. */
 void pvlm_op_embed_fwd(float *out, int ldo, const int32_t *ids, const float *table, const float *pos, int N,
                        int T, int C);

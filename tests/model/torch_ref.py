@@ -68,7 +68,7 @@ class Ref:
 
     def image_tokens(self, images):
         c, p = self.c, self.p
-        x = (images.to(torch.float64) / 255.0 - 0.5) / 0.5  # [B,S,S,3]
+        x = (images.to(p["img_pos"].dtype) / 255.0 - 0.5) / 0.5  # [B,S,S,3], in the params dtype
         x = x.permute(0, 3, 1, 2)  # [B,3,S,S]
         d, P = c["d_model"], c["patch_size"]
         if c["stem"] == "patch":

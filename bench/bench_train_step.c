@@ -1,0 +1,208 @@
+/* bench_train_step.c - training-step throughput of the pvlm model against PyTorch (issue 4, Benchmark).
+ *
+ * One step = zero_grad + forward + backward + global-norm clip + AdamW over all parameters, on the bench
+ * config (S=64, P=8, d=512, h=8, d_ff=2048, 6+6 layers, V=8192, Lp=16, Ls=48) and a synthetic batch of 32
+ * (a quarter text-only, random prefix / suffix lengths). For each thread count it prints the median
+ * step time over --steps timed steps (after --warmup), samples/s, model GFLOP/s from the analytic FLOP
+ * count (pvlm_model_flops: 2*N*In*Out per linear forward, twice that backward, attention score and
+ * context matmuls over the full Tq x Tk, the tied output projection; docs/model.md), the fraction of the
+ * measured SGEMM peak (median of cblas_sgemm 2048^3), peak RSS, and the time split per layer type. With
+ * --torch (default on) it runs bench/torch_step.py on the same batch (written to --tmp as safetensors) at
+ * the same thread count and prints the ratio pvlm/PyTorch measured in the same run.
+ *
+ * Usage: bench_train_step [--threads N (0 = 1 and 2)] [--steps 5] [--warmup 1] [--batch 32] [--torch 1]
+ *                         [--python /usr/bin/python3] [--script bench/torch_step.py] [--tmp /tmp]
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/args.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "io/batch.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "model/optim.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double sgemm_peak(int n, int reps) {
+    float *a = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL), *b = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL);
+    float *c = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 13) * 0.01f, b[i] = (float)(i % 7) * 0.01f;
+    double t[16];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = pvlm_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        t[r] = pvlm_now() - t0;
+    }
+    pvlm_free(a), pvlm_free(b), pvlm_free(c);
+    return 2.0 * n * (double)n * n / median(t, reps) / 1e9;
+}
+
+static void make_batch(pvlm_batch *b, const pvlm_model_config *c) {
+    pvlm_rng r;
+    pvlm_rng_seed(&r, 2024, 1);
+    pvlm_batch_clear(b, c->pad_id);
+    for (int i = 0; i < b->B; i++) {
+        int text_only = i % 4 == 3;
+        b->has_image[i] = (uint8_t)!text_only;
+        if (!text_only)
+            for (size_t k = 0; k < (size_t)b->S * b->S * 3; k++) b->images[(size_t)i * b->S * b->S * 3 + k] = (uint8_t)pvlm_rng_below(&r, 256);
+        int pl = 4 + (int)pvlm_rng_below(&r, (uint64_t)b->Lp - 3);
+        b->prefix_len[i] = pl;
+        for (int j = 0; j < pl; j++) b->prefix[(size_t)i * b->Lp + j] = 3 + (int)pvlm_rng_below(&r, (uint64_t)c->vocab_size - 3);
+        int n = 10 + (int)pvlm_rng_below(&r, (uint64_t)b->Ls - 9);
+        b->suffix_len[i] = n;
+        int32_t prev = c->bos_id;
+        for (int j = 0; j < n; j++) {
+            int32_t t = j == n - 1 ? c->eos_id : 3 + (int)pvlm_rng_below(&r, (uint64_t)c->vocab_size - 3);
+            b->dec_in[(size_t)i * b->Ls + j] = prev;
+            b->targets[(size_t)i * b->Ls + j] = t;
+            prev = t;
+        }
+    }
+}
+
+static int write_batch(const pvlm_batch *b, const pvlm_model_config *c, const char *path) {
+    pvlm_err err;
+    pvlm_st_writer w;
+    if (pvlm_st_writer_init(&w, &err)) return -1;
+    int64_t s4[4] = {b->B, b->S, b->S, 3}, s1[1] = {b->B}, sp[2] = {b->B, b->Lp}, ss[2] = {b->B, b->Ls};
+    pvlm_st_writer_add(&w, "images", PVLM_ST_U8, 4, s4, b->images, &err);
+    pvlm_st_writer_add(&w, "has_image", PVLM_ST_U8, 1, s1, b->has_image, &err);
+    pvlm_st_writer_add(&w, "prefix", PVLM_ST_I32, 2, sp, b->prefix, &err);
+    pvlm_st_writer_add(&w, "prefix_len", PVLM_ST_I32, 1, s1, b->prefix_len, &err);
+    pvlm_st_writer_add(&w, "dec_in", PVLM_ST_I32, 2, ss, b->dec_in, &err);
+    pvlm_st_writer_add(&w, "targets", PVLM_ST_I32, 2, ss, b->targets, &err);
+    pvlm_st_writer_add(&w, "ctx_set", PVLM_ST_I32, 1, s1, b->ctx_set, &err);
+    json_t *j = pvlm_model_config_to_json(c);
+    char *txt = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    pvlm_st_writer_meta(&w, "pvlm_config", txt, &err);
+    free(txt);
+    json_decref(j);
+    int rc = pvlm_st_writer_write(&w, path, &err);
+    if (rc) fprintf(stderr, "bench: %s\n", err.msg);
+    pvlm_st_writer_free(&w);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, steps = 5, warmup = 1, batch = 32, torch = 1;
+    const char *python = "/usr/bin/python3", *script = "bench/torch_step.py", *tmp = "/tmp";
+    pvlm_opt opts[] = {
+        {"threads", PVLM_ARG_INT, &threads, "thread count (0 = measure 1 and 2)", NULL, 0, 1024, 0},
+        {"steps", PVLM_ARG_INT, &steps, "timed steps per measurement (median reported)", NULL, 1, 15, 0},
+        {"warmup", PVLM_ARG_INT, &warmup, "untimed steps first", NULL, 0, 100, 0},
+        {"batch", PVLM_ARG_INT, &batch, "batch size", NULL, 1, 4096, 0},
+        {"torch", PVLM_ARG_INT, &torch, "also run the PyTorch peer (1/0)", NULL, 0, 1, 0},
+        {"python", PVLM_ARG_STR, &python, "python with torch", NULL, 0, 0, 0},
+        {"script", PVLM_ARG_STR, &script, "path of bench/torch_step.py", NULL, 0, 0, 0},
+        {"tmp", PVLM_ARG_STR, &tmp, "folder for the shared batch file", NULL, 0, 0, 0},
+    };
+    pvlm_cmd cmd = {"bench_train_step", "pvlm training step vs PyTorch", "", opts, (int)(sizeof opts / sizeof *opts), 0, 0};
+    int npos = 0;
+    int pr = pvlm_args_parse(&cmd, argc, argv, NULL, &npos);
+    if (pr == PVLM_ARGS_HELP) return 0;
+    if (pr != PVLM_ARGS_OK) return 2;
+
+    pvlm_err err;
+    pvlm_model_config c;
+    pvlm_model_config_default(&c);
+    pvlm_model m;
+    if (pvlm_model_create(&m, &c, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    pvlm_model_init_weights(&m, 1);
+    pvlm_batch b;
+    if (pvlm_batch_alloc(&b, batch, c.image_size, c.max_prefix_len, c.max_suffix_len, &err)) return 1;
+    make_batch(&b, &c);
+    char bpath[4096];
+    snprintf(bpath, sizeof bpath, "%s/pvlm_bench_batch.safetensors", tmp);
+    if (torch && write_batch(&b, &c, bpath)) return 1;
+    float *m1 = pvlm_alloc(sizeof(float) * m.n_params, &err), *m2 = pvlm_alloc(sizeof(float) * m.n_params, &err);
+    pvlm_optim_config oc;
+    pvlm_optim_config_default(&oc);
+    double ntg = (double)pvlm_batch_count_targets(&b);
+    double flops = pvlm_model_flops(&m, &b);
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    printf("config: S=%d P=%d d=%d h=%d d_ff=%d layers=%d+%d V=%d Lp=%d Ls=%d batch=%d params=%zu (%.1fM)\n", c.image_size,
+           c.patch_size, c.d_model, c.n_heads, c.d_ff, c.n_enc_layers, c.n_dec_layers, c.vocab_size, c.max_prefix_len,
+           c.max_suffix_len, batch, m.n_params, m.n_params / 1e6);
+    printf("analytic FLOPs per step (fwd+bwd): %.1f GFLOP; targets %.0f\n", flops / 1e9, ntg);
+    printf("OpenBLAS: %s; kernel core %s; OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
+           core ? core : "(unset)");
+    int tlist[2] = {1, 2}, nt = 2;
+    if (threads > 0) tlist[0] = threads, nt = 1;
+    int64_t stepno = 0;
+    for (int ti = 0; ti < nt; ti++) {
+        int th = pvlm_threads_set(tlist[ti]);
+        double peak = sgemm_peak(2048, 5);
+        double ts[16];
+        double tm[PVLM_TIME_N] = {0};
+        for (int s = 0; s < warmup + steps; s++) {
+            if (s == warmup) pvlm_model_times_reset(&m);
+            double t0 = pvlm_now();
+            float loss;
+            pvlm_model_zero_grad(&m);
+            if (pvlm_model_forward(&m, &b, ntg, &loss, NULL, NULL, &err) ||
+                pvlm_model_backward(&m, &b, NULL, NULL, NULL, &err)) {
+                fprintf(stderr, "bench: %s\n", err.msg);
+                return 1;
+            }
+            double gn = sqrt(pvlm_optim_sqnorm(m.grads, m.n_params));
+            stepno++;
+            pvlm_optim_adamw(&m, m.params, m.grads, m1, m2, 0, m.n_params, NULL, 1e-5, pvlm_optim_clip_scale(gn, 1.0),
+                             stepno, &oc);
+            if (s >= warmup) ts[s - warmup] = pvlm_now() - t0;
+        }
+        pvlm_model_times(&m, tm);
+        double step = median(ts, steps);
+        double sps = batch / step, gf = flops / step / 1e9;
+        printf("\n[threads %d] SGEMM peak (2048^3, median of 5): %.1f GFLOP/s\n", th, peak);
+        printf("[threads %d] pvlm: step %.3f s (median of %d), %.2f samples/s, %.1f GFLOP/s = %.0f%% of SGEMM peak, "
+               "peak RSS %.0f MiB\n",
+               th, step, steps, sps, gf, 100.0 * gf / peak, pvlm_peak_rss() / 1048576.0);
+        double tot = tm[0] + tm[1] + tm[2] + tm[3];
+        printf("[threads %d] time per step by layer type: stem %.3f s, encoder %.3f s (%.3f/layer), decoder %.3f s "
+               "(%.3f/layer), output+loss %.3f s, optimizer+rest %.3f s\n",
+               th, tm[0] / steps, tm[1] / steps, tm[1] / steps / c.n_enc_layers, tm[2] / steps,
+               tm[2] / steps / c.n_dec_layers, tm[3] / steps, step - tot / steps);
+        if (torch) {
+            char cmdline[9000];
+            snprintf(cmdline, sizeof cmdline, "OMP_NUM_THREADS=%d '%s' '%s' --batch '%s' --threads %d --steps %d --warmup %d",
+                     th, python, script, bpath, th, steps, warmup);
+            FILE *f = popen(cmdline, "r");
+            double tsps = 0;
+            char line[1024];
+            while (f && fgets(line, sizeof line, f)) {
+                fputs(line, stdout);
+                char *p = strstr(line, "samples_per_s=");
+                if (p) tsps = atof(p + 14);
+            }
+            int rc = f ? pclose(f) : -1;
+            if (rc == 0 && tsps > 0)
+                printf("[threads %d] ratio pvlm/PyTorch samples/s: %.2fx\n", th, sps / tsps);
+            else
+                printf("[threads %d] PyTorch peer failed (status %d)\n", th, rc);
+        }
+    }
+    pvlm_free(m1), pvlm_free(m2);
+    pvlm_batch_free(&b);
+    pvlm_model_free(&m);
+    return 0;
+}
