@@ -1060,7 +1060,17 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
     size_t prev_cap = 0;
     size_t seen_cap = 0;
     if (!ts->cand || !ts->ref_begin || !ts->tok_begin || !ts->rtok_begin || !ts->ng_begin) goto oom;
-    if (ht_init(&w.t, 4096) || grams_init(&g, 65536)) goto oom;
+    /* size the n-gram table once from an estimate of the distinct n-grams
+       (about one per 4 bytes of caption text on COCO): rehashing a growing
+       table costs as much as the lookups, and a larger table misses the cache */
+    size_t bytes = 0;
+    for (int32_t c = 0; c < n_caps; c++) {
+        const char *s0 = c < n_refs ? refs[c] : cand[c - n_refs];
+        bytes += s0 ? strlen(s0) : 0;
+    }
+    size_t est = bytes / 4 + 1024;
+    if (est > ((size_t)1 << 26)) est = (size_t)1 << 26;
+    if (ht_init(&w.t, 4096) || grams_init(&g, est)) goto oom;
     memcpy(ts->ref_begin, ref_begin, ((size_t)n_img + 1) * sizeof *ref_begin);
     for (int32_t i = 0; i < n_img; i++) ts->cand[i] = n_refs + i;
     ts->tok_begin[0] = ts->rtok_begin[0] = ts->ng_begin[0] = 0;
