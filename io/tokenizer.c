@@ -888,14 +888,21 @@ done:
 /* ------------------------------------------------------------------ */
 /* Word cache. */
 
+/* One slot: 16 bytes, so a probe touches one cache line. nids == 0 marks an empty slot
+ * (every cached piece has at least one id). */
+typedef struct cslot {
+    uint32_t hash; /* high 32 bits of the piece's XXH3 (the low bits pick the slot) */
+    uint32_t koff, ioff;
+    uint8_t klen, nids;
+    uint16_t pad_;
+} cslot;
+
 struct pvlm_tok_cache {
     size_t max_bytes;
     const pvlm_tokenizer *owner; /* results are only valid for this tokenizer */
     int32_t owner_vocab, owner_merges;
-    size_t cap, n; /* table slots (power of 2), used */
-    uint64_t *hash;
-    uint32_t *koff, *ioff;
-    uint16_t *klen, *nids; /* klen 0 = empty slot */
+    size_t cap, n; /* slots (power of 2), used */
+    cslot *slots;
     char *keys;
     size_t keys_n, keys_cap;
     int32_t *ids;
@@ -903,30 +910,13 @@ struct pvlm_tok_cache {
 };
 
 static void cache_release(pvlm_tok_cache *c) {
-    free(c->hash);
-    free(c->koff);
-    free(c->ioff);
-    free(c->klen);
-    free(c->nids);
+    free(c->slots);
     free(c->keys);
     free(c->ids);
-    c->hash = NULL;
-    c->koff = c->ioff = NULL;
-    c->klen = c->nids = NULL;
+    c->slots = NULL;
     c->keys = NULL;
     c->ids = NULL;
     c->cap = c->n = c->keys_n = c->keys_cap = c->ids_n = c->ids_cap = 0;
-}
-
-static int cache_table(pvlm_tok_cache *c, size_t cap) {
-    c->hash = malloc(cap * sizeof *c->hash);
-    c->koff = malloc(cap * sizeof *c->koff);
-    c->ioff = malloc(cap * sizeof *c->ioff);
-    c->klen = calloc(cap, sizeof *c->klen);
-    c->nids = malloc(cap * sizeof *c->nids);
-    c->cap = cap;
-    c->n = 0;
-    return (c->hash && c->koff && c->ioff && c->klen && c->nids) ? 0 : -1;
 }
 
 pvlm_tok_cache *pvlm_tok_cache_new(size_t max_bytes, pvlm_err *err) {
@@ -946,57 +936,45 @@ void pvlm_tok_cache_free(pvlm_tok_cache *c) {
     free(c);
 }
 
-static size_t cache_bytes(const pvlm_tok_cache *c, size_t cap) {
-    return cap * 20 + c->keys_cap + c->ids_cap * sizeof(int32_t);
-}
-
 static inline size_t cache_find(const pvlm_tok_cache *c, const char *s, size_t n, uint64_t h) {
     size_t mask = c->cap - 1, i = (size_t)h & mask;
-    while (c->klen[i] && !(c->hash[i] == h && c->klen[i] == n && !memcmp(c->keys + c->koff[i], s, n)))
+    uint32_t hh = (uint32_t)(h >> 32);
+    for (;;) {
+        const cslot *e = &c->slots[i];
+        if (!e->nids || (e->hash == hh && e->klen == n && !memcmp(c->keys + e->koff, s, n))) return i;
         i = (i + 1) & mask;
-    return i;
+    }
 }
 
-/* Remember piece -> ids; failures only mean "not cached". */
+/* Remember piece -> ids (n <= 255 bytes, 1..255 ids); failures only mean "not cached". */
 static void cache_put(pvlm_tok_cache *c, const char *s, size_t n, uint64_t h, const int32_t *ids, size_t nids) {
     if (c->n + 1 > c->cap / 2) {
         size_t ncap = c->cap ? c->cap * 2 : 4096;
-        if (cache_bytes(c, ncap) > c->max_bytes) {
-            cache_release(c); /* full: start again (simple, and keeps the hot words soon) */
+        if (ncap * sizeof(cslot) + c->keys_cap + c->ids_cap * sizeof(int32_t) > c->max_bytes) {
+            cache_release(c); /* full: start again (simple, and the hot words come back soon) */
             ncap = 4096;
         }
-        pvlm_tok_cache old = *c;
-        if (cache_table(c, ncap) != 0) {
-            free(c->hash);
-            free(c->koff);
-            free(c->ioff);
-            free(c->klen);
-            free(c->nids);
-            *c = old;
-            return;
+        cslot *ns = calloc(ncap, sizeof *ns);
+        if (!ns) return;
+        for (size_t i = 0; i < c->cap; i++) {
+            const cslot *e = &c->slots[i];
+            if (!e->nids) continue;
+            /* the slot index came from the low hash bits; recompute them from the key */
+            uint64_t hk = pvlm_hash64(c->keys + e->koff, e->klen);
+            size_t j = (size_t)hk & (ncap - 1);
+            while (ns[j].nids) j = (j + 1) & (ncap - 1);
+            ns[j] = *e;
         }
-        for (size_t i = 0; i < old.cap; i++) {
-            if (!old.klen[i]) continue;
-            size_t j = (size_t)old.hash[i] & (ncap - 1);
-            while (c->klen[j]) j = (j + 1) & (ncap - 1);
-            c->hash[j] = old.hash[i];
-            c->koff[j] = old.koff[i];
-            c->ioff[j] = old.ioff[i];
-            c->klen[j] = old.klen[i];
-            c->nids[j] = old.nids[i];
-            c->n++;
-        }
-        free(old.hash);
-        free(old.koff);
-        free(old.ioff);
-        free(old.klen);
-        free(old.nids);
+        free(c->slots);
+        c->slots = ns;
+        c->cap = ncap;
     }
     if (c->keys_n + n > c->keys_cap || c->ids_n + nids > c->ids_cap) {
         size_t kc = c->keys_cap ? c->keys_cap : 65536, ic = c->ids_cap ? c->ids_cap : 16384;
         while (kc < c->keys_n + n) kc *= 2;
         while (ic < c->ids_n + nids) ic *= 2;
-        if (c->cap * 20 + kc + ic * sizeof(int32_t) > c->max_bytes || kc > UINT32_MAX || ic > UINT32_MAX) {
+        if (c->cap * sizeof(cslot) + kc + ic * sizeof(int32_t) > c->max_bytes || kc > UINT32_MAX ||
+            ic > UINT32_MAX) {
             cache_release(c);
             return;
         }
@@ -1012,11 +990,12 @@ static void cache_put(pvlm_tok_cache *c, const char *s, size_t n, uint64_t h, co
     size_t slot = cache_find(c, s, n, h);
     memcpy(c->keys + c->keys_n, s, n);
     memcpy(c->ids + c->ids_n, ids, nids * sizeof *ids);
-    c->hash[slot] = h;
-    c->koff[slot] = (uint32_t)c->keys_n;
-    c->ioff[slot] = (uint32_t)c->ids_n;
-    c->klen[slot] = (uint16_t)n;
-    c->nids[slot] = (uint16_t)nids;
+    cslot *e = &c->slots[slot];
+    e->hash = (uint32_t)(h >> 32);
+    e->koff = (uint32_t)c->keys_n;
+    e->ioff = (uint32_t)c->ids_n;
+    e->klen = (uint8_t)n;
+    e->nids = (uint8_t)nids;
     c->keys_n += n;
     c->ids_n += nids;
     c->n++;
@@ -1050,10 +1029,10 @@ int64_t pvlm_tokenizer_encode(const pvlm_tokenizer *t, pvlm_tok_cache *cache, co
         if (cacheable) {
             h = pvlm_hash64(piece, plen);
             if (cache->cap) {
-                size_t slot = cache_find(cache, piece, plen, h);
-                if (cache->klen[slot]) {
-                    size_t k = cache->nids[slot];
-                    const int32_t *src = cache->ids + cache->ioff[slot];
+                const cslot *ce = &cache->slots[cache_find(cache, piece, plen, h)];
+                if (ce->nids) {
+                    size_t k = ce->nids;
+                    const int32_t *src = cache->ids + ce->ioff;
                     if (total + k <= cap)
                         memcpy(ids + total, src, k * sizeof *ids);
                     else
