@@ -10,6 +10,7 @@
 #ifndef PVLM_TEST_DOWNLOAD_SERVER_H
 #define PVLM_TEST_DOWNLOAD_SERVER_H
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@ static inline int test_server_start(test_server *ts, int max_seconds) {
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, 1); /* the port goes to the port file */
         execl(py, py, script, "--port-file", portfile, "--max-seconds", secs, "--image-dir", ts->dir, (char *)NULL);
         _exit(127);
     }
