@@ -224,6 +224,8 @@ int pvlm_st_open(pvlm_st_file *f, const char *path, pvlm_err *err) {
     hdr = NULL;
 
     json_t *meta = json_object_get(root, "__metadata__");
+    if (json_is_null(meta)) meta = NULL; /* the reference reader treats a null metadata as absent */
+    int has_meta_key = json_object_get(root, "__metadata__") != NULL;
     if (meta) {
         if (!json_is_object(meta)) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: \"__metadata__\" is not an object", path);
@@ -241,7 +243,7 @@ int pvlm_st_open(pvlm_st_file *f, const char *path, pvlm_err *err) {
     } else {
         f->metadata = json_object();
     }
-    size_t nt = json_object_size(root) - (meta ? 1 : 0);
+    size_t nt = json_object_size(root) - (has_meta_key ? 1 : 0);
     if (nt > (size_t)INT_MAX / 2) {
         pvlm_err_set(err, PVLM_EFORMAT, "%s: too many tensors (%zu)", path, nt);
         return open_fail(f, hdr, root);

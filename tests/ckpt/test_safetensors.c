@@ -175,6 +175,18 @@ static void test_roundtrip(void) {
         unlink(p);
     }
 
+    /* "__metadata__": null is accepted as no metadata, as the reference reader does. */
+    {
+        const char *nh = "{\"__metadata__\":null,\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+        path_of(p, sizeof p, "nullmeta.safetensors");
+        write_raw(p, strlen(nh), nh, d, 4);
+        CHECK_OK(pvlm_st_open(&f, p, &err), &err);
+        if (f.fd >= 0) {
+            CHECK(f.n_tensors == 1 && json_object_size(f.metadata) == 0);
+            pvlm_st_close(&f);
+        }
+    }
+
     /* Dtype table. */
     CHECK(pvlm_st_dtype_parse("BF16") == PVLM_ST_BF16 && pvlm_st_dtype_size(PVLM_ST_BF16) == 2);
     CHECK(pvlm_st_dtype_parse("F33") == -1 && pvlm_st_dtype_size(-1) == 0);
