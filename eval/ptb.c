@@ -254,17 +254,22 @@ static int ieq(const scan *s, size_t p, size_t len, const char *w) {
     }
     return 1;
 }
-static int eq(const scan *s, size_t p, size_t len, const char *w) {
-    if (at(s, p) != (uint32_t)(unsigned char)w[0] || strlen(w) != len) return 0;
-    for (size_t k = 0; k < len; k++)
-        if (at(s, p + k) != (uint32_t)(unsigned char)w[k]) return 0;
-    return 1;
-}
+/* Is the ASCII word at p (len letters) in the case-insensitive list ci or the
+ * case-sensitive list cs? (Words are at most 8 letters in these lists.) */
 static int in_list(const scan *s, size_t p, size_t len, const char *const *ci, const char *const *cs) {
+    char w[16], lw[16];
+    if (len == 0 || len > 8) return 0;
+    for (size_t k = 0; k < len; k++) {
+        uint32_t c = at(s, p + k);
+        if (c >= 0x80) return 0;
+        w[k] = (char)c;
+        lw[k] = (char)lower_cp(c);
+    }
+    w[len] = lw[len] = 0;
     for (; ci && *ci; ci++)
-        if (ieq(s, p, len, *ci)) return 1;
+        if ((*ci)[0] == lw[0] && !strcmp(*ci, lw)) return 1;
     for (; cs && *cs; cs++)
-        if (eq(s, p, len, *cs)) return 1;
+        if ((*cs)[0] == w[0] && !strcmp(*cs, w)) return 1;
     return 0;
 }
 
@@ -488,6 +493,8 @@ static int url_char(uint32_t c) {
 }
 static size_t m_url(const scan *s, size_t p) {
     size_t q = p;
+    uint32_t c0 = lower_cp(at(s, p));
+    if (c0 != 'h' && c0 != 'f' && c0 != 'w') return 0;
     if (ieq(s, p, 7, "http://"))
         q = p + 7;
     else if (ieq(s, p, 8, "https://"))
@@ -586,9 +593,11 @@ static match scan_one(const scan *s, size_t p) {
     /* assimilations: gonna -> gon na, cannot -> can not, ... */
     if (is_letter(c)) {
         static const char *const two[] = {"gonna", "gotta", "lemme", "gimme", "wanna", NULL};
-        for (const char *const *w = two; *w; w++)
-            if (ieq(s, p, 5, *w) && !is_letter(at(s, p + 5))) consider(&m, 5, 3, NULL);
-        if (ieq(s, p, 6, "cannot") && !is_letter(at(s, p + 6))) consider(&m, 6, 3, NULL);
+        uint32_t lc = lower_cp(c);
+        if (lc == 'g' || lc == 'l' || lc == 'w')
+            for (const char *const *w = two; *w; w++)
+                if (ieq(s, p, 5, *w) && !is_letter(at(s, p + 5))) consider(&m, 5, 3, NULL);
+        if (lc == 'c' && ieq(s, p, 6, "cannot") && !is_letter(at(s, p + 6))) consider(&m, 6, 3, NULL);
         /* y'all: the lexer keeps "y'" together */
         if ((c == 'y' || c == 'Y') && is_apos(at(s, p + 1)) && is_letter(at(s, p + 2))) consider(&m, 2, 2, NULL);
     }
@@ -664,8 +673,8 @@ static match scan_one(const scan *s, size_t p) {
             if (ieq(s, p, a, "vs") && (is_space(at(s, p + a + 1)) || p + a + 1 >= s->n)) consider(&m, a + 1, a + 1, NULL);
         }
         /* Ph.D, Ed.D */
-        if (ieq(s, p, 5, "ph.d.") || ieq(s, p, 5, "ed.d.")) consider(&m, 5, 5, NULL);
-        if (ieq(s, p, 8, "a.k.a.")) consider(&m, 6, 6, NULL);
+        if (at(s, p + 2) == '.' && (ieq(s, p, 5, "ph.d.") || ieq(s, p, 5, "ed.d."))) consider(&m, 5, 5, NULL);
+        if (at(s, p + 1) == '.' && ieq(s, p, 6, "a.k.a.")) consider(&m, 6, 6, NULL);
         /* acronyms: A. U.S. a.m. (with the final period), T.V (before a space) */
         size_t ac = m_acro(s, p);
         if (ac) {
@@ -788,7 +797,7 @@ static char *tokenize(const char *text, size_t len, int remove_punct, pvlm_err *
             if (tok.oom) goto oom;
             if (tok.n) {
                 int drop = 0;
-                if (remove_punct && tok.n <= 5)
+                if (remove_punct && tok.n <= 5 && strchr("'`-.?!,:;", tok.s[0]))
                     for (const char *const *q = coco_punct; *q; q++)
                         if (strlen(*q) == tok.n && !memcmp(*q, tok.s, tok.n)) drop = 1;
                 if (!drop) {
