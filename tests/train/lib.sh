@@ -5,6 +5,8 @@ set -euo pipefail
 MPIEXEC=${PVLM_MPIEXEC:-mpirun}
 PY=${PVLM_PYTHON:-/usr/bin/python3}
 export PVLM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# PIDs this test started in the background; killed (by PID) on exit
+BG_PIDS=()
 rm -rf "$PVLM_TMP"
 mkdir -p "$PVLM_TMP"
 cd "$PVLM_TMP"
@@ -28,6 +30,14 @@ pretrain() {
   "$MPIEXEC" -np "$np" --oversubscribe --bind-to none "$PVLM_BIN" pretrain "${TINY[@]}" "$@"
 }
 
+# pretrain_bg LOG NP ARGS...: start `pvlm pretrain` in the background (stderr to LOG); BG = mpirun's PID.
+pretrain_bg() {
+  local log=$1 np=$2; shift 2
+  "$MPIEXEC" -np "$np" --oversubscribe --bind-to none "$PVLM_BIN" pretrain "${TINY[@]}" "$@" 2>>"$log" &
+  BG=$!
+  BG_PIDS+=("$BG")
+}
+
 # latest_step DIR: the step named by DIR/latest
 latest_step() { sed -E 's/^step_0*([0-9])/\1/' "$1/latest"; }
 
@@ -43,3 +53,26 @@ wait_for() {
   for i in $(seq 1 $((t * 10))); do eval "$cmd" && return 0; sleep 0.1; done
   return 1
 }
+
+# rank_pid MPIRUN_PID RANK: the PID of a rank started by that mpirun (from its environment)
+rank_pid() {
+  local p
+  for p in $(pgrep -P "$1"); do
+    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# verify_ckpt DIR: pvlm inspect accepts the step directory (state.json, checksums, safetensors)
+verify_ckpt() { "$PVLM_BIN" inspect "$1" >/dev/null 2>&1; }
+
+# reference_at STEP DIR [ARGS]: an uninterrupted run of the long schedule, stopped at STEP
+LONG=(--steps 100000 --ckpt-every 0)
+reference_at() {
+  local s=$1 d=$2; shift 2
+  set +e; pretrain 2 "${LONG[@]}" --ckpt-dir "$d" --stop-at-step "$s" "$@" 2>"$d.log"; local rc=$?; set -e
+  [ $rc -eq 3 ] || fail "reference run to step $s: exit $rc: $(tail -3 "$d.log")"
+}
+
+cleanup_bg() { local p; for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+trap cleanup_bg EXIT
