@@ -101,8 +101,7 @@ typedef struct wctx { /* per-thread scratch */
     pvlm_tok_cache *cache;
     int32_t *tok;
     int tok_cap;
-    char *tbuf; /* text copy for tokenizing */
-    size_t tbuf_cap;
+    int64_t frames_read; /* zstd frames decompressed (counted into the batch being produced) */
 } wctx;
 
 typedef struct slot {
@@ -111,7 +110,7 @@ typedef struct slot {
     pvlm_batch b;
     pvlm_err err;
     int64_t skipped[PVLM_SKIP_NREASONS];
-    int64_t tokens;
+    int64_t tokens, frames_read;
     double produce_s;
 } slot;
 
@@ -132,6 +131,7 @@ struct pvlm_loader {
     uint64_t *bad;
     int nbad, bad_full_logged;
     pvlm_loader_stats stats;
+    int cache_frames; /* decompressed frames cached per worker */
 };
 
 void pvlm_loader_config_default(pvlm_loader_config *c) {
@@ -212,7 +212,7 @@ static void close_stream(stream *s) {
 
 static int wctx_init(pvlm_loader *L, wctx *w, pvlm_err *err) {
     memset(w, 0, sizeof *w);
-    w->nframes = L->c.cache_frames > 0 ? L->c.cache_frames : 16;
+    w->nframes = L->cache_frames;
     w->frames = calloc((size_t)w->nframes, sizeof *w->frames);
     w->tok_cap = L->c.Lp + L->c.Ls + 2;
     w->tok = malloc(sizeof(int32_t) * (size_t)w->tok_cap);
@@ -237,7 +237,7 @@ static void wctx_free(wctx *w) {
     if (w->codec) pvlm_image_codec_free(w->codec);
     pvlm_image_free(&w->dec), pvlm_image_free(&w->fit);
     if (w->cache) pvlm_tok_cache_free(w->cache);
-    free(w->tok), free(w->tbuf);
+    free(w->tok);
     memset(w, 0, sizeof *w);
 }
 
@@ -290,6 +290,21 @@ pvlm_loader *pvlm_loader_open(const pvlm_loader_config *c, pvlm_err *err) {
     L->st[ST_IMG].block = L->st[ST_IMG].N; /* LMDB is random access: full shuffle */
     L->st[ST_TXT].block = c->shuffle_block > 0 ? c->shuffle_block : 8192;
     if (L->st[ST_TXT].block > L->st[ST_TXT].N) L->st[ST_TXT].block = L->st[ST_TXT].N;
+    /* Frame cache: a worker visits the documents of one shuffle block in random order, so it must
+     * hold every frame the block spans (block / mean docs per frame, +2 for the frames cut by the
+     * block edges, +1 for the rotation's second block) or it would decompress a frame per document. */
+    L->cache_frames = c->cache_frames > 0 ? c->cache_frames : 4;
+    if (L->st[ST_TXT].used) {
+        int64_t nf = 0;
+        for (int i = 0; i < L->st[ST_TXT].nshards; i++) nf += pvlm_textshard_nframes(L->st[ST_TXT].txt[i]);
+        double per = nf > 0 ? (double)L->st[ST_TXT].N / (double)nf : 1.0;
+        int need = (int)((double)L->st[ST_TXT].block / (per > 1 ? per : 1) + 0.999) + 3;
+        if (need > 1024) need = 1024;
+        if (c->cache_frames <= 0 && need > L->cache_frames) L->cache_frames = need;
+        else if (c->cache_frames > 0 && c->cache_frames < need)
+            pvlm_warn("loader: cache_frames %d < %d frames per shuffle block of %lld docs: frames will be "
+                      "decompressed repeatedly", c->cache_frames, need, (long long)L->st[ST_TXT].block);
+    }
     L->slots = calloc((size_t)L->depth, sizeof *L->slots);
     L->bad = calloc(BADSET_CAP, sizeof(uint64_t));
     int nw = L->nthreads > 0 ? L->nthreads : 1;
@@ -481,6 +496,7 @@ static const pvlm_textframe *get_frame(pvlm_loader *L, wctx *w, int sh, int64_t 
     }
     frame_slot *f = &w->frames[victim];
     f->shard = -1;
+    w->frames_read++;
     if (pvlm_textshard_read_frame(ts, fr, &f->f, err)) return NULL;
     f->shard = sh, f->used = ++w->tick;
     return &f->f;
@@ -536,6 +552,7 @@ static int produce(pvlm_loader *L, wctx *w, int64_t k, slot *sl) {
     pvlm_batch_clear(b, L->c.pad_id);
     memset(sl->skipped, 0, sizeof sl->skipped);
     sl->tokens = 0;
+    int64_t fr0 = w->frames_read;
     int row = 0;
     for (int sid = 0; sid < 2; sid++) {
         stream *s = &L->st[sid];
@@ -580,6 +597,7 @@ static int produce(pvlm_loader *L, wctx *w, int64_t k, slot *sl) {
         }
     }
     sl->produce_s = pvlm_now() - t0;
+    sl->frames_read = w->frames_read - fr0;
     return 0;
 }
 
@@ -660,6 +678,7 @@ static void account(pvlm_loader *L, const slot *sl, int64_t k) {
     s->samples_text += L->st[ST_TXT].n;
     for (int i = 0; i < PVLM_SKIP_NREASONS; i++) s->skipped[i] += sl->skipped[i];
     s->tokens += sl->tokens;
+    s->frames_read += sl->frames_read;
     s->produce_s += sl->produce_s;
     for (int sid = 0; sid < 2; sid++) {
         const stream *st = &L->st[sid];

@@ -77,7 +77,7 @@ typedef struct pvlm_loader_config {
     int threads;              /* prefetch threads; 0 = fill batches synchronously in next() */
     int depth;                /* batches prefetched ahead (ring size); 0 = 2*threads+1 */
     int64_t shuffle_block;    /* text shuffle block in documents (0: 8192) */
-    int cache_frames;         /* decompressed text frames cached per thread (0: 16) */
+    int cache_frames;         /* decompressed text frames cached per thread (0: enough for one shuffle block) */
     int32_t pad_id, bos_id, eos_id;
 } pvlm_loader_config;
 
@@ -90,6 +90,8 @@ typedef struct pvlm_loader_stats {
     int64_t skipped[PVLM_SKIP_NREASONS];
     int64_t epoch_image, epoch_text; /* current epoch of each stream (0-based) */
     int64_t tokens;               /* prefix + suffix tokens placed in returned batches */
+    int64_t frames_read;          /* zstd text frames decompressed for the returned batches (cache misses;
+                                     depends on thread count, unlike everything else here) */
     double wait_s;                /* time next() spent waiting for a prefetched batch */
     double produce_s;             /* worker time spent producing the returned batches */
 } pvlm_loader_stats;
