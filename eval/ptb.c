@@ -625,6 +625,18 @@ static match scan_one(const scan *s, size_t p) {
         }
         consider(&m, w, w, NULL);
     }
+    /* APOWORD: words starting with an apostrophe ('em 'cause 'til 'till '90s 'n') */
+    if (is_apos(c)) {
+        static const char *const apow[] = {"em", "cause", "til", "till", NULL};
+        size_t l = run_letters(s, p + 1);
+        for (const char *const *w = apow; *w; w++)
+            if (ieq(s, p + 1, l, *w)) consider(&m, 1 + l, 1 + l, NULL);
+        if (at(s, p + 1) >= '2' && at(s, p + 1) <= '9' && at(s, p + 2) == '0' && lower_cp(at(s, p + 3)) == 's' &&
+            !is_alnum(at(s, p + 4)))
+            consider(&m, 4, 4, NULL);
+        if (lower_cp(at(s, p + 1)) == 'n' && !is_letter(at(s, p + 2)))
+            consider(&m, is_apos(at(s, p + 2)) ? 3 : 2, is_apos(at(s, p + 2)) ? 3 : 2, NULL);
+    }
     /* clitic tokens themselves: REDAUX/[^A-Za-z], SREDAUX */
     if (is_apos_etc(c)) {
         size_t r = m_redaux(s, p);
