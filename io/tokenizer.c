@@ -16,6 +16,7 @@
 
 #define NO_RANK INT32_MAX
 #define DEFAULT_HEAP_THRESHOLD 48
+#define MAX_SCAN 256 /* longest piece the quadratic scan may get */
 #define CACHE_MAX_KEY 255 /* longer pieces are not cached (rare; long runs of spaces etc.) */
 
 /* ------------------------------------------------------------------ */
@@ -344,7 +345,9 @@ int32_t pvlm_tokenizer_bos_id(const pvlm_tokenizer *t) { return t->bos; }
 int32_t pvlm_tokenizer_eos_id(const pvlm_tokenizer *t) { return t->eos; }
 int32_t pvlm_tokenizer_n_merges(const pvlm_tokenizer *t) { return t->n_merges; }
 pvlm_tok_pairs pvlm_tokenizer_pairs(const pvlm_tokenizer *t) { return t->pairs; }
-void pvlm_tokenizer_set_heap_threshold(pvlm_tokenizer *t, int n) { t->heap_threshold = n < 2 ? 2 : n; }
+void pvlm_tokenizer_set_heap_threshold(pvlm_tokenizer *t, int n) {
+    t->heap_threshold = n < 2 ? 2 : n > MAX_SCAN ? MAX_SCAN : n;
+}
 
 int pvlm_tokenizer_is_special(const pvlm_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab && t->special[id];
@@ -752,30 +755,43 @@ int pvlm_tokenizer_load(const char *dir, pvlm_tokenizer **out, pvlm_err *err) {
  * equal ranks the last one, as Encoder.js's minPairs object keeps the last pair it saw),
  * merge all its occurrences left to right, repeat. */
 static size_t bpe_scan(const pvlm_tokenizer *t, int32_t *sym, size_t n) {
+    /* rank and result of the pair (sym[i], sym[i+1]); after a pass only pairs that touch a
+     * merged symbol are looked up again (n <= MAX_SCAN, see pvlm_tokenizer_set_heap_threshold) */
+    int32_t rk[MAX_SCAN], rs[MAX_SCAN];
+    uint8_t mg[MAX_SCAN];
     const int js = t->pairs == PVLM_TOK_PAIRS_JS;
+    for (size_t i = 0; i + 1 < n; i++) rk[i] = pairmap_get(&t->merges, sym[i], sym[i + 1], &rs[i]);
     while (n > 1) {
-        int32_t best = NO_RANK, res = -1;
+        int32_t best = NO_RANK;
         size_t pos = SIZE_MAX;
         for (size_t i = 0; i + 1 < n; i++) {
-            int32_t rr, r = pairmap_get(&t->merges, sym[i], sym[i + 1], &rr);
-            if (r < best || (js && r == best && r != NO_RANK)) {
-                best = r;
+            if (rk[i] < best || (js && rk[i] == best && best != NO_RANK)) {
+                best = rk[i];
                 pos = i;
-                res = rr;
             }
         }
         if (pos == SIZE_MAX) break;
-        int32_t a = sym[pos], b = sym[pos + 1];
+        int32_t a = sym[pos], b = sym[pos + 1], res = rs[pos];
         size_t j = 0;
-        for (size_t i = 0; i < n;) {
+        for (size_t i = 0; i < n; j++) {
             if (i + 1 < n && sym[i] == a && sym[i + 1] == b) {
-                sym[j++] = res;
+                sym[j] = res;
+                mg[j] = 1;
                 i += 2;
             } else {
-                sym[j++] = sym[i++];
+                /* unmerged: its pair with the next unmerged symbol is the old pair at i */
+                sym[j] = sym[i];
+                if (i + 1 < n) {
+                    rk[j] = rk[i];
+                    rs[j] = rs[i];
+                }
+                mg[j] = 0;
+                i++;
             }
         }
         n = j;
+        for (size_t k = 0; k + 1 < n; k++)
+            if (mg[k] || mg[k + 1]) rk[k] = pairmap_get(&t->merges, sym[k], sym[k + 1], &rs[k]);
     }
     return n;
 }

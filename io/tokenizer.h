@@ -135,7 +135,7 @@ int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out,
 int pvlm_tokenizer_pretokenize(const char *text, size_t len, int (*fn)(const char *, size_t, void *), void *arg);
 
 /* Testing knob: pieces with more than n symbols use the O(n log n) heap merge instead of
- * the quadratic scan (default 48). Both give identical ids. Not thread-safe with encode. */
+ * the quadratic scan (default 48; n is clamped to 2..256). Both give identical ids. Not thread-safe with encode. */
 void pvlm_tokenizer_set_heap_threshold(pvlm_tokenizer *t, int n);
 
 #endif
