@@ -203,7 +203,7 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
     json_object_set_new(j, "state_xxh3", json_string(hex));
     int rc = pvlm_json_save_atomic(j, sp, err);
     json_decref(j);
-    if (rc) return pvlm_err_prefix(err, "checkpoint step %" PRId64 ": ", step);
+    if (rc) return pvlm_err_prefix(err, "checkpoint step %" PRId64, step);
     if (pvlm_fsync_dir(tmp, err)) return -1;
 
     /* Replacing an existing step dir (a re-run after resuming from an older checkpoint): move it aside
@@ -221,7 +221,7 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
         return -1;
     }
     if (pvlm_fsync_dir(dir, err)) return -1;
-    if (write_latest(dir, step, err)) return pvlm_err_prefix(err, "checkpoint %s committed but `latest` not updated: ", fin);
+    if (write_latest(dir, step, err)) return pvlm_err_prefix(err, "checkpoint %s committed but `latest` not updated", fin);
     if (final) snprintf(final, cap, "%s", fin);
 
     pvlm_err perr;

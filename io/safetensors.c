@@ -339,7 +339,7 @@ int pvlm_st_read(const pvlm_st_file *f, const pvlm_st_tensor *t, void *dst, size
         return pvlm_err_set(err, PVLM_EINVAL, "%s: tensor '%s' has %llu bytes, destination holds %zu", f->path, t->name,
                             (unsigned long long)n, cap);
     if (pread_full(f->fd, dst, (size_t)n, f->data_start + t->begin, f->path, err))
-        return pvlm_err_prefix(err, "tensor '%s': ", t->name);
+        return pvlm_err_prefix(err, "tensor '%s'", t->name);
     return 0;
 }
 
@@ -351,7 +351,7 @@ int pvlm_st_read_bytes(const pvlm_st_file *f, const pvlm_st_tensor *t, uint64_t 
                             f->path, t->name, (unsigned long long)byte_off, (unsigned long long)(byte_off + n),
                             (unsigned long long)len);
     if (pread_full(f->fd, dst, n, f->data_start + t->begin + byte_off, f->path, err))
-        return pvlm_err_prefix(err, "tensor '%s': ", t->name);
+        return pvlm_err_prefix(err, "tensor '%s'", t->name);
     return 0;
 }
 

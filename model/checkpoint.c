@@ -137,7 +137,7 @@ static int file_config(const pvlm_st_file *f, pvlm_model_config *cfg, pvlm_err *
     pvlm_model_config_default(cfg);
     int rc = pvlm_model_config_from_json(cfg, j, err);
     json_decref(j);
-    if (rc) return pvlm_err_prefix(err, "%s: pvlm_config: ", f->path);
+    if (rc) return pvlm_err_prefix(err, "%s: pvlm_config", f->path);
     return 0;
 }
 
@@ -197,7 +197,7 @@ int pvlm_model_load(pvlm_model *m, const char *path, pvlm_err *err) {
     if (pvlm_model_create(m, &cfg, err)) {
         pvlm_st_close(&f);
         memset(m, 0, sizeof *m);
-        return pvlm_err_prefix(err, "%s: ", path);
+        return pvlm_err_prefix(err, "%s", path);
     }
     int rc = load_views(m, &f, 0, NULL, err);
     pvlm_st_close(&f);

@@ -450,6 +450,32 @@ static void test_nospace(const char *dir, const char *expect_errno_text) {
     CHECK(latest_of(dir) == 3 && !has_step(dir, 1));
 }
 
+/* On a real small file system: the data files fit, then the disk fills up before the commit writes
+ * state.json. The commit fails cleanly and step 3 stays the checkpoint to resume from. */
+static void test_nospace_at_commit(const char *dir) {
+    pvlm_err err = {0};
+    char tmp[4200], filler[4300];
+    CHECK_OK(pvlm_ckptdir_begin(dir, 4, tmp, sizeof tmp, &err), &err);
+    CHECK_OK(put_file(tmp, "model.safetensors", 5000, 4, &err), &err);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    FILE *f = fopen(filler, "wb");
+    static char block[4096];
+    size_t total = 0;
+    while (f && fwrite(block, 1, sizeof block, f) == sizeof block && fflush(f) == 0) total += sizeof block;
+    if (f) fclose(f);
+    int rc = pvlm_ckptdir_commit(dir, 4, NULL, NULL, NULL, 0, &err);
+    CHECK(rc == -1);
+    printf("expected failure at commit (after filling %zu bytes): %s\n", total, err.msg);
+    CHECK_MSG(rc == 0 || strstr(err.msg, "state.json"), "message does not name state.json: %s", err.msg);
+    CHECK_OK(pvlm_ckptdir_abort(dir, 4, &err), &err);
+    CHECK(latest_of(dir) == 3 && !has_step(dir, 4));
+    unlink(filler);
+    pvlm_ckptdir_resume r;
+    CHECK_OK(pvlm_ckptdir_find_resume(dir, &r, &err), &err);
+    CHECK(r.found && r.step == 3 && r.n_skipped == 0);
+    pvlm_ckptdir_resume_free(&r);
+}
+
 int main(int argc, char **argv) {
     const char *t = getenv("PVLM_TMP");
     snprintf(base, sizeof base, "%s", t ? t : "/tmp/pvlm_test_ckptdir");
@@ -467,6 +493,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "enospc")) {
         if (argc < 3) return 2;
         test_nospace(argv[2], "No space left");
+        test_nospace_at_commit(argv[2]);
     }
     if (!strcmp(mode, "fsize")) {
         /* Without a small file system: cap the file size so the big write fails with EFBIG. */
