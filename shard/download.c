@@ -9,8 +9,11 @@
  */
 #include "download.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,6 +48,7 @@ static const char *const reason_names[PVLM_DL_NREASONS] = {
     [PVLM_DL_ROBOTS_OPTOUT] = "robots_optout",
     [PVLM_DL_NOT_IMAGE] = "not_image",
     [PVLM_DL_EMPTY] = "empty",
+    [PVLM_DL_BLOCKED_ADDRESS] = "blocked_address",
     [PVLM_DL_OTHER] = "other",
 };
 
@@ -146,6 +150,7 @@ typedef struct slot {
     int has_location;    /* current response has a Location header */
     int robots;          /* current response carries an opt-out for us */
     int discard;         /* final response is an error: drop its body */
+    int blocked;         /* block_private refused a resolved address */
     size_t discarded;
     pvlm_dl_reason abort_reason; /* set when our callbacks abort the transfer */
     char ctype[128];
@@ -537,6 +542,45 @@ static size_t write_cb(char *buf, size_t size, size_t nmemb, void *ud) {
     return len;
 }
 
+/* Addresses that are not the public internet: loopback, RFC 1918 private, CGNAT (RFC 6598),
+ * link-local (169.254/16 holds cloud metadata services), "this network", benchmarking
+ * (198.18/15), multicast and reserved; IPv6 loopback/unspecified, unique-local fc00::/7,
+ * link-local fe80::/10, multicast, and IPv4-mapped forms of the IPv4 ranges. */
+static int v4_private(uint32_t a) {
+    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 22) == (100u << 2 | 1) ||
+           (a >> 16) == (169u << 8 | 254) || (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
+           (a >> 17) == (198u << 7 | 9) || (a >> 28) >= 14;
+}
+
+static int addr_private(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET) return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(b, mapped, 12))
+            return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+        int zero = 1;
+        for (int i = 0; i < 15; i++) zero &= b[i] == 0;
+        if (zero && (b[15] == 0 || b[15] == 1)) return 1;  /* :: and ::1 */
+        if ((b[0] & 0xfe) == 0xfc) return 1;               /* fc00::/7 */
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1; /* fe80::/10 */
+        if (b[0] == 0xff) return 1;                        /* multicast */
+        return 0;
+    }
+    return 1; /* not IP: never for http(s) */
+}
+
+/* libcurl opens every socket through this (redirect targets included), after DNS, so the
+ * check sees the address actually connected to. */
+static curl_socket_t opensocket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+    slot *s = ud;
+    if (purpose == CURLSOCKTYPE_IPCXN && addr_private(&a->addr)) {
+        s->blocked = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 /* ---------------------------------------------------------------- create / free */
 
 pvlm_dl *pvlm_dl_create(const pvlm_dl_config *cfg, pvlm_err *err) {
@@ -632,6 +676,7 @@ static void slot_reset_state(slot *s) {
     s->has_location = 0;
     s->robots = 0;
     s->discard = 0;
+    s->blocked = 0;
     s->discarded = 0;
     s->abort_reason = PVLM_DL_OK;
     s->ctype[0] = '\0';
@@ -667,6 +712,11 @@ static int start_job(pvlm_dl *d, job *j, pvlm_err *err) {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's CONNECT reply is not the image's */
+    if (c->block_private) {
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
+    }
     CURLMcode mc = curl_multi_add_handle(d->multi, e);
     if (mc != CURLM_OK) {
         s->j = NULL;
@@ -721,6 +771,10 @@ static pvlm_dl_reason classify(pvlm_dl *d, slot *s, CURLcode rc, long *status) {
         return PVLM_DL_HTTP_OTHER;
     }
     snprintf(s->detail, sizeof s->detail, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+    if (s->blocked && rc == CURLE_COULDNT_CONNECT) { /* every address of the host was refused */
+        snprintf(s->detail, sizeof s->detail, "host resolves to a private or loopback address");
+        return PVLM_DL_BLOCKED_ADDRESS;
+    }
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT: {
         /* One libcurl code covers the three timeouts: tell them apart by what happened. */
@@ -845,7 +899,7 @@ static int reap(pvlm_dl *d, pvlm_dl_done_fn done, void *ctx, pvlm_err *err) {
             if (!s->body) s->body_cap = 0;
         }
         /* Keep a big body buffer from one transfer pinning memory in an idle slot. */
-        if (s->body_cap > (4u << 20)) {
+        if (s->body_cap > (1u << 20)) {
             free(s->body);
             s->body = NULL;
             s->body_cap = 0;

@@ -27,7 +27,8 @@
  * during the completion callback, except a body taken with pvlm_dl_take_body, which the
  * caller then owns and free()s.
  *
- * Threads: a pvlm_dl is used by one thread at a time; both callbacks run on the thread
+ * Threads: a pvlm_dl is used by one thread at a time (it may run many times: the
+ * connection cache is kept between runs); both callbacks run on the thread
  * that called pvlm_dl_run*. Hand the body to decoder threads with pvlm_dl_take_body (no
  * copy). pvlm_dl_stop may be called from any thread. Several downloaders may run in
  * different threads at once. libcurl's global init runs once per process
@@ -66,6 +67,7 @@ typedef enum pvlm_dl_reason {
     PVLM_DL_ROBOTS_OPTOUT,      /* X-Robots-Tag opt-out (noai, noimageai, noindex, ...) */
     PVLM_DL_NOT_IMAGE,          /* Content-Type is not an image (text/html, ...) */
     PVLM_DL_EMPTY,              /* 2xx with an empty body */
+    PVLM_DL_BLOCKED_ADDRESS,    /* block_private: host resolved to a private/loopback address */
     PVLM_DL_OTHER,              /* any other libcurl error (its text in detail) */
     PVLM_DL_NREASONS
 } pvlm_dl_reason;
@@ -73,7 +75,7 @@ typedef enum pvlm_dl_reason {
 /* Stable lower-case name: "ok", "http_4xx", "http_5xx", "http_other", "timeout", "stalled",
  * "connect_timeout", "connect_error", "dns_error", "tls_error", "recv_error", "too_big",
  * "too_many_redirects", "bad_scheme", "bad_url", "robots_optout", "not_image", "empty",
- * "other". */
+ * "blocked_address", "other". */
 const char *pvlm_dl_reason_name(pvlm_dl_reason r);
 /* Inverse of pvlm_dl_reason_name; -1 for an unknown name. */
 int pvlm_dl_reason_parse(const char *name);
@@ -98,6 +100,11 @@ typedef struct pvlm_dl_config {
     const char *robots_agent;   /* our token in "token: noai" X-Robots-Tag values (default "pvlm") */
     int respect_robots;         /* 1 (default): X-Robots-Tag opt-outs refuse the item */
     int require_image;          /* 1 (default): refuse non-image Content-Types */
+    /* 1: refuse to connect to loopback, private (RFC 1918, fc00::/7), link-local (cloud
+     * metadata at 169.254.169.254), CGNAT, multicast and reserved addresses, checked on
+     * the resolved address of every connection, redirects included. Default 0 (tests and
+     * local mirrors use 127.0.0.1); turn it on for lists from the open web on a cluster. */
+    int block_private;
     uint64_t seed;              /* jitter random stream (default 0) */
     /* Optional flag polled at least every 250 ms (e.g. set by a SIGINT handler): when it
      * becomes nonzero the run stops as pvlm_dl_stop does. */
@@ -172,7 +179,8 @@ int pvlm_dl_run(pvlm_dl *d, pvlm_dl_next_fn next, void *next_ctx, pvlm_dl_done_f
 int pvlm_dl_run_items(pvlm_dl *d, const pvlm_dl_item *items, size_t n, pvlm_dl_done_fn done,
                       void *done_ctx, pvlm_err *err);
 
-/* Ask a running pvlm_dl_run to stop soon (thread-safe; wakes curl_multi_poll). */
+/* Ask a running pvlm_dl_run to stop soon (thread-safe; wakes curl_multi_poll). It applies
+ * to the run in progress: each run starts with the request cleared. */
 void pvlm_dl_stop(pvlm_dl *d);
 
 /* Take ownership of r's body (caller free()s it); r->body becomes NULL. NULL if none. */

@@ -252,6 +252,27 @@ static void test_reasons(const test_server *ts) {
     CHECK(run_cases(ts, &c, ex3, 1, &secs, 0, NULL) == 0);
 }
 
+/* block_private refuses loopback in every spelling (name, IPv6, hex, other 127/8). */
+static void test_block_private(const test_server *ts) {
+    char lh[160], v6[160], hex[160], lo2[256];
+    snprintf(lh, sizeof lh, "http://localhost:%d/img.jpg", ts->port);
+    snprintf(v6, sizeof v6, "http://[::1]:%d/img.jpg", ts->port);
+    snprintf(hex, sizeof hex, "http://0x7f000001:%d/img.jpg", ts->port);
+    snprintf(lo2, sizeof lo2, "http://127.0.0.2:%d/img.jpg", ts->port);
+    const expect ex[] = {
+        {"/img.jpg", PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+        {lh, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+        {v6, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+        {hex, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+        {lo2, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+    };
+    pvlm_dl_config c = fast_config();
+    c.block_private = 1;
+    double secs = 0;
+    CHECK(run_cases(ts, &c, ex, 5, &secs, 0, NULL) == 0);
+    CHECK(secs < 5.0);
+}
+
 /* Stuck transfers: each attempt is cut by a timeout, retries are bounded. */
 static void test_stuck(const test_server *ts) {
     const expect ex[] = {
@@ -344,6 +365,7 @@ int main(void) {
     if (started) {
         double t0 = pvlm_now();
         test_reasons(&ts);
+        test_block_private(&ts);
         test_stuck(&ts);
         test_limits(&ts);
         test_stop(&ts);
