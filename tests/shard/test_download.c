@@ -125,6 +125,28 @@ static int closed_port(void) {
     return port;
 }
 
+/* A listener whose accept queue is full (backlog 0, never accepting, filled by our own
+ * pending connects): the kernel drops further SYNs, so a connect never completes. Returns
+ * the port; *fds receives the sockets to close afterwards. */
+static int full_listener(int fds[4]) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 0) ||
+        getsockname(l, (struct sockaddr *)&a, &len))
+        return -1;
+    fds[0] = l;
+    for (int i = 1; i < 4; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fds[i] >= 0) (void)!connect(fds[i], (struct sockaddr *)&a, sizeof a);
+    }
+    struct timespec t = {0, 200 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    return ntohs(a.sin_port);
+}
+
 static long server_stat_max(const test_server *ts, const char *key) {
     char url[256];
     snprintf(url, sizeof url, "%s/stats/%s", ts->base, key);
@@ -275,16 +297,24 @@ static void test_block_private(const test_server *ts) {
 
 /* Stuck transfers: each attempt is cut by a timeout, retries are bounded. */
 static void test_stuck(const test_server *ts) {
+    int fds[4] = {-1, -1, -1, -1};
+    int port = full_listener(fds);
+    CHECK(port > 0);
+    char blackhole[128];
+    snprintf(blackhole, sizeof blackhole, "http://127.0.0.1:%d/img.jpg", port);
     const expect ex[] = {
         {"/stall-body", PVLM_DL_STALLED, 200, 2, NULL, -1, 0},
         {"/stall-headers", PVLM_DL_STALLED, 0, 2, NULL, -1, 0},
         {"/trickle", PVLM_DL_TIMEOUT, 200, 2, NULL, -1, 0},
         {"/img.jpg", PVLM_DL_OK, 200, 1, "img.jpg", -1, 0},
+        {blackhole, PVLM_DL_CONNECT_TIMEOUT, 0, 2, NULL, -1, 0},
     };
     pvlm_dl_config c = fast_config();
     c.retries = 1;
     double secs = 0;
-    CHECK(run_cases(ts, &c, ex, 4, &secs, 0, NULL) == 0);
+    CHECK(run_cases(ts, &c, ex, 5, &secs, 0, NULL) == 0);
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0) close(fds[i]);
     /* 2 attempts x 3 s whole-transfer timeout + <= 0.2 s backoff, plus slack for a loaded machine */
     CHECK_MSG(secs >= 5.5 && secs < 12.0, "stuck run took %.1f s", secs);
     printf("stuck: %.2f s\n", secs);
