@@ -466,6 +466,15 @@ done:
     return rc;
 }
 
+typedef struct {
+    int64_t id;
+    int32_t i;
+} idx_pair;
+static int cmp_idx_pair(const void *a, const void *b) {
+    const idx_pair *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 /* SPICE 1.0: write [{"image_id", "test", "refs"}] (image ids sorted, as
  * spice.py), run `java -jar -Xmx8G spice-1.0.jar IN -cache DIR -out OUT
  * -subset -silent`, read scores.All.f per image; corpus = np.mean. */
@@ -478,7 +487,19 @@ static int spice_score(const pvlm_capscore_opts *o, int32_t n, const int64_t *id
     snprintf(cache, sizeof cache, "%s/pvlm-spice-cache", tmp);
     json_t *arr = json_array(), *res = NULL;
     int rc = -1;
+    /* spice.py writes the images sorted by id; the output (and np.mean) follow that order */
+    idx_pair *ord = malloc(((size_t)n + 1) * sizeof *ord);
+    if (!ord) {
+        json_decref(arr);
+        return pvlm_err_set(err, PVLM_ENOMEM, "SPICE: out of memory");
+    }
     for (int32_t i = 0; i < n; i++) {
+        ord[i].id = ids[i];
+        ord[i].i = i;
+    }
+    qsort(ord, (size_t)n, sizeof *ord, cmp_idx_pair);
+    for (int32_t oi = 0; oi < n; oi++) {
+        int32_t i = ord[oi].i;
         json_t *it = json_object(), *refs = json_array();
         for (int32_t r = rb[i]; r < rb[i + 1]; r++) json_array_append_new(refs, json_string(rs[r]));
         json_object_set_new(it, "image_id", json_integer(ids[i]));
@@ -531,6 +552,7 @@ static int spice_score(const pvlm_capscore_opts *o, int32_t n, const int64_t *id
     free(vals);
     rc = 0;
 done:
+    free(ord);
     unlink(in_path);
     unlink(out_path);
     json_decref(arr);
