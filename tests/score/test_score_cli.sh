@@ -66,6 +66,22 @@ assert j['n_images']==6 and sorted(j['domains'])==['in-domain','near-domain','ou
 assert all(d['n_images']==2 for d in j['domains'].values())
 " || bad "nocaps domains"
 
+# METEOR / SPICE plumbing through a stand-in for java (the official jars are not available here)
+printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$py" "$(dirname "$0")/fake_java.py" > "$tmp/java"; chmod +x "$tmp/java"
+touch "$tmp/meteor-1.5.jar" "$tmp/spice-1.0.jar"
+TMPDIR=$tmp "$bin" score captions --annotations "$tmp/nocaps.json" --results "$tmp/nocaps_res.json" --json \
+  --java "$tmp/java" --meteor-jar "$tmp/meteor-1.5.jar" --spice-jar "$tmp/spice-1.0.jar" > "$tmp/ms.json" 2> "$tmp/ms.err" \
+  || bad "meteor/spice run: $(cat "$tmp/ms.err")"
+"$py" -c "
+import json; j=json.load(open('$tmp/ms.json'))
+caps=['a dog on the grass','two cats on a couch','a man riding a bike','a plate of rice','a red truck','an owl in a tree']
+n=[len(c.split()) for c in caps]
+assert abs(j['METEOR']-sum(x/100 for x in n)/6)<1e-12, j
+assert abs(j['SPICE']-sum(x/10 for x in n)/6)<1e-12, j
+assert 'unavailable' not in j, j
+d=j['domains']['in-domain']; assert abs(d['METEOR']-(n[0]+n[3])/200)<1e-12, d
+" || bad "meteor/spice values"
+
 # VQA: both official script versions on the shared cases
 for v in 2021 pre2021; do
   "$py" - "$sh/data/vqa/vqa_eval_cases_$v.json" "$tmp/vqa_$v" <<'PYEOF'
