@@ -179,8 +179,7 @@ static int inspect_file(const char *path, const opts *o, json_t *out) {
     json_t *v;
     int nmeta = 0;
     json_object_foreach(f.metadata, k, v) {
-        if (!strcmp(k, "pvlm_config") || !strcmp(k, "format") || !strcmp(k, "version") ||
-            !strcmp(k, "pvlm_data_xxh3"))
+        if (!strcmp(k, "pvlm_config") || !strcmp(k, "format") || !strcmp(k, "version") || !strcmp(k, "pvlm_data_xxh3"))
             continue;
         if (!nmeta++) printf("metadata:\n");
         const char *s = json_string_value(v);
@@ -243,8 +242,8 @@ static void print_state(const json_t *st) {
     json_t *files = json_object_get(st, "files");
     printf("files:\n");
     json_object_foreach(files, k, v) {
-        printf("  %-36s %12" JSON_INTEGER_FORMAT " bytes  xxh3 %s\n", k,
-               json_integer_value(json_object_get(v, "size")), json_string_value(json_object_get(v, "xxh3")));
+        printf("  %-36s %12" JSON_INTEGER_FORMAT " bytes  xxh3 %s\n", k, json_integer_value(json_object_get(v, "size")),
+               json_string_value(json_object_get(v, "xxh3")));
     }
 }
 

@@ -168,11 +168,12 @@ static int write_latest(const char *dir, int64_t step, pvlm_err *err) {
 int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, const pvlm_ckptdir_retention *keep,
                         char *final, size_t cap, pvlm_err *err) {
     char tmp[PATH_MAX], fin[PATH_MAX], sp[PATH_MAX];
-    if (pvlm_ckptdir_tmp_path(dir, step, tmp, sizeof tmp, err) || pvlm_ckptdir_step_path(dir, step, fin, sizeof fin, err) ||
-        join(sp, sizeof sp, err, tmp, PVLM_CKPTDIR_STATE))
+    if (pvlm_ckptdir_tmp_path(dir, step, tmp, sizeof tmp, err) ||
+        pvlm_ckptdir_step_path(dir, step, fin, sizeof fin, err) || join(sp, sizeof sp, err, tmp, PVLM_CKPTDIR_STATE))
         return -1;
     if (!pvlm_is_dir(tmp))
-        return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no checkpoint being written (call pvlm_ckptdir_begin first)", tmp);
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no checkpoint being written (call pvlm_ckptdir_begin first)",
+                            tmp);
     if (state && !json_is_object(state))
         return pvlm_err_set(err, PVLM_EINVAL, "%s: checkpoint state must be a JSON object", dir);
 
@@ -221,7 +222,8 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
         return -1;
     }
     if (pvlm_fsync_dir(dir, err)) return -1;
-    if (write_latest(dir, step, err)) return pvlm_err_prefix(err, "checkpoint %s committed but `latest` not updated", fin);
+    if (write_latest(dir, step, err))
+        return pvlm_err_prefix(err, "checkpoint %s committed but `latest` not updated", fin);
     if (final) snprintf(final, cap, "%s", fin);
 
     pvlm_err perr;
@@ -316,8 +318,7 @@ int pvlm_ckptdir_verify(const char *step_dir, json_t **state, pvlm_err *err) {
     char sp[PATH_MAX];
     if (join(sp, sizeof sp, err, step_dir, PVLM_CKPTDIR_STATE)) return -1;
     if (!pvlm_is_dir(step_dir)) return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no such checkpoint directory", step_dir);
-    if (!pvlm_file_exists(sp))
-        return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: missing (incomplete checkpoint)", sp);
+    if (!pvlm_file_exists(sp)) return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: missing (incomplete checkpoint)", sp);
     json_t *j = pvlm_json_load_file(sp, err);
     if (!j) {
         if (err) err->code = PVLM_EFORMAT;

@@ -99,11 +99,11 @@ typedef struct pvlm_ckptdir_skipped {
 } pvlm_ckptdir_skipped;
 
 typedef struct pvlm_ckptdir_resume {
-    int found;          /* 1: path/step/state name the checkpoint to resume from */
+    int found; /* 1: path/step/state name the checkpoint to resume from */
     int64_t step;
     char path[4096];
-    json_t *state;      /* owned: the verified state.json */
-    int64_t latest;     /* step named by `latest`, -1 if none or unreadable */
+    json_t *state;                 /* owned: the verified state.json */
+    int64_t latest;                /* step named by `latest`, -1 if none or unreadable */
     pvlm_ckptdir_skipped *skipped; /* owned: newer checkpoints that failed verification, newest first */
     int n_skipped;
 } pvlm_ckptdir_resume;

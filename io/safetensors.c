@@ -21,14 +21,11 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[PVLM_ST_NDTYPES] = {
-    [PVLM_ST_BOOL] = {"BOOL", 1}, [PVLM_ST_U8] = {"U8", 1},
-    [PVLM_ST_I8] = {"I8", 1},     [PVLM_ST_F8_E5M2] = {"F8_E5M2", 1},
-    [PVLM_ST_F8_E4M3] = {"F8_E4M3", 1},
-    [PVLM_ST_I16] = {"I16", 2},   [PVLM_ST_U16] = {"U16", 2},
-    [PVLM_ST_F16] = {"F16", 2},   [PVLM_ST_BF16] = {"BF16", 2},
-    [PVLM_ST_I32] = {"I32", 4},   [PVLM_ST_U32] = {"U32", 4},
-    [PVLM_ST_F32] = {"F32", 4},   [PVLM_ST_F64] = {"F64", 8},
-    [PVLM_ST_I64] = {"I64", 8},   [PVLM_ST_U64] = {"U64", 8},
+    [PVLM_ST_BOOL] = {"BOOL", 1},       [PVLM_ST_U8] = {"U8", 1},           [PVLM_ST_I8] = {"I8", 1},
+    [PVLM_ST_F8_E5M2] = {"F8_E5M2", 1}, [PVLM_ST_F8_E4M3] = {"F8_E4M3", 1}, [PVLM_ST_I16] = {"I16", 2},
+    [PVLM_ST_U16] = {"U16", 2},         [PVLM_ST_F16] = {"F16", 2},         [PVLM_ST_BF16] = {"BF16", 2},
+    [PVLM_ST_I32] = {"I32", 4},         [PVLM_ST_U32] = {"U32", 4},         [PVLM_ST_F32] = {"F32", 4},
+    [PVLM_ST_F64] = {"F64", 8},         [PVLM_ST_I64] = {"I64", 8},         [PVLM_ST_U64] = {"U64", 8},
 };
 
 int pvlm_st_dtype_parse(const char *s) {
@@ -66,12 +63,11 @@ static int pread_full(int fd, void *dst, size_t n, uint64_t off, const char *pat
         ssize_t r = pread(fd, p, n, (off_t)off);
         if (r < 0) {
             if (errno == EINTR) continue;
-            return pvlm_err_errno(err, "%s: read of %zu bytes at offset %llu failed", path, n,
-                                  (unsigned long long)off);
+            return pvlm_err_errno(err, "%s: read of %zu bytes at offset %llu failed", path, n, (unsigned long long)off);
         }
         if (r == 0)
-            return pvlm_err_set(err, PVLM_EFORMAT, "%s: unexpected end of file at offset %llu (file truncated?)",
-                                path, (unsigned long long)off);
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: unexpected end of file at offset %llu (file truncated?)", path,
+                                (unsigned long long)off);
         p += r;
         n -= (size_t)r;
         off += (uint64_t)r;
@@ -102,10 +98,11 @@ static int parse_u64(const json_t *v, uint64_t *out) {
 
 static int parse_tensor(pvlm_st_tensor *t, const char *path, const char *key, const json_t *v, pvlm_err *err) {
     if (strlen(key) == 0 || strlen(key) >= PVLM_ST_MAX_NAME)
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor name '%.64s' is empty or longer than %d bytes", path,
-                            key, PVLM_ST_MAX_NAME - 1);
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor name '%.64s' is empty or longer than %d bytes", path, key,
+                            PVLM_ST_MAX_NAME - 1);
     snprintf(t->name, sizeof t->name, "%s", key);
-    if (!json_is_object(v)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor '%s': entry is not an object", path, key);
+    if (!json_is_object(v))
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor '%s': entry is not an object", path, key);
     const json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
                  *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd))
@@ -178,8 +175,8 @@ int pvlm_st_open(pvlm_st_file *f, const char *path, pvlm_err *err) {
     }
     f->file_size = (uint64_t)st.st_size;
     if (f->file_size < 8) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: %llu bytes, too short for a safetensors file (8-byte header length)",
-                     path, (unsigned long long)f->file_size);
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: %llu bytes, too short for a safetensors file (8-byte header length)", path,
+                     (unsigned long long)f->file_size);
         return open_fail(f, hdr, root);
     }
     unsigned char lenb[8];
@@ -188,8 +185,9 @@ int pvlm_st_open(pvlm_st_file *f, const char *path, pvlm_err *err) {
     for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
     f->header_len = n;
     if (n > PVLM_ST_MAX_HEADER) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: header length %llu exceeds the %llu-byte limit (corrupt or not safetensors)",
-                     path, (unsigned long long)n, (unsigned long long)PVLM_ST_MAX_HEADER);
+        pvlm_err_set(err, PVLM_EFORMAT,
+                     "%s: header length %llu exceeds the %llu-byte limit (corrupt or not safetensors)", path,
+                     (unsigned long long)n, (unsigned long long)PVLM_ST_MAX_HEADER);
         return open_fail(f, hdr, root);
     }
     if (n < 2 || 8 + n > f->file_size) {
@@ -272,11 +270,14 @@ int pvlm_st_open(pvlm_st_file *f, const char *path, pvlm_err *err) {
         const pvlm_st_tensor *t = &f->tensors[i];
         if (t->begin != expect) {
             if (t->begin < expect)
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu) overlap the previous tensor%s%s (which ends at %llu)",
-                             path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                             i ? " " : "", i ? f->tensors[i - 1].name : "", (unsigned long long)expect);
+                pvlm_err_set(
+                    err, PVLM_EFORMAT,
+                    "%s: tensor '%s': data_offsets [%llu, %llu) overlap the previous tensor%s%s (which ends at %llu)",
+                    path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, i ? " " : "",
+                    i ? f->tensors[i - 1].name : "", (unsigned long long)expect);
             else
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor '%s': data_offsets begin %llu leaves a gap after byte %llu of the data buffer",
+                pvlm_err_set(err, PVLM_EFORMAT,
+                             "%s: tensor '%s': data_offsets begin %llu leaves a gap after byte %llu of the data buffer",
                              path, t->name, (unsigned long long)t->begin, (unsigned long long)expect);
             return open_fail(f, hdr, root);
         }
@@ -456,8 +457,8 @@ void pvlm_st_writer_free(pvlm_st_writer *w) {
     memset(w, 0, sizeof *w);
 }
 
-int pvlm_st_writer_add(pvlm_st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape,
-                       const void *data, pvlm_err *err) {
+int pvlm_st_writer_add(pvlm_st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape, const void *data,
+                       pvlm_err *err) {
     if (!name || !*name || strlen(name) >= PVLM_ST_MAX_NAME || !strcmp(name, "__metadata__"))
         return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: bad tensor name '%.64s'", name ? name : "(null)");
     if (pvlm_st_dtype_size(dtype) == 0)
@@ -465,13 +466,11 @@ int pvlm_st_writer_add(pvlm_st_writer *w, const char *name, int dtype, int ndim,
     if (ndim < 0 || ndim > PVLM_ST_MAX_DIMS)
         return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: tensor '%s': bad ndim %d", name, ndim);
     uint64_t numel = pvlm_st_numel(ndim, shape);
-    if (numel == UINT64_MAX)
-        return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: tensor '%s': bad shape", name);
+    if (numel == UINT64_MAX) return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: tensor '%s': bad shape", name);
     for (int i = 0; i < w->n; i++)
         if (!strcmp(w->entries[i].name, name))
             return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: duplicate tensor name '%s'", name);
-    if (numel && !data)
-        return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: tensor '%s': NULL data", name);
+    if (numel && !data) return pvlm_err_set(err, PVLM_EINVAL, "safetensors writer: tensor '%s': NULL data", name);
     if (w->n == w->cap) {
         int nc = w->cap ? w->cap * 2 : 64;
         pvlm_st_wentry *e = realloc(w->entries, (size_t)nc * sizeof *e);

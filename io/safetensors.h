@@ -84,11 +84,11 @@ typedef struct pvlm_st_file {
     char path[4096];
     int fd;
     uint64_t file_size;
-    uint64_t header_len; /* N */
-    uint64_t data_start; /* 8 + N: file offset of the data buffer */
+    uint64_t header_len;     /* N */
+    uint64_t data_start;     /* 8 + N: file offset of the data buffer */
     pvlm_st_tensor *tensors; /* owned; sorted by data offset (= file order) */
     int n_tensors;
-    int *by_name; /* owned; indices into tensors sorted by name (for pvlm_st_find) */
+    int *by_name;     /* owned; indices into tensors sorted by name (for pvlm_st_find) */
     json_t *metadata; /* owned JSON object of strings (empty object when absent) */
 } pvlm_st_file;
 
@@ -103,12 +103,12 @@ const char *pvlm_st_meta(const pvlm_st_file *f, const char *key);
 /* Read a whole tensor into dst (cap bytes, must be >= end - begin). */
 int pvlm_st_read(const pvlm_st_file *f, const pvlm_st_tensor *t, void *dst, size_t cap, pvlm_err *err);
 /* Read bytes [byte_off, byte_off + n) of a tensor's data into dst (range checked). */
-int pvlm_st_read_bytes(const pvlm_st_file *f, const pvlm_st_tensor *t, uint64_t byte_off, size_t n,
-                       void *dst, pvlm_err *err);
+int pvlm_st_read_bytes(const pvlm_st_file *f, const pvlm_st_tensor *t, uint64_t byte_off, size_t n, void *dst,
+                       pvlm_err *err);
 /* Fail (PVLM_EFORMAT, naming file, tensor and element index) if an F32/F64/F16/BF16 buffer of
  * `numel` elements holds a NaN or an infinity. Other dtypes always pass. */
-int pvlm_st_check_finite(const pvlm_st_file *f, const pvlm_st_tensor *t, const void *data,
-                         uint64_t numel, pvlm_err *err);
+int pvlm_st_check_finite(const pvlm_st_file *f, const pvlm_st_tensor *t, const void *data, uint64_t numel,
+                         pvlm_err *err);
 /* Stream the data buffer and compare with the "pvlm_data_xxh3" metadata. Sets *present to whether the
  * key exists (a missing key passes). Mismatch -> PVLM_EFORMAT naming the file. */
 int pvlm_st_verify_checksum(const pvlm_st_file *f, int *present, pvlm_err *err);
@@ -130,8 +130,8 @@ typedef struct pvlm_st_writer {
 int pvlm_st_writer_init(pvlm_st_writer *w, pvlm_err *err);
 /* Add a tensor; data (numel * dtype size bytes) must stay valid until pvlm_st_writer_write.
  * Rejects duplicate or empty names, "__metadata__", bad dtypes and shapes. */
-int pvlm_st_writer_add(pvlm_st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape,
-                       const void *data, pvlm_err *err);
+int pvlm_st_writer_add(pvlm_st_writer *w, const char *name, int dtype, int ndim, const int64_t *shape, const void *data,
+                       pvlm_err *err);
 /* Set a metadata string (copied). */
 int pvlm_st_writer_meta(pvlm_st_writer *w, const char *key, const char *value, pvlm_err *err);
 /* Write the file durably (tmp + fsync + rename + fsync dir); adds "pvlm_data_xxh3". On error the

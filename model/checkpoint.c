@@ -296,8 +296,7 @@ static int load_one(const pvlm_model *m, const char *path, size_t begin, size_t 
     int64_t np, fb, fe, st;
     const char *layout = pvlm_st_meta(&f, "layout");
     if (check_format(&f, "pvlm-optim", err) || meta_i64(&f, "n_params", &np, err) ||
-        meta_i64(&f, "range_begin", &fb, err) || meta_i64(&f, "range_end", &fe, err) ||
-        meta_i64(&f, "step", &st, err))
+        meta_i64(&f, "range_begin", &fb, err) || meta_i64(&f, "range_end", &fe, err) || meta_i64(&f, "step", &st, err))
         goto done;
     if ((uint64_t)np != m->n_params) {
         pvlm_err_set(err, PVLM_EFORMAT, "%s: optimizer state for %" PRId64 " parameters, the model has %zu", path, np,

@@ -51,20 +51,19 @@ enum { PVLM_LOAD_ALLOW_MISSING = 1, PVLM_LOAD_ALLOW_UNEXPECTED = 2 };
 int pvlm_model_load_params(pvlm_model *m, const char *path, int flags, int *n_loaded, pvlm_err *err);
 
 /* Save full AdamW moments m1, m2 ([n_params] each) in the "full" layout. */
-int pvlm_ckpt_optim_save(const pvlm_model *m, const float *m1, const float *m2, int64_t step,
-                         const char *path, pvlm_err *err);
+int pvlm_ckpt_optim_save(const pvlm_model *m, const float *m1, const float *m2, int64_t step, const char *path,
+                         pvlm_err *err);
 
 /* Save a ZeRO-1 slice in the "flat" layout: m1, m2 point at element `begin` and hold [begin, end). */
-int pvlm_ckpt_optim_save_shard(const pvlm_model *m, const float *m1, const float *m2, size_t begin,
-                               size_t end, int rank, int world_size, int64_t step, const char *path,
-                               pvlm_err *err);
+int pvlm_ckpt_optim_save_shard(const pvlm_model *m, const float *m1, const float *m2, size_t begin, size_t end,
+                               int rank, int world_size, int64_t step, const char *path, pvlm_err *err);
 
 /* Fill m1, m2 (each holding the global range [begin, end), pointing at element `begin`) from the
  * optimizer files paths[0..npaths) (either layout, mixed allowed). Every element of [begin, end) must
  * be covered by some file (elements between views in a "full" file count as covered, zero); all files
  * must agree on n_params (== m->n_params) and step (returned in *step, may be NULL). Values must be
  * finite. Only the needed byte ranges are read. */
-int pvlm_ckpt_optim_load_range(const pvlm_model *m, const char *const *paths, int npaths, size_t begin,
-                               size_t end, float *m1, float *m2, int64_t *step, pvlm_err *err);
+int pvlm_ckpt_optim_load_range(const pvlm_model *m, const char *const *paths, int npaths, size_t begin, size_t end,
+                               float *m1, float *m2, int64_t *step, pvlm_err *err);
 
 #endif

@@ -21,7 +21,9 @@
 
 static char base[4096];
 
-static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", base, name); }
+static void path_of(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", base, name);
+}
 
 static void tiny_config(pvlm_model_config *c) {
     pvlm_model_config_default(c);
@@ -115,7 +117,8 @@ static void test_roundtrip(void) {
     CHECK_OK(pvlm_model_load_params(&pm, pre, PVLM_LOAD_ALLOW_MISSING, &n, &err), &err);
     CHECK(n == base_m.n_views && pm.n_views == base_m.n_views + 2);
     if (vp) CHECK(pm.params[vp->offset] == 3.5f);
-    const pvlm_view *a = pvlm_model_view(&pm, "dec.0.cross.kv.weight"), *b = pvlm_model_view(&base_m, "dec.0.cross.kv.weight");
+    const pvlm_view *a = pvlm_model_view(&pm, "dec.0.cross.kv.weight"),
+                    *b = pvlm_model_view(&base_m, "dec.0.cross.kv.weight");
     CHECK(a && b && !memcmp(pm.params + a->offset, base_m.params + b->offset, a->numel * sizeof(float)));
     /* ...and the reverse needs ALLOW_UNEXPECTED. */
     CHECK(pvlm_model_load_params(&base_m, pro, 0, NULL, &err) == -1 && strstr(err.msg, "unexpected"));
@@ -127,14 +130,14 @@ static void test_roundtrip(void) {
 
 /* Copy src to dst through the generic reader/writer, letting `mut` change things. */
 typedef struct {
-    const char *drop;                   /* tensor to leave out */
-    const char *extra;                  /* tensor to add ([2] F32) */
-    const char *transpose;              /* 2-D tensor whose shape is swapped */
-    const char *retype;                 /* tensor written as I32 */
-    const char *nan;                    /* tensor with a NaN in element 0 */
-    const char *meta_key, *meta_value;  /* metadata to set (value NULL: delete) */
-    const char *cfg_key;                /* integer config field to change ... */
-    int cfg_value;                      /* ... to this */
+    const char *drop;                  /* tensor to leave out */
+    const char *extra;                 /* tensor to add ([2] F32) */
+    const char *transpose;             /* 2-D tensor whose shape is swapped */
+    const char *retype;                /* tensor written as I32 */
+    const char *nan;                   /* tensor with a NaN in element 0 */
+    const char *meta_key, *meta_value; /* metadata to set (value NULL: delete) */
+    const char *cfg_key;               /* integer config field to change ... */
+    int cfg_value;                     /* ... to this */
 } mutation;
 
 static int rewrite(const char *src, const char *dst, const mutation *mu, pvlm_err *err) {
@@ -302,8 +305,8 @@ static void test_optim(void) {
         size_t lo = r ? half : 0, hi = r ? N : half;
         memset(r1, 0xff, N * 4);
         CHECK_OK(pvlm_ckpt_optim_load_range(&m, sp, 3, lo, hi, r1, r2, &step, &err), &err);
-        CHECK_MSG(!memcmp(r1, m1 + lo, (hi - lo) * 4) && !memcmp(r2, m2 + lo, (hi - lo) * 4),
-                  "2-rank slice %d differs", r);
+        CHECK_MSG(!memcmp(r1, m1 + lo, (hi - lo) * 4) && !memcmp(r2, m2 + lo, (hi - lo) * 4), "2-rank slice %d differs",
+                  r);
     }
     CHECK_OK(pvlm_ckpt_optim_load_range(&m, sp, 3, 0, N, r1, r2, &step, &err), &err);
     CHECK(!memcmp(r1, m1, N * 4) && !memcmp(r2, m2, N * 4));

@@ -411,9 +411,8 @@ static void test_crash(void) {
         CHECK_OK(pvlm_ckptdir_find_resume(dir, &r, &err), &err);
         /* A crash after the rename but before `latest` is replaced leaves a newer complete checkpoint
          * (possibly several in a row across kills); whatever exists under a step name verifies. */
-        CHECK_MSG(r.found && r.step >= l && r.n_skipped == 0,
-                  "iteration %d: resume %lld, latest %lld, skipped %d", it, (long long)r.step, (long long)l,
-                  r.n_skipped);
+        CHECK_MSG(r.found && r.step >= l && r.n_skipped == 0, "iteration %d: resume %lld, latest %lld, skipped %d", it,
+                  (long long)r.step, (long long)l, r.n_skipped);
         next = (r.found ? r.step : l) + 1;
         pvlm_ckptdir_resume_free(&r);
     }

@@ -16,7 +16,9 @@
 
 static char tmpdir[4096];
 
-static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmpdir, name); }
+static void path_of(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", tmpdir, name);
+}
 
 /* Plain (not durable) overwrite for the thousands of damaged variants: pwrite + ftruncate rather than
  * O_TRUNC, which on ext4 (auto_da_alloc) forces writeback on every close and makes the loop I/O bound. */
@@ -250,8 +252,8 @@ static void test_corrupt(void) {
     expect_reject("not an object", "[1,2,3]", NULL, 0, "'{'");
     expect_reject("JSON then garbage", "{} x", NULL, 0, "JSON");
     expect_reject("unknown dtype", "{\"w\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", d, 8, "F33");
-    expect_reject("shape/offset mismatch", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", d,
-                  20, "'w'");
+    expect_reject("shape/offset mismatch", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", d, 20,
+                  "'w'");
     expect_reject("overlap",
                   "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
                   "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
@@ -262,14 +264,12 @@ static void test_corrupt(void) {
                   d, 24, "gap");
     expect_reject("offsets out of range", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", d, 8,
                   "beyond");
-    expect_reject("end before begin", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", d, 8,
-                  "end");
+    expect_reject("end before begin", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", d, 8, "end");
     expect_reject("negative offset", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", d, 8,
                   "data_offsets");
     expect_reject("float offset", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.0,8]}}", d, 8,
                   "data_offsets");
-    expect_reject("negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", d, 8,
-                  "shape");
+    expect_reject("negative dim", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", d, 8, "shape");
     expect_reject("huge shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}",
                   d, 8, "'a'");
     expect_reject("missing dtype", "{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", d, 8, "dtype");
