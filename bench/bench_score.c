@@ -31,11 +31,15 @@ int main(int argc, char **argv) {
     const char *system = "zerocap";
     int runs = 7;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
-        else if (!strcmp(argv[i], "--system") && i + 1 < argc) system = argv[++i];
-        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--shared") && i + 1 < argc)
+            shared = argv[++i];
+        else if (!strcmp(argv[i], "--system") && i + 1 < argc)
+            system = argv[++i];
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_score [--shared DIR] [--system zerocap|magic|top_k_run_1|contrastive] [--runs N]\n");
+            fprintf(stderr,
+                    "usage: bench_score [--shared DIR] [--system zerocap|magic|top_k_run_1|contrastive] [--runs N]\n");
             return 2;
         }
     }

@@ -41,12 +41,17 @@ static int cmd_captions(int argc, char **argv) {
          NULL, 0, 0, 0},
         {"meteor-jar", PVLM_ARG_STR, &meteor, "official meteor-1.5.jar: compute METEOR as pycocoevalcap (java)", NULL,
          0, 0, 0},
-        {"spice-jar", PVLM_ARG_STR, &spice, "official spice-1.0.jar: compute SPICE as pycocoevalcap (java)", NULL, 0,
-         0, 0},
+        {"spice-jar", PVLM_ARG_STR, &spice, "official spice-1.0.jar: compute SPICE as pycocoevalcap (java)", NULL, 0, 0,
+         0},
         {"java", PVLM_ARG_STR, &java, "java executable for --meteor-jar / --spice-jar", NULL, 0, 0, 0},
     };
-    const pvlm_cmd cmd = {"pvlm score captions", "BLEU-1..4, ROUGE-L, CIDEr-D exactly as pycocoevalcap", "", opts,
-                          (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    const pvlm_cmd cmd = {"pvlm score captions",
+                          "BLEU-1..4, ROUGE-L, CIDEr-D exactly as pycocoevalcap",
+                          "",
+                          opts,
+                          (int)(sizeof opts / sizeof opts[0]),
+                          0,
+                          0};
     int a = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (a == PVLM_ARGS_HELP) return 0;
     if (a != PVLM_ARGS_OK) return 2;
@@ -102,8 +107,8 @@ static int cmd_captions(int argc, char **argv) {
         }
     }
     fflush(stdout);
-    pvlm_info("scored %d images: tokenize %.3f s, BLEU %.3f s, ROUGE-L %.3f s, CIDEr %.3f s", sc.n_img,
-              sc.t_tokenize, sc.t_bleu, sc.t_rouge, sc.t_cider);
+    pvlm_info("scored %d images: tokenize %.3f s, BLEU %.3f s, ROUGE-L %.3f s, CIDEr %.3f s", sc.n_img, sc.t_tokenize,
+              sc.t_bleu, sc.t_rouge, sc.t_cider);
     rc = 0;
 free_sc:
     pvlm_capscore_free(&sc);
@@ -118,19 +123,23 @@ static int cmd_vqa(int argc, char **argv) {
     int as_json = 0;
     const pvlm_opt opts[] = {
         {"questions", PVLM_ARG_STR, &questions, "VQA v2 questions JSON", NULL, 0, 0, 1},
-        {"annotations", PVLM_ARG_STR, &annotations, "VQA v2 annotations JSON (10 answers per question)", NULL, 0, 0,
-         1},
+        {"annotations", PVLM_ARG_STR, &annotations, "VQA v2 annotations JSON (10 answers per question)", NULL, 0, 0, 1},
         {"results", PVLM_ARG_STR, &results, "results [{\"question_id\", \"answer\"}], one per annotated question", NULL,
          0, 0, 1},
         {"json", PVLM_ARG_FLAG, &as_json, "print one JSON object", NULL, 0, 0, 0},
         {"version", PVLM_ARG_CHOICE, &version,
          "official script: 2021 (current, skips normalisation when all answers agree) or pre2021", "2021|pre2021", 0, 0,
          0},
-        {"per-question", PVLM_ARG_STR, &per_question, "also write per-question accuracies (JSON) to this file", NULL,
-         0, 0, 0},
+        {"per-question", PVLM_ARG_STR, &per_question, "also write per-question accuracies (JSON) to this file", NULL, 0,
+         0, 0},
     };
-    const pvlm_cmd cmd = {"pvlm score vqa", "official VQA v2 accuracy (overall, per question/answer type)", "", opts,
-                          (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    const pvlm_cmd cmd = {"pvlm score vqa",
+                          "official VQA v2 accuracy (overall, per question/answer type)",
+                          "",
+                          opts,
+                          (int)(sizeof opts / sizeof opts[0]),
+                          0,
+                          0};
     int a = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (a == PVLM_ARGS_HELP) return 0;
     if (a != PVLM_ARGS_OK) return 2;

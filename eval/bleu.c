@@ -52,14 +52,16 @@ int pvlm_bleu_score(const pvlm_tokset *ts, double bleu[4], double *per_image, pv
                 correct[k] += ts->ng[e].count < m ? ts->ng[e].count : m;
             }
         for (int32_t r = ts->ref_begin[i]; r < ts->ref_begin[i + 1]; r++)
-            for (int64_t e = ts->ng_begin[(size_t)r * 4]; e < ts->ng_begin[(size_t)r * 4 + 4]; e++) maxc[ts->ng[e].gram] = 0;
+            for (int64_t e = ts->ng_begin[(size_t)r * 4]; e < ts->ng_begin[(size_t)r * 4 + 4]; e++)
+                maxc[ts->ng[e].gram] = 0;
         tot.testlen += testlen;
         tot.reflen += reflen;
         for (int k = 0; k < 4; k++) {
             tot.guess[k] += guess[k];
             tot.correct[k] += correct[k];
         }
-        if (per_image) bleu_from_stats((double)testlen, (double)reflen, guess, correct, per_image + (size_t)i * 4, NULL);
+        if (per_image)
+            bleu_from_stats((double)testlen, (double)reflen, guess, correct, per_image + (size_t)i * 4, NULL);
     }
     free(maxc);
     bleu_from_stats((double)tot.testlen, (double)tot.reflen, tot.guess, tot.correct, bleu, &tot.ratio);
@@ -128,10 +130,11 @@ void pvlm_py_float_repr(double x, char *buf, size_t n) {
 int pvlm_bleu_stats_format(const pvlm_bleu_stats *st, char *buf, size_t n) {
     char r[64];
     pvlm_py_float_repr(st->ratio, r, sizeof r);
-    return snprintf(buf, n,
-                    "{'testlen': %lld, 'reflen': %lld, 'guess': [%lld, %lld, %lld, %lld], 'correct': [%lld, %lld, %lld, "
-                    "%lld]}\nratio: %s\n",
-                    (long long)st->testlen, (long long)st->reflen, (long long)st->guess[0], (long long)st->guess[1],
-                    (long long)st->guess[2], (long long)st->guess[3], (long long)st->correct[0],
-                    (long long)st->correct[1], (long long)st->correct[2], (long long)st->correct[3], r);
+    return snprintf(
+        buf, n,
+        "{'testlen': %lld, 'reflen': %lld, 'guess': [%lld, %lld, %lld, %lld], 'correct': [%lld, %lld, %lld, "
+        "%lld]}\nratio: %s\n",
+        (long long)st->testlen, (long long)st->reflen, (long long)st->guess[0], (long long)st->guess[1],
+        (long long)st->guess[2], (long long)st->guess[3], (long long)st->correct[0], (long long)st->correct[1],
+        (long long)st->correct[2], (long long)st->correct[3], r);
 }

@@ -2,16 +2,16 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval/capscore.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <signal.h>
 
 #include "core/json.h"
 #include "core/timer.h"
@@ -19,8 +19,8 @@
 #include "eval/ptb.h"
 #include "eval/rouge.h"
 
-const char *const pvlm_cap_metric_names[PVLM_CAP_NMETRICS] = {"Bleu_1", "Bleu_2",  "Bleu_3", "Bleu_4",
-                                                              "ROUGE_L", "CIDEr", "METEOR", "SPICE"};
+const char *const pvlm_cap_metric_names[PVLM_CAP_NMETRICS] = {"Bleu_1",  "Bleu_2", "Bleu_3", "Bleu_4",
+                                                              "ROUGE_L", "CIDEr",  "METEOR", "SPICE"};
 
 /* CPU seconds of the calling thread (phase timings that a busy machine does not inflate) */
 static double cpu_now(void) {
@@ -152,8 +152,8 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
             goto fail;
         }
         if (!json_is_string(json_object_get(an, "caption"))) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu] (image %lld): missing or non-string \"caption\"", what,
-                         a, (long long)id);
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu] (image %lld): missing or non-string \"caption\"",
+                         what, a, (long long)id);
             goto fail;
         }
         size_t s = idmap_slot(&m, id);
@@ -227,7 +227,8 @@ void pvlm_capres_free(pvlm_capres *res) {
 int pvlm_capres_from_json(pvlm_capres *res, const json_t *root, const char *what, pvlm_err *err) {
     memset(res, 0, sizeof *res);
     if (!json_is_array(root))
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s: a results file is a JSON array of {\"image_id\", \"caption\"}", what);
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: a results file is a JSON array of {\"image_id\", \"caption\"}",
+                            what);
     size_t n = json_array_size(root);
     idmap m = {0};
     res->image_id = malloc((n + 1) * sizeof *res->image_id);
@@ -296,7 +297,6 @@ void pvlm_capscore_free(pvlm_capscore *s) {
     memset(s, 0, sizeof *s);
 }
 
-
 /* ---------- METEOR and SPICE through the official jars (as pycocoevalcap) ---------- */
 
 /* Start `argv` with pipes to its stdin/stdout. Returns pid or -1. */
@@ -351,8 +351,10 @@ static char *dir_of(const char *path) {
     if (!d) return NULL;
     char *sl = strrchr(d, '/');
     if (sl) {
-        if (sl == d) sl[1] = 0;
-        else *sl = 0;
+        if (sl == d)
+            sl[1] = 0;
+        else
+            *sl = 0;
     } else {
         d[0] = '.';
         d[1] = 0;
@@ -366,8 +368,17 @@ static char *dir_of(const char *path) {
  * score per image and the corpus score. */
 static int meteor_score(const pvlm_capscore_opts *o, int32_t n, const char *const *cand, const int32_t *rb,
                         const char *const *rs, double *mean, double *per, pvlm_err *err) {
-    char *argv[] = {(char *)(o->java ? o->java : "java"), "-jar", "-Xmx2G", (char *)o->meteor_jar, "-", "-",
-                    "-stdio", "-l", "en", "-norm", NULL};
+    char *argv[] = {(char *)(o->java ? o->java : "java"),
+                    "-jar",
+                    "-Xmx2G",
+                    (char *)o->meteor_jar,
+                    "-",
+                    "-",
+                    "-stdio",
+                    "-l",
+                    "en",
+                    "-norm",
+                    NULL};
     FILE *to = NULL, *from = NULL;
     char *cwd = dir_of(o->meteor_jar);
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
@@ -393,8 +404,10 @@ static int meteor_score(const pvlm_capscore_opts *o, int32_t n, const char *cons
         }
         size_t a = 0;
         for (size_t k = 0; k < hl;) {
-            if (!strncmp(h + k, "|||", 3)) k += 3;
-            else hyp[a++] = h[k++];
+            if (!strncmp(h + k, "|||", 3))
+                k += 3;
+            else
+                hyp[a++] = h[k++];
         }
         hyp[a] = 0;
         size_t b = 0;
@@ -617,9 +630,7 @@ static int score_split(pvlm_capscore *s, const pvlm_caprefs *refs, char *const *
         int bad = !ids || (per_image && (!pm || !psp));
         if (!bad) {
             for (int32_t j = 0; j < n; j++) ids[j] = s->image_id[sel[j]];
-            if (opts->meteor_jar &&
-                meteor_score(opts, n, cand, rb, rs, &out->score[PVLM_CAP_METEOR], pm, err))
-                bad = 2;
+            if (opts->meteor_jar && meteor_score(opts, n, cand, rb, rs, &out->score[PVLM_CAP_METEOR], pm, err)) bad = 2;
             if (!bad && opts->spice_jar &&
                 spice_score(opts, n, ids, cand, rb, rs, &out->score[PVLM_CAP_SPICE], psp, err))
                 bad = 2;
@@ -688,8 +699,8 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
             goto done;
         }
         if (refs->ref_begin[i + 1] == refs->ref_begin[i]) {
-            pvlm_err_set(err, PVLM_EINVAL, "score: results record %d: image id %lld has no reference captions",
-                         (int)r, (long long)res->image_id[r]);
+            pvlm_err_set(err, PVLM_EINVAL, "score: results record %d: image id %lld has no reference captions", (int)r,
+                         (long long)res->image_id[r]);
             goto done;
         }
         res_of_ref[i] = r;

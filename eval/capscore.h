@@ -24,12 +24,12 @@
 
 typedef struct pvlm_caprefs {
     int32_t n_img;
-    int64_t *image_id;   /* [n_img], reference-file order */
-    char **file_name;    /* [n_img], NULL when absent */
-    char **domain;       /* [n_img], NULL when absent (NoCaps: in-domain / near-domain / out-domain) */
-    int32_t *ref_begin;  /* [n_img+1] captions of image i: caption[ref_begin[i] .. ref_begin[i+1]-1] */
-    char **caption;      /* raw reference captions, file order within each image */
-    int any_domain;      /* some image carries a domain field */
+    int64_t *image_id;  /* [n_img], reference-file order */
+    char **file_name;   /* [n_img], NULL when absent */
+    char **domain;      /* [n_img], NULL when absent (NoCaps: in-domain / near-domain / out-domain) */
+    int32_t *ref_begin; /* [n_img+1] captions of image i: caption[ref_begin[i] .. ref_begin[i+1]-1] */
+    char **caption;     /* raw reference captions, file order within each image */
+    int any_domain;     /* some image carries a domain field */
 } pvlm_caprefs;
 
 typedef struct pvlm_capres {
@@ -52,13 +52,22 @@ int pvlm_capres_load(pvlm_capres *res, const char *path, pvlm_err *err);
 int pvlm_capres_from_json(pvlm_capres *res, const json_t *root, const char *what, pvlm_err *err);
 void pvlm_capres_free(pvlm_capres *res);
 
-enum { PVLM_CAP_BLEU1, PVLM_CAP_BLEU2, PVLM_CAP_BLEU3, PVLM_CAP_BLEU4, PVLM_CAP_ROUGE_L, PVLM_CAP_CIDER,
-       PVLM_CAP_METEOR, PVLM_CAP_SPICE, PVLM_CAP_NMETRICS };
+enum {
+    PVLM_CAP_BLEU1,
+    PVLM_CAP_BLEU2,
+    PVLM_CAP_BLEU3,
+    PVLM_CAP_BLEU4,
+    PVLM_CAP_ROUGE_L,
+    PVLM_CAP_CIDER,
+    PVLM_CAP_METEOR,
+    PVLM_CAP_SPICE,
+    PVLM_CAP_NMETRICS
+};
 /* "Bleu_1" ... "CIDEr", "METEOR", "SPICE" (pycocoevalcap's keys) */
 extern const char *const pvlm_cap_metric_names[PVLM_CAP_NMETRICS];
 
 typedef struct pvlm_capsplit {
-    char *name;                      /* "overall", or the domain */
+    char *name; /* "overall", or the domain */
     int32_t n_img;
     double score[PVLM_CAP_NMETRICS]; /* METEOR/SPICE NaN when not computed */
     pvlm_bleu_stats bleu_stats;
@@ -73,13 +82,14 @@ typedef struct pvlm_capscore_opts {
 
 typedef struct pvlm_capscore {
     int32_t n_img;
-    int64_t *image_id;     /* [n_img] evaluated images, reference-file order */
-    int32_t *ref_index;    /* [n_img] index into the pvlm_caprefs */
-    char **cand_tok;       /* [n_img] tokenized candidates */
-    double *per_image;     /* [n_img * PVLM_CAP_NMETRICS], from the overall split */
-    int n_split;           /* 1 + number of domains */
-    pvlm_capsplit *split;  /* split[0] = overall, then domains in first-seen order */
-    double t_tokenize, t_ngrams, t_bleu, t_rouge, t_cider; /* wall seconds: PTB tokenization, word/n-gram ids, metrics */
+    int64_t *image_id;    /* [n_img] evaluated images, reference-file order */
+    int32_t *ref_index;   /* [n_img] index into the pvlm_caprefs */
+    char **cand_tok;      /* [n_img] tokenized candidates */
+    double *per_image;    /* [n_img * PVLM_CAP_NMETRICS], from the overall split */
+    int n_split;          /* 1 + number of domains */
+    pvlm_capsplit *split; /* split[0] = overall, then domains in first-seen order */
+    double t_tokenize, t_ngrams, t_bleu, t_rouge,
+        t_cider; /* wall seconds: PTB tokenization, word/n-gram ids, metrics */
     double c_tokenize, c_ngrams, c_bleu, c_rouge, c_cider; /* the same phases in CPU seconds of the calling thread */
 } pvlm_capscore;
 

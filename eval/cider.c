@@ -10,7 +10,8 @@ typedef struct {
 } capvec;
 
 /* tf-idf of caption c into vec[gram] (dense scratch); norms in dict order. */
-static void counts2vec(const pvlm_tokset *ts, int32_t c, const double *idf_base, double ref_len, double *vec, capvec *cv) {
+static void counts2vec(const pvlm_tokset *ts, int32_t c, const double *idf_base, double ref_len, double *vec,
+                       capvec *cv) {
     cv->length = 0;
     for (int k = 0; k < 4; k++) {
         double nrm = 0.0;
@@ -73,9 +74,11 @@ int pvlm_cider_score(const pvlm_tokset *ts, double *mean, double *per_image, pvl
                 val *= pen;
                 score[k] += val;
             }
-            for (int64_t e = ts->ng_begin[(size_t)r * 4]; e < ts->ng_begin[(size_t)r * 4 + 4]; e++) rv[ts->ng[e].gram] = 0.0;
+            for (int64_t e = ts->ng_begin[(size_t)r * 4]; e < ts->ng_begin[(size_t)r * 4 + 4]; e++)
+                rv[ts->ng[e].gram] = 0.0;
         }
-        for (int64_t e = ts->ng_begin[(size_t)c * 4]; e < ts->ng_begin[(size_t)c * 4 + 4]; e++) hv[ts->ng[e].gram] = 0.0;
+        for (int64_t e = ts->ng_begin[(size_t)c * 4]; e < ts->ng_begin[(size_t)c * 4 + 4]; e++)
+            hv[ts->ng[e].gram] = 0.0;
         double avg = pvlm_np_mean(score, 4);
         avg /= (double)(ts->ref_begin[i + 1] - ts->ref_begin[i]);
         avg *= 10.0;

@@ -48,7 +48,9 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->n += n;
     b->s[b->n] = 0;
 }
-static void sb_putc(sbuf *b, char c) { sb_put(b, &c, 1); }
+static void sb_putc(sbuf *b, char c) {
+    sb_put(b, &c, 1);
+}
 static void sb_put_cp(sbuf *b, uint32_t c) {
     char u[4];
     size_t n;
@@ -167,8 +169,12 @@ size_t pvlm_ptb_utf8_lower(const char *in, size_t len, char *out) {
     return o;
 }
 
-static int is_ascii_letter(uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-static int is_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+static int is_ascii_letter(uint32_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+static int is_digit(uint32_t c) {
+    return c >= '0' && c <= '9';
+}
 /* Unicode letters (and combining marks, which the lexer keeps inside words),
  * for the blocks captions contain in practice. */
 static int is_letter(uint32_t c) {
@@ -183,12 +189,16 @@ static int is_letter(uint32_t c) {
     if (c >= 0x400 && c <= 0x52F) return c != 0x482;
     if (c >= 0x531 && c <= 0x587) return c < 0x557 || c > 0x560;
     if (c >= 0x591 && c <= 0x5F2) return c != 0x5BE && c != 0x5C0 && c != 0x5C3 && c != 0x5C6;
-    if (c >= 0x610 && c <= 0x6FF) return !(c >= 0x660 && c <= 0x66D) && c != 0x6D4 && !(c >= 0x6F0 && c <= 0x6F9) && c != 0x61B && c != 0x61E && c != 0x61F;
+    if (c >= 0x610 && c <= 0x6FF)
+        return !(c >= 0x660 && c <= 0x66D) && c != 0x6D4 && !(c >= 0x6F0 && c <= 0x6F9) && c != 0x61B && c != 0x61E &&
+               c != 0x61F;
     if (c >= 0x900 && c <= 0xDFF) return 1; /* Indic scripts (digits/danda excepted below) */
     if (c >= 0xE00 && c <= 0xE7F) return c != 0xE3F && c != 0xE4F && !(c >= 0xE50 && c <= 0xE5B);
     if (c >= 0x10A0 && c <= 0x10FF) return 1;
     if (c >= 0x1100 && c <= 0x11FF) return 1;
-    if (c >= 0x1E00 && c <= 0x1FFF) return c != 0x1FBD && !(c >= 0x1FBF && c <= 0x1FC1) && !(c >= 0x1FCD && c <= 0x1FCF) && !(c >= 0x1FDD && c <= 0x1FDF) && !(c >= 0x1FED && c <= 0x1FEF) && c != 0x1FFD && c != 0x1FFE;
+    if (c >= 0x1E00 && c <= 0x1FFF)
+        return c != 0x1FBD && !(c >= 0x1FBF && c <= 0x1FC1) && !(c >= 0x1FCD && c <= 0x1FCF) &&
+               !(c >= 0x1FDD && c <= 0x1FDF) && !(c >= 0x1FED && c <= 0x1FEF) && c != 0x1FFD && c != 0x1FFE;
     if (c >= 0x3041 && c <= 0x30FF) return c != 0x30FB && c != 0x30A0;
     if (c >= 0x3105 && c <= 0x312F) return 1;
     if (c >= 0x3131 && c <= 0x318E) return 1;
@@ -202,15 +212,21 @@ static int is_letter(uint32_t c) {
     if (c >= 0xFF66 && c <= 0xFFDC) return 1;
     return 0;
 }
-static int is_alnum(uint32_t c) { return is_letter(c) || is_digit(c); }
+static int is_alnum(uint32_t c) {
+    return is_letter(c) || is_digit(c);
+}
 static int is_space(uint32_t c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x85 || c == 0xA0 ||
-           c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-           c == 0x205F || c == 0x3000;
+           c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
 }
-static int is_apos(uint32_t c) { return c == '\'' || c == 0x2019 || c == 0x92; }
+static int is_apos(uint32_t c) {
+    return c == '\'' || c == 0x2019 || c == 0x92;
+}
 /* APOSETCETERA: apostrophe-like characters accepted inside clitics */
-static int is_apos_etc(uint32_t c) { return is_apos(c) || c == '`' || c == 0x2018 || c == 0x201B || c == 0x91; }
+static int is_apos_etc(uint32_t c) {
+    return is_apos(c) || c == '`' || c == 0x2018 || c == 0x201B || c == 0x91;
+}
 static int is_quote(uint32_t c) {
     return c == '"' || c == '\'' || c == '`' || (c >= 0x2018 && c <= 0x201F) || c == 0x2039 || c == 0x203A ||
            c == 0xAB || c == 0xBB || (c >= 0x91 && c <= 0x94) || c == 0x82 || c == 0x84;
@@ -221,8 +237,9 @@ static int is_currency(uint32_t c) {
 }
 /* Characters that stand alone as one token (PTB3 MISCSYMBOL and plain ASCII symbols). */
 static int is_symbol(uint32_t c) {
-    if (c < 0x80) return c == '+' || c == '%' || c == '&' || c == '~' || c == '^' || c == '|' || c == '\\' ||
-                         c == '=' || c == '*' || c == '/' || c == '@' || c == '#' || c == '_' || c == '<' || c == '>';
+    if (c < 0x80)
+        return c == '+' || c == '%' || c == '&' || c == '~' || c == '^' || c == '|' || c == '\\' || c == '=' ||
+               c == '*' || c == '/' || c == '@' || c == '#' || c == '_' || c == '<' || c == '>';
     if (c == 0xA6 || c == 0xA7 || c == 0xA8 || c == 0xA9 || c == 0xAC || c == 0xAE || c == 0xAF) return 1;
     if ((c >= 0xB0 && c <= 0xB4) || (c >= 0xB6 && c <= 0xB9) || c == 0xD7 || c == 0xF7) return 1;
     if (c == 0x387 || c == 0x5BE || c == 0x5C0 || c == 0x5C3 || c == 0x5C6 || c == 0x5F3 || c == 0x5F4) return 1;
@@ -234,7 +251,9 @@ static int is_symbol(uint32_t c) {
     if ((c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65)) return 1;
     return 0;
 }
-static int is_dash(uint32_t c) { return c == 0x2012 || c == 0x2013 || c == 0x2014 || c == 0x2015 || c == 0x96 || c == 0x97; }
+static int is_dash(uint32_t c) {
+    return c == 0x2012 || c == 0x2013 || c == 0x2014 || c == 0x2015 || c == 0x96 || c == 0x97;
+}
 
 /* ---------- the scanner ---------- */
 typedef struct {
@@ -243,7 +262,9 @@ typedef struct {
     size_t *next_gt; /* index of the next '>' at or after i (n if none): keeps SGML matching linear */
 } scan;
 
-static uint32_t at(const scan *s, size_t i) { return i < s->n ? s->c[i] : 0; }
+static uint32_t at(const scan *s, size_t i) {
+    return i < s->n ? s->c[i] : 0;
+}
 
 /* case-insensitive compare of an ASCII word against code points */
 static int ieq(const scan *s, size_t p, size_t len, const char *w) {
@@ -277,32 +298,34 @@ static int in_list(const scan *s, size_t p, size_t len, const char *const *ci, c
  * states, companies, ...; ABBREV2: titles, acronyms; case-sensitive entries
  * are those the lexer writes with a bracketed first letter). */
 static const char *const abbrev1_ci[] = {
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues",
-    "wed", "thu", "thurs", "fri", "ala", "ariz", "calif", "colo", "conn", "ct", "dak", "fla", "ga",
-    "ind", "kan", "kans", "ky", "md", "mich", "minn", "mo", "mont", "neb", "nev", "okla", "penn", "tenn", "va",
-    "vt", "wis", "wisc", "wyo", "inc", "co", "cos", "corp", "pty", "ptys", "pte", "ltd", "plc", "rt", "bancorp",
-    "dept", "bhd", "assn", "univ", "intl", "sys", "tel", "est", "ext", "sq", "jr", "sr", "bros", "esq", "etc",
-    "al", "seq", "bldg", "pls", "wrt", "orig", "incl", "ph.d", "ed.d", NULL};
-static const char *const abbrev1_cs[] = {"Az", "Ark", "Del", "Ill", "La", "Mass", "Miss", "Ore", "Pa", "Tex", "Wash", NULL};
+    "jan",  "feb",     "mar",  "apr",   "jun",  "jul",  "aug",  "sep",   "sept", "oct",  "nov",  "dec",  "mon",  "tue",
+    "tues", "wed",     "thu",  "thurs", "fri",  "ala",  "ariz", "calif", "colo", "conn", "ct",   "dak",  "fla",  "ga",
+    "ind",  "kan",     "kans", "ky",    "md",   "mich", "minn", "mo",    "mont", "neb",  "nev",  "okla", "penn", "tenn",
+    "va",   "vt",      "wis",  "wisc",  "wyo",  "inc",  "co",   "cos",   "corp", "pty",  "ptys", "pte",  "ltd",  "plc",
+    "rt",   "bancorp", "dept", "bhd",   "assn", "univ", "intl", "sys",   "tel",  "est",  "ext",  "sq",   "jr",   "sr",
+    "bros", "esq",     "etc",  "al",    "seq",  "bldg", "pls",  "wrt",   "orig", "incl", "ph.d", "ed.d", NULL};
+static const char *const abbrev1_cs[] = {"Az",   "Ark", "Del", "Ill", "La",   "Mass",
+                                         "Miss", "Ore", "Pa",  "Tex", "Wash", NULL};
 static const char *const abbrev2_ci[] = {
-    "mr", "mrs", "ms", "dr", "drs", "prof", "profs", "sen", "sens", "rep", "reps", "atty", "attys", "lt", "col",
-    "gen", "messrs", "gov", "govs", "adm", "rev", "maj", "sgt", "cpl", "pvt", "capt", "st", "ste", "sta", "ave",
-    "pres", "lieut", "hon", "brig", "cmdr", "comdr", "pfc", "spc", "supt", "supts", "det", "mt", "ft", "adj",
-    "adv", "asst", "assoc", "ens", "insp", "mlle", "mme", "msgr", "sfc", "invt", "elec", "natl", "mfg", "mtg",
-    "blvd", "rd", "viz", "exh", "exhs", "govt", "wm", "jos", "cie", "cf", "treas", NULL};
+    "mr",    "mrs",  "ms",   "dr",    "drs",    "prof", "profs", "sen",   "sens",  "rep",  "reps",  "atty",
+    "attys", "lt",   "col",  "gen",   "messrs", "gov",  "govs",  "adm",   "rev",   "maj",  "sgt",   "cpl",
+    "pvt",   "capt", "st",   "ste",   "sta",    "ave",  "pres",  "lieut", "hon",   "brig", "cmdr",  "comdr",
+    "pfc",   "spc",  "supt", "supts", "det",    "mt",   "ft",    "adj",   "adv",   "asst", "assoc", "ens",
+    "insp",  "mlle", "mme",  "msgr",  "sfc",    "invt", "elec",  "natl",  "mfg",   "mtg",  "blvd",  "rd",
+    "viz",   "exh",  "exhs", "govt",  "wm",     "jos",  "cie",   "cf",    "treas", NULL};
 static const char *const abbrev2_cs[] = {"Fr", "Pl", "v", NULL};
 /* ABBREV3: only before a number ("No. 5", "fig. 3") */
-static const char *const abbrev3_ci[] = {"ca", "ch", "chs", "fig", "figs", "prop", "no", "nos", "nr", "nrs", "vol",
-                                         "vols", "sec", "sect", "secs", "sects", "art", "arts", "para", "paras",
-                                         "bldg", "pp", "op", "approx", "rs", "apt", "res", NULL};
+static const char *const abbrev3_ci[] = {
+    "ca",   "ch",    "chs", "fig",  "figs", "prop",  "no",   "nos", "nr", "nrs",    "vol", "vols", "sec", "sect",
+    "secs", "sects", "art", "arts", "para", "paras", "bldg", "pp",  "op", "approx", "rs",  "apt",  "res", NULL};
 
 /* token kinds for punctuation normalisation */
 typedef struct {
-    size_t len;   /* characters consumed */
-    size_t tlen;  /* characters of text emitted as the token (<= len) unless `norm` */
+    size_t len;       /* characters consumed */
+    size_t tlen;      /* characters of text emitted as the token (<= len) unless `norm` */
     const char *norm; /* fixed replacement text (NULL: the source text) */
-    int drop;     /* consume without a token (untokenizable) */
-    int nbsp;     /* spaces inside the token become U+00A0 */
+    int drop;         /* consume without a token (untokenizable) */
+    int nbsp;         /* spaces inside the token become U+00A0 */
 } match;
 
 static void consider(match *best, size_t len, size_t tlen, const char *norm) {
@@ -543,30 +566,50 @@ static size_t m_twitter(const scan *s, size_t p) {
 
 static const char *currency_norm(uint32_t c) {
     switch (c) {
-    case 0xA2: return "cents";
-    case 0xA3: return "#";
-    case 0x20AC: return "$";
-    default: return NULL;
+    case 0xA2:
+        return "cents";
+    case 0xA3:
+        return "#";
+    case 0x20AC:
+        return "$";
+    default:
+        return NULL;
     }
 }
 static const char *fraction_norm(uint32_t c) {
     switch (c) {
-    case 0xBC: return "1/4";
-    case 0xBD: return "1/2";
-    case 0xBE: return "3/4";
-    case 0x2153: return "1/3";
-    case 0x2154: return "2/3";
-    case 0x2155: return "1/5";
-    case 0x2156: return "2/5";
-    case 0x2157: return "3/5";
-    case 0x2158: return "4/5";
-    case 0x2159: return "1/6";
-    case 0x215A: return "5/6";
-    case 0x215B: return "1/8";
-    case 0x215C: return "3/8";
-    case 0x215D: return "5/8";
-    case 0x215E: return "7/8";
-    default: return NULL;
+    case 0xBC:
+        return "1/4";
+    case 0xBD:
+        return "1/2";
+    case 0xBE:
+        return "3/4";
+    case 0x2153:
+        return "1/3";
+    case 0x2154:
+        return "2/3";
+    case 0x2155:
+        return "1/5";
+    case 0x2156:
+        return "2/5";
+    case 0x2157:
+        return "3/5";
+    case 0x2158:
+        return "4/5";
+    case 0x2159:
+        return "1/6";
+    case 0x215A:
+        return "5/6";
+    case 0x215B:
+        return "1/8";
+    case 0x215C:
+        return "3/8";
+    case 0x215D:
+        return "5/8";
+    case 0x215E:
+        return "7/8";
+    default:
+        return NULL;
     }
 }
 
@@ -682,7 +725,8 @@ static match scan_one(const scan *s, size_t p) {
                 while (at(s, q) == ' ' || at(s, q) == 0xA0) q++;
                 if (is_digit(at(s, q))) consider(&m, a + 1, a + 1, NULL);
             }
-            if (ieq(s, p, a, "vs") && (is_space(at(s, p + a + 1)) || p + a + 1 >= s->n)) consider(&m, a + 1, a + 1, NULL);
+            if (ieq(s, p, a, "vs") && (is_space(at(s, p + a + 1)) || p + a + 1 >= s->n))
+                consider(&m, a + 1, a + 1, NULL);
         }
         /* Ph.D, Ed.D */
         if (at(s, p + 2) == '.' && (ieq(s, p, 5, "ph.d.") || ieq(s, p, 5, "ed.d."))) consider(&m, 5, 5, NULL);
@@ -704,10 +748,9 @@ static match scan_one(const scan *s, size_t p) {
         /* quotes become `` '' ` ' and are removed afterwards; emit them for the raw view */
         size_t q = p + 1;
         if (q < s->n && is_quote(s->c[q]) && s->c[q] != '"' && c != '"') q++;
-        consider(&m, q - p, 0, (c == '"' || c == 0x201C || c == 0x201D || c == 0x201E || c == 0xAB || c == 0xBB ||
-                                q - p == 2)
-                                   ? "''"
-                                   : "'");
+        consider(&m, q - p, 0,
+                 (c == '"' || c == 0x201C || c == 0x201D || c == 0x201E || c == 0xAB || c == 0xBB || q - p == 2) ? "''"
+                                                                                                                 : "'");
         return m;
     }
     if (c == '.') {
@@ -745,13 +788,26 @@ static match scan_one(const scan *s, size_t p) {
         return m;
     }
     switch (c) {
-    case '(': consider(&m, 1, 0, "-LRB-"); return m;
-    case ')': consider(&m, 1, 0, "-RRB-"); return m;
-    case '[': consider(&m, 1, 0, "-LSB-"); return m;
-    case ']': consider(&m, 1, 0, "-RSB-"); return m;
-    case '{': consider(&m, 1, 0, "-LCB-"); return m;
-    case '}': consider(&m, 1, 0, "-RCB-"); return m;
-    default: break;
+    case '(':
+        consider(&m, 1, 0, "-LRB-");
+        return m;
+    case ')':
+        consider(&m, 1, 0, "-RRB-");
+        return m;
+    case '[':
+        consider(&m, 1, 0, "-LSB-");
+        return m;
+    case ']':
+        consider(&m, 1, 0, "-RSB-");
+        return m;
+    case '{':
+        consider(&m, 1, 0, "-LCB-");
+        return m;
+    case '}':
+        consider(&m, 1, 0, "-RCB-");
+        return m;
+    default:
+        break;
     }
     if (is_symbol(c)) {
         consider(&m, 1, 1, NULL);
@@ -837,8 +893,12 @@ oom:
     return NULL;
 }
 
-char *pvlm_ptb_tokenize(const char *text, size_t len, pvlm_err *err) { return tokenize(text, len, 1, err); }
-char *pvlm_ptb_tokenize_raw(const char *text, size_t len, pvlm_err *err) { return tokenize(text, len, 0, err); }
+char *pvlm_ptb_tokenize(const char *text, size_t len, pvlm_err *err) {
+    return tokenize(text, len, 1, err);
+}
+char *pvlm_ptb_tokenize_raw(const char *text, size_t len, pvlm_err *err) {
+    return tokenize(text, len, 0, err);
+}
 
 /* ---------- numpy pairwise sum ---------- */
 double pvlm_np_sum(const double *a, size_t n) {
@@ -864,7 +924,7 @@ double pvlm_np_sum(const double *a, size_t n) {
 
 /* ---------- token ids and n-gram ids ---------- */
 typedef struct {
-    uint64_t *h;     /* hash, 0 = empty slot */
+    uint64_t *h; /* hash, 0 = empty slot */
     int32_t *id;
     size_t cap;
     int32_t count;
@@ -961,7 +1021,7 @@ typedef struct {
     int32_t id;
 } gslot;
 typedef struct {
-    gslot *s;     /* key 0 = empty (keys are stored + 1) */
+    gslot *s; /* key 0 = empty (keys are stored + 1) */
     size_t cap;
     int32_t count;
     uint8_t *order;
@@ -1059,7 +1119,8 @@ void pvlm_tokset_free(pvlm_tokset *ts) {
 int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, const int32_t *ref_begin,
                       const char *const *refs, pvlm_err *err) {
     memset(ts, 0, sizeof *ts);
-    if (n_img < 0 || ref_begin[0] != 0) return pvlm_err_set(err, PVLM_EINVAL, "tokset: bad image count or ref_begin[0]");
+    if (n_img < 0 || ref_begin[0] != 0)
+        return pvlm_err_set(err, PVLM_EINVAL, "tokset: bad image count or ref_begin[0]");
     for (int32_t i = 0; i < n_img; i++)
         if (ref_begin[i + 1] <= ref_begin[i])
             return pvlm_err_set(err, PVLM_EINVAL, "tokset: image %d has no reference caption", (int)i);

@@ -50,21 +50,21 @@ typedef struct pvlm_ngram_entry {
 
 typedef struct pvlm_tokset {
     int32_t n_img;
-    int32_t n_caps;       /* captions: candidates and references together */
-    int32_t *cand;        /* [n_img] caption index of image i's candidate */
-    int32_t *ref_begin;   /* [n_img+1] image i's references are captions ref_begin[i]..ref_begin[i+1]-1 */
+    int32_t n_caps;     /* captions: candidates and references together */
+    int32_t *cand;      /* [n_img] caption index of image i's candidate */
+    int32_t *ref_begin; /* [n_img+1] image i's references are captions ref_begin[i]..ref_begin[i+1]-1 */
     /* BLEU/CIDEr view: tokens as Python's str.split() (any whitespace, NBSP included) */
-    int64_t *tok_begin;   /* [n_caps+1] */
-    int32_t *tok;         /* word ids */
+    int64_t *tok_begin; /* [n_caps+1] */
+    int32_t *tok;       /* word ids */
     /* ROUGE-L view: tokens as Python's str.split(" ") (an empty caption is one empty token) */
-    int64_t *rtok_begin;  /* [n_caps+1] */
+    int64_t *rtok_begin; /* [n_caps+1] */
     int32_t *rtok;
     /* n-grams of the split() view: caption c, order n (1..4) has entries
      * ng[ng_begin[c*4+n-1] .. ng_begin[c*4+n]-1], in first-occurrence order */
-    int64_t *ng_begin;    /* [n_caps*4+1] */
+    int64_t *ng_begin; /* [n_caps*4+1] */
     pvlm_ngram_entry *ng;
     int32_t n_words, n_grams;
-    uint8_t *gram_order;  /* [n_grams] n of each n-gram (1..4) */
+    uint8_t *gram_order; /* [n_grams] n of each n-gram (1..4) */
 } pvlm_tokset;
 
 /* Build from tokenized strings (outputs of pvlm_ptb_tokenize): image i's
@@ -79,6 +79,8 @@ void pvlm_tokset_free(pvlm_tokset *ts);
 /* numpy's pairwise summation (np.add.reduce over a contiguous float64 array:
  * blocks of 128 with 8 accumulators), so means equal np.mean bit for bit. */
 double pvlm_np_sum(const double *a, size_t n);
-static inline double pvlm_np_mean(const double *a, size_t n) { return n ? pvlm_np_sum(a, n) / (double)n : 0.0 / 0.0; }
+static inline double pvlm_np_mean(const double *a, size_t n) {
+    return n ? pvlm_np_sum(a, n) / (double)n : 0.0 / 0.0;
+}
 
 #endif

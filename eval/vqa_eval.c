@@ -58,10 +58,12 @@ char *pvlm_vqa_clean(const char *s) {
     return t;
 }
 
-static int is_d(char c) { return c >= '0' && c <= '9'; }
+static int is_d(char c) {
+    return c >= '0' && c <= '9';
+}
 
 char *pvlm_vqa_process_punctuation(const char *in) {
-    static const char punct[] = {';', '/', '[', ']', '"', '{', '}', '(', ')', '=', '+',
+    static const char punct[] = {';',  '/', '[', ']', '"', '{', '}', '(', ')', '=', '+',
                                  '\\', '_', '-', '>', '<', '@', '`', ',', '?', '!'};
     size_t n = strlen(in);
     /* commaStrip = (\d)(\,)(\d) searched in the input */
@@ -99,45 +101,136 @@ char *pvlm_vqa_process_punctuation(const char *in) {
     return out;
 }
 
-static const char *const manual_map[][2] = {{"none", "0"}, {"zero", "0"}, {"one", "1"}, {"two", "2"},
-                                            {"three", "3"}, {"four", "4"}, {"five", "5"}, {"six", "6"},
+static const char *const manual_map[][2] = {{"none", "0"},  {"zero", "0"},  {"one", "1"},  {"two", "2"},
+                                            {"three", "3"}, {"four", "4"},  {"five", "5"}, {"six", "6"},
                                             {"seven", "7"}, {"eight", "8"}, {"nine", "9"}, {"ten", "10"}};
 /* The script's contraction table (word without apostrophes -> with). Keys
  * containing upper case ("Im", "Ive", "Id've") can never match lower-cased
  * words, as in the script. */
-static const char *const contractions[][2] = {
-    {"aint", "ain't"}, {"arent", "aren't"}, {"cant", "can't"}, {"couldve", "could've"}, {"couldnt", "couldn't"},
-    {"couldn'tve", "couldn't've"}, {"couldnt've", "couldn't've"}, {"didnt", "didn't"}, {"doesnt", "doesn't"},
-    {"dont", "don't"}, {"hadnt", "hadn't"}, {"hadnt've", "hadn't've"}, {"hadn'tve", "hadn't've"},
-    {"hasnt", "hasn't"}, {"havent", "haven't"}, {"hed", "he'd"}, {"hed've", "he'd've"}, {"he'dve", "he'd've"},
-    {"hes", "he's"}, {"howd", "how'd"}, {"howll", "how'll"}, {"hows", "how's"}, {"Id've", "I'd've"},
-    {"I'dve", "I'd've"}, {"Im", "I'm"}, {"Ive", "I've"}, {"isnt", "isn't"}, {"itd", "it'd"}, {"itd've", "it'd've"},
-    {"it'dve", "it'd've"}, {"itll", "it'll"}, {"let's", "let's"}, {"maam", "ma'am"}, {"mightnt", "mightn't"},
-    {"mightnt've", "mightn't've"}, {"mightn'tve", "mightn't've"}, {"mightve", "might've"}, {"mustnt", "mustn't"},
-    {"mustve", "must've"}, {"neednt", "needn't"}, {"notve", "not've"}, {"oclock", "o'clock"},
-    {"oughtnt", "oughtn't"}, {"ow's'at", "'ow's'at"}, {"'ows'at", "'ow's'at"}, {"'ow'sat", "'ow's'at"},
-    {"shant", "shan't"}, {"shed've", "she'd've"}, {"she'dve", "she'd've"}, {"she's", "she's"},
-    {"shouldve", "should've"}, {"shouldnt", "shouldn't"}, {"shouldnt've", "shouldn't've"},
-    {"shouldn'tve", "shouldn't've"}, {"somebody'd", "somebodyd"}, {"somebodyd've", "somebody'd've"},
-    {"somebody'dve", "somebody'd've"}, {"somebodyll", "somebody'll"}, {"somebodys", "somebody's"},
-    {"someoned", "someone'd"}, {"someoned've", "someone'd've"}, {"someone'dve", "someone'd've"},
-    {"someonell", "someone'll"}, {"someones", "someone's"}, {"somethingd", "something'd"},
-    {"somethingd've", "something'd've"}, {"something'dve", "something'd've"}, {"somethingll", "something'll"},
-    {"thats", "that's"}, {"thered", "there'd"}, {"thered've", "there'd've"}, {"there'dve", "there'd've"},
-    {"therere", "there're"}, {"theres", "there's"}, {"theyd", "they'd"}, {"theyd've", "they'd've"},
-    {"they'dve", "they'd've"}, {"theyll", "they'll"}, {"theyre", "they're"}, {"theyve", "they've"},
-    {"twas", "'twas"}, {"wasnt", "wasn't"}, {"wed've", "we'd've"}, {"we'dve", "we'd've"}, {"weve", "we've"},
-    {"werent", "weren't"}, {"whatll", "what'll"}, {"whatre", "what're"}, {"whats", "what's"},
-    {"whatve", "what've"}, {"whens", "when's"}, {"whered", "where'd"}, {"wheres", "where's"},
-    {"whereve", "where've"}, {"whod", "who'd"}, {"whod've", "who'd've"}, {"who'dve", "who'd've"},
-    {"wholl", "who'll"}, {"whos", "who's"}, {"whove", "who've"}, {"whyll", "why'll"}, {"whyre", "why're"},
-    {"whys", "why's"}, {"wont", "won't"}, {"wouldve", "would've"}, {"wouldnt", "wouldn't"},
-    {"wouldnt've", "wouldn't've"}, {"wouldn'tve", "wouldn't've"}, {"yall", "y'all"}, {"yall'll", "y'all'll"},
-    {"y'allll", "y'all'll"}, {"yall'd've", "y'all'd've"}, {"y'alld've", "y'all'd've"}, {"y'all'dve", "y'all'd've"},
-    {"youd", "you'd"}, {"youd've", "you'd've"}, {"you'dve", "you'd've"}, {"youll", "you'll"},
-    {"youre", "you're"}, {"youve", "you've"}};
+static const char *const contractions[][2] = {{"aint", "ain't"},
+                                              {"arent", "aren't"},
+                                              {"cant", "can't"},
+                                              {"couldve", "could've"},
+                                              {"couldnt", "couldn't"},
+                                              {"couldn'tve", "couldn't've"},
+                                              {"couldnt've", "couldn't've"},
+                                              {"didnt", "didn't"},
+                                              {"doesnt", "doesn't"},
+                                              {"dont", "don't"},
+                                              {"hadnt", "hadn't"},
+                                              {"hadnt've", "hadn't've"},
+                                              {"hadn'tve", "hadn't've"},
+                                              {"hasnt", "hasn't"},
+                                              {"havent", "haven't"},
+                                              {"hed", "he'd"},
+                                              {"hed've", "he'd've"},
+                                              {"he'dve", "he'd've"},
+                                              {"hes", "he's"},
+                                              {"howd", "how'd"},
+                                              {"howll", "how'll"},
+                                              {"hows", "how's"},
+                                              {"Id've", "I'd've"},
+                                              {"I'dve", "I'd've"},
+                                              {"Im", "I'm"},
+                                              {"Ive", "I've"},
+                                              {"isnt", "isn't"},
+                                              {"itd", "it'd"},
+                                              {"itd've", "it'd've"},
+                                              {"it'dve", "it'd've"},
+                                              {"itll", "it'll"},
+                                              {"let's", "let's"},
+                                              {"maam", "ma'am"},
+                                              {"mightnt", "mightn't"},
+                                              {"mightnt've", "mightn't've"},
+                                              {"mightn'tve", "mightn't've"},
+                                              {"mightve", "might've"},
+                                              {"mustnt", "mustn't"},
+                                              {"mustve", "must've"},
+                                              {"neednt", "needn't"},
+                                              {"notve", "not've"},
+                                              {"oclock", "o'clock"},
+                                              {"oughtnt", "oughtn't"},
+                                              {"ow's'at", "'ow's'at"},
+                                              {"'ows'at", "'ow's'at"},
+                                              {"'ow'sat", "'ow's'at"},
+                                              {"shant", "shan't"},
+                                              {"shed've", "she'd've"},
+                                              {"she'dve", "she'd've"},
+                                              {"she's", "she's"},
+                                              {"shouldve", "should've"},
+                                              {"shouldnt", "shouldn't"},
+                                              {"shouldnt've", "shouldn't've"},
+                                              {"shouldn'tve", "shouldn't've"},
+                                              {"somebody'd", "somebodyd"},
+                                              {"somebodyd've", "somebody'd've"},
+                                              {"somebody'dve", "somebody'd've"},
+                                              {"somebodyll", "somebody'll"},
+                                              {"somebodys", "somebody's"},
+                                              {"someoned", "someone'd"},
+                                              {"someoned've", "someone'd've"},
+                                              {"someone'dve", "someone'd've"},
+                                              {"someonell", "someone'll"},
+                                              {"someones", "someone's"},
+                                              {"somethingd", "something'd"},
+                                              {"somethingd've", "something'd've"},
+                                              {"something'dve", "something'd've"},
+                                              {"somethingll", "something'll"},
+                                              {"thats", "that's"},
+                                              {"thered", "there'd"},
+                                              {"thered've", "there'd've"},
+                                              {"there'dve", "there'd've"},
+                                              {"therere", "there're"},
+                                              {"theres", "there's"},
+                                              {"theyd", "they'd"},
+                                              {"theyd've", "they'd've"},
+                                              {"they'dve", "they'd've"},
+                                              {"theyll", "they'll"},
+                                              {"theyre", "they're"},
+                                              {"theyve", "they've"},
+                                              {"twas", "'twas"},
+                                              {"wasnt", "wasn't"},
+                                              {"wed've", "we'd've"},
+                                              {"we'dve", "we'd've"},
+                                              {"weve", "we've"},
+                                              {"werent", "weren't"},
+                                              {"whatll", "what'll"},
+                                              {"whatre", "what're"},
+                                              {"whats", "what's"},
+                                              {"whatve", "what've"},
+                                              {"whens", "when's"},
+                                              {"whered", "where'd"},
+                                              {"wheres", "where's"},
+                                              {"whereve", "where've"},
+                                              {"whod", "who'd"},
+                                              {"whod've", "who'd've"},
+                                              {"who'dve", "who'd've"},
+                                              {"wholl", "who'll"},
+                                              {"whos", "who's"},
+                                              {"whove", "who've"},
+                                              {"whyll", "why'll"},
+                                              {"whyre", "why're"},
+                                              {"whys", "why's"},
+                                              {"wont", "won't"},
+                                              {"wouldve", "would've"},
+                                              {"wouldnt", "wouldn't"},
+                                              {"wouldnt've", "wouldn't've"},
+                                              {"wouldn'tve", "wouldn't've"},
+                                              {"yall", "y'all"},
+                                              {"yall'll", "y'all'll"},
+                                              {"y'allll", "y'all'll"},
+                                              {"yall'd've", "y'all'd've"},
+                                              {"y'alld've", "y'all'd've"},
+                                              {"y'all'dve", "y'all'd've"},
+                                              {"youd", "you'd"},
+                                              {"youd've", "you'd've"},
+                                              {"you'dve", "you'd've"},
+                                              {"youll", "you'll"},
+                                              {"youre", "you're"},
+                                              {"youve", "you've"}};
 
-static int word_is(const char *w, size_t n, const char *lit) { return strlen(lit) == n && !memcmp(w, lit, n); }
+static int word_is(const char *w, size_t n, const char *lit) {
+    return strlen(lit) == n && !memcmp(w, lit, n);
+}
 
 char *pvlm_vqa_process_digit_article(const char *in) {
     size_t n = strlen(in);
@@ -415,8 +508,9 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
         for (int k = 0; k < items[i].n_gt; k++) {
             const json_t *x = json_object_get(json_array_get(ans, (size_t)k), "answer");
             if (!json_is_string(x)) {
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu] (question %lld): answers[%d] has no string \"answer\"",
-                             annotations, i, (long long)id, k);
+                pvlm_err_set(err, PVLM_EFORMAT,
+                             "%s: annotations[%zu] (question %lld): answers[%d] has no string \"answer\"", annotations,
+                             i, (long long)id, k);
                 goto done;
             }
             items[i].gt[k] = json_string_value(x);

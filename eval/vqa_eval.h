@@ -34,8 +34,8 @@ typedef enum { PVLM_VQA_2021 = 0, PVLM_VQA_PRE2021 = 1 } pvlm_vqa_version;
 
 typedef struct pvlm_vqa_item {
     int64_t question_id;
-    const char *pred;                 /* the model's answer */
-    const char *gt[PVLM_VQA_MAX_GT];  /* human answers (10 in VQA v2) */
+    const char *pred;                /* the model's answer */
+    const char *gt[PVLM_VQA_MAX_GT]; /* human answers (10 in VQA v2) */
     int n_gt;
     const char *question_type;
     const char *answer_type;
@@ -44,11 +44,11 @@ typedef struct pvlm_vqa_item {
 typedef struct pvlm_vqa_result {
     int n;
     int64_t *question_id;
-    double *acc;        /* [n] unrounded mean leave-one-out accuracy in [0,1] */
-    double *acc_x100;   /* [n] round(100 * acc, 2), the script's evalQA */
-    double overall;     /* round(100 * sum(acc) / n, 2) */
+    double *acc;      /* [n] unrounded mean leave-one-out accuracy in [0,1] */
+    double *acc_x100; /* [n] round(100 * acc, 2), the script's evalQA */
+    double overall;   /* round(100 * sum(acc) / n, 2) */
     int n_qtype, n_atype;
-    char **qtype, **atype;      /* names, first-seen order */
+    char **qtype, **atype;         /* names, first-seen order */
     double *qtype_acc, *atype_acc; /* rounded like overall */
     int *qtype_n, *atype_n;
 } pvlm_vqa_result;

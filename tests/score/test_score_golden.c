@@ -138,7 +138,8 @@ static void part_per_image(void) {
     }
     const json_t *gc = json_object_get(gold, "corpus");
     json_object_foreach((json_t *)gc, key, gv) {
-        CHECK_CLOSE(json_real_value(json_object_get(json_object_get(mine, "corpus"), key)), json_real_value(gv), 0, TOL);
+        CHECK_CLOSE(json_real_value(json_object_get(json_object_get(mine, "corpus"), key)), json_real_value(gv), 0,
+                    TOL);
     }
     printf("per-image: %zu images, largest difference %.3g\n", n, worst);
     json_decref(mine);

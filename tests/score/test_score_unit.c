@@ -90,9 +90,10 @@ static void test_errors(void) {
     CHECK(refs_from("{\"annotations\": [{\"image_id\": 1}]}", &refs, &err) == -1);
     CHECK(refs_from("[]", &refs, &err) == -1);
     /* an image with no reference captions cannot be scored */
-    CHECK_OK(refs_from("{\"images\": [{\"id\": 1}, {\"id\": 2}], \"annotations\": [{\"image_id\": 1, \"caption\": \"x\"}]}",
-                       &refs, &err),
-             &err);
+    CHECK_OK(
+        refs_from("{\"images\": [{\"id\": 1}, {\"id\": 2}], \"annotations\": [{\"image_id\": 1, \"caption\": \"x\"}]}",
+                  &refs, &err),
+        &err);
     CHECK_OK(res_from("[{\"image_id\": 2, \"caption\": \"x\"}]", &res, &err), &err);
     CHECK(pvlm_capscore_run(&sc, &refs, &res, NULL, &err) == -1);
     CHECK_MSG(strstr(err.msg, "no reference captions"), "%s", err.msg);
@@ -114,7 +115,9 @@ static void test_odd_text(void) {
     check_tok("surrogate \xed\xa0\x80 x", "surrogate x");
     /* line-break characters are spaces (the Java tokenizer would start new lines) */
     check_tok("a dog\rruns", "a dog runs");
-    check_tok("a dog\xe2\x80\xa8runs\fhere\vnow\xc2\x85" "end", "a dog runs here now end");
+    check_tok("a dog\xe2\x80\xa8runs\fhere\vnow\xc2\x85"
+              "end",
+              "a dog runs here now end");
     check_tok("it's a dog's life, isn't it?", "it 's a dog 's life is n't it");
     check_tok("<<<<>>>> < b >", "< < < < > > > > < b >");
     /* very long inputs: linear time, no crash */
@@ -149,12 +152,14 @@ static void test_odd_text(void) {
                        "{\"image_id\": 2, \"caption\": \"\\u2028\\r\"}]}",
                        &refs, &err),
              &err);
-    CHECK_OK(res_from("[{\"image_id\": 1, \"caption\": \"\"}, {\"image_id\": 2, \"caption\": \"\\ud83d\\ude00 \\u0007\"}]",
-                      &res, &err),
-             &err);
+    CHECK_OK(
+        res_from("[{\"image_id\": 1, \"caption\": \"\"}, {\"image_id\": 2, \"caption\": \"\\ud83d\\ude00 \\u0007\"}]",
+                 &res, &err),
+        &err);
     CHECK_OK(pvlm_capscore_run(&sc, &refs, &res, NULL, &err), &err);
     if (!err.code) {
-        for (int k = 0; k < 6; k++) CHECK_MSG(isfinite(sc.split[0].score[k]), "metric %d = %g", k, sc.split[0].score[k]);
+        for (int k = 0; k < 6; k++)
+            CHECK_MSG(isfinite(sc.split[0].score[k]), "metric %d = %g", k, sc.split[0].score[k]);
         CHECK(sc.split[0].score[PVLM_CAP_CIDER] == 0.0);
         pvlm_capscore_free(&sc);
     }
@@ -222,13 +227,14 @@ static void test_nocaps(void) {
         {"A red fire truck parked outside.", "a fire engine on the street", "red truck near a building"},
         {"An owl sitting on a branch.", "a bird perched in a tree", "owl on a tree branch at night"},
     };
-    const char *hyp[6] = {"a dog running on grass", "two cats on a couch", "a man riding a bike",
-                          "a plate with rice", "a fire truck on the street", "a bird on a branch"};
+    const char *hyp[6] = {"a dog running on grass", "two cats on a couch",        "a man riding a bike",
+                          "a plate with rice",      "a fire truck on the street", "a bird on a branch"};
     json_t *refs_all = json_object(), *imgs = json_array(), *anns = json_array(), *res_all = json_array();
     for (int i = 0; i < 6; i++) {
         json_t *im = json_pack("{s:i, s:s}", "id", 100 + i, "domain", doms[i % 3]);
         json_array_append_new(imgs, im);
-        for (int k = 0; k < 3; k++) json_array_append_new(anns, json_pack("{s:i, s:s}", "image_id", 100 + i, "caption", caps[i][k]));
+        for (int k = 0; k < 3; k++)
+            json_array_append_new(anns, json_pack("{s:i, s:s}", "image_id", 100 + i, "caption", caps[i][k]));
         json_array_append_new(res_all, json_pack("{s:i, s:s}", "image_id", 100 + i, "caption", hyp[i]));
     }
     json_object_set_new(refs_all, "images", imgs);
@@ -249,7 +255,8 @@ static void test_nocaps(void) {
         json_t *r1 = json_object(), *i1 = json_array(), *a1 = json_array(), *s1 = json_array();
         for (int i = d; i < 6; i += 3) {
             json_array_append_new(i1, json_pack("{s:i}", "id", 100 + i));
-            for (int k = 0; k < 3; k++) json_array_append_new(a1, json_pack("{s:i, s:s}", "image_id", 100 + i, "caption", caps[i][k]));
+            for (int k = 0; k < 3; k++)
+                json_array_append_new(a1, json_pack("{s:i, s:s}", "image_id", 100 + i, "caption", caps[i][k]));
             json_array_append_new(s1, json_pack("{s:i, s:s}", "image_id", 100 + i, "caption", hyp[i]));
         }
         json_object_set_new(r1, "images", i1);
@@ -306,7 +313,8 @@ static void test_vqa(void) {
     CHECK(pvlm_py_round(2.675, 2) == 2.67); /* 2.675 is 2.67499999... in binary */
     CHECK(pvlm_py_round(0.125, 2) == 0.12); /* exact tie: to even */
     CHECK(pvlm_py_round(100.0 * (2.0 / 3.0), 2) == 66.67);
-    pvlm_vqa_item it = {1, "Yes", {"yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes"}, 10, "is", "yes/no"};
+    pvlm_vqa_item it = {1,  "Yes", {"yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes"},
+                        10, "is",  "yes/no"};
     CHECK(pvlm_vqa_question_acc(&it, PVLM_VQA_2021) == 0.0);
     CHECK(pvlm_vqa_question_acc(&it, PVLM_VQA_PRE2021) == 1.0);
 
@@ -322,7 +330,8 @@ static void test_vqa(void) {
     write_file(q, "{\"questions\": [{\"question_id\": 1, \"image_id\": 5, \"question\": \"Is it?\"},"
                   " {\"question_id\": 2, \"image_id\": 5, \"question\": \"How many?\"}]}");
     write_file(a, "{\"annotations\": [{\"question_id\": 1, \"image_id\": 5, \"question_type\": \"is it\","
-                  " \"answer_type\": \"yes/no\", \"answers\": [{\"answer\": \"yes\"}, {\"answer\": \"yes\"}, {\"answer\": \"no\"}]},"
+                  " \"answer_type\": \"yes/no\", \"answers\": [{\"answer\": \"yes\"}, {\"answer\": \"yes\"}, "
+                  "{\"answer\": \"no\"}]},"
                   " {\"question_id\": 2, \"image_id\": 5, \"question_type\": \"how many\", \"answer_type\": \"number\","
                   " \"answers\": [{\"answer\": \"2\"}, {\"answer\": \"two\"}, {\"answer\": \"3\"}]}]}");
     write_file(r, "[{\"question_id\": 2, \"answer\": \"Two\"}, {\"question_id\": 1, \"answer\": \"yes\"}]");
@@ -338,10 +347,12 @@ static void test_vqa(void) {
     write_file(r, "[{\"question_id\": 1, \"answer\": \"yes\"}]");
     CHECK(pvlm_vqa_evaluate_files(q, a, r, PVLM_VQA_2021, &res, &err) == -1);
     CHECK_MSG(strstr(err.msg, "no answer for question 2"), "%s", err.msg);
-    write_file(r, "[{\"question_id\": 1, \"answer\": \"yes\"}, {\"question_id\": 2, \"answer\": \"2\"}, {\"question_id\": 1, \"answer\": \"no\"}]");
+    write_file(r, "[{\"question_id\": 1, \"answer\": \"yes\"}, {\"question_id\": 2, \"answer\": \"2\"}, "
+                  "{\"question_id\": 1, \"answer\": \"no\"}]");
     CHECK(pvlm_vqa_evaluate_files(q, a, r, PVLM_VQA_2021, &res, &err) == -1);
     CHECK_MSG(strstr(err.msg, "duplicate answer for question 1"), "%s", err.msg);
-    write_file(r, "[{\"question_id\": 1, \"answer\": \"yes\"}, {\"question_id\": 2, \"answer\": \"2\"}, {\"question_id\": 7, \"answer\": \"no\"}]");
+    write_file(r, "[{\"question_id\": 1, \"answer\": \"yes\"}, {\"question_id\": 2, \"answer\": \"2\"}, "
+                  "{\"question_id\": 7, \"answer\": \"no\"}]");
     CHECK(pvlm_vqa_evaluate_files(q, a, r, PVLM_VQA_2021, &res, &err) == -1);
     CHECK_MSG(strstr(err.msg, "question 7 is not in the annotations"), "%s", err.msg);
     write_file(r, "[{\"question_id\": 1}]");
