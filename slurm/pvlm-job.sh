@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# pvlm-job.sh - body of pvlm's sbatch scripts (pretrain.sbatch, pretrain-multinode.sbatch exec it, so
+# it runs as the batch shell and receives Slurm's --signal=B:USR1@T itself).
+#
+# 1. Starts `srun --mpi=pmix pvlm pretrain --resume auto --ckpt-dir $PVLM_CKPT_DIR "$@"` (only pmix
+#    works with Debian's Open MPI), its output appended to
+#    $PVLM_LOG_DIR/pretrain-<job id>-r<restart count>.log.
+# 2. Traps USR1 (time-limit warning) and TERM and forwards SIGUSR1 to the job step: every rank sets
+#    its stop flag, the ranks agree at the end of the step, write a checkpoint and exit 3.
+# 3. Exit 3 (= a complete checkpoint exists): `scontrol requeue $SLURM_JOB_ID` unless the job has
+#    been requeued PVLM_MAX_REQUEUES times already (SLURM_RESTART_COUNT). scontrol requeue kills this
+#    script at once, which is why it is called only after the checkpoint is complete.
+#    Exit 0: done. Anything else: the job fails with that code (no requeue loop on real errors).
+#
+# Environment: PVLM_BIN (default: pvlm on PATH), PVLM_CKPT_DIR (required; on a file system all
+# nodes share), PVLM_LOG_DIR (default $PVLM_CKPT_DIR/logs), PVLM_MAX_REQUEUES (default 20),
+# PVLM_SRUN_ARGS (extra srun flags). Threads per rank: SLURM_CPUS_PER_TASK when set.
+set -uo pipefail
+
+PVLM_BIN=${PVLM_BIN:-pvlm}
+: "${PVLM_CKPT_DIR:?set PVLM_CKPT_DIR to the checkpoint directory (shared by all nodes)}"
+: "${SLURM_JOB_ID:?pvlm-job.sh runs inside a Slurm batch job}"
+LOG_DIR=${PVLM_LOG_DIR:-$PVLM_CKPT_DIR/logs}
+MAX_REQUEUES=${PVLM_MAX_REQUEUES:-20}
+restart=${SLURM_RESTART_COUNT:-0}
+mkdir -p "$LOG_DIR" "$PVLM_CKPT_DIR"
+log="$LOG_DIR/pretrain-${SLURM_JOB_ID}-r${restart}.log"
+if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export PVLM_THREADS=$SLURM_CPUS_PER_TASK; fi
+
+say() { echo "[pvlm-job $(date -u +%FT%TZ)] $*"; }
+
+requeued=""
+requeue() {
+  if [ "$restart" -ge "$MAX_REQUEUES" ]; then
+    say "requeue cap reached ($restart of PVLM_MAX_REQUEUES=$MAX_REQUEUES): not requeueing"
+    exit 3
+  fi
+  say "requeueing job $SLURM_JOB_ID (restart $((restart + 1)))"
+  requeued=1
+  scontrol requeue "$SLURM_JOB_ID" || { say "scontrol requeue failed"; exit 3; }
+  # Slurm now ends this script (SIGTERM, then SIGKILL); wait for that without doing anything else.
+  for _ in $(seq 1 120); do sleep 1; done
+  say "scontrol requeue did not end the job within 120 s"
+  exit 3
+}
+
+step_pid=""
+got_signal=""
+forward() {
+  if [ -n "$requeued" ]; then exit 3; fi # the requeue itself terminates us
+  got_signal=$1
+  say "got SIG$1: asking the ranks to checkpoint and stop"
+  if [ -n "$step_pid" ]; then kill -USR1 "$step_pid" 2>/dev/null || true; fi
+}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+
+say "job $SLURM_JOB_ID restart $restart: ${SLURM_JOB_NUM_NODES:-1} node(s), ${SLURM_NTASKS:-?} task(s), log $log"
+# shellcheck disable=SC2086
+srun --mpi=pmix --kill-on-bad-exit=1 ${PVLM_SRUN_ARGS:-} \
+  "$PVLM_BIN" pretrain --resume auto --ckpt-dir "$PVLM_CKPT_DIR" "$@" >>"$log" 2>&1 &
+step_pid=$!
+# A signal that came before srun existed (Slurm may signal early) is forwarded now.
+if [ -n "$got_signal" ]; then sleep 2; kill -USR1 "$step_pid" 2>/dev/null || true; fi
+
+# `wait` returns early (status > 128) when a trapped signal arrives; wait again until srun is gone.
+rc=0
+while :; do
+  wait "$step_pid"; rc=$?
+  kill -0 "$step_pid" 2>/dev/null || break
+done
+if [ $rc -gt 128 ] && [ -n "$got_signal" ]; then
+  wait "$step_pid" 2>/dev/null; r2=$?
+  [ $r2 -ne 127 ] && rc=$r2
+fi
+
+case $rc in
+  0) say "training finished"; exit 0 ;;
+  3) say "stopped after a complete checkpoint"; requeue ;;
+  *) say "pvlm pretrain failed with exit code $rc (see $log)"; exit "$rc" ;;
+esac
