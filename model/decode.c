@@ -99,7 +99,9 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
     layer_w *lw = pvlm_alloc(sizeof(layer_w) * (size_t)L, err);
     size_t nE = (size_t)B * T * 2 * d;
     size_t ncache = (size_t)R * Lmax * 2 * d;
-    size_t nf = (size_t)L * (nE + 2 * ncache) + (size_t)R * (10 * d + 2 * F + V) + (size_t)R * H * Lmax;
+    /* attention probabilities: self-attention over <= Lmax cached positions, cross-attention over T */
+    size_t natt = (size_t)R * H * (size_t)(Lmax > T ? Lmax : T);
+    size_t nf = (size_t)L * (nE + 2 * ncache) + (size_t)R * (10 * d + 2 * F + V) + natt;
     float *buf = pvlm_alloc(sizeof(float) * nf, err);
     hyp *alive = pvlm_alloc(sizeof(hyp) * (size_t)R, err), *nalive = pvlm_alloc(sizeof(hyp) * (size_t)R, err);
     hyp *fin = pvlm_alloc(sizeof(hyp) * (size_t)R, err);
@@ -137,7 +139,7 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
     float *fc = p; p += (size_t)R * F;
     float *gl = p; p += (size_t)R * F;
     float *logits = p; p += (size_t)R * V;
-    float *scores = p; p += (size_t)R * H * Lmax;
+    float *scores = p; p += natt;
     for (int l = 0; l < L; l++)
         pvlm_op_linear_fwd(kvc + (size_t)l * nE, E, lw[l].ckv_w, lw[l].ckv_b, B * T, d, 2 * d);
     for (int r = 0; r < R; r++) {
