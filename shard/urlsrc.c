@@ -23,6 +23,7 @@ void pvlm_urlsrc_opts_default(pvlm_urlsrc_opts *o) {
     o->url_col = "url";
     o->caption_col = "caption";
     o->header = -1;
+    o->keep_empty_caption = 0;
 }
 
 struct pvlm_urlsrc {
@@ -49,6 +50,7 @@ struct pvlm_urlsrc {
     char *url_trim;    /* trimmed copies handed out */
     size_t url_trim_cap;
     /* failures mode */
+    int keep_empty_caption;
     int failures;
     char **reasons; /* NULL: default exclusions */
     int nreasons, all_reasons;
@@ -402,6 +404,7 @@ pvlm_urlsrc *pvlm_urlsrc_open(const char *path, const pvlm_urlsrc_opts *o, pvlm_
     }
     pvlm_urlsrc *s = src_new(path, err);
     if (!s) return NULL;
+    s->keep_empty_caption = o->keep_empty_caption;
     s->fmt = detect_format(s, o->format, err);
     if (s->fmt < 0) goto fail;
     if (s->fmt == FMT_JSONL) {
@@ -643,7 +646,7 @@ int pvlm_urlsrc_next(pvlm_urlsrc *s, pvlm_url_item *it, pvlm_err *err) {
                           (long long)s->rec_line);
             continue;
         }
-        if (all_space(it->caption)) {
+        if (all_space(it->caption) && !s->keep_empty_caption) {
             s->counts.empty_caption++;
             if (!s->logged_empty_caption++)
                 pvlm_warn("%s:%lld: empty caption; row skipped (further ones are counted, not logged)", s->path,

@@ -19,8 +19,9 @@
  * Rows and indices: every non-blank data row gets the next index (0-based, header and
  * blank lines excluded), bad rows included, so an index names the same row in every run
  * and in the failures file. Bad rows (missing column, bad JSON, over 1 MiB), rows with an
- * empty url and rows with an empty caption (after trimming white space) are skipped,
- * counted (pvlm_urlsrc_get_counts) and logged once per kind with file:line.
+ * empty url and rows with an empty caption (after trimming white space; unless
+ * keep_empty_caption) are skipped, counted (pvlm_urlsrc_get_counts) and logged once per
+ * kind with file:line.
  *
  * Failures file: JSON lines {"index", "url", "caption", "reason", "http_status",
  * "attempts", "detail"} (strings escaped as JSON; invalid UTF-8 bytes become U+FFFD).
@@ -48,6 +49,7 @@ typedef struct pvlm_urlsrc_opts {
     const char *url_col;     /* header name / JSON key, or 0-based index as digits (default "url") */
     const char *caption_col; /* likewise (default "caption") */
     int header;              /* -1 auto (default), 0 no header row, 1 first row is a header */
+    int keep_empty_caption;  /* 1: yield rows whose caption is empty (caption ""); default 0 */
 } pvlm_urlsrc_opts;
 
 void pvlm_urlsrc_opts_default(pvlm_urlsrc_opts *o);
@@ -55,7 +57,7 @@ void pvlm_urlsrc_opts_default(pvlm_urlsrc_opts *o);
 typedef struct pvlm_url_item {
     int64_t index;       /* row ordinal (see above) or, from a failures file, its "index" */
     const char *url;     /* trimmed, non-empty */
-    const char *caption; /* non-empty */
+    const char *caption; /* non-empty unless keep_empty_caption */
     int64_t line;        /* 1-based line where the row starts (for messages) */
 } pvlm_url_item;
 

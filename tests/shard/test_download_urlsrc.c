@@ -77,6 +77,19 @@ static void test_tsv(void) {
     CHECK(c.rows == 6 && c.items == 3 && c.bad_rows == 1 && c.empty_caption == 1 && c.empty_url == 1);
     pvlm_urlsrc_close(s);
 
+    /* keep_empty_caption (hidden test sets): the empty-caption row is yielded */
+    pvlm_urlsrc_opts ko;
+    pvlm_urlsrc_opts_default(&ko);
+    ko.keep_empty_caption = 1;
+    s = pvlm_urlsrc_open(p, &ko, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    const row wantk[] = {{0, "http://a.example/1.jpg", "a dog on a beach"},
+                         {1, "https://b.example/2.png?x=1", "two cats"},
+                         {3, "http://c.example/empty-caption.jpg", "   "},
+                         {5, "http://d.example/4.jpg", "last one"}};
+    if (s) expect_rows(s, wantk, 4, "keep empty caption");
+    pvlm_urlsrc_close(s);
+
     /* header with extra columns, different order, names matched case-insensitively */
     p = write_file("hdr.tsv", "id\tURL\tCaption\n7\thttp://x/7.jpg\tseven\n8\thttp://x/8.jpg\teight\n");
     s = pvlm_urlsrc_open(p, NULL, &err);
