@@ -1170,9 +1170,20 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
             }
         }
         ts->rtok_begin[c + 1] = rtok.n;
-        /* split() view */
+        /* split() view: the same tokens when the text is words separated by
+           single spaces (always so for tokenizer output without a no-break
+           space); otherwise split on every Python whitespace character */
         int64_t t0 = tok.n;
-        size_t i = 0;
+        int simple = n > 0 && s[0] != ' ' && s[n - 1] != ' ';
+        for (size_t q = 0; q < n && simple; q++)
+            if ((s[q] == ' ' && s[q + 1] == ' ') ||
+                (((unsigned char)s[q] < 0x20 || (unsigned char)s[q] >= 0xC2) && py_space_len(s, q, n)))
+                simple = 0;
+        if (simple) {
+            for (int64_t q = ts->rtok_begin[c]; q < rtok.n; q++)
+                if (iv_push(&tok, rtok.a[q])) goto oom;
+        }
+        size_t i = simple ? n : 0;
         while (i < n) {
             size_t sp;
             while (i < n && (sp = py_space_len(s, i, n))) i += sp;
