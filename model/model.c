@@ -145,6 +145,13 @@ typedef struct priv {
      * target; padded positions after it never influence the loss under the causal mask, so they are not
      * computed); per row: token, target, position, sample. Nd = number of packed rows. */
     int *doff, *dlen, *koff, *klen, *rpos, *rsample, Nd;
+    /* packed encoder rows: sample b owns rows eoff[b] .. eoff[b]+elen[b]-1, only its visible tokens (image
+     * tokens of image-text samples, prompts, prefix tokens that are not padding): hidden tokens are keys
+     * nobody attends to, so their rows never influence the loss and are not computed. Per row: the
+     * position t in the padded [Np + n_vpt + Lp] sequence and the sample. Ne = number of rows. */
+    int *eoff, *elen, *ert, *erb, Ne;
+    size_t *aenc;
+    float *Epad; /* [B*T, d] padded copy of E for pvlm_model_encode (decoding) */
     int32_t *rtok, *rtgt;
     size_t *aself, *across;
     double times[PVLM_TIME_N];
@@ -417,6 +424,12 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
     p->yf = TF(Nd * d), p->yfm = TF(Nd), p->yfr = TF(Nd);
     p->probs = TF(Nd * (size_t)c->vocab_size);
     p->rowloss = take(&bb, sizeof(double) * Nd);
+    p->eoff = take(&bb, sizeof(int) * 2 * (size_t)B);
+    p->elen = p->eoff + B;
+    p->ert = take(&bb, sizeof(int) * 2 * Ne);
+    p->erb = p->ert + Ne;
+    p->aenc = take(&bb, sizeof(size_t) * (size_t)B);
+    p->Epad = TF(Ne * d);
     p->doff = take(&bb, sizeof(int) * 4 * (size_t)B);
     p->dlen = p->doff + B, p->koff = p->dlen + B, p->klen = p->koff + B;
     p->aself = take(&bb, sizeof(size_t) * 2 * (size_t)B);
@@ -515,12 +528,35 @@ static int check_batch(const pvlm_model *m, const pvlm_batch *b, int need_target
     return 0;
 }
 
-/* Stem + encoder; fills p->E and p->kmask. */
+/* Is encoder token t (of Np + n_vpt + Lp) of sample bi visible as a key? Image tokens only for
+ * image-text samples, prompts always, prefix tokens before prefix_len (CoOp context always). */
+static int enc_visible(const pvlm_model_config *c, int Np, const pvlm_batch *b, int bi, int t) {
+    if (t < Np) return b->has_image[bi] != 0;
+    if (t < Np + c->n_vpt) return 1;
+    int j = t - Np - c->n_vpt;
+    return j < b->prefix_len[bi] || j < c->n_ctx;
+}
+
+/* Stem + encoder; fills p->E (packed rows), p->kmask and the row tables. */
 static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     priv *p = m->priv;
     const pvlm_model_config *c = &m->cfg;
     int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, S = c->image_size, Np = p->Np;
-    int nv = c->n_vpt, Lpb = b->Lp, Ne = B * T;
+    int nv = c->n_vpt, Lpb = b->Lp, Ne = 0;
+    size_t ae = 0;
+    for (int bi = 0; bi < B; bi++) {
+        int n = 0;
+        p->eoff[bi] = Ne;
+        for (int t = 0; t < T; t++) {
+            int vis = enc_visible(c, Np, b, bi, t);
+            p->kmask[(size_t)bi * T + t] = (uint8_t)vis;
+            if (vis) p->ert[Ne + n] = t, p->erb[Ne + n] = bi, n++;
+        }
+        p->elen[bi] = n, p->aenc[bi] = ae;
+        ae += (size_t)H * n * n;
+        Ne += n;
+    }
+    p->Ne = Ne;
     double t0 = pvlm_now();
     /* stem -> timg [B*Np, d] */
     pvlm_op_image_norm(p->img, b->images, (size_t)B * S * S * 3);
@@ -543,11 +579,11 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
         pvlm_op_patchify_fwd(p->patches, p->gnf, B, H2, H2, C, c->patch_size / 2); /* [B*Np, C(P/2)^2] */
     }
     pvlm_op_linear_fwd(p->timg, p->patches, PP(p->pe_w), PP(p->pe_b), B * Np, p->K, d);
-    /* assemble x0 [B,T,d]: image tokens, prompts, prefix text */
+    /* assemble x0 [Ne,d]: image tokens, prompts, prefix text (visible ones, packed) */
     const float *ipos = PP(p->img_pos), *tpos = PP(p->enc_pos), *tok = PP(p->tok);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < Ne; r++) {
-        int bi = r / T, t = r % T;
+        int bi = p->erb[r], t = p->ert[r];
         float *x = p->x0 + (size_t)r * d;
         const float *a, *pos = NULL;
         if (t < Np) {
@@ -567,16 +603,6 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
         else
             memcpy(x, a, sizeof(float) * (size_t)d);
     }
-    /* key-padding mask: image tokens of text-only samples and padded prefix tokens are hidden;
-     * prompts and CoOp context vectors are always visible */
-    for (int bi = 0; bi < B; bi++)
-        for (int t = 0; t < T; t++) {
-            int vis;
-            if (t < Np) vis = b->has_image[bi] != 0;
-            else if (t < Np + nv) vis = 1;
-            else vis = (t - Np - nv) < b->prefix_len[bi] || (t - Np - nv) < c->n_ctx;
-            p->kmask[(size_t)bi * T + t] = (uint8_t)vis;
-        }
     double t1 = pvlm_now();
     p->times[PVLM_TIME_STEM] += t1 - t0;
     float *x = p->x0;
@@ -585,11 +611,12 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
         enc_a *a = &p->ea[l];
         if (nv > 0 && c->vpt_deep && l > 0) /* VPT-deep: layer l's own prompts replace the previous outputs */
             for (int bi = 0; bi < B; bi++)
-                memcpy(x + ((size_t)bi * T + Np) * d, PP(p->vpt) + (size_t)l * nv * d, sizeof(float) * (size_t)nv * d);
+                memcpy(x + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d, PP(p->vpt) + (size_t)l * nv * d,
+                       sizeof(float) * (size_t)nv * d);
         pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, PP(e->ln1_w), PP(e->ln1_b), Ne, d, c->ln_eps);
         pvlm_op_linear_fwd(a->qkv, a->ln1, PP(e->qkv_w), PP(e->qkv_b), Ne, d, 3 * d);
-        pvlm_op_attention_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, p->kmask, 0,
-                              B, H, T, T, d / H);
+        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
+                                     0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
         pvlm_op_linear_fwd(a->xm, a->ao, PP(e->out_w), PP(e->out_b), Ne, d, d);
         pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
         pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, PP(e->ln2_w), PP(e->ln2_b), Ne, d, c->ln_eps);
@@ -617,7 +644,12 @@ int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const
     if (prepare(m, b, 0, err)) return -1;
     priv *p = m->priv;
     encoder_forward(m, b);
-    *E = p->E, *kmask = p->kmask, *T = p->T;
+    /* back to the padded [B,T] layout with the key mask (zero rows where hidden) */
+    int d = m->cfg.d_model;
+    memset(p->Epad, 0, sizeof(float) * (size_t)b->B * p->T * d);
+    for (int r = 0; r < p->Ne; r++)
+        memcpy(p->Epad + ((size_t)p->erb[r] * p->T + p->ert[r]) * d, p->E + (size_t)r * d, sizeof(float) * (size_t)d);
+    *E = p->Epad, *kmask = p->kmask, *T = p->T;
     return 0;
 }
 
@@ -628,16 +660,16 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     const pvlm_model_config *c = &m->cfg;
     encoder_forward(m, b);
     double t0 = pvlm_now();
-    int B = b->B, T = p->T, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = B * T, Nd = 0;
+    int B = b->B, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
+    int Ne = p->Ne, Nd = 0;
     size_t as = 0, ac = 0;
     for (int bi = 0; bi < B; bi++) {
         int n = 0;
         for (int j = 0; j < Ls; j++)
             if (b->targets[(size_t)bi * Ls + j] != PVLM_IGNORE) n = j + 1;
-        p->doff[bi] = Nd, p->dlen[bi] = n, p->koff[bi] = bi * T, p->klen[bi] = T;
+        p->doff[bi] = Nd, p->dlen[bi] = n, p->koff[bi] = p->eoff[bi], p->klen[bi] = p->elen[bi];
         p->aself[bi] = as, p->across[bi] = ac;
-        as += (size_t)H * n * n, ac += (size_t)H * n * T;
+        as += (size_t)H * n * n, ac += (size_t)H * n * p->elen[bi];
         for (int j = 0; j < n; j++) {
             p->rtok[Nd + j] = b->dec_in[(size_t)bi * Ls + j], p->rtgt[Nd + j] = b->targets[(size_t)bi * Ls + j];
             p->rpos[Nd + j] = j, p->rsample[Nd + j] = bi;
@@ -668,7 +700,7 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
         pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, PP(e->lnc_w), PP(e->lnc_b), Nd, d, c->ln_eps);
         pvlm_op_linear_fwd(a->qc, a->lnc, PP(e->cq_w), PP(e->cq_b), Nd, d, d);
         pvlm_op_linear_fwd(a->kvc, p->E, PP(e->ckv_w), PP(e->ckv_b), Ne, d, 2 * d);
-        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, p->kmask, 0, B, H,
+        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
                                      d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
         pvlm_op_linear_fwd(a->xm2, a->aoc, PP(e->cout_w), PP(e->cout_b), Nd, d, d);
         pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
@@ -721,7 +753,8 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     if (!p->have_fwd || b->B != p->B || b->Ls != p->Ls || b->Lp != p->Lpb)
         return pvlm_err_set(err, PVLM_EINVAL, "model backward: no matching forward for this batch");
     int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = B * T, Nd = p->Nd, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
+    int Ne = p->Ne, Nd = p->Nd, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
+    (void)T;
     double t0 = pvlm_now();
     /* NULL sample_scale: the pretraining loss, d(loss)/d(sample CE sum) = 1/n_targets_global */
     for (int r = 0; r < Nd; r++) p->scale[r] = sample_scale ? (float)sample_scale[p->rsample[r]] : (float)p->inv_ntg;
@@ -784,8 +817,9 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_layernorm_bwd(p->dx, GG(e->ln2_w), GG(e->ln2_b), p->dln, a->xm, PP(e->ln2_w), a->m2, a->r2, Ne, d);
         pvlm_op_linear_bwd(p->dao, 0, GG(e->out_w), GG(e->out_b), p->dx, a->ao, PP(e->out_w), Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
-        pvlm_op_attention_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
-                              a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, T, T, d / H);
+        pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
+                                     a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen, p->eoff,
+                                     p->elen, p->aenc);
         pvlm_op_linear_bwd(p->dln, 0, GG(e->qkv_w), GG(e->qkv_b), p->dqkv, a->ln1, PP(e->qkv_w), Ne, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dx, GG(e->ln1_w), GG(e->ln1_b), p->dln, xin, PP(e->ln1_w), a->m1, a->r1, Ne, d);
         if (nv > 0 && (c->vpt_deep || l == 0)) {
@@ -793,7 +827,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
              * layer's outputs at these rows were replaced, so they receive nothing */
             float *gp = GG(p->vpt) + (size_t)(c->vpt_deep ? l : 0) * nv * d;
             for (int bi = 0; bi < B; bi++) {
-                float *r = p->dx + ((size_t)bi * T + Np) * d;
+                float *r = p->dx + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d;
                 for (int k = 0; k < nv * d; k++) gp[k] += r[k];
                 if (l > 0) memset(r, 0, sizeof(float) * (size_t)nv * d);
             }
@@ -803,21 +837,22 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     double t3 = pvlm_now();
     p->times[PVLM_TIME_ENC] += t3 - t2;
     /* encoder input embeddings: prefix text (or CoOp context) + positions, image tokens + positions */
-    for (int bi = 0; bi < B; bi++)
-        for (int j = 0; j < Lpb; j++) {
-            const float *r = p->dx + ((size_t)bi * T + Np + nv + j) * d;
+    memset(p->dtimg, 0, sizeof(float) * (size_t)B * Np * d); /* text-only samples: no image rows */
+    for (int r = 0; r < Ne; r++) { /* serial: fixed accumulation order */
+        int bi = p->erb[r], t = p->ert[r];
+        const float *g = p->dx + (size_t)r * d;
+        if (t < Np) {
+            memcpy(p->dtimg + ((size_t)bi * Np + t) * d, g, sizeof(float) * (size_t)d);
+            float *gpos = GG(p->img_pos) + (size_t)t * d;
+            for (int k = 0; k < d; k++) gpos[k] += g[k];
+        } else if (t >= Np + nv) {
+            int j = t - Np - nv;
             float *gt = j < c->n_ctx ? GG(p->coop) + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d
                                      : GG(p->tok) + (size_t)b->prefix[(size_t)bi * Lpb + j] * d;
             float *gpos = GG(p->enc_pos) + (size_t)j * d;
-            for (int k = 0; k < d; k++) gt[k] += r[k], gpos[k] += r[k];
+            for (int k = 0; k < d; k++) gt[k] += g[k], gpos[k] += g[k];
         }
-    for (int bi = 0; bi < B; bi++)
-        for (int i = 0; i < Np; i++) {
-            const float *r = p->dx + ((size_t)bi * T + i) * d;
-            memcpy(p->dtimg + ((size_t)bi * Np + i) * d, r, sizeof(float) * (size_t)d);
-            float *gpos = GG(p->img_pos) + (size_t)i * d;
-            for (int k = 0; k < d; k++) gpos[k] += r[k];
-        }
+    }
     if (!p->conv) {
         pvlm_op_linear_bwd(NULL, 0, GG(p->pe_w), GG(p->pe_b), p->dtimg, p->patches, PP(p->pe_w), B * Np, p->K, d);
     } else {
@@ -860,12 +895,21 @@ double pvlm_model_flops(const pvlm_model *m, const pvlm_batch *b) {
         Nd += n, self_tt += (double)n * n;
     }
     (void)Ls;
-    double Ne = B * T, Np = p->Np;
+    /* encoder rows actually computed: each sample's visible tokens */
+    double Ne = 0, enc_tt = 0, cross = 0;
+    for (int bi = 0; bi < b->B; bi++) {
+        int n = 0, nd = 0;
+        for (int t = 0; t < (int)T; t++) n += enc_visible(c, p->Np, b, bi, t);
+        for (int j = 0; j < b->Ls; j++)
+            if (b->targets[(size_t)bi * b->Ls + j] != PVLM_IGNORE) nd = j + 1;
+        Ne += n, enc_tt += (double)n * n, cross += (double)nd * n;
+    }
+    double Np = p->Np;
     /* a linear layer costs 2*N*In*Out forward and twice that backward (input and weight gradients);
      * attention costs 2 matmuls of 2*Tq*Tk*d forward and 4 backward (full score matrices, masked or not) */
-    double enc = 6.0 * Ne * (3 * d * d + d * d + 2 * d * F) + 12.0 * B * T * T * d;
+    double enc = 6.0 * Ne * (3 * d * d + d * d + 2 * d * F) + 12.0 * enc_tt * d;
     double dec = 6.0 * Nd * (3 * d * d + d * d + d * d + d * d + 2 * d * F) + 6.0 * Ne * 2 * d * d +
-                 12.0 * (self_tt + Nd * T) * d;
+                 12.0 * (self_tt + cross) * d;
     double head = 6.0 * Nd * d * V;
     double stem = 4.0 * B * Np * p->K * d; /* no input gradient for the patch projection of pixels */
     if (p->conv) {
