@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -926,6 +928,17 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     if (c->parts < 1 || c->part < 0 || c->part >= c->parts)
         return pvlm_err_set(err, PVLM_EINVAL, "--part %d --parts %d: need 0 <= part < parts", c->part, c->parts);
     if (pvlm_mkdir_p(c->out, err) != 0) return -1;
+    /* One builder per part at a time: a second process on the same part would delete the
+     * first one's temp files. flock is advisory and per open file; where the file system
+     * does not support it (some network file systems: ENOLCK) we go on without it. */
+    char lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/.lock-part-%d-of-%d", c->out, c->part, c->parts);
+    int lockfd = c->merge ? -1 : open(lockp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        close(lockfd);
+        return pvlm_err_set(err, PVLM_EINVAL, "%s: another 'pvlm shard images' is building part %d of %d here", c->out,
+                            c->part, c->parts);
+    }
 
     double t0 = pvlm_now();
     run R;
@@ -1099,6 +1112,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         }
     }
 out:
+    if (lockfd >= 0) close(lockfd); /* releases the flock */
     st->seconds = pvlm_now() - t0;
     if (R.b.codecs)
         for (int t = 0; t < R.T; t++) pvlm_image_codec_free(R.b.codecs[t]);
