@@ -1125,7 +1125,7 @@ out:
 }
 
 /* ---- CLI ---- */
-static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM: stop after the current chunk */
+static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM: stop soon, leaving no partial shard */
 static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;

@@ -13,8 +13,10 @@
  * into N contiguous ranges, one per shard; shard k is built from its range only, so
  * shards are independent (parts of a cluster job build disjoint subsets) and a shard's
  * bytes depend only on the inputs and settings (byte-identical re-builds).
- * Per shard: decode + resize + re-encode run on --threads worker threads in chunks,
- * and records are appended in item order (deterministic whatever the thread count).
+ * Per shard: the main thread feeds items (or, for URLs, the downloader's completions)
+ * into a bounded queue; --threads workers decode + resize + re-encode; the main thread
+ * appends finished records strictly in item order (deterministic whatever the thread
+ * count or download completion order). One builder per (folder, part) at a time (flock).
  * A finished shard gets a sidecar "<shard>.json" (records, bytes, checksum, failures,
  * settings hash) written after the shard's atomic rename; a re-run skips shards whose
  * file and sidecar match the current settings and rebuilds the rest (a crash leaves
@@ -61,7 +63,7 @@ typedef struct pvlm_shard_images_cfg {
     int64_t dl_max_bytes;
     double dl_timeout_s;
     int dl_retries;
-    volatile sig_atomic_t *stop;       /* optional: set nonzero to stop after the current chunk */
+    volatile sig_atomic_t *stop;       /* optional: set nonzero to stop soon (items in flight finish) */
 } pvlm_shard_images_cfg;
 
 typedef struct pvlm_shard_images_stats {
