@@ -1036,9 +1036,13 @@ static int grams_init(grams *g, size_t want) {
     return g->s ? 0 : -1;
 }
 
-static int32_t gram_id(grams *g, int32_t prefix, int32_t word, int order) {
-    uint64_t key = (((uint64_t)(uint32_t)(prefix + 1)) << 32 | (uint32_t)word) + 1;
-    size_t mask = g->cap - 1, i = (size_t)mix64(key) & mask;
+static uint64_t gram_key(int32_t prefix, int32_t word) {
+    return (((uint64_t)(uint32_t)(prefix + 1)) << 32 | (uint32_t)word) + 1;
+}
+
+/* id of the n-gram with this key (hash = mix64(key)), inserting it if new */
+static int32_t gram_id(grams *g, uint64_t key, uint64_t hash, int order) {
+    size_t mask = g->cap - 1, i = (size_t)hash & mask;
     while (g->s[i].key) {
         if (g->s[i].key == key) return g->s[i].id;
         i = (i + 1) & mask;
@@ -1055,7 +1059,7 @@ static int32_t gram_id(grams *g, int32_t prefix, int32_t word, int order) {
         free(g->s);
         g->s = ng.s;
         g->cap = ng.cap;
-        return gram_id(g, prefix, word, order);
+        return gram_id(g, key, hash, order);
     }
     if ((size_t)g->count >= g->ocap) {
         size_t nc = g->ocap ? g->ocap * 2 : 4096;
@@ -1140,6 +1144,8 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
     int32_t *seen_pos = NULL; /* per gram: index into ngs of this caption's entry, or -1 */
     int32_t *prev = NULL;
     size_t prev_cap = 0;
+    uint64_t *keys = NULL; /* (key, hash) of each n-gram of the current order */
+    size_t key_cap = 0;
     size_t seen_cap = 0;
     if (!ts->cand || !ts->ref_begin || !ts->tok_begin || !ts->rtok_begin || !ts->ng_begin) goto oom;
     /* size the n-gram table once from an estimate of the distinct n-grams
@@ -1205,9 +1211,24 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
             prev = np;
             prev_cap = nc;
         }
+        if ((size_t)len + 1 > key_cap) {
+            size_t nc = (size_t)len + 64;
+            uint64_t *nk = realloc(keys, 2 * nc * sizeof *nk);
+            if (!nk) goto oom;
+            keys = nk;
+            key_cap = nc;
+        }
         for (int k = 1; k <= 4; k++) {
+            /* all keys of this order are known now: compute them and prefetch
+               their slots first, so the (cache-missing) probes overlap */
             for (int64_t q = 0; q + k <= len; q++) {
-                int32_t gid = gram_id(&g, k == 1 ? -1 : prev[q], tok.a[t0 + q + k - 1], k);
+                uint64_t key = gram_key(k == 1 ? -1 : prev[q], tok.a[t0 + q + k - 1]);
+                keys[2 * q] = key;
+                keys[2 * q + 1] = mix64(key);
+                __builtin_prefetch(&g.s[keys[2 * q + 1] & (g.cap - 1)]);
+            }
+            for (int64_t q = 0; q + k <= len; q++) {
+                int32_t gid = gram_id(&g, keys[2 * q], keys[2 * q + 1], k);
                 if (gid < 0) goto oom;
                 prev[q] = gid;
                 /* dedupe within the caption: a small local table (gram -> entry) */
@@ -1261,5 +1282,6 @@ done:
     free(g.s);
     free(g.order);
     free(prev);
+    free(keys);
     return rc;
 }
