@@ -56,6 +56,8 @@ static int on_done(void *ctx, pvlm_dl_result *r) {
         CHECK_MSG(r->body == NULL && r->body_len == 0, "%s: failure with a body", e->path);
         CHECK_MSG(r->detail && r->detail[0], "%s: failure without detail", e->path);
     }
+    if (!strncmp(e->path, "/flaky/backoff", 14)) /* two backoffs: >= 50 ms + 100 ms (equal jitter of 100, 200) */
+        CHECK_MSG(r->seconds >= 0.15 && r->seconds < 5.0, "%s: %.3f s", e->path, r->seconds);
     if (e->body_len >= 0) CHECK_MSG((long)r->body_len == e->body_len, "%s: %zu bytes", e->path, r->body_len);
     if (e->file && r->reason == PVLM_DL_OK) {
         char path[2048], *data = NULL;
@@ -220,6 +222,7 @@ static void test_reasons(const test_server *ts) {
         {"/bigerror/502", PVLM_DL_HTTP_5XX, 502, 3, NULL, -1, 0},
         {"/flaky/k1/1", PVLM_DL_OK, 200, 2, "img.jpg", -1, 0},
         {"/flaky/k2/9", PVLM_DL_HTTP_5XX, 503, 3, NULL, -1, 0},
+        {"/flaky/backoff/2", PVLM_DL_OK, 200, 3, "img.jpg", -1, 0},
         {"/ratelimit/k3", PVLM_DL_OK, 200, 2, "img.jpg", -1, 0},
         {"/big-chunked/2000000", PVLM_DL_TOO_BIG, 200, 1, NULL, -1, 0},
         {"/big-cl/2000000", PVLM_DL_TOO_BIG, 200, 1, NULL, -1, 0},
@@ -353,6 +356,29 @@ static void test_limits(const test_server *ts) {
     CHECK(run_cases(ts, &c, ex, N, &secs, 0, NULL) == 0);
     long mg = server_stat_max(ts, "glob");
     CHECK_MSG(mg == 3, "global peak concurrency %ld, limit 3", mg);
+
+    /* many hosts (127/8 is all loopback; only 127.0.0.1 listens): the host table grows
+     * and empties, every item is reported once, good items still succeed */
+    enum { M = 700 };
+    expect *many = calloc(M, sizeof *many);
+    char(*mp)[96] = calloc(M, sizeof *mp);
+    for (int i = 0; i < M; i++) {
+        if (i % 50 == 0) {
+            snprintf(mp[i], sizeof mp[i], "/img.jpg");
+            many[i] = (expect){mp[i], PVLM_DL_OK, 200, 1, "img.jpg", -1, 0};
+        } else {
+            snprintf(mp[i], sizeof mp[i], "http://127.0.%d.%d:%d/x.jpg", 1 + i / 250, 1 + i % 250, ts->port);
+            many[i] = (expect){mp[i], PVLM_DL_CONNECT_ERROR, 0, 1, NULL, -1, 0};
+        }
+    }
+    c.max_per_host = 1;
+    c.max_total = 32;
+    c.retries = 0;
+    CHECK(run_cases(ts, &c, many, M, &secs, 0, NULL) == 0);
+    CHECK_MSG(secs < 10.0, "%d refused hosts took %.1f s", M, secs);
+    free(many);
+    free(mp);
+    c.retries = 2;
 
     /* a tiny waiting room still gets every item through */
     for (int i = 0; i < N; i++) {
