@@ -12,6 +12,7 @@
  *
  * Usage: bench_train_step [--threads N (0 = 1 and 2)] [--steps 5] [--warmup 1] [--batch 32] [--torch 1]
  *                         [--python /usr/bin/python3] [--script bench/torch_step.py] [--tmp /tmp]
+ *                         [--sgemm-only 1]   (SGEMM peak only; run under different OPENBLAS_CORETYPE values)
  */
 #include <cblas.h>
 #include <math.h>
@@ -112,7 +113,7 @@ static int write_batch(const pvlm_batch *b, const pvlm_model_config *c, const ch
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, steps = 5, warmup = 1, batch = 32, torch = 1;
+    int threads = 0, steps = 5, warmup = 1, batch = 32, torch = 1, sgemm_only = 0;
     const char *python = "/usr/bin/python3", *script = "bench/torch_step.py", *tmp = "/tmp";
     pvlm_opt opts[] = {
         {"threads", PVLM_ARG_INT, &threads, "thread count (0 = measure 1 and 2)", NULL, 0, 1024, 0},
@@ -123,6 +124,8 @@ int main(int argc, char **argv) {
         {"python", PVLM_ARG_STR, &python, "python with torch", NULL, 0, 0, 0},
         {"script", PVLM_ARG_STR, &script, "path of bench/torch_step.py", NULL, 0, 0, 0},
         {"tmp", PVLM_ARG_STR, &tmp, "folder for the shared batch file", NULL, 0, 0, 0},
+        {"sgemm-only", PVLM_ARG_INT, &sgemm_only, "only measure the SGEMM peak (1/0), e.g. under OPENBLAS_CORETYPE",
+         NULL, 0, 1, 0},
     };
     pvlm_cmd cmd = {"bench_train_step", "pvlm training step vs PyTorch", "", opts, (int)(sizeof opts / sizeof *opts), 0, 0};
     int npos = 0;
@@ -131,6 +134,17 @@ int main(int argc, char **argv) {
     if (pr != PVLM_ARGS_OK) return 2;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines even when redirected */
 
+    if (sgemm_only) {
+        const char *ct = getenv("OPENBLAS_CORETYPE");
+        for (int th = 1; th <= 2; th++) {
+            if (threads > 0 && th != threads) continue;
+            pvlm_threads_set(th);
+            double pc, pk = sgemm_peak(2048, 5, th, &pc);
+            printf("SGEMM 2048^3 threads %d kernel %s (OPENBLAS_CORETYPE=%s): %.1f GFLOP/s wall, %.1f by CPU time\n", th,
+                   openblas_get_corename(), ct ? ct : "unset", pk, pc);
+        }
+        return 0;
+    }
     pvlm_err err;
     pvlm_model_config c;
     pvlm_model_config_default(&c);
