@@ -18,7 +18,7 @@ Endpoints (KEY is any token chosen by the test; state is kept per KEY):
   /html /json                  text/html, application/json bodies
   /status/N                    status N with a small HTML body
   /bigerror/N                  status N with a 256 KiB body
-  /flaky/KEY/N                 first N requests 503, then the JPEG
+  /flaky/KEY/N                 first N requests 500, then the JPEG
   /ratelimit/KEY               first request 429 with Retry-After: 1, then the JPEG
   /stall-body                  headers (Content-Length 100000) + 100 bytes, then silence
   /stall-headers               reads the request, then sends nothing
@@ -132,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
                 n = COUNTS.get(parts[1], 0)
                 COUNTS[parts[1]] = n + 1
             if n < int(parts[2]):
-                self.send_body(503, "text/html", b"try again")
+                self.send_body(500, "text/html", b"try again")
             else:
                 self.jpeg()
         elif head == "ratelimit" and len(parts) == 2:
