@@ -26,6 +26,7 @@ typedef struct {
     char *s;
     size_t n, cap;
     int oom;
+    int on_stack; /* s is the caller's stack buffer: copy out on growth, never free */
 } sbuf;
 
 static void sb_reserve(sbuf *b, size_t extra) {
@@ -33,13 +34,20 @@ static void sb_reserve(sbuf *b, size_t extra) {
     if (b->n + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->n + extra + 1) cap *= 2;
-    char *p = realloc(b->s, cap);
+    char *p = b->on_stack ? malloc(cap) : realloc(b->s, cap);
     if (!p) {
         b->oom = 1;
         return;
     }
+    if (b->on_stack) {
+        memcpy(p, b->s, b->n);
+        b->on_stack = 0;
+    }
     b->s = p;
     b->cap = cap;
+}
+static void sb_free(sbuf *b) {
+    if (!b->on_stack) free(b->s);
 }
 static void sb_put(sbuf *b, const char *s, size_t n) {
     sb_reserve(b, n);
@@ -823,9 +831,14 @@ static const char *const coco_punct[] = {"''", "'", "``", "`", "-LRB-", "-RRB-",
                                          "?",  "!", ",",  ":", "-",     "--",    "...",   ";",     NULL};
 
 static char *tokenize(const char *text, size_t len, int remove_punct, pvlm_err *err) {
-    uint32_t *cps = malloc((len + 1) * sizeof *cps);
-    size_t *next_gt = malloc((len + 2) * sizeof *next_gt);
-    sbuf out = {0}, tok = {0};
+    /* captions are short: decode into stack buffers unless the text is long */
+    uint32_t cps_small[256];
+    size_t gt_small[258];
+    char tok_small[256];
+    int heap = len + 2 > 256;
+    uint32_t *cps = heap ? malloc((len + 1) * sizeof *cps) : cps_small;
+    size_t *next_gt = heap ? malloc((len + 2) * sizeof *next_gt) : gt_small;
+    sbuf out = {0}, tok = {tok_small, 0, sizeof tok_small, 0, 1};
     if (!cps || !next_gt) goto oom;
     size_t n = utf8_decode((const unsigned char *)text, len, cps);
     next_gt[n] = n;
@@ -880,15 +893,19 @@ static char *tokenize(const char *text, size_t len, int remove_punct, pvlm_err *
         p += adv;
     }
     if (out.oom) goto oom;
-    free(cps);
-    free(next_gt);
-    free(tok.s);
+    if (heap) {
+        free(cps);
+        free(next_gt);
+    }
+    sb_free(&tok);
     return out.s;
 oom:
-    free(cps);
-    free(next_gt);
+    if (heap) {
+        free(cps);
+        free(next_gt);
+    }
     free(out.s);
-    free(tok.s);
+    sb_free(&tok);
     pvlm_err_set(err, PVLM_ENOMEM, "ptb tokenizer: out of memory (caption of %zu bytes)", len);
     return NULL;
 }
