@@ -13,13 +13,13 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
 #include "core/rng.h"
@@ -70,11 +70,14 @@ int pvlm_dl_reason_retryable(pvlm_dl_reason r, long http_status) {
     case PVLM_DL_CONNECT_TIMEOUT:
     case PVLM_DL_CONNECT_ERROR:
     case PVLM_DL_RECV_ERROR:
-    case PVLM_DL_HTTP_5XX: return 1;
+    case PVLM_DL_HTTP_5XX:
+        return 1;
     /* 408 Request Timeout and 429 Too Many Requests are the transient 4xx (RFC 9110 and
      * RFC 6585); every other 4xx (404, 403, 410, ...) will answer the same again. */
-    case PVLM_DL_HTTP_4XX: return http_status == 408 || http_status == 429;
-    default: return 0;
+    case PVLM_DL_HTTP_4XX:
+        return http_status == 408 || http_status == 429;
+    default:
+        return 0;
     }
 }
 
@@ -104,7 +107,9 @@ void pvlm_dl_config_default(pvlm_dl_config *c) {
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static CURLcode g_init_rc = CURLE_OK;
-static void global_init_once(void) { g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void global_init_once(void) {
+    g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 int pvlm_dl_global_init(pvlm_err *err) {
     pthread_once(&g_once, global_init_once);
@@ -146,11 +151,11 @@ typedef struct slot {
     job *j;
     unsigned char *body;
     size_t body_len, body_cap;
-    long status;         /* status of the response being read */
-    int has_location;    /* current response has a Location header */
-    int robots;          /* current response carries an opt-out for us */
-    int discard;         /* final response is an error: drop its body */
-    int blocked;         /* block_private refused a resolved address */
+    long status;      /* status of the response being read */
+    int has_location; /* current response has a Location header */
+    int robots;       /* current response carries an opt-out for us */
+    int discard;      /* final response is an error: drop its body */
+    int blocked;      /* block_private refused a resolved address */
     size_t discarded;
     pvlm_dl_reason abort_reason; /* set when our callbacks abort the transfer */
     char ctype[128];
@@ -394,8 +399,8 @@ static void trim(const char **s, size_t *n) {
  * DeviantArt, also honoured by img2dataset), and noindex, noimageindex and none
  * (none = noindex, nofollow). */
 static int robots_optout(const char *v, size_t n, const char *agent) {
-    static const char *const valued[] = {"max-snippet", "max-image-preview", "max-video-preview",
-                                         "unavailable_after", "indexifembedded"};
+    static const char *const valued[] = {"max-snippet", "max-image-preview", "max-video-preview", "unavailable_after",
+                                         "indexifembedded"};
     static const char *const optouts[] = {"noai", "noimageai", "noindex", "noimageindex", "none"};
     int applies = 1; /* no agent given: applies to every crawler */
     size_t i = 0;
@@ -553,7 +558,8 @@ static int v4_private(uint32_t a) {
 }
 
 static int addr_private(const struct sockaddr *sa) {
-    if (sa->sa_family == AF_INET) return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET)
+        return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
     if (sa->sa_family == AF_INET6) {
         const unsigned char *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -561,10 +567,10 @@ static int addr_private(const struct sockaddr *sa) {
             return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
         int zero = 1;
         for (int i = 0; i < 15; i++) zero &= b[i] == 0;
-        if (zero && (b[15] == 0 || b[15] == 1)) return 1;  /* :: and ::1 */
-        if ((b[0] & 0xfe) == 0xfc) return 1;               /* fc00::/7 */
+        if (zero && (b[15] == 0 || b[15] == 1)) return 1;    /* :: and ::1 */
+        if ((b[0] & 0xfe) == 0xfc) return 1;                 /* fc00::/7 */
         if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1; /* fe80::/10 */
-        if (b[0] == 0xff) return 1;                        /* multicast */
+        if (b[0] == 0xff) return 1;                          /* multicast */
         return 0;
     }
     return 1; /* not IP: never for http(s) */
@@ -586,9 +592,9 @@ static curl_socket_t opensocket_cb(void *ud, curlsocktype purpose, struct curl_s
 pvlm_dl *pvlm_dl_create(const pvlm_dl_config *cfg, pvlm_err *err) {
     if (pvlm_dl_global_init(err)) return NULL;
     pvlm_dl_config c = *cfg;
-    if (c.max_total < 1 || c.max_per_host < 1 || c.max_queued < 0 || c.connect_timeout_ms < 1 ||
-        c.timeout_ms < 1 || c.low_speed_bytes < 0 || c.low_speed_time_s < 0 || c.max_bytes < 1 ||
-        c.max_redirects < 0 || c.retries < 0 || c.backoff_ms < 0 || c.backoff_max_ms < c.backoff_ms) {
+    if (c.max_total < 1 || c.max_per_host < 1 || c.max_queued < 0 || c.connect_timeout_ms < 1 || c.timeout_ms < 1 ||
+        c.low_speed_bytes < 0 || c.low_speed_time_s < 0 || c.max_bytes < 1 || c.max_redirects < 0 || c.retries < 0 ||
+        c.backoff_ms < 0 || c.backoff_max_ms < c.backoff_ms) {
         pvlm_err_set(err, PVLM_EINVAL,
                      "downloader config: need max_total, max_per_host, timeouts and max_bytes >= 1, "
                      "and non-negative queue, low-speed, redirect, retry and backoff settings "
@@ -665,7 +671,9 @@ unsigned char *pvlm_dl_take_body(pvlm_dl_result *r, size_t *len) {
     return b;
 }
 
-void pvlm_dl_get_stats(const pvlm_dl *d, pvlm_dl_stats *out) { *out = d->stats; }
+void pvlm_dl_get_stats(const pvlm_dl *d, pvlm_dl_stats *out) {
+    *out = d->stats;
+}
 
 /* ---------------------------------------------------------------- transfers */
 
@@ -787,13 +795,19 @@ static pvlm_dl_reason classify(pvlm_dl *d, slot *s, CURLcode rc, long *status) {
         if (total_us / 1000 + 100 >= (curl_off_t)d->cfg.timeout_ms) return PVLM_DL_TIMEOUT;
         return PVLM_DL_STALLED;
     }
-    case CURLE_FILESIZE_EXCEEDED: return PVLM_DL_TOO_BIG;
-    case CURLE_TOO_MANY_REDIRECTS: return PVLM_DL_TOO_MANY_REDIRECTS;
-    case CURLE_UNSUPPORTED_PROTOCOL: return PVLM_DL_BAD_SCHEME;
-    case CURLE_URL_MALFORMAT: return PVLM_DL_BAD_URL;
+    case CURLE_FILESIZE_EXCEEDED:
+        return PVLM_DL_TOO_BIG;
+    case CURLE_TOO_MANY_REDIRECTS:
+        return PVLM_DL_TOO_MANY_REDIRECTS;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return PVLM_DL_BAD_SCHEME;
+    case CURLE_URL_MALFORMAT:
+        return PVLM_DL_BAD_URL;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: return PVLM_DL_DNS_ERROR;
-    case CURLE_COULDNT_CONNECT: return PVLM_DL_CONNECT_ERROR;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return PVLM_DL_DNS_ERROR;
+    case CURLE_COULDNT_CONNECT:
+        return PVLM_DL_CONNECT_ERROR;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -801,7 +815,8 @@ static pvlm_dl_reason classify(pvlm_dl *d, slot *s, CURLcode rc, long *status) {
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS: return PVLM_DL_TLS_ERROR;
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return PVLM_DL_TLS_ERROR;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
@@ -810,8 +825,10 @@ static pvlm_dl_reason classify(pvlm_dl *d, slot *s, CURLcode rc, long *status) {
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
     case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_BAD_CONTENT_ENCODING: return PVLM_DL_RECV_ERROR;
-    default: return PVLM_DL_OTHER;
+    case CURLE_BAD_CONTENT_ENCODING:
+        return PVLM_DL_RECV_ERROR;
+    default:
+        return PVLM_DL_OTHER;
     }
 }
 
@@ -981,8 +998,7 @@ static int pull_one(pvlm_dl *d, pvlm_dl_next_fn next, void *next_ctx, pvlm_dl_do
     return 1;
 }
 
-int pvlm_dl_run(pvlm_dl *d, pvlm_dl_next_fn next, void *next_ctx, pvlm_dl_done_fn done, void *done_ctx,
-                pvlm_err *err) {
+int pvlm_dl_run(pvlm_dl *d, pvlm_dl_next_fn next, void *next_ctx, pvlm_dl_done_fn done, void *done_ctx, pvlm_err *err) {
     atomic_store(&d->stop, 0);
     int eof = 0, result = 0;
     for (;;) {

@@ -83,29 +83,29 @@ int pvlm_dl_reason_parse(const char *name);
 int pvlm_dl_reason_retryable(pvlm_dl_reason r, long http_status);
 
 typedef struct pvlm_dl_config {
-    int max_total;              /* concurrent transfers (default 64) */
-    int max_per_host;           /* concurrent transfers per host name (default 4) */
-    int max_queued;             /* items pulled from the source but not started, bound on memory
-                                   (default 0 = 8 * max_total + 256) */
-    long connect_timeout_ms;    /* default 10000 */
-    long timeout_ms;            /* whole transfer incl. redirects, default 60000 */
-    long low_speed_bytes;       /* abort when slower than this many bytes/s ... (default 1024) */
-    long low_speed_time_s;      /* ... for this many seconds (default 10) */
-    int64_t max_bytes;          /* body byte cap (default 16 MiB) */
-    int max_redirects;          /* default 5 */
-    int retries;                /* extra attempts after a retryable failure (default 2) */
-    long backoff_ms;            /* first retry delay (default 1000); doubles per attempt */
-    long backoff_max_ms;        /* cap of a delay, Retry-After included (default 30000) */
-    const char *user_agent;     /* default PVLM_DL_USER_AGENT */
-    const char *robots_agent;   /* our token in "token: noai" X-Robots-Tag values (default "pvlm") */
-    int respect_robots;         /* 1 (default): X-Robots-Tag opt-outs refuse the item */
-    int require_image;          /* 1 (default): refuse non-image Content-Types */
+    int max_total;            /* concurrent transfers (default 64) */
+    int max_per_host;         /* concurrent transfers per host name (default 4) */
+    int max_queued;           /* items pulled from the source but not started, bound on memory
+                                 (default 0 = 8 * max_total + 256) */
+    long connect_timeout_ms;  /* default 10000 */
+    long timeout_ms;          /* whole transfer incl. redirects, default 60000 */
+    long low_speed_bytes;     /* abort when slower than this many bytes/s ... (default 1024) */
+    long low_speed_time_s;    /* ... for this many seconds (default 10) */
+    int64_t max_bytes;        /* body byte cap (default 16 MiB) */
+    int max_redirects;        /* default 5 */
+    int retries;              /* extra attempts after a retryable failure (default 2) */
+    long backoff_ms;          /* first retry delay (default 1000); doubles per attempt */
+    long backoff_max_ms;      /* cap of a delay, Retry-After included (default 30000) */
+    const char *user_agent;   /* default PVLM_DL_USER_AGENT */
+    const char *robots_agent; /* our token in "token: noai" X-Robots-Tag values (default "pvlm") */
+    int respect_robots;       /* 1 (default): X-Robots-Tag opt-outs refuse the item */
+    int require_image;        /* 1 (default): refuse non-image Content-Types */
     /* 1: refuse to connect to loopback, private (RFC 1918, fc00::/7), link-local (cloud
      * metadata at 169.254.169.254), CGNAT, multicast and reserved addresses, checked on
      * the resolved address of every connection, redirects included. Default 0 (tests and
      * local mirrors use 127.0.0.1); turn it on for lists from the open web on a cluster. */
     int block_private;
-    uint64_t seed;              /* jitter random stream (default 0) */
+    uint64_t seed; /* jitter random stream (default 0) */
     /* Optional flag polled at least every 250 ms (e.g. set by a SIGINT handler): when it
      * becomes nonzero the run stops as pvlm_dl_stop does. */
     volatile sig_atomic_t *stop_flag;
@@ -129,8 +129,8 @@ typedef struct pvlm_dl_item {
 /* The outcome of one item, passed to the completion callback. */
 typedef struct pvlm_dl_result {
     int64_t index;
-    const char *url;          /* as submitted */
-    const char *caption;      /* as submitted (NULL if none) */
+    const char *url;     /* as submitted */
+    const char *caption; /* as submitted (NULL if none) */
     void *user;
     pvlm_dl_reason reason;    /* PVLM_DL_OK on success */
     long http_status;         /* last HTTP status seen, 0 if none */
@@ -138,8 +138,8 @@ typedef struct pvlm_dl_result {
     const char *detail;       /* human-readable cause of a failure ("" on success) */
     unsigned char *body;      /* body bytes (reason OK); NULL after pvlm_dl_take_body */
     size_t body_len;
-    int attempts;             /* transfers made for this item (1 + retries used) */
-    double seconds;           /* wall time from first start to completion, backoff included */
+    int attempts;   /* transfers made for this item (1 + retries used) */
+    double seconds; /* wall time from first start to completion, backoff included */
 } pvlm_dl_result;
 
 /* Completion callback: called once per item, on the run's thread. Return 0 to go on,
@@ -153,12 +153,12 @@ typedef int (*pvlm_dl_next_fn)(void *ctx, pvlm_dl_item *item, pvlm_err *err);
 
 /* Counters over the downloader's life (all runs). */
 typedef struct pvlm_dl_stats {
-    int64_t items;                       /* completed items (callbacks made) */
+    int64_t items; /* completed items (callbacks made) */
     int64_t ok;
     int64_t by_reason[PVLM_DL_NREASONS]; /* completed items per final reason */
     int64_t attempts;                    /* transfers started, retries included */
     int64_t retries;
-    int64_t body_bytes;                  /* body bytes of successful items */
+    int64_t body_bytes; /* body bytes of successful items */
 } pvlm_dl_stats;
 
 /* Call libcurl's global init once per process (idempotent, thread-safe). */
@@ -173,11 +173,10 @@ void pvlm_dl_free(pvlm_dl *d);
  * returning. Returns 0 when every item was reported, 1 when stopped early (done returned
  * nonzero, pvlm_dl_stop, or *stop_flag), -1 on an error (source failure or libcurl
  * multi error; err filled). Transfer failures are results, not errors. */
-int pvlm_dl_run(pvlm_dl *d, pvlm_dl_next_fn next, void *next_ctx, pvlm_dl_done_fn done,
-                void *done_ctx, pvlm_err *err);
+int pvlm_dl_run(pvlm_dl *d, pvlm_dl_next_fn next, void *next_ctx, pvlm_dl_done_fn done, void *done_ctx, pvlm_err *err);
 /* Same over an array of n items. */
-int pvlm_dl_run_items(pvlm_dl *d, const pvlm_dl_item *items, size_t n, pvlm_dl_done_fn done,
-                      void *done_ctx, pvlm_err *err);
+int pvlm_dl_run_items(pvlm_dl *d, const pvlm_dl_item *items, size_t n, pvlm_dl_done_fn done, void *done_ctx,
+                      pvlm_err *err);
 
 /* Ask a running pvlm_dl_run to stop soon (thread-safe; wakes curl_multi_poll). It applies
  * to the run in progress: each run starts with the request cleared. */

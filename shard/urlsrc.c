@@ -43,8 +43,8 @@ struct pvlm_urlsrc {
     int too_long;
     size_t *fields;
     int nfields, fields_cap;
-    int64_t line;     /* lines consumed so far */
-    int64_t rec_line; /* first line of the current record */
+    int64_t line;      /* lines consumed so far */
+    int64_t rec_line;  /* first line of the current record */
     int first_pending; /* the first record was read while resolving columns and is data */
     json_t *json;      /* current JSONL object (item strings borrow from it) */
     char *url_trim;    /* trimmed copies handed out */
@@ -54,7 +54,7 @@ struct pvlm_urlsrc {
     int failures;
     char **reasons; /* NULL: default exclusions */
     int nreasons, all_reasons;
-    int64_t *seen;  /* open-addressing set of yielded indices */
+    int64_t *seen; /* open-addressing set of yielded indices */
     size_t seen_cap, nseen;
     pvlm_urlsrc_counts counts;
     int logged_bad, logged_empty_url, logged_empty_caption;
@@ -230,7 +230,9 @@ static int read_record(pvlm_urlsrc *s, pvlm_err *err) {
     return s->fmt == FMT_CSV ? read_csv(s, err) : read_line(s, s->fmt == FMT_TSV ? '\t' : -1, err);
 }
 
-static const char *field(const pvlm_urlsrc *s, int i) { return s->rec + s->fields[i]; }
+static const char *field(const pvlm_urlsrc *s, int i) {
+    return s->rec + s->fields[i];
+}
 
 static int blank_record(const pvlm_urlsrc *s) {
     if (s->too_long) return 0;
@@ -310,8 +312,7 @@ static int resolve_columns(pvlm_urlsrc *s, const pvlm_urlsrc_opts *o, pvlm_err *
         if (ci < 0) ci = hc;
         if (ui < 0 || ci < 0) {
             columns_list(s, cols, sizeof cols);
-            return pvlm_err_set(err, PVLM_EINVAL,
-                                "%s: header row has no column '%s' (--%s); columns: %s", s->path,
+            return pvlm_err_set(err, PVLM_EINVAL, "%s: header row has no column '%s' (--%s); columns: %s", s->path,
                                 ui < 0 ? uname : cname, ui < 0 ? "url-col" : "caption-col", cols);
         }
     } else {
@@ -334,8 +335,7 @@ static int resolve_columns(pvlm_urlsrc *s, const pvlm_urlsrc_opts *o, pvlm_err *
         pvlm_info("%s: no header row; using column %d as url and column %d as caption", s->path, ui, ci);
         s->first_pending = 1;
     }
-    if (ui == ci)
-        return pvlm_err_set(err, PVLM_EINVAL, "%s: url and caption are the same column (%d)", s->path, ui);
+    if (ui == ci) return pvlm_err_set(err, PVLM_EINVAL, "%s: url and caption are the same column (%d)", s->path, ui);
     s->url_i = ui;
     s->cap_i = ci;
     return 0;
@@ -477,7 +477,9 @@ void pvlm_urlsrc_close(pvlm_urlsrc *s) {
     free(s);
 }
 
-void pvlm_urlsrc_get_counts(const pvlm_urlsrc *s, pvlm_urlsrc_counts *out) { *out = s->counts; }
+void pvlm_urlsrc_get_counts(const pvlm_urlsrc *s, pvlm_urlsrc_counts *out) {
+    *out = s->counts;
+}
 
 /* ---------------------------------------------------------------- rows */
 
@@ -701,10 +703,14 @@ static size_t utf8_len(const unsigned char *p, size_t n) {
     size_t k;
     unsigned min;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) k = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) k = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) k = 4, min = 0x10000;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        k = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        k = 4, min = 0x10000;
+    else
+        return 0;
     if (n < k) return 0;
     unsigned cp = c & (0x7F >> k);
     for (size_t i = 1; i < k; i++) {
@@ -726,10 +732,14 @@ static void put_json_string(FILE *f, const char *s) {
             fputc(c, f);
             i++;
         } else if (c < 0x20) {
-            if (c == '\n') fputs("\\n", f);
-            else if (c == '\t') fputs("\\t", f);
-            else if (c == '\r') fputs("\\r", f);
-            else fprintf(f, "\\u%04x", c);
+            if (c == '\n')
+                fputs("\\n", f);
+            else if (c == '\t')
+                fputs("\\t", f);
+            else if (c == '\r')
+                fputs("\\r", f);
+            else
+                fprintf(f, "\\u%04x", c);
             i++;
         } else if (c < 0x80) {
             fputc(c, f);
@@ -787,4 +797,6 @@ int pvlm_urlfail_close(pvlm_urlfail *w, pvlm_err *err) {
     return rc;
 }
 
-int64_t pvlm_urlfail_count(const pvlm_urlfail *w) { return w->count; }
+int64_t pvlm_urlfail_count(const pvlm_urlfail *w) {
+    return w->count;
+}

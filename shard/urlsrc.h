@@ -62,12 +62,12 @@ typedef struct pvlm_url_item {
 } pvlm_url_item;
 
 typedef struct pvlm_urlsrc_counts {
-    int64_t rows;          /* data rows seen (= next index) */
-    int64_t items;         /* rows yielded */
-    int64_t bad_rows;      /* unparsable / missing column / too long */
+    int64_t rows;     /* data rows seen (= next index) */
+    int64_t items;    /* rows yielded */
+    int64_t bad_rows; /* unparsable / missing column / too long */
     int64_t empty_url;
     int64_t empty_caption;
-    int64_t filtered;      /* failures mode: lines skipped by the reason filter or repeated */
+    int64_t filtered; /* failures mode: lines skipped by the reason filter or repeated */
 } pvlm_urlsrc_counts;
 
 /* Open a URL list. NULL + err (naming the file and the flag) when the file cannot be

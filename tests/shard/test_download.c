@@ -18,8 +18,8 @@
 typedef struct expect {
     const char *path; /* appended to the server base when it starts with '/' */
     pvlm_dl_reason reason;
-    long status;   /* expected HTTP status, -1: any */
-    int attempts;  /* expected attempts, 0: any */
+    long status;      /* expected HTTP status, -1: any */
+    int attempts;     /* expected attempts, 0: any */
     const char *file; /* expected body = this file in the server dir */
     long body_len;    /* expected body length, -1: any */
     int alt;          /* alternative acceptable reason (+1), 0: none */
@@ -285,10 +285,8 @@ static void test_block_private(const test_server *ts) {
     snprintf(hex, sizeof hex, "http://0x7f000001:%d/img.jpg", ts->port);
     snprintf(lo2, sizeof lo2, "http://127.0.0.2:%d/img.jpg", ts->port);
     const expect ex[] = {
-        {"/img.jpg", PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
-        {lh, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
-        {v6, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
-        {hex, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+        {"/img.jpg", PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0}, {lh, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
+        {v6, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},         {hex, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
         {lo2, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
     };
     pvlm_dl_config c = fast_config();
@@ -306,10 +304,8 @@ static void test_stuck(const test_server *ts) {
     char blackhole[128];
     snprintf(blackhole, sizeof blackhole, "http://127.0.0.1:%d/img.jpg", port);
     const expect ex[] = {
-        {"/stall-body", PVLM_DL_STALLED, 200, 2, NULL, -1, 0},
-        {"/stall-headers", PVLM_DL_STALLED, 0, 2, NULL, -1, 0},
-        {"/trickle", PVLM_DL_TIMEOUT, 200, 2, NULL, -1, 0},
-        {"/img.jpg", PVLM_DL_OK, 200, 1, "img.jpg", -1, 0},
+        {"/stall-body", PVLM_DL_STALLED, 200, 2, NULL, -1, 0},   {"/stall-headers", PVLM_DL_STALLED, 0, 2, NULL, -1, 0},
+        {"/trickle", PVLM_DL_TIMEOUT, 200, 2, NULL, -1, 0},      {"/img.jpg", PVLM_DL_OK, 200, 1, "img.jpg", -1, 0},
         {blackhole, PVLM_DL_CONNECT_TIMEOUT, 0, 2, NULL, -1, 0},
     };
     pvlm_dl_config c = fast_config();

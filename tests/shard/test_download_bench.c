@@ -22,7 +22,9 @@ static int on_done(void *c, pvlm_dl_result *r) {
     return 0;
 }
 
-static double tv(struct timeval t) { return (double)t.tv_sec + 1e-6 * (double)t.tv_usec; }
+static double tv(struct timeval t) {
+    return (double)t.tv_sec + 1e-6 * (double)t.tv_usec;
+}
 
 static double cpu_of(int who) {
     struct rusage u;
@@ -81,8 +83,8 @@ int main(int argc, char **argv) {
         pvlm_dl_free(d);
         ours_rate[r] = n / dt;
         ours_cpu[r] = 1e6 * dc / n;
-        printf("pvlm_dl:          %lld/%d ok in %.3f s = %6.0f items/s, client CPU %.1f us/item\n", (long long)g_ok,
-               n, dt, ours_rate[r], ours_cpu[r]);
+        printf("pvlm_dl:          %lld/%d ok in %.3f s = %6.0f items/s, client CPU %.1f us/item\n", (long long)g_ok, n,
+               dt, ours_rate[r], ours_cpu[r]);
 
         char cmd[1400];
         snprintf(cmd, sizeof cmd, "curl -s --parallel --parallel-max %d -K '%s' 2>/dev/null", conc, cfgpath);

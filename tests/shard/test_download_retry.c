@@ -103,8 +103,9 @@ int main(void) {
     pvlm_urlsrc_get_counts(src, &cnt);
     CHECK(cnt.rows == 9 && cnt.items == 7 && cnt.empty_caption == 1 && cnt.bad_rows == 1);
     pvlm_urlsrc_close(src);
-    const pvlm_dl_reason want1[NROWS] = {PVLM_DL_OK, PVLM_DL_HTTP_4XX, PVLM_DL_HTTP_5XX, PVLM_DL_NOT_IMAGE,
-                                         PVLM_DL_ROBOTS_OPTOUT, 0, 0, PVLM_DL_OK, PVLM_DL_BAD_SCHEME};
+    const pvlm_dl_reason want1[NROWS] = {
+        PVLM_DL_OK, PVLM_DL_HTTP_4XX, PVLM_DL_HTTP_5XX,  PVLM_DL_NOT_IMAGE, PVLM_DL_ROBOTS_OPTOUT, 0,
+        0,          PVLM_DL_OK,       PVLM_DL_BAD_SCHEME};
     const int expect_seen[NROWS] = {1, 1, 1, 1, 1, 0, 0, 1, 1};
     for (int i = 0; i < NROWS; i++) {
         CHECK_MSG(c1.o[i].seen == expect_seen[i], "row %d seen %d times", i, c1.o[i].seen);

@@ -25,8 +25,8 @@
 typedef struct test_server {
     pid_t pid;
     int port;
-    char dir[1024];  /* scratch dir (PVLM_TMP): port file and test images */
-    char base[128];  /* "http://127.0.0.1:PORT" */
+    char dir[1024]; /* scratch dir (PVLM_TMP): port file and test images */
+    char base[128]; /* "http://127.0.0.1:PORT" */
 } test_server;
 
 static inline const char *test_tmpdir(void) {

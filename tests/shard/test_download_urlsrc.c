@@ -35,8 +35,8 @@ static void expect_rows(pvlm_urlsrc *s, const row *want, int n, const char *what
             CHECK_MSG(it.index == want[i].index, "%s: item %d index %lld, want %lld", what, i, (long long)it.index,
                       (long long)want[i].index);
             CHECK_MSG(!strcmp(it.url, want[i].url), "%s: item %d url '%s', want '%s'", what, i, it.url, want[i].url);
-            CHECK_MSG(!strcmp(it.caption, want[i].caption), "%s: item %d caption '%s', want '%s'", what, i,
-                      it.caption, want[i].caption);
+            CHECK_MSG(!strcmp(it.caption, want[i].caption), "%s: item %d caption '%s', want '%s'", what, i, it.caption,
+                      want[i].caption);
         }
         i++;
     }
@@ -278,8 +278,13 @@ static void test_failures_file(void) {
     CHECK(pvlm_urlfail_write(w, 3, "http://f/3.jpg", odd, "http_4xx", 404, 1, "HTTP 404", &err) == 0);
     CHECK(pvlm_urlfail_write(w, 9, "http://f/9.jpg", "nine", "robots_optout", 200, 1, NULL, &err) == 0);
     CHECK(pvlm_urlfail_write(w, 12, "http://f/12.jpg", "twelve", "timeout", 0, 3, "Operation timed out", &err) == 0);
-    pvlm_dl_result r = {.index = 14, .url = "http://f/14.jpg", .caption = "fourteen", .reason = PVLM_DL_HTTP_5XX,
-                        .http_status = 503, .detail = "HTTP 503", .attempts = 3};
+    pvlm_dl_result r = {.index = 14,
+                        .url = "http://f/14.jpg",
+                        .caption = "fourteen",
+                        .reason = PVLM_DL_HTTP_5XX,
+                        .http_status = 503,
+                        .detail = "HTTP 503",
+                        .attempts = 3};
     CHECK(pvlm_urlfail_write_result(w, &r, &err) == 0);
     CHECK(pvlm_urlfail_count(w) == 4);
     CHECK(pvlm_urlfail_close(w, &err) == 0);
@@ -333,9 +338,10 @@ static void test_failures_file(void) {
     if (s) expect_rows(s, want + 1, 2, "failures list");
     pvlm_urlsrc_close(s);
     /* a damaged line is counted, not fatal */
-    const char *p = write_file("fail2.jsonl", "{\"index\": 1, \"url\": \"http://f/1.jpg\", \"caption\": \"one\", "
-                                              "\"reason\": \"timeout\"}\n{\"index\": 2, \"url\": \"http://f/2\n"
-                                              "{\"url\": \"http://f/3.jpg\", \"caption\": \"x\", \"reason\": \"timeout\"}\n");
+    const char *p =
+        write_file("fail2.jsonl", "{\"index\": 1, \"url\": \"http://f/1.jpg\", \"caption\": \"one\", "
+                                  "\"reason\": \"timeout\"}\n{\"index\": 2, \"url\": \"http://f/2\n"
+                                  "{\"url\": \"http://f/3.jpg\", \"caption\": \"x\", \"reason\": \"timeout\"}\n");
     s = pvlm_urlsrc_open_failures(p, NULL, &err);
     const row w2[] = {{1, "http://f/1.jpg", "one"}};
     if (s) {
