@@ -15,7 +15,10 @@
  *   the whole pipeline - LMDB read, JPEG decode, resize, tokenize, PrefixLM formation - on the
  *   calling thread), tokenizer MB/s and tokens/s, and the wait fraction of a simulated trainer that
  *   takes --step-ms per batch with 1 and 2 prefetch threads.
- * Usage: bench_loader [--dir D] [--reps 5] [--step-ms 120] [--tokenizer DIR] [--batches 40]
+ * Peer: with --model-steps N > 0 (default 2) the trainer's side is measured in the same run: forward +
+ * backward of the model's bench config (model/model.h defaults: S=64, d=512, 6+6 layers, V=8192) on a
+ * batch from this loader, 1 thread; --step-ms 0 (default) then simulates the trainer with that time.
+ * Usage: bench_loader [--dir D] [--reps 5] [--step-ms 0] [--model-steps 2] [--tokenizer DIR] [--batches 40]
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -38,6 +41,8 @@
 #include "io/manifest.h"
 #include "io/textshard.h"
 #include "io/tokenizer.h"
+#include "core/threads.h"
+#include "model/model.h"
 
 typedef struct strv {
     char **s;
@@ -194,12 +199,12 @@ static double median(double *v, int n) {
 }
 
 typedef struct run_result {
-    double samples_per_s, tokens_per_s, wait_frac, produce_per_batch;
+    double samples_per_s, tokens_per_s, wait_frac, produce_per_batch, frames_per_text;
 } run_result;
 
 /* Run nb batches; step_s > 0 simulates a trainer busy for step_s per batch. */
 static int run(pvlm_loader_config *c, int nb, double step_s, int reps, run_result *out) {
-    double sps[32], tps[32], wf[32], pb[32];
+    double sps[32], tps[32], wf[32], pb[32], fpt[32];
     pvlm_err err = {0};
     for (int r = 0; r < reps; r++) {
         c->seed = (uint64_t)r + 1;
@@ -234,11 +239,15 @@ static int run(pvlm_loader_config *c, int nb, double step_s, int reps, run_resul
         tps[r] = (double)(s1.tokens - s0.tokens) / dt;
         wf[r] = (s1.wait_s - s0.wait_s) / dt;
         pb[r] = (s1.produce_s - s0.produce_s) / nb;
+        fpt[r] = s1.samples_text > s0.samples_text
+                     ? (double)(s1.frames_read - s0.frames_read) / (double)(s1.samples_text - s0.samples_text)
+                     : 0;
         pvlm_batch_free(&b);
         pvlm_loader_close(L);
     }
     out->samples_per_s = median(sps, reps), out->tokens_per_s = median(tps, reps);
     out->wait_frac = median(wf, reps), out->produce_per_batch = median(pb, reps);
+    out->frames_per_text = median(fpt, reps);
     return 0;
 }
 
@@ -314,7 +323,8 @@ static void compression(const strv *docs, int reps) {
 int main(int argc, char **argv) {
     const char *dir = "/tmp/pvlm_bench_loader", *tokdir = NULL;
     int reps = 5, nb = 40, stored = 96, nimg = 2048, vocab = 4096;
-    double step_ms = 120;
+    double step_ms = 0;
+    int model_steps = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
@@ -323,11 +333,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokenizer")) tokdir = argv[i + 1];
         else if (!strcmp(argv[i], "--stored")) stored = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--model-steps")) model_steps = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_loader: unknown flag %s\n", argv[i]);
             return 2;
         }
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible when redirected */
     if (reps < 1) reps = 1;
     if (reps > 32) reps = 32;
     pvlm_log_set_level(PVLM_LOG_WARN);
@@ -403,13 +415,57 @@ int main(int argc, char **argv) {
     for (int a = 0; a < 3; a++) {
         c.text_ratio = ratios[a], c.threads = 0;
         if (run(&c, nb, 0, reps, &r)) return 1;
-        printf("  %-16s %8.0f samples/s  %9.0f tokens/s  %.2f ms/batch\n", names[a], r.samples_per_s, r.tokens_per_s,
-               1e3 * c.B / r.samples_per_s);
+        printf("  %-16s %8.0f samples/s  %9.0f tokens/s  %.2f ms/batch  %.4f frames/text sample\n", names[a],
+               r.samples_per_s, r.tokens_per_s, 1e3 * c.B / r.samples_per_s, r.frames_per_text);
     }
+    if (model_steps > 0) {
+        /* the trainer's consumption: one forward+backward of the bench model on a loader batch */
+        pvlm_threads_set(1);
+        pvlm_model_config mc;
+        pvlm_model_config_default(&mc);
+        mc.pad_id = c.pad_id, mc.bos_id = c.bos_id, mc.eos_id = c.eos_id;
+        if (mc.vocab_size < pvlm_tokenizer_vocab_size(tok)) mc.vocab_size = pvlm_tokenizer_vocab_size(tok);
+        pvlm_model m;
+        if (pvlm_model_create(&m, &mc, &err)) {
+            fprintf(stderr, "bench_loader: model: %s\n", err.msg);
+            return 1;
+        }
+        pvlm_model_init_weights(&m, 1);
+        c.text_ratio = 0.5, c.threads = 0, c.S = mc.image_size, c.Lp = mc.max_prefix_len, c.Ls = mc.max_suffix_len;
+        pvlm_loader *L = pvlm_loader_open(&c, &err);
+        pvlm_batch b;
+        pvlm_batch_alloc(&b, c.B, c.S, c.Lp, c.Ls, &err);
+        if (!L || pvlm_loader_next(L, &b, &err)) {
+            fprintf(stderr, "bench_loader: %s\n", err.msg);
+            return 1;
+        }
+        double ts[32];
+        for (int k = 0; k < model_steps && k < 32; k++) {
+            double t0 = pvlm_now();
+            float loss;
+            pvlm_model_zero_grad(&m);
+            if (pvlm_model_forward(&m, &b, (double)pvlm_batch_count_targets(&b), &loss, NULL, NULL, &err) ||
+                pvlm_model_backward(&m, &b, NULL, NULL, NULL, &err)) {
+                fprintf(stderr, "bench_loader: model step: %s\n", err.msg);
+                return 1;
+            }
+            ts[k] = pvlm_now() - t0;
+        }
+        double st = median(ts, model_steps < 32 ? model_steps : 32);
+        printf("trainer peer: forward+backward of the model bench config (%.1fM params) on a loader batch, 1 thread: "
+               "%.0f ms/step = %.0f samples/s\n", m.n_params / 1e6, st * 1e3, c.B / st);
+        if (step_ms <= 0) step_ms = st * 1e3;
+        pvlm_batch_free(&b);
+        pvlm_loader_close(L);
+        pvlm_model_free(&m);
+    }
+    if (step_ms <= 0) step_ms = 120;
     printf("simulated trainer at %.0f ms/step, mixed 50/50:\n", step_ms);
     for (int th = 1; th <= 2; th++) {
         c.text_ratio = 0.5, c.threads = th;
-        if (run(&c, nb, step_ms / 1e3, reps, &r)) return 1;
+        /* a slow simulated step needs only a few batches to show whether the loader keeps up */
+        int nsim = step_ms > 500 ? 6 : nb, rsim = step_ms > 500 && reps > 3 ? 3 : reps;
+        if (run(&c, nsim, step_ms / 1e3, rsim, &r)) return 1;
         printf("  prefetch threads %d: wait %.2f%% of step time, worker %.2f ms/batch\n", th, 100 * r.wait_frac,
                1e3 * r.produce_per_batch);
     }
