@@ -75,7 +75,7 @@ typedef struct item_list {
 
 static void items_free(item_list *l) {
     for (int64_t i = 0; i < l->n; i++) {
-        free(l->v[i].id);
+        if (l->v[i].id != l->v[i].path) free(l->v[i].id); /* URL items share one string */
         free(l->v[i].path);
         free(l->v[i].alt_path);
         for (int k = 0; k < l->v[i].ncap; k++) free(l->v[i].caps[k]);
@@ -333,10 +333,10 @@ static int list_urls(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err
             rc = -1;
             break;
         }
-        it->id = strdup(u.url);
         it->path = strdup(u.url);
+        it->id = it->path; /* the source id of a URL item is its URL: one copy (lists have millions) */
         it->row = u.index;
-        if (!it->id || !it->path || add_caption(it, u.caption, strlen(u.caption), err) != 0) {
+        if (!it->path || add_caption(it, u.caption, strlen(u.caption), err) != 0) {
             rc = -1;
             break;
         }
@@ -953,7 +953,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     if (c->limit > 0 && R.items.n > c->limit) {
         for (int64_t i = c->limit; i < R.items.n; i++) { /* drop the tail */
             item *it = &R.items.v[i];
-            free(it->id);
+            if (it->id != it->path) free(it->id);
             free(it->path);
             free(it->alt_path);
             for (int k = 0; k < it->ncap; k++) free(it->caps[k]);
