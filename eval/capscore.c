@@ -78,14 +78,58 @@ void pvlm_caprefs_free(pvlm_caprefs *r) {
     free(r->domain);
     free(r->ref_begin);
     free(r->caption);
+    free(r->sorted_id);
+    free(r->sorted_ix);
     memset(r, 0, sizeof *r);
 }
 
 int32_t pvlm_caprefs_find(const pvlm_caprefs *r, int64_t image_id) {
-    /* binary search over a sorted copy would need state; linear fallback is only used by tools */
-    for (int32_t i = 0; i < r->n_img; i++)
-        if (r->image_id[i] == image_id) return i;
+    if (!r->sorted_id) {
+        for (int32_t i = 0; i < r->n_img; i++)
+            if (r->image_id[i] == image_id) return i;
+        return -1;
+    }
+    int32_t lo = 0, hi = r->n_img - 1;
+    while (lo <= hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (r->sorted_id[mid] == image_id) return r->sorted_ix[mid];
+        if (r->sorted_id[mid] < image_id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
     return -1;
+}
+
+typedef struct {
+    int64_t id;
+    int32_t i;
+} idx_pair;
+static int cmp_idx_pair(const void *a, const void *b) {
+    const idx_pair *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* the sorted id index of pvlm_caprefs_find */
+static int build_sorted(pvlm_caprefs *r) {
+    idx_pair *p = malloc(((size_t)r->n_img + 1) * sizeof *p);
+    r->sorted_id = malloc(((size_t)r->n_img + 1) * sizeof *r->sorted_id);
+    r->sorted_ix = malloc(((size_t)r->n_img + 1) * sizeof *r->sorted_ix);
+    if (!p || !r->sorted_id || !r->sorted_ix) {
+        free(p);
+        return -1;
+    }
+    for (int32_t i = 0; i < r->n_img; i++) {
+        p[i].id = r->image_id[i];
+        p[i].i = i;
+    }
+    qsort(p, (size_t)r->n_img, sizeof *p, cmp_idx_pair);
+    for (int32_t i = 0; i < r->n_img; i++) {
+        r->sorted_id[i] = p[i].id;
+        r->sorted_ix[i] = p[i].i;
+    }
+    free(p);
+    return 0;
 }
 
 static int get_id(const json_t *o, const char *key, int64_t *out, const char *what, size_t idx, pvlm_err *err) {
@@ -181,6 +225,7 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
         const char *cap_s = json_string_value(json_object_get(json_array_get(anns, a), "caption"));
         if (!(r->caption[r->ref_begin[i] + cnt[i]++] = xstrdup(cap_s))) goto oom;
     }
+    if (build_sorted(r)) goto oom;
     idmap_free(&m);
     free(cnt);
     free(ann_img);
@@ -477,15 +522,6 @@ done:
     }
     signal(SIGPIPE, old);
     return rc;
-}
-
-typedef struct {
-    int64_t id;
-    int32_t i;
-} idx_pair;
-static int cmp_idx_pair(const void *a, const void *b) {
-    const idx_pair *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 /* SPICE 1.0: write [{"image_id", "test", "refs"}] (image ids sorted, as

@@ -30,6 +30,8 @@ typedef struct pvlm_caprefs {
     int32_t *ref_begin; /* [n_img+1] captions of image i: caption[ref_begin[i] .. ref_begin[i+1]-1] */
     char **caption;     /* raw reference captions, file order within each image */
     int any_domain;     /* some image carries a domain field */
+    int64_t *sorted_id; /* [n_img] image ids ascending, and */
+    int32_t *sorted_ix; /* [n_img] their indices (pvlm_caprefs_find) */
 } pvlm_caprefs;
 
 typedef struct pvlm_capres {
@@ -44,7 +46,7 @@ typedef struct pvlm_capres {
 int pvlm_caprefs_load(pvlm_caprefs *r, const char *path, pvlm_err *err);
 int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what, pvlm_err *err);
 void pvlm_caprefs_free(pvlm_caprefs *r);
-/* Index of image_id in r, or -1. */
+/* Index of image_id in r (binary search), or -1. */
 int32_t pvlm_caprefs_find(const pvlm_caprefs *r, int64_t image_id);
 
 /* Load a COCO results file ([{"image_id", "caption"}]); duplicates are an error. */

@@ -62,6 +62,8 @@ static void test_errors(void) {
     pvlm_err err = {0};
     CHECK_OK(refs_from(REFS, &refs, &err), &err);
     CHECK(refs.n_img == 3 && refs.ref_begin[3] == 5);
+    CHECK(pvlm_caprefs_find(&refs, 2) == 1 && pvlm_caprefs_find(&refs, 3) == 2 && pvlm_caprefs_find(&refs, 4) == -1);
+    CHECK(!strcmp(refs.file_name[0], "a.jpg") && refs.file_name[2] == NULL);
     /* unknown image id */
     CHECK_OK(res_from("[{\"image_id\": 1, \"caption\": \"a dog\"}, {\"image_id\": 9, \"caption\": \"x\"}]", &res, &err),
              &err);
