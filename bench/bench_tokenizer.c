@@ -5,7 +5,8 @@
  * $PVLM_BUILD_DIR/gpt2-bpe or build/gpt2-bpe (scripts/fetch-gpt2-bpe.sh DIR fills it).
  * Text: the glosses of Debian's WordNet (the English after "| " on each line of
  * /usr/share/wordnet/data.{noun,verb,adj,adv}, one per line), ~ 8 MB.
- * Reports MB/s (1e6 bytes/s) as the median of RUNS (default 5) runs for: pvlm with a fresh
+ * Reports MB/s (1e6 bytes/s) per CPU second of the encoding thread (and per wall second) as the
+ * median of RUNS (default 5) runs for: pvlm with a fresh
  * word cache per run, pvlm without a cache, pre-tokenization alone; then the peer, the
  * reference encoder gpt-3-encoder (node, Encoder.js, warm: one untimed pass first) on the
  * first ~2 MB of the same text in the same run (pvlm is timed on that prefix too), one
@@ -16,12 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "core/fsutil.h"
 #include "core/timer.h"
 #include "io/tokenizer.h"
+
+/* CPU seconds of this thread: on a shared machine wall time also counts other processes'
+ * turns on the core, so "MB/s per core" is measured in CPU time (wall time is printed too). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -93,32 +103,37 @@ int main(int argc, char **argv) {
 
     size_t cap_ids = len / 2 + 16;
     int32_t *ids = malloc(cap_ids * sizeof *ids);
-    double *v = malloc((size_t)runs * sizeof *v);
+    double *v = malloc((size_t)runs * sizeof *v), *w = malloc((size_t)runs * sizeof *w);
     int64_t nids = 0;
     for (int r = 0; r < runs; r++) {
         pvlm_tok_cache *c = pvlm_tok_cache_new(0, &err);
-        double t0 = pvlm_now();
+        double t0 = pvlm_now(), c0 = cpu_now();
         nids = pvlm_tokenizer_encode(t, c, text, len, ids, cap_ids, &err);
-        v[r] = len / 1e6 / (pvlm_now() - t0);
+        v[r] = len / 1e6 / (cpu_now() - c0);
+        w[r] = len / 1e6 / (pvlm_now() - t0);
         pvlm_tok_cache_free(c);
     }
     double cached = median(v, runs);
-    printf("pvlm encode, word cache (fresh per run)   %8.2f MB/s  (%lld ids, %.2f bytes/id)\n", cached,
-           (long long)nids, (double)len / (double)nids);
+    printf("pvlm encode, word cache (fresh per run)   %8.2f MB/s cpu %8.2f MB/s wall  (%lld ids, %.2f bytes/id)\n",
+           cached, median(w, runs), (long long)nids, (double)len / (double)nids);
     for (int r = 0; r < runs; r++) {
-        double t0 = pvlm_now();
+        double t0 = pvlm_now(), c0 = cpu_now();
         pvlm_tokenizer_encode(t, NULL, text, len, ids, cap_ids, &err);
-        v[r] = len / 1e6 / (pvlm_now() - t0);
+        v[r] = len / 1e6 / (cpu_now() - c0);
+        w[r] = len / 1e6 / (pvlm_now() - t0);
     }
-    printf("pvlm encode, no cache                     %8.2f MB/s\n", median(v, runs));
+    printf("pvlm encode, no cache                     %8.2f MB/s cpu %8.2f MB/s wall\n", median(v, runs),
+           median(w, runs));
     for (int r = 0; r < runs; r++) {
         size_t total = 0;
-        double t0 = pvlm_now();
+        double t0 = pvlm_now(), c0 = cpu_now();
         pvlm_tokenizer_pretokenize(text, len, count_piece, &total);
-        v[r] = len / 1e6 / (pvlm_now() - t0);
+        v[r] = len / 1e6 / (cpu_now() - c0);
+        w[r] = len / 1e6 / (pvlm_now() - t0);
         if (total != len) printf("pretokenize lost bytes!\n");
     }
-    printf("pvlm pre-tokenization only                %8.2f MB/s\n", median(v, runs));
+    printf("pvlm pre-tokenization only                %8.2f MB/s cpu %8.2f MB/s wall\n", median(v, runs),
+           median(w, runs));
 
     /* peer: the reference encoder under node, on the first ~2 MB (whole lines): it runs at
      * well under 1 MB/s, so the whole text would take minutes per run; pvlm is timed on
@@ -127,12 +142,14 @@ int main(int argc, char **argv) {
     while (plen < len && text[plen - 1] != '\n') plen++;
     for (int r = 0; r < runs; r++) {
         pvlm_tok_cache *c = pvlm_tok_cache_new(0, &err);
-        double t0 = pvlm_now();
+        double t0 = pvlm_now(), c0 = cpu_now();
         pvlm_tokenizer_encode(t, c, text, plen, ids, cap_ids, &err);
-        v[r] = plen / 1e6 / (pvlm_now() - t0);
+        v[r] = plen / 1e6 / (cpu_now() - c0);
+        w[r] = plen / 1e6 / (pvlm_now() - t0);
         pvlm_tok_cache_free(c);
     }
-    printf("pvlm encode, word cache, first %.2f MB    %8.2f MB/s\n", plen / 1e6, median(v, runs));
+    printf("pvlm encode, word cache, first %.2f MB    %8.2f MB/s cpu %8.2f MB/s wall\n", plen / 1e6, median(v, runs),
+           median(w, runs));
     fd = open(tpath, O_WRONLY | O_TRUNC);
     if (fd < 0 || write(fd, text, plen) != (ssize_t)plen) {
         fprintf(stderr, "bench_tokenizer: cannot write %s\n", tpath);
@@ -152,10 +169,12 @@ int main(int argc, char **argv) {
                  "node -e \"const e=require(require('path').resolve(process.argv[1])),fs=require('fs');"
                  "const L=fs.readFileSync(process.argv[2],'utf-8').split(/(?<=\\n)/);const B=Buffer.byteLength(L.join(''));"
                  "for(const l of L)e.encode(l);const v=[];"
-                 "for(let r=0;r<%d;r++){const t0=process.hrtime.bigint();for(const l of L)e.encode(l);"
-                 "v.push(B/1e6/(Number(process.hrtime.bigint()-t0)/1e9));}v.sort((a,b)=>a-b);"
-                 "const m=v.length%%2?v[(v.length-1)/2]:(v[v.length/2-1]+v[v.length/2])/2;"
-                 "console.log('peer gpt-3-encoder, node '+process.version+', warm, same prefix '+m.toFixed(2).padStart(8)+' MB/s');"
+                 "const w=[];const med=a=>{a.sort((x,y)=>x-y);return a.length%%2?a[(a.length-1)/2]:(a[a.length/2-1]+a[a.length/2])/2;};"
+                 "for(let r=0;r<%d;r++){const t0=process.hrtime.bigint(),c0=process.cpuUsage();for(const l of L)e.encode(l);"
+                 "const c=process.cpuUsage(c0);v.push(B/1e6/((c.user+c.system)/1e6));"
+                 "w.push(B/1e6/(Number(process.hrtime.bigint()-t0)/1e9));}"
+                 "console.log('peer gpt-3-encoder (node '+process.version+', warm), same prefix '+med(v).toFixed(2).padStart(8)+"
+                 "' MB/s cpu '+med(w).toFixed(2).padStart(8)+' MB/s wall');"
                  "fs.writeFileSync(process.argv[3],L.slice(0,2000).map(l=>e.encode(l).join(' ')).join(' '));\" "
                  "'%s' '%s' '%s'",
                  runs, enc_js, tpath, ipath);
@@ -187,6 +206,7 @@ int main(int argc, char **argv) {
     }
     unlink(tpath);
     free(v);
+    free(w);
     free(ids);
     free(text);
     pvlm_tokenizer_free(t);
