@@ -161,6 +161,12 @@ static char *id_string(json_t *v) {
     return NULL;
 }
 
+static void count_fail(json_t *o, const char *reason, int64_t n) {
+    if (n <= 0) return;
+    json_t *v = json_object_get(o, reason);
+    json_object_set_new(o, reason, json_integer((json_int_t)((v ? json_integer_value(v) : 0) + n)));
+}
+
 /* COCO format: images [{id, file_name}], annotations [{image_id, caption}];
  * Karpathy format: images [{filepath?, filename, cocoid?|imgid?, split, sentences [{raw}]}]. */
 static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
@@ -201,8 +207,10 @@ static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err
             const char *cap = json_string_value(json_object_get(e, "caption"));
             json_t *ix = id ? json_object_get(byid, id) : NULL;
             free(id);
-            if (!ix || !cap) {
-                pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
+            if (!ix || !cap) { /* counted in the manifest as bad_annotation, logged up to 10 times */
+                count_fail(l->fails, "bad_annotation", 1);
+                if (json_integer_value(json_object_get(l->fails, "bad_annotation")) <= LOG_PER_REASON)
+                    pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
                 continue;
             }
             if (add_caption(&l->v[json_integer_value(ix)], cap, strlen(cap), err) != 0) {
@@ -302,12 +310,6 @@ static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *er
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     return rc;
-}
-
-static void count_fail(json_t *o, const char *reason, int64_t n) {
-    if (n <= 0) return;
-    json_t *v = json_object_get(o, reason);
-    json_object_set_new(o, reason, json_integer((json_int_t)((v ? json_integer_value(v) : 0) + n)));
 }
 
 /* URL list rows (or the failed rows of an earlier build). Rows the list reader skips

@@ -359,6 +359,7 @@ int main(void) {
         CHECK_OK(pvlm_manifest_load(mp, &m, &err), &err);
         CHECK(fail_count(&m, "missing_file") == 1 && fail_count(&m, "empty_caption") == 1 &&
               fail_count(&m, "decode_error") == 1);
+        CHECK(fail_count(&m, "bad_annotation") == 1); /* the orphan annotation (image_id 999) */
         /* shuffle 0: input order; shard 0 = items [0, 2) = ids 42, 7 */
         char sp[2048];
         pvlm_manifest_shard_path(&m, 0, o5, sp, sizeof sp);
