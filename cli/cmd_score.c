@@ -82,7 +82,7 @@ static int cmd_captions(int argc, char **argv) {
     }
     if (as_json) {
         json_t *j = pvlm_capscore_to_json(&sc);
-        int bad = pvlm_json_dump_exact(j, stdout);
+        int bad = pvlm_capscore_print_json(j, stdout);
         json_decref(j);
         if (bad) {
             fprintf(stderr, "pvlm score captions: writing stdout failed\n");

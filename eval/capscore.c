@@ -882,7 +882,7 @@ json_t *pvlm_capscore_per_image_json(const pvlm_capscore *s, const pvlm_caprefs 
     return root;
 }
 
-int pvlm_json_dump_exact(const json_t *j, FILE *f) {
+int pvlm_capscore_print_json(const json_t *j, FILE *f) {
     if (json_dumpf(j, f, JSON_REAL_PRECISION(17) | JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)) return -1;
     return fputc('\n', f) == EOF ? -1 : 0;
 }

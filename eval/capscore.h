@@ -110,6 +110,6 @@ json_t *pvlm_capscore_to_json(const pvlm_capscore *s);
 json_t *pvlm_capscore_per_image_json(const pvlm_capscore *s, const pvlm_caprefs *refs);
 
 /* Print a JSON value with every real as %.17g (round-trip) to f. */
-int pvlm_json_dump_exact(const json_t *j, FILE *f);
+int pvlm_capscore_print_json(const json_t *j, FILE *f);
 
 #endif
