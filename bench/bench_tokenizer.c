@@ -14,11 +14,11 @@
  * with the number of pieces per call, so calls on the whole text are not practical).
  * Checks that pvlm's ids equal the peer's on the first 2000 lines.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "core/fsutil.h"
@@ -165,19 +165,22 @@ int main(int argc, char **argv) {
         int ifd = mkstemp(ipath);
         close(ifd);
         char cmd[16384];
-        snprintf(cmd, sizeof cmd,
-                 "node -e \"const e=require(require('path').resolve(process.argv[1])),fs=require('fs');"
-                 "const L=fs.readFileSync(process.argv[2],'utf-8').split(/(?<=\\n)/);const B=Buffer.byteLength(L.join(''));"
-                 "for(const l of L)e.encode(l);const v=[];"
-                 "const w=[];const med=a=>{a.sort((x,y)=>x-y);return a.length%%2?a[(a.length-1)/2]:(a[a.length/2-1]+a[a.length/2])/2;};"
-                 "for(let r=0;r<%d;r++){const t0=process.hrtime.bigint(),c0=process.cpuUsage();for(const l of L)e.encode(l);"
-                 "const c=process.cpuUsage(c0);v.push(B/1e6/((c.user+c.system)/1e6));"
-                 "w.push(B/1e6/(Number(process.hrtime.bigint()-t0)/1e9));}"
-                 "console.log('peer gpt-3-encoder (node '+process.version+', warm), same prefix '+med(v).toFixed(2).padStart(8)+"
-                 "' MB/s cpu '+med(w).toFixed(2).padStart(8)+' MB/s wall');"
-                 "fs.writeFileSync(process.argv[3],L.slice(0,2000).map(l=>e.encode(l).join(' ')).join(' '));\" "
-                 "'%s' '%s' '%s'",
-                 runs, enc_js, tpath, ipath);
+        snprintf(
+            cmd, sizeof cmd,
+            "node -e \"const e=require(require('path').resolve(process.argv[1])),fs=require('fs');"
+            "const L=fs.readFileSync(process.argv[2],'utf-8').split(/(?<=\\n)/);const B=Buffer.byteLength(L.join(''));"
+            "for(const l of L)e.encode(l);const v=[];"
+            "const w=[];const med=a=>{a.sort((x,y)=>x-y);return "
+            "a.length%%2?a[(a.length-1)/2]:(a[a.length/2-1]+a[a.length/2])/2;};"
+            "for(let r=0;r<%d;r++){const t0=process.hrtime.bigint(),c0=process.cpuUsage();for(const l of L)e.encode(l);"
+            "const c=process.cpuUsage(c0);v.push(B/1e6/((c.user+c.system)/1e6));"
+            "w.push(B/1e6/(Number(process.hrtime.bigint()-t0)/1e9));}"
+            "console.log('peer gpt-3-encoder (node '+process.version+', warm), same prefix "
+            "'+med(v).toFixed(2).padStart(8)+"
+            "' MB/s cpu '+med(w).toFixed(2).padStart(8)+' MB/s wall');"
+            "fs.writeFileSync(process.argv[3],L.slice(0,2000).map(l=>e.encode(l).join(' ')).join(' '));\" "
+            "'%s' '%s' '%s'",
+            runs, enc_js, tpath, ipath);
         fflush(stdout);
         int peer_ok = system(cmd) == 0;
         if (!peer_ok) printf("peer: node run failed\n");

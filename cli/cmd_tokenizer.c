@@ -57,7 +57,7 @@ static int close_out(FILE *f, const char *path, pvlm_err *err) {
 }
 
 static int load_tok(const char *dir, const char *pairs, pvlm_tokenizer **t, pvlm_err *err) {
-    pvlm_tok_pairs mode = !strcmp(pairs, "js") ? PVLM_TOK_PAIRS_JS
+    pvlm_tok_pairs mode = !strcmp(pairs, "js")      ? PVLM_TOK_PAIRS_JS
                           : !strcmp(pairs, "exact") ? PVLM_TOK_PAIRS_EXACT
                                                     : PVLM_TOK_PAIRS_AUTO;
     if (mode == PVLM_TOK_PAIRS_AUTO) return pvlm_tokenizer_load(dir, t, err);
@@ -78,14 +78,14 @@ static int cmd_encode(int argc, char **argv) {
         {"text", PVLM_ARG_STR, &text, "encode this string instead of --input", NULL, 0, 0, 0},
         {"output", PVLM_ARG_STR, &output, "where to write the ids ('-': stdout)", NULL, 0, 0, 0},
         {"format", PVLM_ARG_CHOICE, &format,
-         "text: ids separated by spaces, one line; json: a JSON array; i32: little-endian int32", "text|json|i32", 0,
-         0, 0},
+         "text: ids separated by spaces, one line; json: a JSON array; i32: little-endian int32", "text|json|i32", 0, 0,
+         0},
         {"bos", PVLM_ARG_FLAG, &add_bos, "prepend bos_id", NULL, 0, 0, 0},
         {"eos", PVLM_ARG_FLAG, &add_eos, "append eos_id", NULL, 0, 0, 0},
         {"pairs", PVLM_ARG_CHOICE, &pairs, "pair-rank lookup (docs/tokenizer.md)", "auto|exact|js", 0, 0, 0},
     };
-    const pvlm_cmd cmd = {"pvlm tokenizer encode", "text -> token ids", "", opts,
-                          (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    const pvlm_cmd cmd = {
+        "pvlm tokenizer encode", "text -> token ids", "", opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     int a = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (a != PVLM_ARGS_OK) return a == PVLM_ARGS_HELP ? 0 : 2;
     pvlm_err err = {0};
@@ -148,8 +148,8 @@ static int cmd_decode(int argc, char **argv) {
         {"output", PVLM_ARG_STR, &output, "where to write the bytes ('-': stdout)", NULL, 0, 0, 0},
         {"skip-special", PVLM_ARG_FLAG, &skip, "leave out pad/bos/eos and other special tokens", NULL, 0, 0, 0},
     };
-    const pvlm_cmd cmd = {"pvlm tokenizer decode", "token ids -> text (raw bytes)", "", opts,
-                          (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    const pvlm_cmd cmd = {
+        "pvlm tokenizer decode", "token ids -> text (raw bytes)", "", opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     int a = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (a != PVLM_ARGS_OK) return a == PVLM_ARGS_HELP ? 0 : 2;
     pvlm_err err = {0};
@@ -176,8 +176,7 @@ static int cmd_decode(int argc, char **argv) {
         errno = 0;
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < INT32_MIN || v > INT32_MAX) {
-            pvlm_err_set(&err, PVLM_EFORMAT, "%s: id %zu: not an integer near \"%.20s\"", src,
-                         nids, p);
+            pvlm_err_set(&err, PVLM_EFORMAT, "%s: id %zu: not an integer near \"%.20s\"", src, nids, p);
             goto fail;
         }
         if (nids == cap) {
@@ -279,8 +278,13 @@ static int cmd_train(int argc, char **argv) {
         {"min-frequency", PVLM_ARG_I64, &min_freq, "stop when the best pair occurs fewer times", NULL, 1, 1e15, 0},
         {"out", PVLM_ARG_STR, &out, "output directory (encoder.json + vocab.bpe)", NULL, 0, 0, 1},
     };
-    const pvlm_cmd cmd = {"pvlm tokenizer train", "learn a byte-level BPE vocabulary from text files", "[FILE...]",
-                          opts, (int)(sizeof opts / sizeof opts[0]), 0, 1 << 20};
+    const pvlm_cmd cmd = {"pvlm tokenizer train",
+                          "learn a byte-level BPE vocabulary from text files",
+                          "[FILE...]",
+                          opts,
+                          (int)(sizeof opts / sizeof opts[0]),
+                          0,
+                          1 << 20};
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
     int npos = 0;
     if (!pos) return 1;
@@ -330,8 +334,13 @@ static int cmd_info(int argc, char **argv) {
         {"vocab", PVLM_ARG_STR, &vocab, "directory with encoder.json/vocab.json + vocab.bpe/merges.txt", NULL, 0, 0, 1},
         {"pairs", PVLM_ARG_CHOICE, &pairs, "pair-rank lookup (docs/tokenizer.md)", "auto|exact|js", 0, 0, 0},
     };
-    const pvlm_cmd cmd = {"pvlm tokenizer info", "vocabulary size, special ids and merge count as JSON", "", opts,
-                          (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    const pvlm_cmd cmd = {"pvlm tokenizer info",
+                          "vocabulary size, special ids and merge count as JSON",
+                          "",
+                          opts,
+                          (int)(sizeof opts / sizeof opts[0]),
+                          0,
+                          0};
     int a = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (a != PVLM_ARGS_OK) return a == PVLM_ARGS_HELP ? 0 : 2;
     pvlm_err err = {0};
@@ -344,9 +353,8 @@ static int cmd_info(int argc, char **argv) {
     for (int32_t id = 0; id < pvlm_tokenizer_vocab_size(t); id++) nspecial += pvlm_tokenizer_is_special(t, id);
     printf("{\"vocab_size\": %d, \"merges\": %d, \"pad_id\": %d, \"bos_id\": %d, \"eos_id\": %d, \"specials\": %d, "
            "\"pairs\": \"%s\"}\n",
-           pvlm_tokenizer_vocab_size(t), pvlm_tokenizer_n_merges(t), pvlm_tokenizer_pad_id(t),
-           pvlm_tokenizer_bos_id(t), pvlm_tokenizer_eos_id(t), nspecial,
-           pvlm_tokenizer_pairs(t) == PVLM_TOK_PAIRS_JS ? "js" : "exact");
+           pvlm_tokenizer_vocab_size(t), pvlm_tokenizer_n_merges(t), pvlm_tokenizer_pad_id(t), pvlm_tokenizer_bos_id(t),
+           pvlm_tokenizer_eos_id(t), nspecial, pvlm_tokenizer_pairs(t) == PVLM_TOK_PAIRS_JS ? "js" : "exact");
     pvlm_tokenizer_free(t);
     return 0;
 }

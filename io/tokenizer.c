@@ -16,7 +16,7 @@
 
 #define NO_RANK INT32_MAX
 #define DEFAULT_HEAP_THRESHOLD 48
-#define MAX_SCAN 256 /* longest piece the quadratic scan may get */
+#define MAX_SCAN 256      /* longest piece the quadratic scan may get */
 #define CACHE_MAX_KEY 255 /* longer pieces are not cached (rare; long runs of spaces etc.) */
 
 /* ------------------------------------------------------------------ */
@@ -57,8 +57,8 @@ static inline int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
     }
     if (c < 0xF5) {
         if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        uint32_t v = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-                     ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        uint32_t v = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) |
+                     (s[3] & 0x3F);
         if (v < 0x10000 || v > 0x10FFFF) return 0;
         *cp = v;
         return 4;
@@ -146,7 +146,7 @@ static size_t piece_end(const uint8_t *s, size_t n, size_t i) {
         k += (size_t)l;
         nchars++;
     }
-    if (k == n) return n;       /* \s+(?!\S) matches the whole run at the end */
+    if (k == n) return n;        /* \s+(?!\S) matches the whole run at the end */
     if (nchars > 1) return last; /* backtrack one char so a space is left before \S */
     return k;                    /* \s+ : a single whitespace char before \S */
 }
@@ -263,8 +263,7 @@ static void strmap_free(strmap *m) {
 
 static size_t strmap_slot(const strmap *m, const char *s, size_t n, uint64_t h) {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
-    while (m->off[i] >= 0 &&
-           !(m->hash[i] == h && (size_t)m->len[i] == n && !memcmp(m->arena + m->off[i], s, n)))
+    while (m->off[i] >= 0 && !(m->hash[i] == h && (size_t)m->len[i] == n && !memcmp(m->arena + m->off[i], s, n)))
         i = (i + 1) & mask;
     return i;
 }
@@ -339,12 +338,24 @@ struct pvlm_tokenizer {
     pairmap merges;
 };
 
-int32_t pvlm_tokenizer_vocab_size(const pvlm_tokenizer *t) { return t->n_vocab; }
-int32_t pvlm_tokenizer_pad_id(const pvlm_tokenizer *t) { return t->pad; }
-int32_t pvlm_tokenizer_bos_id(const pvlm_tokenizer *t) { return t->bos; }
-int32_t pvlm_tokenizer_eos_id(const pvlm_tokenizer *t) { return t->eos; }
-int32_t pvlm_tokenizer_n_merges(const pvlm_tokenizer *t) { return t->n_merges; }
-pvlm_tok_pairs pvlm_tokenizer_pairs(const pvlm_tokenizer *t) { return t->pairs; }
+int32_t pvlm_tokenizer_vocab_size(const pvlm_tokenizer *t) {
+    return t->n_vocab;
+}
+int32_t pvlm_tokenizer_pad_id(const pvlm_tokenizer *t) {
+    return t->pad;
+}
+int32_t pvlm_tokenizer_bos_id(const pvlm_tokenizer *t) {
+    return t->bos;
+}
+int32_t pvlm_tokenizer_eos_id(const pvlm_tokenizer *t) {
+    return t->eos;
+}
+int32_t pvlm_tokenizer_n_merges(const pvlm_tokenizer *t) {
+    return t->n_merges;
+}
+pvlm_tok_pairs pvlm_tokenizer_pairs(const pvlm_tokenizer *t) {
+    return t->pairs;
+}
 void pvlm_tokenizer_set_heap_threshold(pvlm_tokenizer *t, int n) {
     t->heap_threshold = n < 2 ? 2 : n > MAX_SCAN ? MAX_SCAN : n;
 }
@@ -408,11 +419,11 @@ static int split_merge_line(char *line, char **a, char **b) {
 /* Everything pvlm_tokenizer_load_files needs while reading the two files. */
 typedef struct load_state {
     const char *vocab_path, *merges_path;
-    int32_t n;       /* entries in the vocabulary file */
-    char *keybuf;    /* copies of the JSON keys, back to back (owned) */
-    char **keys;     /* [n] into keybuf: the key of each id */
-    size_t *key_len; /* [n] */
-    strmap key_ids;  /* key string -> id */
+    int32_t n;          /* entries in the vocabulary file */
+    char *keybuf;       /* copies of the JSON keys, back to back (owned) */
+    char **keys;        /* [n] into keybuf: the key of each id */
+    size_t *key_len;    /* [n] */
+    strmap key_ids;     /* key string -> id */
     uint8_t *is_result; /* [n] 1 when some merge produces the id */
 } load_state;
 
@@ -434,8 +445,7 @@ static int load_vocab(pvlm_tokenizer *t, load_state *ls, const int16_t byte_of_c
     }
     size_t n = json_object_size(root);
     if (n < 256 || n > INT32_MAX / 2) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: %zu entries; a byte-level vocabulary has at least 256", ls->vocab_path,
-                     n);
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: %zu entries; a byte-level vocabulary has at least 256", ls->vocab_path, n);
         goto out;
     }
     ls->n = (int32_t)n;
@@ -450,8 +460,8 @@ static int load_vocab(pvlm_tokenizer *t, load_state *ls, const int16_t byte_of_c
     t->tok_off = calloc(n + 1, sizeof *t->tok_off);
     t->tok_bytes = malloc(total + 1);
     t->special = calloc(n, 1);
-    if (!ls->keybuf || !ls->keys || !ls->key_len || !ls->is_result || !t->tok_off || !t->tok_bytes ||
-        !t->special || strmap_init(&ls->key_ids, n) != 0) {
+    if (!ls->keybuf || !ls->keys || !ls->key_len || !ls->is_result || !t->tok_off || !t->tok_bytes || !t->special ||
+        strmap_init(&ls->key_ids, n) != 0) {
         pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->vocab_path);
         goto out;
     }
@@ -595,7 +605,8 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
     /* which tokens are special: not a byte token and produced by no merge */
     int has_eot = 0;
     for (int32_t id = 0; id < ls->n; id++) {
-        int is_byte = t->tok_off[id + 1] - t->tok_off[id] == 1 && t->byte_id[(uint8_t)t->tok_bytes[t->tok_off[id]]] == id;
+        int is_byte =
+            t->tok_off[id + 1] - t->tok_off[id] == 1 && t->byte_id[(uint8_t)t->tok_bytes[t->tok_off[id]]] == id;
         t->special[id] = (!is_byte && !ls->is_result[id]) ? 1 : 0;
         if (t->special[id] && ls->key_len[id] == 13 && !memcmp(ls->keys[id], "<|endoftext|>", 13)) has_eot = 1;
     }
@@ -989,8 +1000,7 @@ static void cache_put(pvlm_tok_cache *c, const char *s, size_t n, uint64_t h, co
         size_t kc = c->keys_cap ? c->keys_cap : 65536, ic = c->ids_cap ? c->ids_cap : 16384;
         while (kc < c->keys_n + n) kc *= 2;
         while (ic < c->ids_n + nids) ic *= 2;
-        if (c->cap * sizeof(cslot) + kc + ic * sizeof(int32_t) > c->max_bytes || kc > UINT32_MAX ||
-            ic > UINT32_MAX) {
+        if (c->cap * sizeof(cslot) + kc + ic * sizeof(int32_t) > c->max_bytes || kc > UINT32_MAX || ic > UINT32_MAX) {
             cache_release(c);
             return;
         }
@@ -1105,8 +1115,8 @@ int pvlm_tokenizer_encode_alloc(const pvlm_tokenizer *t, pvlm_tok_cache *cache, 
     return 0;
 }
 
-int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char *out,
-                              size_t cap, pvlm_err *err) {
+int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char *out, size_t cap,
+                              pvlm_err *err) {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
@@ -1115,8 +1125,10 @@ int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_
                                 t->n_vocab - 1);
         if ((flags & PVLM_TOK_SKIP_SPECIAL) && t->special[id]) continue;
         size_t l = (size_t)(t->tok_off[id + 1] - t->tok_off[id]);
-        if (l && total + l <= cap) memcpy(out + total, t->tok_bytes + t->tok_off[id], l);
-        else if (l && total < cap) memcpy(out + total, t->tok_bytes + t->tok_off[id], cap - total);
+        if (l && total + l <= cap)
+            memcpy(out + total, t->tok_bytes + t->tok_off[id], l);
+        else if (l && total < cap)
+            memcpy(out + total, t->tok_bytes + t->tok_off[id], cap - total);
         total += l;
     }
     return (int64_t)total;

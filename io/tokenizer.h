@@ -91,8 +91,8 @@ enum { PVLM_TOK_SKIP_SPECIAL = 1 }; /* decode flag: drop pad/bos/eos/other speci
  * total byte count needed (write is truncated at cap), or -1 with err set when an id is
  * outside 0..vocab_size-1 (the message names its position). Special tokens decode to their
  * names unless flags has PVLM_TOK_SKIP_SPECIAL. */
-int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char *out,
-                              size_t cap, pvlm_err *err);
+int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char *out, size_t cap,
+                              pvlm_err *err);
 /* Same, into a malloc'd NUL-terminated buffer *out (caller free()s), length in *len. */
 int pvlm_tokenizer_decode_alloc(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char **out,
                                 size_t *len, pvlm_err *err);

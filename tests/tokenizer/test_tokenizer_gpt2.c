@@ -119,11 +119,10 @@ int main(int argc, char **argv) {
         static const char *const how[3] = {"cached", "uncached", "heap"};
         for (int k = 0; k < 3; k++) {
             int d = first_diff(got[k], ngot[k], want, nwant);
-            CHECK_MSG(d < 0, "%s (%s): %zu ids vs reference %zu; first difference at %d: %d vs %d%s", name, how[k],
-                      ngot[k], nwant, d, d >= 0 && (size_t)d < ngot[k] ? got[k][d] : -1,
-                      d >= 0 && (size_t)d < nwant ? want[d] : -1,
-                      json_object_get(c, "sha256") ? " (if the source file changed, compare its sha256 with the JSON)"
-                                                   : "");
+            CHECK_MSG(
+                d < 0, "%s (%s): %zu ids vs reference %zu; first difference at %d: %d vs %d%s", name, how[k], ngot[k],
+                nwant, d, d >= 0 && (size_t)d < ngot[k] ? got[k][d] : -1, d >= 0 && (size_t)d < nwant ? want[d] : -1,
+                json_object_get(c, "sha256") ? " (if the source file changed, compare its sha256 with the JSON)" : "");
         }
         char *back;
         size_t blen;

@@ -40,39 +40,41 @@ static void test_pretokenize(void) {
     check_pieces("Hello world", "Hello| world|");
     check_pieces("it's John's", "it|'s| John|'s|");
     check_pieces("we'll they're I've I'm he'd don't", "we|'ll| they|'re| I|'ve| I|'m| he|'d| don|'t|");
-    check_pieces("IT'S", "IT|'|S|");           /* contractions are lower-case only */
-    check_pieces(" 's", " '|s|");              /* a space is not part of a contraction */
-    check_pieces("a  b", "a| | b|");            /* \s+(?!\S) leaves one space for " b" */
+    check_pieces("IT'S", "IT|'|S|"); /* contractions are lower-case only */
+    check_pieces(" 's", " '|s|");    /* a space is not part of a contraction */
+    check_pieces("a  b", "a| | b|"); /* \s+(?!\S) leaves one space for " b" */
     check_pieces("a   b", "a|  | b|");
-    check_pieces("a\tb", "a|\t|b|");            /* only U+0020 joins the next word */
+    check_pieces("a\tb", "a|\t|b|"); /* only U+0020 joins the next word */
     check_pieces("a\n\nb", "a|\n|\n|b|");
-    check_pieces("a  ", "a|  |");               /* trailing whitespace: one piece */
+    check_pieces("a  ", "a|  |"); /* trailing whitespace: one piece */
     check_pieces("x 123 y", "x| 123| y|");
     check_pieces("3.14", "3|.|14|");
     check_pieces("...!!! ?!", "...!!!| ?!|");
     check_pieces("caf\xc3\xa9 na\xc3\xafve", "caf\xc3\xa9| na\xc3\xafve|");
-    check_pieces("\xc2\xbd\xc2\xb2x", "\xc2\xbd\xc2\xb2|x|");                 /* ½² are \p{N} */
-    check_pieces("a\xc2\xa0" "b", "a|\xc2\xa0|b|");                           /* NBSP is \s */
-    check_pieces("e\xcc\x81", "e|\xcc\x81|");                                 /* a combining mark is "other" */
-    check_pieces("a\xff\xfe b", "a|\xff\xfe| b|");                           /* invalid UTF-8: "other" */
+    check_pieces("\xc2\xbd\xc2\xb2x", "\xc2\xbd\xc2\xb2|x|"); /* ½² are \p{N} */
+    check_pieces("a\xc2\xa0"
+                 "b",
+                 "a|\xc2\xa0|b|");                 /* NBSP is \s */
+    check_pieces("e\xcc\x81", "e|\xcc\x81|");      /* a combining mark is "other" */
+    check_pieces("a\xff\xfe b", "a|\xff\xfe| b|"); /* invalid UTF-8: "other" */
     check_pieces("\xf0\x9f\x98\x80\xf0\x9f\x98\x80 x", "\xf0\x9f\x98\x80\xf0\x9f\x98\x80| x|");
-    check_pieces("x \xe3\x80\x80y", "x| |\xe3\x80\x80|y|");                  /* U+3000 is \s, one char back */
+    check_pieces("x \xe3\x80\x80y", "x| |\xe3\x80\x80|y|"); /* U+3000 is \s, one char back */
 }
 
 static void test_unicode(void) {
     CHECK(pvlm_unicode_class('a') == PVLM_UC_LETTER);
     CHECK(pvlm_unicode_class(0xE9) == PVLM_UC_LETTER);
-    CHECK(pvlm_unicode_class(0x4E00) == PVLM_UC_LETTER);  /* inside a First/Last range */
-    CHECK(pvlm_unicode_class(0xAC01) == PVLM_UC_LETTER);  /* Hangul range */
+    CHECK(pvlm_unicode_class(0x4E00) == PVLM_UC_LETTER); /* inside a First/Last range */
+    CHECK(pvlm_unicode_class(0xAC01) == PVLM_UC_LETTER); /* Hangul range */
     CHECK(pvlm_unicode_class('7') == PVLM_UC_NUMBER);
-    CHECK(pvlm_unicode_class(0x0661) == PVLM_UC_NUMBER);  /* Arabic-Indic digit */
-    CHECK(pvlm_unicode_class(0x2160) == PVLM_UC_NUMBER);  /* Roman numeral (Nl) */
-    CHECK(pvlm_unicode_class(0x00BD) == PVLM_UC_NUMBER);  /* ½ (No) */
+    CHECK(pvlm_unicode_class(0x0661) == PVLM_UC_NUMBER); /* Arabic-Indic digit */
+    CHECK(pvlm_unicode_class(0x2160) == PVLM_UC_NUMBER); /* Roman numeral (Nl) */
+    CHECK(pvlm_unicode_class(0x00BD) == PVLM_UC_NUMBER); /* ½ (No) */
     CHECK(pvlm_unicode_class(0x3000) == PVLM_UC_SPACE);
-    CHECK(pvlm_unicode_class(0xFEFF) == PVLM_UC_SPACE);   /* JavaScript \s, not Unicode White_Space */
+    CHECK(pvlm_unicode_class(0xFEFF) == PVLM_UC_SPACE); /* JavaScript \s, not Unicode White_Space */
     CHECK(pvlm_unicode_class(0x2028) == PVLM_UC_SPACE);
-    CHECK(pvlm_unicode_class(0x0085) == PVLM_UC_OTHER);   /* NEL is not JavaScript \s */
-    CHECK(pvlm_unicode_class(0x200B) == PVLM_UC_OTHER);   /* zero width space (Cf) */
+    CHECK(pvlm_unicode_class(0x0085) == PVLM_UC_OTHER); /* NEL is not JavaScript \s */
+    CHECK(pvlm_unicode_class(0x200B) == PVLM_UC_OTHER); /* zero width space (Cf) */
     CHECK(pvlm_unicode_class(0x0301) == PVLM_UC_OTHER);
     CHECK(pvlm_unicode_class(0x1F600) == PVLM_UC_OTHER);
     CHECK(pvlm_unicode_class(0x110000) == PVLM_UC_OTHER);
@@ -81,9 +83,39 @@ static void test_unicode(void) {
 /* ---- a small training corpus ---- */
 static char *make_corpus(size_t *len) {
     static const char *const words[] = {
-        "the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "after", "it", "quickly", "while", "birds",
-        "sang", "in", "tree", "tops", "under", "blue", "sky", "it's", "don't", "caf\xc3\xa9", "na\xc3\xafve",
-        "2024", "3.14", "<pad>", "<eos><bos>", "\xe6\x97\xa5\xe6\x9c\xac", "\xf0\x9f\x98\x80", "!!!", "...",
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "and",
+        "dog",
+        "ran",
+        "after",
+        "it",
+        "quickly",
+        "while",
+        "birds",
+        "sang",
+        "in",
+        "tree",
+        "tops",
+        "under",
+        "blue",
+        "sky",
+        "it's",
+        "don't",
+        "caf\xc3\xa9",
+        "na\xc3\xafve",
+        "2024",
+        "3.14",
+        "<pad>",
+        "<eos><bos>",
+        "\xe6\x97\xa5\xe6\x9c\xac",
+        "\xf0\x9f\x98\x80",
+        "!!!",
+        "...",
     };
     size_t nw = sizeof words / sizeof words[0], cap = 1 << 20, n = 0;
     char *buf = malloc(cap);
@@ -244,8 +276,9 @@ int main(void) {
         size_t l;
         const char *s = pvlm_tokenizer_token(t, id, &l);
         CHECK(s != NULL);
-        if (id >= 3 && l == 5) CHECK_MSG(memcmp(s, "<pad>", 5) && memcmp(s, "<bos>", 5) && memcmp(s, "<eos>", 5),
-                                         "token %d is a special's name", id);
+        if (id >= 3 && l == 5)
+            CHECK_MSG(memcmp(s, "<pad>", 5) && memcmp(s, "<bos>", 5) && memcmp(s, "<eos>", 5),
+                      "token %d is a special's name", id);
     }
     CHECK(nspecial == 3);
     CHECK(pvlm_tokenizer_token(t, 400, NULL) == NULL);
@@ -328,7 +361,8 @@ int main(void) {
     }
     pvlm_tokenizer_free(t);
     /* a merges file given as the vocabulary fails cleanly */
-    CHECK(pvlm_tokenizer_load_files(f1, f1, PVLM_TOK_PAIRS_JS, &t, &err) == -1 && t == NULL && strstr(err.msg, "vocab.bpe"));
+    CHECK(pvlm_tokenizer_load_files(f1, f1, PVLM_TOK_PAIRS_JS, &t, &err) == -1 && t == NULL &&
+          strstr(err.msg, "vocab.bpe"));
     snprintf(f2, sizeof f2, "%s/encoder.json", d1);
     CHECK_OK(pvlm_tokenizer_load_files(f2, f1, PVLM_TOK_PAIRS_JS, &t, &err), &err);
     if (t) {
@@ -348,7 +382,7 @@ int main(void) {
     pvlm_tok_cache_free(tiny);
 
     /* corrupt files */
-    check_corrupt(d1, cdir, 0, "{", "[", NULL, "encoder.json");             /* not JSON */
+    check_corrupt(d1, cdir, 0, "{", "[", NULL, "encoder.json"); /* not JSON */
     check_corrupt(d1, cdir, 0, "\"<pad>\": 0", "\"<pad>\": \"0\"", NULL, "not an integer");
     check_corrupt(d1, cdir, 0, "\"<bos>\": 1", "\"<bos>\": 0", NULL, "is used by both");
     check_corrupt(d1, cdir, 0, "\"<eos>\": 2", "\"<eos>\": 99999", NULL, "outside 0..");
