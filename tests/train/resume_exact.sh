@@ -64,3 +64,10 @@ grep -q "written by 2 ranks, now 3" logW3 || fail "world-size change not reporte
 pretrain 1 --steps 8 --ckpt-every 0 --ckpt-dir ckW1 2>logW1 || fail "resume on 1 rank failed: $(tail -3 logW1)"
 grep -q '"world_size": 1' ckW1/step_00000008/state.json || fail "state.json world size"
 pass "resume on 3 and on 1 rank(s) from a 2-rank ZeRO-1 checkpoint"
+
+# The metrics of the interrupted+resumed run plot (scripts/plot_metrics.py, Debian matplotlib)
+if "$PY" -c "import matplotlib" 2>/dev/null; then
+  "$PY" "$PVLM_SOURCE_DIR/scripts/plot_metrics.py" mB.jsonl curves.png --smooth 2 >/dev/null || fail "plot_metrics.py failed"
+  [ "$(head -c 4 curves.png | od -An -c | tr -d ' ')" = "211PNG" ] || fail "plot_metrics.py wrote no PNG"
+  pass "plot_metrics.py drew the curves"
+fi
