@@ -19,7 +19,9 @@
  * "Catmull-Rom") kernel whose support is widened by the downscale factor, so a
  * downscale averages all covered pixels instead of aliasing (PIL's antialiased
  * BICUBIC resize works the same way). Weights are normalised per output pixel, so a
- * constant image stays constant; results are clamped to 0..255 and rounded.
+ * constant image stays constant; results are clamped to 0..255 and rounded, also between
+ * the horizontal and the vertical pass, as Pillow does: output matches Pillow's
+ * Image.resize(..., BICUBIC, box=...) to within 1 level at rounding ties (shard_images_pil).
  *
  * Ownership: pvlm_image.rgb is malloc'd by the function that fills the image and
  * freed by pvlm_image_free. Encoded buffers are malloc'd; the caller free()s them.
