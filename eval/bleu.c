@@ -69,7 +69,7 @@ int pvlm_bleu_score(const pvlm_tokset *ts, double bleu[4], double *per_image, pv
     return 0;
 }
 
-void pvlm_py_float_repr(double x, char *buf, size_t n) {
+void pvlm_bleu_py_repr(double x, char *buf, size_t n) {
     if (isnan(x)) {
         snprintf(buf, n, "nan");
         return;
@@ -129,7 +129,7 @@ void pvlm_py_float_repr(double x, char *buf, size_t n) {
 
 int pvlm_bleu_stats_format(const pvlm_bleu_stats *st, char *buf, size_t n) {
     char r[64];
-    pvlm_py_float_repr(st->ratio, r, sizeof r);
+    pvlm_bleu_py_repr(st->ratio, r, sizeof r);
     return snprintf(
         buf, n,
         "{'testlen': %lld, 'reflen': %lld, 'guess': [%lld, %lld, %lld, %lld], 'correct': [%lld, %lld, %lld, "

@@ -33,6 +33,6 @@ int pvlm_bleu_stats_format(const pvlm_bleu_stats *st, char *buf, size_t n);
 
 /* Python's repr() of a float (shortest round-trip digits, Python's exponent
  * rules); buf needs 32 bytes. */
-void pvlm_py_float_repr(double x, char *buf, size_t n);
+void pvlm_bleu_py_repr(double x, char *buf, size_t n);
 
 #endif

@@ -597,7 +597,7 @@ static int spice_score(const pvlm_capscore_opts *o, int32_t n, const int64_t *id
                 if (ids[i] == id) per[i] = v;
         }
     }
-    *mean = pvlm_np_mean(vals, nv);
+    *mean = pvlm_ptb_np_mean(vals, nv);
     free(vals);
     rc = 0;
 done:
@@ -641,7 +641,7 @@ static int score_split(pvlm_capscore *s, const pvlm_caprefs *refs, char *const *
     out->n_img = n;
     for (int k = 0; k < PVLM_CAP_NMETRICS; k++) out->score[k] = NAN;
     double tb = pvlm_now(), cb = cpu_now();
-    if (pvlm_tokset_build(&ts, n, cand, rb, rs, err)) goto done;
+    if (pvlm_ptb_tokset_build(&ts, n, cand, rb, rs, err)) goto done;
     double t0 = pvlm_now(), c0 = cpu_now();
     s->t_ngrams += t0 - tb;
     s->c_ngrams += c0 - cb;
@@ -691,7 +691,7 @@ static int score_split(pvlm_capscore *s, const pvlm_caprefs *refs, char *const *
         }
     rc = 0;
 done:
-    pvlm_tokset_free(&ts);
+    pvlm_ptb_tokset_free(&ts);
     free(rb);
     free(cand);
     free(rs);

@@ -79,13 +79,13 @@ int pvlm_cider_score(const pvlm_tokset *ts, double *mean, double *per_image, pvl
         }
         for (int64_t e = ts->ng_begin[(size_t)c * 4]; e < ts->ng_begin[(size_t)c * 4 + 4]; e++)
             hv[ts->ng[e].gram] = 0.0;
-        double avg = pvlm_np_mean(score, 4);
+        double avg = pvlm_ptb_np_mean(score, 4);
         avg /= (double)(ts->ref_begin[i + 1] - ts->ref_begin[i]);
         avg *= 10.0;
         scores[i] = avg;
         if (per_image) per_image[i] = avg;
     }
-    *mean = pvlm_np_mean(scores, (size_t)ts->n_img);
+    *mean = pvlm_ptb_np_mean(scores, (size_t)ts->n_img);
     free(df);
     free(mark);
     free(hv);

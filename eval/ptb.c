@@ -918,7 +918,7 @@ char *pvlm_ptb_tokenize_raw(const char *text, size_t len, pvlm_err *err) {
 }
 
 /* ---------- numpy pairwise sum ---------- */
-double pvlm_np_sum(const double *a, size_t n) {
+double pvlm_ptb_np_sum(const double *a, size_t n) {
     if (n < 8) {
         double r = 0.0;
         for (size_t i = 0; i < n; i++) r += a[i];
@@ -936,7 +936,7 @@ double pvlm_np_sum(const double *a, size_t n) {
     }
     size_t n2 = n / 2;
     n2 -= n2 % 8;
-    return pvlm_np_sum(a, n2) + pvlm_np_sum(a + n2, n - n2);
+    return pvlm_ptb_np_sum(a, n2) + pvlm_ptb_np_sum(a + n2, n - n2);
 }
 
 /* ---------- token ids and n-gram ids ---------- */
@@ -1123,7 +1123,7 @@ static int iv_push(ivec *v, int32_t x) {
     return 0;
 }
 
-void pvlm_tokset_free(pvlm_tokset *ts) {
+void pvlm_ptb_tokset_free(pvlm_tokset *ts) {
     if (!ts) return;
     free(ts->cand);
     free(ts->ref_begin);
@@ -1137,8 +1137,8 @@ void pvlm_tokset_free(pvlm_tokset *ts) {
     memset(ts, 0, sizeof *ts);
 }
 
-int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, const int32_t *ref_begin,
-                      const char *const *refs, pvlm_err *err) {
+int pvlm_ptb_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, const int32_t *ref_begin,
+                          const char *const *refs, pvlm_err *err) {
     memset(ts, 0, sizeof *ts);
     if (n_img < 0 || ref_begin[0] != 0)
         return pvlm_err_set(err, PVLM_EINVAL, "tokset: bad image count or ref_begin[0]");
@@ -1287,7 +1287,7 @@ int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, c
     goto done;
 oom:
     pvlm_err_set(err, PVLM_ENOMEM, "tokset: out of memory (%d captions)", (int)n_caps);
-    pvlm_tokset_free(ts);
+    pvlm_ptb_tokset_free(ts);
 done:
     free(seen_pos);
     free(tok.a);

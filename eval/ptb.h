@@ -14,7 +14,7 @@
  * pvlm_tokset turns tokenized captions (image i: one candidate, K references)
  * into word ids and n-gram ids (n = 1..4, in Python dict insertion order), so
  * the metrics work on integers. The tokset owns all its arrays
- * (pvlm_tokset_free). Nothing here keeps global state.
+ * (pvlm_ptb_tokset_free). Nothing here keeps global state.
  */
 #ifndef PVLM_EVAL_PTB_H
 #define PVLM_EVAL_PTB_H
@@ -72,15 +72,15 @@ typedef struct pvlm_tokset {
  * (ref_begin has n_img+1 entries, ref_begin[0] = 0, each image >= 1 ref).
  * Caption numbering in the tokset: references first (0..n_refs-1, in order),
  * then candidates (n_refs + i). Returns 0, or -1 with err set. */
-int pvlm_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, const int32_t *ref_begin,
-                      const char *const *refs, pvlm_err *err);
-void pvlm_tokset_free(pvlm_tokset *ts);
+int pvlm_ptb_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *cand, const int32_t *ref_begin,
+                          const char *const *refs, pvlm_err *err);
+void pvlm_ptb_tokset_free(pvlm_tokset *ts);
 
 /* numpy's pairwise summation (np.add.reduce over a contiguous float64 array:
  * blocks of 128 with 8 accumulators), so means equal np.mean bit for bit. */
-double pvlm_np_sum(const double *a, size_t n);
-static inline double pvlm_np_mean(const double *a, size_t n) {
-    return n ? pvlm_np_sum(a, n) / (double)n : 0.0 / 0.0;
+double pvlm_ptb_np_sum(const double *a, size_t n);
+static inline double pvlm_ptb_np_mean(const double *a, size_t n) {
+    return n ? pvlm_ptb_np_sum(a, n) / (double)n : 0.0 / 0.0;
 }
 
 #endif

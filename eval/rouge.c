@@ -60,7 +60,7 @@ int pvlm_rouge_score(const pvlm_tokset *ts, double *mean, double *per_image, pvl
         scores[i] = s;
         if (per_image) per_image[i] = s;
     }
-    *mean = pvlm_np_mean(scores, (size_t)ts->n_img);
+    *mean = pvlm_ptb_np_mean(scores, (size_t)ts->n_img);
     free(row);
     free(scores);
     return 0;

@@ -2,7 +2,7 @@
  * candidate with each reference (tokens split on single spaces), precision and
  * recall maxima over the references, F = (1+b^2) P R / (R + b^2 P) with
  * beta = 1.2 (0 when P or R is 0); the corpus score is np.mean of the
- * per-image scores (numpy pairwise summation, pvlm_np_sum). */
+ * per-image scores (numpy pairwise summation, pvlm_ptb_np_sum). */
 #ifndef PVLM_EVAL_ROUGE_H
 #define PVLM_EVAL_ROUGE_H
 

@@ -9,7 +9,7 @@
 #include "core/json.h"
 #include "eval/ptb.h"
 
-double pvlm_py_round(double x, int nd) {
+double pvlm_vqa_py_round(double x, int nd) {
     char buf[512];
     snprintf(buf, sizeof buf, "%.*f", nd, x); /* glibc: exact value, ties to even */
     return strtod(buf, NULL);
@@ -380,7 +380,7 @@ int pvlm_vqa_evaluate(const pvlm_vqa_item *items, int n, pvlm_vqa_version v, pvl
         if (a < 0) goto oom;
         out->question_id[i] = items[i].question_id;
         out->acc[i] = a;
-        out->acc_x100[i] = pvlm_py_round(100 * a, 2);
+        out->acc_x100[i] = pvlm_vqa_py_round(100 * a, 2);
         total += a;
         int g = group_of(&out->qtype, &out->qtype_acc, &out->qtype_n, &out->n_qtype,
                          items[i].question_type ? items[i].question_type : "");
@@ -394,11 +394,11 @@ int pvlm_vqa_evaluate(const pvlm_vqa_item *items, int n, pvlm_vqa_version v, pvl
         out->atype_n[g]++;
     }
     /* round(100*float(sum(acc))/len(acc), 2) */
-    out->overall = pvlm_py_round(100 * total / (double)n, 2);
+    out->overall = pvlm_vqa_py_round(100 * total / (double)n, 2);
     for (int k = 0; k < out->n_qtype; k++)
-        out->qtype_acc[k] = pvlm_py_round(100 * out->qtype_acc[k] / (double)out->qtype_n[k], 2);
+        out->qtype_acc[k] = pvlm_vqa_py_round(100 * out->qtype_acc[k] / (double)out->qtype_n[k], 2);
     for (int k = 0; k < out->n_atype; k++)
-        out->atype_acc[k] = pvlm_py_round(100 * out->atype_acc[k] / (double)out->atype_n[k], 2);
+        out->atype_acc[k] = pvlm_vqa_py_round(100 * out->atype_acc[k] / (double)out->atype_n[k], 2);
     return 0;
 oom:
     pvlm_vqa_result_free(out);

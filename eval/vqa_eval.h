@@ -55,7 +55,7 @@ typedef struct pvlm_vqa_result {
 
 /* Python's round(x, nd) for a float: the correctly rounded decimal (ties to
  * even on the exact binary value), read back as a double. */
-double pvlm_py_round(double x, int nd);
+double pvlm_vqa_py_round(double x, int nd);
 
 /* The script's normalisation steps; results are new strings (free()), NULL
  * only when out of memory. */

@@ -176,7 +176,7 @@ static void test_metrics(void) {
     int32_t rb[] = {0, 2};
     pvlm_tokset ts;
     pvlm_err err = {0};
-    CHECK_OK(pvlm_tokset_build(&ts, 1, cand, rb, refs, &err), &err);
+    CHECK_OK(pvlm_ptb_tokset_build(&ts, 1, cand, rb, refs, &err), &err);
     double bleu[4], rouge, cider;
     pvlm_bleu_stats st;
     CHECK_OK(pvlm_bleu_score(&ts, bleu, NULL, &st, &err), &err);
@@ -187,27 +187,27 @@ static void test_metrics(void) {
     /* one image: ref_len = log(1) = 0, so every CIDEr weight is 0 */
     CHECK_OK(pvlm_cider_score(&ts, &cider, NULL, &err), &err);
     CHECK(cider == 0.0);
-    pvlm_tokset_free(&ts);
+    pvlm_ptb_tokset_free(&ts);
     /* 'closest' reference length: ties go to the shorter one */
     const char *c2[] = {"one two three four five"};
     const char *r2[] = {"one two three four five six", "one two three four"};
-    CHECK_OK(pvlm_tokset_build(&ts, 1, c2, rb, r2, &err), &err);
+    CHECK_OK(pvlm_ptb_tokset_build(&ts, 1, c2, rb, r2, &err), &err);
     CHECK_OK(pvlm_bleu_score(&ts, bleu, NULL, &st, &err), &err);
     CHECK(st.reflen == 4);
-    pvlm_tokset_free(&ts);
+    pvlm_ptb_tokset_free(&ts);
     /* Python float repr */
     char b[64];
-    pvlm_py_float_repr(0.1, b, sizeof b);
+    pvlm_bleu_py_repr(0.1, b, sizeof b);
     CHECK(!strcmp(b, "0.1"));
-    pvlm_py_float_repr(1e16, b, sizeof b);
+    pvlm_bleu_py_repr(1e16, b, sizeof b);
     CHECK(!strcmp(b, "1e+16"));
-    pvlm_py_float_repr(1e-5, b, sizeof b);
+    pvlm_bleu_py_repr(1e-5, b, sizeof b);
     CHECK(!strcmp(b, "1e-05"));
-    pvlm_py_float_repr(0.0001, b, sizeof b);
+    pvlm_bleu_py_repr(0.0001, b, sizeof b);
     CHECK(!strcmp(b, "0.0001"));
-    pvlm_py_float_repr(123.0, b, sizeof b);
+    pvlm_bleu_py_repr(123.0, b, sizeof b);
     CHECK(!strcmp(b, "123.0"));
-    pvlm_py_float_repr(0.99968198778831, b, sizeof b);
+    pvlm_bleu_py_repr(0.99968198778831, b, sizeof b);
     CHECK(!strcmp(b, "0.99968198778831"));
     /* numpy pairwise summation differs from a plain loop and is reproduced */
     double a[300], plain = 0;
@@ -215,7 +215,7 @@ static void test_metrics(void) {
         a[i] = 1.0 / (i + 1) + (i % 7) * 1e-3;
         plain += a[i];
     }
-    CHECK(fabs(pvlm_np_sum(a, 300) - plain) < 1e-12);
+    CHECK(fabs(pvlm_ptb_np_sum(a, 300) - plain) < 1e-12);
 }
 
 /* NoCaps: per-domain scores are the scores of each domain on its own. */
@@ -312,9 +312,9 @@ static void test_vqa(void) {
     check_str(pvlm_vqa_process_digit_article("The Two dogs"), "2 dogs");
     check_str(pvlm_vqa_process_digit_article("dont  know"), "don't know");
     check_str(pvlm_vqa_clean(" \tred\n "), "red");
-    CHECK(pvlm_py_round(2.675, 2) == 2.67); /* 2.675 is 2.67499999... in binary */
-    CHECK(pvlm_py_round(0.125, 2) == 0.12); /* exact tie: to even */
-    CHECK(pvlm_py_round(100.0 * (2.0 / 3.0), 2) == 66.67);
+    CHECK(pvlm_vqa_py_round(2.675, 2) == 2.67); /* 2.675 is 2.67499999... in binary */
+    CHECK(pvlm_vqa_py_round(0.125, 2) == 0.12); /* exact tie: to even */
+    CHECK(pvlm_vqa_py_round(100.0 * (2.0 / 3.0), 2) == 66.67);
     pvlm_vqa_item it = {1,  "Yes", {"yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes"},
                         10, "is",  "yes/no"};
     CHECK(pvlm_vqa_question_acc(&it, PVLM_VQA_2021) == 0.0);
