@@ -148,4 +148,52 @@ fail:
     return -1;
 }
 
+static inline uint64_t fx_get64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static inline void fx_put64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Rewrite text shard `path` so that frame `fr` loses its last `cut` compressed bytes while the header,
+ * index and frame checksums are all recomputed to match: a truncated zstd frame that only zstd itself
+ * can detect (docs/format-text-shards.md has the layout). Returns 0 or -1. */
+static inline int fx_truncate_frame(const char *path, int64_t fr, size_t cut) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *d = malloc(n);
+    if (fread(d, 1, n, f) != n) {
+        fclose(f), free(d);
+        return -1;
+    }
+    fclose(f);
+    uint64_t nframes = fx_get64(d + 24), ioff = fx_get64(d + 32);
+    unsigned char *idx = d + ioff, *e = idx + 40 * fr;
+    uint64_t off = fx_get64(e), csz = fx_get64(e + 8);
+    if ((uint64_t)fr >= nframes || csz <= cut) {
+        free(d);
+        return -1;
+    }
+    /* new file: [0, off+csz-cut) + [off+csz, ioff) + index */
+    size_t keep_end = (size_t)(off + csz - cut);
+    memmove(d + keep_end, d + off + csz, n - (size_t)(off + csz));
+    n -= cut, ioff -= cut, idx = d + ioff;
+    fx_put64(idx + 40 * fr + 8, csz - cut);
+    fx_put64(idx + 40 * fr + 32, pvlm_hash64(d + off, (size_t)(csz - cut)));
+    for (uint64_t i = (uint64_t)fr + 1; i < nframes; i++) fx_put64(idx + 40 * i, fx_get64(idx + 40 * i) - cut);
+    fx_put64(d + 32, ioff);
+    fx_put64(d + 48, pvlm_hash64(idx, (size_t)(40 * nframes)));
+    fx_put64(d + 56, pvlm_hash64(d, 56));
+    f = fopen(path, "wb");
+    size_t w = fwrite(d, 1, n, f);
+    fclose(f);
+    free(d);
+    return w == n ? 0 : -1;
+}
+
 #endif

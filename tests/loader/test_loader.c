@@ -6,8 +6,10 @@
  *                uninterrupted run byte for byte, for prefetch threads 0, 1, 3; world-size change
  *   mix          every batch holds round(ratio*B) text-only rows, the rest image-text
  *   prefixlm     every row is a valid PrefixLM example of its source sample (ids, split, eos, pads, image)
- *   corrupt      corrupt zstd frame, corrupt LMDB record, bad JPEG, invalid UTF-8 caption, too-short
- *                text: skipped, counted by reason, substituted deterministically, never a crash
+ *   corrupt      corrupt zstd frame (flipped byte), truncated zstd frame (checksums recomputed, zstd
+ *                detects it), corrupt LMDB record, bad JPEG, invalid UTF-8 caption and document,
+ *                one-token document: skipped, counted by reason, substituted deterministically, never a
+ *                crash; wrong manifest kind / bad rank fail open with a message
  *   resample     with-replacement mode: ids in range, deterministic, resumable
  *   tokenizer    with a real byte-level BPE (trained here): decode(prefix ++ suffix) is the source text
  */
@@ -485,6 +487,27 @@ static void t_corrupt(void) {
         free(dd);
         pvlm_textshard_close(ts);
     }
+    /* text: truncate frame 2 of shard 1 (checksums recomputed: only zstd can tell) */
+    snprintf(path, sizeof path, "%s/txt/text-00001.pvt", dir);
+    int64_t f2_first = 0, f2_n = 0;
+    ts = pvlm_textshard_open(path, &err);
+    CHECK(ts != NULL);
+    if (ts) {
+        const pvlm_textshard_frame_entry *fe = pvlm_textshard_frame(ts, 2);
+        f2_first = 150 + fe->first_doc, f2_n = fe->n_docs;
+        pvlm_textshard_close(ts);
+        CHECK(fx_truncate_frame(path, 2, 9) == 0);
+        ts = pvlm_textshard_open(path, &err);
+        CHECK_MSG(ts != NULL, "%s", err.msg);
+        pvlm_textframe tf = {0};
+        tf.frame = -1;
+        if (ts) {
+            CHECK(pvlm_textshard_read_frame(ts, 2, &tf, &err) == -1 && strstr(err.msg, "zstd"));
+            CHECK_OK(pvlm_textshard_read_frame(ts, 3, &tf, &err), &err);
+        }
+        pvlm_textframe_free(&tf);
+        pvlm_textshard_close(ts);
+    }
     /* note: manifests still list the old checksums; the loader does not re-hash whole shards */
     pvlm_loader_config c;
     config(&c, 8, 0.5, 0, 1, 2);
@@ -506,6 +529,7 @@ static void t_corrupt(void) {
             int64_t s = b.sample_id[i];
             if (s == 75 || s == 80 || s == 90) hit_bad++;
             if (!b.has_image[i] && s - NIMG >= f1_first && s - NIMG < f1_first + f1_n) hit_bad++;
+            if (!b.has_image[i] && s - NIMG >= f2_first && s - NIMG < f2_first + f2_n) hit_bad++;
             bad += !check_row(&b, i, NULL, 0);
         }
     }
@@ -514,7 +538,7 @@ static void t_corrupt(void) {
     pvlm_loader_stats s;
     pvlm_loader_stats_get(L, &s);
     CHECK_MSG(s.skipped[PVLM_SKIP_IMAGE_READ] >= 4 && s.skipped[PVLM_SKIP_IMAGE_DECODE] >= 4 &&
-                  s.skipped[PVLM_SKIP_BAD_UTF8] >= 4 && s.skipped[PVLM_SKIP_TEXT_FRAME] >= 2 * f1_n,
+                  s.skipped[PVLM_SKIP_BAD_UTF8] >= 4 && s.skipped[PVLM_SKIP_TEXT_FRAME] >= 2 * (f1_n + f2_n),
               "skips read %lld decode %lld utf8 %lld frame %lld (frame docs %lld)",
               (long long)s.skipped[PVLM_SKIP_IMAGE_READ], (long long)s.skipped[PVLM_SKIP_IMAGE_DECODE],
               (long long)s.skipped[PVLM_SKIP_BAD_UTF8], (long long)s.skipped[PVLM_SKIP_TEXT_FRAME],
@@ -533,12 +557,69 @@ static void t_corrupt(void) {
     for (int k = 0; k < nb; k++) pvlm_batch_free(&keep[k]);
     free(keep);
     pvlm_batch_free(&b);
+    /* text-only: one-token documents (too_short) and an invalid-UTF-8 document */
+    {
+        char td[4300], tp[4400], mpath[4400];
+        snprintf(td, sizeof td, "%s/txtshort", dir);
+        pvlm_mkdir_p(td, &err);
+        snprintf(tp, sizeof tp, "%s/text-00000.pvt", td);
+        pvlm_textshard_writer *tw = pvlm_textshard_writer_open(tp, 256, 3, &err);
+        for (int64_t g = 0; g < 20 && tw; g++) {
+            char *t = fx_words(g, g == 3 || g == 11 ? 1 : fx_doc_len(g), 0);
+            if (g == 5) t[1] = (char)0xff;
+            CHECK_OK(pvlm_textshard_writer_add(tw, t, strlen(t), &err), &err);
+            free(t);
+        }
+        CHECK_OK(pvlm_textshard_writer_close(tw, NULL, &err), &err);
+        pvlm_manifest tm;
+        pvlm_manifest_init(&tm, "text", &err);
+        CHECK_OK(fx_add_shard(&tm, td, "text-00000.pvt", 20, &err), &err);
+        snprintf(mpath, sizeof mpath, "%s/manifest.json", td);
+        CHECK_OK(pvlm_manifest_save(&tm, mpath, &err), &err);
+        pvlm_manifest_free(&tm);
+        config(&c, 4, 1.0, 0, 1, 1);
+        c.text_manifest = mpath;
+        L = open_l(&c);
+        pvlm_batch_alloc(&b, 4, S_, LP, LS, &err);
+        int seen_bad = 0;
+        for (int k = 0; k < 10 && L; k++) {
+            CHECK_OK(pvlm_loader_next(L, &b, &err), &err);
+            for (int i = 0; i < 4; i++) {
+                int64_t g = b.sample_id[i];
+                seen_bad += g == 3 || g == 5 || g == 11;
+                CHECK(b.prefix_len[i] >= 1 && b.suffix_len[i] >= 1 && !b.has_image[i]);
+            }
+        }
+        CHECK(seen_bad == 0);
+        if (L) {
+            pvlm_loader_stats_get(L, &s);
+            CHECK_MSG(s.skipped[PVLM_SKIP_TOO_SHORT] >= 4 && s.skipped[PVLM_SKIP_BAD_UTF8] >= 2,
+                      "too_short %lld bad_utf8 %lld", (long long)s.skipped[PVLM_SKIP_TOO_SHORT],
+                      (long long)s.skipped[PVLM_SKIP_BAD_UTF8]);
+        }
+        pvlm_loader_close(L);
+        pvlm_batch_free(&b);
+    }
     /* a missing shard file / bad manifest fails open with a message, no crash */
     config(&c, 8, 0.5, 0, 1, 0);
     c.text_manifest = img_m; /* wrong kind */
     CHECK(pvlm_loader_open(&c, &err) == NULL && strstr(err.msg, "kind"));
     config(&c, 8, 0.5, 5, 2, 0);
     CHECK(pvlm_loader_open(&c, &err) == NULL);
+    {
+        char md[4300], mpath[4400];
+        snprintf(md, sizeof md, "%s/missing", dir);
+        pvlm_mkdir_p(md, &err);
+        pvlm_manifest mm;
+        pvlm_manifest_init(&mm, "text", &err);
+        pvlm_manifest_add_shard(&mm, "nope.pvt", 10, 100, 0, NULL, &err);
+        snprintf(mpath, sizeof mpath, "%s/manifest.json", md);
+        CHECK_OK(pvlm_manifest_save(&mm, mpath, &err), &err);
+        pvlm_manifest_free(&mm);
+        config(&c, 8, 0.5, 0, 1, 0);
+        c.text_manifest = mpath;
+        CHECK(pvlm_loader_open(&c, &err) == NULL && strstr(err.msg, "nope.pvt"));
+    }
 }
 
 static void t_resample(void) {
