@@ -113,6 +113,7 @@ void pvlm_reducer_stats_reset(pvlm_reducer *r) {
     r->wait_s = r->hook_s = r->gather_s = 0;
     r->bytes = 0;
     r->rounds = 0;
+    r->hook_launches = r->launches = 0;
 }
 
 int pvlm_reducer_begin(pvlm_reducer *r, pvlm_err *err) {
@@ -140,6 +141,7 @@ static int launch(pvlm_reducer *r, pvlm_reducer_bucket *b, pvlm_err *err) {
     }
     if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, r->zero1 ? "MPI_Ireduce_scatter(gradients)" : "MPI_Iallreduce(gradients)");
     b->launched = 1;
+    r->launches++;
     r->bytes += (uint64_t)b->n * sizeof(float);
     return 0;
 }
@@ -148,6 +150,7 @@ static int launch(pvlm_reducer *r, pvlm_reducer_bucket *b, pvlm_err *err) {
 static int launch_ready(pvlm_reducer *r, pvlm_err *err) {
     while (r->next >= 0 && r->b[r->next].ready >= r->b[r->next].n) {
         if (launch(r, &r->b[r->next], err)) return -1;
+        r->hook_launches++;
         r->next--;
     }
     return 0;

@@ -65,6 +65,8 @@ typedef struct pvlm_reducer {
     double gather_s;     /* time in the ZeRO-1 all-gather */
     uint64_t bytes;      /* payload bytes handed to collectives (reduce + gather), per rank */
     int64_t rounds;
+    int64_t hook_launches; /* buckets launched from the hook (overlapped with backward) */
+    int64_t launches;      /* all bucket launches */
 } pvlm_reducer;
 
 typedef struct pvlm_reducer_config {

@@ -461,10 +461,12 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
             char eta[32];
             fmt_eta(avg_step * (double)(s->steps - t->dp.step), eta, sizeof eta);
             double ok_steps = win_ok > 0 ? (double)win_ok : NAN;
-            pvlm_info("step %lld/%lld | loss %.4f (img %.4f, txt %.4f) | lr %.3e | gnorm %.3f | %.1f samples/s | "
+            char limg[32] = "-", ltxt[32] = "-";
+            if (win_img_n) snprintf(limg, sizeof limg, "%.4f", win_img / (double)win_img_n);
+            if (win_txt_n) snprintf(ltxt, sizeof ltxt, "%.4f", win_txt / (double)win_txt_n);
+            pvlm_info("step %lld/%lld | loss %.4f (img %s, txt %s) | lr %.3e | gnorm %.3f | %.1f samples/s | "
                       "%.0f tok/s | MFU %.1f%% | data %.1f%% | comm %.1f%% | skipped %lld | ETA %s",
-                      (long long)t->dp.step, (long long)s->steps, win_loss / ok_steps,
-                      win_img_n ? win_img / (double)win_img_n : NAN, win_txt_n ? win_txt / (double)win_txt_n : NAN, r.lr,
+                      (long long)t->dp.step, (long long)s->steps, win_loss / ok_steps, limg, ltxt, r.lr,
                       win_gn / ok_steps, (double)win_samples / wt, (double)win_tokens / wt, 100.0 * mfu,
                       100.0 * win_data / wt, 100.0 * win_comm / wt, (long long)t->dp.n_skipped, eta);
             win_t0 = pvlm_now();

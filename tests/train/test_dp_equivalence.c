@@ -131,6 +131,11 @@ static int train(const pvlm_comm *c, const run_cfg *rc, int G, float *params_out
         loss_out[s] = r.loss;
     }
     CHECK(dp.step == NSTEPS && dp.adam_t == NSTEPS);
+    /* with overlap, the model's grad-ready hook must launch all but possibly the last buckets */
+    if (rc->overlap && dp.red.nb > 2) CHECK_MSG(dp.red.hook_launches >= (int64_t)(dp.red.nb - 1) * NSTEPS,
+                                                "%s: only %lld of %lld bucket launches overlapped backward", rc->name,
+                                                (long long)dp.red.hook_launches, (long long)dp.red.launches);
+    if (!rc->overlap) CHECK(dp.red.hook_launches == 0);
     memcpy(params_out, m.params, m.n_params * sizeof(float));
     for (int k = 0; k < n_micro; k++) pvlm_batch_free(&mb[k]);
     free(mb);
