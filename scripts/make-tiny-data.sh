@@ -68,7 +68,6 @@ PYEOF
 "$PVLM" shard images --pairs "$OUT/pairs" --out "$OUT/img" --image-size 16 --shards 2 --store raw \
   --threads 1 --progress 0 --seed 1 >/dev/null
 if "$PVLM" shard text --help >/dev/null 2>&1; then
-  "$PVLM" shard text --input "$OUT/c4" --out "$OUT/text" --tokenizer "$OUT/tok" >/dev/null 2>&1 ||
-    "$PVLM" shard text --input "$OUT/c4" --out "$OUT/text" >/dev/null
+  "$PVLM" shard text --input "$OUT/c4" --out "$OUT/text" --frame-bytes 4096 --threads 1 >/dev/null 2>&1
 fi
 echo "make-tiny-data: $OUT (images: $OUT/img/manifest.json${OUT:+, text: $( [ -f "$OUT/text/manifest.json" ] && echo "$OUT/text/manifest.json" || echo none)})"
