@@ -33,6 +33,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "core/timer.h"
 #include "io/batch.h"
 #include "io/image.h"
@@ -41,7 +42,6 @@
 #include "io/manifest.h"
 #include "io/textshard.h"
 #include "io/tokenizer.h"
-#include "core/threads.h"
 #include "model/model.h"
 
 typedef struct strv {
@@ -79,7 +79,8 @@ static void load_captions(strv *caps) {
             char buf[256];
             size_t n = 0;
             int nw = 6 + (int)pvlm_rng_below(&r, 8);
-            for (int k = 0; k < nw; k++) n += (size_t)snprintf(buf + n, sizeof buf - n, k ? " %s" : "%s", w[pvlm_rng_below(&r, 11)]);
+            for (int k = 0; k < nw; k++)
+                n += (size_t)snprintf(buf + n, sizeof buf - n, k ? " %s" : "%s", w[pvlm_rng_below(&r, 11)]);
             strv_push(caps, strdup(buf));
         }
     }
@@ -180,8 +181,7 @@ static int build_images(const char *dir, const strv *caps, int n, int stored, pv
         if (rc) return -1;
     }
     pvlm_image_free(&im);
-    if (pvlm_imgshard_writer_finish(w, NULL, err) ||
-        add_shard(&m, dir, "images-00000-of-00001.lmdb", n, err))
+    if (pvlm_imgshard_writer_finish(w, NULL, err) || add_shard(&m, dir, "images-00000-of-00001.lmdb", n, err))
         return -1;
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     int rc = pvlm_manifest_save(&m, path, err);
@@ -314,7 +314,8 @@ static void compression(const strv *docs, int reps) {
            (double)total / comp_frames, median(t_frame, reps) * 1e3);
     printf("  per doc, no dictionary:  ratio %.2f\n", (double)total / comp_doc);
     if (comp_dict)
-        printf("  per doc, %zu B dict:     ratio %.2f (on held-out half; no-dict on same half %.2f)   decompress one doc: %.1f us\n",
+        printf("  per doc, %zu B dict:     ratio %.2f (on held-out half; no-dict on same half %.2f)   decompress one "
+               "doc: %.1f us\n",
                dlen, (double)raw_test / comp_dict, (double)raw_doc_test / comp_doc_test, median(t_doc, reps) * 1e6);
     ZSTD_freeCCtx(cc), ZSTD_freeDCtx(dc);
     free(cbuf), free(dbuf), free(dict), free(all), free(sz);
@@ -326,14 +327,22 @@ int main(int argc, char **argv) {
     double step_ms = 0;
     int model_steps = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batches")) nb = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--step-ms")) step_ms = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--tokenizer")) tokdir = argv[i + 1];
-        else if (!strcmp(argv[i], "--stored")) stored = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--model-steps")) model_steps = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batches"))
+            nb = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--step-ms"))
+            step_ms = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tokenizer"))
+            tokdir = argv[i + 1];
+        else if (!strcmp(argv[i], "--stored"))
+            stored = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--vocab"))
+            vocab = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--model-steps"))
+            model_steps = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_loader: unknown flag %s\n", argv[i]);
             return 2;
@@ -393,7 +402,8 @@ int main(int argc, char **argv) {
             double dt = pvlm_now() - t0;
             mbs[r] = bytes / dt / 1e6, tks[r] = ntok / dt;
         }
-        printf("tokenizer encode (whole docs, 1 core): %.2f MB/s, %.0f tokens/s\n", median(mbs, reps), median(tks, reps));
+        printf("tokenizer encode (whole docs, 1 core): %.2f MB/s, %.0f tokens/s\n", median(mbs, reps),
+               median(tks, reps));
         free(ids);
         pvlm_tok_cache_free(tc);
     }
@@ -453,7 +463,8 @@ int main(int argc, char **argv) {
         }
         double st = median(ts, model_steps < 32 ? model_steps : 32);
         printf("trainer peer: forward+backward of the model bench config (%.1fM params) on a loader batch, 1 thread: "
-               "%.0f ms/step = %.0f samples/s\n", m.n_params / 1e6, st * 1e3, c.B / st);
+               "%.0f ms/step = %.0f samples/s\n",
+               m.n_params / 1e6, st * 1e3, c.B / st);
         if (step_ms <= 0) step_ms = st * 1e3;
         pvlm_batch_free(&b);
         pvlm_loader_close(L);

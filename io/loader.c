@@ -20,7 +20,7 @@
 #include "io/tokenizer.h"
 
 const char *const pvlm_loader_skip_names[PVLM_SKIP_NREASONS] = {"image_read", "image_decode", "text_frame",
-                                                                 "bad_utf8",   "tokenize",     "too_short"};
+                                                                "bad_utf8",   "tokenize",     "too_short"};
 
 enum { ST_IMG = 0, ST_TXT = 1 };
 #define MAX_SUBSTITUTES 64
@@ -74,10 +74,10 @@ int64_t pvlm_loader_permute(uint64_t seed, int stream, int64_t epoch, int64_t n,
 
 typedef struct stream {
     int used;
-    int64_t N;     /* samples in all shards */
-    int64_t q;     /* per rank per epoch */
-    int64_t block; /* shuffle block */
-    int n;         /* samples of this stream per batch */
+    int64_t N;              /* samples in all shards */
+    int64_t q;              /* per rank per epoch */
+    int64_t block;          /* shuffle block */
+    int n;                  /* samples of this stream per batch */
     int64_t t_base, k_base; /* rank-local sample counter t_base at batch k_base */
     int nshards;
     int64_t *start; /* [nshards+1] first global index of each shard */
@@ -105,8 +105,8 @@ typedef struct wctx { /* per-thread scratch */
 } wctx;
 
 typedef struct slot {
-    int64_t k;      /* batch index held, -1 none */
-    int status;     /* 0 empty/filling, 1 ready, 2 error */
+    int64_t k;  /* batch index held, -1 none */
+    int status; /* 0 empty/filling, 1 ready, 2 error */
     pvlm_batch b;
     pvlm_err err;
     int64_t skipped[PVLM_SKIP_NREASONS];
@@ -163,8 +163,10 @@ static int open_stream(pvlm_loader *L, int which, const char *mpath, pvlm_err *e
     pvlm_dirname(mpath, dir, sizeof dir);
     s->nshards = m.nshards;
     s->start = calloc((size_t)m.nshards + 1, sizeof(int64_t));
-    if (which == ST_IMG) s->img = calloc((size_t)m.nshards + 1, sizeof *s->img);
-    else s->txt = calloc((size_t)m.nshards + 1, sizeof *s->txt);
+    if (which == ST_IMG)
+        s->img = calloc((size_t)m.nshards + 1, sizeof *s->img);
+    else
+        s->txt = calloc((size_t)m.nshards + 1, sizeof *s->txt);
     if (!s->start || (!s->img && !s->txt)) {
         pvlm_manifest_free(&m);
         return pvlm_err_set(err, PVLM_ENOMEM, "loader: out of memory");
@@ -247,8 +249,8 @@ pvlm_loader *pvlm_loader_open(const pvlm_loader_config *c, pvlm_err *err) {
         return NULL;
     }
     if (c->B < 1 || c->S < 1 || c->Lp < 0 || c->Ls < 2) {
-        pvlm_err_set(err, PVLM_EINVAL, "loader: bad shapes B=%d S=%d Lp=%d Ls=%d (need B,S >= 1, Ls >= 2)", c->B,
-                     c->S, c->Lp, c->Ls);
+        pvlm_err_set(err, PVLM_EINVAL, "loader: bad shapes B=%d S=%d Lp=%d Ls=%d (need B,S >= 1, Ls >= 2)", c->B, c->S,
+                     c->Lp, c->Ls);
         return NULL;
     }
     if (!(c->text_ratio >= 0 && c->text_ratio <= 1) || (!c->image_manifest && !c->text_manifest)) {
@@ -300,10 +302,12 @@ pvlm_loader *pvlm_loader_open(const pvlm_loader_config *c, pvlm_err *err) {
         double per = nf > 0 ? (double)L->st[ST_TXT].N / (double)nf : 1.0;
         int need = (int)((double)L->st[ST_TXT].block / (per > 1 ? per : 1) + 0.999) + 3;
         if (need > 1024) need = 1024;
-        if (c->cache_frames <= 0 && need > L->cache_frames) L->cache_frames = need;
+        if (c->cache_frames <= 0 && need > L->cache_frames)
+            L->cache_frames = need;
         else if (c->cache_frames > 0 && c->cache_frames < need)
             pvlm_warn("loader: cache_frames %d < %d frames per shuffle block of %lld docs: frames will be "
-                      "decompressed repeatedly", c->cache_frames, need, (long long)L->st[ST_TXT].block);
+                      "decompressed repeatedly",
+                      c->cache_frames, need, (long long)L->st[ST_TXT].block);
     }
     L->slots = calloc((size_t)L->depth, sizeof *L->slots);
     L->bad = calloc(BADSET_CAP, sizeof(uint64_t));
@@ -343,16 +347,19 @@ static void log_bad(pvlm_loader *L, uint64_t key, int stream_id, int reason, con
         pvlm_warn("loader: more than %d bad samples; further ones are only counted", BADSET_CAP / 2);
     }
     pthread_mutex_unlock(&L->bad_mu);
-    if (fresh) pvlm_warn("loader: skipping %s sample (%s): %s", stream_id == ST_IMG ? "image-text" : "text",
-                         pvlm_loader_skip_names[reason], msg);
+    if (fresh)
+        pvlm_warn("loader: skipping %s sample (%s): %s", stream_id == ST_IMG ? "image-text" : "text",
+                  pvlm_loader_skip_names[reason], msg);
 }
 
 static int shard_of(const stream *s, int64_t g) {
     int lo = 0, hi = s->nshards - 1;
     while (lo < hi) {
         int mid = lo + (hi - lo + 1) / 2;
-        if (s->start[mid] <= g) lo = mid;
-        else hi = mid - 1;
+        if (s->start[mid] <= g)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo;
 }
@@ -373,8 +380,8 @@ static int tokenize(pvlm_loader *L, wctx *w, const char *text, size_t n, size_t 
         int r = L->c.tokenize(L->c.tokenizer, text, n, w->tok, cap, err);
         return r < 0 ? -1 : (r > cap ? cap : r);
     }
-    int64_t r = pvlm_tokenizer_encode((const pvlm_tokenizer *)L->c.tokenizer, w->cache, text, n, w->tok, (size_t)cap,
-                                      err);
+    int64_t r =
+        pvlm_tokenizer_encode((const pvlm_tokenizer *)L->c.tokenizer, w->cache, text, n, w->tok, (size_t)cap, err);
     if (r < 0) return -1;
     return r > cap ? cap : (int)r;
 }
@@ -412,8 +419,10 @@ static int make_text(pvlm_loader *L, wctx *w, pvlm_rng *r, const char *text, siz
     }
     int fits = !cut && A <= budget - 1;
     int lo, hi;
-    if (fits) lo = A + 1 - Ls > 1 ? A + 1 - Ls : 1, hi = Lp < A - 1 ? Lp : A - 1;
-    else lo = 1, hi = Lp < A - 1 ? Lp : A - 1;
+    if (fits)
+        lo = A + 1 - Ls > 1 ? A + 1 - Ls : 1, hi = Lp < A - 1 ? Lp : A - 1;
+    else
+        lo = 1, hi = Lp < A - 1 ? Lp : A - 1;
     int k = lo + (int)pvlm_rng_below(r, (uint64_t)(hi - lo + 1));
     int ns = A - k;
     if (fits) {
@@ -452,8 +461,7 @@ static int make_caption(pvlm_loader *L, wctx *w, pvlm_rng *r, const pvlm_imgrec 
     return 0;
 }
 
-static int make_image(pvlm_loader *L, wctx *w, const pvlm_imgrec *rec, uint8_t *dst, const char *what,
-                      pvlm_err *err) {
+static int make_image(pvlm_loader *L, wctx *w, const pvlm_imgrec *rec, uint8_t *dst, const char *what, pvlm_err *err) {
     int S = L->c.S;
     if (rec->encoding == PVLM_IMG_ENC_RAW) {
         if (rec->stored_w < 1 || rec->stored_h < 1 ||
@@ -540,7 +548,8 @@ static void clear_row(pvlm_loader *L, pvlm_batch *b, int i) {
     int S = L->c.S, Lp = L->c.Lp, Ls = L->c.Ls;
     memset(b->images + (size_t)i * S * S * 3, 0, (size_t)S * S * 3);
     for (int j = 0; j < Lp; j++) b->prefix[(size_t)i * Lp + j] = L->c.pad_id;
-    for (int j = 0; j < Ls; j++) b->dec_in[(size_t)i * Ls + j] = L->c.pad_id, b->targets[(size_t)i * Ls + j] = PVLM_IGNORE;
+    for (int j = 0; j < Ls; j++)
+        b->dec_in[(size_t)i * Ls + j] = L->c.pad_id, b->targets[(size_t)i * Ls + j] = PVLM_IGNORE;
     b->prefix_len[i] = b->suffix_len[i] = 0;
     b->has_image[i] = 0;
 }
@@ -573,13 +582,14 @@ static int produce(pvlm_loader *L, wctx *w, int64_t k, slot *sl) {
                     g = (int64_t)(key3(key3(L->c.seed, (uint64_t)sid, (uint64_t)e), (uint64_t)p, (uint64_t)a) %
                                   (uint64_t)s->N);
                 pvlm_rng r;
-                pvlm_rng_seed(&r, key3(L->c.seed ^ 0x73616d70ull, (uint64_t)sid * 0x100000000ull + (uint64_t)e,
-                                       (uint64_t)p),
-                              (uint64_t)a);
+                pvlm_rng_seed(
+                    &r, key3(L->c.seed ^ 0x73616d70ull, (uint64_t)sid * 0x100000000ull + (uint64_t)e, (uint64_t)p),
+                    (uint64_t)a);
                 pvlm_err e2 = {0};
                 uint64_t badkey = 0;
                 int rc = fill_one(L, w, sid, g, &r, b, row, &sl->tokens, &badkey, &e2);
-                if (rc == 0) done = 1;
+                if (rc == 0)
+                    done = 1;
                 else {
                     int reason = -1 - rc;
                     sl->skipped[reason]++;
@@ -684,8 +694,10 @@ static void account(pvlm_loader *L, const slot *sl, int64_t k) {
         const stream *st = &L->st[sid];
         if (!st->used || L->c.mode != PVLM_LOADER_EPOCH) continue;
         int64_t t = st->t_base + (k + 1 - st->k_base) * st->n - 1;
-        if (sid == ST_IMG) s->epoch_image = t / st->q;
-        else s->epoch_text = t / st->q;
+        if (sid == ST_IMG)
+            s->epoch_image = t / st->q;
+        else
+            s->epoch_text = t / st->q;
     }
 }
 
@@ -746,7 +758,9 @@ void pvlm_loader_close(pvlm_loader *L) {
 
 /* ---------------------------------------------------------------- state */
 
-static int64_t stream_t(const stream *s, int64_t k) { return s->t_base + (k - s->k_base) * s->n; }
+static int64_t stream_t(const stream *s, int64_t k) {
+    return s->t_base + (k - s->k_base) * s->n;
+}
 
 json_t *pvlm_loader_state_save(const pvlm_loader *L) {
     int64_t k = L->next_consume;
@@ -763,14 +777,13 @@ json_t *pvlm_loader_state_save(const pvlm_loader *L) {
         const stream *s = &L->st[sid];
         json_object_set_new(j, names[sid],
                             json_pack("{s:I, s:I, s:I, s:i, s:I}", "samples", (json_int_t)s->N, "t",
-                                      (json_int_t)stream_t(s, k), "per_rank_epoch", (json_int_t)s->q, "per_batch",
-                                      s->n, "block", (json_int_t)s->block));
+                                      (json_int_t)stream_t(s, k), "per_rank_epoch", (json_int_t)s->q, "per_batch", s->n,
+                                      "block", (json_int_t)s->block));
     }
     json_object_set_new(j, "stats",
-                        json_pack("{s:I, s:I, s:I, s:I, s:o}", "batches", (json_int_t)L->stats.batches,
-                                  "samples_image", (json_int_t)L->stats.samples_image, "samples_text",
-                                  (json_int_t)L->stats.samples_text, "tokens", (json_int_t)L->stats.tokens, "skipped",
-                                  skipped));
+                        json_pack("{s:I, s:I, s:I, s:I, s:o}", "batches", (json_int_t)L->stats.batches, "samples_image",
+                                  (json_int_t)L->stats.samples_image, "samples_text", (json_int_t)L->stats.samples_text,
+                                  "tokens", (json_int_t)L->stats.tokens, "skipped", skipped));
     return j;
 }
 
@@ -806,7 +819,8 @@ int pvlm_loader_state_restore(pvlm_loader *L, const json_t *st, pvlm_err *err) {
             if (qs[sid] > 0) {
                 int64_t e = t / qs[sid], j = t % qs[sid];
                 t = e * s->q + (int64_t)((double)j * (double)s->q / (double)qs[sid]);
-            } else t = 0;
+            } else
+                t = 0;
             pvlm_warn("loader: state from world %lld (%lld %s samples/rank/epoch) re-based to world %d (%lld): "
                       "the current epoch continues at the same fraction",
                       (long long)world, (long long)qs[sid], names[sid], L->c.world, (long long)s->q);
@@ -831,7 +845,9 @@ int pvlm_loader_state_restore(pvlm_loader *L, const json_t *st, pvlm_err *err) {
     return 0;
 }
 
-void pvlm_loader_stats_get(const pvlm_loader *L, pvlm_loader_stats *s) { *s = L->stats; }
+void pvlm_loader_stats_get(const pvlm_loader *L, pvlm_loader_stats *s) {
+    *s = L->stats;
+}
 
 int64_t pvlm_loader_epoch_samples(const pvlm_loader *L, int stream_id) {
     if (stream_id < 0 || stream_id > 1 || !L->st[stream_id].used) return 0;

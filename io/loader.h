@@ -47,8 +47,7 @@
 
 /* Tokenize text[0..n) into ids (at most cap); returns the number of ids written (the first cap
  * ids of the encoding) or -1 with err. Called concurrently from prefetch threads. */
-typedef int (*pvlm_loader_tokenize_fn)(void *ctx, const char *text, size_t n, int32_t *ids, int cap,
-                                       pvlm_err *err);
+typedef int (*pvlm_loader_tokenize_fn)(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err);
 
 enum { PVLM_LOADER_EPOCH = 0, PVLM_LOADER_RESAMPLE = 1 };
 
@@ -70,14 +69,14 @@ typedef struct pvlm_loader_config {
     pvlm_loader_tokenize_fn tokenize;
     void *tokenizer; /* ctx passed to tokenize (e.g. a pvlm_tokenizer*) */
     int rank, world;
-    int B, S, Lp, Ls;         /* micro-batch and shapes (io/batch.h) */
-    double text_ratio;        /* text-only fraction of each batch: round(text_ratio*B) samples */
+    int B, S, Lp, Ls;  /* micro-batch and shapes (io/batch.h) */
+    double text_ratio; /* text-only fraction of each batch: round(text_ratio*B) samples */
     uint64_t seed;
-    int mode;                 /* PVLM_LOADER_EPOCH | PVLM_LOADER_RESAMPLE */
-    int threads;              /* prefetch threads; 0 = fill batches synchronously in next() */
-    int depth;                /* batches prefetched ahead (ring size); 0 = 2*threads+1 */
-    int64_t shuffle_block;    /* text shuffle block in documents (0: 8192) */
-    int cache_frames;         /* decompressed text frames cached per thread (0: enough for one shuffle block) */
+    int mode;              /* PVLM_LOADER_EPOCH | PVLM_LOADER_RESAMPLE */
+    int threads;           /* prefetch threads; 0 = fill batches synchronously in next() */
+    int depth;             /* batches prefetched ahead (ring size); 0 = 2*threads+1 */
+    int64_t shuffle_block; /* text shuffle block in documents (0: 8192) */
+    int cache_frames;      /* decompressed text frames cached per thread (0: enough for one shuffle block) */
     int32_t pad_id, bos_id, eos_id;
 } pvlm_loader_config;
 
@@ -85,15 +84,15 @@ typedef struct pvlm_loader_config {
 void pvlm_loader_config_default(pvlm_loader_config *c);
 
 typedef struct pvlm_loader_stats {
-    int64_t batches;              /* batches returned by next */
+    int64_t batches; /* batches returned by next */
     int64_t samples_image, samples_text;
     int64_t skipped[PVLM_SKIP_NREASONS];
     int64_t epoch_image, epoch_text; /* current epoch of each stream (0-based) */
-    int64_t tokens;               /* prefix + suffix tokens placed in returned batches */
-    int64_t frames_read;          /* zstd text frames decompressed for the returned batches (cache misses;
-                                     depends on thread count, unlike everything else here) */
-    double wait_s;                /* time next() spent waiting for a prefetched batch */
-    double produce_s;             /* worker time spent producing the returned batches */
+    int64_t tokens;                  /* prefix + suffix tokens placed in returned batches */
+    int64_t frames_read;             /* zstd text frames decompressed for the returned batches (cache misses;
+                                        depends on thread count, unlike everything else here) */
+    double wait_s;                   /* time next() spent waiting for a prefetched batch */
+    double produce_s;                /* worker time spent producing the returned batches */
 } pvlm_loader_stats;
 
 typedef struct pvlm_loader pvlm_loader;

@@ -41,10 +41,14 @@ int pvlm_utf8_valid(const char *str, size_t n) {
         }
         uint32_t cp;
         int len;
-        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-        else return 0;
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            len = 4, cp = c & 0x07;
+        else
+            return 0;
         if (i + (size_t)len > n) return 0;
         for (int k = 1; k < len; k++) {
             if ((s[i + k] & 0xC0) != 0x80) return 0;
@@ -88,8 +92,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, pvlm_err *err) 
     return 0;
 }
 
-pvlm_textshard_writer *pvlm_textshard_writer_open(const char *path, size_t frame_bytes, int level,
-                                                  pvlm_err *err) {
+pvlm_textshard_writer *pvlm_textshard_writer_open(const char *path, size_t frame_bytes, int level, pvlm_err *err) {
     pvlm_textshard_writer *w = calloc(1, sizeof *w);
     if (!w) {
         pvlm_err_set(err, PVLM_ENOMEM, "textshard: out of memory");
@@ -102,8 +105,10 @@ pvlm_textshard_writer *pvlm_textshard_writer_open(const char *path, size_t frame
     w->cctx = ZSTD_createCCtx();
     w->f = fopen(w->tmp, "wb");
     if (!w->f || !w->cctx) {
-        if (!w->f) pvlm_err_errno(err, "textshard: cannot create %s", w->tmp);
-        else pvlm_err_set(err, PVLM_ENOMEM, "textshard: ZSTD_createCCtx failed");
+        if (!w->f)
+            pvlm_err_errno(err, "textshard: cannot create %s", w->tmp);
+        else
+            pvlm_err_set(err, PVLM_ENOMEM, "textshard: ZSTD_createCCtx failed");
         if (w->f) fclose(w->f), unlink(w->tmp);
         ZSTD_freeCCtx(w->cctx);
         free(w);
@@ -131,8 +136,7 @@ static int flush_frame(pvlm_textshard_writer *w, pvlm_err *err) {
     size_t bound = ZSTD_compressBound(raw_n);
     if (grow((void **)&w->comp, &w->comp_cap, bound, 1, err)) return -1;
     size_t c = ZSTD_compress2(w->cctx, w->comp, w->comp_cap, w->raw, raw_n);
-    if (ZSTD_isError(c))
-        return pvlm_err_set(err, PVLM_EIO, "textshard %s: zstd: %s", w->path, ZSTD_getErrorName(c));
+    if (ZSTD_isError(c)) return pvlm_err_set(err, PVLM_EIO, "textshard %s: zstd: %s", w->path, ZSTD_getErrorName(c));
     if (fwrite(w->comp, 1, c, w->f) != c) return pvlm_err_errno(err, "textshard: write %s", w->tmp);
     if (grow((void **)&w->index, &w->index_cap, (w->nframes + 1) * PVLM_TEXTSHARD_INDEX_ENTRY, 1, err)) return -1;
     uint8_t *e = w->index + w->nframes * PVLM_TEXTSHARD_INDEX_ENTRY;
@@ -342,9 +346,15 @@ void pvlm_textshard_close(pvlm_textshard *s) {
     free(s);
 }
 
-int64_t pvlm_textshard_ndocs(const pvlm_textshard *s) { return s->n_docs; }
-int64_t pvlm_textshard_nframes(const pvlm_textshard *s) { return s->n_frames; }
-const char *pvlm_textshard_path(const pvlm_textshard *s) { return s->path; }
+int64_t pvlm_textshard_ndocs(const pvlm_textshard *s) {
+    return s->n_docs;
+}
+int64_t pvlm_textshard_nframes(const pvlm_textshard *s) {
+    return s->n_frames;
+}
+const char *pvlm_textshard_path(const pvlm_textshard *s) {
+    return s->path;
+}
 
 const pvlm_textshard_frame_entry *pvlm_textshard_frame(const pvlm_textshard *s, int64_t frame) {
     return frame >= 0 && frame < s->n_frames ? &s->frames[frame] : NULL;
@@ -355,8 +365,10 @@ int64_t pvlm_textshard_frame_of(const pvlm_textshard *s, int64_t doc) {
     int64_t lo = 0, hi = s->n_frames - 1;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
-        if (s->frames[mid].first_doc <= doc) lo = mid;
-        else hi = mid - 1;
+        if (s->frames[mid].first_doc <= doc)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo;
 }

@@ -49,8 +49,7 @@ typedef struct pvlm_textshard_writer pvlm_textshard_writer;
 
 /* Create a shard at path (written to a temporary name until close). frame_bytes: target text
  * bytes per frame (a frame is closed once it holds at least this much); level: zstd level. */
-pvlm_textshard_writer *pvlm_textshard_writer_open(const char *path, size_t frame_bytes, int level,
-                                                  pvlm_err *err);
+pvlm_textshard_writer *pvlm_textshard_writer_open(const char *path, size_t frame_bytes, int level, pvlm_err *err);
 /* Append one document (any bytes; the shard builder only passes valid UTF-8). */
 int pvlm_textshard_writer_add(pvlm_textshard_writer *w, const char *text, size_t n, pvlm_err *err);
 /* Flush, write index and header, fsync, rename into place, free w. info may be NULL. */
@@ -81,9 +80,9 @@ typedef struct pvlm_textframe {
     int64_t frame;     /* which frame is loaded, -1 none */
     int64_t first_doc; /* shard doc index of document 0 */
     uint32_t n_docs;
-    char *buf;         /* decompressed frame */
+    char *buf; /* decompressed frame */
     size_t cap;
-    uint64_t *off;     /* [n_docs + 1] byte offsets of the documents inside buf */
+    uint64_t *off; /* [n_docs + 1] byte offsets of the documents inside buf */
     size_t off_cap;
 } pvlm_textframe;
 

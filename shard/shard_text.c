@@ -44,7 +44,7 @@ typedef struct reader {
     size_t zin_cap, zin_pos, zin_len;
     size_t zlast; /* last ZSTD_decompressStream return: 0 at a frame end */
     int eof, error;
-    char *buf;    /* pending decompressed bytes */
+    char *buf; /* pending decompressed bytes */
     size_t cap, start, len;
 } reader;
 
@@ -174,7 +174,9 @@ typedef struct job {
     pvlm_err err;
 } job;
 
-static void shard_name(char *buf, size_t cap, int i) { snprintf(buf, cap, "text-%05d.pvt", i); }
+static void shard_name(char *buf, size_t cap, int i) {
+    snprintf(buf, cap, "text-%05d.pvt", i);
+}
 
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
@@ -221,7 +223,8 @@ static json_t *build_shard(job *J, int i, pvlm_err *err) {
         if (n == 0) continue; /* blank lines are not records */
         int why = -1;
         json_t *j = NULL;
-        if (!pvlm_utf8_valid(line, n)) why = SK_BAD_UTF8;
+        if (!pvlm_utf8_valid(line, n))
+            why = SK_BAD_UTF8;
         else {
             json_error_t je;
             j = json_loadb(line, n, JSON_ALLOW_NUL, &je);
@@ -231,11 +234,14 @@ static json_t *build_shard(job *J, int i, pvlm_err *err) {
         size_t tn = 0;
         if (why < 0) {
             json_t *t = json_object_get(j, "text");
-            if (!json_is_string(t)) why = SK_NO_TEXT;
+            if (!json_is_string(t))
+                why = SK_NO_TEXT;
             else {
                 text = json_string_value(t), tn = json_string_length(t);
-                if (tn == 0) why = SK_EMPTY;
-                else if (tn > PVLM_TEXTSHARD_MAX_DOC) why = SK_TOO_LONG;
+                if (tn == 0)
+                    why = SK_EMPTY;
+                else if (tn > PVLM_TEXTSHARD_MAX_DOC)
+                    why = SK_TOO_LONG;
             }
         }
         if (why >= 0) {
@@ -253,8 +259,9 @@ static json_t *build_shard(job *J, int i, pvlm_err *err) {
     }
     if (rd.error) {
         skipped[SK_TRUNCATED]++;
-        pvlm_warn("shard text: %s: truncated or corrupt compressed input after line %lld; kept the %lld lines before it",
-                  J->inputs[i], (long long)lineno, (long long)lineno);
+        pvlm_warn(
+            "shard text: %s: truncated or corrupt compressed input after line %lld; kept the %lld lines before it",
+            J->inputs[i], (long long)lineno, (long long)lineno);
     }
     reader_close(&rd);
     pvlm_textshard_info info;
@@ -263,17 +270,16 @@ static json_t *build_shard(job *J, int i, pvlm_err *err) {
     pvlm_hash_hex(info.checksum, hex);
     json_t *sk = json_object();
     for (int k = 0; k < SK_N; k++) json_object_set_new(sk, sk_names[k], json_integer(skipped[k]));
-    json_t *r = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:o}", "path", name, "source", base_name(J->inputs[i]),
-                          "docs", (json_int_t)info.n_docs, "frames", (json_int_t)info.n_frames, "text_bytes",
-                          (json_int_t)info.raw_bytes, "bytes", (json_int_t)info.file_bytes, "checksum", hex,
-                          "skipped", sk);
+    json_t *r =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:o}", "path", name, "source", base_name(J->inputs[i]), "docs",
+                  (json_int_t)info.n_docs, "frames", (json_int_t)info.n_frames, "text_bytes",
+                  (json_int_t)info.raw_bytes, "bytes", (json_int_t)info.file_bytes, "checksum", hex, "skipped", sk);
     if (!r || pvlm_json_save_atomic(r, side, err)) {
         json_decref(r);
         return NULL;
     }
     pvlm_info("shard text: %s <- %s: %lld docs, %lld frames, %lld -> %lld bytes", name, J->inputs[i],
-              (long long)info.n_docs, (long long)info.n_frames, (long long)info.raw_bytes,
-              (long long)info.file_bytes);
+              (long long)info.n_docs, (long long)info.n_frames, (long long)info.raw_bytes, (long long)info.file_bytes);
     return r;
 }
 
@@ -303,7 +309,9 @@ static int is_input_name(const char *n) {
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Input files of a directory (JSON lines by suffix), sorted by name so shard i is always the
  * i-th file (c4-train.00000-of-01024 ...). Appends malloc'd paths to *v. */
@@ -343,8 +351,8 @@ int pvlm_shard_text_main(int argc, char **argv) {
     int64_t frame_bytes = 1 << 20;
     int level = 3, threads = 0, force = 0;
     const pvlm_opt opts[] = {
-        {"input", PVLM_ARG_STR, &input, "an input file, or a directory of them (sorted by name), before INPUT...",
-         NULL, 0, 0, 0},
+        {"input", PVLM_ARG_STR, &input, "an input file, or a directory of them (sorted by name), before INPUT...", NULL,
+         0, 0, 0},
         {"out", PVLM_ARG_STR, &out, "output directory (shards text-NNNNN.pvt + manifest.json)", NULL, 0, 0, 1},
         {"frame-bytes", PVLM_ARG_I64, &frame_bytes, "text bytes per zstd frame (seek unit)", NULL, 4096, 1 << 30, 0},
         {"level", PVLM_ARG_INT, &level, "zstd compression level", NULL, 1, 19, 0},
@@ -355,7 +363,11 @@ int pvlm_shard_text_main(int argc, char **argv) {
     };
     const pvlm_cmd cmd = {"pvlm shard text",
                           "build zstd text shards from JSON lines (.json, .json.gz, .json.zst; C4 format)",
-                          "[INPUT...]", opts, (int)(sizeof opts / sizeof opts[0]), 0, 1 << 20};
+                          "[INPUT...]",
+                          opts,
+                          (int)(sizeof opts / sizeof opts[0]),
+                          0,
+                          1 << 20};
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
     int npos = 0;
     if (!pos) return 1;

@@ -22,8 +22,12 @@
 #include "io/manifest.h"
 #include "io/textshard.h"
 
-static inline int fx_doc_len(int64_t g) { return g % 13 == 7 ? 300 : 2 + (int)((g * 7) % 90); }
-static inline int fx_cap_len(int64_t g) { return 1 + (int)((g * 5) % 23); }
+static inline int fx_doc_len(int64_t g) {
+    return g % 13 == 7 ? 300 : 2 + (int)((g * 7) % 90);
+}
+static inline int fx_cap_len(int64_t g) {
+    return 1 + (int)((g * 5) % 23);
+}
 
 /* Test tokenizer: whitespace-separated decimal words -> word + 10. Returns the total count. */
 static inline int fx_tokenize(void *ctx, const char *t, size_t n, int32_t *ids, int cap, pvlm_err *err) {
@@ -45,7 +49,8 @@ static inline char *fx_words(int64_t g, int len, int off) {
     size_t cap = (size_t)len * 12 + 1, n = 0;
     char *s = malloc(cap);
     s[0] = 0;
-    for (int j = 0; j < len; j++) n += (size_t)snprintf(s + n, cap - n, j ? " %lld" : "%lld", (long long)(g * 1000 + off + j));
+    for (int j = 0; j < len; j++)
+        n += (size_t)snprintf(s + n, cap - n, j ? " %lld" : "%lld", (long long)(g * 1000 + off + j));
     return s;
 }
 

@@ -94,8 +94,10 @@ static void t_permutation(void) {
             int ok = 1, same_as_e1 = 1;
             for (int64_t p = 0; p < n; p++) {
                 int64_t v = pvlm_loader_permute(9, 1, 0, n, blocks[bl], p);
-                if (v < 0 || v >= n || seen[v]) ok = 0;
-                else seen[v] = 1;
+                if (v < 0 || v >= n || seen[v])
+                    ok = 0;
+                else
+                    seen[v] = 1;
                 if (v != pvlm_loader_permute(9, 1, 1, n, blocks[bl], p)) same_as_e1 = 0;
             }
             CHECK_MSG(ok, "not a bijection: n=%lld block=%lld", (long long)n, (long long)blocks[bl]);
@@ -126,8 +128,10 @@ static void collect(const pvlm_loader_config *c, int nb, int64_t *ids_img, int64
             break;
         }
         for (int i = 0; i < b.B; i++) {
-            if (b.has_image[i]) ids_img[(*ni)++] = b.sample_id[i];
-            else ids_txt[(*nt)++] = b.sample_id[i] - NIMG;
+            if (b.has_image[i])
+                ids_img[(*ni)++] = b.sample_id[i];
+            else
+                ids_txt[(*nt)++] = b.sample_id[i] - NIMG;
         }
     }
     pvlm_batch_free(&b);
@@ -326,7 +330,8 @@ static void t_mix(void) {
 static int check_row(const pvlm_batch *b, int i, int *hist_k, int jpeg_every) {
     int64_t sid = b->sample_id[i];
     int pl = b->prefix_len[i], sl = b->suffix_len[i];
-    const int32_t *pre = b->prefix + (size_t)i * LP, *din = b->dec_in + (size_t)i * LS, *tg = b->targets + (size_t)i * LS;
+    const int32_t *pre = b->prefix + (size_t)i * LP, *din = b->dec_in + (size_t)i * LS,
+                  *tg = b->targets + (size_t)i * LS;
     if (pl < 0 || pl > LP || sl < 1 || sl > LS) return 0;
     int64_t g;
     int len, off;
@@ -350,7 +355,7 @@ static int check_row(const pvlm_batch *b, int i, int *hist_k, int jpeg_every) {
     for (int j = pl; j < LP; j++)
         if (pre[j] != 0) return 0;
     int ns = fits ? sl - 1 : sl;
-    if (fits && pl + ns != len) return 0; /* whole text used */
+    if (fits && pl + ns != len) return 0;                 /* whole text used */
     if (!fits && (sl != LS || b->has_image[i])) return 0; /* long docs fill the decoder, no eos */
     for (int j = 0; j < ns; j++)
         if (tg[j] != base + pl + j) return 0;
@@ -384,8 +389,8 @@ static void t_prefixlm(void) {
         }
     }
     CHECK_MSG(bad == 0, "%d invalid rows", bad);
-    CHECK(hist_img[0] > 0);      /* image-text prefix may be empty */
-    CHECK(hist_txt[0] == 0);     /* text-only prefix never is */
+    CHECK(hist_img[0] > 0);  /* image-text prefix may be empty */
+    CHECK(hist_txt[0] == 0); /* text-only prefix never is */
     CHECK(hist_txt[1] > 0 && hist_txt[LP] > 0);
     int64_t want = 0;
     (void)want;
@@ -409,8 +414,10 @@ static void t_prefixlm(void) {
             /* a 2S JPEG of a constant-R image: red channel stays close to g & 255 */
             int64_t g = b.sample_id[i];
             int d = (int)b.images[(size_t)i * S_ * S_ * 3 + (S_ / 2 * S_ + S_ / 2) * 3] - (int)(g & 255);
-            if (g % 3 != 0) bad += d != 0;
-            else bad += d > 12 || d < -12;
+            if (g % 3 != 0)
+                bad += d != 0;
+            else
+                bad += d > 12 || d < -12;
         }
     }
     CHECK_MSG(bad == 0, "%d bad rows with JPEG records", bad);
@@ -461,8 +468,10 @@ static void t_corrupt(void) {
         r.id = id, r.ncaptions = 1, r.captions = caps, r.orig_w = r.orig_h = S_, r.stored_w = r.stored_h = S_;
         fx_pixels(g, S_, rgb);
         static const uint8_t junk[64] = {0xff, 0xd8, 0xff, 0xe0, 1, 2, 3};
-        if (g == 80) r.encoding = PVLM_IMG_ENC_JPEG, r.image = junk, r.image_len = sizeof junk;
-        else r.encoding = PVLM_IMG_ENC_RAW, r.image = rgb, r.image_len = sizeof rgb;
+        if (g == 80)
+            r.encoding = PVLM_IMG_ENC_JPEG, r.image = junk, r.image_len = sizeof junk;
+        else
+            r.encoding = PVLM_IMG_ENC_RAW, r.image = rgb, r.image_len = sizeof rgb;
         if (g == 90) snprintf(id, sizeof id, "CORRUPTME");
         CHECK_OK(pvlm_imgshard_writer_add(w, &r, &err), &err);
         free(cap);
@@ -541,8 +550,7 @@ static void t_corrupt(void) {
                   s.skipped[PVLM_SKIP_BAD_UTF8] >= 4 && s.skipped[PVLM_SKIP_TEXT_FRAME] >= 2 * (f1_n + f2_n),
               "skips read %lld decode %lld utf8 %lld frame %lld (frame docs %lld)",
               (long long)s.skipped[PVLM_SKIP_IMAGE_READ], (long long)s.skipped[PVLM_SKIP_IMAGE_DECODE],
-              (long long)s.skipped[PVLM_SKIP_BAD_UTF8], (long long)s.skipped[PVLM_SKIP_TEXT_FRAME],
-              (long long)f1_n);
+              (long long)s.skipped[PVLM_SKIP_BAD_UTF8], (long long)s.skipped[PVLM_SKIP_TEXT_FRAME], (long long)f1_n);
     pvlm_loader_close(L);
     /* substitutes are deterministic: same batches with another thread count */
     config(&c, 8, 0.5, 0, 1, 0);
@@ -711,8 +719,10 @@ static void t_tokenizer(void) {
             int64_t g = b.has_image[i] ? b.sample_id[i] : b.sample_id[i] - NIMG;
             char *src = b.has_image[i] ? fx_words(g, fx_cap_len(g), 500) : fx_words(g, fx_doc_len(g), 0);
             size_t sn = strlen(src);
-            if (eos) bad += on != sn || memcmp(out, src, sn), whole++;
-            else bad += on >= sn || memcmp(out, src, on) || sl != LS, part++;
+            if (eos)
+                bad += on != sn || memcmp(out, src, sn), whole++;
+            else
+                bad += on >= sn || memcmp(out, src, on) || sl != LS, part++;
             bad += (!b.has_image[i] && pl < 1) || sl < 1;
             free(out), free(src);
         }

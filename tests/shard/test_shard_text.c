@@ -61,8 +61,12 @@ static char *make_input(int lo, int hi, size_t *n, int *nbad) {
         buf[len++] = '\n';
         free(l);
         if (i % 97 == 5) {
-            const char *bad[] = {"{\"text\": \"unterminated\n", "{\"text\": \"bad \xff\xfe utf8\"}\n",
-                                 "{\"url\": \"no text field\"}\n", "{\"text\": \"\"}\n", "[1,2,3]\n", "\n"};
+            const char *bad[] = {"{\"text\": \"unterminated\n",
+                                 "{\"text\": \"bad \xff\xfe utf8\"}\n",
+                                 "{\"url\": \"no text field\"}\n",
+                                 "{\"text\": \"\"}\n",
+                                 "[1,2,3]\n",
+                                 "\n"};
             for (int b = 0; b < 6; b++) {
                 memcpy(buf + len, bad[b], strlen(bad[b])), len += strlen(bad[b]);
                 *nbad += b < 5;
@@ -132,9 +136,9 @@ static void test_utf8(void) {
     CHECK(pvlm_utf8_valid("abc", 3));
     CHECK(pvlm_utf8_valid("caf\xc3\xa9", 5));
     CHECK(pvlm_utf8_valid("\xf0\x9f\x98\x80", 4));
-    CHECK(!pvlm_utf8_valid("\xc3", 1));        /* truncated */
-    CHECK(!pvlm_utf8_valid("\xc0\xaf", 2));    /* overlong */
-    CHECK(!pvlm_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+    CHECK(!pvlm_utf8_valid("\xc3", 1));             /* truncated */
+    CHECK(!pvlm_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    CHECK(!pvlm_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
     CHECK(!pvlm_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     CHECK(!pvlm_utf8_valid("\xff", 1));
 }
