@@ -11,7 +11,7 @@ for delay in 0.13 0.29 0.47 0.71; do
   # kill only once this run is checkpointing (not while it starts up)
   wait_for '[ -f ck/latest ] && [ "$(latest_step ck)" -gt "$prev" ]' 60 || fail "no new checkpoint in 60 s"
   sleep "$delay"
-  victim=$(rank_pid "$M" 0) || fail "cannot find rank 0"
+  victim=$(rank_pid "$M" 0) || fail "cannot find rank 0: $(tail -5 log)"
   kill -9 "$victim"
   wait_for '! kill -0 $M 2>/dev/null' 30 || fail "job still running 30 s after kill"
   set +e; wait "$M"; set -e

@@ -56,9 +56,13 @@ wait_for() {
 
 # rank_pid MPIRUN_PID RANK: the PID of a rank started by that mpirun (from its environment)
 rank_pid() {
-  local p
-  for p in $(pgrep -P "$1"); do
-    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then echo "$p"; return 0; fi
+  local p i
+  for i in $(seq 1 50); do
+    for p in $(pgrep -P "$1"); do
+      if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then echo "$p"; return 0; fi
+    done
+    kill -0 "$1" 2>/dev/null || { echo "rank_pid: mpirun $1 is gone" >&2; return 1; }
+    sleep 0.1
   done
   return 1
 }
