@@ -77,8 +77,16 @@ static double pipeline(char **files, int n, int S, int scaled, double *wall_rate
             size_t jn;
             pvlm_image_encode_jpeg(codec, &fit, 95, &j, &jn, NULL);
             const char *cap = "a caption";
-            pvlm_imgrec rec = {.id = "x", .ncaptions = 1, .captions = &cap, .orig_w = ow, .orig_h = oh,
-                               .stored_w = S, .stored_h = S, .encoding = PVLM_IMG_ENC_JPEG, .image = j, .image_len = jn};
+            pvlm_imgrec rec = {.id = "x",
+                               .ncaptions = 1,
+                               .captions = &cap,
+                               .orig_w = ow,
+                               .orig_h = oh,
+                               .stored_w = S,
+                               .stored_h = S,
+                               .encoding = PVLM_IMG_ENC_JPEG,
+                               .image = j,
+                               .image_len = jn};
             uint8_t *v;
             size_t vn;
             if (pvlm_imgrec_encode(&rec, &v, &vn, NULL) == 0) free(v);
@@ -98,15 +106,24 @@ int main(int argc, char **argv) {
     const char *pvlm = "./cli/pvlm", *dir = "/tmp/pvlm-bench-shard";
     int n = 400, W = 640, H = 480, S = 224, T = 2, runs = 5, keep = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--pvlm")) pvlm = argv[i + 1];
-        else if (!strcmp(argv[i], "--images")) n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--width")) W = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--height")) H = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--size")) S = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) T = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--keep")) keep = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--pvlm"))
+            pvlm = argv[i + 1];
+        else if (!strcmp(argv[i], "--images"))
+            n = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--width"))
+            W = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--height"))
+            H = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--size"))
+            S = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--runs"))
+            runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--keep"))
+            keep = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_shard: unknown flag %s\n", argv[i]);
             return 2;
@@ -140,8 +157,8 @@ int main(int argc, char **argv) {
         free(j);
         pvlm_image_free(&im);
     }
-    printf("bench_shard: %d JPEGs %dx%d (mean %.0f KB), S=%d, %d runs, median images/s\n", n, W, H,
-           total / 1024.0 / n, S, runs);
+    printf("bench_shard: %d JPEGs %dx%d (mean %.0f KB), S=%d, %d runs, median images/s\n", n, W, H, total / 1024.0 / n,
+           S, runs);
     double *v = calloc((size_t)runs, sizeof(double)), *peer = calloc((size_t)runs, sizeof(double));
     double *vw = calloc((size_t)runs, sizeof(double)), *pw = calloc((size_t)runs, sizeof(double));
     /* interleaved (scaled, full, scaled, full, ...) so load changes hit both alike */
@@ -151,7 +168,8 @@ int main(int argc, char **argv) {
     }
     printf("  %-40s %9s %14s\n", "", "images/s", "images/CPU-s");
     printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, DCT-scaled decode", median(vw, runs), median(v, runs));
-    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, full-size decode (peer)", median(pw, runs), median(peer, runs));
+    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, full-size decode (peer)", median(pw, runs),
+           median(peer, runs));
     free(peer);
     free(pw);
     char targ[16], sarg[16];
@@ -159,8 +177,8 @@ int main(int argc, char **argv) {
     snprintf(sarg, sizeof sarg, "%d", S);
     for (int k = 0; k < runs; k++) {
         pvlm_rm_rf(out, NULL);
-        char *args[] = {(char *)pvlm, "shard", "images", "--pairs", pairs, "--out", out, "--threads", targ,
-                        "--image-size", sarg, "--progress", "0", "--shards", "1", NULL};
+        char *args[] = {(char *)pvlm, "shard",        "images", "--pairs",    pairs, "--out",    out, "--threads",
+                        targ,         "--image-size", sarg,     "--progress", "0",   "--shards", "1", NULL};
         double t0 = pvlm_now();
         pid_t pid;
         if (posix_spawn(&pid, pvlm, NULL, NULL, args, environ) != 0) {

@@ -63,8 +63,8 @@ void pvlm_image_free(pvlm_image *img) {
 }
 
 /* ---- JPEG ---- */
-static int decode_jpeg(tjhandle h, const uint8_t *data, size_t n, int min_short, int min_long, pvlm_image *out,
-                       int *ow, int *oh, const char *what, pvlm_err *err) {
+static int decode_jpeg(tjhandle h, const uint8_t *data, size_t n, int min_short, int min_long, pvlm_image *out, int *ow,
+                       int *oh, const char *what, pvlm_err *err) {
     int w = 0, ht = 0, subsamp = -1, cs = -1; /* not set by TurboJPEG for a tables-only stream */
     if (tjDecompressHeader3(h, data, (unsigned long)n, &w, &ht, &subsamp, &cs) != 0)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad JPEG header: %s", what, tjGetErrorStr2(h));
@@ -209,8 +209,8 @@ static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, i
     return 0;
 }
 
-int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int min_short, int min_long,
-                      pvlm_image *out, int *orig_w, int *orig_h, const char *what, pvlm_err *err) {
+int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int min_short, int min_long, pvlm_image *out,
+                      int *orig_w, int *orig_h, const char *what, pvlm_err *err) {
     out->w = out->h = 0;
     out->rgb = NULL;
     if (!what) what = "image";

@@ -66,8 +66,8 @@ void pvlm_image_free(pvlm_image *img);
 /* Decode a JPEG or PNG. For JPEG, the decoded size is the smallest DCT-scaled size
  * with shorter side >= min_short and longer side >= min_long (0, 0: full size).
  * orig_w/orig_h (may be NULL) receive the full stored size. codec may be NULL. */
-int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int min_short, int min_long,
-                      pvlm_image *out, int *orig_w, int *orig_h, const char *what, pvlm_err *err);
+int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int min_short, int min_long, pvlm_image *out,
+                      int *orig_w, int *orig_h, const char *what, pvlm_err *err);
 
 /* Resize the whole image to out_w x out_h (antialiased bicubic). */
 int pvlm_image_resize(const pvlm_image *in, int out_w, int out_h, pvlm_image *out, pvlm_err *err);
@@ -83,8 +83,8 @@ int pvlm_image_resize_window(const pvlm_image *in, double x0, double y0, double 
 int pvlm_image_fit(const pvlm_image *in, int size, int mode, pvlm_image *out, pvlm_err *err);
 
 /* JPEG at quality 1..100, 4:2:0 chroma subsampling; *out malloc'd (caller frees). */
-int pvlm_image_encode_jpeg(pvlm_image_codec *codec, const pvlm_image *img, int quality, uint8_t **out,
-                           size_t *n, pvlm_err *err);
+int pvlm_image_encode_jpeg(pvlm_image_codec *codec, const pvlm_image *img, int quality, uint8_t **out, size_t *n,
+                           pvlm_err *err);
 /* 8-bit RGB PNG; *out malloc'd (caller frees). */
 int pvlm_image_encode_png(const pvlm_image *img, uint8_t **out, size_t *n, pvlm_err *err);
 

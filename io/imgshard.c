@@ -26,7 +26,9 @@ static void put32(uint8_t *p, uint32_t v) {
 static void put64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint16_t get16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static uint32_t get32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
@@ -68,7 +70,8 @@ int pvlm_imgrec_encode(const pvlm_imgrec *rec, uint8_t **out, size_t *n, pvlm_er
     size_t idl = strlen(rec->id);
     uint64_t text = idl + 1;
     for (int i = 0; i < rec->ncaptions; i++) {
-        if (!rec->captions[i]) return pvlm_err_set(err, PVLM_EINVAL, "image record '%s': caption %d is NULL", rec->id, i);
+        if (!rec->captions[i])
+            return pvlm_err_set(err, PVLM_EINVAL, "image record '%s': caption %d is NULL", rec->id, i);
         text += 4 + strlen(rec->captions[i]) + 1;
     }
     if (text > UINT32_MAX || idl > UINT32_MAX)
@@ -117,9 +120,11 @@ static int rec_check(const uint8_t *v, size_t n, const char *what, pvlm_err *err
                             PVLM_IMGREC_VERSION);
     uint64_t text = get32(v + 32), img = get64(v + 40);
     if (img > n || PVLM_IMGREC_HEADER + text + img != n)
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s: record sizes (text %" PRIu64 ", image %" PRIu64 ") do not add up to %zu",
-                            what, text, img, n);
-    if (get64(v + 48) != rec_checksum(v, n)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: record checksum mismatch", what);
+        return pvlm_err_set(err, PVLM_EFORMAT,
+                            "%s: record sizes (text %" PRIu64 ", image %" PRIu64 ") do not add up to %zu", what, text,
+                            img, n);
+    if (get64(v + 48) != rec_checksum(v, n))
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: record checksum mismatch", what);
     int enc = v[6];
     if (enc != PVLM_IMG_ENC_JPEG && enc != PVLM_IMG_ENC_RAW)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: unknown image encoding %d", what, enc);
@@ -143,8 +148,10 @@ int pvlm_imgrec_decode(const void *data, size_t n, pvlm_imgrec *rec, const char 
     const uint8_t *v = rec->buf_;
     uint32_t ncap = get32(v + 24), idl = get32(v + 28), text = get32(v + 32);
     const uint8_t *p = v + PVLM_IMGREC_HEADER, *end = p + text;
-    if ((uint64_t)idl + 1 > text || p[idl] != 0) return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad source id field", what);
-    if (ncap > text / 5) return pvlm_err_set(err, PVLM_EFORMAT, "%s: %u captions cannot fit in %u bytes", what, ncap, text);
+    if ((uint64_t)idl + 1 > text || p[idl] != 0)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad source id field", what);
+    if (ncap > text / 5)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: %u captions cannot fit in %u bytes", what, ncap, text);
     if ((int)ncap > rec->capv_cap_) {
         const char **cv = realloc(rec->capv_, (ncap + 4) * sizeof(*cv));
         if (!cv) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot allocate caption list", what);
@@ -318,9 +325,15 @@ fail:
     return NULL;
 }
 
-int64_t pvlm_imgshard_count(const pvlm_imgshard_reader *r) { return r->count; }
-const char *pvlm_imgshard_meta(const pvlm_imgshard_reader *r) { return r->meta; }
-const char *pvlm_imgshard_path(const pvlm_imgshard_reader *r) { return r->path; }
+int64_t pvlm_imgshard_count(const pvlm_imgshard_reader *r) {
+    return r->count;
+}
+const char *pvlm_imgshard_meta(const pvlm_imgshard_reader *r) {
+    return r->meta;
+}
+const char *pvlm_imgshard_path(const pvlm_imgshard_reader *r) {
+    return r->path;
+}
 
 int pvlm_imgshard_get(pvlm_imgshard_reader *r, int64_t index, pvlm_imgrec *rec, pvlm_err *err) {
     if (index < 0 || index >= r->count)
@@ -450,7 +463,8 @@ static int put_append(pvlm_imgshard_writer *w, uint64_t key, const void *val, si
     key_be(kb, key);
     MDB_val k = {8, kb}, v = {n, (void *)val};
     int rc = mdb_put(w->txn, w->dbi, &k, &v, MDB_APPEND);
-    if (rc != 0) return pvlm_err_set(err, PVLM_EIO, "%s: writing record %" PRIu64 ": %s", w->tmp, key, mdb_strerror(rc));
+    if (rc != 0)
+        return pvlm_err_set(err, PVLM_EIO, "%s: writing record %" PRIu64 ": %s", w->tmp, key, mdb_strerror(rc));
     return 0;
 }
 
@@ -486,7 +500,9 @@ int pvlm_imgshard_writer_add(pvlm_imgshard_writer *w, const pvlm_imgrec *rec, pv
     return rc;
 }
 
-int64_t pvlm_imgshard_writer_count(const pvlm_imgshard_writer *w) { return w->count; }
+int64_t pvlm_imgshard_writer_count(const pvlm_imgshard_writer *w) {
+    return w->count;
+}
 
 int pvlm_imgshard_writer_finish(pvlm_imgshard_writer *w, pvlm_imgshard_info *info, pvlm_err *err) {
     json_error_t je;

@@ -105,8 +105,8 @@ void pvlm_imgshard_close(pvlm_imgshard_reader *r);
 typedef struct pvlm_imgshard_writer pvlm_imgshard_writer;
 
 typedef struct pvlm_imgshard_wopts {
-    int64_t txn_records; /* commit every this many records (0: 1024) */
-    uint64_t map_size;   /* LMDB map size in bytes (0: 1 TiB; sparse, only reserves address space) */
+    int64_t txn_records;       /* commit every this many records (0: 1024) */
+    uint64_t map_size;         /* LMDB map size in bytes (0: 1 TiB; sparse, only reserves address space) */
     const char *settings_json; /* JSON object stored in the meta entry's "settings" (NULL: {}) */
 } pvlm_imgshard_wopts;
 

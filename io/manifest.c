@@ -35,8 +35,8 @@ void pvlm_manifest_free(pvlm_manifest *m) {
     memset(m, 0, sizeof(*m));
 }
 
-int pvlm_manifest_add_shard(pvlm_manifest *m, const char *file, int64_t records, uint64_t bytes,
-                            uint64_t checksum, json_t *extra, pvlm_err *err) {
+int pvlm_manifest_add_shard(pvlm_manifest *m, const char *file, int64_t records, uint64_t bytes, uint64_t checksum,
+                            json_t *extra, pvlm_err *err) {
     if (extra && !json_is_object(extra)) {
         json_decref(extra);
         return pvlm_err_set(err, PVLM_EINVAL, "manifest: extra fields of shard %s are not an object", file);
@@ -77,8 +77,12 @@ static void obj_add(json_t *o, const char *key, int64_t n) {
     json_object_set_new(o, key, json_integer((json_int_t)(cur + n)));
 }
 
-void pvlm_manifest_add_failures(pvlm_manifest *m, const char *reason, int64_t n) { obj_add(m->failures, reason, n); }
-void pvlm_manifest_add_total(pvlm_manifest *m, const char *name, int64_t n) { obj_add(m->totals, name, n); }
+void pvlm_manifest_add_failures(pvlm_manifest *m, const char *reason, int64_t n) {
+    obj_add(m->failures, reason, n);
+}
+void pvlm_manifest_add_total(pvlm_manifest *m, const char *name, int64_t n) {
+    obj_add(m->totals, name, n);
+}
 
 int64_t pvlm_manifest_records(const pvlm_manifest *m) {
     int64_t s = 0;
@@ -120,8 +124,8 @@ json_t *pvlm_manifest_to_json(const pvlm_manifest *m) {
     json_object_set_new(totals, "bytes", json_integer((json_int_t)pvlm_manifest_bytes(m)));
     json_object_set_new(totals, "shards", json_integer(m->nshards));
     json_object_set_new(totals, "failed", json_integer((json_int_t)pvlm_manifest_failed(m)));
-    return json_pack("{s:s,s:i,s:s,s:o,s:O,s:O,s:o}", "format", "pvlm-manifest", "version", m->version, "kind",
-                     m->kind, "shards", shards, "settings", m->settings, "failures", m->failures, "totals", totals);
+    return json_pack("{s:s,s:i,s:s,s:o,s:O,s:O,s:o}", "format", "pvlm-manifest", "version", m->version, "kind", m->kind,
+                     "shards", shards, "settings", m->settings, "failures", m->failures, "totals", totals);
 }
 
 int pvlm_manifest_save(const pvlm_manifest *m, const char *path, pvlm_err *err) {
@@ -189,7 +193,8 @@ int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err) {
             goto out;
         }
         if (strstr(file, "..") || file[0] == '/') {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: file '%s' must be a plain name inside the manifest folder", what, file);
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: file '%s' must be a plain name inside the manifest folder", what,
+                         file);
             goto out;
         }
         json_t *extra = json_deep_copy(e);

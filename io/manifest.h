@@ -31,7 +31,7 @@
 #define PVLM_MANIFEST_VERSION 1
 
 typedef struct pvlm_manifest_shard {
-    char *file;        /* relative to the manifest folder */
+    char *file; /* relative to the manifest folder */
     int64_t records;
     uint64_t bytes;
     uint64_t checksum; /* XXH3-64 of the whole file */
@@ -52,8 +52,8 @@ typedef struct pvlm_manifest {
 int pvlm_manifest_init(pvlm_manifest *m, const char *kind, pvlm_err *err);
 void pvlm_manifest_free(pvlm_manifest *m);
 /* Append a shard entry; extra (may be NULL) is stolen. Keep shards in file order. */
-int pvlm_manifest_add_shard(pvlm_manifest *m, const char *file, int64_t records, uint64_t bytes,
-                            uint64_t checksum, json_t *extra, pvlm_err *err);
+int pvlm_manifest_add_shard(pvlm_manifest *m, const char *file, int64_t records, uint64_t bytes, uint64_t checksum,
+                            json_t *extra, pvlm_err *err);
 /* Replace the settings object (stolen). */
 void pvlm_manifest_set_settings(pvlm_manifest *m, json_t *settings);
 /* failures[reason] += n (n may be 0: records that the reason exists). */
@@ -63,7 +63,7 @@ void pvlm_manifest_add_total(pvlm_manifest *m, const char *name, int64_t n);
 
 int64_t pvlm_manifest_records(const pvlm_manifest *m); /* sum over shards */
 uint64_t pvlm_manifest_bytes(const pvlm_manifest *m);
-int64_t pvlm_manifest_failed(const pvlm_manifest *m);   /* sum of failures */
+int64_t pvlm_manifest_failed(const pvlm_manifest *m); /* sum of failures */
 
 /* Serialise (totals "records","bytes","shards","failed" computed here) as a new object. */
 json_t *pvlm_manifest_to_json(const pvlm_manifest *m);

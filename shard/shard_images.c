@@ -3,16 +3,16 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -181,7 +181,7 @@ static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err
     }
     size_t i;
     json_t *e;
-    if (json_is_array(anns)) { /* COCO / NoCaps */
+    if (json_is_array(anns)) {        /* COCO / NoCaps */
         json_t *byid = json_object(); /* image id string -> index in l */
         json_array_foreach(imgs, i, e) {
             char *id = id_string(json_object_get(e, "id"));
@@ -231,8 +231,10 @@ static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err
             json_t *sents = json_object_get(e, "sentences");
             if (!fn || !id || !json_is_array(sents)) {
                 free(id);
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)",
-                             c->coco, i);
+                pvlm_err_set(
+                    err, PVLM_EFORMAT,
+                    "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)",
+                    c->coco, i);
                 goto out;
             }
             item *it = items_push(l, err);
@@ -257,7 +259,9 @@ out:
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* name.jpg|jpeg|png + name.txt, files sorted by name (readdir order is not stable). An image
  * without a .txt is listed with no captions (an empty_caption failure unless kept). */
@@ -359,8 +363,8 @@ typedef struct slot {
     size_t body_n;
     long http_status;
     int attempts;
-    int done;      /* set (under the queue mutex) when the record or the failure is final */
-    uint8_t *rec;  /* encoded record (NULL on failure) */
+    int done;     /* set (under the queue mutex) when the record or the failure is final */
+    uint8_t *rec; /* encoded record (NULL on failure) */
     size_t rec_n;
     const char *reason; /* failure reason name (static string) */
     char *msg;          /* failure message (malloc'd) */
@@ -621,13 +625,16 @@ static void progress_tick(progress *p, int force, int shard, int nshards) {
     double el = now - p->t0, rate = el > 0 ? p->done / el : 0;
     char eta[32];
     fmt_dur(rate > 0 ? (p->total - p->done) / rate : -1, eta, sizeof eta);
-    fprintf(stderr, "shard images: %" PRId64 "/%" PRId64 " items (%.1f%%), %.1f items/s, ETA %s, failed %.2f%%, shard %d/%d\n",
+    fprintf(stderr,
+            "shard images: %" PRId64 "/%" PRId64 " items (%.1f%%), %.1f items/s, ETA %s, failed %.2f%%, shard %d/%d\n",
             p->done, p->total, p->total ? 100.0 * p->done / p->total : 100.0, rate, eta,
             p->done ? 100.0 * p->failed / p->done : 0.0, shard + 1, nshards);
 }
 
 /* ---- one shard ---- */
-static void shard_name(char *buf, size_t n, int k, int N) { snprintf(buf, n, "images-%05d-of-%05d.lmdb", k, N); }
+static void shard_name(char *buf, size_t n, int k, int N) {
+    snprintf(buf, n, "images-%05d-of-%05d.lmdb", k, N);
+}
 
 static void rm_shard_files(const char *path) {
     const char *suffix[] = {"", ".tmp", ".compact.tmp", "-lock", ".json", ".failures.jsonl"};
@@ -846,8 +853,8 @@ static int write_manifest(run *R, pvlm_err *err) {
         snprintf(path, sizeof path, "%s/%s", R->c->out, name);
         json_t *side;
         if (!shard_complete(path, R->settings_hash, &side)) {
-            rc = pvlm_err_set(err, PVLM_ENOTFOUND, "%s: shard %d is not complete yet (build it, or run the remaining parts)",
-                              path, k);
+            rc = pvlm_err_set(err, PVLM_ENOTFOUND,
+                              "%s: shard %d is not complete yet (build it, or run the remaining parts)", path, k);
             break;
         }
         uint64_t ck = 0;
@@ -866,7 +873,9 @@ static int write_manifest(run *R, pvlm_err *err) {
     if (rc == 0 && R->items.fails) {
         const char *key;
         json_t *v;
-        json_object_foreach(R->items.fails, key, v) { pvlm_manifest_add_failures(&m, key, (int64_t)json_integer_value(v)); }
+        json_object_foreach(R->items.fails, key, v) {
+            pvlm_manifest_add_failures(&m, key, (int64_t)json_integer_value(v));
+        }
     }
     if (rc == 0 && R->is_url) { /* failures.jsonl = the shards' failure lists in shard order */
         size_t cap = 0, len = 0;
@@ -919,14 +928,19 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     int is_url = (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed);
     int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + is_url;
     if (ninputs != 1 || ((c->urls && *c->urls) && (c->retry_failed && *c->retry_failed)))
-        return pvlm_err_set(err, PVLM_EINVAL, "give exactly one input: --coco (with --images), --pairs, --urls or --retry-failed");
+        return pvlm_err_set(err, PVLM_EINVAL,
+                            "give exactly one input: --coco (with --images), --pairs, --urls or --retry-failed");
     if (!c->out || !*c->out) return pvlm_err_set(err, PVLM_EINVAL, "--out is required");
-    if (c->image_size < 8 || c->image_size > 4096) return pvlm_err_set(err, PVLM_EINVAL, "--image-size %d not in 8..4096", c->image_size);
-    int mode = !strcmp(c->resize_mode, "crop") ? PVLM_RESIZE_CROP : !strcmp(c->resize_mode, "border") ? PVLM_RESIZE_BORDER : -1;
+    if (c->image_size < 8 || c->image_size > 4096)
+        return pvlm_err_set(err, PVLM_EINVAL, "--image-size %d not in 8..4096", c->image_size);
+    int mode = !strcmp(c->resize_mode, "crop")     ? PVLM_RESIZE_CROP
+               : !strcmp(c->resize_mode, "border") ? PVLM_RESIZE_BORDER
+                                                   : -1;
     if (mode < 0) return pvlm_err_set(err, PVLM_EINVAL, "--resize-mode '%s': want crop or border", c->resize_mode);
     int enc = !strcmp(c->store, "jpeg") ? PVLM_IMG_ENC_JPEG : !strcmp(c->store, "raw") ? PVLM_IMG_ENC_RAW : -1;
     if (enc < 0) return pvlm_err_set(err, PVLM_EINVAL, "--store '%s': want jpeg or raw", c->store);
-    if (c->jpeg_quality < 1 || c->jpeg_quality > 100) return pvlm_err_set(err, PVLM_EINVAL, "--jpeg-quality %d not in 1..100", c->jpeg_quality);
+    if (c->jpeg_quality < 1 || c->jpeg_quality > 100)
+        return pvlm_err_set(err, PVLM_EINVAL, "--jpeg-quality %d not in 1..100", c->jpeg_quality);
     if (c->parts < 1 || c->part < 0 || c->part >= c->parts)
         return pvlm_err_set(err, PVLM_EINVAL, "--part %d --parts %d: need 0 <= part < parts", c->part, c->parts);
     if (pvlm_mkdir_p(c->out, err) != 0) return -1;
@@ -950,7 +964,9 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     R.is_url = is_url;
     const char *kind = c->coco && *c->coco ? "coco" : is_url ? "urls" : "pairs";
     R.items.fails = json_object();
-    if ((c->coco && *c->coco ? list_coco(c, &R.items, err) : is_url ? list_urls(c, &R.items, err) : list_pairs(c, &R.items, err)) != 0)
+    if ((c->coco && *c->coco ? list_coco(c, &R.items, err)
+         : is_url            ? list_urls(c, &R.items, err)
+                             : list_pairs(c, &R.items, err)) != 0)
         goto out;
     if (c->limit > 0 && R.items.n > c->limit) {
         for (int64_t i = c->limit; i < R.items.n; i++) { /* drop the tail */
@@ -970,7 +986,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         R.N = (int)((R.items.n + c->records_per_shard - 1) / (c->records_per_shard > 0 ? c->records_per_shard : 10000));
     if (R.N < 1) R.N = 1;
     if (R.N > MAX_SHARDS) {
-        pvlm_err_set(err, PVLM_EINVAL, "%d shards is over the limit of %d (raise --records-per-shard)", R.N, MAX_SHARDS);
+        pvlm_err_set(err, PVLM_EINVAL, "%d shards is over the limit of %d (raise --records-per-shard)", R.N,
+                     MAX_SHARDS);
         goto out;
     }
     R.order = malloc(sizeof(int64_t) * (size_t)(R.items.n ? R.items.n : 1));
@@ -1004,17 +1021,18 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     pvlm_hasher_free(&ih);
     R.settings = json_pack("{s:s,s:I,s:s,s:i,s:s,s:i,s:s,s:I,s:b,s:i,s:b,s:s,s:[i,i,i],s:s}", "input", kind, "items",
                            (json_int_t)R.items.n, "inputs_hash", ihex, "image_size", c->image_size, "resize_mode",
-                           c->resize_mode, "jpeg_quality", c->jpeg_quality, "store", c->store, "seed", (json_int_t)c->seed,
-                           "shuffle", c->shuffle, "shards", R.N, "keep_uncaptioned", c->keep_uncaptioned, "filter",
-                           "bicubic-antialias", "pad_rgb", PVLM_IMAGE_PAD_R, PVLM_IMAGE_PAD_G, PVLM_IMAGE_PAD_B, "split",
-                           c->split ? c->split : "");
+                           c->resize_mode, "jpeg_quality", c->jpeg_quality, "store", c->store, "seed",
+                           (json_int_t)c->seed, "shuffle", c->shuffle, "shards", R.N, "keep_uncaptioned",
+                           c->keep_uncaptioned, "filter", "bicubic-antialias", "pad_rgb", PVLM_IMAGE_PAD_R,
+                           PVLM_IMAGE_PAD_G, PVLM_IMAGE_PAD_B, "split", c->split ? c->split : "");
     if (!R.settings) {
         pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
         goto out;
     }
     if (is_url) /* what decides which bytes we got; concurrency and timeouts do not change a good fetch */
-        json_object_set_new(R.settings, "download", json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl_max_bytes,
-                                                              "max_redirects", 5, "user_agent", PVLM_DL_USER_AGENT));
+        json_object_set_new(R.settings, "download",
+                            json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl_max_bytes, "max_redirects", 5,
+                                      "user_agent", PVLM_DL_USER_AGENT));
     char *sj = json_dumps(R.settings, JSON_SORT_KEYS | JSON_COMPACT);
     pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R.settings_hash);
     free(sj);
@@ -1107,7 +1125,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         if (write_manifest(&R, &e2) == 0)
             st->manifest_written = 1;
         else if (c->parts > 1)
-            pvlm_info("shard images: part %d/%d done; manifest.json waits for the other parts (%s)", c->part, c->parts, e2.msg);
+            pvlm_info("shard images: part %d/%d done; manifest.json waits for the other parts (%s)", c->part, c->parts,
+                      e2.msg);
         else {
             *err = e2;
             rc = -1;
@@ -1146,36 +1165,50 @@ int pvlm_shard_images_main(int argc, char **argv) {
         {"images", PVLM_ARG_STR, &images, "image folder for --coco", NULL, 0, 0, 0},
         {"split", PVLM_ARG_STR, &split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0, 0},
         {"pairs", PVLM_ARG_STR, &pairs, "folder of name.jpg|png + name.txt (one caption per line)", NULL, 0, 0, 0},
-        {"urls", PVLM_ARG_STR, &urls, "URL list (TSV/CSV/JSONL, plain or .gz) with url + caption columns", NULL, 0, 0, 0},
+        {"urls", PVLM_ARG_STR, &urls, "URL list (TSV/CSV/JSONL, plain or .gz) with url + caption columns", NULL, 0, 0,
+         0},
         {"url-format", PVLM_ARG_CHOICE, &c.url_format, "URL list format", "auto|tsv|csv|jsonl", 0, 0, 0},
         {"url-col", PVLM_ARG_STR, &c.url_col, "URL column: header name / JSON key or 0-based index", NULL, 0, 0, 0},
-        {"caption-col", PVLM_ARG_STR, &c.caption_col, "caption column: header name / JSON key or 0-based index", NULL, 0, 0, 0},
-        {"retry-failed", PVLM_ARG_STR, &retry, "failures.jsonl of an earlier --urls build: fetch only those rows", NULL, 0, 0, 0},
-        {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons, "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
+        {"caption-col", PVLM_ARG_STR, &c.caption_col, "caption column: header name / JSON key or 0-based index", NULL,
+         0, 0, 0},
+        {"retry-failed", PVLM_ARG_STR, &retry, "failures.jsonl of an earlier --urls build: fetch only those rows", NULL,
+         0, 0, 0},
+        {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons,
+         "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
         {"concurrency", PVLM_ARG_INT, &c.dl_concurrency, "concurrent downloads", NULL, 1, 10000, 0},
         {"per-host", PVLM_ARG_INT, &c.dl_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
         {"max-bytes", PVLM_ARG_I64, &c.dl_max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
         {"timeout", PVLM_ARG_DOUBLE, &c.dl_timeout_s, "whole-transfer timeout per URL in seconds", NULL, 0.1, 1e5, 0},
         {"retries", PVLM_ARG_INT, &c.dl_retries, "extra attempts after a retryable download failure", NULL, 0, 100, 0},
         {"shards", PVLM_ARG_INT, &c.shards, "number of shards (0: from --records-per-shard)", NULL, 0, MAX_SHARDS, 0},
-        {"records-per-shard", PVLM_ARG_I64, &c.records_per_shard, "items per shard when --shards is 0", NULL, 1, 1e12, 0},
+        {"records-per-shard", PVLM_ARG_I64, &c.records_per_shard, "items per shard when --shards is 0", NULL, 1, 1e12,
+         0},
         {"image-size", PVLM_ARG_INT, &c.image_size, "stored images are S x S", NULL, 8, 4096, 0},
-        {"resize-mode", PVLM_ARG_CHOICE, &c.resize_mode, "crop: shorter side to S + centre crop; border: longer side to S + pad", "crop|border", 0, 0, 0},
+        {"resize-mode", PVLM_ARG_CHOICE, &c.resize_mode,
+         "crop: shorter side to S + centre crop; border: longer side to S + pad", "crop|border", 0, 0, 0},
         {"jpeg-quality", PVLM_ARG_INT, &c.jpeg_quality, "JPEG quality of stored images", NULL, 1, 100, 0},
         {"store", PVLM_ARG_CHOICE, &c.store, "stored image encoding", "jpeg|raw", 0, 0, 0},
         {"threads", PVLM_ARG_INT, &c.threads, "decode threads (0: cores / local ranks)", NULL, 0, 1024, 0},
         {"seed", PVLM_ARG_I64, &seed, "seed of the item permutation", NULL, 0, 0, 0},
-        {"shuffle", PVLM_ARG_INT, &c.shuffle, "1: permute items with --seed before sharding; 0: keep input order", NULL, 0, 1, 0},
-        {"keep-uncaptioned", PVLM_ARG_FLAG, &c.keep_uncaptioned, "store images without captions (hidden test sets)", NULL, 0, 0, 0},
+        {"shuffle", PVLM_ARG_INT, &c.shuffle, "1: permute items with --seed before sharding; 0: keep input order", NULL,
+         0, 1, 0},
+        {"keep-uncaptioned", PVLM_ARG_FLAG, &c.keep_uncaptioned, "store images without captions (hidden test sets)",
+         NULL, 0, 0, 0},
         {"part", PVLM_ARG_INT, &c.part, "this process builds shards k with k % parts == part", NULL, 0, MAX_SHARDS, 0},
         {"parts", PVLM_ARG_INT, &c.parts, "number of processes sharing the build", NULL, 1, MAX_SHARDS, 0},
         {"merge", PVLM_ARG_FLAG, &c.merge, "only write manifest.json from the finished shards", NULL, 0, 0, 0},
         {"limit", PVLM_ARG_I64, &c.limit, "use only the first N listed items (0: all)", NULL, 0, 0, 0},
         {"txn-records", PVLM_ARG_I64, &c.txn_records, "LMDB records per write transaction", NULL, 1, 1e9, 0},
-        {"progress", PVLM_ARG_DOUBLE, &c.progress_s, "seconds between progress lines on stderr (0: off)", NULL, 0, 1e6, 0},
+        {"progress", PVLM_ARG_DOUBLE, &c.progress_s, "seconds between progress lines on stderr (0: off)", NULL, 0, 1e6,
+         0},
     };
-    pvlm_cmd cmd = {"pvlm shard images", "build LMDB image-text shards + manifest.json", "", opts,
-                    (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    pvlm_cmd cmd = {"pvlm shard images",
+                    "build LMDB image-text shards + manifest.json",
+                    "",
+                    opts,
+                    (int)(sizeof opts / sizeof opts[0]),
+                    0,
+                    0};
     char *pos[1];
     int npos = 0;
     int a = pvlm_args_parse(&cmd, argc, argv, pos, &npos);
@@ -1214,7 +1247,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
         pvlm_error("pvlm shard images: %s", err.msg);
         return 1;
     }
-    pvlm_info("shard images: %" PRId64 " records from %" PRId64 " items (%" PRId64 " failed), %d shard(s) built, %d skipped, %.1f s%s",
+    pvlm_info("shard images: %" PRId64 " records from %" PRId64 " items (%" PRId64
+              " failed), %d shard(s) built, %d skipped, %.1f s%s",
               st.records, st.items, st.failed, st.shards_built, st.shards_skipped, st.seconds,
               st.manifest_written ? "; manifest.json written" : "");
     return 0;

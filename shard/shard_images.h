@@ -33,46 +33,46 @@
 #include "core/error.h"
 
 typedef struct pvlm_shard_images_cfg {
-    const char *out;    /* output folder */
-    const char *coco;   /* caption JSON */
-    const char *images; /* image folder for coco */
-    const char *split;  /* Karpathy split filter ("test"; NULL/"" = all) */
-    const char *pairs;  /* folder of image + .txt pairs */
-    const char *urls;   /* URL list */
-    const char *url_format;     /* "auto" | "tsv" | "csv" | "jsonl" (shard/urlsrc.h) */
+    const char *out;                   /* output folder */
+    const char *coco;                  /* caption JSON */
+    const char *images;                /* image folder for coco */
+    const char *split;                 /* Karpathy split filter ("test"; NULL/"" = all) */
+    const char *pairs;                 /* folder of image + .txt pairs */
+    const char *urls;                  /* URL list */
+    const char *url_format;            /* "auto" | "tsv" | "csv" | "jsonl" (shard/urlsrc.h) */
     const char *url_col, *caption_col; /* column names or 0-based indices */
-    const char *retry_failed;   /* failures.jsonl of an earlier build: fetch only its URLs */
-    const char *retry_reasons;  /* "" = every retryable reason, "all", or "timeout,http_5xx" */
-    int shards;                 /* number of shards (0: from records_per_shard) */
-    int64_t records_per_shard;  /* used when shards == 0 */
-    int image_size;             /* S: stored images are S x S */
-    const char *resize_mode;    /* "crop" | "border" */
+    const char *retry_failed;          /* failures.jsonl of an earlier build: fetch only its URLs */
+    const char *retry_reasons;         /* "" = every retryable reason, "all", or "timeout,http_5xx" */
+    int shards;                        /* number of shards (0: from records_per_shard) */
+    int64_t records_per_shard;         /* used when shards == 0 */
+    int image_size;                    /* S: stored images are S x S */
+    const char *resize_mode;           /* "crop" | "border" */
     int jpeg_quality;
-    const char *store;          /* "jpeg" | "raw" */
-    int threads;                /* decode threads (0: core/threads.h default) */
+    const char *store; /* "jpeg" | "raw" */
+    int threads;       /* decode threads (0: core/threads.h default) */
     int64_t seed;
     int shuffle;
-    int keep_uncaptioned;       /* store images without captions (hidden test sets) */
-    int part, parts;            /* this process builds shards k with k % parts == part */
-    int merge;                  /* only assemble manifest.json from finished shards */
-    int64_t limit;              /* use only the first N listed items (0: all) */
-    int64_t txn_records;        /* LMDB commit interval */
-    double progress_s;          /* seconds between progress lines (0: off) */
+    int keep_uncaptioned; /* store images without captions (hidden test sets) */
+    int part, parts;      /* this process builds shards k with k % parts == part */
+    int merge;            /* only assemble manifest.json from finished shards */
+    int64_t limit;        /* use only the first N listed items (0: all) */
+    int64_t txn_records;  /* LMDB commit interval */
+    double progress_s;    /* seconds between progress lines (0: off) */
     /* downloader knobs (URL input) */
     int dl_concurrency, dl_per_host;
     int64_t dl_max_bytes;
     double dl_timeout_s;
     int dl_retries;
-    volatile sig_atomic_t *stop;       /* optional: set nonzero to stop soon (items in flight finish) */
+    volatile sig_atomic_t *stop; /* optional: set nonzero to stop soon (items in flight finish) */
 } pvlm_shard_images_cfg;
 
 typedef struct pvlm_shard_images_stats {
-    int64_t items;           /* items of the shards this process handled (built or skipped) */
-    int64_t records;         /* records written or found */
+    int64_t items;   /* items of the shards this process handled (built or skipped) */
+    int64_t records; /* records written or found */
     int64_t failed;
     int shards_built, shards_skipped;
     double seconds;
-    int manifest_written;    /* 1 when manifest.json was (re)written */
+    int manifest_written; /* 1 when manifest.json was (re)written */
 } pvlm_shard_images_stats;
 
 void pvlm_shard_images_defaults(pvlm_shard_images_cfg *c);

@@ -30,7 +30,9 @@ static void wfile(const char *dir, const char *name, const void *data, size_t n)
     if (pvlm_write_file_atomic(p, data, n, &err) != 0) fprintf(stderr, "%s\n", err.msg);
 }
 
-static void wtext(const char *dir, const char *name, const char *s) { wfile(dir, name, s, strlen(s)); }
+static void wtext(const char *dir, const char *name, const char *s) {
+    wfile(dir, name, s, strlen(s));
+}
 
 static void make_image(pvlm_image *im, int w, int h, int seed) {
     pvlm_image_alloc(im, w, h, NULL);
@@ -90,14 +92,15 @@ static void make_pairs(const char *dir) {
     wfile(dir, "zero.jpg", "", 0); /* zero-byte */
     wtext(dir, "zero.txt", "zero bytes");
     write_jpeg(dir, "nocap.jpg", 40, 40, 2, 0);
-    wtext(dir, "nocap.txt", "  \n \n");          /* only whitespace: empty caption */
+    wtext(dir, "nocap.txt", "  \n \n");         /* only whitespace: empty caption */
     write_jpeg(dir, "notxt.jpg", 40, 40, 3, 0); /* no .txt at all */
 }
 
 static int same_file(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    int ok = pvlm_read_file(a, &x, &nx, NULL) == 0 && pvlm_read_file(b, &y, &ny, NULL) == 0 && nx == ny && !memcmp(x, y, nx);
+    int ok =
+        pvlm_read_file(a, &x, &nx, NULL) == 0 && pvlm_read_file(b, &y, &ny, NULL) == 0 && nx == ny && !memcmp(x, y, nx);
     free(x);
     free(y);
     return ok;
@@ -184,7 +187,8 @@ static void check_set(const char *out, const char *pairs, int raw, int S, int ex
                 CHECK_OK(pvlm_image_encode_jpeg(NULL, &fit, 92, &jb, &jn, &err), &err);
                 CHECK(rec.image_len == jn && !memcmp(rec.image, jb, jn));
                 free(jb);
-                CHECK_OK(pvlm_image_decode(NULL, rec.image, rec.image_len, 0, 0, &dec, NULL, NULL, "stored", &err), &err);
+                CHECK_OK(pvlm_image_decode(NULL, rec.image, rec.image_len, 0, 0, &dec, NULL, NULL, "stored", &err),
+                         &err);
                 CHECK(dec.w == S && dec.h == S);
                 pvlm_image_free(&dec);
             }
@@ -273,7 +277,8 @@ int main(void) {
         snprintf(p, sizeof p, "%s/images-00001-of-00003.lmdb", o2);
         stat(p, &s1a);
         CHECK_OK(pvlm_shard_images_build(&c, &st, &err), &err);
-        CHECK_MSG(st.shards_skipped == 1 && st.shards_built == 2, "skipped %d built %d", st.shards_skipped, st.shards_built);
+        CHECK_MSG(st.shards_skipped == 1 && st.shards_built == 2, "skipped %d built %d", st.shards_skipped,
+                  st.shards_built);
         stat(p, &s1b);
         CHECK(s1a.st_ino == s1b.st_ino && s1a.st_mtime == s1b.st_mtime); /* untouched */
         CHECK(!pvlm_file_exists(t));
@@ -339,7 +344,8 @@ int main(void) {
             "{\"id\":7,\"file_name\":\"good2.png\"},{\"id\":9,\"file_name\":\"nocap.jpg\"},"
             "{\"id\":11,\"file_name\":\"missing.jpg\"},{\"id\":12,\"file_name\":\"zero.jpg\"}],"
             "\"annotations\":[{\"image_id\":42,\"id\":1,\"caption\":\"A dog.\"},"
-            "{\"image_id\":7,\"id\":2,\"caption\":\"A cat.\"},{\"image_id\":42,\"id\":3,\"caption\":\"  A brown dog. \"},"
+            "{\"image_id\":7,\"id\":2,\"caption\":\"A cat.\"},{\"image_id\":42,\"id\":3,\"caption\":\"  A brown dog. "
+            "\"},"
             "{\"image_id\":11,\"id\":4,\"caption\":\"lost\"},{\"image_id\":12,\"id\":5,\"caption\":\"empty file\"},"
             "{\"image_id\":999,\"id\":6,\"caption\":\"orphan\"}]}";
         wtext(root, "captions.json", js);
@@ -389,7 +395,8 @@ int main(void) {
         write_jpeg(sub, "COCO_val2014_1.jpg", 80, 60, 4, 0);
         const char *kj =
             "{\"dataset\":\"coco\",\"images\":["
-            "{\"filepath\":\"val2014\",\"filename\":\"COCO_val2014_1.jpg\",\"imgid\":0,\"split\":\"test\",\"cocoid\":391895,"
+            "{\"filepath\":\"val2014\",\"filename\":\"COCO_val2014_1.jpg\",\"imgid\":0,\"split\":\"test\",\"cocoid\":"
+            "391895,"
             "\"sentences\":[{\"raw\":\"A man riding a bike.\",\"tokens\":[]},{\"raw\":\"Someone on a bicycle.\"}]},"
             "{\"filepath\":\"val2014\",\"filename\":\"good4.jpg\",\"imgid\":1,\"split\":\"test\",\"cocoid\":5,"
             "\"sentences\":[{\"raw\":\"fallback path\"}]},"

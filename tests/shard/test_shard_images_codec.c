@@ -88,7 +88,8 @@ int main(void) {
         for (int y = 0; y < 24; y++)
             for (int x = 0; x < 32; x++) {
                 int edge = x == 0 || y == 0 || x == 31 || y == 23, lo = edge ? 112 : 127, hi = edge ? 143 : 128;
-                for (int ch = 0; ch < 3; ch++) bad += o.rgb[(y * 32 + x) * 3 + ch] < lo || o.rgb[(y * 32 + x) * 3 + ch] > hi;
+                for (int ch = 0; ch < 3; ch++)
+                    bad += o.rgb[(y * 32 + x) * 3 + ch] < lo || o.rgb[(y * 32 + x) * 3 + ch] > hi;
             }
         CHECK_MSG(bad == 0, "%d values off mid-grey", bad);
         pvlm_image_free(&o);
@@ -150,7 +151,8 @@ int main(void) {
         int ok = 0;
         for (int t = 0; t < 60; t++) {
             memcpy(mut, jpg, jn);
-            for (int k = 0; k < 1 + t % 8; k++) mut[pvlm_rng_below(&rng, jn)] ^= (uint8_t)(1u << pvlm_rng_below(&rng, 8));
+            for (int k = 0; k < 1 + t % 8; k++)
+                mut[pvlm_rng_below(&rng, jn)] ^= (uint8_t)(1u << pvlm_rng_below(&rng, 8));
             if (pvlm_image_decode(codec, mut, jn, 64, 0, &d, NULL, NULL, "mutated.jpg", &err) == 0) {
                 ok++;
                 CHECK(d.w > 0 && d.h > 0 && d.rgb);
@@ -210,7 +212,8 @@ int main(void) {
         CHECK(write_png_fmt(gray, 3, 2, PNG_FORMAT_GRAY, &png, &pn) == 0);
         CHECK_OK(pvlm_image_decode(codec, png, pn, 0, 0, &d, NULL, NULL, "gray.png", &err), &err);
         if (d.rgb)
-            for (int i = 0; i < 6; i++) CHECK(d.rgb[3 * i] == gray[i] && d.rgb[3 * i + 1] == gray[i] && d.rgb[3 * i + 2] == gray[i]);
+            for (int i = 0; i < 6; i++)
+                CHECK(d.rgb[3 * i] == gray[i] && d.rgb[3 * i + 1] == gray[i] && d.rgb[3 * i + 2] == gray[i]);
         pvlm_image_free(&d);
         free(png);
         /* gray + alpha */

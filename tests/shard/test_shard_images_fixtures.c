@@ -72,14 +72,18 @@ int main(void) {
             ngood++;
             CHECK_MSG(rc == 0, "%s: %s", name, err.msg);
             if (rc != 0) continue;
-            CHECK_MSG(im.w == json_integer_value(json_object_get(e, "w")) && im.h == json_integer_value(json_object_get(e, "h")),
+            CHECK_MSG(im.w == json_integer_value(json_object_get(e, "w")) &&
+                          im.h == json_integer_value(json_object_get(e, "h")),
                       "%s: %dx%d", name, im.w, im.h);
-            int worst, bad = flat(im.rgb, (size_t)im.w * im.h, json_object_get(e, "rgb"), (int)json_integer_value(json_object_get(e, "tol")), &worst);
-            CHECK_MSG(bad == 0, "%s: %d values off (worst %d); first pixel %d,%d,%d", name, bad, worst, im.rgb[0], im.rgb[1], im.rgb[2]);
+            int worst, bad = flat(im.rgb, (size_t)im.w * im.h, json_object_get(e, "rgb"),
+                                  (int)json_integer_value(json_object_get(e, "tol")), &worst);
+            CHECK_MSG(bad == 0, "%s: %d values off (worst %d); first pixel %d,%d,%d", name, bad, worst, im.rgb[0],
+                      im.rgb[1], im.rgb[2]);
             pvlm_image_free(&im);
         } else if (!strcmp(reason, "decode_error")) {
             ndecode_bad++;
-            CHECK_MSG(rc != 0 && err.code == PVLM_EFORMAT && strstr(err.msg, name), "%s decoded (or bad message: %s)", name, err.msg);
+            CHECK_MSG(rc != 0 && err.code == PVLM_EFORMAT && strstr(err.msg, name), "%s decoded (or bad message: %s)",
+                      name, err.msg);
             if (rc == 0) pvlm_image_free(&im);
         } else if (rc == 0) {
             pvlm_image_free(&im);
@@ -103,7 +107,8 @@ int main(void) {
     snprintf(mp, sizeof mp, "%s/manifest.json", out);
     pvlm_manifest m;
     CHECK_OK(pvlm_manifest_load(mp, &m, &err), &err);
-    CHECK_MSG(pvlm_manifest_records(&m) == ngood, "%" PRId64 " records, %d good fixtures", pvlm_manifest_records(&m), ngood);
+    CHECK_MSG(pvlm_manifest_records(&m) == ngood, "%" PRId64 " records, %d good fixtures", pvlm_manifest_records(&m),
+              ngood);
     json_t *dv = json_object_get(m.failures, "decode_error"), *ev = json_object_get(m.failures, "empty_caption");
     CHECK(dv && json_integer_value(dv) == ndecode_bad);
     CHECK(ev && json_integer_value(ev) == 1);
@@ -128,8 +133,10 @@ int main(void) {
             if (!x) continue;
             seen++;
             CHECK(rec.ncaptions == 1 && !strcmp(rec.captions[0], json_string_value(json_object_get(x, "caption"))));
-            CHECK(rec.orig_w == json_integer_value(json_object_get(x, "w")) && rec.orig_h == json_integer_value(json_object_get(x, "h")));
-            int worst, bad = flat(rec.image, 16 * 16, json_object_get(x, "rgb"), (int)json_integer_value(json_object_get(x, "tol")) + 1, &worst);
+            CHECK(rec.orig_w == json_integer_value(json_object_get(x, "w")) &&
+                  rec.orig_h == json_integer_value(json_object_get(x, "h")));
+            int worst, bad = flat(rec.image, 16 * 16, json_object_get(x, "rgb"),
+                                  (int)json_integer_value(json_object_get(x, "tol")) + 1, &worst);
             CHECK_MSG(bad == 0, "stored %s: %d values off (worst %d)", rec.id, bad, worst);
         }
         pvlm_imgrec_free(&rec);

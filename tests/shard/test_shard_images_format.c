@@ -152,7 +152,8 @@ int main(void) {
         CHECK_OK(pvlm_manifest_init(&m, "images", &err), &err);
         CHECK_OK(pvlm_manifest_add_shard(&m, "a.lmdb", i1.records, i1.bytes, i1.checksum, NULL, &err), &err);
         CHECK_OK(pvlm_manifest_add_shard(&m, "b.lmdb", i2.records, i2.bytes, i2.checksum,
-                                         json_pack("{s:i}", "tokens", 7), &err), &err);
+                                         json_pack("{s:i}", "tokens", 7), &err),
+                 &err);
         pvlm_manifest_set_settings(&m, json_pack("{s:i,s:s}", "image_size", 4, "resize_mode", "crop"));
         pvlm_manifest_add_failures(&m, "decode_error", 3);
         pvlm_manifest_add_failures(&m, "decode_error", 2);

@@ -26,13 +26,13 @@ int main(void) {
     pvlm_mkdir_p(root, NULL);
     pvlm_err err = {0};
     const rcase cases[] = {
-        {300, 200, 64, 64, 50, 0, 250, 200},       /* crop: centred square 200 -> 64 (3.125x) */
-        {640, 480, 224, 224, 80, 0, 560, 480},     /* crop 480 -> 224 */
-        {97, 131, 32, 32, 0, 17, 97, 114},         /* crop, odd sizes */
-        {64, 48, 32, 24, 0, 0, 64, 48},            /* exact 2x */
-        {50, 40, 120, 96, 0, 0, 50, 40},           /* upscale 2.4x */
-        {333, 77, 100, 23, 0, 0, 333, 77},         /* non-square */
-        {1000, 700, 37, 41, 0, 0, 1000, 700},      /* strong, anisotropic downscale */
+        {300, 200, 64, 64, 50, 0, 250, 200},   /* crop: centred square 200 -> 64 (3.125x) */
+        {640, 480, 224, 224, 80, 0, 560, 480}, /* crop 480 -> 224 */
+        {97, 131, 32, 32, 0, 17, 97, 114},     /* crop, odd sizes */
+        {64, 48, 32, 24, 0, 0, 64, 48},        /* exact 2x */
+        {50, 40, 120, 96, 0, 0, 50, 40},       /* upscale 2.4x */
+        {333, 77, 100, 23, 0, 0, 333, 77},     /* non-square */
+        {1000, 700, 37, 41, 0, 0, 1000, 700},  /* strong, anisotropic downscale */
     };
     int nc = (int)(sizeof cases / sizeof cases[0]);
     pvlm_rng r;
@@ -58,7 +58,8 @@ int main(void) {
         snprintf(p, sizeof p, "%s/in%d.png", root, c);
         pvlm_write_file_atomic(p, png, pn, NULL);
         free(png);
-        fprintf(cf, "%s %s/out%d.rgb %d %d %.17g %.17g %.17g %.17g\n", p, root, c, k->ow, k->oh, k->x0, k->y0, k->x1, k->y1);
+        fprintf(cf, "%s %s/out%d.rgb %d %d %.17g %.17g %.17g %.17g\n", p, root, c, k->ow, k->oh, k->x0, k->y0, k->x1,
+                k->y1);
     }
     fclose(cf);
     char script[1200];
