@@ -1,6 +1,7 @@
 /* test_shard_images_format.c - io/imgshard and io/manifest: record encode/decode,
  * writer -> reader round trip, corrupt and incomplete shards, writer determinism,
  * manifest save/load/verify. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,30 @@ static int build(const char *path, int n, pvlm_imgshard_info *info, pvlm_err *er
         }
     }
     return pvlm_imgshard_writer_finish(w, info, err);
+}
+
+/* Several threads share one reader (what the loader's prefetch threads do). */
+typedef struct reader_job {
+    pvlm_imgshard_reader *r;
+    int seed, bad;
+} reader_job;
+
+static void *reader_thread(void *a) {
+    reader_job *j = a;
+    pvlm_imgrec d = {0};
+    pvlm_err err = {0};
+    uint32_t x = (uint32_t)j->seed * 2654435761u + 1;
+    for (int t = 0; t < 300; t++) {
+        x = x * 1664525u + 1013904223u;
+        int i = (int)((x >> 8) % 50);
+        char id[32];
+        sprintf(id, "img-%d", i);
+        if (pvlm_imgshard_get(j->r, i, &d, &err) != 0 || strcmp(d.id, id) != 0 || d.orig_w != 100 + i ||
+            d.image[7] != (uint8_t)(i * 7 + 7))
+            j->bad++;
+    }
+    pvlm_imgrec_free(&d);
+    return NULL;
 }
 
 int main(void) {
@@ -119,6 +144,22 @@ int main(void) {
         CHECK(pvlm_imgshard_get(r, 50, &d, &err) != 0);
         CHECK(pvlm_imgshard_get(r, -1, &d, &err) != 0);
         pvlm_imgrec_free(&d);
+        pvlm_imgshard_close(r);
+    }
+    /* concurrent gets through one shared reader */
+    {
+        pvlm_imgshard_reader *r = pvlm_imgshard_open(p1, 0, &err);
+        CHECK(r != NULL);
+        pthread_t th[4];
+        reader_job jobs[4];
+        for (int t = 0; r && t < 4; t++) {
+            jobs[t] = (reader_job){r, t + 1, 0};
+            pthread_create(&th[t], NULL, reader_thread, &jobs[t]);
+        }
+        for (int t = 0; r && t < 4; t++) {
+            pthread_join(th[t], NULL);
+            CHECK_MSG(jobs[t].bad == 0, "thread %d: %d bad reads", t, jobs[t].bad);
+        }
         pvlm_imgshard_close(r);
     }
     /* determinism: the same records give a byte-identical file */
