@@ -1092,8 +1092,7 @@ static int32_t gram_id(grams *g, uint64_t key, uint64_t hash, int order) {
     return id;
 }
 
-/* Python str.split() whitespace (ASCII + the Unicode spaces a token can hold) */
-static size_t py_space_len(const char *s, size_t i, size_t n) {
+size_t pvlm_py_space_len(const char *s, size_t i, size_t n) {
     unsigned char c = (unsigned char)s[i];
     if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return 1;
     if (c == 0xC2 && i + 1 < n && ((unsigned char)s[i + 1] == 0xA0 || (unsigned char)s[i + 1] == 0x85)) return 2;
@@ -1200,7 +1199,7 @@ int pvlm_ptb_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *can
         int simple = n > 0 && s[0] != ' ' && s[n - 1] != ' ';
         for (size_t q = 0; q < n && simple; q++)
             if ((s[q] == ' ' && s[q + 1] == ' ') ||
-                (((unsigned char)s[q] < 0x20 || (unsigned char)s[q] >= 0xC2) && py_space_len(s, q, n)))
+                (((unsigned char)s[q] < 0x20 || (unsigned char)s[q] >= 0xC2) && pvlm_py_space_len(s, q, n)))
                 simple = 0;
         if (simple) {
             for (int64_t q = ts->rtok_begin[c]; q < rtok.n; q++)
@@ -1209,10 +1208,10 @@ int pvlm_ptb_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *can
         size_t i = simple ? n : 0;
         while (i < n) {
             size_t sp;
-            while (i < n && (sp = py_space_len(s, i, n))) i += sp;
+            while (i < n && (sp = pvlm_py_space_len(s, i, n))) i += sp;
             if (i >= n) break;
             size_t j = i;
-            while (j < n && !py_space_len(s, j, n)) j++;
+            while (j < n && !pvlm_py_space_len(s, j, n)) j++;
             int32_t id = word_id(&w, s + i, j - i);
             if (id < 0 || iv_push(&tok, id)) goto oom;
             i = j;

@@ -40,6 +40,10 @@ char *pvlm_ptb_tokenize_raw(const char *text, size_t len, pvlm_err *err);
  * Armenian, full-width Latin); other characters are copied. Writes at most
  * 2*len+1 bytes to out (NUL-terminated); returns the output length. */
 size_t pvlm_ptb_utf8_lower(const char *in, size_t len, char *out);
+/* Python's str.isspace() / str.split() white space at s[i] (ASCII, U+001C..U+001F, U+0085, U+00A0,
+ * U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000): its UTF-8 length, 0 if none.
+ * Both evaluators split on it (pycocoevalcap after tokenizing, the VQA script's answer cleaning). */
+size_t pvlm_py_space_len(const char *s, size_t i, size_t n);
 
 #define PVLM_NGRAM_MAX 4
 

@@ -23,24 +23,10 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
-/* Python str.isspace() characters, as UTF-8 byte length at s[i] (0: not space) */
-static size_t py_space(const char *s, size_t i, size_t n) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return 1;
-    if (c == 0xC2 && i + 1 < n && ((unsigned char)s[i + 1] == 0xA0 || (unsigned char)s[i + 1] == 0x85)) return 2;
-    if (c == 0xE1 && i + 2 < n && (unsigned char)s[i + 1] == 0x9A && (unsigned char)s[i + 2] == 0x80) return 3;
-    if (c == 0xE2 && i + 2 < n) {
-        unsigned char d = (unsigned char)s[i + 1], e = (unsigned char)s[i + 2];
-        if (d == 0x80 && ((e >= 0x80 && e <= 0x8A) || e == 0xA8 || e == 0xA9 || e == 0xAF)) return 3;
-        if (d == 0x81 && e == 0x9F) return 3;
-    }
-    if (c == 0xE3 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] == 0x80) return 3;
-    return 0;
-}
 /* length of the whitespace character ending at byte end (exclusive), 0 if none */
 static size_t py_space_before(const char *s, size_t end) {
     for (size_t k = 1; k <= 3 && k <= end; k++)
-        if (py_space(s, end - k, end) == k) return k;
+        if (pvlm_py_space_len(s, end - k, end) == k) return k;
     return 0;
 }
 
@@ -51,7 +37,7 @@ char *pvlm_vqa_clean(const char *s) {
     for (size_t i = 0; i < n; i++)
         if (t[i] == '\n' || t[i] == '\t') t[i] = ' ';
     size_t a = 0, b = n, k;
-    while (a < b && (k = py_space(t, a, b))) a += k;
+    while (a < b && (k = pvlm_py_space_len(t, a, b))) a += k;
     while (b > a && (k = py_space_before(t, b))) b -= k;
     memmove(t, t + a, b - a);
     t[b - a] = 0;
@@ -244,10 +230,10 @@ char *pvlm_vqa_process_digit_article(const char *in) {
     size_t ln = pvlm_ptb_utf8_lower(in, n, low);
     size_t o = 0, i = 0, k;
     while (i < ln) {
-        while (i < ln && (k = py_space(low, i, ln))) i += k;
+        while (i < ln && (k = pvlm_py_space_len(low, i, ln))) i += k;
         if (i >= ln) break;
         size_t j = i;
-        while (j < ln && !py_space(low, j, ln)) j++;
+        while (j < ln && !pvlm_py_space_len(low, j, ln)) j++;
         const char *w = low + i;
         size_t wn = j - i;
         i = j;
