@@ -23,10 +23,12 @@ MODEL=(--tokenizer "$W/data/tok" --images "$W/data/img/manifest.json" --image-si
        --d-model 256 --n-heads 4 --d-ff 1024 --enc-layers 2 --dec-layers 2 --prefix-len 6 --suffix-len 12
        --micro-batch 8 --steps "$STEPS" --warmup 2 --lr 1e-3 --log-every 1000 --loader-threads 1 --threads 1)
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# variants: 1 rank, 2 ranks (buckets launched during backward), 2 ranks with --no-overlap
 for r in $(seq 1 "$ROUNDS"); do
-  for np in 1 2; do
-    mpirun -np "$np" --bind-to none "$PVLM" pretrain "${MODEL[@]}" --resume none --metrics "$W/m-$np-$r.jsonl" 2>"$W/log-$np-$r" ||
-      { tail -5 "$W/log-$np-$r"; exit 1; }
+  for v in 1 2 2n; do
+    np=${v%n}; extra=(); [ "$v" = 2n ] && extra=(--no-overlap)
+    mpirun -np "$np" --bind-to none "$PVLM" pretrain "${MODEL[@]}" "${extra[@]}" --resume none \
+      --metrics "$W/m-$v-$r.jsonl" 2>"$W/log-$v-$r" || { tail -5 "$W/log-$v-$r"; exit 1; }
   done
 done
 mpirun -np 2 --bind-to none "$BUILD/bench/bench_allreduce" 32 5 > "$W/allreduce.txt"
@@ -35,26 +37,27 @@ echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PY" - "$W" "$ROUNDS" <<'PY'
 import json, statistics, sys, glob, re
 w, rounds = sys.argv[1], int(sys.argv[2])
-def load(np):
+def load(v):
     rows = []
     for r in range(1, rounds + 1):
-        rows += [json.loads(l) for l in open("%s/m-%d-%d.jsonl" % (w, np, r))][3:]  # skip warm-up steps
+        rows += [json.loads(l) for l in open("%s/m-%s-%d.jsonl" % (w, v, r))][3:]  # skip warm-up steps
     return rows
 res = {}
-for np in (1, 2):
+for np in ("1", "2", "2n"):
     rows = load(np)
     med = lambda k: statistics.median(x[k] for x in rows)
     res[np] = dict(step=med("step_s"), comm=med("comm_s"), compute=med("compute_s"), data=med("data_s"),
                    samples=rows[0]["samples"], bytes=rows[0]["bytes"])
     res[np]["sps"] = res[np]["samples"] / res[np]["step"]
-print("\n%-6s %10s %12s %10s %10s %12s %14s" % ("ranks", "step_ms", "compute_ms", "comm_ms", "data_ms", "samples/s", "bytes/step"))
-for np in (1, 2):
+print("\n%-22s %10s %12s %10s %10s %12s %14s" % ("ranks", "step_ms", "compute_ms", "comm_ms", "data_ms", "samples/s", "bytes/step"))
+names = {"1": "1", "2": "2 (overlap)", "2n": "2 (--no-overlap)"}
+for np in ("1", "2", "2n"):
     r = res[np]
-    print("%-6d %10.1f %12.1f %10.1f %10.1f %12.1f %14d" % (np, 1e3 * r["step"], 1e3 * r["compute"], 1e3 * r["comm"], 1e3 * r["data"], r["sps"], r["bytes"]))
-print("scaling efficiency 2 ranks: %.2f (samples/s ratio %.2f of ideal 2)" % (res[2]["sps"] / (2 * res[1]["sps"]), res[2]["sps"] / res[1]["sps"]))
+    print("%-22s %10.1f %12.1f %10.1f %10.1f %12.1f %14d" % (names[np], 1e3 * r["step"], 1e3 * r["compute"], 1e3 * r["comm"], 1e3 * r["data"], r["sps"], r["bytes"]))
+print("scaling efficiency 2 ranks: %.2f (samples/s ratio %.2f of ideal 2)" % (res["2"]["sps"] / (2 * res["1"]["sps"]), res["2"]["sps"] / res["1"]["sps"]))
 fit = re.search(r"alpha_us=([-0-9.]+) busbw_GBps=([0-9.]+)", open(w + "/allreduce.txt").read())
 alpha_m, bw_m = float(fit.group(1)) * 1e-6, float(fit.group(2)) * 1e9
-N = res[2]["bytes"]  # gradient bytes reduced per step
+N = res["2"]["bytes"]  # gradient bytes reduced per step
 print("\nring all-reduce projection of %.1f MB of gradients per step: t(P) = 2(P-1)/P * N / B + 2(P-1) * alpha" % (N / 1e6))
 nets = [("measured here (shared memory)", bw_m, max(alpha_m, 1e-6)), ("100 Gb/s InfiniBand", 12.5e9, 5e-6), ("25 Gb/s Ethernet", 3.125e9, 30e-6)]
 print("%-6s" % "P" + "".join("%32s" % n for n, _, _ in nets))
