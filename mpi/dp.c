@@ -55,7 +55,8 @@ int pvlm_dp_init(pvlm_dp *dp, const pvlm_comm *c, pvlm_model *m, const pvlm_opti
         pvlm_dp_free(dp);
         return -1;
     }
-    pvlm_reducer_config rc = {.bucket_elems = dp->cfg.bucket_elems, .zero1 = dp->cfg.zero1};
+    pvlm_reducer_config rc = {.bucket_elems = dp->cfg.bucket_elems, .zero1 = dp->cfg.zero1,
+                              .progress_thread = dp->cfg.progress_thread};
     if (pvlm_reducer_init(&dp->red, c, m->grads, m->n_params, dp->seg_off, dp->seg_n, dp->nseg, &rc, err)) {
         pvlm_dp_free(dp);
         return -1;

@@ -44,8 +44,9 @@ typedef struct pvlm_dp_config {
     size_t bucket_elems; /* floats per gradient bucket; 0 = 1M (4 MiB) */
     int overlap;         /* 1: launch buckets from backward's hook (default); 0: all after backward */
     int max_nonfinite;   /* error after this many non-finite steps in a row; 0 = never */
+    int progress_thread; /* 1: a thread polls the gradient buckets (mpi/reducer.h); 0: the hook polls */
 } pvlm_dp_config;
-void pvlm_dp_config_default(pvlm_dp_config *c); /* zero1 0, bucket 1M floats, overlap 1, max_nonfinite 10 */
+void pvlm_dp_config_default(pvlm_dp_config *c); /* zero1 0, bucket 1M floats, overlap 1, max_nonfinite 10, no thread */
 
 /* Optional custom objective (finetune: classification losses). Called after each micro-batch's
  * forward with its per-sample CE sums; must fill sample_scale[B] = d(objective)/d(sample CE sum)

@@ -1,8 +1,10 @@
 /* reducer.c - see reducer.h. */
 #include "reducer.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/mem.h"
 #include "core/timer.h"
@@ -25,10 +27,33 @@ static int add_bucket(pvlm_reducer *r, int *cap, size_t off, size_t n, pvlm_err 
     return 0;
 }
 
+static void test_outstanding(pvlm_reducer *r, pvlm_err *err);
+
+/* Progress thread: while a round is active, MPI_Test the launched buckets every ~0.5 ms. */
+static void *progress_main(void *arg) {
+    pvlm_reducer *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->thread_quit) {
+        if (!r->active || r->failed) {
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
+        test_outstanding(r, &r->hook_err);
+        pthread_mutex_unlock(&r->mu);
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
 int pvlm_reducer_init(pvlm_reducer *r, const pvlm_comm *c, float *buf, size_t n, const size_t *seg_off,
                       const size_t *seg_n, int nseg, const pvlm_reducer_config *cfg, pvlm_err *err) {
     memset(r, 0, sizeof *r);
-    r->comm = c;
+    r->comm = c; /* non-NULL comm = mu/cv initialised (pvlm_reducer_free relies on it) */
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
     r->buf = buf;
     r->n = n;
     r->zero1 = cfg && cfg->zero1;
@@ -93,10 +118,36 @@ int pvlm_reducer_init(pvlm_reducer *r, const pvlm_comm *c, float *buf, size_t n,
         r->shard_off = 0;
         r->shard_n = n;
     }
+    if (cfg && cfg->progress_thread) {
+        if (c->thread_level < MPI_THREAD_MULTIPLE) {
+            pvlm_reducer_free(r);
+            return pvlm_err_set(err, PVLM_EMPI, "reducer: a progress thread needs MPI_THREAD_MULTIPLE (granted level %d)",
+                                c->thread_level);
+        }
+        int rc = pthread_create(&r->thread, NULL, progress_main, r);
+        if (rc) {
+            pvlm_reducer_free(r);
+            errno = rc;
+            return pvlm_err_errno(err, "reducer: pthread_create");
+        }
+        r->use_thread = 1;
+    }
     return 0;
 }
 
 void pvlm_reducer_free(pvlm_reducer *r) {
+    if (r->use_thread) {
+        pthread_mutex_lock(&r->mu);
+        r->thread_quit = 1;
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+        r->use_thread = 0;
+    }
+    if (r->comm) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+    }
     if (r->b)
         for (int i = 0; i < r->nb; i++) {
             if (r->b[i].req != MPI_REQUEST_NULL) MPI_Request_free(&r->b[i].req);
@@ -114,10 +165,12 @@ void pvlm_reducer_stats_reset(pvlm_reducer *r) {
     r->bytes = 0;
     r->rounds = 0;
     r->hook_launches = r->launches = 0;
+    r->thread_tests = 0;
 }
 
 int pvlm_reducer_begin(pvlm_reducer *r, pvlm_err *err) {
     if (r->active) return pvlm_err_set(err, PVLM_EINVAL, "reducer: begin called twice without finish");
+    pthread_mutex_lock(&r->mu);
     for (int i = 0; i < r->nb; i++) {
         r->b[i].ready = 0;
         r->b[i].launched = r->b[i].done = 0;
@@ -125,9 +178,11 @@ int pvlm_reducer_begin(pvlm_reducer *r, pvlm_err *err) {
     }
     if (r->zero1 && r->shard_n) memset(r->slice, 0, r->shard_n * sizeof(float));
     r->next = r->nb - 1;
-    r->active = 1;
     r->failed = 0;
     pvlm_err_clear(&r->hook_err);
+    r->active = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
     return 0;
 }
 
@@ -156,16 +211,18 @@ static int launch_ready(pvlm_reducer *r, pvlm_err *err) {
     return 0;
 }
 
-void pvlm_reducer_poll(pvlm_reducer *r) {
+/* MPI_Test the launched, unfinished buckets in launch order; caller holds mu. */
+static void test_outstanding(pvlm_reducer *r, pvlm_err *err) {
     if (!r->active || r->failed) return;
     for (int i = r->nb - 1; i > r->next; i--) {
         pvlm_reducer_bucket *b = &r->b[i];
         if (!b->launched || b->done) continue;
         int flag = 0;
         int rc = MPI_Test(&b->req, &flag, MPI_STATUS_IGNORE);
+        if (r->use_thread) r->thread_tests++;
         if (rc != MPI_SUCCESS) {
             r->failed = 1;
-            pvlm_comm_mpi_err(rc, &r->hook_err, "MPI_Test(gradient bucket)");
+            pvlm_comm_mpi_err(rc, err, "MPI_Test(gradient bucket)");
             return;
         }
         if (flag) b->done = 1;
@@ -173,10 +230,16 @@ void pvlm_reducer_poll(pvlm_reducer *r) {
     }
 }
 
+void pvlm_reducer_poll(pvlm_reducer *r) {
+    if (r->use_thread) return; /* the progress thread polls */
+    test_outstanding(r, &r->hook_err);
+}
+
 void pvlm_reducer_hook(void *ctx, size_t off, size_t count) {
     pvlm_reducer *r = ctx;
     if (!r || !r->active || r->failed || count == 0) return;
     double t0 = pvlm_now();
+    pthread_mutex_lock(&r->mu);
     size_t end = off + count;
     /* first bucket whose end is past off (buckets sorted by offset) */
     int lo = 0, hi = r->nb;
@@ -191,19 +254,22 @@ void pvlm_reducer_hook(void *ctx, size_t off, size_t count) {
         if (e > a) b->ready += e - a;
     }
     if (launch_ready(r, &r->hook_err)) r->failed = 1;
-    pvlm_reducer_poll(r);
+    if (!r->use_thread) test_outstanding(r, &r->hook_err);
+    pthread_mutex_unlock(&r->mu);
     r->hook_s += pvlm_now() - t0;
 }
 
 int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
     if (!r->active) return pvlm_err_set(err, PVLM_EINVAL, "reducer: finish without begin");
     int ret = 0;
+    double t0 = pvlm_now();
+    pthread_mutex_lock(&r->mu);
+    r->active = 0; /* the progress thread stops touching the requests once it sees this */
     if (r->failed) {
         if (err) *err = r->hook_err;
         ret = -1;
     }
     /* Launch whatever the hook did not (a model without hooks, or ranges it never reported). */
-    double t0 = pvlm_now();
     for (; r->next >= 0; r->next--)
         if (!ret && launch(r, &r->b[r->next], err)) ret = -1;
     for (int i = r->nb - 1; i >= 0; i--) {
@@ -213,8 +279,8 @@ int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
         if (rc != MPI_SUCCESS && !ret) ret = pvlm_comm_mpi_err(rc, err, "MPI_Wait(gradient bucket)");
         b->done = 1;
     }
+    pthread_mutex_unlock(&r->mu);
     r->wait_s += pvlm_now() - t0;
-    r->active = 0;
     r->rounds++;
     return ret;
 }

@@ -12,7 +12,11 @@
  * Open MPI 4.1 makes no asynchronous progress (a collective advances only inside MPI calls, see
  * shared/notes/slurm-and-mpi.md), so every hook call also MPI_Tests the outstanding requests;
  * the model calls the hook between layers, which keeps the polling interval at about a layer's
- * backward time.
+ * backward time. Optionally (progress_thread = 1, needs MPI_THREAD_MULTIPLE) a progress thread
+ * MPI_Tests the outstanding buckets every ~0.5 ms instead, so a bucket also advances during a long
+ * layer's backward; it costs a partly busy thread per rank, worth it only with a spare core. All MPI
+ * calls on the buckets are serialised by one mutex (the hook launches, the thread tests, finish waits
+ * after the thread has let go of the round).
  *
  * Plain data parallelism: MPI_Iallreduce(SUM) in place: after pvlm_reducer_finish every rank holds
  * the summed gradient in the whole buffer. Gradients are summed, not averaged: the loss is already
@@ -30,6 +34,7 @@
 #define PVLM_MPI_REDUCER_H
 
 #include <mpi.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,11 +72,18 @@ typedef struct pvlm_reducer {
     int64_t rounds;
     int64_t hook_launches; /* buckets launched from the hook (overlapped with backward) */
     int64_t launches;      /* all bucket launches */
+    /* progress thread (optional) */
+    int use_thread, thread_quit;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t thread_tests;  /* MPI_Test calls made by the progress thread */
 } pvlm_reducer;
 
 typedef struct pvlm_reducer_config {
     size_t bucket_elems; /* floats per bucket; 0 = default 1M floats (4 MiB) */
     int zero1;           /* 1: reduce-scatter + all-gather (ZeRO-1) */
+    int progress_thread; /* 1: a thread polls the buckets (needs MPI_THREAD_MULTIPLE); 0: the hook polls */
 } pvlm_reducer_config;
 
 /* seg_off/seg_n: nseg sorted, non-overlapping ranges to reduce (nseg = 0: the whole buffer).

@@ -59,7 +59,7 @@ typedef struct settings {
     double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, grad_clip;
     const char *schedule;
     /* data parallel */
-    int zero1, no_overlap, max_nonfinite;
+    int zero1, no_overlap, max_nonfinite, progress_thread;
     double bucket_mb;
     /* checkpoints */
     const char *ckpt_dir, *resume;
@@ -562,6 +562,7 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     if (dc.bucket_elems < 1) dc.bucket_elems = 1;
     dc.overlap = !s->no_overlap;
     dc.max_nonfinite = s->max_nonfinite;
+    dc.progress_thread = s->progress_thread;
     if (pvlm_dp_init(&t->dp, c, &t->model, &t->ocfg, &dc, NULL, err)) {
         json_decref(dec);
         return -1;
@@ -677,6 +678,7 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"zero1", PVLM_ARG_FLAG, &s->zero1, "shard the optimizer state over ranks (ZeRO-1)", NULL, 0, 0, 0},
         {"bucket-mb", PVLM_ARG_DOUBLE, &s->bucket_mb, "gradient bucket size in MiB", NULL, 1e-6, 4096, 0},
         {"no-overlap", PVLM_ARG_FLAG, &s->no_overlap, "reduce gradients after backward instead of during it", NULL, 0, 0, 0},
+        {"progress-thread", PVLM_ARG_FLAG, &s->progress_thread, "poll gradient buckets from a thread (spare core) instead of between layers", NULL, 0, 0, 0},
         {"max-nonfinite", PVLM_ARG_INT, &s->max_nonfinite, "abort after this many non-finite steps in a row (0: never)", NULL, 0, 1 << 30, 0},
         {"ckpt-dir", PVLM_ARG_STR, &s->ckpt_dir, "checkpoint root directory (shared by all ranks)", NULL, 0, 0, 0},
         {"ckpt-every", PVLM_ARG_I64, &s->ckpt_every, "checkpoint every N steps (0: only on stop and at the end)", NULL, 0, 1e15, 0},

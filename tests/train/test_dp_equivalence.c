@@ -75,6 +75,7 @@ typedef struct run_cfg {
     int self;       /* 1: rank 0 alone on MPI_COMM_SELF */
     int micro, zero1, overlap;
     size_t bucket;
+    int thread;     /* progress thread */
 } run_cfg;
 
 /* Train NSTEPS; params and per-step losses out (rank 0 of the run's communicator). */
@@ -104,6 +105,7 @@ static int train(const pvlm_comm *c, const run_cfg *rc, int G, float *params_out
     dc.zero1 = rc->zero1;
     dc.overlap = rc->overlap;
     dc.bucket_elems = rc->bucket;
+    dc.progress_thread = rc->thread;
     pvlm_dp dp;
     CHECK_OK(pvlm_dp_init(&dp, c, &m, &oc, &dc, NULL, &err), &err);
     int per_rank = G / c->size, n_micro = per_rank / rc->micro;
@@ -201,19 +203,21 @@ int main(int argc, char **argv) {
     float *ref = calloc(n, sizeof(float)), *p = calloc(n, sizeof(float));
     double lref[NSTEPS], l[NSTEPS];
 
-    run_cfg ref_cfg = {"ref (1 rank, micro G)", 1, G, 0, 1, 0};
+    run_cfg ref_cfg = {"ref (1 rank, micro G)", 1, G, 0, 1, 0, 0};
     if (c.rank == 0) CHECK(train(&self, &ref_cfg, G, ref, lref) == 0);
 
-    run_cfg accum = {"accum (1 rank, micro 2 x G/2)", 1, 2, 0, 1, 0};
+    run_cfg accum = {"accum (1 rank, micro 2 x G/2)", 1, 2, 0, 1, 0, 0};
     if (c.rank == 0 && G / 2 > 1) {
         CHECK(train(&self, &accum, G, p, l) == 0);
         compare(accum.name, p, ref, n, l, lref);
     }
     run_cfg cfgs[] = {
-        {"dp (P ranks, micro 2, overlap, 97-float buckets)", 0, 2, 0, 1, 97},
-        {"dp_noov (P ranks, no overlap, 1 bucket)", 0, 2, 0, 0, 1 << 24},
-        {"zero1 (P ranks, ZeRO-1, 131-float buckets)", 0, 2, 1, 1, 131},
-        {"zero1_accum (P ranks, ZeRO-1, micro 1 x 2)", 0, 1, 1, 1, 1000},
+        {"dp (P ranks, micro 2, overlap, 97-float buckets)", 0, 2, 0, 1, 97, 0},
+        {"dp_noov (P ranks, no overlap, 1 bucket)", 0, 2, 0, 0, 1 << 24, 0},
+        {"zero1 (P ranks, ZeRO-1, 131-float buckets)", 0, 2, 1, 1, 131, 0},
+        {"zero1_accum (P ranks, ZeRO-1, micro 1 x 2)", 0, 1, 1, 1, 1000, 0},
+        {"dp_thread (P ranks, progress thread, 97-float buckets)", 0, 2, 0, 1, 97, 1},
+        {"zero1_thread (P ranks, ZeRO-1, progress thread)", 0, 2, 1, 1, 131, 1},
     };
     for (size_t k = 0; k < sizeof cfgs / sizeof *cfgs; k++) {
         CHECK(train(&c, &cfgs[k], G, p, l) == 0);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/rng.h"
 #include "harness.h"
@@ -20,12 +21,12 @@ static float val(int rank, size_t i) { return (float)((int)((i * 7 + (size_t)ran
 
 /* one round with the given segments; checks the result */
 static void round_trip(const pvlm_comm *c, size_t n, const size_t *so, const size_t *sn, int nseg, size_t bucket,
-                       int zero1, int use_hook, uint64_t seed) {
+                       int zero1, int use_hook, uint64_t seed, int thread) {
     pvlm_err err = {0};
     float *g = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) g[i] = val(c->rank, i);
     pvlm_reducer r;
-    pvlm_reducer_config cfg = {.bucket_elems = bucket, .zero1 = zero1};
+    pvlm_reducer_config cfg = {.bucket_elems = bucket, .zero1 = zero1, .progress_thread = thread};
     CHECK_OK(pvlm_reducer_init(&r, c, g, n, so, sn, nseg, &cfg, &err), &err);
     for (int rep = 0; rep < 2; rep++) {
         for (size_t i = 0; i < n; i++) g[i] = val(c->rank, i) * (float)(rep + 1);
@@ -46,6 +47,10 @@ static void round_trip(const pvlm_comm *c, size_t n, const size_t *so, const siz
             for (size_t k = 0; k < nch; k++) {
                 size_t off = order[k] * 97, cnt = off + 97 <= n ? 97 : n - off;
                 pvlm_reducer_hook(&r, off, cnt);
+                if (thread && k % 7 == 0) {
+                    struct timespec ts = {0, 300000}; /* "compute": give the progress thread time */
+                    nanosleep(&ts, NULL);
+                }
             }
             free(order);
         }
@@ -110,10 +115,13 @@ int main(int argc, char **argv) {
     for (int zi = 0; zi < 2; zi++)
         for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
             for (size_t bi = 0; bi < sizeof buckets / sizeof *buckets; bi++)
-                for (int hook = 0; hook < 2; hook++) round_trip(&c, sizes[si], NULL, NULL, 0, buckets[bi], zi, hook, seed++);
+                for (int hook = 0; hook < 2; hook++) round_trip(&c, sizes[si], NULL, NULL, 0, buckets[bi], zi, hook, seed++, 0);
+    /* the same with a progress thread polling the buckets */
+    for (int zi = 0; zi < 2; zi++)
+        for (size_t bi = 0; bi < sizeof buckets / sizeof *buckets; bi++) round_trip(&c, 4099, NULL, NULL, 0, buckets[bi], zi, 1, seed++, 1);
     /* segments (trainable ranges) */
     size_t so[] = {3, 100, 900}, sn[] = {10, 250, 99};
-    for (int zi = 0; zi < 2; zi++) round_trip(&c, 1000, so, sn, 3, 64, zi, 1, seed++);
+    for (int zi = 0; zi < 2; zi++) round_trip(&c, 1000, so, sn, 3, 64, zi, 1, seed++, zi);
     /* bad segments are rejected */
     {
         pvlm_reducer r;
