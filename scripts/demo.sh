@@ -16,9 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=${OUT:-$ROOT/demo-out}
-STEPS=${STEPS:-2400}          # optimizer steps (global batch 2 ranks x MICRO)
+# Recipe (docs/results.md "recipe search"): sized so that the whole demo, install and build included,
+# ends well inside 20 minutes on 2 cores.
+STEPS=${STEPS:-1500}          # optimizer steps (global batch 2 ranks x MICRO)
 MICRO=${MICRO:-32}
+PATCH=${PATCH:-8}
+LR=${LR:-2e-3}
+WARMUP=${WARMUP:-100}
+TEXT_RATIO=${TEXT_RATIO:-0.1}
 STOP_AT=${STOP_AT:-$((STEPS / 2))}
+N_TEST=${N_TEST:-300}         # held-out google images evaluated (evenly spaced over the emoji order)
 JOBS=$(nproc)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN=(mpirun -np 2 --bind-to none)
@@ -27,9 +34,10 @@ say() { printf '\n[demo %4ds] %s\n' $(( $(date +%s) - T0 )) "$*"; }
 
 say "1/5 dependencies and build"
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPVLM_BUILD_TESTS=OFF -DPVLM_BUILD_BENCH=OFF >/dev/null
-cmake --build build -j"$JOBS" --target pvlm >/dev/null
-PVLM=$ROOT/build/cli/pvlm
+BUILD=${BUILD:-build}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPVLM_BUILD_TESTS=OFF -DPVLM_BUILD_BENCH=OFF >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target pvlm >/dev/null
+PVLM=$(cd "$BUILD" && pwd)/cli/pvlm
 
 say "2/5 real data (npm emoji packages, WordNet)"
 mkdir -p "$OUT/npm"
@@ -37,7 +45,8 @@ for v in apple twitter facebook google; do
   f="$OUT/npm/emoji-datasource-$v-16.0.0.tgz"
   [ -s "$f" ] || (cd "$OUT/npm" && npm pack --silent "emoji-datasource-$v@16.0.0" >/dev/null)
 done
-[ -s "$OUT/data/summary.json" ] || /usr/bin/python3 scripts/demo_data.py --npm-dir "$OUT/npm" --out "$OUT/data" --holdout google >/dev/null
+[ -s "$OUT/data/summary.json" ] || /usr/bin/python3 scripts/demo_data.py --npm-dir "$OUT/npm" --out "$OUT/data" --holdout google \
+  --max-test "$N_TEST" >/dev/null
 cat "$OUT/data/summary.json"
 D=$OUT/data
 
@@ -60,32 +69,82 @@ fi
 "$PVLM" shard text --input "$D/c4-train.00000-of-00001.json.zst" --out "$OUT/shards/txt" 2>&1 | tail -1
 
 say "4/5 pretraining on 2 MPI ranks (stopped at step $STOP_AT with SIGUSR1, then resumed)"
-MODEL=(--image-size 32 --patch-size 4 --d-model 192 --n-heads 6 --d-ff 768 --enc-layers 3 --dec-layers 3
+MODEL=(--image-size 32 --patch-size "$PATCH" --d-model 192 --n-heads 6 --d-ff 768 --enc-layers 3 --dec-layers 3
        --prefix-len 16 --suffix-len 16)
-TRAIN=(--images "$OUT/shards/img/manifest.json" --text "$OUT/shards/txt/manifest.json" --text-ratio 0.25
-       --tokenizer "$OUT/tok" "${MODEL[@]}" --micro-batch "$MICRO" --steps "$STEPS" --warmup 100 --lr 2e-3
+TRAIN=(--images "$OUT/shards/img/manifest.json" --text "$OUT/shards/txt/manifest.json" --text-ratio "$TEXT_RATIO"
+       --tokenizer "$OUT/tok" "${MODEL[@]}" --micro-batch "$MICRO" --steps "$STEPS" --warmup "$WARMUP" --lr "$LR"
        --min-lr-ratio 0.05 --weight-decay 0.01 --ckpt-dir "$OUT/run" --ckpt-every 200 --keep-last 2
-       --log-every 100 --threads 1 --metrics "$OUT/metrics.jsonl")
+       --log-every 100 --threads 1 --peak-gflops 0 --metrics "$OUT/metrics.jsonl")
 # the same model before pretraining: one step with learning rate 0 writes the initial weights
 [ -d "$OUT/init" ] || "${MPIRUN[@]}" "$PVLM" pretrain "${TRAIN[@]}" --steps 1 --lr 0 --warmup 0 \
-  --ckpt-dir "$OUT/init" --metrics /dev/null >/dev/null 2>&1
+  --ckpt-dir "$OUT/init" --metrics /dev/null >"$OUT/init.log" 2>&1
+show() { grep -E "step .*/|checkpoint:|resum|done:|stop|Forwarding" "$1" | cut -c1-170 || true; }
+# steps finished so far = last "step" field in the metrics JSONL (rank 0 appends one line per step)
+last_step() {
+  local s; s=$(tail -n 1 "$OUT/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p' || true)
+  echo "${s:-0}"
+}
 if [ ! -f "$OUT/run/done" ]; then
-  rc=0
-  "${MPIRUN[@]}" "$PVLM" pretrain "${TRAIN[@]}" --stop-at-step "$STOP_AT" 2>&1 | grep -E "step .*/|checkpoint:|resume|done|stop" || true
-  rc=${PIPESTATUS[0]}
-  echo "first job exited with code $rc (3 = stopped after a checkpoint, as on preemption)"
-  "${MPIRUN[@]}" "$PVLM" pretrain "${TRAIN[@]}" --resume auto 2>&1 | grep -E "step .*/|checkpoint:|resume|done" || true
-  [ "${PIPESTATUS[0]}" -eq 0 ] && touch "$OUT/run/done"
+  rm -f "$OUT/metrics.jsonl"
+  # First job: in the background, as a scheduler would run it. When it has done $STOP_AT steps, send
+  # SIGUSR1 to mpirun, which forwards it to the ranks ("mpirun: Forwarding signal 10 to job", as Slurm's
+  # --signal=B:USR1 would); the ranks agree on the stop, finish the step, checkpoint and exit with 3.
+  "${MPIRUN[@]}" "$PVLM" pretrain "${TRAIN[@]}" >"$OUT/train1.log" 2>&1 &
+  job=$!
+  deadline=$(( $(date +%s) + 3600 ))
+  while kill -0 "$job" 2>/dev/null && [ "$(last_step)" -lt "$STOP_AT" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    sleep 1
+  done
+  signalled=0
+  if kill -0 "$job" 2>/dev/null; then kill -USR1 "$job" && signalled=1; fi
+  rc=0; wait "$job" || rc=$?
+  show "$OUT/train1.log"
+  echo "first job: SIGUSR1 sent after step $(last_step); exit code $rc (3 = stopped after a checkpoint, as on preemption)"
+  if [ "$signalled" -ne 1 ] || [ "$rc" -ne 3 ]; then
+    # The signal did not stop the job as documented (it ended early or failed): show why and stop here
+    # rather than report numbers of a run that was not interrupted and resumed.
+    tail -n 20 "$OUT/train1.log" >&2; echo "demo: first training job did not stop with code 3" >&2; exit 1
+  fi
+  "${MPIRUN[@]}" "$PVLM" pretrain "${TRAIN[@]}" --resume auto >"$OUT/train2.log" 2>&1 || {
+    tail -n 20 "$OUT/train2.log" >&2; echo "demo: resumed training job failed" >&2; exit 1; }
+  show "$OUT/train2.log"
+  touch "$OUT/run/done"
 fi
-/usr/bin/python3 scripts/plot_metrics.py "$OUT/metrics.jsonl" --out "$OUT/loss.png" || true
+/usr/bin/python3 scripts/plot_metrics.py "$OUT/metrics.jsonl" "$OUT/loss.png" --smooth 20
 
 say "5/5 zero-shot evaluation on the held-out vendor (google)"
 EV=$OUT/eval; mkdir -p "$EV"
+# Decoding (docs/results.md "recipe search"): beam 3, length penalty 1, no repeated bigram; the same for
+# every model. pvlm caption/vqa fail with "gathered N results for M items" when a decoded text is not
+# valid UTF-8 (an untrained model can emit a lone byte-level BPE token); the demo then decodes that model
+# again without the repetition guard (which is what pushes it onto rare tokens) and says so.
+CAPTION_DEC=(--beam 3 --length-penalty 1 --no-repeat-ngram 2 --max-len 12)
+VQA_DEC=(--max-len 8)
+run_eval() { # kind model out log [decoding flags...]
+  local kind=$1 m=$2 out=$3 log=$4; shift 4
+  if [ "$kind" = caption ]; then
+    "${MPIRUN[@]}" "$PVLM" caption --ckpt "$OUT/$m" --annotations "$D/test_captions.json" --images "$D/images" \
+      --out "$out" --tokenizer "$OUT/tok" --batch-size 64 --threads 1 "$@" >"$log" 2>&1
+  else
+    "${MPIRUN[@]}" "$PVLM" vqa --ckpt "$OUT/$m" --questions "$D/test_questions.json" --images "$D/images" \
+      --image-list "$D/test_captions.json" --out "$out" --tokenizer "$OUT/tok" --batch-size 64 --threads 1 \
+      "$@" >"$log" 2>&1
+  fi
+}
 for m in run init; do
-  "${MPIRUN[@]}" "$PVLM" caption --ckpt "$OUT/$m" --annotations "$D/test_captions.json" --images "$D/images" \
-    --out "$EV/captions_$m.json" --batch-size 64 --threads 1 2>&1 | grep wrote || true
-  "${MPIRUN[@]}" "$PVLM" vqa --ckpt "$OUT/$m" --questions "$D/test_questions.json" --images "$D/images" \
-    --image-list "$D/test_captions.json" --out "$EV/vqa_$m.json" --batch-size 64 --threads 1 2>&1 | grep wrote || true
+  for kind in caption vqa; do
+    if [ "$kind" = caption ]; then dec=("${CAPTION_DEC[@]}"); out=$EV/captions_$m.json; else dec=("${VQA_DEC[@]}"); out=$EV/vqa_$m.json; fi
+    log=$EV/${kind}_$m.log
+    if ! run_eval "$kind" "$m" "$out" "$log" "${dec[@]}"; then
+      if grep -q "gathered .* results for" "$log"; then
+        echo "note: $kind on '$m' produced non-UTF-8 text; decoding it again with --no-repeat-ngram 0" | tee -a "$EV/notes.txt"
+        run_eval "$kind" "$m" "$out" "$log" "${dec[@]}" --no-repeat-ngram 0 || { tail -n 5 "$log" >&2; exit 1; }
+      else
+        tail -n 5 "$log" >&2; exit 1
+      fi
+    fi
+    grep -h "wrote" "$log" | cut -c1-150 || true
+  done
 done
 /usr/bin/python3 - "$D" "$EV" <<'PY'
 import collections, json, sys
@@ -115,31 +174,45 @@ L = lambda p: json.load(open(p))
 rows = [("pvlm pretrained (this run)", "score_run.json", "vqa_score_run.json"),
         ("same model before pretraining", "score_init.json", "vqa_score_init.json"),
         ("most frequent training caption / answer prior", "score_frequent.json", "vqa_score_prior.json")]
-def vqa_overall(j):
-    return j.get("overall", j.get("accuracy", {}).get("overall") if isinstance(j.get("accuracy"), dict) else j.get("accuracy"))
-lines = ["| model | CIDEr-D | BLEU-4 | ROUGE-L | VQA accuracy |", "|---|---|---|---|---|"]
+# pvlm score captions --json: Bleu_1..4, ROUGE_L, CIDEr as fractions (x100 here, as papers print them);
+# pvlm score vqa --json: overall, perQuestionType, perAnswerType already in percent (official rounding).
+qtypes = ("what is this", "what category is this", "what kind of")
+lines = ["| model | CIDEr-D | BLEU-4 | ROUGE-L | VQA acc | VQA what is this | VQA category | VQA subcategory |",
+         "|---|---|---|---|---|---|---|---|"]
 for name, cs, vs in rows:
     c, v = L(f"{ev}/{cs}"), L(f"{ev}/{vs}")
-    lines.append(f"| {name} | {100*c['CIDEr']:.2f} | {100*c['Bleu_4']:.2f} | {100*c['ROUGE_L']:.2f} | {vqa_overall(v)} |")
+    per = " | ".join(f"{v['perQuestionType'].get(t, 0.0):.2f}" for t in qtypes)
+    lines.append(f"| {name} | {100*c['CIDEr']:.2f} | {100*c['Bleu_4']:.2f} | {100*c['ROUGE_L']:.2f} | {v['overall']:.2f} | {per} |")
 table = "\n".join(lines)
-print("\nZero-shot on held-out google emoji (%d images, %d questions); CIDEr-D/BLEU/ROUGE x100\n" % (
-      L(f"{ev}/score_run.json")["n_images"], len(L(f"{d}/test_questions.json")["questions"])))
-print(table)
-# report with example images
+head = "Zero-shot on held-out google emoji (%d images, %d questions); CIDEr-D, BLEU-4, ROUGE-L x100; VQA accuracy in %%" % (
+    L(f"{ev}/score_run.json")["n_images"], L(f"{ev}/vqa_score_run.json")["n_questions"])
+print("\n" + head + "\n\n" + table)
+# report with example images, generated captions (pretrained and before pretraining) and references
 rep = os.path.join(out, "report"); os.makedirs(rep, exist_ok=True)
+shutil.copy(os.path.join(out, "loss.png"), os.path.join(rep, "loss.png"))
 test = L(f"{d}/test_captions.json"); refs = {}
 for a in test["annotations"]:
     refs.setdefault(a["image_id"], []).append(a["caption"])
 files = {im["id"]: im["file_name"] for im in test["images"]}
 gen = {r["image_id"]: r["caption"] for r in L(f"{ev}/captions_run.json")}
-ex = ["| image | generated (pretrained) | references |", "|---|---|---|"]
-ids = sorted(gen)[:: max(1, len(gen) // 16)][:16]
+gen0 = {r["image_id"]: r["caption"] for r in L(f"{ev}/captions_init.json")}
+qs = {x["question_id"]: x for x in L(f"{d}/test_questions.json")["questions"]}
+ans = {x["question_id"]: x["multiple_choice_answer"] for x in L(f"{d}/test_annotations.json")["annotations"]}
+vq = {}
+for r in L(f"{ev}/vqa_run.json"):
+    q = qs[r["question_id"]]
+    vq.setdefault(q["image_id"], []).append(f"{q['question']} **{r['answer']}** ({ans[r['question_id']]})")
+ex = ["| image | generated (pretrained) | before pretraining | references | VQA: question **answer** (truth) |",
+      "|---|---|---|---|---|"]
+ids = sorted(gen)[:: max(1, len(gen) // 20)][:20]
 for i in ids:
-    shutil.copy(os.path.join(d, "images", files[i]), os.path.join(rep, os.path.basename(files[i])))
-    ex.append(f"| ![]({os.path.basename(files[i])}) | {gen[i]} | {' / '.join(refs[i][:3])} |")
+    name = files[i].replace("/", "_")
+    shutil.copy(os.path.join(d, "images", files[i]), os.path.join(rep, name))
+    ex.append(f"| ![]({name}) | {gen[i]} | {gen0[i]} | {' / '.join(refs[i][:3])} | {'<br>'.join(vq.get(i, []))} |")
 with open(os.path.join(rep, "report.md"), "w") as f:
-    f.write("# pvlm demo report\n\nZero-shot captioning and VQA of held-out google-style emoji after pretraining on "
-            "apple, twitter and facebook emoji plus WordNet text.\n\n" + table + "\n\n![loss](../loss.png)\n\n## Examples\n\n"
+    f.write("# pvlm demo report\n\nZero-shot captioning (prompt \"a picture of\") and VQA of held-out google-style emoji "
+            "after pretraining on apple, twitter and facebook emoji plus WordNet glosses as C4-format text.\n\n"
+            + head + "\n\n" + table + "\n\n## Training loss\n\n![loss](loss.png)\n\n## Examples\n\n"
             + "\n".join(ex) + f"\n\nWall time of the demo: {time.time() - t0:.0f} s.\n")
 print(f"\nreport: {rep}/report.md   loss curve: {out}/loss.png   total {time.time() - t0:.0f} s")
 PY

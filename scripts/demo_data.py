@@ -86,13 +86,16 @@ def captions_for(e):
     return caps, refs
 
 
-def coco_file(entries, vendor, image_root, caption_mode):
+def coco_file(entries, vendor, image_root, caption_mode, picture_weight=1):
     images, annotations = [], []
     aid = 0
     for iid, (e, caps, refs) in enumerate(entries, start=1):
         images.append({"id": iid, "file_name": f"{vendor}/{e['image']}", "width": 64, "height": 64,
                        "emoji": e["unified"], "category": e["category"], "subcategory": e["subcategory"]})
-        for c in (caps if caption_mode == "train" else refs):
+        # pvlm's loader draws one of a record's captions uniformly: repeating the "a picture of" caption
+        # picture_weight times makes it that share of the image-text samples (the captioning task).
+        texts = [c for c in caps for _ in range(picture_weight if c.startswith("a picture of ") else 1)]
+        for c in (texts if caption_mode == "train" else refs):
             aid += 1
             annotations.append({"id": aid, "image_id": iid, "caption": c})
     return {"info": {"description": f"emoji-datasource {vendor} 16.0.0 (pvlm demo)"},
@@ -140,7 +143,7 @@ def wordnet_c4(out_path, wordnet_dir):
                     doc = {"text": text, "url": f"wordnet:{pos}/{fields[0]}", "timestamp": "2006-12-01T00:00:00Z"}
                     out.write(json.dumps(doc, ensure_ascii=False) + "\n")
                     n += 1
-    subprocess.run(["zstd", "-q", "-f", "-19", tmp, "-o", out_path], check=True)
+    subprocess.run(["zstd", "-q", "-f", "-10", tmp, "-o", out_path], check=True)
     os.unlink(tmp)
     return n
 
@@ -151,6 +154,8 @@ def main():
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--holdout", default="google", choices=VENDORS)
     ap.add_argument("--max-test", type=int, default=0, help="cap held-out images (0 = all)")
+    ap.add_argument("--picture-weight", type=int, default=4,
+                    help="copies of the 'a picture of' caption per training image (vs 1 per question caption)")
     ap.add_argument("--wordnet-dir", default="/usr/share/wordnet")
     args = ap.parse_args()
 
@@ -177,7 +182,7 @@ def main():
     train = {"info": {"description": "emoji-datasource 16.0.0, vendors " + ",".join(train_vendors)},
              "images": [], "annotations": []}
     for v in train_vendors:
-        part = coco_file(usable, v, img_root, "train")
+        part = coco_file(usable, v, img_root, "train", args.picture_weight)
         off_i, off_a = len(train["images"]), len(train["annotations"])
         for im in part["images"]:
             im["id"] += off_i
