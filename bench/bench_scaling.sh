@@ -23,10 +23,11 @@ MODEL=(--tokenizer "$W/data/tok" --images "$W/data/img/manifest.json" --image-si
        --d-model 256 --n-heads 4 --d-ff 1024 --enc-layers 2 --dec-layers 2 --prefix-len 6 --suffix-len 12
        --micro-batch 8 --steps "$STEPS" --warmup 2 --lr 1e-3 --log-every 1000 --loader-threads 1 --threads 1)
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-# variants: 1 rank, 2 ranks (buckets launched during backward), 2 ranks with --no-overlap
+# variants: 1 rank, 2 ranks (buckets launched during backward, polled between layers), 2 ranks with
+# --no-overlap, 2 ranks with --progress-thread
 for r in $(seq 1 "$ROUNDS"); do
-  for v in 1 2 2n; do
-    np=${v%n}; extra=(); [ "$v" = 2n ] && extra=(--no-overlap)
+  for v in 1 2 2n 2t; do
+    np=${v:0:1}; extra=(); [ "$v" = 2n ] && extra=(--no-overlap); [ "$v" = 2t ] && extra=(--progress-thread)
     mpirun -np "$np" --bind-to none "$PVLM" pretrain "${MODEL[@]}" "${extra[@]}" --resume none \
       --metrics "$W/m-$v-$r.jsonl" 2>"$W/log-$v-$r" || { tail -5 "$W/log-$v-$r"; exit 1; }
   done
@@ -43,15 +44,15 @@ def load(v):
         rows += [json.loads(l) for l in open("%s/m-%s-%d.jsonl" % (w, v, r))][3:]  # skip warm-up steps
     return rows
 res = {}
-for np in ("1", "2", "2n"):
+for np in ("1", "2", "2n", "2t"):
     rows = load(np)
     med = lambda k: statistics.median(x[k] for x in rows)
     res[np] = dict(step=med("step_s"), comm=med("comm_s"), compute=med("compute_s"), data=med("data_s"),
                    samples=rows[0]["samples"], bytes=rows[0]["bytes"])
     res[np]["sps"] = res[np]["samples"] / res[np]["step"]
 print("\n%-22s %10s %12s %10s %10s %12s %14s" % ("ranks", "step_ms", "compute_ms", "comm_ms", "data_ms", "samples/s", "bytes/step"))
-names = {"1": "1", "2": "2 (overlap)", "2n": "2 (--no-overlap)"}
-for np in ("1", "2", "2n"):
+names = {"1": "1", "2": "2 (overlap)", "2n": "2 (--no-overlap)", "2t": "2 (--progress-thread)"}
+for np in ("1", "2", "2n", "2t"):
     r = res[np]
     print("%-22s %10.1f %12.1f %10.1f %10.1f %12.1f %14d" % (names[np], 1e3 * r["step"], 1e3 * r["compute"], 1e3 * r["comm"], 1e3 * r["data"], r["sps"], r["bytes"]))
 print("scaling efficiency 2 ranks: %.2f (samples/s ratio %.2f of ideal 2)" % (res["2"]["sps"] / (2 * res["1"]["sps"]), res["2"]["sps"] / res["1"]["sps"]))
