@@ -1,0 +1,33 @@
+/* fuzz_ptb.c - eval/ptb.h on arbitrary bytes: pvlm_ptb_tokenize (with and without the punctuation
+ * removal), the Java lower-casing (its 2*len+1 output bound), and a tokset built from the result. */
+#include <stdlib.h>
+
+#include "eval/ptb.h"
+#include "fuzz.h"
+
+int pvlm_fuzz_ptb(const uint8_t *data, size_t size) {
+    const char *text = (const char *)data;
+    pvlm_err err = {0};
+    char *a = pvlm_ptb_tokenize(text, size, &err);
+    char *b = pvlm_ptb_tokenize_raw(text, size, &err);
+    if (!a || !b) abort();
+    char *low = malloc(2 * size + 1);
+    if (low) {
+        size_t n = pvlm_ptb_utf8_lower(text, size, low);
+        if (n > 2 * size || low[n] != 0) abort();
+        free(low);
+    }
+    for (size_t i = 0; i < size; i++) {
+        size_t n = pvlm_py_space_len(text, i, size);
+        if (n > size - i) abort();
+    }
+    pvlm_tokset ts;
+    const char *cand[1] = {a};
+    const char *refs[2] = {b, a};
+    const int32_t ref_begin[2] = {0, 2};
+    if (pvlm_ptb_tokset_build(&ts, 1, cand, ref_begin, refs, &err) == 0) pvlm_ptb_tokset_free(&ts);
+    free(a);
+    free(b);
+    return 0;
+}
+PVLM_FUZZ_MAIN(pvlm_fuzz_ptb)
