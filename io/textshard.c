@@ -318,8 +318,9 @@ pvlm_textshard *pvlm_textshard_open(const char *path, pvlm_err *err) {
         fe->n_docs = get32(e + 24);
         fe->raw_size = get32(e + 28);
         fe->checksum = get64(e + 32);
-        if (fe->offset != pos || fe->comp_size <= 0 || fe->first_doc != doc || fe->n_docs == 0 ||
-            (uint64_t)fe->raw_size < 4ull * fe->n_docs) {
+        /* comp_size is bounded by the space left before the index, so pos cannot overflow */
+        if (fe->offset != pos || fe->comp_size <= 0 || fe->comp_size > ioff - pos || fe->first_doc != doc ||
+            fe->n_docs == 0 || (uint64_t)fe->raw_size < 4ull * fe->n_docs) {
             pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: index entry %lld inconsistent", path, (long long)i);
             goto fail;
         }
