@@ -128,7 +128,12 @@ static int rec_check(const uint8_t *v, size_t n, const char *what, pvlm_err *err
     int enc = v[6];
     if (enc != PVLM_IMG_ENC_JPEG && enc != PVLM_IMG_ENC_RAW)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: unknown image encoding %d", what, enc);
+    /* the sizes the writer accepts (stored 1..INT_MAX, orig 0..INT_MAX): they become ints in pvlm_imgrec,
+     * and with both below 2^31 the raw size below cannot wrap */
     uint32_t sw = get32(v + 16), sh = get32(v + 20);
+    if (sw == 0 || sh == 0 || sw > INT32_MAX || sh > INT32_MAX || get32(v + 8) > INT32_MAX || get32(v + 12) > INT32_MAX)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad image size (stored %ux%u, original %ux%u)", what, sw, sh,
+                            get32(v + 8), get32(v + 12));
     if (enc == PVLM_IMG_ENC_RAW && img != (uint64_t)sw * sh * 3)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: raw image size %" PRIu64 " != %ux%ux3", what, img, sw, sh);
     return 0;
