@@ -272,6 +272,18 @@ static void test_optim(void) {
         if (vi == frozen) expect = p;
         CHECK_MSG(fabs(m.params[i] - expect) <= 1e-6 + 1e-5 * fabs(expect), "%s: %g vs %g", v->name, m.params[i], expect);
     }
+    /* bit-identical whatever the range split (SSE blocks vs scalar tail): one call vs two calls split at
+     * an odd offset, starting from the same state */
+    size_t n = m.n_params, cut = (n / 3) | 1;
+    float *pa = malloc(4 * n), *pb = malloc(4 * n), *ma = malloc(4 * n), *mb = malloc(4 * n), *va = malloc(4 * n),
+          *vb = malloc(4 * n);
+    memcpy(pa, m.params, 4 * n), memcpy(pb, m.params, 4 * n), memcpy(ma, m1, 4 * n), memcpy(mb, m1, 4 * n);
+    memcpy(va, m2, 4 * n), memcpy(vb, m2, 4 * n);
+    pvlm_optim_adamw(&m, pa, m.grads, ma, va, 0, n, NULL, lr, gs, 2, &oc);
+    pvlm_optim_adamw(&m, pb, m.grads, mb, vb, 0, cut, NULL, lr, gs, 2, &oc);
+    pvlm_optim_adamw(&m, pb + cut, m.grads + cut, mb + cut, vb + cut, cut, n - cut, NULL, lr, gs, 2, &oc);
+    CHECK(!memcmp(pa, pb, 4 * n) && !memcmp(ma, mb, 4 * n) && !memcmp(va, vb, 4 * n));
+    free(pa), free(pb), free(ma), free(mb), free(va), free(vb);
     free(p0), free(m1), free(m2), free(tr);
     pvlm_model_free(&m);
 }
