@@ -74,21 +74,24 @@ def classification(rng, n, size, outdir):
     return classes, items
 
 
-def grounding(rng, n, size, outdir):
+def grounding(rng, n, size, outdir, unique_shapes=False):
     items = []
     for i in range(n):
         img = background(rng, size)
-        k = int(rng.integers(2, 5))
+        k = int(rng.integers(2, 4 if unique_shapes else 5))
+        kinds = list(rng.permutation(len(SHAPES))) if unique_shapes else None
         objs = []
         for _ in range(200):
             if len(objs) == k:
                 break
-            r = rng.uniform(0.08, 0.2) * size
+            # unique-shape scenes use larger shapes: at 32 px a 5 px circle and square look alike
+            r = rng.uniform(0.14, 0.22) * size if unique_shapes else rng.uniform(0.08, 0.2) * size
             cx, cy = rng.uniform(r + 1, size - r - 1, 2)
             if any(abs(cx - o["cx"]) < r + o["r"] + 2 and abs(cy - o["cy"]) < r + o["r"] + 2 for o in objs):
                 continue
+            shape = SHAPES[kinds[len(objs)]] if unique_shapes else SHAPES[int(rng.integers(len(SHAPES)))]
             objs.append({"cx": cx, "cy": cy, "r": r, "colour": list(COLOURS)[int(rng.integers(len(COLOURS)))],
-                         "shape": SHAPES[int(rng.integers(len(SHAPES)))]})
+                         "shape": shape})
         for o in objs:
             img[shape_mask(size, o["shape"], o["cx"], o["cy"], o["r"])] = COLOURS[o["colour"]]
         boxes = [[round(o["cx"] - o["r"], 2), round(o["cy"] - o["r"], 2), round(2 * o["r"], 2), round(2 * o["r"], 2)]
@@ -124,13 +127,16 @@ def main():
     ap.add_argument("--n-train", type=int, default=240)
     ap.add_argument("--n-test", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--unique-shapes", action="store_true",
+                    help="grounding scenes hold each shape kind at most once, so an object stays identifiable "
+                         "by its shape after CPT paints its box (the paint hides its colour)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     classes, items = classification(rng, args.n_train + args.n_test, args.size, args.out)
     with open(os.path.join(args.out, "classification.json"), "w") as f:
         json.dump({"classes": classes, "train": items[:args.n_train], "test": items[args.n_train:]}, f)
-    g = grounding(rng, args.n_train + args.n_test, args.size, args.out)
+    g = grounding(rng, args.n_train + args.n_test, args.size, args.out, args.unique_shapes)
     with open(os.path.join(args.out, "grounding.json"), "w") as f:
         json.dump({"train": g[:args.n_train], "test": g[args.n_train:]}, f)
     print(json.dumps({"classes": len(classes), "classification": len(items), "grounding": len(g)}))

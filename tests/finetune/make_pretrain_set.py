@@ -4,9 +4,9 @@
 From the training images of grounding.json (several shapes each) and classification.json (one shape)
 it writes COCO-style captions in a style
 that differs from the hand-written zero-shot prompt ("there is a red circle, a blue square" rather
-than "a picture of a ..."), plus colour-block images: one referred box painted with a CPT colour
-(alpha 0.5, as finetune/paint.c) captioned "<expression> is in <colour> color", the kind of
-image-text pair that teaches a model colour words over regions. Test images are never used.
+than "a picture of a ..."), plus colour-block images in CPT's format: every box painted with its own CPT colour (alpha 0.5, as
+finetune/paint.c) and the caption "<expression> is in <colour> color" for one referred box, the
+kind of image-text pair that teaches a model colour words over regions. Test images are never used.
 """
 import json
 import os
@@ -56,13 +56,17 @@ def main():
         images.append({"id": iid, "file_name": item["file"], "width": item["width"], "height": item["height"]})
         anns.append({"id": len(anns) + 1, "image_id": iid, "caption": "there is " + ", ".join(words)})
         for k in range(2):
+            # CPT's format (finetune/paint.c, --cpt-mode multi): every box painted in its own colour,
+            # the caption names the colour of the referred box
             ref = item["refs"][int(rng.integers(len(item["refs"])))]
-            cname, rgb = COLOURS[int(rng.integers(len(COLOURS)))]
-            x, y, w, h = item["boxes"][ref["box"]]
+            order = rng.permutation(len(COLOURS))[:len(item["boxes"])]
             painted = img.astype(int)
-            x0, y0 = int(np.floor(x)), int(np.floor(y))
-            x1, y1 = min(int(np.ceil(x + w)), img.shape[1]), min(int(np.ceil(y + h)), img.shape[0])
-            painted[max(y0, 0):y1, max(x0, 0):x1] = (painted[max(y0, 0):y1, max(x0, 0):x1] + np.array(rgb) + 1) // 2
+            for b, (x, y, w, h) in enumerate(item["boxes"]):
+                rgb = np.array(COLOURS[order[b]][1])
+                x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+                x1, y1 = min(int(np.ceil(x + w)), img.shape[1]), min(int(np.ceil(y + h)), img.shape[0])
+                painted[y0:y1, x0:x1] = (painted[y0:y1, x0:x1] + rgb + 1) // 2
+            cname = COLOURS[order[ref["box"]]][0]
             name = f"cpt_{i:05d}_{k}.png"
             write_png(os.path.join(out, name), painted.astype(np.uint8))
             iid = len(images) + 1
