@@ -150,23 +150,28 @@ static uint32_t lower_cp(uint32_t c) {
 }
 
 size_t pvlm_ptb_utf8_lower(const char *in, size_t len, char *out) {
-    uint32_t *cps = malloc((len + 1) * sizeof *cps);
-    size_t o = 0;
-    if (!cps) {
-        out[0] = 0;
-        return 0;
-    }
-    size_t n = utf8_decode((const unsigned char *)in, len, cps);
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0, i = 0;
     sbuf b = {0};
-    for (size_t i = 0; i < n; i++) {
-        if (cps[i] == 0x130) { /* Java: U+0130 lower-cases to "i" + U+0307 */
+    while (i < len) {
+        /* One character at a time, so that bytes which are not UTF-8 are copied as they are, like the
+         * other characters this does not know: decoded to U+FFFD (3 bytes each) they overran the
+         * caller's 2*len+1 bytes. */
+        uint32_t cp[4];
+        size_t w = len - i < 4 ? len - i : 4;
+        utf8_decode(s + i, w, cp);
+        if (cp[0] == 0xFFFD && !(w >= 3 && s[i] == 0xEF && s[i + 1] == 0xBF && s[i + 2] == 0xBD)) {
+            sb_putc(&b, (char)s[i++]);
+            continue;
+        }
+        if (cp[0] == 0x130) { /* Java: U+0130 lower-cases to "i" + U+0307 */
             sb_putc(&b, 'i');
             sb_put_cp(&b, 0x307);
         } else {
-            sb_put_cp(&b, lower_cp(cps[i]));
+            sb_put_cp(&b, lower_cp(cp[0]));
         }
+        i += cp[0] < 0x80 ? 1 : cp[0] < 0x800 ? 2 : cp[0] < 0x10000 ? 3 : 4;
     }
-    free(cps);
     if (!b.oom && b.s) {
         memcpy(out, b.s, b.n + 1);
         o = b.n;
