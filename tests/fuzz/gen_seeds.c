@@ -138,6 +138,8 @@ int main(int argc, char **argv) {
             if (pvlm_textshard_writer_add(w, docs[k], strlen(docs[k]), &err)) die("textshard", &err);
         if (pvlm_textshard_writer_close(w, NULL, &err)) die("textshard", &err);
         put_file("textshard", "seed", path);
+        /* the harness's frame mode: "!", n_docs, then the decompressed frame (u32 lengths, bytes) */
+        PUT_LIT("textshard", "seed-frame", "!\x02\x03\0\0\0\x02\0\0\0abcde");
     }
     /* tokenizer files: encoder.json NUL vocab.bpe */
     {
