@@ -34,19 +34,42 @@ int pvlm_eval_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *er
     return 0;
 }
 
+/* The vocabulary must fit the model and agree on the special ids; frees *tok otherwise. */
+static int check_tokenizer(const char *model_path, const char *what, const pvlm_model_config *cfg,
+                           pvlm_tokenizer **tok, pvlm_err *err) {
+    const pvlm_tokenizer *t = *tok;
+    if (pvlm_tokenizer_vocab_size(t) <= cfg->vocab_size && pvlm_tokenizer_eos_id(t) == cfg->eos_id &&
+        pvlm_tokenizer_bos_id(t) == cfg->bos_id && pvlm_tokenizer_pad_id(t) == cfg->pad_id)
+        return 0;
+    pvlm_err_set(err, PVLM_EINVAL,
+                 "%s: tokenizer %s does not match the model (vocab %d vs %d, pad/bos/eos %d/%d/%d vs %d/%d/%d)",
+                 model_path, what, pvlm_tokenizer_vocab_size(t), cfg->vocab_size, pvlm_tokenizer_pad_id(t),
+                 pvlm_tokenizer_bos_id(t), pvlm_tokenizer_eos_id(t), cfg->pad_id, cfg->bos_id, cfg->eos_id);
+    pvlm_tokenizer_free(*tok);
+    *tok = NULL;
+    return -1;
+}
+
 int pvlm_eval_load_tokenizer(const char *model_path, const char *tokenizer_dir, pvlm_model_config *cfg,
                              pvlm_tokenizer **tok, pvlm_err *err) {
     *tok = NULL;
     json_t *meta = NULL;
     if (pvlm_model_read_config(model_path, cfg, &meta, err)) return -1;
-    /* Where the vocabulary is, in order: the flag; a "tokenizer" folder beside the model file (pretrain
-     * copies it into every checkpoint, so a checkpoint is self-contained); the file's "tokenizer"
-     * metadata (an absolute path at training time). */
-    char beside[4096], dir[4096];
+    /* Where the vocabulary is, in order: the flag; tokenizer-encoder.json + tokenizer-vocab.bpe beside the
+     * model file (pretrain copies them into every checkpoint, so a checkpoint is self-contained); the
+     * file's "tokenizer" metadata (the absolute path at training time). */
+    char beside[4096], dir[4096], merges[4200];
     const char *tdir = tokenizer_dir;
     pvlm_dirname(model_path, dir, sizeof dir);
-    snprintf(beside, sizeof beside, "%s/tokenizer", dir);
-    if (!tdir && pvlm_is_dir(beside)) tdir = beside;
+    snprintf(beside, sizeof beside, "%s/tokenizer-encoder.json", dir);
+    snprintf(merges, sizeof merges, "%s/tokenizer-vocab.bpe", dir);
+    if (!tdir && pvlm_file_exists(beside) && pvlm_file_exists(merges)) {
+        int rc = pvlm_tokenizer_load_files(beside, merges, PVLM_TOK_PAIRS_AUTO, tok, err);
+        if (rc) pvlm_err_prefix(err, "tokenizer of %s", model_path);
+        else rc = check_tokenizer(model_path, beside, cfg, tok, err);
+        json_decref(meta);
+        return rc;
+    }
     if (!tdir) tdir = json_string_value(json_object_get(meta, "tokenizer"));
     if (!tdir) {
         json_decref(meta);
@@ -56,16 +79,7 @@ int pvlm_eval_load_tokenizer(const char *model_path, const char *tokenizer_dir, 
     }
     int rc = pvlm_tokenizer_load(tdir, tok, err);
     if (rc) pvlm_err_prefix(err, "tokenizer of %s", model_path);
-    const pvlm_tokenizer *t = *tok;
-    if (rc == 0 && (pvlm_tokenizer_vocab_size(t) > cfg->vocab_size || pvlm_tokenizer_eos_id(t) != cfg->eos_id ||
-                    pvlm_tokenizer_bos_id(t) != cfg->bos_id || pvlm_tokenizer_pad_id(t) != cfg->pad_id)) {
-        rc = pvlm_err_set(err, PVLM_EINVAL,
-                          "%s: tokenizer %s does not match the model (vocab %d vs %d, pad/bos/eos %d/%d/%d vs %d/%d/%d)",
-                          model_path, tdir, pvlm_tokenizer_vocab_size(t), cfg->vocab_size, pvlm_tokenizer_pad_id(t),
-                          pvlm_tokenizer_bos_id(t), pvlm_tokenizer_eos_id(t), cfg->pad_id, cfg->bos_id, cfg->eos_id);
-        pvlm_tokenizer_free(*tok);
-        *tok = NULL;
-    }
+    else rc = check_tokenizer(model_path, tdir, cfg, tok, err);
     json_decref(meta);
     return rc;
 }

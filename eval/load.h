@@ -3,8 +3,8 @@
  *
  * A checkpoint argument may be a model .safetensors file, a checkpoint step directory (holding
  * model.safetensors) or a training run directory (the newest step that verifies is used).
- * The tokenizer folder comes from --tokenizer, else a "tokenizer" folder beside the model file, else the
- * checkpoint's "tokenizer" metadata.
+ * The vocabulary comes from --tokenizer, else tokenizer-encoder.json + tokenizer-vocab.bpe beside the
+ * model file (pretrain writes them into every checkpoint), else the checkpoint's "tokenizer" metadata.
  */
 #ifndef PVLM_EVAL_LOAD_H
 #define PVLM_EVAL_LOAD_H

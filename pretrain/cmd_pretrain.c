@@ -265,6 +265,26 @@ static int decide_resume(trainer *t, json_t **out, pvlm_err *err) {
 /* ---------------------------------------------------------------------------------------------- */
 /* checkpoints                                                                                       */
 
+/* Copy the vocabulary into the checkpoint as tokenizer-encoder.json + tokenizer-vocab.bpe (flat files,
+ * so ckptdir checksums them): a checkpoint then decodes its own outputs wherever it is moved
+ * (eval/load.h looks for them first). */
+static int copy_tokenizer(const char *tokdir, const char *dst_dir, pvlm_err *err) {
+    static const char *const src[2][2] = {{"encoder.json", "vocab.json"}, {"vocab.bpe", "merges.txt"}};
+    static const char *const dst[2] = {"tokenizer-encoder.json", "tokenizer-vocab.bpe"};
+    for (int k = 0; k < 2; k++) {
+        char in[4200], out[4200], *buf = NULL;
+        size_t n = 0;
+        snprintf(in, sizeof in, "%s/%s", tokdir, src[k][0]);
+        if (!pvlm_file_exists(in)) snprintf(in, sizeof in, "%s/%s", tokdir, src[k][1]);
+        snprintf(out, sizeof out, "%s/%s", dst_dir, dst[k]);
+        if (pvlm_read_file(in, &buf, &n, err)) return -1;
+        int rc = pvlm_write_file_atomic(out, buf, n, err);
+        free(buf);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
 static int save_checkpoint(trainer *t, const char *why, pvlm_err *err) {
     const pvlm_comm *c = &t->comm;
     int64_t step = t->dp.step;
@@ -280,9 +300,12 @@ static int save_checkpoint(trainer *t, const char *why, pvlm_err *err) {
     if (!fail && c->rank == 0) {
         char path[4200];
         snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+        char tokabs[4096];
         json_t *meta = json_pack("{s:I}", "step", (json_int_t)step);
+        if (realpath(t->S.tokenizer, tokabs)) json_object_set_new(meta, "tokenizer", json_string(tokabs));
         if (pvlm_model_save(&t->model, path, meta, &e)) fail = 1;
         json_decref(meta);
+        if (!fail && copy_tokenizer(t->S.tokenizer, tmp, &e)) fail = 1;
     }
     if (pvlm_comm_or(c, fail, &any, err)) return -1;
     if (any) goto failed;
