@@ -175,6 +175,7 @@ int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err) {
     }
     size_t i;
     json_t *e;
+    int64_t total_rec = 0, total_failed = 0; /* kept below INT64_MAX, so the sums over them cannot overflow */
     json_array_foreach(shards, i, e) {
         char what[512];
         snprintf(what, sizeof what, "%s shard %zu", path, i);
@@ -188,6 +189,11 @@ int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err) {
         if (pvlm_json_get_str(e, "file", &file, what, err) != 0 || get_u64_nonneg(e, "records", &rec, what, err) != 0 ||
             get_u64_nonneg(e, "bytes", &bytes, what, err) != 0 || pvlm_json_get_str(e, "checksum", &ck, what, err) != 0)
             goto out;
+        if (rec > INT64_MAX - total_rec) {
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: %" PRId64 " records overflow the manifest's total", what, rec);
+            goto out;
+        }
+        total_rec += rec;
         if (pvlm_hash_parse(ck, &sum) != 0) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: checksum '%s' is not 16 hex digits", what, ck);
             goto out;
@@ -210,10 +216,11 @@ int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err) {
         const char *k;
         json_t *v;
         json_object_foreach(o, k, v) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: failures['%s'] is not a count", path, k);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT64_MAX - total_failed) {
+                pvlm_err_set(err, PVLM_EFORMAT, "%s: failures['%s'] is not a count (or overflows the total)", path, k);
                 goto out;
             }
+            total_failed += (int64_t)json_integer_value(v);
             pvlm_manifest_add_failures(m, k, (int64_t)json_integer_value(v));
         }
     }
