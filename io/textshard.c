@@ -378,15 +378,23 @@ int pvlm_textshard_read_frame(const pvlm_textshard *s, int64_t frame, pvlm_textf
     const pvlm_textshard_frame_entry *fe = pvlm_textshard_frame(s, frame);
     if (!fe) return pvlm_err_set(err, PVLM_EINVAL, "textshard %s: no frame %lld", s->path, (long long)frame);
     f->frame = -1;
-    /* Compressed bytes go at the end of the buffer, decompressed output at its start. */
+    /* Compressed bytes go at the end of the buffer, decompressed output at its start. They are read
+     * first, so that the index's raw_size (up to 4 GiB) is allocated only when the frame's own zstd
+     * header (the writer's ZSTD_compress2 always records the content size) agrees with it. */
     size_t need = (size_t)fe->raw_size + (size_t)fe->comp_size;
-    if (grow((void **)&f->buf, &f->cap, need, 1, err)) return -1;
-    char *comp = f->buf + fe->raw_size;
-    if (pread_full(s->fd, comp, (size_t)fe->comp_size, fe->offset))
+    if (grow((void **)&f->buf, &f->cap, (size_t)fe->comp_size, 1, err)) return -1;
+    if (pread_full(s->fd, f->buf, (size_t)fe->comp_size, fe->offset))
         return pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: frame %lld truncated (read failed)", s->path,
                             (long long)frame);
-    if (pvlm_hash64(comp, (size_t)fe->comp_size) != fe->checksum)
+    if (pvlm_hash64(f->buf, (size_t)fe->comp_size) != fe->checksum)
         return pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: frame %lld checksum mismatch", s->path, (long long)frame);
+    unsigned long long csize = ZSTD_getFrameContentSize(f->buf, (size_t)fe->comp_size);
+    if (csize != fe->raw_size)
+        return pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: frame %lld: zstd header gives %lld bytes, index %u",
+                            s->path, (long long)frame, csize > INT64_MAX ? -1LL : (long long)csize, fe->raw_size);
+    if (grow((void **)&f->buf, &f->cap, need, 1, err)) return -1;
+    char *comp = f->buf + fe->raw_size;
+    memmove(comp, f->buf, (size_t)fe->comp_size);
     size_t r = ZSTD_decompress(f->buf, fe->raw_size, comp, (size_t)fe->comp_size);
     if (ZSTD_isError(r) || r != fe->raw_size)
         return pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: frame %lld: zstd: %s", s->path, (long long)frame,
