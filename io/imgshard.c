@@ -153,7 +153,8 @@ int pvlm_imgrec_decode(const void *data, size_t n, pvlm_imgrec *rec, const char 
     const uint8_t *v = rec->buf_;
     uint32_t ncap = get32(v + 24), idl = get32(v + 28), text = get32(v + 32);
     const uint8_t *p = v + PVLM_IMGREC_HEADER, *end = p + text;
-    if ((uint64_t)idl + 1 > text || p[idl] != 0)
+    /* strings must be exactly their recorded length: a NUL inside would silently cut them short */
+    if ((uint64_t)idl + 1 > text || p[idl] != 0 || memchr(p, 0, idl))
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad source id field", what);
     if (ncap > text / 5)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: %u captions cannot fit in %u bytes", what, ncap, text);
@@ -168,7 +169,7 @@ int pvlm_imgrec_decode(const void *data, size_t n, pvlm_imgrec *rec, const char 
     for (uint32_t i = 0; i < ncap; i++) {
         if (end - p < 5) return pvlm_err_set(err, PVLM_EFORMAT, "%s: caption %u runs past the text block", what, i);
         uint32_t l = get32(p);
-        if ((uint64_t)l + 5 > (uint64_t)(end - p) || p[4 + l] != 0)
+        if ((uint64_t)l + 5 > (uint64_t)(end - p) || p[4 + l] != 0 || memchr(p + 4, 0, l))
             return pvlm_err_set(err, PVLM_EFORMAT, "%s: caption %u has a bad length", what, i);
         rec->capv_[i] = (const char *)(p + 4);
         p += 4 + l + 1;
