@@ -16,7 +16,6 @@
 #include "core/fsutil.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "core/threads.h"
 #include "eval/gen.h"
 #include "mpi/comm.h"
 
@@ -122,11 +121,10 @@ int pvlm_cmd_vqa(int argc, char **argv) {
 
     pvlm_err err;
     pvlm_comm comm;
-    if (pvlm_comm_install_signals(&err) || pvlm_comm_init(&comm, &argc, &argv, &err)) {
+    if (pvlm_comm_start(&comm, &argc, &argv, threads, &err)) {
         fprintf(stderr, "pvlm vqa: %s\n", err.msg);
         return 1;
     }
-    pvlm_threads_set(pvlm_threads_resolve(threads));
     pvlm_model m;
     memset(&m, 0, sizeof m);
     pvlm_tokenizer *tok = NULL;

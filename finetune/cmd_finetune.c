@@ -26,7 +26,6 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rng.h"
-#include "core/threads.h"
 #include "core/timer.h"
 #include "eval/load.h"
 #include "finetune/ftckpt.h"
@@ -381,11 +380,10 @@ int pvlm_cmd_finetune(int argc, char **argv) {
 
     pvlm_err err;
     pvlm_comm comm;
-    if (pvlm_comm_install_signals(&err) || pvlm_comm_init(&comm, &argc, &argv, &err)) {
+    if (pvlm_comm_start(&comm, &argc, &argv, o.threads, &err)) {
         fprintf(stderr, "pvlm finetune: %s\n", err.msg);
         return 1;
     }
-    pvlm_threads_set(pvlm_threads_resolve(o.threads));
     char base_path[4096];
     pvlm_model_config cfg;
     pvlm_tokenizer *tok = NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/threads.h"
 
 /* Set by the handlers; the one process-wide variable of mpi/ (a handler can reach nothing else). */
 static volatile sig_atomic_t g_stop_signal;
@@ -195,4 +196,10 @@ void pvlm_comm_split(size_t n, int size, int rank, size_t *off, size_t *cnt) {
     size_t base = n / (size_t)size, rem = n % (size_t)size, r = (size_t)rank;
     *cnt = base + (r < rem ? 1 : 0);
     *off = r * base + (r < rem ? r : rem);
+}
+
+int pvlm_comm_start(pvlm_comm *c, int *argc, char ***argv, int threads, pvlm_err *err) {
+    if (pvlm_comm_install_signals(err) || pvlm_comm_init(c, argc, argv, err)) return -1;
+    pvlm_threads_set(pvlm_threads_resolve(threads));
+    return 0;
 }

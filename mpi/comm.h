@@ -43,6 +43,9 @@ void pvlm_comm_request_stop(int signo);
  * pvlm_err instead of aborting inside MPI. Also sets the log rank. */
 int pvlm_comm_init(pvlm_comm *c, int *argc, char ***argv, pvlm_err *err);
 void pvlm_comm_finalize(pvlm_comm *c);
+/* What every MPI subcommand does first: pvlm_comm_install_signals, pvlm_comm_init, then
+ * pvlm_threads_set(pvlm_threads_resolve(threads)) (threads 0: cores / ranks on the node). */
+int pvlm_comm_start(pvlm_comm *c, int *argc, char ***argv, int threads, pvlm_err *err);
 /* MPI_Abort(comm, code): the program-level "kill every rank now" (a rank that cannot continue
  * alone, the watchdog). Not used by library code paths that can return an error. */
 void pvlm_comm_abort(const pvlm_comm *c, int code);
