@@ -96,10 +96,11 @@ if [ ! -f "$OUT/run/done" ]; then
     sleep 1
   done
   signalled=0
+  sent_at=$(last_step)
   if kill -0 "$job" 2>/dev/null; then kill -USR1 "$job" && signalled=1; fi
   rc=0; wait "$job" || rc=$?
   show "$OUT/train1.log"
-  echo "first job: SIGUSR1 sent after step $(last_step); exit code $rc (3 = stopped after a checkpoint, as on preemption)"
+  echo "first job: SIGUSR1 sent at step $sent_at, checkpointed at step $(last_step), exit code $rc (3 = stopped after a checkpoint, as on preemption)"
   if [ "$signalled" -ne 1 ] || [ "$rc" -ne 3 ]; then
     # The signal did not stop the job as documented (it ended early or failed): show why and stop here
     # rather than report numbers of a run that was not interrupted and resumed.
@@ -186,7 +187,8 @@ for name, cs, vs in rows:
 table = "\n".join(lines)
 head = "Zero-shot on held-out google emoji (%d images, %d questions); CIDEr-D, BLEU-4, ROUGE-L x100; VQA accuracy in %%" % (
     L(f"{ev}/score_run.json")["n_images"], L(f"{ev}/vqa_score_run.json")["n_questions"])
-print("\n" + head + "\n\n" + table)
+notes = open(f"{ev}/notes.txt").read() if os.path.exists(f"{ev}/notes.txt") else ""
+print("\n" + head + "\n\n" + table + ("\n\n" + notes if notes else ""))
 # report with example images, generated captions (pretrained and before pretraining) and references
 rep = os.path.join(out, "report"); os.makedirs(rep, exist_ok=True)
 shutil.copy(os.path.join(out, "loss.png"), os.path.join(rep, "loss.png"))
@@ -212,7 +214,7 @@ for i in ids:
 with open(os.path.join(rep, "report.md"), "w") as f:
     f.write("# pvlm demo report\n\nZero-shot captioning (prompt \"a picture of\") and VQA of held-out google-style emoji "
             "after pretraining on apple, twitter and facebook emoji plus WordNet glosses as C4-format text.\n\n"
-            + head + "\n\n" + table + "\n\n## Training loss\n\n![loss](loss.png)\n\n## Examples\n\n"
+            + head + "\n\n" + table + "\n\n" + notes + "\n## Training loss\n\n![loss](loss.png)\n\n## Examples\n\n"
             + "\n".join(ex) + f"\n\nWall time of the demo: {time.time() - t0:.0f} s.\n")
 print(f"\nreport: {rep}/report.md   loss curve: {out}/loss.png   total {time.time() - t0:.0f} s")
 PY
