@@ -115,11 +115,11 @@ fi
 
 say "5/5 zero-shot evaluation on the held-out vendor (google)"
 EV=$OUT/eval; mkdir -p "$EV"
-# Decoding (docs/results.md "recipe search"): beam 3, length penalty 1, no repeated bigram; the same for
-# every model. pvlm caption/vqa fail with "gathered N results for M items" when a decoded text is not
+# Decoding (docs/results.md "recipe search"): greedy with pvlm caption's trigram repetition guard (beam 3
+# scored lower on the trained model); the same for every model. pvlm caption/vqa fail with "gathered N results for M items" when a decoded text is not
 # valid UTF-8 (an untrained model can emit a lone byte-level BPE token); the demo then decodes that model
 # again without the repetition guard (which is what pushes it onto rare tokens) and says so.
-CAPTION_DEC=(--beam 3 --length-penalty 1 --no-repeat-ngram 2 --max-len 12)
+CAPTION_DEC=(--beam 1 --no-repeat-ngram 3 --max-len 20)
 VQA_DEC=(--max-len 8)
 run_eval() { # kind model out log [decoding flags...]
   local kind=$1 m=$2 out=$3 log=$4; shift 4
