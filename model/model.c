@@ -92,6 +92,26 @@ int pvlm_model_config_validate(const pvlm_model_config *c, pvlm_err *err) {
     REQ(c->n_ctx >= 0 && c->n_ctx <= c->max_prefix_len, "n_ctx %d must lie in [0, max_prefix_len %d]", c->n_ctx,
         c->max_prefix_len);
     REQ(c->n_ctx_sets >= 1, "n_ctx_sets %d must be >= 1", c->n_ctx_sets);
+    /* Upper bounds: every row count, width and their products below stays far inside int / size_t
+     * (the code indexes rows with int and computes element offsets in size_t). Generous for any model
+     * this program can train; a corrupt or hostile config fails here instead of overflowing. */
+    int64_t g = c->image_size / c->patch_size;
+    REQ(c->image_size <= 8192 && g <= 1024, "image_size %d / patch_size %d too large (<= 8192 pixels, <= 1024 "
+        "patches per side)", c->image_size, c->patch_size);
+    REQ(c->d_model <= 65536 && c->d_ff <= 1048576 && c->n_enc_layers <= 1024 && c->n_dec_layers <= 1024,
+        "d_model %d / d_ff %d / layers %d+%d too large", c->d_model, c->d_ff, c->n_enc_layers, c->n_dec_layers);
+    REQ(c->vocab_size <= (1 << 24), "vocab_size %d too large (<= 2^24)", c->vocab_size);
+    REQ(c->max_prefix_len <= 65536 && c->max_suffix_len <= 65536 && c->n_vpt <= 65536 && c->n_ctx_sets <= 65536,
+        "max_prefix_len %d / max_suffix_len %d / n_vpt %d / n_ctx_sets %d too large (<= 65536)", c->max_prefix_len,
+        c->max_suffix_len, c->n_vpt, c->n_ctx_sets);
+    if (!strcmp(c->stem, "conv"))
+        REQ(c->conv_channels <= 4096 && c->conv_blocks <= 256, "conv_channels %d / conv_blocks %d too large",
+            c->conv_channels, c->conv_blocks);
+    int64_t d = c->d_model, L = (int64_t)c->n_enc_layers + c->n_dec_layers;
+    int64_t nparams = (int64_t)c->vocab_size * d + (g * g + c->max_prefix_len + c->max_suffix_len) * d +
+                      L * (4 * d * d + 2 * d * c->d_ff) + (int64_t)c->n_dec_layers * 4 * d * d +
+                      ((int64_t)c->n_vpt * c->n_enc_layers + (int64_t)c->n_ctx_sets * c->n_ctx) * d;
+    REQ(nparams <= ((int64_t)1 << 36), "model too large (about %lld parameters, > 2^36)", (long long)nparams);
 #undef REQ
     return 0;
 }
@@ -503,6 +523,11 @@ static int check_batch(const pvlm_model *m, const pvlm_batch *b, int need_target
         return pvlm_err_set(err, PVLM_EINVAL,
                             "model: batch shape B=%d S=%d Lp=%d Ls=%d does not fit the model (S=%d, Lp<=%d, Ls<=%d)",
                             b->B, b->S, b->Lp, b->Ls, c->image_size, c->max_prefix_len, c->max_suffix_len);
+    /* row counts are ints: B*T encoder rows, B*Ls decoder rows, B*S*S*3 pixels (with room to spare) */
+    int64_t T = pvlm_model_enc_len(c);
+    if ((int64_t)b->B * T > (1 << 28) || (int64_t)b->B * b->Ls > (1 << 28) ||
+        (int64_t)b->B * b->S * b->S * 3 > ((int64_t)1 << 30))
+        return pvlm_err_set(err, PVLM_EINVAL, "model: batch of %d samples too large for this model", b->B);
     int V = c->vocab_size;
     for (int i = 0; i < b->B; i++) {
         if (b->prefix_len[i] < 0 || b->prefix_len[i] > b->Lp)
