@@ -27,6 +27,13 @@ static void test_config(void) {
     tiny_config(&c);
     c.image_size = 10;
     CHECK(pvlm_model_config_validate(&c, &err) == -1);
+    /* sizes that would overflow int arithmetic are rejected (fuzz reproducer image-size-int-overflow) */
+    tiny_config(&c);
+    c.image_size = 65536, c.patch_size = 1;
+    CHECK(pvlm_model_config_validate(&c, &err) == -1 && strstr(err.msg, "image_size"));
+    tiny_config(&c);
+    c.vocab_size = 1 << 24, c.d_model = 65536, c.n_heads = 1;
+    CHECK(pvlm_model_config_validate(&c, &err) == -1 && strstr(err.msg, "too large"));
 }
 
 static void test_views_init(void) {
