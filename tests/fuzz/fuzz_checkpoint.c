@@ -1,7 +1,8 @@
 /* fuzz_checkpoint.c - model/checkpoint.h: pvlm_model_load (and pvlm_model_read_config) on mutated
- * model files. Seeds are tiny valid models (gen_seeds). Configs too big to create quickly are only
- * read: pvlm_model_config_validate has no upper bounds, and a huge image_size / patch_size overflows
- * int in pvlm_model_create (reproducer in tests/fuzz/pending/checkpoint/, model/ owns the fix). */
+ * model files. Seeds are tiny valid models (gen_seeds). Configs too big to create quickly (valid
+ * ones go up to 2^36 parameters) are only read. regressions/checkpoint/image-size-int-overflow: a
+ * config whose image_size / patch_size overflowed int in pvlm_model_create, now refused by
+ * pvlm_model_config_validate (model/model.c). */
 #include <stdlib.h>
 
 #include "fuzz.h"
