@@ -79,10 +79,11 @@ TRAIN=(--images "$OUT/shards/img/manifest.json" --text "$OUT/shards/txt/manifest
 [ -d "$OUT/init" ] || "${MPIRUN[@]}" "$PVLM" pretrain "${TRAIN[@]}" --steps 1 --lr 0 --warmup 0 \
   --ckpt-dir "$OUT/init" --metrics /dev/null >"$OUT/init.log" 2>&1
 show() { grep -E "step .*/|checkpoint:|resum|done:|stop|Forwarding" "$1" | cut -c1-170 || true; }
-# steps finished so far = last "step" field in the metrics JSONL (rank 0 appends one line per step)
+# steps finished so far: rank 0 appends one metrics line per step, whose "step" field is the 0-based
+# index of the step (the progress line and the checkpoint names count finished steps: index + 1)
 last_step() {
   local s; s=$(tail -n 1 "$OUT/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p' || true)
-  echo "${s:-0}"
+  if [ -n "$s" ]; then echo $((s + 1)); else echo 0; fi
 }
 if [ ! -f "$OUT/run/done" ]; then
   rm -f "$OUT/metrics.jsonl"
