@@ -11,7 +11,10 @@
 #   5. zero-shot captioning and VQA on the held-out vendor, scored with pvlm score, beside two
 #      baselines measured the same way (the most frequent training caption / answer, and the same
 #      model before pretraining); results table, loss curve PNG and a Markdown report
-# Everything goes to $OUT (default ./demo-out). Re-running reuses downloads, data and shards.
+# Everything goes to $OUT (default ./demo-out); the build to $BUILD (default ./build). Re-running reuses
+# downloads, data, shards and a finished training run (an unfinished one resumes from its checkpoint).
+# The recipe can be changed through the environment (STEPS, MICRO, PATCH, LR, WARMUP, TEXT_RATIO, STOP_AT,
+# N_TEST); docs/results.md has the numbers and wall time of the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
