@@ -26,6 +26,37 @@ void pvlm_gen_texts_free(char **texts, size_t n) {
     free(texts);
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, surrogates or code points
+ * above U+10FFFF), or 0 if the bytes there are not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    if (s[0] < 0x80) return 1;
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || len > n || s[0] > 0xF4) return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
+    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
+char *pvlm_gen_utf8_sanitize(const char *s) {
+    size_t n = strlen(s), w = 0;
+    char *out = malloc(3 * n + 1); /* each bad byte becomes the 3-byte U+FFFD */
+    if (!out) return NULL;
+    for (size_t r = 0; r < n;) {
+        size_t k = utf8_seq((const unsigned char *)s + r, n - r);
+        if (k) {
+            memcpy(out + w, s + r, k);
+            w += k, r += k;
+        } else {
+            memcpy(out + w, "\xEF\xBF\xBD", 3);
+            w += 3, r += 1;
+        }
+    }
+    out[w] = '\0';
+    return out;
+}
+
 void pvlm_gen_clean_text(char *s) {
     size_t w = 0;
     int space = 1; /* drop leading space */
@@ -189,8 +220,12 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
                 rc = pvlm_tokenizer_decode_alloc(tok, ids + (size_t)r * (size_t)max_len, (size_t)lens[r],
                                                  PVLM_TOK_SKIP_SPECIAL, &text, &len, err);
                 if (rc == 0) {
-                    pvlm_gen_clean_text(text);
-                    out[start - lo + (size_t)r] = text;
+                    /* byte-level BPE can emit a partial UTF-8 sequence; results are JSON text */
+                    char *clean = pvlm_gen_utf8_sanitize(text);
+                    free(text);
+                    if (!clean) rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+                    else pvlm_gen_clean_text(clean);
+                    out[start - lo + (size_t)r] = clean;
                 }
             }
         }
@@ -224,13 +259,16 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
     double t0 = pvlm_now();
     int rc = run_local(m, tok, shard, items, lo, hi, cfg, mine, &img_errors, rank == 0, n, world, err);
     double secs = pvlm_now() - t0;
-    /* Agree on failure before collectives, so one failing rank cannot leave the others waiting. */
+    /* Build this rank's JSON part, then agree on failure before the collective gather, so one failing
+     * rank cannot leave the others waiting in it. */
+    json_t *arr = json_array(), *all = NULL;
+    for (size_t i = 0; rc == 0 && i < hi - lo; i++)
+        if (json_array_append_new(arr, json_string(mine[i] ? mine[i] : "")))
+            rc = pvlm_err_set(err, PVLM_EINVAL, "result of item %zu is not valid UTF-8", lo + i);
     int any_fail = rc != 0;
     if (comm && pvlm_comm_or(comm, rc != 0, &any_fail, err)) rc = -1;
     if (any_fail && rc == 0) rc = pvlm_err_set(err, PVLM_EMPI, "generation failed on another rank");
     if (rc == 0) {
-        json_t *arr = json_array(), *all = NULL;
-        for (size_t i = 0; i < hi - lo; i++) json_array_append_new(arr, json_string(mine[i] ? mine[i] : ""));
         if (comm) rc = pvlm_comm_gather_json(comm, arr, &all, 0, err);
         else all = json_pack("[O]", arr);
         if (rc == 0 && rank == 0) {
@@ -246,9 +284,9 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
             if (rc == 0) *texts = outv;
             else pvlm_gen_texts_free(outv, n);
         }
-        json_decref(arr);
-        json_decref(all);
     }
+    json_decref(arr);
+    json_decref(all);
     if (stats) {
         double v[3] = {(double)(hi - lo), (double)img_errors, secs};
         if (comm) {
