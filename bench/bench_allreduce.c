@@ -19,16 +19,7 @@
 #include "core/timer.h"
 #include "mpi/comm.h"
 #include "mpi/reducer.h"
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench/bench_util.h"
 
 int main(int argc, char **argv) {
     pvlm_err err = {0};
@@ -78,7 +69,7 @@ int main(int argc, char **argv) {
                 MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, c.comm);
                 if (k >= 0) t[k] = dt;
             }
-            tm[mode] = median(t, reps);
+            tm[mode] = bench_median(t, reps);
             if (mode > 0) pvlm_reducer_free(&r);
         }
         double bytes = (double)n * sizeof(float);

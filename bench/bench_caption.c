@@ -19,17 +19,7 @@
 #include "core/timer.h"
 #include "model/decode.h"
 #include "model/model.h"
-
-static double cpu_now(void) { /* process CPU seconds: robust to time-slicing on a shared machine */
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench/bench_util.h"
 
 int main(int argc, char **argv) {
     int B = 32, max_len = 20, reps = 3, beams[8] = {1, 3}, nb = 2;
@@ -75,17 +65,17 @@ int main(int argc, char **argv) {
         dc.beam_size = beams[k], dc.max_len = max_len, dc.min_len = max_len;
         double t[16], tc[16];
         for (int r = 0; r < reps && r < 16; r++) {
-            double t0 = pvlm_now(), c0 = cpu_now();
+            double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
             if (pvlm_decode(&m, &b, &dc, ids, len, NULL, &err)) {
                 fprintf(stderr, "bench_caption: %s\n", err.msg);
                 return 1;
             }
             t[r] = pvlm_now() - t0;
-            tc[r] = (cpu_now() - c0) / threads;
+            tc[r] = (bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / threads;
         }
         int n = reps < 16 ? reps : 16;
-        qsort(t, (size_t)n, sizeof t[0], cmp_d);
-        qsort(tc, (size_t)n, sizeof tc[0], cmp_d);
+        qsort(t, (size_t)n, sizeof t[0], bench_cmp_double);
+        qsort(tc, (size_t)n, sizeof tc[0], bench_cmp_double);
         double med = t[n / 2], medc = tc[n / 2];
         printf("  beam %d: %.1f images/s wall, %.1f images/s by CPU time / threads (median of %d; %.3f s wall per batch of %d)\n",
                beams[k], B / med, B / medc, n, med, B);

@@ -43,6 +43,7 @@
 #include "io/textshard.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "bench/bench_util.h"
 
 typedef struct strv {
     char **s;
@@ -189,15 +190,6 @@ static int build_images(const char *dir, const strv *caps, int n, int stored, pv
     return rc;
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 typedef struct run_result {
     double samples_per_s, tokens_per_s, wait_frac, produce_per_batch, frames_per_text;
 } run_result;
@@ -245,9 +237,9 @@ static int run(pvlm_loader_config *c, int nb, double step_s, int reps, run_resul
         pvlm_batch_free(&b);
         pvlm_loader_close(L);
     }
-    out->samples_per_s = median(sps, reps), out->tokens_per_s = median(tps, reps);
-    out->wait_frac = median(wf, reps), out->produce_per_batch = median(pb, reps);
-    out->frames_per_text = median(fpt, reps);
+    out->samples_per_s = bench_median(sps, reps), out->tokens_per_s = bench_median(tps, reps);
+    out->wait_frac = bench_median(wf, reps), out->produce_per_batch = bench_median(pb, reps);
+    out->frames_per_text = bench_median(fpt, reps);
     return 0;
 }
 
@@ -311,12 +303,12 @@ static void compression(const strv *docs, int reps) {
         raw_doc_test += sz[i], comp_doc_test += ZSTD_compressCCtx(cc, cbuf, cap, all + o, sz[i], 3);
     printf("compression (zstd -3, %zu docs, %.1f MiB, mean doc %.0f B):\n", n, total / 1048576.0, (double)total / n);
     printf("  1 MiB frames:            ratio %.2f   random doc access = decompress one frame: %.2f ms\n",
-           (double)total / comp_frames, median(t_frame, reps) * 1e3);
+           (double)total / comp_frames, bench_median(t_frame, reps) * 1e3);
     printf("  per doc, no dictionary:  ratio %.2f\n", (double)total / comp_doc);
     if (comp_dict)
         printf("  per doc, %zu B dict:     ratio %.2f (on held-out half; no-dict on same half %.2f)   decompress one "
                "doc: %.1f us\n",
-               dlen, (double)raw_test / comp_dict, (double)raw_doc_test / comp_doc_test, median(t_doc, reps) * 1e6);
+               dlen, (double)raw_test / comp_dict, (double)raw_doc_test / comp_doc_test, bench_median(t_doc, reps) * 1e6);
     ZSTD_freeCCtx(cc), ZSTD_freeDCtx(dc);
     free(cbuf), free(dbuf), free(dict), free(all), free(sz);
 }
@@ -402,8 +394,8 @@ int main(int argc, char **argv) {
             double dt = pvlm_now() - t0;
             mbs[r] = bytes / dt / 1e6, tks[r] = ntok / dt;
         }
-        printf("tokenizer encode (whole docs, 1 core): %.2f MB/s, %.0f tokens/s\n", median(mbs, reps),
-               median(tks, reps));
+        printf("tokenizer encode (whole docs, 1 core): %.2f MB/s, %.0f tokens/s\n", bench_median(mbs, reps),
+               bench_median(tks, reps));
         free(ids);
         pvlm_tok_cache_free(tc);
     }
@@ -461,7 +453,7 @@ int main(int argc, char **argv) {
             }
             ts[k] = pvlm_now() - t0;
         }
-        double st = median(ts, model_steps < 32 ? model_steps : 32);
+        double st = bench_median(ts, model_steps < 32 ? model_steps : 32);
         printf("trainer peer: forward+backward of the model bench config (%.1fM params) on a loader batch, 1 thread: "
                "%.0f ms/step = %.0f samples/s\n",
                m.n_params / 1e6, st * 1e3, c.B / st);

@@ -16,15 +16,7 @@
 
 #include "core/timer.h"
 #include "eval/capscore.h"
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench/bench_util.h"
 
 int main(int argc, char **argv) {
     const char *shared = getenv("PVLM_SHARED") ? getenv("PVLM_SHARED") : "../shared";
@@ -95,9 +87,9 @@ int main(int argc, char **argv) {
     printf("  %-10s %8s %8s\n", "phase", "wall", "cpu");
     for (int k = 0; k < 7; k++) {
         if (k == 0)
-            printf("  %-10s %8.4f %8s\n", names[k], median(t[k], runs), "-");
+            printf("  %-10s %8.4f %8s\n", names[k], bench_median(t[k], runs), "-");
         else
-            printf("  %-10s %8.4f %8.4f\n", names[k], median(t[k], runs), median(c[k], runs));
+            printf("  %-10s %8.4f %8.4f\n", names[k], bench_median(t[k], runs), bench_median(c[k], runs));
     }
     double la[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "r");

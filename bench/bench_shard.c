@@ -26,18 +26,9 @@
 #include "core/timer.h"
 #include "io/image.h"
 #include "io/imgshard.h"
+#include "bench/bench_util.h"
 
 extern char **environ;
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Smooth shapes + fine noise, so JPEG sizes and decode work resemble photos. */
 static void photo(pvlm_image *im, pvlm_rng *r) {
@@ -55,16 +46,10 @@ static void photo(pvlm_image *im, pvlm_rng *r) {
         }
 }
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Returns images per CPU-second (robust on a shared, loaded machine); *wall_rate gets images/s. */
 static double pipeline(char **files, int n, int S, int scaled, double *wall_rate) {
     pvlm_image_codec *codec = pvlm_image_codec_new(NULL);
-    double t0 = pvlm_now(), c0 = cpu_now();
+    double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
     for (int i = 0; i < n; i++) {
         char *data;
         size_t len;
@@ -96,7 +81,7 @@ static double pipeline(char **files, int n, int S, int scaled, double *wall_rate
         }
         free(data);
     }
-    double dt = pvlm_now() - t0, dc = cpu_now() - c0;
+    double dt = pvlm_now() - t0, dc = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
     pvlm_image_codec_free(codec);
     *wall_rate = n / dt;
     return n / dc;
@@ -167,9 +152,9 @@ int main(int argc, char **argv) {
         peer[k] = pipeline(files, n, S, 0, &pw[k]);
     }
     printf("  %-40s %9s %14s\n", "", "images/s", "images/CPU-s");
-    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, DCT-scaled decode", median(vw, runs), median(v, runs));
-    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, full-size decode (peer)", median(pw, runs),
-           median(peer, runs));
+    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, DCT-scaled decode", bench_median(vw, runs), bench_median(v, runs));
+    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, full-size decode (peer)", bench_median(pw, runs),
+           bench_median(peer, runs));
     free(peer);
     free(pw);
     char targ[16], sarg[16];
@@ -197,7 +182,7 @@ int main(int argc, char **argv) {
     }
     char label[64];
     snprintf(label, sizeof label, "pvlm shard images --threads %d (e2e)", T);
-    printf("  %-40s %9.1f %14.1f\n", label, median(vw, runs), median(v, runs));
+    printf("  %-40s %9.1f %14.1f\n", label, bench_median(vw, runs), bench_median(v, runs));
     free(vw);
     for (int i = 0; i < n; i++) free(files[i]);
     free(files);

@@ -24,24 +24,7 @@
 #include "core/fsutil.h"
 #include "core/timer.h"
 #include "io/tokenizer.h"
-
-/* CPU seconds of this thread: on a shared machine wall time also counts other processes'
- * turns on the core, so "MB/s per core" is measured in CPU time (wall time is printed too). */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench/bench_util.h"
 
 static int count_piece(const char *s, size_t n, void *arg) {
     (void)s;
@@ -107,33 +90,33 @@ int main(int argc, char **argv) {
     int64_t nids = 0;
     for (int r = 0; r < runs; r++) {
         pvlm_tok_cache *c = pvlm_tok_cache_new(0, &err);
-        double t0 = pvlm_now(), c0 = cpu_now();
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
         nids = pvlm_tokenizer_encode(t, c, text, len, ids, cap_ids, &err);
-        v[r] = len / 1e6 / (cpu_now() - c0);
+        v[r] = len / 1e6 / (bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
         w[r] = len / 1e6 / (pvlm_now() - t0);
         pvlm_tok_cache_free(c);
     }
-    double cached = median(v, runs);
+    double cached = bench_median(v, runs);
     printf("pvlm encode, word cache (fresh per run)   %8.2f MB/s cpu %8.2f MB/s wall  (%lld ids, %.2f bytes/id)\n",
-           cached, median(w, runs), (long long)nids, (double)len / (double)nids);
+           cached, bench_median(w, runs), (long long)nids, (double)len / (double)nids);
     for (int r = 0; r < runs; r++) {
-        double t0 = pvlm_now(), c0 = cpu_now();
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
         pvlm_tokenizer_encode(t, NULL, text, len, ids, cap_ids, &err);
-        v[r] = len / 1e6 / (cpu_now() - c0);
+        v[r] = len / 1e6 / (bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
         w[r] = len / 1e6 / (pvlm_now() - t0);
     }
-    printf("pvlm encode, no cache                     %8.2f MB/s cpu %8.2f MB/s wall\n", median(v, runs),
-           median(w, runs));
+    printf("pvlm encode, no cache                     %8.2f MB/s cpu %8.2f MB/s wall\n", bench_median(v, runs),
+           bench_median(w, runs));
     for (int r = 0; r < runs; r++) {
         size_t total = 0;
-        double t0 = pvlm_now(), c0 = cpu_now();
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
         pvlm_tokenizer_pretokenize(text, len, count_piece, &total);
-        v[r] = len / 1e6 / (cpu_now() - c0);
+        v[r] = len / 1e6 / (bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
         w[r] = len / 1e6 / (pvlm_now() - t0);
         if (total != len) printf("pretokenize lost bytes!\n");
     }
-    printf("pvlm pre-tokenization only                %8.2f MB/s cpu %8.2f MB/s wall\n", median(v, runs),
-           median(w, runs));
+    printf("pvlm pre-tokenization only                %8.2f MB/s cpu %8.2f MB/s wall\n", bench_median(v, runs),
+           bench_median(w, runs));
 
     /* peer: the reference encoder under node, on the first ~2 MB (whole lines): it runs at
      * well under 1 MB/s, so the whole text would take minutes per run; pvlm is timed on
@@ -142,14 +125,14 @@ int main(int argc, char **argv) {
     while (plen < len && text[plen - 1] != '\n') plen++;
     for (int r = 0; r < runs; r++) {
         pvlm_tok_cache *c = pvlm_tok_cache_new(0, &err);
-        double t0 = pvlm_now(), c0 = cpu_now();
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
         pvlm_tokenizer_encode(t, c, text, plen, ids, cap_ids, &err);
-        v[r] = plen / 1e6 / (cpu_now() - c0);
+        v[r] = plen / 1e6 / (bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
         w[r] = plen / 1e6 / (pvlm_now() - t0);
         pvlm_tok_cache_free(c);
     }
-    printf("pvlm encode, word cache, first %.2f MB    %8.2f MB/s cpu %8.2f MB/s wall\n", plen / 1e6, median(v, runs),
-           median(w, runs));
+    printf("pvlm encode, word cache, first %.2f MB    %8.2f MB/s cpu %8.2f MB/s wall\n", plen / 1e6, bench_median(v, runs),
+           bench_median(w, runs));
     fd = open(tpath, O_WRONLY | O_TRUNC);
     if (fd < 0 || write(fd, text, plen) != (ssize_t)plen) {
         fprintf(stderr, "bench_tokenizer: cannot write %s\n", tpath);

@@ -30,24 +30,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/optim.h"
-
-/* Process CPU seconds (all threads). On a shared, oversubscribed machine wall time measures the
- * neighbours as much as the program; CPU time divided by the thread count is the contention-robust
- * estimate of the uncontended wall time, reported beside it. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench/bench_util.h"
 
 static double sgemm_peak(int n, int reps, int threads, double *cpu_based) {
     float *a = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL), *b = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL);
@@ -56,13 +39,13 @@ static double sgemm_peak(int n, int reps, int threads, double *cpu_based) {
     double t[16], tc[16];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     for (int r = 0; r < reps; r++) {
-        double t0 = pvlm_now(), c0 = cpu_now();
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        t[r] = pvlm_now() - t0, tc[r] = (cpu_now() - c0) / threads;
+        t[r] = pvlm_now() - t0, tc[r] = (bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / threads;
     }
     pvlm_free(a), pvlm_free(b), pvlm_free(c);
-    *cpu_based = 2.0 * n * (double)n * n / median(tc, reps) / 1e9;
-    return 2.0 * n * (double)n * n / median(t, reps) / 1e9;
+    *cpu_based = 2.0 * n * (double)n * n / bench_median(tc, reps) / 1e9;
+    return 2.0 * n * (double)n * n / bench_median(t, reps) / 1e9;
 }
 
 static void make_batch(pvlm_batch *b, const pvlm_model_config *c) {
@@ -182,7 +165,7 @@ int main(int argc, char **argv) {
         double tm[PVLM_TIME_N] = {0};
         for (int s = 0; s < warmup + steps; s++) {
             if (s == warmup) pvlm_model_times_reset(&m);
-            double t0 = pvlm_now(), c0 = cpu_now();
+            double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
             float loss;
             pvlm_model_zero_grad(&m);
             if (pvlm_model_forward(&m, &b, ntg, &loss, NULL, NULL, &err) ||
@@ -194,10 +177,10 @@ int main(int argc, char **argv) {
             stepno++;
             pvlm_optim_adamw(&m, m.params, m.grads, m1, m2, 0, m.n_params, NULL, 1e-5, pvlm_optim_clip_scale(gn, 1.0),
                              stepno, &oc);
-            if (s >= warmup) ts[s - warmup] = pvlm_now() - t0, tcs[s - warmup] = (cpu_now() - c0) / th;
+            if (s >= warmup) ts[s - warmup] = pvlm_now() - t0, tcs[s - warmup] = (bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / th;
         }
         pvlm_model_times(&m, tm);
-        double step = median(ts, steps), stepc = median(tcs, steps);
+        double step = bench_median(ts, steps), stepc = bench_median(tcs, steps);
         double spsc = batch / stepc, gfc = flops / stepc / 1e9;
         double sps = batch / step, gf = flops / step / 1e9;
         printf("\n[threads %d] SGEMM peak (2048^3, median of 5): %.1f GFLOP/s wall, %.1f GFLOP/s by CPU time\n", th,
