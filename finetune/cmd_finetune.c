@@ -119,7 +119,7 @@ static int evaluate(const eval_ctx *e, pvlm_model *m, double *score, pvlm_err *e
     int n = d->n_test, rank = e->comm->rank, world = e->comm->size;
     int lo = (int)((int64_t)n * rank / world), hi = (int)((int64_t)n * (rank + 1) / world);
     int lm = d->task == PVLM_FT_CAPTION || d->task == PVLM_FT_VQA;
-    int per = lm ? 1 : (d->task == PVLM_FT_CLASSIFY ? d->n_classes : 5);
+    int per = pvlm_ft_max_group_rows(d);
     int B = e->eval_batch * per;
     pvlm_batch b;
     if (pvlm_batch_alloc(&b, B, d->S, m->cfg.max_prefix_len, m->cfg.max_suffix_len, err)) return -1;
@@ -134,8 +134,7 @@ static int evaluate(const eval_ctx *e, pvlm_model *m, double *score, pvlm_err *e
         pvlm_batch_clear(&b, m->cfg.pad_id);
         for (int g = 0; g < ng && rc == 0; g++) {
             row0[g] = r;
-            int k = lm ? pvlm_ft_fill_lm(d, &d->test[i + g], e->rs, &b, r, err) == 0 ? 1 : -1
-                       : pvlm_ft_fill_group(d, &d->test[i + g], e->rs, &b, r, err);
+            int k = pvlm_ft_fill_group(d, &d->test[i + g], e->rs, &b, r, err);
             if (k < 0) rc = -1;
             else r += k;
         }
@@ -182,7 +181,7 @@ static int train(const run_ctx *rc_, pvlm_model *m, const int *idx, int n, uint6
     const ft_opts *o = rc_->o;
     int world = rc_->comm->size, rank = rc_->comm->rank;
     int lm = d->task == PVLM_FT_CAPTION || d->task == PVLM_FT_VQA;
-    int per = lm ? 1 : (d->task == PVLM_FT_CLASSIFY ? d->n_classes : 5);
+    int per = pvlm_ft_max_group_rows(d);
     int G = o->batch, Gglob = G * world;
     pvlm_optim_config oc;
     pvlm_optim_config_default(&oc);
@@ -226,8 +225,7 @@ static int train(const run_ctx *rc_, pvlm_model *m, const int *idx, int n, uint6
             int g = gg % G;
             row0[g] = r;
             label[g] = d->train[item].label;
-            int k = lm ? (pvlm_ft_fill_lm(d, &d->train[item], rc_->rs, &b, r, err) == 0 ? 1 : -1)
-                       : pvlm_ft_fill_group(d, &d->train[item], rc_->rs, &b, r, err);
+            int k = pvlm_ft_fill_group(d, &d->train[item], rc_->rs, &b, r, err);
             if (k < 0) rc = -1;
             else r += k;
         }

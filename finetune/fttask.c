@@ -222,6 +222,12 @@ int pvlm_ft_group_rows(const pvlm_ft_data *d, const pvlm_ft_item *it) {
     return 1;
 }
 
+int pvlm_ft_max_group_rows(const pvlm_ft_data *d) {
+    if (d->task == PVLM_FT_CLASSIFY) return d->n_classes;
+    if (d->task == PVLM_FT_GROUND) return PVLM_CPT_NCOLOURS;
+    return 1;
+}
+
 /* Row r: image (may be NULL = text-only), prefix = n_ctx placeholders + text, target text + eos. */
 static int fill_row(pvlm_batch *b, int r, const uint8_t *rgb, const char *prefix, const char *target, int ctx_set,
                     const pvlm_ft_rowspec *rs, pvlm_err *err) {
@@ -268,6 +274,8 @@ int pvlm_ft_fill_group(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm
     size_t S3 = (size_t)d->S * (size_t)d->S * 3;
     const uint8_t *img = d->pixels + (size_t)it->image * S3;
     if (r0 + rows > b->B) return pvlm_err_set(err, PVLM_EINVAL, "finetune batch too small for a group of %d rows", rows);
+    if (d->task == PVLM_FT_CAPTION || d->task == PVLM_FT_VQA)
+        return fill_row(b, r0, img, it->prefix, it->target, 0, rs, err) ? -1 : 1;
     if (d->task == PVLM_FT_CLASSIFY) {
         for (int c = 0; c < rows; c++) {
             char tgt[1024];
@@ -300,12 +308,6 @@ int pvlm_ft_fill_group(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm
     }
     free(painted);
     return rows;
-}
-
-int pvlm_ft_fill_lm(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b, int r,
-                    pvlm_err *err) {
-    size_t S3 = (size_t)d->S * (size_t)d->S * 3;
-    return fill_row(b, r, d->pixels + (size_t)it->image * S3, it->prefix, it->target, 0, rs, err);
 }
 
 int pvlm_ft_objective_fn(void *ctx, const pvlm_batch *b, const double *sample_ce, double n_targets_global,

@@ -65,12 +65,12 @@ typedef struct pvlm_ft_rowspec {
 
 /* Number of rows group `it` needs. */
 int pvlm_ft_group_rows(const pvlm_ft_data *d, const pvlm_ft_item *it);
-/* Fill rows [r0, r0 + rows) of b with group `it`; returns the number of rows written or -1. */
+/* The most rows any group (or LM item) of d needs: batch rows per group when sizing batches. */
+int pvlm_ft_max_group_rows(const pvlm_ft_data *d);
+/* Fill rows [r0, r0 + rows) of b with group `it` (an LM item is one row: image + prefix -> target);
+ * returns the number of rows written or -1. */
 int pvlm_ft_fill_group(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b,
                        int r0, pvlm_err *err);
-/* Fill row r of b with LM item `it` (image + prefix -> target). */
-int pvlm_ft_fill_lm(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b, int r,
-                    pvlm_err *err);
 
 /* The group cross-entropy objective (mpi/dp.h objective hook). */
 typedef struct pvlm_ft_objective {
