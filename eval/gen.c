@@ -127,29 +127,54 @@ static int encode_into(const pvlm_tokenizer *tok, pvlm_tok_cache *cache, const c
     return n > cap ? cap : (int)n;
 }
 
+/* The closed-set candidates, tokenized once per run: ids [k * stride, k * stride + len[k]). */
+typedef struct cand_ids {
+    int32_t *ids;
+    int *len;
+    int stride;
+} cand_ids;
+
+static void cand_ids_free(cand_ids *c) {
+    free(c->ids), free(c->len);
+    c->ids = NULL, c->len = NULL;
+}
+
+/* Each candidate with a leading space, as it follows the prefix in the training captions
+ * ("... answer: <answer>"), truncated to stride tokens (room for eos in the suffix). */
+static int cand_ids_encode(cand_ids *c, const pvlm_tokenizer *tok, pvlm_tok_cache *cache, const pvlm_gen_config *cfg,
+                           int stride, pvlm_err *err) {
+    c->stride = stride;
+    c->ids = malloc((size_t)cfg->n_candidates * (size_t)stride * sizeof *c->ids);
+    c->len = malloc((size_t)cfg->n_candidates * sizeof *c->len);
+    if (!c->ids || !c->len) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for %d candidates", cfg->n_candidates);
+    for (int k = 0; k < cfg->n_candidates; k++) {
+        size_t tl = strlen(cfg->candidates[k]);
+        char *text = malloc(tl + 2);
+        if (!text) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+        text[0] = ' ';
+        memcpy(text + 1, cfg->candidates[k], tl + 1);
+        c->len[k] = encode_into(tok, cache, text, c->ids + (size_t)k * (size_t)stride, stride, err);
+        free(text);
+        if (c->len[k] < 0) return -1;
+    }
+    return 0;
+}
+
 /* Pick the candidate with the highest (optionally length-normalised) log-likelihood for each row. */
-static int score_candidates(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_tok_cache *cache, pvlm_batch *b, int rows,
-                            const pvlm_gen_config *cfg, int *best, pvlm_err *err) {
+static int score_candidates(pvlm_model *m, const cand_ids *cands, pvlm_batch *b, int rows, const pvlm_gen_config *cfg,
+                            int *best, pvlm_err *err) {
     const pvlm_model_config *mc = &m->cfg;
     double *bestv = malloc((size_t)rows * sizeof *bestv), *logp = malloc((size_t)b->B * sizeof *logp);
-    int32_t *ntok = malloc((size_t)b->B * sizeof *ntok), *ids = malloc((size_t)b->Ls * sizeof *ids);
-    if (!bestv || !logp || !ntok || !ids) {
-        free(bestv), free(logp), free(ntok), free(ids);
+    int32_t *ntok = malloc((size_t)b->B * sizeof *ntok);
+    if (!bestv || !logp || !ntok) {
+        free(bestv), free(logp), free(ntok);
         return pvlm_err_set(err, PVLM_ENOMEM, "out of memory scoring candidates");
     }
     for (int r = 0; r < rows; r++) best[r] = 0, bestv[r] = -1e300;
     int rc = 0;
     for (int k = 0; k < cfg->n_candidates && rc == 0; k++) {
-        char *text = NULL;
-        size_t tl = strlen(cfg->candidates[k]);
-        /* a leading space, as in the training captions "... answer: <answer>" */
-        text = malloc(tl + 2);
-        if (!text) { rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory"); break; }
-        text[0] = ' ';
-        memcpy(text + 1, cfg->candidates[k], tl + 1);
-        int n = encode_into(tok, cache, text, ids, b->Ls - 1, err);
-        free(text);
-        if (n < 0) { rc = -1; break; }
+        const int32_t *ids = cands->ids + (size_t)k * (size_t)cands->stride;
+        int n = cands->len[k];
         for (int r = 0; r < b->B; r++) {
             int32_t *din = b->dec_in + (size_t)r * (size_t)b->Ls, *tg = b->targets + (size_t)r * (size_t)b->Ls;
             for (int t = 0; t < b->Ls; t++) din[t] = mc->pad_id, tg[t] = PVLM_IGNORE;
@@ -164,7 +189,7 @@ static int score_candidates(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_tok_c
             if (v > bestv[r]) bestv[r] = v, best[r] = k;
         }
     }
-    free(bestv), free(logp), free(ntok), free(ids);
+    free(bestv), free(logp), free(ntok);
     return rc;
 }
 
@@ -183,11 +208,13 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
     int *best = malloc((size_t)B * sizeof *best);
     pvlm_imgrec rec;
     memset(&rec, 0, sizeof rec);
+    cand_ids cands = {NULL, NULL, 0};
     int rc = 0;
     if (!codec || !cache || !ids || !lens || !best) {
         rc = codec && cache ? pvlm_err_set(err, PVLM_ENOMEM, "out of memory in generation") : -1;
         goto done;
     }
+    if (cfg->n_candidates > 0 && (rc = cand_ids_encode(&cands, tok, cache, cfg, b.Ls - 1, err))) goto done;
     double t0 = pvlm_now(), last = t0;
     for (size_t start = lo; start < hi && rc == 0; start += (size_t)B) {
         int rows = (int)(hi - start < (size_t)B ? hi - start : (size_t)B);
@@ -207,7 +234,7 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
         }
         if (rc) break;
         if (cfg->n_candidates > 0) {
-            if ((rc = score_candidates(m, tok, cache, &b, rows, cfg, best, err))) break;
+            if ((rc = score_candidates(m, &cands, &b, rows, cfg, best, err))) break;
             for (int r = 0; r < rows; r++) {
                 out[start - lo + (size_t)r] = strdup(cfg->candidates[best[r]]);
                 if (!out[start - lo + (size_t)r]) rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
@@ -239,6 +266,7 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
         }
     }
 done:
+    cand_ids_free(&cands);
     pvlm_imgrec_free(&rec);
     free(ids), free(lens), free(best);
     pvlm_tok_cache_free(cache);
