@@ -54,66 +54,79 @@ def background(rng, size):
     return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
+CLASSES = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+
+
+def shape_image(rng, size, label):
+    """One classification image of class CLASSES[label]."""
+    colour, shape = CLASSES[label].split()
+    img = background(rng, size)
+    # a small distractor blob of another colour, so colour alone is not "any non-background pixel"
+    other = [c for c in COLOURS if c != colour][int(rng.integers(len(COLOURS) - 1))]
+    dx, dy = rng.integers(2, size - 2, 2)
+    img[max(0, dy - 1):dy + 2, max(0, dx - 1):dx + 2] = COLOURS[other]
+    r = rng.uniform(0.18, 0.32) * size
+    cx, cy = rng.uniform(r, size - r, 2)
+    img[shape_mask(size, shape, cx, cy, r)] = COLOURS[colour]
+    return img
+
+
 def classification(rng, n, size, outdir):
-    classes = [f"{c} {s}" for c in COLOURS for s in SHAPES]
     items = []
     for i in range(n):
-        label = int(rng.integers(len(classes)))
-        colour, shape = classes[label].split()
-        img = background(rng, size)
-        # a small distractor blob of another colour, so colour alone is not "any non-background pixel"
-        other = [c for c in COLOURS if c != colour][int(rng.integers(len(COLOURS) - 1))]
-        dx, dy = rng.integers(2, size - 2, 2)
-        img[max(0, dy - 1):dy + 2, max(0, dx - 1):dx + 2] = COLOURS[other]
-        r = rng.uniform(0.18, 0.32) * size
-        cx, cy = rng.uniform(r, size - r, 2)
-        img[shape_mask(size, shape, cx, cy, r)] = COLOURS[colour]
+        label = int(rng.integers(len(CLASSES)))
         name = f"cls_{i:05d}.png"
-        write_png(os.path.join(outdir, name), img)
+        write_png(os.path.join(outdir, name), shape_image(rng, size, label))
         items.append({"file": name, "label": label})
-    return classes, items
+    return CLASSES, items
+
+
+def scene(rng, size, unique_shapes=False):
+    """One grounding scene: (image, boxes [x, y, w, h], refs [{"expression", "box"}])."""
+    img = background(rng, size)
+    k = int(rng.integers(2, 4 if unique_shapes else 5))
+    kinds = list(rng.permutation(len(SHAPES))) if unique_shapes else None
+    objs = []
+    for _ in range(200):
+        if len(objs) == k:
+            break
+        # unique-shape scenes use larger shapes: at 32 px a 5 px circle and square look alike
+        r = rng.uniform(0.14, 0.22) * size if unique_shapes else rng.uniform(0.08, 0.2) * size
+        cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+        if any(abs(cx - o["cx"]) < r + o["r"] + 2 and abs(cy - o["cy"]) < r + o["r"] + 2 for o in objs):
+            continue
+        shape = SHAPES[kinds[len(objs)]] if unique_shapes else SHAPES[int(rng.integers(len(SHAPES)))]
+        objs.append({"cx": cx, "cy": cy, "r": r, "colour": list(COLOURS)[int(rng.integers(len(COLOURS)))],
+                     "shape": shape})
+    for o in objs:
+        img[shape_mask(size, o["shape"], o["cx"], o["cy"], o["r"])] = COLOURS[o["colour"]]
+    boxes = [[round(o["cx"] - o["r"], 2), round(o["cy"] - o["r"], 2), round(2 * o["r"], 2), round(2 * o["r"], 2)]
+             for o in objs]
+    refs = []
+    for t, o in enumerate(objs):
+        same_kind = [p for p in objs if p["shape"] == o["shape"]]
+        size_word = ""
+        if len(same_kind) > 1:
+            size_word = "small " if o["r"] == min(p["r"] for p in same_kind) else "big "
+        expr = f"the {size_word}{o['colour']} {o['shape']}"
+        others = [p for p in objs if p is not o and p["shape"] != o["shape"]]
+        if others:
+            p = others[0]
+            dx, dy = o["cx"] - p["cx"], o["cy"] - p["cy"]
+            # the axis with the larger separation, so the relation is visible
+            if abs(dx) >= abs(dy):
+                rel = "left of" if dx < 0 else "right of"
+            else:
+                rel = "above" if dy < 0 else "below"
+            expr += f" {rel} the {p['shape']}"
+        refs.append({"expression": expr, "box": t})
+    return img, boxes, refs
 
 
 def grounding(rng, n, size, outdir, unique_shapes=False):
     items = []
     for i in range(n):
-        img = background(rng, size)
-        k = int(rng.integers(2, 4 if unique_shapes else 5))
-        kinds = list(rng.permutation(len(SHAPES))) if unique_shapes else None
-        objs = []
-        for _ in range(200):
-            if len(objs) == k:
-                break
-            # unique-shape scenes use larger shapes: at 32 px a 5 px circle and square look alike
-            r = rng.uniform(0.14, 0.22) * size if unique_shapes else rng.uniform(0.08, 0.2) * size
-            cx, cy = rng.uniform(r + 1, size - r - 1, 2)
-            if any(abs(cx - o["cx"]) < r + o["r"] + 2 and abs(cy - o["cy"]) < r + o["r"] + 2 for o in objs):
-                continue
-            shape = SHAPES[kinds[len(objs)]] if unique_shapes else SHAPES[int(rng.integers(len(SHAPES)))]
-            objs.append({"cx": cx, "cy": cy, "r": r, "colour": list(COLOURS)[int(rng.integers(len(COLOURS)))],
-                         "shape": shape})
-        for o in objs:
-            img[shape_mask(size, o["shape"], o["cx"], o["cy"], o["r"])] = COLOURS[o["colour"]]
-        boxes = [[round(o["cx"] - o["r"], 2), round(o["cy"] - o["r"], 2), round(2 * o["r"], 2), round(2 * o["r"], 2)]
-                 for o in objs]
-        refs = []
-        for t, o in enumerate(objs):
-            same_kind = [p for p in objs if p["shape"] == o["shape"]]
-            size_word = ""
-            if len(same_kind) > 1:
-                size_word = "small " if o["r"] == min(p["r"] for p in same_kind) else "big "
-            expr = f"the {size_word}{o['colour']} {o['shape']}"
-            others = [p for p in objs if p is not o and p["shape"] != o["shape"]]
-            if others:
-                p = others[0]
-                dx, dy = o["cx"] - p["cx"], o["cy"] - p["cy"]
-                # the axis with the larger separation, so the relation is visible
-                if abs(dx) >= abs(dy):
-                    rel = "left of" if dx < 0 else "right of"
-                else:
-                    rel = "above" if dy < 0 else "below"
-                expr += f" {rel} the {p['shape']}"
-            refs.append({"expression": expr, "box": t})
+        img, boxes, refs = scene(rng, size, unique_shapes)
         name = f"grd_{i:05d}.png"
         write_png(os.path.join(outdir, name), img)
         items.append({"file": name, "width": size, "height": size, "boxes": boxes, "refs": refs})
