@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsutil.h"
+
 static int pvlm_test_checks, pvlm_test_failures;
 
 #define CHECK(cond)                                                                   \
@@ -59,6 +61,26 @@ static int pvlm_test_checks, pvlm_test_failures;
 static inline int pvlm_test_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, pvlm_test_checks, pvlm_test_failures);
     return pvlm_test_failures ? 1 : 0;
+}
+
+/* The test's scratch folder: $PVLM_TMP (CMake gives every test its own) or `fallback` when the test
+ * runs outside ctest, then "/sub" when sub is not NULL. Written to out (cap bytes) and created; with
+ * fresh, what an earlier run left there is removed first. Returns 0, or 1 after printing why the
+ * folder could not be made (the test then exits 1). */
+static inline int pvlm_test_scratch(char *out, size_t cap, const char *fallback, const char *sub, int fresh) {
+    const char *t = getenv("PVLM_TMP");
+    int n = snprintf(out, cap, "%s%s%s", t ? t : fallback, sub ? "/" : "", sub ? sub : "");
+    pvlm_err err = {0};
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "scratch folder name too long: %s\n", out);
+        return 1;
+    }
+    if (fresh) pvlm_rm_rf(out, NULL);
+    if (pvlm_mkdir_p(out, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    return 0;
 }
 
 /* Directory of shared test data (../shared beside the checkout); from the environment

@@ -357,13 +357,7 @@ static void test_optim(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *t = getenv("PVLM_TMP");
-    snprintf(base, sizeof base, "%s", t ? t : "/tmp/pvlm_test_ckpt_model");
-    pvlm_err err;
-    if (pvlm_mkdir_p(base, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (pvlm_test_scratch(base, sizeof base, "/tmp/pvlm_test_ckpt_model", NULL, 0)) return 1;
     const char *mode = argc > 1 ? argv[1] : "all";
     int all = !strcmp(mode, "all");
     if (all || !strcmp(mode, "roundtrip")) test_roundtrip();

@@ -476,13 +476,7 @@ static void test_nospace_at_commit(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    const char *t = getenv("PVLM_TMP");
-    snprintf(base, sizeof base, "%s", t ? t : "/tmp/pvlm_test_ckptdir");
-    pvlm_err err;
-    if (pvlm_mkdir_p(base, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (pvlm_test_scratch(base, sizeof base, "/tmp/pvlm_test_ckptdir", NULL, 0)) return 1;
     const char *mode = argc > 1 ? argv[1] : "all";
     int all = !strcmp(mode, "all");
     if (all || !strcmp(mode, "commit")) test_commit();

@@ -363,13 +363,7 @@ static void test_corrupt(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *t = getenv("PVLM_TMP");
-    snprintf(tmpdir, sizeof tmpdir, "%s", t ? t : "/tmp/pvlm_test_safetensors");
-    pvlm_err err;
-    if (pvlm_mkdir_p(tmpdir, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (pvlm_test_scratch(tmpdir, sizeof tmpdir, "/tmp/pvlm_test_safetensors", NULL, 0)) return 1;
     const char *mode = argc > 1 ? argv[1] : "all";
     if (!strcmp(mode, "roundtrip") || !strcmp(mode, "all")) test_roundtrip();
     if (!strcmp(mode, "corrupt") || !strcmp(mode, "all")) test_corrupt();

@@ -95,12 +95,9 @@ static void test_rng(void) {
 }
 
 static void test_hash_fs(void) {
-    const char *tmp = getenv("PVLM_TMP");
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/core", tmp ? tmp : "/tmp/pvlm-test-core");
     pvlm_err err;
-    pvlm_rm_rf(dir, &err);
-    CHECK_OK(pvlm_mkdir_p(dir, &err), &err);
+    CHECK(pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm-test-core", "core", 1) == 0);
     snprintf(path, sizeof path, "%s/a.bin", dir);
     const char data[] = "hello pvlm";
     CHECK_OK(pvlm_write_file_atomic(path, data, sizeof data, &err), &err);

@@ -28,12 +28,7 @@ static int add(pvlm_st_writer *w, const char *name, int dtype, int ndim, int64_t
 static int run_case(const char *name, const pvlm_model_config *cfg) {
     pvlm_err err = {0};
     char dir[2048], path[2300];
-    const char *tmp = getenv("PVLM_TMP");
-    snprintf(dir, sizeof dir, "%s/%s", tmp ? tmp : "/tmp/pvlm_torch_parity", name);
-    if (pvlm_mkdir_p(dir, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm_torch_parity", name, 0)) return 1;
     pvlm_model m;
     CHECK_OK(pvlm_model_create(&m, cfg, &err), &err);
     if (!m.params) return 1;

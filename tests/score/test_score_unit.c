@@ -321,11 +321,8 @@ static void test_vqa(void) {
     CHECK(pvlm_vqa_question_acc(&it, PVLM_VQA_PRE2021) == 1.0);
 
     /* files: official formats, and errors */
-    const char *tmp = getenv("PVLM_TMP");
-    char dir[1024], q[1200], a[1200], r[1200], cmd[1300];
-    snprintf(dir, sizeof dir, "%s", tmp ? tmp : "/tmp/pvlm-score-unit");
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-    CHECK(system(cmd) == 0);
+    char dir[1024], q[1200], a[1200], r[1200];
+    CHECK(pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm-score-unit", NULL, 0) == 0);
     snprintf(q, sizeof q, "%s/q.json", dir);
     snprintf(a, sizeof a, "%s/a.json", dir);
     snprintf(r, sizeof r, "%s/r.json", dir);

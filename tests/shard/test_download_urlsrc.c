@@ -354,9 +354,7 @@ static void test_failures_file(void) {
 }
 
 int main(void) {
-    const char *t = getenv("PVLM_TMP");
-    snprintf(g_dir, sizeof g_dir, "%s", t ? t : "/tmp/pvlm-test-urlsrc");
-    CHECK(pvlm_mkdir_p(g_dir, NULL) == 0);
+    if (pvlm_test_scratch(g_dir, sizeof g_dir, "/tmp/pvlm-test-urlsrc", NULL, 0)) return 1;
     test_tsv();
     test_csv();
     test_jsonl();

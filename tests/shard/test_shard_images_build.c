@@ -217,10 +217,7 @@ static void cfg_pairs(pvlm_shard_images_cfg *c, const char *pairs, const char *o
 
 int main(void) {
     pvlm_log_set_level(PVLM_LOG_ERROR);
-    const char *tmp = getenv("PVLM_TMP");
-    snprintf(root, sizeof root, "%s", tmp ? tmp : "/tmp/pvlm-test-shard-images-build");
-    pvlm_rm_rf(root, NULL);
-    pvlm_mkdir_p(root, NULL);
+    if (pvlm_test_scratch(root, sizeof root, "/tmp/pvlm-test-shard-images-build", NULL, 1)) return 1;
     char pairs[1200], o1[1200], o2[1200], o3[1200], o4[1200], o5[1200];
     snprintf(pairs, sizeof pairs, "%s/pairs", root);
     snprintf(o1, sizeof o1, "%s/out-raw", root);

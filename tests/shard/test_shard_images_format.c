@@ -74,12 +74,9 @@ static void *reader_thread(void *a) {
 }
 
 int main(void) {
-    const char *tmp = getenv("PVLM_TMP");
     char dir[1024], p1[1200], p2[1200], p3[1200];
-    snprintf(dir, sizeof dir, "%s/format", tmp ? tmp : "/tmp/pvlm-test-shard-images-format");
     pvlm_err err = {0};
-    pvlm_rm_rf(dir, NULL);
-    CHECK_OK(pvlm_mkdir_p(dir, &err), &err);
+    if (pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm-test-shard-images-format", "format", 1)) return 1;
     snprintf(p1, sizeof p1, "%s/a.lmdb", dir);
     snprintf(p2, sizeof p2, "%s/b.lmdb", dir);
     snprintf(p3, sizeof p3, "%s/empty.lmdb", dir);

@@ -144,12 +144,9 @@ static void test_utf8(void) {
 }
 
 int main(void) {
-    const char *tmp = getenv("PVLM_TMP");
     char dir[4096], out[4200], p[6][4300];
-    snprintf(dir, sizeof dir, "%s", tmp ? tmp : "/tmp/pvlm_test_shard_text");
     pvlm_err err = {0};
-    pvlm_rm_rf(dir, &err);
-    CHECK_OK(pvlm_mkdir_p(dir, &err), &err);
+    if (pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm_test_shard_text", NULL, 1)) return 1;
     {
         char indir[4200];
         snprintf(indir, sizeof indir, "%s/in", dir);
