@@ -54,25 +54,32 @@ void pvlm_dirname(const char *path, char *buf, size_t cap) {
     }
 }
 
-int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_err *err) {
-    char tmp[PATH_MAX], dir[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return pvlm_err_errno(err, "%s: cannot create", tmp);
-    if (n && fwrite(data, 1, n, f) != n) {
-        pvlm_err_errno(err, "%s: write failed", tmp);
-        fclose(f);
-        unlink(tmp);
-        return -1;
+FILE *pvlm_durable_open(const char *path, char *tmp, size_t cap, pvlm_err *err) {
+    int n = snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= cap) {
+        pvlm_err_set(err, PVLM_EINVAL, "%s: path too long", path);
+        return NULL;
     }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) pvlm_err_errno(err, "%s: cannot create", tmp);
+    return f;
+}
+
+void pvlm_durable_abort(FILE *f, const char *tmp) {
+    if (f) fclose(f);
+    unlink(tmp);
+}
+
+int pvlm_durable_commit(FILE *f, const char *tmp, const char *path, pvlm_err *err) {
+    char dir[PATH_MAX];
     if (pvlm_fsync_file(f, tmp, err)) {
-        fclose(f);
-        unlink(tmp);
+        pvlm_durable_abort(f, tmp);
         return -1;
     }
     if (fclose(f) != 0) {
+        pvlm_err_errno(err, "%s: close failed", tmp);
         unlink(tmp);
-        return pvlm_err_errno(err, "%s: close failed", tmp);
+        return -1;
     }
     if (rename(tmp, path) != 0) {
         pvlm_err_errno(err, "%s: rename to %s failed", tmp, path);
@@ -81,6 +88,18 @@ int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_er
     }
     pvlm_dirname(path, dir, sizeof dir);
     return pvlm_fsync_dir(dir, err);
+}
+
+int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_err *err) {
+    char tmp[PATH_MAX + 32];
+    FILE *f = pvlm_durable_open(path, tmp, sizeof tmp, err);
+    if (!f) return -1;
+    if (n && fwrite(data, 1, n, f) != n) {
+        pvlm_err_errno(err, "%s: write failed", tmp);
+        pvlm_durable_abort(f, tmp);
+        return -1;
+    }
+    return pvlm_durable_commit(f, tmp, path, err);
 }
 
 int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err) {

@@ -17,6 +17,13 @@ int pvlm_fsync_dir(const char *dir, pvlm_err *err);
 /* fsync an open FILE (fflush + fsync); error names path. */
 int pvlm_fsync_file(FILE *f, const char *path, pvlm_err *err);
 int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_err *err);
+/* The same protocol around a caller's own writes: pvlm_durable_open creates "<path>.tmp.<pid>" (its
+ * name into tmp, cap bytes) for binary writing; pvlm_durable_commit fsyncs and closes f, renames tmp
+ * over path and fsyncs the directory, and on any failure closes f and removes tmp; pvlm_durable_abort
+ * closes f and removes tmp (after a failed write). commit and abort always consume f. */
+FILE *pvlm_durable_open(const char *path, char *tmp, size_t cap, pvlm_err *err);
+int pvlm_durable_commit(FILE *f, const char *tmp, const char *path, pvlm_err *err);
+void pvlm_durable_abort(FILE *f, const char *tmp);
 /* Whole file into *out (NUL-terminated, caller frees), size in *n. */
 int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err);
 int pvlm_file_exists(const char *path);

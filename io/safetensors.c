@@ -554,12 +554,11 @@ int pvlm_st_writer_write(pvlm_st_writer *w, const char *path, pvlm_err *err) {
         return pvlm_err_set(err, PVLM_EINVAL, "%s: header of %zu bytes exceeds the safetensors limit", path, hlen);
     }
 
-    char tmp[PATH_MAX + 64], dir[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
+    char tmp[PATH_MAX + 64];
+    FILE *fp = pvlm_durable_open(path, tmp, sizeof tmp, err);
     if (!fp) {
         free(hdr);
-        return pvlm_err_errno(err, "%s: cannot create", tmp);
+        return -1;
     }
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(((uint64_t)hlen >> (8 * i)) & 0xff);
@@ -578,25 +577,8 @@ int pvlm_st_writer_write(pvlm_st_writer *w, const char *path, pvlm_err *err) {
     }
     if (!ok) {
         pvlm_err_errno(err, "%s: write failed", tmp);
-        fclose(fp);
-        unlink(tmp);
+        pvlm_durable_abort(fp, tmp);
         return -1;
     }
-    if (pvlm_fsync_file(fp, tmp, err)) {
-        fclose(fp);
-        unlink(tmp);
-        return -1;
-    }
-    if (fclose(fp) != 0) {
-        pvlm_err_errno(err, "%s: close failed", tmp);
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        pvlm_err_errno(err, "%s: rename to %s failed", tmp, path);
-        unlink(tmp);
-        return -1;
-    }
-    pvlm_dirname(path, dir, sizeof dir);
-    return pvlm_fsync_dir(dir, err);
+    return pvlm_durable_commit(fp, tmp, path, err);
 }
