@@ -50,17 +50,19 @@ def check(ok, what):
     global fail
     print(("ok   " if ok else "FAIL ") + what)
     fail += not ok
+def checkpoint_tensors(run, report):
+    """(tensor names, metadata) of the first run's finetune checkpoint (safetensors header)."""
+    with open(f"{w}/{run}/" + report["runs"][0]["checkpoint"], "rb") as f:
+        hdr = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    return sorted(k for k in hdr if k != "__metadata__"), hdr["__metadata__"]
 for m in ("coop", "vpt"):
     r = json.load(open(f"{w}/{m}/report.json"))
     mean, zero = r["summary"][0]["mean"], r["zero_shot"]
     check(mean > zero, f"{m}: 4-shot accuracy {mean:.3f} > zero-shot {zero:.3f}")
     check(r["frozen_bit_identical"] is True, f"{m}: base tensors bit-identical after finetuning")
-    f = open(f"{w}/{m}/" + r["runs"][0]["checkpoint"], "rb")
-    n = struct.unpack("<Q", f.read(8))[0]
-    hdr = json.loads(f.read(n))
-    names = sorted(k for k in hdr if k != "__metadata__")
+    names, meta = checkpoint_tensors(m, r)
     want = ["coop.ctx"] if m == "coop" else ["vpt.prompts"]
-    check(names == want and hdr["__metadata__"]["format"] == "pvlm-finetune", f"{m}: checkpoint holds only {names}")
+    check(names == want and meta["format"] == "pvlm-finetune", f"{m}: checkpoint holds only {names}")
 g = json.load(open(f"{w}/data/grounding.json"))
 rand = sum(1.0 / min(len(it["boxes"]), 5) for it in g["test"] for _ in it["refs"]) / sum(len(it["refs"]) for it in g["test"])
 r = json.load(open(f"{w}/cpt/report.json"))
@@ -71,9 +73,7 @@ r = json.load(open(f"{w}/cpt-fs/report.json"))
 print(f"info cpt few-shot (single colour, decoder): K=4 {r['summary'][0]['mean']:.3f}, zero-shot {r['zero_shot']:.3f}")
 check(r["zero_shot"] > rand + 0.10, f"cpt single-colour zero-shot {r['zero_shot']:.3f} > random box {rand:.3f} + 0.10")
 check(r["frozen_bit_identical"] is True and len(r["runs"]) == 1, "cpt few-shot: frozen tensors bit-identical")
-f = open(f"{w}/cpt-fs/" + r["runs"][0]["checkpoint"], "rb")
-hdr = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-names = [k for k in hdr if k != "__metadata__"]
+names, _ = checkpoint_tensors("cpt-fs", r)
 check(names and all(k.startswith("dec.") for k in names), f"cpt few-shot: checkpoint holds only the {len(names)} dec.* tensors")
 sys.exit(1 if fail else 0)
 PY
