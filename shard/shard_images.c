@@ -1044,9 +1044,9 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     }
 
     /* Which shards are ours, and which of those still need building. */
-    int64_t todo_items = 0;
-    int *todo = calloc((size_t)R.N, sizeof(int));
-    if (!todo) {
+    int64_t pending_items = 0;
+    int *pending = calloc((size_t)R.N, sizeof(int));
+    if (!pending) {
         pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
         goto out;
     }
@@ -1062,8 +1062,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
             st->records += (int64_t)json_integer_value(json_object_get(side, "records"));
             json_decref(side);
         } else {
-            todo[k] = 1;
-            todo_items += hi - lo;
+            pending[k] = 1;
+            pending_items += hi - lo;
         }
     }
     if (st->shards_skipped) pvlm_info("shard images: %d shard(s) already complete, skipped", st->shards_skipped);
@@ -1075,11 +1075,11 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     R.fl.logged = json_object();
     R.pr.t0 = R.pr.last = pvlm_now();
     R.pr.every = c->progress_s;
-    R.pr.total = todo_items;
+    R.pr.total = pending_items;
     int started = 0;
     if (!R.b.codecs) {
         pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
-        free(todo);
+        free(pending);
         goto out;
     }
     for (int t = 0; t < R.T; t++)
@@ -1087,11 +1087,11 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     rc = 0;
     for (int t = 0; t < R.T; t++)
         if (!R.b.codecs[t]) rc = -1;
-    if (rc == 0 && todo_items > 0) {
+    if (rc == 0 && pending_items > 0) {
         rc = wq_start(&R.q, R.T, &R.b, err);
         started = 1; /* threads that did start are joined below */
     }
-    if (rc == 0 && R.is_url && todo_items > 0) {
+    if (rc == 0 && R.is_url && pending_items > 0) {
         pvlm_dl_config dc;
         pvlm_dl_config_default(&dc);
         dc.max_total = c->dl_concurrency;
@@ -1104,7 +1104,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         if (!(R.dl = pvlm_dl_create(&dc, err))) rc = -1;
     }
     for (int k = 0; k < R.N && rc == 0; k++) {
-        if (!todo[k]) continue;
+        if (!pending[k]) continue;
         json_t *side;
         rc = build_shard(&R, k, &side, err);
         if (rc == 0) {
@@ -1115,7 +1115,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     }
     if (started) wq_stop(&R.q);
     if (R.dl) pvlm_dl_free(R.dl);
-    free(todo);
+    free(pending);
     st->failed = R.pr.failed;
     if (rc == 0 && R.pr.total && R.pr.every > 0) progress_tick(&R.pr, 1, R.N - 1, R.N);
     if (rc == 0) {
