@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_unicode_tables.sh - io/unicode.c must be exactly what gen_unicode_tables.py makes
+# test_unicode_tables.sh - io/unicode_tables.inc must be exactly what gen_unicode_tables.py makes
 # from Debian's unicode-data (UnicodeData.txt). Skips (exit 0, says so) only when that
 # package or Debian's python3 is absent.
 set -u
@@ -11,12 +11,12 @@ if [ ! -f "$ud" ] || ! command -v "$py" >/dev/null 2>&1; then
   exit 0
 fi
 ver=$(dpkg-query -W -f='${Version}' unicode-data 2>/dev/null | sed 's/-[^-]*$//')
-tmp=${PVLM_TMP:?}/unicode.c
+tmp=${PVLM_TMP:?}/unicode_tables.inc
 mkdir -p "$(dirname "$tmp")"
 "$py" "$src/tests/tokenizer/gen_unicode_tables.py" "$ud" "$ver" > "$tmp" || { echo "FAIL: generator"; exit 1; }
-if ! cmp -s "$tmp" "$src/io/unicode.c"; then
-  echo "FAIL: io/unicode.c differs from the tables generated from $ud (unicode-data $ver):"
-  diff "$tmp" "$src/io/unicode.c" | head -20
+if ! cmp -s "$tmp" "$src/io/unicode_tables.inc"; then
+  echo "FAIL: io/unicode_tables.inc differs from the tables generated from $ud (unicode-data $ver):"
+  diff "$tmp" "$src/io/unicode_tables.inc" | head -20
   exit 1
 fi
-echo "tokenizer_unicode_tables: io/unicode.c matches unicode-data $ver"
+echo "tokenizer_unicode_tables: io/unicode_tables.inc matches unicode-data $ver"
