@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "eval/load.h"
 #include "core/args.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -20,6 +19,7 @@
 #include "eval/gen.h"
 #include "io/image.h"
 #include "io/imgshard.h"
+#include "model/load.h"
 #include "mpi/comm.h"
 
 int pvlm_cmd_caption(int argc, char **argv);
@@ -199,7 +199,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
     pvlm_imgshard_reader *shard = NULL;
     itemlist l = {0};
     char **texts = NULL;
-    int rc = pvlm_eval_load_model(ckpt, tokdir, &m, &tok, &err);
+    int rc = pvlm_load_model(ckpt, tokdir, &m, &tok, &err);
     if (rc == 0 && shard_path) {
         shard = pvlm_imgshard_open(shard_path, 0, &err);
         rc = shard ? from_shard(shard, &l, &err) : -1;
@@ -236,7 +236,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
             }
             json_array_append_new(res, json_pack("{s:I, s:s}", "image_id", (json_int_t)l.items[i].id, "caption", cap));
         }
-        rc = pvlm_eval_write_json(res, out, &err);
+        rc = pvlm_json_save_results(res, out, &err);
         json_decref(res);
         if (rc == 0)
             pvlm_info("wrote %zu captions to %s: %.1f images/s, %lld unreadable images", n, out,

@@ -11,8 +11,8 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
-#include "eval/capscore.h"
-#include "eval/vqa_eval.h"
+#include "score/capscore.h"
+#include "score/vqa_eval.h"
 
 int pvlm_cmd_score(int argc, char **argv);
 

@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/load.h"
 #include "core/args.h"
 #include "core/fsutil.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "eval/gen.h"
+#include "model/load.h"
 #include "mpi/comm.h"
 
 int pvlm_cmd_vqa(int argc, char **argv);
@@ -133,7 +133,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
     char **paths = NULL, **prefixes = NULL, **texts = NULL, **cands = NULL;
     int ncand = 0;
     size_t n = 0;
-    int rc = pvlm_eval_load_model(ckpt, tokdir, &m, &tok, &err);
+    int rc = pvlm_load_model(ckpt, tokdir, &m, &tok, &err);
     if (rc == 0 && cand_path) rc = load_candidates(cand_path, &cands, &ncand, &err);
     if (rc == 0 && !(qroot = pvlm_json_load_file(questions, &err))) rc = -1;
     json_t *qs = qroot ? json_object_get(qroot, "questions") : NULL;
@@ -205,7 +205,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
         json_t *res = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(res, json_pack("{s:I, s:s}", "question_id", (json_int_t)items[i].id, "answer", texts[i]));
-        rc = pvlm_eval_write_json(res, out, &err);
+        rc = pvlm_json_save_results(res, out, &err);
         json_decref(res);
         if (rc == 0)
             pvlm_info("wrote %zu answers to %s: %.1f questions/s, %lld unreadable images", n, out,

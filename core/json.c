@@ -30,6 +30,14 @@ int pvlm_json_save_atomic(const json_t *j, const char *path, pvlm_err *err) {
     return rc;
 }
 
+int pvlm_json_save_results(const json_t *j, const char *path, pvlm_err *err) {
+    char *s = json_dumps(j, JSON_REAL_PRECISION(17) | JSON_ENSURE_ASCII);
+    if (!s) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot serialise results", path);
+    int rc = pvlm_write_file_atomic(path, s, strlen(s), err);
+    free(s);
+    return rc;
+}
+
 int pvlm_json_get_int(const json_t *obj, const char *key, int64_t *out, const char *what, pvlm_err *err) {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: field '%s' missing or not an integer", what, key);

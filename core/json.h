@@ -16,6 +16,9 @@ json_t *pvlm_json_load_file(const char *path, pvlm_err *err);
 json_t *pvlm_json_loadb(const char *buf, size_t n, const char *what, pvlm_err *err);
 /* Write with sorted keys and 2-space indent, durably (see fsutil.h). */
 int pvlm_json_save_atomic(const json_t *j, const char *path, pvlm_err *err);
+/* Write compactly in insertion order, ASCII-escaped, doubles with 17 digits, durably: results files
+ * (captions, VQA answers, reports) that other tools read back exactly. */
+int pvlm_json_save_results(const json_t *j, const char *path, pvlm_err *err);
 
 /* Typed field access; `what` names the object for messages ("manifest.json"). */
 int pvlm_json_get_int(const json_t *obj, const char *key, int64_t *out, const char *what, pvlm_err *err);

@@ -24,15 +24,16 @@
 #include "core/args.h"
 #include "core/fsutil.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
-#include "eval/load.h"
 #include "finetune/ftckpt.h"
 #include "finetune/fttask.h"
 #include "finetune/paint.h"
 #include "model/checkpoint.h"
 #include "model/decode.h"
+#include "model/load.h"
 #include "mpi/comm.h"
 #include "mpi/dp.h"
 
@@ -393,8 +394,8 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     uint8_t *trainable = NULL;
     float *init0 = NULL;
     json_t *report = json_object(), *runs = json_array();
-    int rc = pvlm_eval_resolve_ckpt(o.base, base_path, sizeof base_path, &err);
-    if (rc == 0) rc = pvlm_eval_load_tokenizer(base_path, o.tokdir, &cfg, &tok, &err);
+    int rc = pvlm_load_resolve_ckpt(o.base, base_path, sizeof base_path, &err);
+    if (rc == 0) rc = pvlm_load_tokenizer(base_path, o.tokdir, &cfg, &tok, &err);
     if (rc == 0) rc = pvlm_hash_file(base_path, &base_hash, &err);
     if (rc == 0) rc = pvlm_model_load(&base, base_path, &err);
     if (rc == 0) rc = pvlm_mkdir_p(o.out, &err);
@@ -493,7 +494,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         json_object_set_new(report, "settings", pvlm_args_to_json(&cmd));
         char path[4200];
         snprintf(path, sizeof path, "%s/report.json", o.out);
-        rc = pvlm_eval_write_json(report, path, &err);
+        rc = pvlm_json_save_results(report, path, &err);
     }
     if (rc == 0 && !frozen_ok) rc = pvlm_err_set(&err, PVLM_EINVAL, "frozen base tensors changed (see errors above)");
     if (rc) fprintf(stderr, "pvlm finetune: %s\n", err.msg);

@@ -267,7 +267,7 @@ static int decide_resume(trainer *t, json_t **out, pvlm_err *err) {
 
 /* Copy the vocabulary into the checkpoint as tokenizer-encoder.json + tokenizer-vocab.bpe (flat files,
  * so ckptdir checksums them): a checkpoint then decodes its own outputs wherever it is moved
- * (eval/load.h looks for them first). */
+ * (model/load.h looks for them first). */
 static int copy_tokenizer(const char *tokdir, const char *dst_dir, pvlm_err *err) {
     static const char *const src[2][2] = {{"encoder.json", "vocab.json"}, {"vocab.bpe", "merges.txt"}};
     static const char *const dst[2] = {"tokenizer-encoder.json", "tokenizer-vocab.bpe"};

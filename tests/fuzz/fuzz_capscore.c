@@ -1,8 +1,8 @@
-/* fuzz_capscore.c - eval/capscore.h: pvlm_caprefs_from_json and pvlm_capres_from_json on arbitrary
+/* fuzz_capscore.c - score/capscore.h: pvlm_caprefs_from_json and pvlm_capres_from_json on arbitrary
  * JSON; when both load from the same document, every result image is looked up in the refs. */
 #include <stdlib.h>
 
-#include "eval/capscore.h"
+#include "score/capscore.h"
 #include "fuzz.h"
 
 int pvlm_fuzz_capscore(const uint8_t *data, size_t size) {

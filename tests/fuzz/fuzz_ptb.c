@@ -1,8 +1,8 @@
-/* fuzz_ptb.c - eval/ptb.h on arbitrary bytes: pvlm_ptb_tokenize (with and without the punctuation
+/* fuzz_ptb.c - score/ptb.h on arbitrary bytes: pvlm_ptb_tokenize (with and without the punctuation
  * removal), the Java lower-casing (its 2*len+1 output bound), and a tokset built from the result. */
 #include <stdlib.h>
 
-#include "eval/ptb.h"
+#include "score/ptb.h"
 #include "fuzz.h"
 
 int pvlm_fuzz_ptb(const uint8_t *data, size_t size) {

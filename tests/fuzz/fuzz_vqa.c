@@ -1,8 +1,8 @@
-/* fuzz_vqa.c - eval/vqa_eval.h normalisation on arbitrary strings (the input, NUL-terminated) and
+/* fuzz_vqa.c - score/vqa_eval.h normalisation on arbitrary strings (the input, NUL-terminated) and
  * the accuracy of a question whose prediction and answers come from the input's NUL-split parts. */
 #include <stdlib.h>
 
-#include "eval/vqa_eval.h"
+#include "score/vqa_eval.h"
 #include "fuzz.h"
 
 int pvlm_fuzz_vqa(const uint8_t *data, size_t size) {

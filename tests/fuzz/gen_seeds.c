@@ -7,7 +7,7 @@
 
 #include "core/fsutil.h"
 #include "core/json.h"
-#include "eval/capscore.h"
+#include "score/capscore.h"
 #include "fuzz.h"
 #include "io/image.h"
 #include "io/imgshard.h"

@@ -8,13 +8,13 @@
  * smoothing constants tiny = 1e-15 and small = 1e-9 in every ratio. Per-image
  * BLEU uses the same formula on the image's own statistics.
  */
-#ifndef PVLM_EVAL_BLEU_H
-#define PVLM_EVAL_BLEU_H
+#ifndef PVLM_SCORE_BLEU_H
+#define PVLM_SCORE_BLEU_H
 
 #include <stdint.h>
 
 #include "core/error.h"
-#include "eval/ptb.h"
+#include "score/ptb.h"
 
 typedef struct pvlm_bleu_stats {
     int64_t testlen, reflen;

@@ -1,5 +1,5 @@
 /* load.c - see load.h. */
-#include "load.h"
+#include "model/load.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "io/ckptdir.h"
 #include "model/checkpoint.h"
 
-int pvlm_eval_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
+int pvlm_load_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
     if (!pvlm_is_dir(ckpt)) {
         if (!pvlm_file_exists(ckpt)) return pvlm_err_set(err, PVLM_ENOTFOUND, "--ckpt %s: no such file or directory", ckpt);
         snprintf(buf, cap, "%s", ckpt);
@@ -50,8 +50,8 @@ static int check_tokenizer(const char *model_path, const char *what, const pvlm_
     return -1;
 }
 
-int pvlm_eval_load_tokenizer(const char *model_path, const char *tokenizer_dir, pvlm_model_config *cfg,
-                             pvlm_tokenizer **tok, pvlm_err *err) {
+int pvlm_load_tokenizer(const char *model_path, const char *tokenizer_dir, pvlm_model_config *cfg,
+                        pvlm_tokenizer **tok, pvlm_err *err) {
     *tok = NULL;
     json_t *meta = NULL;
     if (pvlm_model_read_config(model_path, cfg, &meta, err)) return -1;
@@ -84,25 +84,17 @@ int pvlm_eval_load_tokenizer(const char *model_path, const char *tokenizer_dir, 
     return rc;
 }
 
-int pvlm_eval_load_model(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
-                         pvlm_err *err) {
+int pvlm_load_model(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
+                    pvlm_err *err) {
     char path[4096];
     pvlm_model_config cfg;
     *tok = NULL;
-    if (pvlm_eval_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
-    if (pvlm_eval_load_tokenizer(path, tokenizer_dir, &cfg, tok, err)) return -1;
+    if (pvlm_load_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
+    if (pvlm_load_tokenizer(path, tokenizer_dir, &cfg, tok, err)) return -1;
     if (pvlm_model_load(m, path, err)) {
         pvlm_tokenizer_free(*tok);
         *tok = NULL;
         return -1;
     }
     return 0;
-}
-
-int pvlm_eval_write_json(const json_t *j, const char *path, pvlm_err *err) {
-    char *s = json_dumps(j, JSON_REAL_PRECISION(17) | JSON_ENSURE_ASCII);
-    if (!s) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot serialise results", path);
-    int rc = pvlm_write_file_atomic(path, s, strlen(s), err);
-    free(s);
-    return rc;
 }

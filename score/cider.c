@@ -1,5 +1,5 @@
 /* cider.c - CIDEr-D (pycocoevalcap cider_scorer.py); see cider.h. */
-#include "eval/cider.h"
+#include "score/cider.h"
 
 #include <math.h>
 #include <stdlib.h>

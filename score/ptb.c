@@ -16,7 +16,7 @@
  *   dashes -> --, ellipses -> ..., £ -> #, € -> $, &amp; -> &, symbols as
  *   single tokens, and everything else (emoji, controls) dropped.
  */
-#include "eval/ptb.h"
+#include "score/ptb.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,14 +13,14 @@
  * Ownership: pvlm_caprefs / pvlm_capres / pvlm_capscore own their strings and
  * arrays; free with the matching _free. Nothing global.
  */
-#ifndef PVLM_EVAL_CAPSCORE_H
-#define PVLM_EVAL_CAPSCORE_H
+#ifndef PVLM_SCORE_CAPSCORE_H
+#define PVLM_SCORE_CAPSCORE_H
 
 #include <jansson.h>
 #include <stdint.h>
 
 #include "core/error.h"
-#include "eval/bleu.h"
+#include "score/bleu.h"
 
 typedef struct pvlm_caprefs {
     int32_t n_img;

@@ -1,5 +1,5 @@
 /* bleu.c - BLEU as pycocoevalcap (bleu_scorer.py, option 'closest'); see bleu.h. */
-#include "eval/bleu.h"
+#include "score/bleu.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* capscore.c - COCO caption scoring driver; see capscore.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "eval/capscore.h"
+#include "score/capscore.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -15,9 +15,9 @@
 
 #include "core/json.h"
 #include "core/timer.h"
-#include "eval/cider.h"
-#include "eval/ptb.h"
-#include "eval/rouge.h"
+#include "score/cider.h"
+#include "score/ptb.h"
+#include "score/rouge.h"
 
 const char *const pvlm_cap_metric_names[PVLM_CAP_NMETRICS] = {"Bleu_1",  "Bleu_2", "Bleu_3", "Bleu_4",
                                                               "ROUGE_L", "CIDEr",  "METEOR", "SPICE"};

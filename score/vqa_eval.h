@@ -21,8 +21,8 @@
  *
  * Ownership: pvlm_vqa_data and pvlm_vqa_result own their arrays (_free).
  */
-#ifndef PVLM_EVAL_VQA_EVAL_H
-#define PVLM_EVAL_VQA_EVAL_H
+#ifndef PVLM_SCORE_VQA_EVAL_H
+#define PVLM_SCORE_VQA_EVAL_H
 
 #include <stdint.h>
 

@@ -1,5 +1,5 @@
 /* rouge.c - ROUGE-L (pycocoevalcap rouge.py); see rouge.h. */
-#include "eval/rouge.h"
+#include "score/rouge.h"
 
 #include <stdlib.h>
 

@@ -9,11 +9,11 @@
  * image score = mean over n of the sum over references / #refs * 10; corpus
  * score = np.mean over images (pairwise summation).
  */
-#ifndef PVLM_EVAL_CIDER_H
-#define PVLM_EVAL_CIDER_H
+#ifndef PVLM_SCORE_CIDER_H
+#define PVLM_SCORE_CIDER_H
 
 #include "core/error.h"
-#include "eval/ptb.h"
+#include "score/ptb.h"
 
 /* *mean = corpus CIDEr-D; per_image (NULL or [n_img]). Returns 0 or -1. */
 int pvlm_cider_score(const pvlm_tokset *ts, double *mean, double *per_image, pvlm_err *err);

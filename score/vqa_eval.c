@@ -1,5 +1,5 @@
 /* vqa_eval.c - official VQA v2 accuracy; see vqa_eval.h. */
-#include "eval/vqa_eval.h"
+#include "score/vqa_eval.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "eval/ptb.h"
+#include "score/ptb.h"
 
 double pvlm_vqa_py_round(double x, int nd) {
     char buf[512];

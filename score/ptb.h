@@ -16,8 +16,8 @@
  * the metrics work on integers. The tokset owns all its arrays
  * (pvlm_ptb_tokset_free). Nothing here keeps global state.
  */
-#ifndef PVLM_EVAL_PTB_H
-#define PVLM_EVAL_PTB_H
+#ifndef PVLM_SCORE_PTB_H
+#define PVLM_SCORE_PTB_H
 
 #include <stddef.h>
 #include <stdint.h>
