@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "core/timer.h"
-#include "eval/capscore.h"
+#include "score/capscore.h"
 #include "bench/bench_util.h"
 
 int main(int argc, char **argv) {

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "eval/capscore.h"
-#include "eval/ptb.h"
-#include "eval/vqa_eval.h"
+#include "score/capscore.h"
+#include "score/ptb.h"
+#include "score/vqa_eval.h"
 #include "harness.h"
 
 static const double TOL = 1e-9;

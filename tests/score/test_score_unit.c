@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/bleu.h"
-#include "eval/capscore.h"
-#include "eval/cider.h"
-#include "eval/ptb.h"
-#include "eval/rouge.h"
-#include "eval/vqa_eval.h"
+#include "score/bleu.h"
+#include "score/capscore.h"
+#include "score/cider.h"
+#include "score/ptb.h"
+#include "score/rouge.h"
+#include "score/vqa_eval.h"
 #include "harness.h"
 
 static char *tok(const char *s) {
