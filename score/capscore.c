@@ -701,6 +701,34 @@ done:
     return rc;
 }
 
+/* pycocoevalcap tokenizes the references of the evaluated images (in that order) as one input, one
+ * caption per line, and the candidates likewise: each caption is tokenized with the caption after it
+ * as the following line (a few lexer rules look past a line's end), the last with the end of input.
+ * '\n' inside a caption was replaced by ' ' there; the tokenizer here also treats \r, U+2028 etc. as
+ * spaces (see docs/scoring.md). */
+static char *tok_before(const char *c, const char *next, pvlm_err *err) {
+    return next ? pvlm_ptb_tokenize_next(c, strlen(c), next, strlen(next), err) : pvlm_ptb_tokenize(c, strlen(c), err);
+}
+static int tokenize_all(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_capres *res,
+                        const int32_t *res_of_ref, char **ref_tok, pvlm_err *err) {
+    for (int32_t j = 0; j < out->n_img; j++) {
+        const char *next = j + 1 < out->n_img ? res->caption[res_of_ref[out->ref_index[j + 1]]] : NULL;
+        if (!(out->cand_tok[j] = tok_before(res->caption[res_of_ref[out->ref_index[j]]], next, err))) return -1;
+    }
+    const char *prev = NULL;
+    int32_t prev_k = -1;
+    for (int32_t j = 0; j < out->n_img; j++) {
+        int32_t i = out->ref_index[j];
+        for (int32_t k = refs->ref_begin[i]; k < refs->ref_begin[i + 1]; k++) {
+            if (prev && !(ref_tok[prev_k] = tok_before(prev, refs->caption[k], err))) return -1;
+            prev = refs->caption[k];
+            prev_k = k;
+        }
+    }
+    if (prev && !(ref_tok[prev_k] = tok_before(prev, NULL, err))) return -1;
+    return 0;
+}
+
 int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_capres *res,
                       const pvlm_capscore_opts *opts, pvlm_err *err) {
     memset(out, 0, sizeof *out);
@@ -755,16 +783,10 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
     double t0 = pvlm_now(), c0 = cpu_now();
     for (int32_t i = 0; i < refs->n_img; i++) {
         if (res_of_ref[i] < 0) continue;
-        const char *c = res->caption[res_of_ref[i]];
         out->image_id[j] = refs->image_id[i];
-        out->ref_index[j] = i;
-        /* pycocoevalcap replaces '\n' by ' ' before the tokenizer; the tokenizer
-           here also treats \r, U+2028 etc. as spaces (see docs/scoring.md) */
-        if (!(out->cand_tok[j] = pvlm_ptb_tokenize(c, strlen(c), err))) goto done;
-        for (int32_t k = refs->ref_begin[i]; k < refs->ref_begin[i + 1]; k++)
-            if (!(ref_tok[k] = pvlm_ptb_tokenize(refs->caption[k], strlen(refs->caption[k]), err))) goto done;
-        j++;
+        out->ref_index[j++] = i;
     }
+    if (tokenize_all(out, refs, res, res_of_ref, ref_tok, err)) goto done;
     out->t_tokenize = pvlm_now() - t0;
     out->c_tokenize = cpu_now() - c0;
     /* splits: overall, then each domain (NoCaps) */

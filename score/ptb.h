@@ -24,22 +24,21 @@
 
 #include "core/error.h"
 
-/* Tokenize `len` bytes of UTF-8 `text` (need not be NUL-terminated; invalid
- * UTF-8, control characters and characters the Java lexer cannot tokenize are
- * dropped, as its default "untokenizable=firstDelete" does). Returns a new
- * NUL-terminated string of tokens joined by single spaces (caller free()s), or
- * NULL (err set) only when out of memory. */
+/* Tokenize `len` bytes of UTF-8 `text` (need not be NUL-terminated) as one line of the official
+ * tokenizer's input that is the last line (the lexer sees the end of input after it). Invalid UTF-8
+ * becomes U+FFFD; characters the Java lexer cannot tokenize are dropped, as its default
+ * "untokenizable=firstDelete" does. Returns a new NUL-terminated string of tokens joined by single
+ * spaces (caller free()s), or NULL (err set) only when out of memory. */
 char *pvlm_ptb_tokenize(const char *text, size_t len, pvlm_err *err);
+/* The same for a line that is followed by the line `next` in the tokenizer's input (pycocoevalcap
+ * tokenizes all captions of a call as one text, one per line): a few rules of the lexer look past the
+ * end of the line ("I." followed by a line starting "A ..." is split). */
+char *pvlm_ptb_tokenize_next(const char *text, size_t len, const char *next, size_t next_len, pvlm_err *err);
 
 /* The same, without pycocoevalcap's punctuation removal (raw PTB tokens,
  * lower-cased): what the Java tokenizer itself would print for the line. */
 char *pvlm_ptb_tokenize_raw(const char *text, size_t len, pvlm_err *err);
 
-/* Lower-case UTF-8 as Java's String.toLowerCase does for the scripts this
- * module knows (ASCII, Latin-1, Latin Extended-A/Additional, Greek, Cyrillic,
- * Armenian, full-width Latin); other characters are copied. Writes at most
- * 2*len+1 bytes to out (NUL-terminated); returns the output length. */
-size_t pvlm_ptb_utf8_lower(const char *in, size_t len, char *out);
 /* Python's str.isspace() / str.split() white space at s[i] (ASCII, U+001C..U+001F, U+0085, U+00A0,
  * U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000): its UTF-8 length, 0 if none.
  * Both evaluators split on it (pycocoevalcap after tokenizing, the VQA script's answer cleaning). */

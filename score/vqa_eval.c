@@ -8,6 +8,7 @@
 
 #include "core/json.h"
 #include "score/ptb.h"
+#include "score/ucd.h"
 
 double pvlm_vqa_py_round(double x, int nd) {
     char buf[512];
@@ -219,15 +220,14 @@ static int word_is(const char *w, size_t n, const char *lit) {
 }
 
 char *pvlm_vqa_process_digit_article(const char *in) {
-    size_t n = strlen(in);
-    char *low = malloc(2 * n + 8);
-    char *out = malloc(2 * n + 64);
+    size_t ln = 0;
+    char *low = pvlm_ucd_lower_utf8(in, strlen(in), &ln); /* Python 3's str.lower */
+    char *out = low ? malloc(2 * ln + 64) : NULL;
     if (!low || !out) {
         free(low);
         free(out);
         return NULL;
     }
-    size_t ln = pvlm_ptb_utf8_lower(in, n, low);
     size_t o = 0, i = 0, k;
     while (i < ln) {
         while (i < ln && (k = pvlm_py_space_len(low, i, ln))) i += k;
@@ -251,7 +251,7 @@ char *pvlm_vqa_process_digit_article(const char *in) {
                 break;
             }
         if (o) out[o++] = ' ';
-        memcpy(out + o, w, wn); /* replacements are at most 2 bytes longer per word: out has 2n+64 */
+        memcpy(out + o, w, wn); /* replacements are at most 2 bytes longer per word: out has 2*ln+64 */
         o += wn;
     }
     out[o] = 0;

@@ -1,8 +1,10 @@
 /* fuzz_ptb.c - score/ptb.h on arbitrary bytes: pvlm_ptb_tokenize (with and without the punctuation
- * removal), the Java lower-casing (its 2*len+1 output bound), and a tokset built from the result. */
+ * removal, alone and followed by a next line: the input's second half), score/ucd.h's Python
+ * lower-casing (at most 3 output bytes per input byte), and a tokset built from the result. */
 #include <stdlib.h>
 
 #include "score/ptb.h"
+#include "score/ucd.h"
 #include "fuzz.h"
 
 int pvlm_fuzz_ptb(const uint8_t *data, size_t size) {
@@ -11,12 +13,13 @@ int pvlm_fuzz_ptb(const uint8_t *data, size_t size) {
     char *a = pvlm_ptb_tokenize(text, size, &err);
     char *b = pvlm_ptb_tokenize_raw(text, size, &err);
     if (!a || !b) abort();
-    char *low = malloc(2 * size + 1);
-    if (low) {
-        size_t n = pvlm_ptb_utf8_lower(text, size, low);
-        if (n > 2 * size || low[n] != 0) abort();
-        free(low);
-    }
+    char *c = pvlm_ptb_tokenize_next(text, size / 2, text + size / 2, size - size / 2, &err);
+    if (!c) abort();
+    free(c);
+    size_t ln = 0;
+    char *low = pvlm_ucd_lower_utf8(text, size, &ln);
+    if (!low || ln > 3 * size || low[ln] != 0) abort();
+    free(low);
     for (size_t i = 0; i < size; i++) {
         size_t n = pvlm_py_space_len(text, i, size);
         if (n > size - i) abort();

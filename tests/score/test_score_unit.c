@@ -121,7 +121,8 @@ static void test_odd_text(void) {
               "end",
               "a dog runs here now end");
     check_tok("it's a dog's life, isn't it?", "it 's a dog 's life is n't it");
-    check_tok("<<<<>>>> < b >", "< < < < > > > > < b >");
+    /* FAKEDUCKFEET: the lexer keeps "<<" and ">>" whole */
+    check_tok("<<<<>>>> < b >", "<< << >> >> < b >");
     /* very long inputs: linear time, no crash */
     size_t n = 1 << 20;
     char *big = malloc(n + 1);
@@ -132,7 +133,7 @@ static void test_odd_text(void) {
     free(t);
     memset(big, '<', n);
     t = tok(big);
-    CHECK(t && strlen(t) == 2 * n - 1);
+    CHECK(t && strlen(t) == n + n / 2 - 1); /* "<<" tokens */
     free(t);
     memset(big, 'x', n);
     t = tok(big);

@@ -1,0 +1,156 @@
+/* ucd.c - see ucd.h. */
+#include "score/ucd.h"
+
+#include <stdlib.h>
+
+#include "score/ucd_tables.inc"
+
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < r[mid][0])
+            hi = mid;
+        else if (c > r[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+#define IN(table, c) in_ranges(table, sizeof table / sizeof table[0], c)
+
+int pvlm_ucd_is_letter(uint32_t c) {
+    if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
+    return IN(ucd_letter, c);
+}
+int pvlm_ucd_is_digit(uint32_t c) {
+    if (c < 0x80) return c >= '0' && c <= '9';
+    return IN(ucd_digit, c);
+}
+int pvlm_ucd_is_upper(uint32_t c) {
+    return IN(ucd_upper, c);
+}
+int pvlm_ucd_is_cased(uint32_t c) {
+    return IN(ucd_cased, c);
+}
+int pvlm_ucd_is_case_ignorable(uint32_t c) {
+    return IN(ucd_case_ignorable, c);
+}
+
+uint32_t pvlm_ucd_lower(uint32_t c) {
+    if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    size_t lo = 0, hi = sizeof ucd_lower / sizeof ucd_lower[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((int64_t)c < ucd_lower[mid][0])
+            hi = mid;
+        else if ((int64_t)c > ucd_lower[mid][1])
+            lo = mid + 1;
+        else
+            return ((int64_t)c - ucd_lower[mid][0]) % ucd_lower[mid][2] ? c : (uint32_t)((int64_t)c + ucd_lower[mid][3]);
+    }
+    return c;
+}
+
+/* Python's rule (Objects/unicodeobject.c, handle_capital_sigma): final when, skipping case-ignorable
+ * characters, a cased character precedes and no cased character follows. */
+static int final_sigma(const uint32_t *s, size_t n, size_t i) {
+    size_t j = i;
+    while (j > 0 && pvlm_ucd_is_case_ignorable(s[j - 1])) j--;
+    if (j == 0 || !pvlm_ucd_is_cased(s[j - 1])) return 0;
+    j = i + 1;
+    while (j < n && pvlm_ucd_is_case_ignorable(s[j])) j++;
+    return j == n || !pvlm_ucd_is_cased(s[j]);
+}
+
+size_t pvlm_ucd_lower_full(const uint32_t *in, size_t n, uint32_t *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = in[i];
+        if (c == 0x3A3) {
+            out[o++] = final_sigma(in, n, i) ? 0x3C2 : 0x3C3;
+            continue;
+        }
+        int done = 0;
+        for (size_t k = 0; k < sizeof ucd_lower_full / sizeof ucd_lower_full[0]; k++)
+            if (ucd_lower_full[k][0] == c) {
+                for (int m = 1; m < 4 && ucd_lower_full[k][m]; m++) out[o++] = ucd_lower_full[k][m];
+                done = 1;
+            }
+        if (!done) out[o++] = pvlm_ucd_lower(c);
+    }
+    return o;
+}
+
+size_t pvlm_ucd_utf8_decode(const char *str, size_t len, uint32_t *out) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, n = 0;
+    while (i < len) {
+        unsigned c = s[i++];
+        uint32_t cp;
+        size_t need;
+        if (c < 0x80) {
+            out[n++] = c;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            cp = c & 0x1F, need = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            cp = c & 0x0F, need = 2;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            cp = c & 0x07, need = 3;
+        } else {
+            out[n++] = 0xFFFD;
+            continue;
+        }
+        size_t k = 0;
+        for (; k < need && i + k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
+        i += k;
+        if (k < need || (need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            cp = 0xFFFD;
+        out[n++] = cp;
+    }
+    return n;
+}
+
+size_t pvlm_ucd_utf8_encode(uint32_t c, char *u) {
+    if (c < 0x80) {
+        u[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        u[0] = (char)(0xC0 | (c >> 6));
+        u[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        u[0] = (char)(0xE0 | (c >> 12));
+        u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    u[0] = (char)(0xF0 | (c >> 18));
+    u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    u[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+char *pvlm_ucd_lower_utf8(const char *s, size_t n, size_t *out_len) {
+    uint32_t *cps = malloc((n + 1) * 4 * sizeof *cps);
+    char *out = malloc(n * 9 + 1); /* each input byte: at most 3 code points of up to 3 bytes */
+    if (!cps || !out) {
+        free(cps);
+        free(out);
+        return NULL;
+    }
+    size_t m = pvlm_ucd_utf8_decode(s, n, cps);
+    size_t k = pvlm_ucd_lower_full(cps, m, cps + n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < k; i++) o += pvlm_ucd_utf8_encode(cps[n + 1 + i], out + o);
+    out[o] = 0;
+    free(cps);
+    if (out_len) *out_len = o;
+    return out;
+}
