@@ -2,6 +2,7 @@
 #include "score/vqa_eval.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,21 @@ char *pvlm_vqa_clean(const char *s) {
     return t;
 }
 
-static int is_d(char c) {
-    return c >= '0' && c <= '9';
+/* Python 3's re \d (Unicode decimal digits, Nd): the UTF-8 length of a digit starting at s[i], else 0 */
+static size_t digit_at(const char *s, size_t i, size_t n) {
+    if (i >= n) return 0;
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) return c >= '0' && c <= '9';
+    size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (i + k > n) return 0;
+    uint32_t cp[4];
+    return pvlm_ucd_utf8_decode(s + i, k, cp) == 1 && pvlm_ucd_is_digit(cp[0]) ? k : 0;
+}
+/* a digit ending at s[end-1] */
+static int digit_before(const char *s, size_t end) {
+    for (size_t k = 1; k <= 4 && k <= end; k++)
+        if (digit_at(s, end - k, end) == k) return 1;
+    return 0;
 }
 
 char *pvlm_vqa_process_punctuation(const char *in) {
@@ -55,8 +69,8 @@ char *pvlm_vqa_process_punctuation(const char *in) {
     size_t n = strlen(in);
     /* commaStrip = (\d)(\,)(\d) searched in the input */
     int comma = 0;
-    for (size_t i = 0; i + 2 < n; i++)
-        if (is_d(in[i]) && in[i + 1] == ',' && is_d(in[i + 2])) comma = 1;
+    for (size_t i = 1; i + 1 < n && !comma; i++)
+        if (in[i] == ',' && digit_before(in, i) && digit_at(in, i + 1, n)) comma = 1;
     char *out = dupn(in, n);
     if (!out) return NULL;
     for (size_t q = 0; q < sizeof punct; q++) {
@@ -77,8 +91,9 @@ char *pvlm_vqa_process_punctuation(const char *in) {
     /* periodStrip = (?!<=\d)(\.)(?!\d): a period not followed by a digit, at most 32 (count = re.UNICODE) */
     size_t o = 0;
     int removed = 0;
+    size_t m = strlen(out);
     for (size_t i = 0; out[i]; i++) {
-        if (out[i] == '.' && !is_d(out[i + 1]) && removed < 32) {
+        if (out[i] == '.' && !digit_at(out, i + 1, m) && removed < 32) {
             removed++;
             continue;
         }
@@ -259,6 +274,13 @@ char *pvlm_vqa_process_digit_article(const char *in) {
     return out;
 }
 
+/* Are human answers q and k equal dicts (after normalisation, as the script compares them)? */
+static int same_dict(const pvlm_vqa_item *it, char *const *gt, int q, int k) {
+    if (q == k) return 1;
+    const char *a = it->gt_rest[q], *b = it->gt_rest[k];
+    return a && b && !strcmp(a, b) && !strcmp(gt[q], gt[k]);
+}
+
 double pvlm_vqa_question_acc(const pvlm_vqa_item *it, pvlm_vqa_version v) {
     int n = it->n_gt;
     char *gt[PVLM_VQA_MAX_GT] = {0};
@@ -301,7 +323,7 @@ double pvlm_vqa_question_acc(const pvlm_vqa_item *it, pvlm_vqa_version v) {
     for (int k = 0; k < n; k++) {
         int match = 0;
         for (int q = 0; q < n; q++)
-            if (q != k && !strcmp(gt[q], res)) match++;
+            if (!same_dict(it, gt, q, k) && !strcmp(gt[q], res)) match++;
         double a = (double)match / 3.0;
         sum += a < 1.0 ? a : 1.0;
     }
@@ -420,6 +442,19 @@ static int get_qid(const json_t *o, const char *key, int64_t *out) {
     return 0;
 }
 
+/* The fields of an answer dict other than "answer", as canonical JSON ("{}" when there are none): the
+ * leave-one-out compares whole dicts (see vqa_eval.h). */
+static int answer_rest(const json_t *dict, const char **out) {
+    *out = NULL;
+    json_t *cp = json_deep_copy(dict);
+    if (!cp) return -1;
+    json_object_del(cp, "answer");
+    char *r = json_dumps(cp, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(cp);
+    *out = r;
+    return r ? 0 : -1;
+}
+
 int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, const char *results, pvlm_vqa_version v,
                             pvlm_vqa_result *out, pvlm_err *err) {
     memset(out, 0, sizeof *out);
@@ -500,6 +535,7 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
                 goto done;
             }
             items[i].gt[k] = json_string_value(x);
+            if (answer_rest(json_array_get(ans, (size_t)k), &items[i].gt_rest[k])) goto oom;
         }
     }
     for (size_t r = 0; r < nr; r++) {
@@ -541,6 +577,8 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
 oom:
     pvlm_err_set(err, PVLM_ENOMEM, "vqa: out of memory");
 done:
+    for (size_t i = 0; items && i < na; i++)
+        for (int k = 0; k < items[i].n_gt; k++) free((char *)items[i].gt_rest[k]);
     free(items);
     free(qm.k);
     free(qm.v);

@@ -19,6 +19,12 @@
  * only processPunctuation, and only when they are not all identical (so
  * "none" -> "0" never matches a human "none").
  *
+ * Unicode, as the 2021 script runs under Python 3: lower-casing is str.lower (score/ucd.h: SpecialCasing's
+ * unconditional mappings and Final_Sigma), \d in commaStrip/periodStrip is any decimal digit (Nd),
+ * split()/strip() use Python's white space. The pre-2021 mode uses the same Python 3 semantics (the
+ * pre-2021 script itself is Python 2 code: under Python 2, str is bytes and lower()/\d are ASCII-only,
+ * so results on non-ASCII answers differ from pvlm's; on ASCII answers they are the same).
+ *
  * Ownership: pvlm_vqa_data and pvlm_vqa_result own their arrays (_free).
  */
 #ifndef PVLM_SCORE_VQA_EVAL_H
@@ -39,6 +45,12 @@ typedef struct pvlm_vqa_item {
     int n_gt;
     const char *question_type;
     const char *answer_type;
+    /* The other fields of each human answer's dict (answer_id, answer_confidence) as canonical JSON
+     * text ("{}" when it has none), or NULL: a dict known to differ from every other (an answer with its
+     * own answer_id). The official leave-one-out leaves out every answer dict equal to the current one
+     * (whole-dict comparison): with distinct answer_ids that is exactly one answer; answers without ids
+     * that agree in text (and confidence) are all left out together. */
+    const char *gt_rest[PVLM_VQA_MAX_GT];
 } pvlm_vqa_item;
 
 typedef struct pvlm_vqa_result {

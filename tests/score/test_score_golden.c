@@ -5,6 +5,8 @@
  *              split, and the BLEU statistics line printed for magic
  *   per_image  per-image BLEU-1..4, ROUGE_L, CIDEr of magic
  *   vqa        both VQA case files (2021 and pre-2021 scripts): per question and aggregates
+ *   vqa_unicode the 2,000 adversarial questions and the 1,433 lower-casing probes of the 2021 script
+ *              under Python 3 (answers with their answer_ids): per question and aggregates
  * Every number must match to 1e-9 absolute. The part to run is argv[1].
  */
 #include <jansson.h>
@@ -148,6 +150,8 @@ static void part_per_image(void) {
     json_decref(gold);
 }
 
+/* One VQA case file: every question's accuracy and the aggregates. A differing question is reported
+ * with its prediction and answers (only the first one, with the count, when there are many). */
 static void part_vqa(const char *file, pvlm_vqa_version v) {
     json_t *d = load(file);
     CHECK(d != NULL);
@@ -161,19 +165,35 @@ static void part_vqa(const char *file, pvlm_vqa_version v) {
         items[i].pred = json_string_value(json_object_get(c, "pred"));
         items[i].question_type = json_string_value(json_object_get(c, "question_type"));
         items[i].answer_type = json_string_value(json_object_get(c, "answer_type"));
-        const json_t *gt = json_object_get(c, "gt");
+        const json_t *gt = json_object_get(c, "gt"), *ids = json_object_get(c, "gt_answer_ids");
         items[i].n_gt = (int)json_array_size(gt);
-        for (int k = 0; k < items[i].n_gt; k++) items[i].gt[k] = json_string_value(json_array_get(gt, (size_t)k));
+        for (int k = 0; k < items[i].n_gt; k++) {
+            items[i].gt[k] = json_string_value(json_array_get(gt, (size_t)k));
+            if (ids) { /* whole-dict comparison, as the script does with the ids it was given */
+                char *r = malloc(48);
+                if (r)
+                    snprintf(r, 48, "{\"answer_id\":%lld}",
+                             (long long)json_integer_value(json_array_get(ids, (size_t)k)));
+                items[i].gt_rest[k] = r;
+            }
+        }
     }
     pvlm_vqa_result r;
     pvlm_err err = {0};
     CHECK_OK(pvlm_vqa_evaluate(items, (int)n, v, &r, &err), &err);
     if (!err.code) {
+        size_t bad = 0;
         for (size_t i = 0; i < n; i++) {
             double exp = json_number_value(json_object_get(json_array_get(cases, i), "acc_x100_round2"));
-            CHECK_MSG(fabs(r.acc_x100[i] - exp) <= TOL, "%s: question %lld (\"%s\"): %.17g, expected %.17g", file,
-                      (long long)items[i].question_id, items[i].pred, r.acc_x100[i], exp);
+            if (fabs(r.acc_x100[i] - exp) <= TOL) continue;
+            if (bad++ == 0) {
+                fprintf(stderr, "%s: question %lld: prediction \"%s\", answers", file, (long long)items[i].question_id,
+                        items[i].pred);
+                for (int k = 0; k < items[i].n_gt; k++) fprintf(stderr, " \"%s\"", items[i].gt[k]);
+                fprintf(stderr, ": %.17g, expected %.17g\n", r.acc_x100[i], exp);
+            }
         }
+        CHECK_MSG(bad == 0, "%s: %zu of %zu questions differ from the official script", file, bad, n);
         const json_t *acc = json_object_get(d, "accuracy");
         CHECK_CLOSE(r.overall, json_number_value(json_object_get(acc, "overall")), 0, TOL);
         const json_t *pq = json_object_get(acc, "perQuestionType"), *pa = json_object_get(acc, "perAnswerType");
@@ -192,6 +212,8 @@ static void part_vqa(const char *file, pvlm_vqa_version v) {
         printf("%s: overall %.2f over %d questions\n", file, r.overall, r.n);
         pvlm_vqa_result_free(&r);
     }
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < items[i].n_gt; k++) free((char *)items[i].gt_rest[k]);
     free(items);
     json_decref(d);
 }
@@ -205,6 +227,10 @@ int main(int argc, char **argv) {
     if (all || !strcmp(part, "vqa")) {
         part_vqa("vqa/vqa_eval_cases_2021.json", PVLM_VQA_2021);
         part_vqa("vqa/vqa_eval_cases_pre2021.json", PVLM_VQA_PRE2021);
+    }
+    if (all || !strcmp(part, "vqa_unicode")) {
+        part_vqa("vqa/vqa_eval_cases_2021_unicode.json", PVLM_VQA_2021);
+        part_vqa("vqa/vqa_eval_cases_2021_lowercase_probe.json", PVLM_VQA_2021);
     }
     return pvlm_test_done(part);
 }
