@@ -10,6 +10,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "score/capscore.h"
 #include "score/vqa_eval.h"
@@ -27,8 +28,17 @@ static void print_split(const pvlm_capsplit *sp, const char *indent) {
     printf("%sn_images: %d\n", indent, sp->n_img);
 }
 
+/* Write j (a new reference, NULL: err is already set) to path; frees j. */
+static int write_json_or_fail(json_t *j, const char *path, pvlm_err *err) {
+    if (!j) return -1;
+    int rc = pvlm_json_save_results(j, path, err);
+    json_decref(j);
+    return rc;
+}
+
 static int cmd_captions(int argc, char **argv) {
     const char *annotations = NULL, *results = NULL, *per_image = NULL, *meteor = NULL, *spice = NULL, *java = "java";
+    const char *nocaps_out = NULL, *submission = NULL;
     int as_json = 0, bleu_stats = 0;
     const pvlm_opt opts[] = {
         {"annotations", PVLM_ARG_STR, &annotations,
@@ -44,6 +54,12 @@ static int cmd_captions(int argc, char **argv) {
         {"spice-jar", PVLM_ARG_STR, &spice, "official spice-1.0.jar: compute SPICE as pycocoevalcap (java)", NULL, 0, 0,
          0},
         {"java", PVLM_ARG_STR, &java, "java executable for --meteor-jar / --spice-jar", NULL, 0, 0, 0},
+        {"nocaps-out", PVLM_ARG_STR, &nocaps_out,
+         "NoCaps: write the per-domain scores as the evaluation server reports them (in/near/out-domain, entire)",
+         NULL, 0, 0, 0},
+        {"submission", PVLM_ARG_STR, &submission,
+         "write the results as the evaluation server's submission for this split (every image, reference order)",
+         NULL, 0, 0, 0},
     };
     const pvlm_cmd cmd = {"pvlm score captions",
                           "BLEU-1..4, ROUGE-L, CIDEr-D exactly as pycocoevalcap",
@@ -71,6 +87,10 @@ static int cmd_captions(int argc, char **argv) {
         return 1;
     }
     int rc = 1;
+    if (submission && write_json_or_fail(pvlm_capres_submission_json(&res, &refs, &err), submission, &err)) {
+        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+        goto done;
+    }
     if (pvlm_capscore_run(&sc, &refs, &res, &so, &err)) {
         fprintf(stderr, "pvlm score captions: %s\n", err.msg);
         goto done;
@@ -105,6 +125,10 @@ static int cmd_captions(int argc, char **argv) {
             fprintf(stderr, "pvlm score captions: cannot write per-image scores to %s\n", per_image);
             goto free_sc;
         }
+    }
+    if (nocaps_out && write_json_or_fail(pvlm_capscore_nocaps_json(&sc, &err), nocaps_out, &err)) {
+        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+        goto free_sc;
     }
     fflush(stdout);
     pvlm_info("scored %d images: tokenize %.3f s, BLEU %.3f s, ROUGE-L %.3f s, CIDEr %.3f s", sc.n_img, sc.t_tokenize,

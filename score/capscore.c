@@ -876,6 +876,80 @@ json_t *pvlm_capscore_to_json(const pvlm_capscore *s) {
     return o;
 }
 
+/* The server's metric names, in pvlm_cap_metric_names order. */
+static const char *const nocaps_names[PVLM_CAP_NMETRICS] = {"B1",      "B2",    "B3",     "B4",
+                                                            "ROUGE-L", "CIDEr", "METEOR", "SPICE"};
+
+static json_t *nocaps_metrics(const pvlm_capsplit *sp) {
+    json_t *o = json_object();
+    static const int order[PVLM_CAP_NMETRICS] = {PVLM_CAP_BLEU1,   PVLM_CAP_BLEU2,   PVLM_CAP_BLEU3, PVLM_CAP_BLEU4,
+                                                 PVLM_CAP_METEOR,  PVLM_CAP_ROUGE_L, PVLM_CAP_CIDER, PVLM_CAP_SPICE};
+    for (int q = 0; q < PVLM_CAP_NMETRICS; q++) {
+        int k = order[q];
+        json_object_set_new(o, nocaps_names[k], isnan(sp->score[k]) ? json_null() : json_real(sp->score[k]));
+    }
+    return o;
+}
+
+json_t *pvlm_capscore_nocaps_json(const pvlm_capscore *s, pvlm_err *err) {
+    static const char *const domains[3] = {"in-domain", "near-domain", "out-domain"};
+    const pvlm_capsplit *by[3] = {NULL, NULL, NULL};
+    int covered = 0;
+    for (int k = 1; k < s->n_split; k++) {
+        int d = 0;
+        while (d < 3 && strcmp(s->split[k].name, domains[d])) d++;
+        if (d == 3)
+            return pvlm_err_set(err, PVLM_EINVAL, "NoCaps: unknown domain \"%s\" (in-domain, near-domain, out-domain)",
+                                s->split[k].name),
+                   NULL;
+        by[d] = &s->split[k];
+        covered += s->split[k].n_img;
+    }
+    if (covered != s->n_img)
+        return pvlm_err_set(err, PVLM_EINVAL,
+                            "NoCaps: %d of the %d scored images have no \"domain\" in the references",
+                            s->n_img - covered, s->n_img),
+               NULL;
+    json_t *out = json_array();
+    for (int d = 0; d < 4; d++) {
+        json_t *o = json_object();
+        const pvlm_capsplit *sp = d < 3 ? by[d] : &s->split[0];
+        json_object_set_new(o, d < 3 ? domains[d] : "entire", sp ? nocaps_metrics(sp) : json_null());
+        json_array_append_new(out, o);
+    }
+    return out;
+}
+
+json_t *pvlm_capres_submission_json(const pvlm_capres *res, const pvlm_caprefs *refs, pvlm_err *err) {
+    int32_t *of = malloc(((size_t)refs->n_img + 1) * sizeof *of);
+    if (!of) return pvlm_err_set(err, PVLM_ENOMEM, "submission: out of memory"), NULL;
+    for (int32_t i = 0; i < refs->n_img; i++) of[i] = -1;
+    for (int32_t r = 0; r < res->n; r++) {
+        int32_t i = pvlm_caprefs_find(refs, res->image_id[r]);
+        if (i < 0) {
+            free(of);
+            return pvlm_err_set(err, PVLM_EINVAL, "submission: image id %lld of the results is not in the split",
+                                (long long)res->image_id[r]),
+                   NULL;
+        }
+        of[i] = r;
+    }
+    json_t *out = json_array();
+    for (int32_t i = 0; i < refs->n_img; i++) {
+        if (of[i] < 0) {
+            pvlm_err_set(err, PVLM_EINVAL, "submission: no caption for image id %lld (%d of the split's %d images have none)",
+                         (long long)refs->image_id[i], refs->n_img - res->n, refs->n_img);
+            json_decref(out);
+            free(of);
+            return NULL;
+        }
+        json_array_append_new(out, json_pack("{s:I, s:s}", "image_id", (json_int_t)refs->image_id[i], "caption",
+                                             res->caption[of[i]]));
+    }
+    free(of);
+    return out;
+}
+
 json_t *pvlm_capscore_per_image_json(const pvlm_capscore *s, const pvlm_caprefs *refs) {
     json_t *root = json_object(), *corpus = json_object(), *per = json_object();
     for (int k = 0; k < PVLM_CAP_NMETRICS; k++)

@@ -109,6 +109,17 @@ json_t *pvlm_capscore_to_json(const pvlm_capscore *s);
  * "ROUGE_L", "CIDEr"}}}. New reference. */
 json_t *pvlm_capscore_per_image_json(const pvlm_capscore *s, const pvlm_caprefs *refs);
 
+/* NoCaps: the evaluation server's result for one split (val or test), as the nocaps EvalAI challenge
+ * returns it: [{"in-domain": M}, {"near-domain": M}, {"out-domain": M}, {"entire": M}] where M has
+ * "B1".."B4", "METEOR", "ROUGE-L", "CIDEr", "SPICE" (the values pycocoevalcap computes on that
+ * domain's images alone; null for METEOR/SPICE when not computed). Every scored image must carry one
+ * of the three domains. New reference, or NULL with err set. */
+json_t *pvlm_capscore_nocaps_json(const pvlm_capscore *s, pvlm_err *err);
+/* The submission file the evaluation server takes for the split the references describe: one
+ * {"image_id": int, "caption": str} per image of the references, in their order. An image without a
+ * result is an error (the server rejects incomplete submissions). New reference, or NULL with err. */
+json_t *pvlm_capres_submission_json(const pvlm_capres *res, const pvlm_caprefs *refs, pvlm_err *err);
+
 /* Print a JSON value with every real as %.17g (round-trip) to f. */
 int pvlm_capscore_print_json(const json_t *j, FILE *f);
 
