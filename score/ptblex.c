@@ -39,6 +39,8 @@ typedef struct {
     blk *arena;
     uint8_t *mark; /* [n+2] scratch for building unions */
     int oom;
+    int maxread;         /* the furthest position a rule has read (at) */
+    uint8_t *fail_first; /* long lines: [rules][65536 bits] "this rule fails on seeing only this first unit" */
 } lx;
 
 static int32_t *take(lx *L, int k) {
@@ -81,7 +83,8 @@ static ps one(lx *L, int p) {
     if (r.v) r.v[r.n++] = p;
     return r;
 }
-static int at(const lx *L, int i) {
+static int at(lx *L, int i) {
+    if (i > L->maxread) L->maxread = i;
     return i >= 0 && i < L->lim ? L->c[i] : -1;
 }
 static int max_of(ps s) {
@@ -623,7 +626,10 @@ static ps p_dom_label(lx *L, ps s) {
 }
 static ps p_likelyurl(lx *L, ps s) {
     static const char *const tld[] = {"com", "net", "org", "edu", NULL};
-    if (s.n == 1 && L->next_dot[s.v[0]] >= L->lim) return NONE; /* both forms need a '.' */
+    if (s.n == 1 && L->next_dot[s.v[0]] >= L->lim) { /* both forms need a '.' */
+        L->maxread = L->lim;                           /* (a fact about more than the first unit) */
+        return NONE;
+    }
     ps a = run(L, rep(L, lit(L, s, "www."), p_www_label, 1, -1), c_ascii_letter, 2, 4);
     ps b = lits(L, rep(L, s, p_dom_label, 1, -1), tld);
     ps u = uni(L, a, b);
@@ -1364,15 +1370,24 @@ static void transform(ubuf *b, const uint16_t *t, size_t n, const rule *r) {
 }
 
 /* ---------- the scanner ---------- */
+/* On long lines, a rule that failed after reading only the first code unit fails wherever that unit
+ * starts a token: remembered per rule and unit, which makes megabyte inputs cheap. */
+#define FAIL_BIT(L, k, u) ((L)->fail_first[(size_t)(k) * 8192 + ((u) >> 3)] & (1u << ((u) & 7)))
+
 static hit best_rule(lx *L, int p) {
     hit best = {-1, -1, -1};
+    uint16_t u = L->c[p];
     for (int k = 0; k < N_RULES && !L->oom; k++) {
+        if (L->fail_first && FAIL_BIT(L, k, u)) continue;
         hit h = {-1, -1, k};
         arena_reset(L);
+        L->maxread = p;
         if (RULES[k].r2)
             look(L, p, RULES[k].r1, RULES[k].r2, &h);
         else
             plain(L, p, RULES[k].r1, &h);
+        if (h.end < 0 && L->maxread <= p && L->fail_first)
+            L->fail_first[(size_t)k * 8192 + (u >> 3)] |= (uint8_t)(1u << (u & 7));
         if (h.end > best.end) best = h;
     }
     return best;
@@ -1382,7 +1397,8 @@ int pvlm_ptblex_line(const uint16_t *u, size_t n, const uint16_t *next, size_t n
                      void *ctx) {
     size_t total = n + 1 + (next ? next_n : 0);
     uint16_t *c = malloc((total + 1) * sizeof *c);
-    lx L = {c, (int)total, (int)total, malloc((total + 1) * sizeof(int32_t)), NULL, calloc(total + 4, 1), 0};
+    lx L = {c, (int)total, (int)total, malloc((total + 1) * sizeof(int32_t)), NULL, calloc(total + 4, 1), 0, 0,
+            n > 512 ? calloc((size_t)N_RULES * 8192, 1) : NULL};
     ubuf tok = {NULL, 0, 0, 0};
     int rc = 0;
     if (!c || !L.mark || !L.next_dot || total > (size_t)INT32_MAX / 2) {
@@ -1425,6 +1441,7 @@ done:
     }
     free(L.mark);
     free(L.next_dot);
+    free(L.fail_first);
     free(c);
     free(tok.u);
     return rc;
