@@ -106,6 +106,33 @@ static void test_errors(void) {
     CHECK(strstr(err.msg, "/nonexistent/refs.json") != NULL);
 }
 
+/* Rules of CoreNLP 3.4.1's PTBLexer.flex on cases of our own (score_ptb_java has the official ones). */
+static void test_lexer_rules(void) {
+    check_tok("Ark. x", "ark. x"); /* [A]rk: the bracketed capital is case-sensitive */
+    check_tok("ark. x", "ark x");
+    check_tok("Ptys. x", "ptys. x"); /* Pp?t[ye]s?: [ye] lower-case only */
+    check_tok("PTES. x", "ptes x");
+    check_tok("c++ f# C#", "c++ f# c#");
+    check_tok("a &MDASH; b &ndash; c", "a b c");
+    check_tok("caf&eacute; ok", "caf&eacute; ok"); /* SPLET letters stay entities inside words */
+    check_tok("x@y.com <x@y.com>", "x@y.com <x@y.com>");
+    check_tok("call (555) 555-1212 or 555-1212", "call -lrb-555-rrb-\xc2\xa0" "555-1212 or 555-1212");
+    check_tok("\xc2\xbd \xe2\x85\x9b \xc2\xa2" "5 \xe2\x82\xa4" "5 \xe2\x82\xac" "5",
+              "1/2 \xe2\x85\x9b cents 5 \xe2\x82\xa4 5 $ 5"); /* only five fractions and four currencies map */
+    check_tok(":) :-( ;-) =D <3", ":-rrb- :--lrb- ;--rrb- =d < 3");
+    check_tok("\xce\xa3\xce\x91\xce\xa3", "\xcf\x83\xce\xb1\xcf\x82"); /* final sigma in the token */
+    check_tok("\xc4\xb0stanbul", "i\xcc\x87stanbul");
+    check_tok("Jan. 5 No. 5 no 5", "jan. 5 no. 5 no 5");
+    check_tok("U.S.A. is", "u.s.a. is");
+    check_tok("don't can't won't", "do n't ca n't wo n't");
+    check_tok("3-2-1 3-2-10 10/12/2020", "3-2-1 3-2-10 10/12/2020");
+    check_tok("see google.com/path. now", "see google.com/path now");
+    check_tok("--- ---- ----- -", "-----"); /* 3 or 4 hyphens are --, removed; 5 stay */
+    check_tok("I love NY!!! ?!", "i love ny !!! ?!");
+    check_tok("'Tis 'twas Y'know", "'t is 't was y' know");
+    check_tok("#tag @user_1 ##", "#tag @user_1 ##");
+}
+
 static void test_odd_text(void) {
     check_tok("", "");
     check_tok(" \t ", "");
@@ -383,6 +410,7 @@ static void test_vqa(void) {
 
 int main(void) {
     test_errors();
+    test_lexer_rules();
     test_odd_text();
     test_metrics();
     test_nocaps();
