@@ -175,7 +175,7 @@ static int open_stream(pvlm_loader *L, int which, const char *mpath, pvlm_err *e
         pvlm_manifest_shard_path(&m, i, dir, path, sizeof path);
         int64_t have;
         if (which == ST_IMG) {
-            s->img[i] = pvlm_imgshard_open(path, 0, err);
+            s->img[i] = pvlm_imgshard_open_sized(path, 0, m.shards[i].bytes, err);
             if (!s->img[i]) goto fail;
             have = pvlm_imgshard_count(s->img[i]);
         } else {
