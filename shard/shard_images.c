@@ -1091,7 +1091,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         rc = wq_start(&R.q, R.T, &R.b, err);
         started = 1; /* threads that did start are joined below */
     }
-    if (rc == 0 && R.is_url && pending_items > 0) {
+    /* every pending shard of a URL build runs the downloader, also one with no usable rows */
+    if (rc == 0 && R.is_url) {
         pvlm_dl_config dc;
         pvlm_dl_config_default(&dc);
         dc.max_total = c->dl_concurrency;

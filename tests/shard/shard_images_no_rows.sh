@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# shard_images_no_rows.sh - `pvlm shard images` URL builds with no usable row: a header-only
+# list, an empty file, only empty URLs, and --retry-failed when only permanent failures remain
+# (the documented retry workflow) each finish with an empty manifest that counts the skipped
+# rows, instead of crashing. No network: the only URL is ftp://, refused before any connection.
+set -euo pipefail
+: "${PVLM_BIN:?}" "${PVLM_TMP:?}"
+PY=${PVLM_PYTHON:-/usr/bin/python3}
+rm -rf "$PVLM_TMP"; mkdir -p "$PVLM_TMP"; cd "$PVLM_TMP"
+
+printf 'url\tcaption\n' > header_only.tsv
+: > empty.tsv
+printf 'url\tcaption\n\tone\n  \ttwo\n' > empty_urls.tsv
+printf 'url\tcaption\nftp://example.invalid/x.jpg\tnot http\n' > ftp.tsv
+
+build() {
+  local out=$1; shift
+  set +e
+  "$PVLM_BIN" shard images --out "$out" --image-size 16 --store raw --retries 0 --progress 0 "$@" >"$out.log" 2>&1
+  local rc=$?
+  set -e
+  if [ $rc -ne 0 ]; then echo "FAIL: $out exited $rc"; cat "$out.log"; exit 1; fi
+}
+check() { # out records failed-reason count
+  "$PY" - "$@" <<'PYEOF'
+import json, sys
+out, records = sys.argv[1], int(sys.argv[2])
+m = json.load(open(out + "/manifest.json"))
+assert m["totals"]["records"] == records, (out, m["totals"])
+if len(sys.argv) > 3:
+    assert m["failures"].get(sys.argv[3]) == int(sys.argv[4]), (out, m["failures"])
+print(out, "ok:", m["totals"], m["failures"])
+PYEOF
+}
+build o_header --urls header_only.tsv
+check o_header 0
+build o_empty --urls empty.tsv --url-format tsv
+check o_empty 0
+build o_empty_urls --urls empty_urls.tsv
+check o_empty_urls 0 empty_url 2
+build o_ftp --urls ftp.tsv
+check o_ftp 0 bad_scheme 1
+grep -q bad_scheme o_ftp/failures.jsonl
+# only a permanent failure is listed: the default retry reasons select no row
+build o_retry --retry-failed o_ftp/failures.jsonl
+check o_retry 0
+# asking for it explicitly retries it and it fails the same way
+build o_retry_all --retry-failed o_ftp/failures.jsonl --retry-reasons all
+check o_retry_all 0 bad_scheme 1
+echo "shard_images_no_rows: ok"
