@@ -533,7 +533,7 @@ static void process_item(const build_ctx *b, slot *s, int tid) {
         if (it->alt_path && pvlm_read_file(it->alt_path, &data, &n, NULL) == 0) {
             src = it->alt_path;
         } else {
-            fail(s, "missing_file", "%s", err.msg);
+            fail(s, err.code == PVLM_EINVAL ? "not_a_file" : "missing_file", "%s", err.msg);
             return;
         }
     }

@@ -3,6 +3,7 @@
 # list, an empty file, only empty URLs, and --retry-failed when only permanent failures remain
 # (the documented retry workflow) each finish with an empty manifest that counts the skipped
 # rows, instead of crashing. No network: the only URL is ftp://, refused before any connection.
+# Also a COCO build whose images are folders (file_name "" or a folder x.jpg): not_a_file.
 set -euo pipefail
 : "${PVLM_BIN:?}" "${PVLM_TMP:?}"
 PY=${PVLM_PYTHON:-/usr/bin/python3}
@@ -47,4 +48,10 @@ check o_retry 0
 # asking for it explicitly retries it and it fails the same way
 build o_retry_all --retry-failed o_ftp/failures.jsonl --retry-reasons all
 check o_retry_all 0 bad_scheme 1
+# a COCO file whose file_name is "" (the image folder itself) or names a folder: counted, not read
+mkdir -p coco/img/x.jpg
+printf '{"images":[{"id":1,"file_name":""},{"id":2,"file_name":"x.jpg"}],"annotations":[{"image_id":1,"caption":"a"},{"image_id":2,"caption":"b"}]}' > coco/c.json
+build o_coco --coco coco/c.json --images coco/img
+check o_coco 0 not_a_file 2
+grep -q "x.jpg: is a directory, not a regular file" o_coco.log || { echo "FAIL: no message naming x.jpg"; cat o_coco.log; exit 1; }
 echo "shard_images_no_rows: ok"
