@@ -543,8 +543,8 @@ static void process_item(const build_ctx *b, slot *s, int tid) {
     int rc = pvlm_image_decode(b->codecs[tid], data, n, b->mode == PVLM_RESIZE_CROP ? S : 0,
                                b->mode == PVLM_RESIZE_BORDER ? S : 0, &img, &ow, &oh, src, &err);
     free(data);
-    if (rc != 0) {
-        fail(s, "decode_error", "%s", err.msg);
+    if (rc != 0) { /* decode_error, corrupt_image (truncated/forged data) or too_large */
+        fail(s, pvlm_image_reject_name(pvlm_image_codec_reject(b->codecs[tid])), "%s", err.msg);
         return;
     }
     rc = pvlm_image_fit(&img, S, b->mode, &fit, &err);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# shard_images_no_rows.sh - `pvlm shard images` URL builds with no usable row: a header-only
+# shard_images_bad_inputs.sh - `pvlm shard images` on bad inputs. URL builds with no usable row: a header-only
 # list, an empty file, only empty URLs, and --retry-failed when only permanent failures remain
 # (the documented retry workflow) each finish with an empty manifest that counts the skipped
 # rows, instead of crashing. No network: the only URL is ftp://, refused before any connection.
-# Also a COCO build whose images are folders (file_name "" or a folder x.jpg): not_a_file.
+# Also a COCO build whose images are folders (file_name "" or a folder x.jpg): not_a_file; and
+# damaged JPEGs (cut with an EOI marker appended, a forged 65500x65500 header): corrupt_image,
+# never stored as grey images.
 set -euo pipefail
 : "${PVLM_BIN:?}" "${PVLM_TMP:?}"
 PY=${PVLM_PYTHON:-/usr/bin/python3}
@@ -54,4 +56,23 @@ printf '{"images":[{"id":1,"file_name":""},{"id":2,"file_name":"x.jpg"}],"annota
 build o_coco --coco coco/c.json --images coco/img
 check o_coco 0 not_a_file 2
 grep -q "x.jpg: is a directory, not a regular file" o_coco.log || { echo "FAIL: no message naming x.jpg"; cat o_coco.log; exit 1; }
-echo "shard_images_no_rows: ok"
+# damaged JPEGs beside a good one
+"$PY" - <<'PYEOF'
+import io, json
+from PIL import Image
+im = Image.new("RGB", (64, 48))
+im.putdata([((x * 4) % 256, (y * 5) % 256, (x * y) % 256) for y in range(48) for x in range(64)])
+b = io.BytesIO(); im.save(b, "JPEG", quality=90); good = b.getvalue()
+sos = good.index(b"\xff\xda"); sof = good.index(b"\xff\xc0")
+open("coco/img/good.jpg", "wb").write(good)
+open("coco/img/cut.jpg", "wb").write(good[: sos + (len(good) - sos) // 2] + b"\xff\xd9")
+forged = bytearray(good); forged[sof + 5 : sof + 9] = b"\xff\xdc\xff\xdc"
+open("coco/img/forged.jpg", "wb").write(bytes(forged))
+imgs = [{"id": i, "file_name": f} for i, f in enumerate(["good.jpg", "cut.jpg", "forged.jpg"])]
+anns = [{"image_id": i, "caption": "picture %d" % i} for i in range(3)]
+json.dump({"images": imgs, "annotations": anns}, open("coco/bad.json", "w"))
+PYEOF
+build o_bad --coco coco/bad.json --images coco/img
+check o_bad 1 corrupt_image 2
+grep -q "cut.jpg: corrupt JPEG data" o_bad.log || { echo "FAIL: no message naming cut.jpg"; cat o_bad.log; exit 1; }
+echo "shard_images_bad_inputs: ok"
