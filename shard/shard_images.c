@@ -46,11 +46,7 @@ void pvlm_shard_images_defaults(pvlm_shard_images_cfg *c) {
     c->parts = 1;
     c->txn_records = 1024;
     c->progress_s = 5;
-    c->dl_concurrency = 64;
-    c->dl_per_host = 4;
-    c->dl_max_bytes = 16 << 20;
-    c->dl_timeout_s = 60;
-    c->dl_retries = 2;
+    pvlm_dl_config_default(&c->dl);
     c->url_format = "auto";
     c->url_col = "url";
     c->caption_col = "caption";
@@ -1031,8 +1027,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     }
     if (is_url) /* what decides which bytes we got; concurrency and timeouts do not change a good fetch */
         json_object_set_new(R.settings, "download",
-                            json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl_max_bytes, "max_redirects", 5,
-                                      "user_agent", PVLM_DL_USER_AGENT));
+                            json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl.max_bytes, "max_redirects",
+                                      c->dl.max_redirects, "user_agent", c->dl.user_agent));
     char *sj = json_dumps(R.settings, JSON_SORT_KEYS | JSON_COMPACT);
     pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R.settings_hash);
     free(sj);
@@ -1093,13 +1089,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     }
     /* every pending shard of a URL build runs the downloader, also one with no usable rows */
     if (rc == 0 && R.is_url) {
-        pvlm_dl_config dc;
-        pvlm_dl_config_default(&dc);
-        dc.max_total = c->dl_concurrency;
-        dc.max_per_host = c->dl_per_host;
-        dc.max_bytes = c->dl_max_bytes;
-        dc.timeout_ms = (long)(c->dl_timeout_s * 1000);
-        dc.retries = c->dl_retries;
+        pvlm_dl_config dc = c->dl;
         dc.seed = (uint64_t)c->seed;
         dc.stop_flag = c->stop;
         if (!(R.dl = pvlm_dl_create(&dc, err))) rc = -1;
@@ -1159,6 +1149,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
     const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL,
                *retry = NULL;
     int64_t seed = 0;
+    double timeout_s = (double)c.dl.timeout_ms / 1000; /* the flag is in seconds */
+    int allow_private = !c.dl.block_private;
     const pvlm_opt opts[] = {
         {"config", PVLM_ARG_STR, &config, "JSON file of flag values (command line overrides)", NULL, 0, 0, 0},
         {"out", PVLM_ARG_STR, &out, "output folder for shards and manifest.json", NULL, 0, 0, 1},
@@ -1176,11 +1168,14 @@ int pvlm_shard_images_main(int argc, char **argv) {
          0, 0, 0},
         {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons,
          "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
-        {"concurrency", PVLM_ARG_INT, &c.dl_concurrency, "concurrent downloads", NULL, 1, 10000, 0},
-        {"per-host", PVLM_ARG_INT, &c.dl_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
-        {"max-bytes", PVLM_ARG_I64, &c.dl_max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
-        {"timeout", PVLM_ARG_DOUBLE, &c.dl_timeout_s, "whole-transfer timeout per URL in seconds", NULL, 0.1, 1e5, 0},
-        {"retries", PVLM_ARG_INT, &c.dl_retries, "extra attempts after a retryable download failure", NULL, 0, 100, 0},
+        {"concurrency", PVLM_ARG_INT, &c.dl.max_total, "concurrent downloads", NULL, 1, 10000, 0},
+        {"per-host", PVLM_ARG_INT, &c.dl.max_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
+        {"max-bytes", PVLM_ARG_I64, &c.dl.max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
+        {"timeout", PVLM_ARG_DOUBLE, &timeout_s, "whole-transfer timeout per URL in seconds", NULL, 0.1, 1e5, 0},
+        {"retries", PVLM_ARG_INT, &c.dl.retries, "extra attempts after a retryable download failure", NULL, 0, 100, 0},
+        {"allow-private-addresses", PVLM_ARG_FLAG, &allow_private,
+         "also fetch from loopback, private and link-local addresses (refused by default: docs/downloader.md)", NULL, 0,
+         0, 0},
         {"shards", PVLM_ARG_INT, &c.shards, "number of shards (0: from --records-per-shard)", NULL, 0, MAX_SHARDS, 0},
         {"records-per-shard", PVLM_ARG_I64, &c.records_per_shard, "items per shard when --shards is 0", NULL, 1, 1e12,
          0},
@@ -1223,6 +1218,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
     c.retry_failed = retry;
     c.split = split;
     c.seed = seed;
+    c.dl.timeout_ms = (long)(timeout_s * 1000);
+    c.dl.block_private = !allow_private;
     int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls) + (retry && *retry);
     if (ninputs != 1) {
         fprintf(stderr, "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed\n");

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "shard/download.h"
 
 typedef struct pvlm_shard_images_cfg {
     const char *out;                   /* output folder */
@@ -58,11 +59,9 @@ typedef struct pvlm_shard_images_cfg {
     int64_t limit;        /* use only the first N listed items (0: all) */
     int64_t txn_records;  /* LMDB commit interval */
     double progress_s;    /* seconds between progress lines (0: off) */
-    /* downloader knobs (URL input) */
-    int dl_concurrency, dl_per_host;
-    int64_t dl_max_bytes;
-    double dl_timeout_s;
-    int dl_retries;
+    /* the downloader's settings (URL input), pvlm_dl_config_default's values unless changed;
+     * seed and stop_flag are taken from this struct's seed and stop */
+    pvlm_dl_config dl;
     volatile sig_atomic_t *stop; /* optional: set nonzero to stop soon (items in flight finish) */
 } pvlm_shard_images_cfg;
 
