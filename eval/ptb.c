@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 /* ---------- small growable byte buffer ---------- */
 typedef struct {
     char *s;
@@ -84,45 +86,8 @@ static void sb_put_cp(sbuf *b, uint32_t c) {
     sb_put(b, u, n);
 }
 
-/* ---------- UTF-8 decoding (invalid sequences -> U+FFFD, which is then dropped) ---------- */
-static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *out) {
-    size_t i = 0, n = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        uint32_t cp = 0xFFFD;
-        size_t need = 0;
-        if (c < 0x80) {
-            cp = c;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            cp = c & 0x1F;
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            cp = c & 0x0F;
-            need = 2;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            cp = c & 0x07;
-            need = 3;
-        }
-        i++;
-        if (need) {
-            size_t k;
-            for (k = 0; k < need && i + k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
-            if (k < need) {
-                cp = 0xFFFD;
-                i += k;
-            } else {
-                i += k;
-                if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-                    (cp >= 0xD800 && cp <= 0xDFFF))
-                    cp = 0xFFFD;
-            }
-        } else if (c >= 0x80) {
-            cp = 0xFFFD;
-        }
-        out[n++] = cp;
-    }
-    return n;
-}
+/* ---------- UTF-8 decoding: core/utf8.h (each byte that starts no valid sequence -> U+FFFD, which is
+ * then dropped) ---------- */
 
 /* ---------- character classes ---------- */
 static uint32_t lower_cp(uint32_t c) {
@@ -159,7 +124,7 @@ size_t pvlm_ptb_utf8_lower(const char *in, size_t len, char *out) {
          * caller's 2*len+1 bytes. */
         uint32_t cp[4];
         size_t w = len - i < 4 ? len - i : 4;
-        utf8_decode(s + i, w, cp);
+        if (!pvlm_utf8_decode(s + i, w, cp)) cp[0] = 0xFFFD;
         if (cp[0] == 0xFFFD && !(w >= 3 && s[i] == 0xEF && s[i + 1] == 0xBF && s[i + 2] == 0xBD)) {
             sb_putc(&b, (char)s[i++]);
             continue;
@@ -845,7 +810,7 @@ static char *tokenize(const char *text, size_t len, int remove_punct, pvlm_err *
     size_t *next_gt = heap ? malloc((len + 2) * sizeof *next_gt) : gt_small;
     sbuf out = {0}, tok = {tok_small, 0, sizeof tok_small, 0, 1};
     if (!cps || !next_gt) goto oom;
-    size_t n = utf8_decode((const unsigned char *)text, len, cps);
+    size_t n = pvlm_utf8_decode_all(text, len, cps);
     next_gt[n] = n;
     for (size_t i = n; i-- > 0;) next_gt[i] = cps[i] == '>' ? i : next_gt[i + 1];
     scan s = {cps, n, next_gt};

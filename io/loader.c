@@ -13,6 +13,7 @@
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"

@@ -12,6 +12,7 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/unicode.h"
 
 #define NO_RANK INT32_MAX
@@ -31,39 +32,6 @@ static void byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
         cp_of_byte[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
         byte_of_cp[cp_of_byte[b]] = (int16_t)b;
     }
-}
-
-/* Decode one UTF-8 sequence at s[0..n) (n >= 1). Returns its length (1..4) and the code
- * point in *cp, or 0 when s does not start a valid sequence (overlong, surrogate,
- * > U+10FFFF, truncated, stray continuation byte). */
-static inline int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
-    uint8_t c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) {
-        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
-        *cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        uint32_t v = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-        *cp = v;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        uint32_t v = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) |
-                     (s[3] & 0x3F);
-        if (v < 0x10000 || v > 0x10FFFF) return 0;
-        *cp = v;
-        return 4;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -89,7 +57,7 @@ static inline int char_class(const uint8_t *s, size_t n, size_t i, int *len) {
         return ascii_class[s[i]];
     }
     uint32_t cp;
-    int l = utf8_decode(s + i, n - i, &cp);
+    int l = pvlm_utf8_decode(s + i, n - i, &cp);
     if (!l) {
         *len = 1;
         return PVLM_UC_OTHER;
@@ -388,7 +356,7 @@ static long key_to_bytes(const char *key, size_t klen, const int16_t byte_of_cp[
     long n = 0;
     while (i < klen) {
         uint32_t cp;
-        int l = utf8_decode(s + i, klen - i, &cp);
+        int l = pvlm_utf8_decode(s + i, klen - i, &cp);
         if (!l || cp >= 324 || byte_of_cp[cp] < 0) return -1;
         out[n++] = (char)byte_of_cp[cp];
         i += (size_t)l;

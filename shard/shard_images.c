@@ -25,6 +25,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
@@ -60,7 +61,8 @@ typedef struct item {
     char *alt_path; /* second place to look (Karpathy: DIR/filename when DIR/filepath/filename is absent) */
     int ncap;
     char **caps;
-    int64_t row; /* URL inputs: the row index in the URL list (failures file key) */
+    int64_t row;     /* URL inputs: the row index in the URL list (failures file key) */
+    int bad_caption; /* captions refused by the UTF-8 rule (core/utf8.h: not UTF-8, or a NUL) */
 } item;
 
 typedef struct item_list {
@@ -112,6 +114,12 @@ static char *trim_dup(const char *s, size_t n) {
 }
 
 static int add_caption(item *it, const char *s, size_t n, pvlm_err *err) {
+    /* the loader's rule, applied here so a caption the loader would drop is counted now; a NUL
+     * would silently cut the caption at that byte */
+    if (!pvlm_utf8_text_ok(s, n)) {
+        it->bad_caption++;
+        return 0;
+    }
     char *c = trim_dup(s, n);
     if (!c) return 0; /* empty captions are dropped; an item left with none is an empty_caption failure */
     char **v = realloc(it->caps, (size_t)(it->ncap + 1) * sizeof(*v));
@@ -133,18 +141,6 @@ static char *join_path(const char *a, const char *b, const char *c) {
     else
         snprintf(s, n, "%s/%s", a, b);
     return s;
-}
-
-static int valid_utf8(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
-        if (n < 0) return 0;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xC0) != 0x80) return 0;
-    }
-    return 1;
 }
 
 static char *id_string(json_t *v) {
@@ -508,15 +504,14 @@ static void wq_stop(wqueue *q) {
 static void process_item(const build_ctx *b, slot *s, int tid) {
     const item *it = s->it;
     pvlm_err err = {0};
+    if (it->bad_caption) {
+        fail(s, "bad_caption", "%s: %d caption(s) not valid UTF-8 or holding a NUL byte", it->id, it->bad_caption);
+        return;
+    }
     if (it->ncap == 0 && !b->c->keep_uncaptioned) {
         fail(s, "empty_caption", "%s: no non-empty caption", it->id);
         return;
     }
-    for (int k = 0; k < it->ncap; k++)
-        if (!valid_utf8(it->caps[k])) {
-            fail(s, "bad_caption", "%s: caption %d is not valid UTF-8", it->id, k);
-            return;
-        }
     char *data = NULL;
     size_t n = 0;
     const char *src = it->path;

@@ -13,6 +13,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 
 #define MAX_RECORD (1u << 20) /* a longer row is a broken file (e.g. an unclosed CSV quote) */
 
@@ -41,6 +42,7 @@ struct pvlm_urlsrc {
     char *rec;
     size_t rec_len, rec_cap;
     int too_long;
+    int nul; /* the record holds a NUL byte: it would cut a field short, so the row is bad */
     size_t *fields;
     int nfields, fields_cap;
     int64_t line;      /* lines consumed so far */
@@ -84,7 +86,9 @@ static inline int getb(pvlm_urlsrc *s, pvlm_err *err) {
         if (r < 0) return -2;
         if (r == 0) return -1;
     }
-    return s->buf[s->pos++];
+    int c = s->buf[s->pos++];
+    if (c == 0) s->nul = 1;
+    return c;
 }
 
 static inline int peekb(pvlm_urlsrc *s, pvlm_err *err) {
@@ -125,6 +129,7 @@ static void rec_reset(pvlm_urlsrc *s) {
     s->rec_len = 0;
     s->nfields = 0;
     s->too_long = 0;
+    s->nul = 0;
 }
 
 static int oom(pvlm_urlsrc *s, pvlm_err *err) {
@@ -235,7 +240,7 @@ static const char *field(const pvlm_urlsrc *s, int i) {
 }
 
 static int blank_record(const pvlm_urlsrc *s) {
-    if (s->too_long) return 0;
+    if (s->too_long || s->nul) return 0;
     for (size_t i = 0; i < s->rec_len; i++)
         if (s->rec[i] && !isspace((unsigned char)s->rec[i])) return 0;
     return 1;
@@ -622,6 +627,10 @@ int pvlm_urlsrc_next(pvlm_urlsrc *s, pvlm_url_item *it, pvlm_err *err) {
         it->line = s->rec_line;
         if (!s->failures) it->index = s->counts.rows;
         s->counts.rows++;
+        if (s->nul && !s->too_long) {
+            bad_row(s, "a NUL byte in the row");
+            continue;
+        }
         if (s->fmt == FMT_JSONL) {
             r = json_row(s, it, err);
             if (r < 0) return -1;
@@ -697,30 +706,6 @@ pvlm_urlfail *pvlm_urlfail_open(const char *path, int append, pvlm_err *err) {
     return w;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    size_t k;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < k) return 0;
-    unsigned cp = c & (0x7F >> k);
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return k;
-}
-
 static void put_json_string(FILE *f, const char *s) {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t n = strlen((const char *)p);
@@ -745,7 +730,8 @@ static void put_json_string(FILE *f, const char *s) {
             fputc(c, f);
             i++;
         } else {
-            size_t k = utf8_len(p + i, n - i);
+            uint32_t cp;
+            size_t k = (size_t)pvlm_utf8_decode(p + i, n - i, &cp);
             if (k) {
                 fwrite(p + i, 1, k, f);
                 i += k;

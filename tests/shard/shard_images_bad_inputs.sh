@@ -5,7 +5,7 @@
 # rows, instead of crashing. No network: the only URL is ftp://, refused before any connection.
 # Also a COCO build whose images are folders (file_name "" or a folder x.jpg): not_a_file; and
 # damaged JPEGs (cut with an EOI marker appended, a forged 65500x65500 header): corrupt_image,
-# never stored as grey images.
+# never stored as grey images; captions that break the UTF-8 rule or hold a NUL: bad_caption.
 set -euo pipefail
 : "${PVLM_BIN:?}" "${PVLM_TMP:?}"
 PY=${PVLM_PYTHON:-/usr/bin/python3}
@@ -75,4 +75,19 @@ PYEOF
 build o_bad --coco coco/bad.json --images coco/img
 check o_bad 1 corrupt_image 2
 grep -q "cut.jpg: corrupt JPEG data" o_bad.log || { echo "FAIL: no message naming cut.jpg"; cat o_bad.log; exit 1; }
+# captions under the one UTF-8 rule (core/utf8.h): overlong, surrogate, F5 lead byte and a NUL
+# inside are bad_caption at shard time (the loader would drop or cut them); a good one is stored
+mkdir -p pairs
+for n in good overlong surrogate f5 nul; do cp coco/img/good.jpg pairs/$n.jpg; done
+printf 'a good caption \xc3\xa9\n' > pairs/good.txt
+printf 'over\xc0\xafong\n' > pairs/overlong.txt
+printf 'half \xed\xa0\x80 pair\n' > pairs/surrogate.txt
+printf 'lead \xf5\x80\x80\x80 byte\n' > pairs/f5.txt
+printf 'cut here\000 and lost\n' > pairs/nul.txt
+build o_caps --pairs pairs
+check o_caps 1 bad_caption 4
+# a NUL inside a URL-list row is a bad row, not a silently shortened caption
+printf 'url\tcaption\nhttp://example.invalid/a.jpg\tcut\000 here\n' > nul.tsv
+build o_nul --urls nul.tsv
+check o_nul 0 bad_row 1
 echo "shard_images_bad_inputs: ok"
