@@ -990,11 +990,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     if (c->shuffle) { /* Fisher-Yates with the seeded generator: same seed, same order */
         pvlm_rng rng;
         pvlm_rng_seed(&rng, (uint64_t)c->seed, 0x5348415244ull /* "SHARD" */);
-        for (int64_t i = R.items.n - 1; i > 0; i--) {
-            int64_t j = (int64_t)pvlm_rng_below(&rng, (uint64_t)i + 1), t = R.order[i];
-            R.order[i] = R.order[j];
-            R.order[j] = t;
-        }
+        pvlm_rng_shuffle(&rng, R.order, (size_t)R.items.n, sizeof *R.order);
     }
     /* Inputs hash: every listed item's id, path and captions in order, so a changed
      * input list invalidates finished shards instead of silently mixing builds. */
