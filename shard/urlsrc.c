@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "core/fsutil.h"
+#include "core/i64map.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/utf8.h"
@@ -56,8 +57,7 @@ struct pvlm_urlsrc {
     int failures;
     char **reasons; /* NULL: default exclusions */
     int nreasons, all_reasons;
-    int64_t *seen; /* open-addressing set of yielded indices */
-    size_t seen_cap, nseen;
+    pvlm_i64map seen; /* indices already yielded (failures files can repeat a row) */
     pvlm_urlsrc_counts counts;
     int logged_bad, logged_empty_url, logged_empty_caption;
 };
@@ -472,7 +472,7 @@ void pvlm_urlsrc_close(pvlm_urlsrc *s) {
     if (s->json) json_decref(s->json);
     for (int i = 0; i < s->nreasons; i++) free(s->reasons[i]);
     free(s->reasons);
-    free(s->seen);
+    pvlm_i64map_free(&s->seen);
     free(s->url_trim);
     free(s->rec);
     free(s->fields);
@@ -521,33 +521,6 @@ static int all_space(const char *c) {
     return 1;
 }
 
-/* Returns 1 if index was not yielded before (and records it), 0 if it was, -1 on OOM. */
-static int seen_add(pvlm_urlsrc *s, int64_t idx) {
-    if (2 * (s->nseen + 1) > s->seen_cap) {
-        size_t nc = s->seen_cap ? s->seen_cap * 2 : 1024;
-        int64_t *ns = malloc(nc * sizeof *ns);
-        if (!ns) return -1;
-        for (size_t i = 0; i < nc; i++) ns[i] = -1;
-        for (size_t i = 0; i < s->seen_cap; i++) {
-            if (s->seen[i] < 0) continue;
-            size_t k = (size_t)pvlm_mix64((uint64_t)s->seen[i]) & (nc - 1);
-            while (ns[k] >= 0) k = (k + 1) & (nc - 1);
-            ns[k] = s->seen[i];
-        }
-        free(s->seen);
-        s->seen = ns;
-        s->seen_cap = nc;
-    }
-    size_t k = (size_t)pvlm_mix64((uint64_t)idx) & (s->seen_cap - 1);
-    while (s->seen[k] >= 0) {
-        if (s->seen[k] == idx) return 0;
-        k = (k + 1) & (s->seen_cap - 1);
-    }
-    s->seen[k] = idx;
-    s->nseen++;
-    return 1;
-}
-
 static int reason_selected(const pvlm_urlsrc *s, const char *reason) {
     if (s->all_reasons) return 1;
     if (!s->reasons) /* a retry cannot change these */
@@ -587,7 +560,7 @@ static int json_row(pvlm_urlsrc *s, pvlm_url_item *it, pvlm_err *err) {
             s->counts.filtered++;
             return 0;
         }
-        int fresh = seen_add(s, it->index);
+        int fresh = pvlm_i64map_add(&s->seen, it->index, 0, NULL);
         if (fresh < 0) return oom(s, err);
         if (!fresh) {
             s->counts.filtered++;
