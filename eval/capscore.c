@@ -273,8 +273,8 @@ int pvlm_capres_from_json(pvlm_capres *res, const json_t *root, const char *what
             if (added < 0)
                 pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
             else
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: record %zu: duplicate image id %lld (first at record %d)", what,
-                             i, (long long)id, (int)first);
+                pvlm_err_set(err, PVLM_EFORMAT, "%s: record %zu: duplicate image id %lld (first at record %d)", what, i,
+                             (long long)id, (int)first);
             goto fail;
         }
         res->image_id[i] = id;

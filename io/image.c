@@ -15,10 +15,14 @@ struct pvlm_image_codec {
 
 const char *pvlm_image_reject_name(int reject) {
     switch (reject) {
-    case PVLM_IMG_REJECT_CORRUPT: return "corrupt_image";
-    case PVLM_IMG_REJECT_TOO_LARGE: return "too_large";
-    case PVLM_IMG_REJECT_NONE: return "ok";
-    default: return "decode_error";
+    case PVLM_IMG_REJECT_CORRUPT:
+        return "corrupt_image";
+    case PVLM_IMG_REJECT_TOO_LARGE:
+        return "too_large";
+    case PVLM_IMG_REJECT_NONE:
+        return "ok";
+    default:
+        return "decode_error";
     }
 }
 

@@ -285,6 +285,8 @@ pvlm_imgshard_reader *pvlm_imgshard_open_sized(const char *path, int flags, uint
     mdb_env_set_maxreaders(r->env, 1024);
     unsigned int eflags = MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSUBDIR;
     if (flags & PVLM_IMGSHARD_NOLOCK) eflags |= MDB_NOLOCK;
+    /* LMDB trusts its meta pages (a page size of 0 divides by zero inside mdb_env_open) */
+    if (pvlm_lmdbcheck_file(path, r->file_bytes, err) != 0) goto fail;
     rc = mdb_env_open(r->env, path, eflags, 0644);
     if (rc != 0) {
         mdb_fail(err, rc, path, "opening LMDB read-only");

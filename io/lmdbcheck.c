@@ -2,6 +2,7 @@
 #include "lmdbcheck.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,8 @@
 /* LMDB 0.9 constants (mdb.c): page and node flags, header sizes, cursor depth */
 enum { P_BRANCH = 0x01, P_LEAF = 0x02, P_OVERFLOW = 0x04, P_META = 0x08, P_LEAF2 = 0x20, P_SUBP = 0x40 };
 enum { F_BIGDATA = 0x01 };
-enum { PAGEHDR = 16, NODEHDR = 8, MAX_DEPTH = 32, MAX_KEY = 511, META_MAGIC = 0xBEEFC0DE, P_INVALID_ROOT = -1 };
+enum { PAGEHDR = 16, NODEHDR = 8, MAX_DEPTH = 32, MAX_KEY = 511, P_INVALID_ROOT = -1 };
+enum { META_MAGIC = 0xBEEFC0DE, META_VERSION = 1, MDB_FIXEDMAP_FLAG = 0x01 };
 
 static uint16_t u16at(const uint8_t *p) {
     uint16_t v;
@@ -33,6 +35,7 @@ typedef struct walk {
     const char *path;
     uint32_t psize;
     uint64_t npages; /* last_pg + 1, all inside the file */
+    uint64_t file_bytes;
     uint8_t *page;   /* one page buffer */
     uint8_t *seen;   /* bitmap over npages */
     uint64_t *stack; /* (pgno << 6 | depth) of pages still to check, next in key order on top */
@@ -42,8 +45,8 @@ typedef struct walk {
 } walk;
 
 static int bad(const walk *w, uint64_t pg, const char *what, pvlm_err *err) {
-    return pvlm_err_set(err, PVLM_EFORMAT, "%s: damaged LMDB file: page %" PRIu64 ": %s (rebuild it)", w->path, pg,
-                        what);
+    return pvlm_err_set(err, PVLM_EFORMAT, "%s: damaged or truncated LMDB file: page %" PRIu64 ": %s (rebuild it)",
+                        w->path, pg, what);
 }
 
 static int read_page(walk *w, uint64_t pg, pvlm_err *err) {
@@ -114,12 +117,52 @@ static int check_page(walk *w, uint64_t pg, unsigned depth, pvlm_err *err) {
     return 0;
 }
 
-/* Body of meta page i (0 or 1) into m (PAGEHDR.. bytes); its page size in *psize for page 0. */
+/* Meta page i (0 or 1; its first 160 bytes) into m. */
 static int read_meta(walk *w, int i, uint8_t m[160], pvlm_err *err) {
     ssize_t got = pread(w->fd, m, 160, (off_t)i * w->psize);
     if (got != 160) return bad(w, (uint64_t)i, "meta page cut short", err);
-    if (!(u16at(m + 10) & P_META) || u32at(m + PAGEHDR) != META_MAGIC) return bad(w, (uint64_t)i, "not a meta page", err);
+    if (!(u16at(m + 10) & P_META) || u32at(m + PAGEHDR) != META_MAGIC)
+        return bad(w, (uint64_t)i, "not a meta page", err);
     return 0;
+}
+
+/* What mdb_env_open takes from a meta page without checking it: the page size (it divides by
+ * it), the last page (it maps that far), the environment flags (MDB_FIXEDMAP would map at the
+ * address the file names) and the main database's flags (we read plain databases only). */
+static int meta_sane(walk *w, int i, const uint8_t *m, pvlm_err *err) {
+    uint32_t psize = u32at(m + 40);
+    uint64_t last = u64at(m + 136), root = u64at(m + 128), npages = w->file_bytes / w->psize;
+    if (u32at(m + PAGEHDR + 4) != META_VERSION) return bad(w, (uint64_t)i, "unknown LMDB data version", err);
+    if (psize != w->psize) return bad(w, (uint64_t)i, "page size differs from meta page 0", err);
+    if (last < 1 || last >= npages) return bad(w, (uint64_t)i, "last page lies past the end of the file", err);
+    if (u16at(m + 44) & MDB_FIXEDMAP_FLAG) return bad(w, (uint64_t)i, "fixed-address map requested", err);
+    if (u16at(m + 92) != 0) return bad(w, (uint64_t)i, "main database is not a plain database", err);
+    if (root != (uint64_t)P_INVALID_ROOT && (root < 2 || root > last))
+        return bad(w, (uint64_t)i, "root page out of range", err);
+    return 0;
+}
+
+int pvlm_lmdbcheck_file(const char *path, uint64_t file_bytes, pvlm_err *err) {
+    walk w = {.fd = open(path, O_RDONLY | O_CLOEXEC), .path = path, .file_bytes = file_bytes};
+    if (w.fd < 0) return pvlm_err_errno(err, "%s: cannot open", path);
+    uint8_t m0[160], m1[160];
+    int rc = -1;
+    w.psize = 160; /* only page 0 is read at offset 0: the size does not matter yet */
+    if (read_meta(&w, 0, m0, err)) goto out;
+    w.psize = u32at(m0 + 40);
+    if (w.psize < 512 || w.psize > 65536 || (w.psize & (w.psize - 1))) {
+        bad(&w, 0, "page size not a power of two between 512 and 65536", err);
+        goto out;
+    }
+    if (file_bytes < 2ull * w.psize) {
+        bad(&w, 1, "file shorter than its two meta pages", err);
+        goto out;
+    }
+    if (read_meta(&w, 1, m1, err) || meta_sane(&w, 0, m0, err) || meta_sane(&w, 1, m1, err)) goto out;
+    rc = 0;
+out:
+    close(w.fd);
+    return rc;
 }
 
 int pvlm_lmdbcheck_env(MDB_env *env, const char *path, uint64_t file_bytes, pvlm_err *err) {
@@ -132,8 +175,8 @@ int pvlm_lmdbcheck_env(MDB_env *env, const char *path, uint64_t file_bytes, pvlm
     uint64_t npages = (uint64_t)info.me_last_pgno + 1;
     if (w.psize < 256 || w.psize > 65536 || npages > file_bytes / w.psize)
         return pvlm_err_set(err, PVLM_EFORMAT,
-                            "%s: damaged or truncated LMDB file: its pages need %" PRIu64 " x %u bytes, the file has %" PRIu64
-                            " (rebuild it)",
+                            "%s: damaged or truncated LMDB file: its pages need %" PRIu64
+                            " x %u bytes, the file has %" PRIu64 " (rebuild it)",
                             path, npages, w.psize, file_bytes);
     w.npages = npages;
     uint8_t m0[160], m1[160];

@@ -14,6 +14,9 @@
  * in tree order (so a damaged key cannot make a lookup return another key's value). Plain databases only (no
  * duplicate-sorted or named sub-databases: what io/imgshard writes).
  *
+ * Two steps: pvlm_lmdbcheck_file on the meta pages before mdb_env_open (which trusts them
+ * too), pvlm_lmdbcheck_env on the tree after it.
+ *
  * Layout read here (LMDB 0.9 on-disk format, native-endian, 64-bit page numbers):
  * page header 16 bytes {u64 pgno, u16 pad, u16 flags, u16 lower, u16 upper}, then u16
  * node offsets; node header 8 bytes {u16 lo, u16 hi, u16 flags, u16 ksize}, key, data;
@@ -32,6 +35,11 @@
 
 #include "core/error.h"
 
+/* Before mdb_env_open: both meta pages are LMDB meta pages whose page size (a power of two,
+ * 512..65536), last page (inside the file), root page, environment flags (no MDB_FIXEDMAP)
+ * and main-database flags (plain) are sane, since mdb_env_open uses them unchecked (a zero
+ * page size is a division by zero). 0, or -1 with PVLM_EFORMAT naming path and the page. */
+int pvlm_lmdbcheck_file(const char *path, uint64_t file_bytes, pvlm_err *err);
 /* Check the file of an environment opened read-only (nothing read through the map yet);
  * file_bytes is its size. 0, or -1 with PVLM_EFORMAT (PVLM_EIO for a failed read) and a
  * message naming path and the damaged page. */

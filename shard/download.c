@@ -577,9 +577,9 @@ int pvlm_dl_addr_blocked(const struct sockaddr *sa) {
         if (!memcmp(b, mapped, 12) || !memcmp(b, compat, 12) || !memcmp(b, nat64, 12))
             return v4_private(v4_at(b + 12)); /* ::ffff:a.b.c.d, ::a.b.c.d (:: and ::1 too), 64:ff9b::a.b.c.d */
         if (b[0] == 0x20 && b[1] == 0x02) return v4_private(v4_at(b + 2)); /* 2002:AABB:CCDD::/48 */
-        if ((b[0] & 0xfe) == 0xfc) return 1;                                /* fc00::/7 */
-        if (b[0] == 0xfe && (b[1] & 0x80) == 0x80) return 1;                /* fe80::/10 and fec0::/10 */
-        if (b[0] == 0xff) return 1;                                         /* multicast */
+        if ((b[0] & 0xfe) == 0xfc) return 1;                               /* fc00::/7 */
+        if (b[0] == 0xfe && (b[1] & 0x80) == 0x80) return 1;               /* fe80::/10 and fec0::/10 */
+        if (b[0] == 0xff) return 1;                                        /* multicast */
         return 0;
     }
     return 1; /* not IP: never for http(s) */

@@ -255,6 +255,28 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err);
+static int list_urls(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err);
+
+int pvlm_shard_images_list(const pvlm_shard_images_cfg *c, pvlm_shard_images_listing *out, pvlm_err *err) {
+    memset(out, 0, sizeof *out);
+    item_list l = {0};
+    if (!(l.fails = json_object())) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    int rc = c->coco && *c->coco                                              ? list_coco(c, &l, err)
+             : (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed) ? list_urls(c, &l, err)
+                                                                              : list_pairs(c, &l, err);
+    out->items = l.n;
+    for (int64_t i = 0; i < l.n; i++) {
+        out->captions += l.v[i].ncap;
+        out->bad_captions += l.v[i].bad_caption;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(l.fails, k, v) out->list_failures += json_integer_value(v);
+    items_free(&l); /* frees l.fails too */
+    return rc;
+}
+
 /* name.jpg|jpeg|png + name.txt, files sorted by name (readdir order is not stable). An image
  * without a .txt is listed with no captions (an empty_caption failure unless kept). */
 static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {

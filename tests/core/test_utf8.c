@@ -55,7 +55,7 @@ int main(void) {
     } cases[] = {
         {"\x00", 1, 1, 0},
         {"\x7f", 1, 1, 0x7F},
-        {"\x80", 1, 0, 0},              /* stray continuation */
+        {"\x80", 1, 0, 0}, /* stray continuation */
         {"\xbf", 1, 0, 0},
         {"\xc0\x80", 2, 0, 0},          /* overlong NUL */
         {"\xc1\xbf", 2, 0, 0},          /* overlong U+7F */
@@ -78,14 +78,14 @@ int main(void) {
         {"\xf8\x88\x80\x80\x80", 5, 0, 0},
         {"\xfe", 1, 0, 0},
         {"\xff", 1, 0, 0},
-        {"\xc2", 1, 0, 0},              /* truncated */
+        {"\xc2", 1, 0, 0}, /* truncated */
         {"\xe0\xa0", 2, 0, 0},
         {"\xf0\x90\x80", 3, 0, 0},
-        {"\xc2\x41", 2, 0, 0},          /* bad continuation */
+        {"\xc2\x41", 2, 0, 0}, /* bad continuation */
         {"\xe0\xa0\x41", 3, 0, 0},
         {"\xf0\x90\x80\x41", 4, 0, 0},
         {"\xc2\xc2\x80", 3, 0, 0},
-        {"\xe2\x82\xac", 2, 0, 0},      /* a whole sequence cut by n */
+        {"\xe2\x82\xac", 2, 0, 0}, /* a whole sequence cut by n */
         {"\xe2\x82\xac", 3, 3, 0x20AC},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -140,8 +140,12 @@ int main(void) {
     size_t m = pvlm_utf8_decode_all("a\xe0\x80\x80\xc3\xa9", 6, cps);
     CHECK(m == 5 && cps[0] == 'a' && cps[1] == 0xFFFD && cps[2] == 0xFFFD && cps[3] == 0xFFFD && cps[4] == 0xE9);
     size_t on = 0;
-    char *s = pvlm_utf8_sanitize("a\xff" "b\xed\xa0\x80\xc3\xa9", 8, &on);
-    CHECK(s && on == 3 + 3 + 1 + 9 + 2 - 2 && !strcmp(s, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9"));
+    char *s = pvlm_utf8_sanitize("a\xff"
+                                 "b\xed\xa0\x80\xc3\xa9",
+                                 8, &on);
+    CHECK(s && on == 3 + 3 + 1 + 9 + 2 - 2 &&
+          !strcmp(s, "a\xef\xbf\xbd"
+                     "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9"));
     CHECK(s && pvlm_utf8_valid(s, on));
     free(s);
     s = pvlm_utf8_sanitize("", 0, &on);

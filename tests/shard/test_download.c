@@ -287,8 +287,8 @@ static void test_reasons(const test_server *ts) {
 /* The default config refuses loopback in every spelling (name, IPv6, hex, decimal, octal,
  * IPv4-mapped IPv6, other 127/8), checked on the address connected to. */
 static void test_block_private(const test_server *ts) {
-    static const char *const hosts[] = {"localhost", "[::1]",       "0x7f000001",         "2130706433",
-                                        "0177.0.0.1", "127.0.0.2",  "[::ffff:127.0.0.1]", "127.1"};
+    static const char *const hosts[] = {"localhost",  "[::1]",     "0x7f000001",         "2130706433",
+                                        "0177.0.0.1", "127.0.0.2", "[::ffff:127.0.0.1]", "127.1"};
     enum { NH = sizeof hosts / sizeof hosts[0] };
     char urls[NH][200];
     expect ex[NH + 1];
