@@ -14,6 +14,7 @@
 #include "io/manifest.h"
 #include "io/safetensors.h"
 #include "io/textshard.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 #include "model/checkpoint.h"
 

@@ -25,6 +25,7 @@
 #include "harness.h"
 #include "io/batch.h"
 #include "io/loader.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 
 static char dir[4096], img_m[4300], txt_m[4300];
