@@ -41,6 +41,7 @@
 #include "io/loader.h"
 #include "io/manifest.h"
 #include "io/textshard.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
 #include "bench/bench_util.h"

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 
 int pvlm_cmd_tokenizer(int argc, char **argv);

@@ -102,9 +102,28 @@ int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_er
     return pvlm_durable_commit(f, tmp, path, err);
 }
 
+static int not_regular(const char *path, const struct stat *st, pvlm_err *err) {
+    return pvlm_err_set(err, PVLM_EINVAL, "%s: %s, not a regular file", path,
+                        S_ISDIR(st->st_mode) ? "is a directory" : "is a special file (FIFO, device or socket)");
+}
+
 int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err) {
+    /* Only a regular file has a size to read: a directory opens and "seeks" to an end of
+     * 2^63-1 bytes, and a FIFO or device has no end at all (opening a FIFO even blocks).
+     * Checked before opening, and again on the opened file (it may have been replaced). */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return not_regular(path, &st, err);
     FILE *f = fopen(path, "rb");
     if (!f) return pvlm_err_errno(err, "%s: cannot open", path);
+    if (fstat(fileno(f), &st) != 0) {
+        int rc = pvlm_err_errno(err, "%s: cannot stat", path);
+        fclose(f);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fclose(f);
+        return not_regular(path, &st, err);
+    }
     if (fseeko(f, 0, SEEK_END) != 0) {
         fclose(f);
         return pvlm_err_errno(err, "%s: cannot seek", path);

@@ -24,7 +24,8 @@ int pvlm_write_file_atomic(const char *path, const void *data, size_t n, pvlm_er
 FILE *pvlm_durable_open(const char *path, char *tmp, size_t cap, pvlm_err *err);
 int pvlm_durable_commit(FILE *f, const char *tmp, const char *path, pvlm_err *err);
 void pvlm_durable_abort(FILE *f, const char *tmp);
-/* Whole file into *out (NUL-terminated, caller frees), size in *n. */
+/* Whole file into *out (NUL-terminated, caller frees), size in *n. A directory, FIFO or
+ * device is an error (PVLM_EINVAL, "not a regular file") before anything is read. */
 int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err);
 int pvlm_file_exists(const char *path);
 int pvlm_is_dir(const char *path);

@@ -2,6 +2,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
 
 uint64_t pvlm_mix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
@@ -48,6 +49,21 @@ uint64_t pvlm_rng_below(pvlm_rng *r, uint64_t n) {
         }
     }
     return (uint64_t)(m >> 64);
+}
+
+void pvlm_rng_shuffle(pvlm_rng *r, void *base, size_t n, size_t size) {
+    unsigned char *b = base, tmp[64];
+    for (size_t i = n; i-- > 1;) {
+        size_t j = (size_t)pvlm_rng_below(r, (uint64_t)i + 1);
+        if (j == i) continue;
+        unsigned char *x = b + i * size, *y = b + j * size;
+        for (size_t off = 0; off < size; off += sizeof tmp) { /* swap in chunks: any element size */
+            size_t k = size - off < sizeof tmp ? size - off : sizeof tmp;
+            memcpy(tmp, x + off, k);
+            memcpy(x + off, y + off, k);
+            memcpy(y + off, tmp, k);
+        }
+    }
 }
 
 double pvlm_rng_uniform(pvlm_rng *r) { return (double)(pvlm_rng_u64(r) >> 11) * 0x1.0p-53; }

@@ -10,6 +10,7 @@
 #ifndef PVLM_RNG_H
 #define PVLM_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct pvlm_rng {
@@ -23,6 +24,10 @@ uint32_t pvlm_rng_u32(pvlm_rng *r);
 uint64_t pvlm_rng_below(pvlm_rng *r, uint64_t n);
 double pvlm_rng_uniform(pvlm_rng *r); /* [0, 1) with 53 random bits */
 double pvlm_rng_normal(pvlm_rng *r);  /* standard normal */
+/* Shuffle n elements of `size` bytes at base in place: Fisher-Yates (Knuth, TAOCP vol. 2,
+ * Algorithm P) from the last element down, swapping i with pvlm_rng_below(i + 1). The same
+ * generator state gives the same permutation (shard order, finetune epochs). */
+void pvlm_rng_shuffle(pvlm_rng *r, void *base, size_t n, size_t size);
 /* splitmix64 step, useful to derive seeds: returns a mixed value of x. */
 uint64_t pvlm_mix64(uint64_t x);
 

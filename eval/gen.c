@@ -9,6 +9,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/batch.h"
 #include "io/image.h"
 
@@ -24,37 +25,6 @@ void pvlm_gen_texts_free(char **texts, size_t n) {
     if (!texts) return;
     for (size_t i = 0; i < n; i++) free(texts[i]);
     free(texts);
-}
-
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, surrogates or code points
- * above U+10FFFF), or 0 if the bytes there are not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    if (s[0] < 0x80) return 1;
-    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-    if (len == 0 || len > n || s[0] > 0xF4) return 0;
-    for (size_t k = 1; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
-    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
-    return len;
-}
-
-char *pvlm_gen_utf8_sanitize(const char *s) {
-    size_t n = strlen(s), w = 0;
-    char *out = malloc(3 * n + 1); /* each bad byte becomes the 3-byte U+FFFD */
-    if (!out) return NULL;
-    for (size_t r = 0; r < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + r, n - r);
-        if (k) {
-            memcpy(out + w, s + r, k);
-            w += k, r += k;
-        } else {
-            memcpy(out + w, "\xEF\xBF\xBD", 3);
-            w += 3, r += 1;
-        }
-    }
-    out[w] = '\0';
-    return out;
 }
 
 void pvlm_gen_clean_text(char *s) {
@@ -248,7 +218,7 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
                                                  PVLM_TOK_SKIP_SPECIAL, &text, &len, err);
                 if (rc == 0) {
                     /* byte-level BPE can emit a partial UTF-8 sequence; results are JSON text */
-                    char *clean = pvlm_gen_utf8_sanitize(text);
+                    char *clean = pvlm_utf8_sanitize(text, len, NULL);
                     free(text);
                     if (!clean) rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
                     else pvlm_gen_clean_text(clean);

@@ -56,9 +56,6 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
                  pvlm_gen_stats *stats, pvlm_err *err);
 void pvlm_gen_texts_free(char **texts, size_t n);
 
-/* Copy of s with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD (as GPT-2's
- * decode(errors="replace") does); malloc'd, caller frees; NULL when out of memory. */
-char *pvlm_gen_utf8_sanitize(const char *s);
 /* Trim and collapse white space in place (generated texts go into JSON results). */
 void pvlm_gen_clean_text(char *s);
 

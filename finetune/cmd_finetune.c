@@ -214,11 +214,8 @@ static int train(const run_ctx *rc_, pvlm_model *m, const int *idx, int n, uint6
         b.B = G * per;
         pvlm_batch_clear(&b, m->cfg.pad_id);
         for (int gg = 0; gg < Gglob && rc == 0; gg++, pos++) {
-            if (epoch_pos == n) { /* reshuffle (Fisher-Yates) at every epoch start */
-                for (int i = n - 1; i > 0; i--) {
-                    int j = (int)pvlm_rng_below(&rng, (uint64_t)i + 1), t = order[i];
-                    order[i] = order[j], order[j] = t;
-                }
+            if (epoch_pos == n) { /* reshuffle at every epoch start */
+                pvlm_rng_shuffle(&rng, order, (size_t)n, sizeof *order);
                 epoch_pos = 0;
             }
             int item = order[epoch_pos++];
@@ -257,10 +254,7 @@ static int draw_shots(const pvlm_ft_data *d, int K, uint64_t seed, int *idx) {
     int n = d->n_train, *perm = malloc((size_t)n * sizeof *perm), m = 0;
     if (!perm) return -1;
     for (int i = 0; i < n; i++) perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)pvlm_rng_below(&rng, (uint64_t)i + 1), t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
+    pvlm_rng_shuffle(&rng, perm, (size_t)n, sizeof *perm);
     if (K <= 0) {
         memcpy(idx, perm, (size_t)n * sizeof *idx);
         m = n;

@@ -10,7 +10,25 @@
 
 struct pvlm_image_codec {
     tjhandle dec, enc;
+    int reject; /* PVLM_IMG_REJECT_* of the last decode */
 };
+
+const char *pvlm_image_reject_name(int reject) {
+    switch (reject) {
+    case PVLM_IMG_REJECT_CORRUPT:
+        return "corrupt_image";
+    case PVLM_IMG_REJECT_TOO_LARGE:
+        return "too_large";
+    case PVLM_IMG_REJECT_NONE:
+        return "ok";
+    default:
+        return "decode_error";
+    }
+}
+
+int pvlm_image_codec_reject(const pvlm_image_codec *c) {
+    return c ? c->reject : PVLM_IMG_REJECT_NONE;
+}
 
 pvlm_image_codec *pvlm_image_codec_new(pvlm_err *err) {
     pvlm_image_codec *c = calloc(1, sizeof(*c));
@@ -63,10 +81,47 @@ void pvlm_image_free(pvlm_image *img) {
 }
 
 /* ---- JPEG ---- */
+
+/* libjpeg warnings about header metadata only (JWRN_JFIF_MAJOR, JWRN_JFIF_BADTHUMBNAILSIZE,
+ * JWRN_ADOBE_XFORM in libjpeg's message table): the pixels are whole. Every other warning
+ * ("Corrupt JPEG data: ...", "Premature end of JPEG file", "Invalid SOS parameters",
+ * "Inconsistent progression sequence", ...) means libjpeg met damaged or missing scan data
+ * and filled the rest in (grey), so the image is rejected; that includes "N extraneous
+ * bytes before marker", which some cameras write and PIL accepts, because a truncated or
+ * spliced file shows the same warning. */
+static int jpeg_warning_benign(const char *msg) {
+    static const char *const benign[] = {"unknown JFIF revision number", "thumbnail image size does not match",
+                                         "Unknown Adobe color transform code"};
+    for (size_t i = 0; msg && i < sizeof benign / sizeof benign[0]; i++)
+        if (strstr(msg, benign[i])) return 1;
+    return 0;
+}
+
+/* Decompress into buf; a corrupt-data warning is a failure. The first pass stops at the
+ * first warning (TJFLAG_STOPONWARNING: no time spent inventing pixels for a forged
+ * 65500x65500 header); only a benign warning earns a second, full pass. */
+static int jpeg_pixels(tjhandle h, const uint8_t *data, size_t n, uint8_t *buf, int w, int ht, int pf, int *reject,
+                       const char *what, pvlm_err *err) {
+    for (int pass = 0; pass < 2; pass++) {
+        if (tjDecompress2(h, data, (unsigned long)n, buf, w, 0, ht, pf, pass ? 0 : TJFLAG_STOPONWARNING) == 0) return 0;
+        const char *msg = tjGetErrorStr2(h);
+        int warning = tjGetErrorCode(h) == TJERR_WARNING;
+        if (!warning || !jpeg_warning_benign(msg)) {
+            *reject = warning ? PVLM_IMG_REJECT_CORRUPT : PVLM_IMG_REJECT_DECODE;
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: %s: %s", what,
+                                warning ? "corrupt JPEG data" : "JPEG decode failed", msg ? msg : "unknown error");
+        }
+        if (pass == 1) return 0; /* the last warning of a full pass is the benign one */
+    }
+    return 0;
+}
+
 static int decode_jpeg(tjhandle h, const uint8_t *data, size_t n, int min_short, int min_long, pvlm_image *out, int *ow,
-                       int *oh, const char *what, pvlm_err *err) {
+                       int *oh, int *reject, const char *what, pvlm_err *err) {
     int w = 0, ht = 0, subsamp = -1, cs = -1; /* not set by TurboJPEG for a tables-only stream */
-    if (tjDecompressHeader3(h, data, (unsigned long)n, &w, &ht, &subsamp, &cs) != 0)
+    *reject = PVLM_IMG_REJECT_DECODE;
+    if (tjDecompressHeader3(h, data, (unsigned long)n, &w, &ht, &subsamp, &cs) != 0 &&
+        (tjGetErrorCode(h) != TJERR_WARNING || !jpeg_warning_benign(tjGetErrorStr2(h))))
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad JPEG header: %s", what, tjGetErrorStr2(h));
     if (w <= 0 || ht <= 0) return pvlm_err_set(err, PVLM_EFORMAT, "%s: JPEG has size %dx%d", what, w, ht);
     if (ow) *ow = w;
@@ -84,23 +139,20 @@ static int decode_jpeg(tjhandle h, const uint8_t *data, size_t n, int min_short,
             best_h = sh;
         }
     }
-    if ((long long)best_w * best_h > PVLM_IMAGE_MAX_PIXELS)
+    if ((long long)best_w * best_h > PVLM_IMAGE_MAX_PIXELS) {
+        *reject = PVLM_IMG_REJECT_TOO_LARGE;
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: JPEG %dx%d is over the %lld-pixel limit", what, w, ht,
                             (long long)PVLM_IMAGE_MAX_PIXELS);
+    }
     int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     size_t px = (size_t)best_w * best_h;
     uint8_t *buf = malloc(px * (cmyk ? 4 : 3));
     if (!buf) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot allocate %dx%d", what, best_w, best_h);
-    int rc = tjDecompress2(h, data, (unsigned long)n, buf, best_w, 0, best_h, cmyk ? TJPF_CMYK : TJPF_RGB, 0);
-    if (rc != 0) {
-        /* Warnings (TJERR_WARNING) still produce an image; accept them, except for a
-         * truncated file, whose missing part libjpeg fills with grey. */
-        const char *msg = tjGetErrorStr2(h);
-        if (tjGetErrorCode(h) != TJERR_WARNING || (msg && strstr(msg, "Premature end"))) {
-            free(buf);
-            return pvlm_err_set(err, PVLM_EFORMAT, "%s: JPEG decode failed: %s", what, msg ? msg : "unknown error");
-        }
+    if (jpeg_pixels(h, data, n, buf, best_w, best_h, cmyk ? TJPF_CMYK : TJPF_RGB, reject, what, err) != 0) {
+        free(buf);
+        return -1;
     }
+    *reject = PVLM_IMG_REJECT_NONE;
     if (cmyk) {
         /* Adobe writes CMYK JPEGs with inverted values (255 = no ink), so the
          * decoded bytes are already (1-C),(1-M),(1-Y),(1-K): R = (1-C)(1-K). */
@@ -147,8 +199,9 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
     (void)msg; /* warnings (bad ancillary chunks, ...) do not stop the decode */
 }
 
-static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, int *oh, const char *what,
+static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, int *oh, int *reject, const char *what,
                       pvlm_err *err) {
+    *reject = PVLM_IMG_REJECT_DECODE;
     png_mem m = {data, n, 0, {0}};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &m, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -172,6 +225,7 @@ static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, i
     if (ow) *ow = (int)w;
     if (oh) *oh = (int)h;
     if (w == 0 || h == 0 || (long long)w * h > PVLM_IMAGE_MAX_PIXELS) {
+        if (w && h) *reject = PVLM_IMG_REJECT_TOO_LARGE;
         png_destroy_read_struct(&png, &info, NULL);
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: PNG %ux%u is empty or over the %lld-pixel limit", what, w, h,
                             (long long)PVLM_IMAGE_MAX_PIXELS);
@@ -203,6 +257,7 @@ static int decode_png(const uint8_t *data, size_t n, pvlm_image *out, int *ow, i
     }
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
+    *reject = PVLM_IMG_REJECT_NONE;
     out->w = (int)w;
     out->h = (int)h;
     out->rgb = b;
@@ -214,14 +269,16 @@ int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int m
     out->w = out->h = 0;
     out->rgb = NULL;
     if (!what) what = "image";
+    int reject_local, *reject = codec ? &codec->reject : &reject_local;
+    *reject = PVLM_IMG_REJECT_DECODE;
     if (n == 0) return pvlm_err_set(err, PVLM_EFORMAT, "%s: empty file", what);
     int fmt = pvlm_image_sniff(data, n);
-    if (fmt == PVLM_IMG_FMT_PNG) return decode_png(data, n, out, orig_w, orig_h, what, err);
+    if (fmt == PVLM_IMG_FMT_PNG) return decode_png(data, n, out, orig_w, orig_h, reject, what, err);
     if (fmt != PVLM_IMG_FMT_JPEG) return pvlm_err_set(err, PVLM_EFORMAT, "%s: not a JPEG or PNG file", what);
     if (codec) {
         if (!codec->dec && !(codec->dec = tjInitDecompress()))
             return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot create a TurboJPEG decoder", what);
-        int rc = decode_jpeg(codec->dec, data, n, min_short, min_long, out, orig_w, orig_h, what, err);
+        int rc = decode_jpeg(codec->dec, data, n, min_short, min_long, out, orig_w, orig_h, reject, what, err);
         if (rc != 0) {
             /* After a longjmp out of libjpeg the handle can keep a half-read state, so the
              * next good file reads as "tables only" (seen with TurboJPEG 2.1): start fresh. */
@@ -232,7 +289,7 @@ int pvlm_image_decode(pvlm_image_codec *codec, const void *data, size_t n, int m
     }
     tjhandle h = tjInitDecompress();
     if (!h) return pvlm_err_set(err, PVLM_ENOMEM, "%s: cannot create a TurboJPEG decoder", what);
-    int rc = decode_jpeg(h, data, n, min_short, min_long, out, orig_w, orig_h, what, err);
+    int rc = decode_jpeg(h, data, n, min_short, min_long, out, orig_w, orig_h, reject, what, err);
     tjDestroy(h);
     return rc;
 }

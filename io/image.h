@@ -5,7 +5,9 @@
  * size the caller needs, so a 4000x3000 photo headed for 224x224 is decoded at
  * 1/8 scale (8x fewer pixels to inverse-DCT and resize). CMYK/YCCK JPEGs (as written
  * by Adobe tools, with inverted ink values) are converted to RGB. A truncated JPEG
- * ("Premature end of JPEG file") is an error; other libjpeg warnings are tolerated.
+ * ("Premature end of JPEG file") or one with damaged scan data (libjpeg's "Corrupt JPEG
+ * data: ..." warnings, in any case) is rejected, not filled in with grey; only warnings
+ * about header metadata (JFIF revision, thumbnail size, Adobe transform code) pass.
  * PNG through libpng (errors longjmp back to our setjmp and come back as messages):
  * palette, gray, 1/2/4/16-bit, interlaced and tRNS all become RGB8 (16-bit keeps the high
  * byte, as PIL does; no gamma conversion);
@@ -55,6 +57,15 @@ enum { PVLM_RESIZE_CROP = 0, PVLM_RESIZE_BORDER = 1 };
 typedef struct pvlm_image_codec pvlm_image_codec;
 pvlm_image_codec *pvlm_image_codec_new(pvlm_err *err);
 void pvlm_image_codec_free(pvlm_image_codec *c);
+
+/* Why the last pvlm_image_decode through a codec failed (counted by reason by the shard
+ * builder): DECODE (not JPEG/PNG, bad header, a library error), CORRUPT (libjpeg warned
+ * about damaged or missing scan data: a truncated or forged file), TOO_LARGE (over
+ * PVLM_IMAGE_MAX_PIXELS). pvlm_image_reject_name gives "decode_error", "corrupt_image",
+ * "too_large" ("ok" for NONE). A NULL codec gives NONE. */
+enum { PVLM_IMG_REJECT_NONE = 0, PVLM_IMG_REJECT_DECODE, PVLM_IMG_REJECT_CORRUPT, PVLM_IMG_REJECT_TOO_LARGE };
+int pvlm_image_codec_reject(const pvlm_image_codec *c);
+const char *pvlm_image_reject_name(int reject);
 
 /* Format from the magic bytes. */
 int pvlm_image_sniff(const void *data, size_t n);

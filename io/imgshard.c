@@ -14,6 +14,7 @@
 
 #include "core/fsutil.h"
 #include "core/hash.h"
+#include "io/lmdbcheck.h"
 
 /* ---- little-endian helpers ---- */
 static void put16(uint8_t *p, uint16_t v) {
@@ -201,10 +202,19 @@ struct pvlm_imgshard_reader {
     int64_t count;
     char *meta;
     char *path;
+    uint64_t file_bytes;
     pthread_rwlock_t lock; /* readers share, mapsize changes exclusive (LMDB: no txn may be active) */
 };
 
+/* LMDB's codes for a file that is not a sound database: the data is bad, not the disk. */
+static int mdb_damaged(int rc) {
+    return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+           rc == MDB_BAD_VALSIZE || rc == MDB_INCOMPATIBLE;
+}
+
 static int mdb_fail(pvlm_err *err, int rc, const char *path, const char *op) {
+    if (mdb_damaged(rc))
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: damaged image shard: %s: %s", path, op, mdb_strerror(rc));
     return pvlm_err_set(err, rc == ENOENT ? PVLM_ENOTFOUND : PVLM_EIO, "%s: %s: %s", path, op, mdb_strerror(rc));
 }
 
@@ -235,10 +245,24 @@ static int begin_read(pvlm_imgshard_reader *r, MDB_txn **txn, pvlm_err *err) {
 }
 
 pvlm_imgshard_reader *pvlm_imgshard_open(const char *path, int flags, pvlm_err *err) {
+    return pvlm_imgshard_open_sized(path, flags, 0, err);
+}
+
+pvlm_imgshard_reader *pvlm_imgshard_open_sized(const char *path, int flags, uint64_t bytes, pvlm_err *err) {
     struct stat st;
     if (stat(path, &st) != 0) {
         pvlm_err_errno(err, "%s: cannot open image shard", path);
         if (err && errno == ENOENT) err->code = PVLM_ENOTFOUND;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: not a regular file, cannot be an image shard", path);
+        return NULL;
+    }
+    if (bytes && (uint64_t)st.st_size != bytes) {
+        pvlm_err_set(err, PVLM_EFORMAT,
+                     "%s: damaged or truncated image shard: %lld bytes, the manifest says %" PRIu64 " (rebuild it)",
+                     path, (long long)st.st_size, bytes);
         return NULL;
     }
     pvlm_imgshard_reader *r = calloc(1, sizeof(*r));
@@ -247,6 +271,7 @@ pvlm_imgshard_reader *pvlm_imgshard_open(const char *path, int flags, pvlm_err *
         return NULL;
     }
     r->path = strdup(path);
+    r->file_bytes = (uint64_t)st.st_size;
     pthread_rwlock_init(&r->lock, NULL);
     int rc = mdb_env_create(&r->env);
     if (rc != 0) {
@@ -260,11 +285,16 @@ pvlm_imgshard_reader *pvlm_imgshard_open(const char *path, int flags, pvlm_err *
     mdb_env_set_maxreaders(r->env, 1024);
     unsigned int eflags = MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSUBDIR;
     if (flags & PVLM_IMGSHARD_NOLOCK) eflags |= MDB_NOLOCK;
+    /* LMDB trusts its meta pages (a page size of 0 divides by zero inside mdb_env_open) */
+    if (pvlm_lmdbcheck_file(path, r->file_bytes, err) != 0) goto fail;
     rc = mdb_env_open(r->env, path, eflags, 0644);
     if (rc != 0) {
         mdb_fail(err, rc, path, "opening LMDB read-only");
         goto fail;
     }
+    /* before anything reads through the map: LMDB trusts its pages, and a damaged or
+     * truncated file would fault inside mdb_get instead of returning an error */
+    if (pvlm_lmdbcheck_env(r->env, path, r->file_bytes, err) != 0) goto fail;
     if (!(flags & PVLM_IMGSHARD_NOLOCK)) {
         int dead = 0;
         mdb_reader_check(r->env, &dead); /* clear reader slots left by crashed processes */
@@ -356,8 +386,8 @@ int pvlm_imgshard_get(pvlm_imgshard_reader *r, int64_t index, pvlm_imgrec *rec, 
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(txn, r->dbi, &k, &v), ret;
     if (rc != 0) {
-        ret = pvlm_err_set(err, rc == MDB_NOTFOUND ? PVLM_EFORMAT : PVLM_EIO, "%s: record %" PRId64 ": %s", r->path,
-                           index, mdb_strerror(rc));
+        ret = pvlm_err_set(err, rc == MDB_NOTFOUND || mdb_damaged(rc) ? PVLM_EFORMAT : PVLM_EIO,
+                           "%s: record %" PRId64 ": %s", r->path, index, mdb_strerror(rc));
     } else {
         char what[600];
         snprintf(what, sizeof what, "%s record %" PRId64, r->path, index);

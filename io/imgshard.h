@@ -92,6 +92,11 @@ enum { PVLM_IMGSHARD_NOLOCK = 1 };
  * with err on failure (missing file, not LMDB, no/invalid meta entry). Close with
  * pvlm_imgshard_close. */
 pvlm_imgshard_reader *pvlm_imgshard_open(const char *path, int flags, pvlm_err *err);
+/* The same, when the file's size is known (a manifest's "bytes"; 0: unknown): a file
+ * of any other size is refused as damaged before LMDB maps it. Either way the pages
+ * LMDB's meta page claims must lie inside the file, and every value read must too,
+ * so a truncated or damaged shard is an error naming the file, never a SIGBUS. */
+pvlm_imgshard_reader *pvlm_imgshard_open_sized(const char *path, int flags, uint64_t bytes, pvlm_err *err);
 int64_t pvlm_imgshard_count(const pvlm_imgshard_reader *r);
 /* The meta JSON text (borrowed, valid until close). */
 const char *pvlm_imgshard_meta(const pvlm_imgshard_reader *r);

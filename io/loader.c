@@ -13,6 +13,7 @@
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
@@ -175,7 +176,7 @@ static int open_stream(pvlm_loader *L, int which, const char *mpath, pvlm_err *e
         pvlm_manifest_shard_path(&m, i, dir, path, sizeof path);
         int64_t have;
         if (which == ST_IMG) {
-            s->img[i] = pvlm_imgshard_open(path, 0, err);
+            s->img[i] = pvlm_imgshard_open_sized(path, 0, m.shards[i].bytes, err);
             if (!s->img[i]) goto fail;
             have = pvlm_imgshard_count(s->img[i]);
         } else {

@@ -93,7 +93,4 @@ int pvlm_textshard_read_frame(const pvlm_textshard *s, int64_t frame, pvlm_textf
 const char *pvlm_textframe_doc(const pvlm_textframe *f, uint32_t i, size_t *n);
 void pvlm_textframe_free(pvlm_textframe *f);
 
-/* 1 if s[0..n) is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
-int pvlm_utf8_valid(const char *s, size_t n);
-
 #endif

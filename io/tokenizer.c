@@ -1,4 +1,4 @@
-/* tokenizer.c - byte-level BPE: GPT-2 file loading, pre-tokenization, merges, training.
+/* tokenizer.c - byte-level BPE: GPT-2 file loading, pre-tokenization, merges (training: bpe_train.c).
  * See tokenizer.h for the contract and docs/tokenizer.md for the design. */
 #include "io/tokenizer.h"
 
@@ -12,6 +12,8 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "core/timer.h"
+#include "core/utf8.h"
+#include "io/tokenizer_impl.h"
 #include "io/unicode.h"
 
 #define NO_RANK INT32_MAX
@@ -23,7 +25,7 @@
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other
  * 68 bytes to U+0100.. in byte order (OpenAI gpt-2 encoder.py, bytes_to_unicode). */
 
-static void byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
+void pvlm_tok_byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
     int n = 0;
     for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
     for (int b = 0; b < 256; b++) {
@@ -31,39 +33,6 @@ static void byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
         cp_of_byte[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
         byte_of_cp[cp_of_byte[b]] = (int16_t)b;
     }
-}
-
-/* Decode one UTF-8 sequence at s[0..n) (n >= 1). Returns its length (1..4) and the code
- * point in *cp, or 0 when s does not start a valid sequence (overlong, surrogate,
- * > U+10FFFF, truncated, stray continuation byte). */
-static inline int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
-    uint8_t c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) {
-        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
-        *cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        uint32_t v = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-        *cp = v;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        uint32_t v = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) |
-                     (s[3] & 0x3F);
-        if (v < 0x10000 || v > 0x10FFFF) return 0;
-        *cp = v;
-        return 4;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -89,7 +58,7 @@ static inline int char_class(const uint8_t *s, size_t n, size_t i, int *len) {
         return ascii_class[s[i]];
     }
     uint32_t cp;
-    int l = utf8_decode(s + i, n - i, &cp);
+    int l = pvlm_utf8_decode(s + i, n - i, &cp);
     if (!l) {
         *len = 1;
         return PVLM_UC_OTHER;
@@ -166,15 +135,6 @@ int pvlm_tokenizer_pretokenize(const char *text, size_t len, int (*fn)(const cha
 /* ------------------------------------------------------------------ */
 /* Small open-addressing maps. */
 
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static size_t pow2_at_least(size_t n) {
     size_t c = 16;
     while (c < n) c <<= 1;
@@ -207,7 +167,7 @@ static void pairmap_free(pairmap *m) {
 }
 
 static inline size_t pairmap_slot(const pairmap *m, uint64_t key) {
-    size_t mask = m->cap - 1, h = (size_t)mix64(key) & mask;
+    size_t mask = m->cap - 1, h = (size_t)pvlm_tok_mix64(key) & mask;
     while (m->keys[h] != UINT64_MAX && m->keys[h] != key) h = (h + 1) & mask;
     return h;
 }
@@ -230,17 +190,7 @@ static inline int32_t pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_
     return m->rank[h];
 }
 
-/* string -> int32 (ids of token strings), keys copied into an arena */
-typedef struct strmap {
-    uint64_t *hash;
-    int64_t *off; /* -1 = empty */
-    int32_t *len, *val;
-    size_t cap, n;
-    char *arena;
-    size_t arena_n, arena_cap;
-} strmap;
-
-static int strmap_init(strmap *m, size_t expect) {
+int pvlm_tok_strmap_init(pvlm_tok_strmap *m, size_t expect) {
     memset(m, 0, sizeof *m);
     m->cap = pow2_at_least(expect * 2 + 16);
     m->hash = malloc(m->cap * sizeof *m->hash);
@@ -252,7 +202,7 @@ static int strmap_init(strmap *m, size_t expect) {
     return 0;
 }
 
-static void strmap_free(strmap *m) {
+void pvlm_tok_strmap_free(pvlm_tok_strmap *m) {
     free(m->hash);
     free(m->off);
     free(m->len);
@@ -261,17 +211,17 @@ static void strmap_free(strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-static size_t strmap_slot(const strmap *m, const char *s, size_t n, uint64_t h) {
+static size_t strmap_slot(const pvlm_tok_strmap *m, const char *s, size_t n, uint64_t h) {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
     while (m->off[i] >= 0 && !(m->hash[i] == h && (size_t)m->len[i] == n && !memcmp(m->arena + m->off[i], s, n)))
         i = (i + 1) & mask;
     return i;
 }
 
-static int strmap_grow(strmap *m) {
-    strmap g;
-    if (strmap_init(&g, m->cap) != 0) {
-        strmap_free(&g);
+static int strmap_grow(pvlm_tok_strmap *m) {
+    pvlm_tok_strmap g;
+    if (pvlm_tok_strmap_init(&g, m->cap) != 0) {
+        pvlm_tok_strmap_free(&g);
         return -1;
     }
     g.arena = m->arena;
@@ -287,20 +237,20 @@ static int strmap_grow(strmap *m) {
         g.n++;
     }
     m->arena = NULL;
-    strmap_free(m);
+    pvlm_tok_strmap_free(m);
     *m = g;
     return 0;
 }
 
 /* Find s; returns its value or -1. */
-static int32_t strmap_get(const strmap *m, const char *s, size_t n) {
+int32_t pvlm_tok_strmap_get(const pvlm_tok_strmap *m, const char *s, size_t n) {
     uint64_t h = pvlm_hash64(s, n);
     size_t i = strmap_slot(m, s, n, h);
     return m->off[i] < 0 ? -1 : m->val[i];
 }
 
 /* Insert s -> v unless present; returns the existing value, v if inserted, -2 on ENOMEM. */
-static int32_t strmap_put(strmap *m, const char *s, size_t n, int32_t v) {
+int32_t pvlm_tok_strmap_put(pvlm_tok_strmap *m, const char *s, size_t n, int32_t v) {
     if ((m->n + 1) * 2 > m->cap && strmap_grow(m) != 0) return -2;
     uint64_t h = pvlm_hash64(s, n);
     size_t i = strmap_slot(m, s, n, h);
@@ -388,7 +338,7 @@ static long key_to_bytes(const char *key, size_t klen, const int16_t byte_of_cp[
     long n = 0;
     while (i < klen) {
         uint32_t cp;
-        int l = utf8_decode(s + i, klen - i, &cp);
+        int l = pvlm_utf8_decode(s + i, klen - i, &cp);
         if (!l || cp >= 324 || byte_of_cp[cp] < 0) return -1;
         out[n++] = (char)byte_of_cp[cp];
         i += (size_t)l;
@@ -419,12 +369,12 @@ static int split_merge_line(char *line, char **a, char **b) {
 /* Everything pvlm_tokenizer_load_files needs while reading the two files. */
 typedef struct load_state {
     const char *vocab_path, *merges_path;
-    int32_t n;          /* entries in the vocabulary file */
-    char *keybuf;       /* copies of the JSON keys, back to back (owned) */
-    char **keys;        /* [n] into keybuf: the key of each id */
-    size_t *key_len;    /* [n] */
-    strmap key_ids;     /* key string -> id */
-    uint8_t *is_result; /* [n] 1 when some merge produces the id */
+    int32_t n;               /* entries in the vocabulary file */
+    char *keybuf;            /* copies of the JSON keys, back to back (owned) */
+    char **keys;             /* [n] into keybuf: the key of each id */
+    size_t *key_len;         /* [n] */
+    pvlm_tok_strmap key_ids; /* key string -> id */
+    uint8_t *is_result;      /* [n] 1 when some merge produces the id */
 } load_state;
 
 static void load_state_free(load_state *ls) {
@@ -432,7 +382,7 @@ static void load_state_free(load_state *ls) {
     free(ls->keys);
     free(ls->key_len);
     free(ls->is_result);
-    strmap_free(&ls->key_ids);
+    pvlm_tok_strmap_free(&ls->key_ids);
 }
 
 static int load_vocab(pvlm_tokenizer *t, load_state *ls, const int16_t byte_of_cp[324], pvlm_err *err) {
@@ -461,7 +411,7 @@ static int load_vocab(pvlm_tokenizer *t, load_state *ls, const int16_t byte_of_c
     t->tok_bytes = malloc(total + 1);
     t->special = calloc(n, 1);
     if (!ls->keybuf || !ls->keys || !ls->key_len || !ls->is_result || !t->tok_off || !t->tok_bytes || !t->special ||
-        strmap_init(&ls->key_ids, n) != 0) {
+        pvlm_tok_strmap_init(&ls->key_ids, n) != 0) {
         pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->vocab_path);
         goto out;
     }
@@ -487,7 +437,7 @@ static int load_vocab(pvlm_tokenizer *t, load_state *ls, const int16_t byte_of_c
         ls->keys[id] = ls->keybuf + kp;
         ls->key_len[id] = kl;
         kp += kl + 1;
-        if (strmap_put(&ls->key_ids, key, kl, (int32_t)id) == -2) {
+        if (pvlm_tok_strmap_put(&ls->key_ids, key, kl, (int32_t)id) == -2) {
             pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->vocab_path);
             goto out;
         }
@@ -532,7 +482,7 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
     int32_t *ma = NULL, *mb = NULL, *mr = NULL;
     char *cat = NULL;
     size_t cat_cap = 0;
-    strmap keyrank;
+    pvlm_tok_strmap keyrank;
     memset(&keyrank, 0, sizeof keyrank);
     char *p = buf, *end = buf + blen;
     long lineno = 0;
@@ -556,7 +506,7 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
             goto out;
         }
         size_t la = strlen(a), lb = strlen(b);
-        int32_t ia = strmap_get(&ls->key_ids, a, la), ib = strmap_get(&ls->key_ids, b, lb);
+        int32_t ia = pvlm_tok_strmap_get(&ls->key_ids, a, la), ib = pvlm_tok_strmap_get(&ls->key_ids, b, lb);
         if (ia < 0 || ib < 0) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not in %s", ls->merges_path, lineno,
                          ia < 0 ? a : b, ls->vocab_path);
@@ -575,7 +525,7 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
         }
         memcpy(cat, a, la);
         memcpy(cat + la, b, lb);
-        int32_t ir = strmap_get(&ls->key_ids, cat, la + lb);
+        int32_t ir = pvlm_tok_strmap_get(&ls->key_ids, cat, la + lb);
         if (ir < 0) {
             cat[la + lb] = 0;
             pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merged token \"%s\" is not in %s", ls->merges_path, lineno, cat,
@@ -622,7 +572,7 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
          * lines overwriting earlier ones; a pair is then ranked by whichever merge owns that
          * string. Register every split of every key at a comma into two vocabulary tokens. */
         size_t splits = 0;
-        if (strmap_init(&keyrank, (size_t)nm) != 0) goto nomem;
+        if (pvlm_tok_strmap_init(&keyrank, (size_t)nm) != 0) goto nomem;
         for (int32_t r = nm - 1; r >= 0; r--) { /* reverse: first insert = highest rank wins */
             size_t la = ls->key_len[ma[r]], lb = ls->key_len[mb[r]];
             if (la + lb + 2 > cat_cap) {
@@ -634,7 +584,7 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
             memcpy(cat, ls->keys[ma[r]], la);
             cat[la] = ',';
             memcpy(cat + la + 1, ls->keys[mb[r]], lb);
-            if (strmap_put(&keyrank, cat, la + lb + 1, r) == -2) goto nomem;
+            if (pvlm_tok_strmap_put(&keyrank, cat, la + lb + 1, r) == -2) goto nomem;
             for (size_t k = 0; k < la + lb + 1; k++) splits += cat[k] == ',';
         }
         if (pairmap_init(&t->merges, splits) != 0) goto nomem;
@@ -651,11 +601,12 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
             }
             for (size_t c = 1; c + 1 < kl; c++) {
                 if (k[c] != ',') continue;
-                int32_t ia = strmap_get(&ls->key_ids, k, c), ib = strmap_get(&ls->key_ids, k + c + 1, kl - c - 1);
+                int32_t ia = pvlm_tok_strmap_get(&ls->key_ids, k, c),
+                        ib = pvlm_tok_strmap_get(&ls->key_ids, k + c + 1, kl - c - 1);
                 if (ia < 0 || ib < 0 || t->special[ia] || t->special[ib]) continue;
                 memcpy(cat, k, c);
                 memcpy(cat + c, k + c + 1, kl - c - 1);
-                int32_t ir = strmap_get(&ls->key_ids, cat, kl - 1);
+                int32_t ir = pvlm_tok_strmap_get(&ls->key_ids, cat, kl - 1);
                 /* a split whose concatenation is no token would make Encoder.js emit
                  * `undefined`; it cannot happen with GPT-2's files, and is left unranked */
                 if (ir < 0) continue;
@@ -668,7 +619,7 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
 nomem:
     pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
 out:
-    strmap_free(&keyrank);
+    pvlm_tok_strmap_free(&keyrank);
     free(cat);
     free(ma);
     free(mb);
@@ -715,7 +666,7 @@ int pvlm_tokenizer_load_files(const char *vocab_path, const char *merges_path, p
     *out = NULL;
     uint32_t cp_of_byte[256];
     int16_t byte_of_cp[324];
-    byte_alphabet(cp_of_byte, byte_of_cp);
+    pvlm_tok_byte_alphabet(cp_of_byte, byte_of_cp);
     pvlm_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return pvlm_err_set(err, PVLM_ENOMEM, "tokenizer: out of memory");
     t->heap_threshold = DEFAULT_HEAP_THRESHOLD;
@@ -1150,547 +1101,32 @@ int pvlm_tokenizer_decode_alloc(const pvlm_tokenizer *t, const int32_t *ids, siz
 }
 
 /* ------------------------------------------------------------------ */
-/* Training. */
+/* A tokenizer from in-memory tables (what the trainer learned; io/bpe_train.c). */
 
-static const char *const train_specials[3] = {"<pad>", "<bos>", "<eos>"};
-
-/* growable (a,b) -> pair index map */
-typedef struct pairidx {
-    uint64_t *keys;
-    int32_t *val;
-    size_t cap, n;
-} pairidx;
-
-static int pairidx_grow(pairidx *m) {
-    size_t ncap = m->cap ? m->cap * 2 : 1 << 16;
-    uint64_t *k = malloc(ncap * sizeof *k);
-    int32_t *v = malloc(ncap * sizeof *v);
-    if (!k || !v) {
-        free(k);
-        free(v);
-        return -1;
-    }
-    memset(k, 0xff, ncap * sizeof *k);
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->keys[i] == UINT64_MAX) continue;
-        size_t j = (size_t)mix64(m->keys[i]) & (ncap - 1);
-        while (k[j] != UINT64_MAX) j = (j + 1) & (ncap - 1);
-        k[j] = m->keys[i];
-        v[j] = m->val[i];
-    }
-    free(m->keys);
-    free(m->val);
-    m->keys = k;
-    m->val = v;
-    m->cap = ncap;
-    return 0;
-}
-
-typedef struct tpair {
-    int32_t a, b;
-    int64_t count, pushed;
-    int32_t *words; /* word indices containing the pair (may hold stale entries) */
-    int32_t nwords, capwords, last_word;
-    uint32_t touched;
-    uint8_t forbidden;
-} tpair;
-
-typedef struct theap {
-    int64_t count;
-    int32_t a, b;
-} theap;
-
-struct pvlm_bpe_trainer {
-    strmap words; /* piece bytes -> word index */
-    int64_t *wcount;
-    size_t nw, wcap;
-    int64_t bytes, pieces;
-    int ran;
-    /* result */
-    int32_t ntok;
-    int64_t *tok_off;
-    char *tok_bytes;
-    size_t tok_cap, tok_bytes_cap, tok_bytes_n;
-    int32_t *ma, *mb, *mr; /* merges: left, right, result id */
-    int32_t nmerges, mcap;
-    double seconds;
-};
-
-pvlm_bpe_trainer *pvlm_bpe_trainer_new(pvlm_err *err) {
-    pvlm_bpe_trainer *tr = calloc(1, sizeof *tr);
-    if (!tr || strmap_init(&tr->words, 1 << 14) != 0) {
-        if (tr) strmap_free(&tr->words);
-        free(tr);
-        pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
-        return NULL;
-    }
-    return tr;
-}
-
-void pvlm_bpe_trainer_free(pvlm_bpe_trainer *tr) {
-    if (!tr) return;
-    strmap_free(&tr->words);
-    free(tr->wcount);
-    free(tr->tok_off);
-    free(tr->tok_bytes);
-    free(tr->ma);
-    free(tr->mb);
-    free(tr->mr);
-    free(tr);
-}
-
-static int trainer_count_piece(const char *s, size_t n, void *arg) {
-    pvlm_bpe_trainer *tr = arg;
-    if (tr->nw == tr->wcap) {
-        size_t c = tr->wcap ? tr->wcap * 2 : 1 << 14;
-        int64_t *w = realloc(tr->wcount, c * sizeof *w);
-        if (!w) return -1;
-        tr->wcount = w;
-        tr->wcap = c;
-    }
-    int32_t w = strmap_put(&tr->words, s, n, (int32_t)tr->nw);
-    if (w == -2) return -1;
-    if ((size_t)w == tr->nw) tr->wcount[tr->nw++] = 0;
-    tr->wcount[w]++;
-    tr->pieces++;
-    return 0;
-}
-
-int pvlm_bpe_trainer_add(pvlm_bpe_trainer *tr, const char *text, size_t len, pvlm_err *err) {
-    if (tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: text added after training");
-    if (pvlm_tokenizer_pretokenize(text, len, trainer_count_piece, tr) != 0)
-        return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory (%zu distinct words)", tr->nw);
-    tr->bytes += (int64_t)len;
-    return 0;
-}
-
-static int trainer_add_token(pvlm_bpe_trainer *tr, const char *s, size_t n) {
-    if ((size_t)tr->ntok + 2 > tr->tok_cap) {
-        size_t c = tr->tok_cap ? tr->tok_cap * 2 : 1024;
-        int64_t *o = realloc(tr->tok_off, c * sizeof *o);
-        if (!o) return -1;
-        tr->tok_off = o;
-        tr->tok_cap = c;
-    }
-    if (tr->tok_bytes_n + n > tr->tok_bytes_cap) {
-        size_t c = tr->tok_bytes_cap ? tr->tok_bytes_cap * 2 : 65536;
-        while (c < tr->tok_bytes_n + n) c *= 2;
-        char *b = realloc(tr->tok_bytes, c);
-        if (!b) return -1;
-        tr->tok_bytes = b;
-        tr->tok_bytes_cap = c;
-    }
-    if (tr->ntok == 0) tr->tok_off[0] = 0;
-    if (n) memcpy(tr->tok_bytes + tr->tok_bytes_n, s, n);
-    tr->tok_bytes_n += n;
-    tr->ntok++;
-    tr->tok_off[tr->ntok] = (int64_t)tr->tok_bytes_n;
-    return 0;
-}
-
-static inline int theap_above(const theap *x, const theap *y) { /* x pops before y */
-    if (x->count != y->count) return x->count > y->count;
-    if (x->a != y->a) return x->a < y->a;
-    return x->b < y->b;
-}
-
-static int theap_push(theap **h, size_t *n, size_t *cap, theap e) {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 1 << 16;
-        theap *h2 = realloc(*h, c * sizeof *h2);
-        if (!h2) return -1;
-        *h = h2;
-        *cap = c;
-    }
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!theap_above(&e, &(*h)[p])) break;
-        (*h)[i] = (*h)[p];
-        i = p;
-    }
-    (*h)[i] = e;
-    return 0;
-}
-
-static theap theap_pop(theap *h, size_t *n) {
-    theap top = h[0], last = h[--(*n)];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && theap_above(&h[c + 1], &h[c])) c++;
-        if (!theap_above(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (*n) h[i] = last;
-    return top;
-}
-
-typedef struct train_ctx {
-    pairidx idx;
-    tpair *pairs;
-    size_t npairs, cappairs;
-} train_ctx;
-
-/* Index of pair (a,b); created with count 0 when create is set. -1: absent, -2: ENOMEM. */
-static int32_t tpair_find(train_ctx *c, int32_t a, int32_t b, int create) {
-    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    if (!c->idx.cap || (create && (c->idx.n + 1) * 2 > c->idx.cap)) {
-        if (!create) return -1;
-        if (pairidx_grow(&c->idx) != 0) return -2;
-    }
-    size_t mask = c->idx.cap - 1, h = (size_t)mix64(key) & mask;
-    while (c->idx.keys[h] != UINT64_MAX && c->idx.keys[h] != key) h = (h + 1) & mask;
-    if (c->idx.keys[h] == key) return c->idx.val[h];
-    if (!create) return -1;
-    if (c->npairs == c->cappairs) {
-        size_t nc = c->cappairs ? c->cappairs * 2 : 1 << 14;
-        tpair *p2 = realloc(c->pairs, nc * sizeof *p2);
-        if (!p2) return -2;
-        c->pairs = p2;
-        c->cappairs = nc;
-    }
-    tpair *p = &c->pairs[c->npairs];
-    memset(p, 0, sizeof *p);
-    p->a = a;
-    p->b = b;
-    p->last_word = -1;
-    c->idx.keys[h] = key;
-    c->idx.val[h] = (int32_t)c->npairs;
-    c->idx.n++;
-    return (int32_t)c->npairs++;
-}
-
-/* Add cnt occurrences of (a,b) in word w; remembers w in the pair's word list. */
-static int32_t tpair_add(train_ctx *c, int32_t a, int32_t b, int64_t cnt, int32_t w) {
-    int32_t q = tpair_find(c, a, b, 1);
-    if (q < 0) return q;
-    tpair *p = &c->pairs[q];
-    p->count += cnt;
-    if (p->last_word != w) {
-        if (p->nwords == p->capwords) {
-            int32_t nc = p->capwords ? p->capwords * 2 : 4;
-            int32_t *w2 = realloc(p->words, (size_t)nc * sizeof *w2);
-            if (!w2) return -2;
-            p->words = w2;
-            p->capwords = nc;
-        }
-        p->words[p->nwords++] = w;
-        p->last_word = w;
-    }
-    return q;
-}
-
-int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_frequency, pvlm_err *err) {
-    if (tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: already trained");
-    if (vocab_size < 259)
-        return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: --vocab-size %d is below 259 (3 specials + 256 bytes)",
-                            vocab_size);
-    if (min_frequency < 1) min_frequency = 1;
-    tr->ran = 1;
-    double t0 = pvlm_now();
-    int rc = -1;
-    train_ctx c;
-    memset(&c, 0, sizeof c);
-    strmap tokmap;
-    memset(&tokmap, 0, sizeof tokmap);
-    theap *heap = NULL;
-    size_t hn = 0, hcap = 0;
-    int32_t *sym = NULL, *woff = NULL, *wlen = NULL, *touched = NULL;
-    uint32_t *wstamp = NULL;
-    char *cat = NULL;
-    size_t ntouched = 0, captouched = 0, catcap = 0;
-    size_t nw = tr->nw;
-
-    /* tokens: specials, then the 256 bytes */
-    if (strmap_init(&tokmap, (size_t)vocab_size) != 0) goto nomem;
-    for (int k = 0; k < 3; k++)
-        if (trainer_add_token(tr, train_specials[k], strlen(train_specials[k])) != 0) goto nomem;
-    for (int b = 0; b < 256; b++) {
-        char ch = (char)b;
-        if (trainer_add_token(tr, &ch, 1) != 0 || strmap_put(&tokmap, &ch, 1, 3 + b) == -2) goto nomem;
-    }
-    /* word symbols */
-    size_t total = 0;
-    woff = malloc((nw + 1) * sizeof *woff);
-    wlen = malloc((nw + 1) * sizeof *wlen);
-    wstamp = calloc(nw + 1, sizeof *wstamp);
-    if (!woff || !wlen || !wstamp) goto nomem;
-    for (size_t slot = 0; slot < tr->words.cap; slot++) {
-        if (tr->words.off[slot] < 0) continue;
-        int32_t w = tr->words.val[slot];
-        woff[w] = (int32_t)total; /* filled below */
-        wlen[w] = tr->words.len[slot];
-        total += (size_t)tr->words.len[slot];
-    }
-    if (total > INT32_MAX) {
-        pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: %zu bytes of distinct words exceed 2 GiB", total);
-        goto out;
-    }
-    sym = malloc((total + 1) * sizeof *sym);
-    if (!sym) goto nomem;
-    for (size_t slot = 0; slot < tr->words.cap; slot++) {
-        if (tr->words.off[slot] < 0) continue;
-        int32_t w = tr->words.val[slot];
-        const uint8_t *k = (const uint8_t *)tr->words.arena + tr->words.off[slot];
-        for (int32_t i = 0; i < wlen[w]; i++) sym[woff[w] + i] = 3 + k[i];
-    }
-    /* initial pair counts */
-    for (size_t w = 0; w < nw; w++) {
-        const int32_t *s = sym + woff[w];
-        for (int32_t i = 0; i + 1 < wlen[w]; i++)
-            if (tpair_add(&c, s[i], s[i + 1], tr->wcount[w], (int32_t)w) == -2) goto nomem;
-    }
-    for (size_t q = 0; q < c.npairs; q++) {
-        c.pairs[q].pushed = c.pairs[q].count;
-        if (theap_push(&heap, &hn, &hcap, (theap){c.pairs[q].count, c.pairs[q].a, c.pairs[q].b}) != 0) goto nomem;
-    }
-
-    uint32_t stamp = 0;
-    while (tr->ntok < vocab_size && hn) {
-        theap top = theap_pop(heap, &hn);
-        int32_t q = tpair_find(&c, top.a, top.b, 0);
-        if (q < 0) continue;
-        tpair *p = &c.pairs[q];
-        if (top.count != p->count) { /* stale entry: re-queue the current count once */
-            if (top.count == p->pushed && p->count > 0) {
-                p->pushed = p->count;
-                if (theap_push(&heap, &hn, &hcap, (theap){p->count, p->a, p->b}) != 0) goto nomem;
-            }
-            continue;
-        }
-        if (p->count < min_frequency) break;
-        if (p->forbidden) continue;
-        int32_t a = p->a, b = p->b;
-        size_t la = (size_t)(tr->tok_off[a + 1] - tr->tok_off[a]), lb = (size_t)(tr->tok_off[b + 1] - tr->tok_off[b]);
-        if (la + lb > catcap) {
-            catcap = (la + lb) * 2;
-            char *c2 = realloc(cat, catcap);
-            if (!c2) goto nomem;
-            cat = c2;
-        }
-        memcpy(cat, tr->tok_bytes + tr->tok_off[a], la);
-        memcpy(cat + la, tr->tok_bytes + tr->tok_off[b], lb);
-        int is_special_name = 0;
-        for (int k = 0; k < 3; k++)
-            if (la + lb == strlen(train_specials[k]) && !memcmp(cat, train_specials[k], la + lb)) is_special_name = 1;
-        if (is_special_name) {
-            p->forbidden = 1;
-            continue;
-        }
-        int32_t res = strmap_put(&tokmap, cat, la + lb, tr->ntok);
-        if (res == -2) goto nomem;
-        if (res == tr->ntok && trainer_add_token(tr, cat, la + lb) != 0) goto nomem;
-        if (tr->nmerges == tr->mcap) {
-            int32_t mc = tr->mcap ? tr->mcap * 2 : 1024;
-            int32_t *a2 = realloc(tr->ma, (size_t)mc * sizeof *a2);
-            if (!a2) goto nomem;
-            tr->ma = a2;
-            a2 = realloc(tr->mb, (size_t)mc * sizeof *a2);
-            if (!a2) goto nomem;
-            tr->mb = a2;
-            a2 = realloc(tr->mr, (size_t)mc * sizeof *a2);
-            if (!a2) goto nomem;
-            tr->mr = a2;
-            tr->mcap = mc;
-        }
-        tr->ma[tr->nmerges] = a;
-        tr->mb[tr->nmerges] = b;
-        tr->mr[tr->nmerges] = res;
-        tr->nmerges++;
-
-        /* rewrite every word holding (a,b): remove its old pairs, merge, add its new pairs */
-        stamp++;
-        ntouched = 0;
-        int32_t *wl = p->words, nwl = p->nwords;
-        p->words = NULL;
-        p->nwords = p->capwords = 0;
-        p->last_word = -1;
-        for (int32_t k = 0; k < nwl; k++) {
-            int32_t w = wl[k];
-            if (wstamp[w] == stamp) continue;
-            wstamp[w] = stamp;
-            int32_t *s = sym + woff[w], n = wlen[w], has = 0;
-            for (int32_t i = 0; i + 1 < n && !has; i++) has = s[i] == a && s[i + 1] == b;
-            if (!has) continue;
-            int64_t cnt = tr->wcount[w];
-            for (int32_t i = 0; i + 1 < n; i++) {
-                int32_t o = tpair_find(&c, s[i], s[i + 1], 0);
-                if (o >= 0) c.pairs[o].count -= cnt;
-            }
-            int32_t j = 0;
-            for (int32_t i = 0; i < n;) {
-                if (i + 1 < n && s[i] == a && s[i + 1] == b) {
-                    s[j++] = res;
-                    i += 2;
-                } else {
-                    s[j++] = s[i++];
-                }
-            }
-            wlen[w] = n = j;
-            for (int32_t i = 0; i + 1 < n; i++) {
-                int32_t o = tpair_add(&c, s[i], s[i + 1], cnt, w);
-                if (o == -2) {
-                    free(wl);
-                    goto nomem;
-                }
-                if (c.pairs[o].touched != stamp) {
-                    c.pairs[o].touched = stamp;
-                    if (ntouched == captouched) {
-                        captouched = captouched ? captouched * 2 : 1024;
-                        int32_t *t2 = realloc(touched, captouched * sizeof *t2);
-                        if (!t2) {
-                            free(wl);
-                            goto nomem;
-                        }
-                        touched = t2;
-                    }
-                    touched[ntouched++] = o;
-                }
-            }
-        }
-        free(wl);
-        for (size_t k = 0; k < ntouched; k++) {
-            tpair *o = &c.pairs[touched[k]];
-            if (o->count > o->pushed) {
-                o->pushed = o->count;
-                if (theap_push(&heap, &hn, &hcap, (theap){o->count, o->a, o->b}) != 0) goto nomem;
-            }
-        }
-    }
-    rc = 0;
-    goto out;
-nomem:
-    pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
-out:
-    for (size_t q = 0; q < c.npairs; q++) free(c.pairs[q].words);
-    free(c.pairs);
-    free(c.idx.keys);
-    free(c.idx.val);
-    strmap_free(&tokmap);
-    free(heap);
-    free(sym);
-    free(woff);
-    free(wlen);
-    free(wstamp);
-    free(touched);
-    free(cat);
-    tr->seconds = pvlm_now() - t0;
-    return rc;
-}
-
-void pvlm_bpe_trainer_stats(const pvlm_bpe_trainer *tr, pvlm_bpe_train_stats *st) {
-    st->bytes = tr->bytes;
-    st->words = tr->pieces;
-    st->unique_words = (int64_t)tr->nw;
-    st->merges = tr->nmerges;
-    st->vocab_size = tr->ntok;
-    st->seconds = tr->seconds;
-}
-
-/* Append token id's key (GPT-2 alphabet, UTF-8; specials verbatim) to buf. */
-static size_t token_key(const pvlm_bpe_trainer *tr, int32_t id, const uint32_t cp_of_byte[256], char *buf) {
-    const uint8_t *s = (const uint8_t *)tr->tok_bytes + tr->tok_off[id];
-    size_t n = (size_t)(tr->tok_off[id + 1] - tr->tok_off[id]), o = 0;
-    if (id < 3) {
-        memcpy(buf, s, n);
-        buf[n] = 0;
-        return n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint32_t cp = cp_of_byte[s[i]];
-        if (cp < 0x80) {
-            buf[o++] = (char)cp;
-        } else { /* all alphabet code points are < U+0800: two bytes */
-            buf[o++] = (char)(0xC0 | (cp >> 6));
-            buf[o++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    buf[o] = 0;
-    return o;
-}
-
-int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err *err) {
-    if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: save before training");
-    if (pvlm_mkdir_p(dir, err) != 0) return -1;
-    uint32_t cp_of_byte[256];
-    int16_t byte_of_cp[324];
-    byte_alphabet(cp_of_byte, byte_of_cp);
-    size_t maxlen = 16;
-    for (int32_t id = 0; id < tr->ntok; id++) {
-        size_t l = (size_t)(tr->tok_off[id + 1] - tr->tok_off[id]);
-        if (l > maxlen) maxlen = l;
-    }
-    char *key = malloc(2 * maxlen + 1), *key2 = malloc(2 * maxlen + 1);
-    json_t *obj = json_object();
-    char *text = NULL, *merges = NULL;
-    int rc = -1;
-    char path[4096];
-    if (!key || !key2 || !obj) goto nomem;
-    for (int32_t id = 0; id < tr->ntok; id++) {
-        token_key(tr, id, cp_of_byte, key);
-        if (json_object_set_new(obj, key, json_integer(id)) != 0) goto nomem;
-    }
-    text = json_dumps(obj, 0);
-    if (!text) goto nomem;
-    size_t tl = strlen(text);
-    text[tl] = '\n';
-    snprintf(path, sizeof path, "%s/encoder.json", dir);
-    if (pvlm_write_file_atomic(path, text, tl + 1, err) != 0) goto out;
-    /* vocab.bpe: "#version: 0.2" then "left right" per merge, highest priority first */
-    size_t mcap = 64 + (size_t)tr->nmerges * (4 * maxlen + 2), mn = 0;
-    merges = malloc(mcap);
-    if (!merges) goto nomem;
-    mn += (size_t)sprintf(merges, "#version: 0.2\n");
-    for (int32_t m = 0; m < tr->nmerges; m++) {
-        size_t l1 = token_key(tr, tr->ma[m], cp_of_byte, key), l2 = token_key(tr, tr->mb[m], cp_of_byte, key2);
-        memcpy(merges + mn, key, l1);
-        mn += l1;
-        merges[mn++] = ' ';
-        memcpy(merges + mn, key2, l2);
-        mn += l2;
-        merges[mn++] = '\n';
-    }
-    snprintf(path, sizeof path, "%s/vocab.bpe", dir);
-    if (pvlm_write_file_atomic(path, merges, mn, err) != 0) goto out;
-    rc = 0;
-    goto out;
-nomem:
-    pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory while saving to %s", dir);
-out:
-    free(key);
-    free(key2);
-    free(text);
-    free(merges);
-    json_decref(obj);
-    return rc;
-}
-
-int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err) {
+int pvlm_tokenizer_from_merges(int32_t ntok, const int64_t *tok_off, const char *tok_bytes, size_t tok_bytes_n,
+                               int32_t nmerges, const int32_t *ma, const int32_t *mb, const int32_t *mr,
+                               pvlm_tokenizer **out, pvlm_err *err) {
     *out = NULL;
-    if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: no vocabulary before training");
     pvlm_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
-    t->n_vocab = tr->ntok;
-    t->n_merges = tr->nmerges;
+    t->n_vocab = ntok;
+    t->n_merges = nmerges;
     t->pad = 0, t->bos = 1, t->eos = 2;
     t->pairs = PVLM_TOK_PAIRS_EXACT;
     t->heap_threshold = DEFAULT_HEAP_THRESHOLD;
-    t->tok_off = malloc(((size_t)tr->ntok + 1) * sizeof *t->tok_off);
-    t->tok_bytes = malloc(tr->tok_bytes_n + 1);
-    t->special = calloc((size_t)tr->ntok, 1);
-    if (!t->tok_off || !t->tok_bytes || !t->special || pairmap_init(&t->merges, (size_t)tr->nmerges) != 0) {
+    t->tok_off = malloc(((size_t)ntok + 1) * sizeof *t->tok_off);
+    t->tok_bytes = malloc(tok_bytes_n + 1);
+    t->special = calloc((size_t)ntok, 1);
+    if (!t->tok_off || !t->tok_bytes || !t->special || pairmap_init(&t->merges, (size_t)nmerges) != 0) {
         pvlm_tokenizer_free(t);
         return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
     }
-    memcpy(t->tok_off, tr->tok_off, ((size_t)tr->ntok + 1) * sizeof *t->tok_off);
-    memcpy(t->tok_bytes, tr->tok_bytes, tr->tok_bytes_n);
-    t->tok_bytes[tr->tok_bytes_n] = 0;
+    memcpy(t->tok_off, tok_off, ((size_t)ntok + 1) * sizeof *t->tok_off);
+    memcpy(t->tok_bytes, tok_bytes, tok_bytes_n);
+    t->tok_bytes[tok_bytes_n] = 0;
     for (int k = 0; k < 3; k++) t->special[k] = 1;
     for (int b = 0; b < 256; b++) t->byte_id[b] = 3 + b;
-    for (int32_t r = 0; r < tr->nmerges; r++) pairmap_put(&t->merges, tr->ma[r], tr->mb[r], r, tr->mr[r]);
+    for (int32_t r = 0; r < nmerges; r++) pairmap_put(&t->merges, ma[r], mb[r], r, mr[r]);
     *out = t;
     return 0;
 }

@@ -1,4 +1,4 @@
-/* tokenizer.h - byte-level BPE (GPT-2 format): load, encode, decode, train.
+/* tokenizer.h - byte-level BPE (GPT-2 format): load, encode, decode (training: io/bpe_train.h).
  *
  * Files: a vocabulary JSON object token -> id ("encoder.json" or "vocab.json")
  * and a merges file ("vocab.bpe" or "merges.txt": an optional "#version" first
@@ -97,41 +97,9 @@ int64_t pvlm_tokenizer_decode(const pvlm_tokenizer *t, const int32_t *ids, size_
 int pvlm_tokenizer_decode_alloc(const pvlm_tokenizer *t, const int32_t *ids, size_t n, int flags, char **out,
                                 size_t *len, pvlm_err *err);
 
-/* ---- training ----
- * Byte-level BPE on pre-tokenized word counts: add text with pvlm_bpe_trainer_add (any
- * number of calls; pieces never span calls), then pvlm_bpe_trainer_run learns merges until
- * the vocabulary (3 specials + 256 bytes + merged tokens) has vocab_size entries or no pair
- * occurs min_frequency times. Each step merges the most frequent adjacent pair (counted
- * over all words, weighted by word count); ties go to the smaller left token id, then the
- * smaller right token id (byte b has id 3 + b, merged tokens get ids in creation order), so
- * the result is deterministic. A pair whose merged string would equal a special token's
- * name is never merged (encoder.json keys must be unique). */
-typedef struct pvlm_bpe_trainer pvlm_bpe_trainer;
-
-typedef struct pvlm_bpe_train_stats {
-    int64_t bytes;        /* text bytes added */
-    int64_t words;        /* pre-tokenized pieces added */
-    int64_t unique_words; /* distinct pieces */
-    int32_t merges;       /* merges learned */
-    int32_t vocab_size;   /* resulting vocabulary size */
-    double seconds;       /* time spent in pvlm_bpe_trainer_run */
-} pvlm_bpe_train_stats;
-
-pvlm_bpe_trainer *pvlm_bpe_trainer_new(pvlm_err *err);
-void pvlm_bpe_trainer_free(pvlm_bpe_trainer *tr);
-int pvlm_bpe_trainer_add(pvlm_bpe_trainer *tr, const char *text, size_t len, pvlm_err *err);
-/* vocab_size >= 259; min_frequency >= 1. Can be called once. */
-int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_frequency, pvlm_err *err);
-/* Write DIR/encoder.json and DIR/vocab.bpe (durably; DIR is created). */
-int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err *err);
-void pvlm_bpe_trainer_stats(const pvlm_bpe_trainer *tr, pvlm_bpe_train_stats *st);
-/* The trained vocabulary as a tokenizer, built in memory (EXACT pairs); the same as saving
- * and loading the files (tested). *out is the caller's (pvlm_tokenizer_free). */
-int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err);
-
 /* Split text into GPT-2 pre-tokenization pieces: calls fn(piece, piece_len, arg) for each
  * in order; stops and returns fn's value when it is nonzero, else returns 0. Exposed for
- * tests and the trainer. */
+ * tests and the trainer (io/bpe_train.c). */
 int pvlm_tokenizer_pretokenize(const char *text, size_t len, int (*fn)(const char *, size_t, void *), void *arg);
 
 /* Testing knob: pieces with more than n symbols use the O(n log n) heap merge instead of

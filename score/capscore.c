@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/i64map.h"
 #include "core/json.h"
 #include "core/timer.h"
 #include "score/cider.h"
@@ -34,35 +35,6 @@ static char *xstrdup(const char *s) {
     char *d = malloc(n + 1);
     if (d) memcpy(d, s, n + 1);
     return d;
-}
-
-/* ---------- image-id hash (open addressing) ---------- */
-typedef struct {
-    int64_t *key;
-    int32_t *val;
-    size_t cap;
-} idmap;
-static int idmap_init(idmap *m, size_t n) {
-    m->cap = 64;
-    while (m->cap < 2 * n + 2) m->cap *= 2;
-    m->key = malloc(m->cap * sizeof *m->key);
-    m->val = malloc(m->cap * sizeof *m->val);
-    if (!m->key || !m->val) return -1;
-    for (size_t i = 0; i < m->cap; i++) m->val[i] = -1;
-    return 0;
-}
-static void idmap_free(idmap *m) {
-    free(m->key);
-    free(m->val);
-    m->key = NULL;
-    m->val = NULL;
-}
-static size_t idmap_slot(const idmap *m, int64_t k) {
-    uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 29;
-    size_t i = (size_t)h & (m->cap - 1);
-    while (m->val[i] >= 0 && m->key[i] != k) i = (i + 1) & (m->cap - 1);
-    return i;
 }
 
 void pvlm_caprefs_free(pvlm_caprefs *r) {
@@ -148,9 +120,9 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
     if (images && !json_is_array(images))
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: \"images\" is not an array", what);
     size_t n_ann = json_array_size(anns), n_images = images ? json_array_size(images) : 0;
-    idmap m = {0};
+    pvlm_i64map m = {0}; /* image id -> index */
     int32_t *cnt = NULL, *ann_img = NULL;
-    if (idmap_init(&m, n_images + n_ann)) goto oom;
+    if (pvlm_i64map_init(&m, n_images + n_ann)) goto oom;
     size_t cap = n_images + n_ann + 1;
     r->image_id = malloc(cap * sizeof *r->image_id);
     r->file_name = calloc(cap, sizeof *r->file_name);
@@ -168,13 +140,12 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
             pvlm_err_prefix(err, "images: ");
             goto fail;
         }
-        size_t s = idmap_slot(&m, id);
-        if (m.val[s] >= 0) {
+        int added = pvlm_i64map_add(&m, id, r->n_img, NULL);
+        if (added < 0) goto oom;
+        if (!added) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu]: duplicate image id %lld", what, i, (long long)id);
             goto fail;
         }
-        m.key[s] = id;
-        m.val[s] = r->n_img;
         r->image_id[r->n_img] = id;
         const json_t *fn = json_object_get(im, "file_name"), *dm = json_object_get(im, "domain");
         if (json_is_string(fn) && !(r->file_name[r->n_img] = xstrdup(json_string_value(fn)))) goto oom;
@@ -200,18 +171,18 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
                          what, a, (long long)id);
             goto fail;
         }
-        size_t s = idmap_slot(&m, id);
-        if (m.val[s] < 0) {
+        int64_t ix = pvlm_i64map_get(&m, id);
+        if (ix < 0) {
             if (images) {
                 pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu]: image id %lld is not in \"images\"", what, a,
                              (long long)id);
                 goto fail;
             }
-            m.key[s] = id;
-            m.val[s] = r->n_img;
+            if (pvlm_i64map_add(&m, id, r->n_img, NULL) < 0) goto oom;
+            ix = r->n_img;
             r->image_id[r->n_img++] = id;
         }
-        ann_img[a] = m.val[s];
+        ann_img[a] = (int32_t)ix;
     }
     /* group captions per image, file order within the image */
     r->ref_begin = calloc((size_t)r->n_img + 2, sizeof *r->ref_begin);
@@ -226,14 +197,14 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
         if (!(r->caption[r->ref_begin[i] + cnt[i]++] = xstrdup(cap_s))) goto oom;
     }
     if (build_sorted(r)) goto oom;
-    idmap_free(&m);
+    pvlm_i64map_free(&m);
     free(cnt);
     free(ann_img);
     return 0;
 oom:
     pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
 fail:
-    idmap_free(&m);
+    pvlm_i64map_free(&m);
     free(cnt);
     free(ann_img);
     if (!r->ref_begin) { /* captions not yet grouped: free only the image arrays */
@@ -275,10 +246,10 @@ int pvlm_capres_from_json(pvlm_capres *res, const json_t *root, const char *what
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: a results file is a JSON array of {\"image_id\", \"caption\"}",
                             what);
     size_t n = json_array_size(root);
-    idmap m = {0};
+    pvlm_i64map m = {0}; /* image id -> record */
     res->image_id = malloc((n + 1) * sizeof *res->image_id);
     res->caption = calloc(n + 1, sizeof *res->caption);
-    if (!res->image_id || !res->caption || idmap_init(&m, n)) {
+    if (!res->image_id || !res->caption || pvlm_i64map_init(&m, n)) {
         pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
         goto fail;
     }
@@ -296,14 +267,16 @@ int pvlm_capres_from_json(pvlm_capres *res, const json_t *root, const char *what
                          (long long)id);
             goto fail;
         }
-        size_t s = idmap_slot(&m, id);
-        if (m.val[s] >= 0) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: record %zu: duplicate image id %lld (first at record %d)", what, i,
-                         (long long)id, (int)m.val[s]);
+        int64_t first = -1;
+        int added = pvlm_i64map_add(&m, id, (int64_t)i, &first);
+        if (added <= 0) {
+            if (added < 0)
+                pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
+            else
+                pvlm_err_set(err, PVLM_EFORMAT, "%s: record %zu: duplicate image id %lld (first at record %d)", what, i,
+                             (long long)id, (int)first);
             goto fail;
         }
-        m.key[s] = id;
-        m.val[s] = (int32_t)i;
         res->image_id[i] = id;
         if (!(res->caption[i] = xstrdup(json_string_value(c)))) {
             pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
@@ -312,10 +285,10 @@ int pvlm_capres_from_json(pvlm_capres *res, const json_t *root, const char *what
         res->n = (int32_t)i + 1;
     }
     res->n = (int32_t)n;
-    idmap_free(&m);
+    pvlm_i64map_free(&m);
     return 0;
 fail:
-    idmap_free(&m);
+    pvlm_i64map_free(&m);
     pvlm_capres_free(res);
     return -1;
 }
@@ -734,29 +707,26 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
     memset(out, 0, sizeof *out);
     if (res->n <= 0) return pvlm_err_set(err, PVLM_EINVAL, "score: the results file has no captions");
     int rc = -1;
-    idmap m = {0};
+    pvlm_i64map m = {0}; /* image id -> reference index */
     int32_t *res_of_ref = NULL, *sel = NULL;
     char **ref_tok = NULL;
     int32_t n_refcap = refs->ref_begin ? refs->ref_begin[refs->n_img] : 0;
-    if (idmap_init(&m, (size_t)refs->n_img)) goto oom;
-    for (int32_t i = 0; i < refs->n_img; i++) {
-        size_t s = idmap_slot(&m, refs->image_id[i]);
-        m.key[s] = refs->image_id[i];
-        m.val[s] = i;
-    }
+    if (pvlm_i64map_init(&m, (size_t)refs->n_img)) goto oom;
+    for (int32_t i = 0; i < refs->n_img; i++)
+        if (pvlm_i64map_add(&m, refs->image_id[i], i, NULL) < 0) goto oom;
     res_of_ref = malloc(((size_t)refs->n_img + 1) * sizeof *res_of_ref);
     if (!res_of_ref) goto oom;
     for (int32_t i = 0; i < refs->n_img; i++) res_of_ref[i] = -1;
     for (int32_t r = 0; r < res->n; r++) {
-        size_t s = idmap_slot(&m, res->image_id[r]);
-        if (m.val[s] < 0) {
+        int64_t ix = pvlm_i64map_get(&m, res->image_id[r]);
+        if (ix < 0) {
             pvlm_err_set(err, PVLM_EINVAL,
                          "score: results record %d: image id %lld is not in the references (the results must be a "
                          "subset of the annotation file's images)",
                          (int)r, (long long)res->image_id[r]);
             goto done;
         }
-        int32_t i = m.val[s];
+        int32_t i = (int32_t)ix;
         if (res_of_ref[i] >= 0) {
             pvlm_err_set(err, PVLM_EINVAL, "score: results records %d and %d: duplicate image id %lld",
                          (int)res_of_ref[i], (int)r, (long long)res->image_id[r]);
@@ -840,7 +810,7 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
 oom:
     pvlm_err_set(err, PVLM_ENOMEM, "score: out of memory");
 done:
-    idmap_free(&m);
+    pvlm_i64map_free(&m);
     free(res_of_ref);
     free(sel);
     if (ref_tok)

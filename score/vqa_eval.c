@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/i64map.h"
 #include "core/json.h"
 #include "score/ptb.h"
 #include "score/ucd.h"
@@ -413,28 +414,6 @@ oom:
     return pvlm_err_set(err, PVLM_ENOMEM, "vqa: out of memory");
 }
 
-/* question id -> index, open addressing */
-typedef struct {
-    int64_t *k;
-    int *v;
-    size_t cap;
-} qmap;
-static int qmap_init(qmap *m, size_t n) {
-    m->cap = 64;
-    while (m->cap < 2 * n + 2) m->cap *= 2;
-    m->k = malloc(m->cap * sizeof *m->k);
-    m->v = malloc(m->cap * sizeof *m->v);
-    if (!m->k || !m->v) return -1;
-    for (size_t i = 0; i < m->cap; i++) m->v[i] = -1;
-    return 0;
-}
-static size_t qmap_slot(const qmap *m, int64_t key) {
-    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
-    size_t i = (size_t)(h ^ (h >> 31)) & (m->cap - 1);
-    while (m->v[i] >= 0 && m->k[i] != key) i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
 static int get_qid(const json_t *o, const char *key, int64_t *out) {
     const json_t *v = json_object_get(o, key);
     if (!json_is_integer(v)) return -1;
@@ -460,7 +439,7 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
     memset(out, 0, sizeof *out);
     json_t *jq = NULL, *ja = NULL, *jr = NULL;
     pvlm_vqa_item *items = NULL;
-    qmap qm = {0}, am = {0};
+    pvlm_i64map qm = {0}, am = {0}; /* question id -> question / annotation index */
     int rc = -1;
     if (!(jq = pvlm_json_load_file(questions, err))) goto done;
     if (!(ja = pvlm_json_load_file(annotations, err))) goto done;
@@ -479,16 +458,14 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
         goto done;
     }
     size_t nq = json_array_size(qs), na = json_array_size(as), nr = json_array_size(jr);
-    if (qmap_init(&qm, nq) || qmap_init(&am, na)) goto oom;
+    if (pvlm_i64map_init(&qm, nq) || pvlm_i64map_init(&am, na)) goto oom;
     for (size_t i = 0; i < nq; i++) {
         int64_t id;
         if (get_qid(json_array_get(qs, i), "question_id", &id)) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: questions[%zu]: missing or non-integer question_id", questions, i);
             goto done;
         }
-        size_t s = qmap_slot(&qm, id);
-        qm.k[s] = id;
-        qm.v[s] = (int)i;
+        if (pvlm_i64map_add(&qm, id, (int64_t)i, NULL) < 0) goto oom;
     }
     items = calloc(na + 1, sizeof *items);
     if (!items) goto oom;
@@ -499,19 +476,18 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
             pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu]: missing or non-integer question_id", annotations, i);
             goto done;
         }
-        if (qm.v[qmap_slot(&qm, id)] < 0) {
+        if (pvlm_i64map_get(&qm, id) < 0) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu]: question %lld is not in %s", annotations, i,
                          (long long)id, questions);
             goto done;
         }
-        size_t s = qmap_slot(&am, id);
-        if (am.v[s] >= 0) {
+        int added = pvlm_i64map_add(&am, id, (int64_t)i, NULL);
+        if (added < 0) goto oom;
+        if (!added) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu]: duplicate question id %lld", annotations, i,
                          (long long)id);
             goto done;
         }
-        am.k[s] = id;
-        am.v[s] = (int)i;
         const json_t *ans = json_object_get(a, "answers");
         const json_t *qt = json_object_get(a, "question_type"), *at = json_object_get(a, "answer_type");
         if (!json_is_array(ans) || json_array_size(ans) == 0 || json_array_size(ans) > PVLM_VQA_MAX_GT ||
@@ -551,7 +527,7 @@ int pvlm_vqa_evaluate_files(const char *questions, const char *annotations, cons
                          r, (long long)id);
             goto done;
         }
-        int ai = am.v[qmap_slot(&am, id)];
+        int ai = (int)pvlm_i64map_get(&am, id);
         if (ai < 0) {
             pvlm_err_set(err, PVLM_EINVAL, "%s: record %zu: question %lld is not in the annotations %s", results, r,
                          (long long)id, annotations);
@@ -580,10 +556,8 @@ done:
     for (size_t i = 0; items && i < na; i++)
         for (int k = 0; k < items[i].n_gt; k++) free((char *)items[i].gt_rest[k]);
     free(items);
-    free(qm.k);
-    free(qm.v);
-    free(am.k);
-    free(am.v);
+    pvlm_i64map_free(&qm);
+    pvlm_i64map_free(&am);
     json_decref(jq);
     json_decref(ja);
     json_decref(jr);

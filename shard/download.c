@@ -44,6 +44,7 @@ static const char *const reason_names[PVLM_DL_NREASONS] = {
     [PVLM_DL_TOO_BIG] = "too_big",
     [PVLM_DL_TOO_MANY_REDIRECTS] = "too_many_redirects",
     [PVLM_DL_BAD_SCHEME] = "bad_scheme",
+    [PVLM_DL_PROTOCOL_ERROR] = "protocol_error",
     [PVLM_DL_BAD_URL] = "bad_url",
     [PVLM_DL_ROBOTS_OPTOUT] = "robots_optout",
     [PVLM_DL_NOT_IMAGE] = "not_image",
@@ -70,6 +71,7 @@ int pvlm_dl_reason_retryable(pvlm_dl_reason r, long http_status) {
     case PVLM_DL_CONNECT_TIMEOUT:
     case PVLM_DL_CONNECT_ERROR:
     case PVLM_DL_RECV_ERROR:
+    case PVLM_DL_PROTOCOL_ERROR:
     case PVLM_DL_HTTP_5XX:
         return 1;
     /* 408 Request Timeout and 429 Too Many Requests are the transient 4xx (RFC 9110 and
@@ -99,6 +101,7 @@ void pvlm_dl_config_default(pvlm_dl_config *c) {
     c->robots_agent = "pvlm";
     c->respect_robots = 1;
     c->require_image = 1;
+    c->block_private = 1;
     c->seed = 0;
     c->stop_flag = NULL;
 }
@@ -550,27 +553,33 @@ static size_t write_cb(char *buf, size_t size, size_t nmemb, void *ud) {
 /* Addresses that are not the public internet: loopback, RFC 1918 private, CGNAT (RFC 6598),
  * link-local (169.254/16 holds cloud metadata services), "this network", benchmarking
  * (198.18/15), multicast and reserved; IPv6 loopback/unspecified, unique-local fc00::/7,
- * link-local fe80::/10, multicast, and IPv4-mapped forms of the IPv4 ranges. */
+ * link-local fe80::/10, the deprecated site-local fec0::/10, multicast, and the IPv6 forms
+ * that carry an IPv4 address a gateway would connect to: IPv4-mapped ::ffff:0:0/96,
+ * IPv4-compatible ::/96, NAT64 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (RFC 3056). */
 static int v4_private(uint32_t a) {
     return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 22) == (100u << 2 | 1) ||
            (a >> 16) == (169u << 8 | 254) || (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
            (a >> 17) == (198u << 7 | 9) || (a >> 28) >= 14;
 }
 
-static int addr_private(const struct sockaddr *sa) {
+static uint32_t v4_at(const unsigned char *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+int pvlm_dl_addr_blocked(const struct sockaddr *sa) {
     if (sa->sa_family == AF_INET)
         return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
     if (sa->sa_family == AF_INET6) {
         const unsigned char *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (!memcmp(b, mapped, 12))
-            return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
-        int zero = 1;
-        for (int i = 0; i < 15; i++) zero &= b[i] == 0;
-        if (zero && (b[15] == 0 || b[15] == 1)) return 1;    /* :: and ::1 */
-        if ((b[0] & 0xfe) == 0xfc) return 1;                 /* fc00::/7 */
-        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1; /* fe80::/10 */
-        if (b[0] == 0xff) return 1;                          /* multicast */
+        static const unsigned char compat[12] = {0};
+        static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
+        if (!memcmp(b, mapped, 12) || !memcmp(b, compat, 12) || !memcmp(b, nat64, 12))
+            return v4_private(v4_at(b + 12)); /* ::ffff:a.b.c.d, ::a.b.c.d (:: and ::1 too), 64:ff9b::a.b.c.d */
+        if (b[0] == 0x20 && b[1] == 0x02) return v4_private(v4_at(b + 2)); /* 2002:AABB:CCDD::/48 */
+        if ((b[0] & 0xfe) == 0xfc) return 1;                               /* fc00::/7 */
+        if (b[0] == 0xfe && (b[1] & 0x80) == 0x80) return 1;               /* fe80::/10 and fec0::/10 */
+        if (b[0] == 0xff) return 1;                                        /* multicast */
         return 0;
     }
     return 1; /* not IP: never for http(s) */
@@ -580,7 +589,7 @@ static int addr_private(const struct sockaddr *sa) {
  * check sees the address actually connected to. */
 static curl_socket_t opensocket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
     slot *s = ud;
-    if (purpose == CURLSOCKTYPE_IPCXN && addr_private(&a->addr)) {
+    if (purpose == CURLSOCKTYPE_IPCXN && pvlm_dl_addr_blocked(&a->addr)) {
         s->blocked = 1;
         return CURL_SOCKET_BAD;
     }
@@ -799,8 +808,16 @@ static pvlm_dl_reason classify(pvlm_dl *d, slot *s, CURLcode rc, long *status) {
         return PVLM_DL_TOO_BIG;
     case CURLE_TOO_MANY_REDIRECTS:
         return PVLM_DL_TOO_MANY_REDIRECTS;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return PVLM_DL_BAD_SCHEME;
+    case CURLE_UNSUPPORTED_PROTOCOL: {
+        /* libcurl gives this code both for a refused scheme (a redirect to ftp:// or
+         * file://: the URL it stopped at is not http/https) and for a reply that is not
+         * HTTP (HTTP/0.9, a garbled status code, an unknown version), which a server may
+         * well fix: only the first is permanent. */
+        const char *eff = NULL;
+        curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff);
+        if (eff && strncasecmp(eff, "http://", 7) && strncasecmp(eff, "https://", 8)) return PVLM_DL_BAD_SCHEME;
+        return PVLM_DL_PROTOCOL_ERROR;
+    }
     case CURLE_URL_MALFORMAT:
         return PVLM_DL_BAD_URL;
     case CURLE_COULDNT_RESOLVE_HOST:

@@ -63,6 +63,7 @@ typedef enum pvlm_dl_reason {
     PVLM_DL_TOO_BIG,            /* body (announced or received) over max_bytes */
     PVLM_DL_TOO_MANY_REDIRECTS, /* more than max_redirects redirects */
     PVLM_DL_BAD_SCHEME,         /* URL or a redirect target is not http/https */
+    PVLM_DL_PROTOCOL_ERROR,     /* the server's reply is not HTTP (malformed status line; retried) */
     PVLM_DL_BAD_URL,            /* URL does not parse */
     PVLM_DL_ROBOTS_OPTOUT,      /* X-Robots-Tag opt-out (noai, noimageai, noindex, ...) */
     PVLM_DL_NOT_IMAGE,          /* Content-Type is not an image (text/html, ...) */
@@ -74,7 +75,7 @@ typedef enum pvlm_dl_reason {
 
 /* Stable lower-case name: "ok", "http_4xx", "http_5xx", "http_other", "timeout", "stalled",
  * "connect_timeout", "connect_error", "dns_error", "tls_error", "recv_error", "too_big",
- * "too_many_redirects", "bad_scheme", "bad_url", "robots_optout", "not_image", "empty",
+ * "too_many_redirects", "bad_scheme", "protocol_error", "bad_url", "robots_optout", "not_image", "empty",
  * "blocked_address", "other". */
 const char *pvlm_dl_reason_name(pvlm_dl_reason r);
 /* Inverse of pvlm_dl_reason_name; -1 for an unknown name. */
@@ -100,10 +101,13 @@ typedef struct pvlm_dl_config {
     const char *robots_agent; /* our token in "token: noai" X-Robots-Tag values (default "pvlm") */
     int respect_robots;       /* 1 (default): X-Robots-Tag opt-outs refuse the item */
     int require_image;        /* 1 (default): refuse non-image Content-Types */
-    /* 1: refuse to connect to loopback, private (RFC 1918, fc00::/7), link-local (cloud
-     * metadata at 169.254.169.254), CGNAT, multicast and reserved addresses, checked on
-     * the resolved address of every connection, redirects included. Default 0 (tests and
-     * local mirrors use 127.0.0.1); turn it on for lists from the open web on a cluster. */
+    /* 1 (default): refuse to connect to loopback, private (RFC 1918, fc00::/7), link-local
+     * (cloud metadata at 169.254.169.254), CGNAT, multicast and reserved addresses
+     * (pvlm_dl_addr_blocked), checked on the resolved address of every connection libcurl
+     * opens (CURLOPT_OPENSOCKETFUNCTION, after DNS), so no host name, numeric spelling
+     * (0x7f000001, 2130706433, 0177.0.0.1) or redirect gets around it. URL lists come from
+     * the open web and run on cluster nodes beside internal services. 0 allows them (a
+     * local mirror, the tests' server on 127.0.0.1: `--allow-private-addresses`). */
     int block_private;
     uint64_t seed; /* jitter random stream (default 0) */
     /* Optional flag polled at least every 250 ms (e.g. set by a SIGINT handler): when it
@@ -113,6 +117,11 @@ typedef struct pvlm_dl_config {
 
 /* Names the tool and where its behaviour is documented; set --user-agent to add a contact. */
 #define PVLM_DL_USER_AGENT "pvlm/0.1 (image-text dataset builder; +docs/downloader.md)"
+
+/* Whether block_private refuses this resolved address (AF_INET or AF_INET6; anything
+ * else is refused). */
+struct sockaddr;
+int pvlm_dl_addr_blocked(const struct sockaddr *sa);
 
 /* Fill c with the defaults listed above. */
 void pvlm_dl_config_default(pvlm_dl_config *c);

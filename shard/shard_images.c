@@ -25,6 +25,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
@@ -46,11 +47,7 @@ void pvlm_shard_images_defaults(pvlm_shard_images_cfg *c) {
     c->parts = 1;
     c->txn_records = 1024;
     c->progress_s = 5;
-    c->dl_concurrency = 64;
-    c->dl_per_host = 4;
-    c->dl_max_bytes = 16 << 20;
-    c->dl_timeout_s = 60;
-    c->dl_retries = 2;
+    pvlm_dl_config_default(&c->dl);
     c->url_format = "auto";
     c->url_col = "url";
     c->caption_col = "caption";
@@ -64,7 +61,8 @@ typedef struct item {
     char *alt_path; /* second place to look (Karpathy: DIR/filename when DIR/filepath/filename is absent) */
     int ncap;
     char **caps;
-    int64_t row; /* URL inputs: the row index in the URL list (failures file key) */
+    int64_t row;     /* URL inputs: the row index in the URL list (failures file key) */
+    int bad_caption; /* captions refused by the UTF-8 rule (core/utf8.h: not UTF-8, or a NUL) */
 } item;
 
 typedef struct item_list {
@@ -116,6 +114,12 @@ static char *trim_dup(const char *s, size_t n) {
 }
 
 static int add_caption(item *it, const char *s, size_t n, pvlm_err *err) {
+    /* the loader's rule, applied here so a caption the loader would drop is counted now; a NUL
+     * would silently cut the caption at that byte */
+    if (!pvlm_utf8_text_ok(s, n)) {
+        it->bad_caption++;
+        return 0;
+    }
     char *c = trim_dup(s, n);
     if (!c) return 0; /* empty captions are dropped; an item left with none is an empty_caption failure */
     char **v = realloc(it->caps, (size_t)(it->ncap + 1) * sizeof(*v));
@@ -137,18 +141,6 @@ static char *join_path(const char *a, const char *b, const char *c) {
     else
         snprintf(s, n, "%s/%s", a, b);
     return s;
-}
-
-static int valid_utf8(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
-        if (n < 0) return 0;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xC0) != 0x80) return 0;
-    }
-    return 1;
 }
 
 static char *id_string(json_t *v) {
@@ -261,6 +253,28 @@ out:
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err);
+static int list_urls(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err);
+
+int pvlm_shard_images_list(const pvlm_shard_images_cfg *c, pvlm_shard_images_listing *out, pvlm_err *err) {
+    memset(out, 0, sizeof *out);
+    item_list l = {0};
+    if (!(l.fails = json_object())) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    int rc = c->coco && *c->coco                                              ? list_coco(c, &l, err)
+             : (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed) ? list_urls(c, &l, err)
+                                                                              : list_pairs(c, &l, err);
+    out->items = l.n;
+    for (int64_t i = 0; i < l.n; i++) {
+        out->captions += l.v[i].ncap;
+        out->bad_captions += l.v[i].bad_caption;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(l.fails, k, v) out->list_failures += json_integer_value(v);
+    items_free(&l); /* frees l.fails too */
+    return rc;
 }
 
 /* name.jpg|jpeg|png + name.txt, files sorted by name (readdir order is not stable). An image
@@ -512,15 +526,14 @@ static void wq_stop(wqueue *q) {
 static void process_item(const build_ctx *b, slot *s, int tid) {
     const item *it = s->it;
     pvlm_err err = {0};
+    if (it->bad_caption) {
+        fail(s, "bad_caption", "%s: %d caption(s) not valid UTF-8 or holding a NUL byte", it->id, it->bad_caption);
+        return;
+    }
     if (it->ncap == 0 && !b->c->keep_uncaptioned) {
         fail(s, "empty_caption", "%s: no non-empty caption", it->id);
         return;
     }
-    for (int k = 0; k < it->ncap; k++)
-        if (!valid_utf8(it->caps[k])) {
-            fail(s, "bad_caption", "%s: caption %d is not valid UTF-8", it->id, k);
-            return;
-        }
     char *data = NULL;
     size_t n = 0;
     const char *src = it->path;
@@ -533,7 +546,7 @@ static void process_item(const build_ctx *b, slot *s, int tid) {
         if (it->alt_path && pvlm_read_file(it->alt_path, &data, &n, NULL) == 0) {
             src = it->alt_path;
         } else {
-            fail(s, "missing_file", "%s", err.msg);
+            fail(s, err.code == PVLM_EINVAL ? "not_a_file" : "missing_file", "%s", err.msg);
             return;
         }
     }
@@ -543,8 +556,8 @@ static void process_item(const build_ctx *b, slot *s, int tid) {
     int rc = pvlm_image_decode(b->codecs[tid], data, n, b->mode == PVLM_RESIZE_CROP ? S : 0,
                                b->mode == PVLM_RESIZE_BORDER ? S : 0, &img, &ow, &oh, src, &err);
     free(data);
-    if (rc != 0) {
-        fail(s, "decode_error", "%s", err.msg);
+    if (rc != 0) { /* decode_error, corrupt_image (truncated/forged data) or too_large */
+        fail(s, pvlm_image_reject_name(pvlm_image_codec_reject(b->codecs[tid])), "%s", err.msg);
         return;
     }
     rc = pvlm_image_fit(&img, S, b->mode, &fit, &err);
@@ -999,11 +1012,7 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     if (c->shuffle) { /* Fisher-Yates with the seeded generator: same seed, same order */
         pvlm_rng rng;
         pvlm_rng_seed(&rng, (uint64_t)c->seed, 0x5348415244ull /* "SHARD" */);
-        for (int64_t i = R.items.n - 1; i > 0; i--) {
-            int64_t j = (int64_t)pvlm_rng_below(&rng, (uint64_t)i + 1), t = R.order[i];
-            R.order[i] = R.order[j];
-            R.order[j] = t;
-        }
+        pvlm_rng_shuffle(&rng, R.order, (size_t)R.items.n, sizeof *R.order);
     }
     /* Inputs hash: every listed item's id, path and captions in order, so a changed
      * input list invalidates finished shards instead of silently mixing builds. */
@@ -1031,8 +1040,8 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     }
     if (is_url) /* what decides which bytes we got; concurrency and timeouts do not change a good fetch */
         json_object_set_new(R.settings, "download",
-                            json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl_max_bytes, "max_redirects", 5,
-                                      "user_agent", PVLM_DL_USER_AGENT));
+                            json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl.max_bytes, "max_redirects",
+                                      c->dl.max_redirects, "user_agent", c->dl.user_agent));
     char *sj = json_dumps(R.settings, JSON_SORT_KEYS | JSON_COMPACT);
     pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R.settings_hash);
     free(sj);
@@ -1091,14 +1100,9 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         rc = wq_start(&R.q, R.T, &R.b, err);
         started = 1; /* threads that did start are joined below */
     }
-    if (rc == 0 && R.is_url && pending_items > 0) {
-        pvlm_dl_config dc;
-        pvlm_dl_config_default(&dc);
-        dc.max_total = c->dl_concurrency;
-        dc.max_per_host = c->dl_per_host;
-        dc.max_bytes = c->dl_max_bytes;
-        dc.timeout_ms = (long)(c->dl_timeout_s * 1000);
-        dc.retries = c->dl_retries;
+    /* every pending shard of a URL build runs the downloader, also one with no usable rows */
+    if (rc == 0 && R.is_url) {
+        pvlm_dl_config dc = c->dl;
         dc.seed = (uint64_t)c->seed;
         dc.stop_flag = c->stop;
         if (!(R.dl = pvlm_dl_create(&dc, err))) rc = -1;
@@ -1158,6 +1162,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
     const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL,
                *retry = NULL;
     int64_t seed = 0;
+    double timeout_s = (double)c.dl.timeout_ms / 1000; /* the flag is in seconds */
+    int allow_private = !c.dl.block_private;
     const pvlm_opt opts[] = {
         {"config", PVLM_ARG_STR, &config, "JSON file of flag values (command line overrides)", NULL, 0, 0, 0},
         {"out", PVLM_ARG_STR, &out, "output folder for shards and manifest.json", NULL, 0, 0, 1},
@@ -1175,11 +1181,14 @@ int pvlm_shard_images_main(int argc, char **argv) {
          0, 0, 0},
         {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons,
          "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
-        {"concurrency", PVLM_ARG_INT, &c.dl_concurrency, "concurrent downloads", NULL, 1, 10000, 0},
-        {"per-host", PVLM_ARG_INT, &c.dl_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
-        {"max-bytes", PVLM_ARG_I64, &c.dl_max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
-        {"timeout", PVLM_ARG_DOUBLE, &c.dl_timeout_s, "whole-transfer timeout per URL in seconds", NULL, 0.1, 1e5, 0},
-        {"retries", PVLM_ARG_INT, &c.dl_retries, "extra attempts after a retryable download failure", NULL, 0, 100, 0},
+        {"concurrency", PVLM_ARG_INT, &c.dl.max_total, "concurrent downloads", NULL, 1, 10000, 0},
+        {"per-host", PVLM_ARG_INT, &c.dl.max_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
+        {"max-bytes", PVLM_ARG_I64, &c.dl.max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
+        {"timeout", PVLM_ARG_DOUBLE, &timeout_s, "whole-transfer timeout per URL in seconds", NULL, 0.1, 1e5, 0},
+        {"retries", PVLM_ARG_INT, &c.dl.retries, "extra attempts after a retryable download failure", NULL, 0, 100, 0},
+        {"allow-private-addresses", PVLM_ARG_FLAG, &allow_private,
+         "also fetch from loopback, private and link-local addresses (refused by default: docs/downloader.md)", NULL, 0,
+         0, 0},
         {"shards", PVLM_ARG_INT, &c.shards, "number of shards (0: from --records-per-shard)", NULL, 0, MAX_SHARDS, 0},
         {"records-per-shard", PVLM_ARG_I64, &c.records_per_shard, "items per shard when --shards is 0", NULL, 1, 1e12,
          0},
@@ -1222,6 +1231,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
     c.retry_failed = retry;
     c.split = split;
     c.seed = seed;
+    c.dl.timeout_ms = (long)(timeout_s * 1000);
+    c.dl.block_private = !allow_private;
     int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls) + (retry && *retry);
     if (ninputs != 1) {
         fprintf(stderr, "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed\n");

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "shard/download.h"
 
 typedef struct pvlm_shard_images_cfg {
     const char *out;                   /* output folder */
@@ -58,11 +59,9 @@ typedef struct pvlm_shard_images_cfg {
     int64_t limit;        /* use only the first N listed items (0: all) */
     int64_t txn_records;  /* LMDB commit interval */
     double progress_s;    /* seconds between progress lines (0: off) */
-    /* downloader knobs (URL input) */
-    int dl_concurrency, dl_per_host;
-    int64_t dl_max_bytes;
-    double dl_timeout_s;
-    int dl_retries;
+    /* the downloader's settings (URL input), pvlm_dl_config_default's values unless changed;
+     * seed and stop_flag are taken from this struct's seed and stop */
+    pvlm_dl_config dl;
     volatile sig_atomic_t *stop; /* optional: set nonzero to stop soon (items in flight finish) */
 } pvlm_shard_images_cfg;
 
@@ -76,6 +75,15 @@ typedef struct pvlm_shard_images_stats {
 } pvlm_shard_images_stats;
 
 void pvlm_shard_images_defaults(pvlm_shard_images_cfg *c);
+
+/* What c's input lists, without reading an image or fetching a URL (the first step of a
+ * build; also what tests/fuzz/fuzz_coco drives with arbitrary COCO/NoCaps/Karpathy JSON). */
+typedef struct pvlm_shard_images_listing {
+    int64_t items, captions;
+    int64_t bad_captions;  /* refused by the UTF-8 rule (counted as bad_caption items by a build) */
+    int64_t list_failures; /* rows/annotations skipped while listing (bad_annotation, bad_row, ...) */
+} pvlm_shard_images_listing;
+int pvlm_shard_images_list(const pvlm_shard_images_cfg *c, pvlm_shard_images_listing *out, pvlm_err *err);
 /* Build (or resume) the shard set. Returns 0 when every shard of this part is complete
  * (failed items are counted, not errors), -1 with err otherwise. */
 int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_stats *st, pvlm_err *err);

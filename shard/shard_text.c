@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include "io/manifest.h"
 #include "io/textshard.h"
 

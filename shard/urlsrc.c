@@ -11,8 +11,10 @@
 #include <zlib.h>
 
 #include "core/fsutil.h"
+#include "core/i64map.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 
 #define MAX_RECORD (1u << 20) /* a longer row is a broken file (e.g. an unclosed CSV quote) */
 
@@ -41,6 +43,7 @@ struct pvlm_urlsrc {
     char *rec;
     size_t rec_len, rec_cap;
     int too_long;
+    int nul; /* the record holds a NUL byte: it would cut a field short, so the row is bad */
     size_t *fields;
     int nfields, fields_cap;
     int64_t line;      /* lines consumed so far */
@@ -54,8 +57,7 @@ struct pvlm_urlsrc {
     int failures;
     char **reasons; /* NULL: default exclusions */
     int nreasons, all_reasons;
-    int64_t *seen; /* open-addressing set of yielded indices */
-    size_t seen_cap, nseen;
+    pvlm_i64map seen; /* indices already yielded (failures files can repeat a row) */
     pvlm_urlsrc_counts counts;
     int logged_bad, logged_empty_url, logged_empty_caption;
 };
@@ -84,7 +86,9 @@ static inline int getb(pvlm_urlsrc *s, pvlm_err *err) {
         if (r < 0) return -2;
         if (r == 0) return -1;
     }
-    return s->buf[s->pos++];
+    int c = s->buf[s->pos++];
+    if (c == 0) s->nul = 1;
+    return c;
 }
 
 static inline int peekb(pvlm_urlsrc *s, pvlm_err *err) {
@@ -125,6 +129,7 @@ static void rec_reset(pvlm_urlsrc *s) {
     s->rec_len = 0;
     s->nfields = 0;
     s->too_long = 0;
+    s->nul = 0;
 }
 
 static int oom(pvlm_urlsrc *s, pvlm_err *err) {
@@ -235,7 +240,7 @@ static const char *field(const pvlm_urlsrc *s, int i) {
 }
 
 static int blank_record(const pvlm_urlsrc *s) {
-    if (s->too_long) return 0;
+    if (s->too_long || s->nul) return 0;
     for (size_t i = 0; i < s->rec_len; i++)
         if (s->rec[i] && !isspace((unsigned char)s->rec[i])) return 0;
     return 1;
@@ -467,7 +472,7 @@ void pvlm_urlsrc_close(pvlm_urlsrc *s) {
     if (s->json) json_decref(s->json);
     for (int i = 0; i < s->nreasons; i++) free(s->reasons[i]);
     free(s->reasons);
-    free(s->seen);
+    pvlm_i64map_free(&s->seen);
     free(s->url_trim);
     free(s->rec);
     free(s->fields);
@@ -516,33 +521,6 @@ static int all_space(const char *c) {
     return 1;
 }
 
-/* Returns 1 if index was not yielded before (and records it), 0 if it was, -1 on OOM. */
-static int seen_add(pvlm_urlsrc *s, int64_t idx) {
-    if (2 * (s->nseen + 1) > s->seen_cap) {
-        size_t nc = s->seen_cap ? s->seen_cap * 2 : 1024;
-        int64_t *ns = malloc(nc * sizeof *ns);
-        if (!ns) return -1;
-        for (size_t i = 0; i < nc; i++) ns[i] = -1;
-        for (size_t i = 0; i < s->seen_cap; i++) {
-            if (s->seen[i] < 0) continue;
-            size_t k = (size_t)pvlm_mix64((uint64_t)s->seen[i]) & (nc - 1);
-            while (ns[k] >= 0) k = (k + 1) & (nc - 1);
-            ns[k] = s->seen[i];
-        }
-        free(s->seen);
-        s->seen = ns;
-        s->seen_cap = nc;
-    }
-    size_t k = (size_t)pvlm_mix64((uint64_t)idx) & (s->seen_cap - 1);
-    while (s->seen[k] >= 0) {
-        if (s->seen[k] == idx) return 0;
-        k = (k + 1) & (s->seen_cap - 1);
-    }
-    s->seen[k] = idx;
-    s->nseen++;
-    return 1;
-}
-
 static int reason_selected(const pvlm_urlsrc *s, const char *reason) {
     if (s->all_reasons) return 1;
     if (!s->reasons) /* a retry cannot change these */
@@ -582,7 +560,7 @@ static int json_row(pvlm_urlsrc *s, pvlm_url_item *it, pvlm_err *err) {
             s->counts.filtered++;
             return 0;
         }
-        int fresh = seen_add(s, it->index);
+        int fresh = pvlm_i64map_add(&s->seen, it->index, 0, NULL);
         if (fresh < 0) return oom(s, err);
         if (!fresh) {
             s->counts.filtered++;
@@ -622,6 +600,10 @@ int pvlm_urlsrc_next(pvlm_urlsrc *s, pvlm_url_item *it, pvlm_err *err) {
         it->line = s->rec_line;
         if (!s->failures) it->index = s->counts.rows;
         s->counts.rows++;
+        if (s->nul && !s->too_long) {
+            bad_row(s, "a NUL byte in the row");
+            continue;
+        }
         if (s->fmt == FMT_JSONL) {
             r = json_row(s, it, err);
             if (r < 0) return -1;
@@ -697,30 +679,6 @@ pvlm_urlfail *pvlm_urlfail_open(const char *path, int append, pvlm_err *err) {
     return w;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    size_t k;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < k) return 0;
-    unsigned cp = c & (0x7F >> k);
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return k;
-}
-
 static void put_json_string(FILE *f, const char *s) {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t n = strlen((const char *)p);
@@ -745,7 +703,8 @@ static void put_json_string(FILE *f, const char *s) {
             fputc(c, f);
             i++;
         } else {
-            size_t k = utf8_len(p + i, n - i);
+            uint32_t cp;
+            size_t k = (size_t)pvlm_utf8_decode(p + i, n - i, &cp);
             if (k) {
                 fwrite(p + i, 1, k, f);
                 i += k;

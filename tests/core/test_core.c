@@ -117,6 +117,15 @@ static void test_hash_fs(void) {
     char missing[700];
     snprintf(missing, sizeof missing, "%s/missing", dir);
     CHECK(pvlm_read_file(missing, &back, &n, &err) == -1 && strstr(err.msg, "missing"));
+    /* a directory, or a folder named like an image, or a FIFO is "not a regular file", at once */
+    CHECK(pvlm_read_file(dir, &back, &n, &err) == -1 && strstr(err.msg, "is a directory, not a regular file") &&
+          strstr(err.msg, dir));
+    snprintf(missing, sizeof missing, "%s/x.jpg", dir);
+    CHECK(pvlm_mkdir_p(missing, &err) == 0);
+    CHECK(pvlm_read_file(missing, &back, &n, &err) == -1 && strstr(err.msg, "x.jpg: is a directory"));
+    snprintf(missing, sizeof missing, "%s/fifo", dir);
+    CHECK(mkfifo(missing, 0600) == 0);
+    CHECK(pvlm_read_file(missing, &back, &n, &err) == -1 && strstr(err.msg, "special file"));
     /* JSON load error names file, line and column */
     snprintf(path, sizeof path, "%s/bad.json", dir);
     CHECK_OK(pvlm_write_file_atomic(path, "{\n \"a\": [1,\n", 12, &err), &err);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 
 static pvlm_tokenizer *g_tok; /* built once per process, never freed (the process ends) */

@@ -14,6 +14,7 @@
 #include "io/manifest.h"
 #include "io/safetensors.h"
 #include "io/textshard.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 #include "model/checkpoint.h"
 
@@ -124,6 +125,25 @@ int main(int argc, char **argv) {
         if (pvlm_imgrec_encode(&rec, &v, &n, &err)) die("imgrec", &err);
         put("imgrec", "seed-jpeg", v, n);
         free(v);
+        /* an LMDB image shard of three records (raw, JPEG, no caption) */
+        snprintf(path, sizeof path, "%s/s.lmdb", tmp);
+        pvlm_imgshard_writer *w = pvlm_imgshard_writer_open(path, NULL, &err);
+        if (!w || pvlm_imgshard_writer_add(w, &rec, &err)) die("lmdb", &err);
+        rec.encoding = PVLM_IMG_ENC_RAW, rec.image = img.rgb, rec.image_len = 9 * 7 * 3, rec.ncaptions = 2;
+        if (pvlm_imgshard_writer_add(w, &rec, &err) || pvlm_imgshard_writer_add(w, &rec, &err)) die("lmdb", &err);
+        if (pvlm_imgshard_writer_finish(w, NULL, &err)) die("lmdb", &err);
+        put_file("lmdb", "seed-3", path);
+        /* HTTP replies for the downloader */
+        put_str("http", "seed-ok", "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\n\r\nabcd");
+        put_str("http", "seed-chunked", "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       "3\r\nabc\r\n0\r\n\r\n");
+        put_str("http", "seed-robots", "HTTP/1.1 200 OK\r\nX-Robots-Tag: otherbot: noindex, pvlm: noai\r\n"
+                                      "Content-Type: image/jpeg\r\n\r\nxyz");
+        put_str("http", "seed-503", "HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+        put_str("http", "seed-redirect", "HTTP/1.0 302 Found\r\nLocation: /y.jpg\r\n\r\n");
+        put_str("http", "seed-html", "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html>");
+        put_str("http", "seed-bad-status", "HTTP/1.1 2x0 OK\r\n\r\n");
+        put_str("http", "seed-too-big", "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 99999\r\n\r\n");
         pvlm_image_free(&img);
     }
     free(jpg);
@@ -200,6 +220,16 @@ int main(int argc, char **argv) {
     put_str("urlsrc", "seed-jsonl", "\x03{\"url\": \"http://a/b\", \"caption\": \"x\"}\n{\"url\": 5}\nnot json\n{\"url\":\"u\",\"caption\":\"\"}\n");
     put_str("urlsrc", "seed-fail", "\x0c{\"index\": 3, \"url\": \"http://a\", \"caption\": \"c\", \"reason\": \"timeout\", "
                                    "\"http_status\": 0, \"attempts\": 2, \"detail\": \"d\"}\n{\"index\": 3}\n");
+    /* COCO / NoCaps / Karpathy caption files; the first byte picks the split filter */
+    PUT_LIT("coco", "seed-coco", "\x00{\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\"}, {\"id\": \"x2\", "
+                                 "\"file_name\": \"b.png\"}], \"annotations\": [{\"image_id\": 1, \"caption\": \"a cat\"}, "
+                                 "{\"image_id\": \"x2\", \"caption\": \"  \"}, {\"image_id\": 9, \"caption\": \"lost\"}]}");
+    PUT_LIT("coco", "seed-nocaps", "\x00{\"images\": [{\"id\": 0, \"file_name\": \"0013ea2087020901.jpg\", "
+                                   "\"domain\": \"in-domain\"}], \"annotations\": [{\"image_id\": 0, \"id\": 0, "
+                                   "\"caption\": \"caf\u00e9 \xc3\xa9\"}]}");
+    PUT_LIT("coco", "seed-karpathy", "\x01{\"images\": [{\"filepath\": \"train2014\", \"filename\": \"c.jpg\", "
+                                     "\"cocoid\": 7, \"split\": \"train\", \"sentences\": [{\"raw\": \"A dog.\"}]}, "
+                                     "{\"filename\": \"d.jpg\", \"imgid\": 8, \"split\": \"test\", \"sentences\": []}]}");
     pvlm_rm_rf(tmp, &err);
     printf("gen_seeds: seeds in %s\n", g_out);
     return 0;

@@ -25,6 +25,7 @@
 #include "harness.h"
 #include "io/batch.h"
 #include "io/loader.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 
 static char dir[4096], img_m[4300], txt_m[4300];
@@ -627,6 +628,33 @@ static void t_corrupt(void) {
         config(&c, 8, 0.5, 0, 1, 0);
         c.text_manifest = mpath;
         CHECK(pvlm_loader_open(&c, &err) == NULL && strstr(err.msg, "nope.pvt"));
+    }
+    /* a truncated image shard fails open with a message naming it (no SIGBUS), whether the
+     * manifest's size gives it away or a manifest was rewritten to match the cut file */
+    {
+        char td[4300], tp[4400], sp[4400], mpath[4400];
+        snprintf(td, sizeof td, "%s/trunc", dir);
+        snprintf(tp, sizeof tp, "%s/images-00000-of-00001.lmdb", td);
+        snprintf(sp, sizeof sp, "%s/img/images-00001-of-00002.lmdb", dir);
+        snprintf(mpath, sizeof mpath, "%s/manifest.json", td);
+        pvlm_mkdir_p(td, &err);
+        char *data = NULL;
+        size_t n = 0;
+        CHECK_OK(pvlm_read_file(sp, &data, &n, &err), &err);
+        for (int pass = 0; pass < 2 && data; pass++) {
+            size_t cut = n / 2;
+            CHECK_OK(pvlm_write_file_atomic(tp, data, cut, &err), &err);
+            pvlm_manifest mm;
+            pvlm_manifest_init(&mm, "images", &err);
+            pvlm_manifest_add_shard(&mm, "images-00000-of-00001.lmdb", 50, pass ? cut : n, 0, NULL, &err);
+            CHECK_OK(pvlm_manifest_save(&mm, mpath, &err), &err);
+            pvlm_manifest_free(&mm);
+            config(&c, 8, 0, 0, 1, 0);
+            c.image_manifest = mpath;
+            CHECK_MSG(pvlm_loader_open(&c, &err) == NULL && strstr(err.msg, tp) && strstr(err.msg, "damaged"),
+                      "pass %d: %s", pass, err.msg);
+        }
+        free(data);
     }
 }
 

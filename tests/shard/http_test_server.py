@@ -34,6 +34,8 @@ Endpoints (KEY is any token chosen by the test; state is kept per KEY):
   /ua                          the JPEG if the User-Agent starts with "pvlm/", else 403
   /conc/KEY                    the JPEG after 0.3 s, counting concurrent requests per KEY
   /stats/KEY                   {"max": peak concurrency, "count": requests} for KEY
+  /badstatus/N                 a reply whose status line is not HTTP: 1 "NOT HTTP AT ALL",
+                               2 "HTTP/1.1 2x0 OK", 3 "HTTP/9.9 200 OK"
 """
 import argparse
 import io
@@ -113,6 +115,10 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(u.query)
         if head == "img.jpg":
             self.jpeg()
+        elif head == "badstatus" and len(parts) == 2:
+            line = {"1": b"NOT HTTP AT ALL", "2": b"HTTP/1.1 2x0 OK", "3": b"HTTP/9.9 200 OK"}[parts[1]]
+            self.wfile.write(line + b"\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\n\r\nabcd")
+            self.close_connection = True
         elif head == "img.png":
             self.send_body(200, "image/png", PNG)
         elif head == "octet.jpg":

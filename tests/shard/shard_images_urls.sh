@@ -34,7 +34,7 @@ ngood=$(echo "$good" | wc -l)
 } > urls.tsv
 
 build() {
-  "$PVLM_BIN" shard images --out "$1" --image-size 16 --store raw --shards 2 --threads 2 \
+  "$PVLM_BIN" shard images --out "$1" --image-size 16 --store raw --shards 2 --threads 2 --allow-private-addresses \
     --concurrency 4 --retries 0 --timeout 20 --progress 0 "${@:2}"
 }
 build o1 --urls urls.tsv
@@ -69,6 +69,18 @@ m = json.load(open("o3/manifest.json"))
 assert m["totals"]["records"] == 1 and m["totals"]["failed"] == 0, m["totals"]
 assert m["totals"]["items"] == 1
 print("retry ok:", m["totals"])
+PYEOF
+# without --allow-private-addresses the server on 127.0.0.1 is refused: every fetched row is
+# blocked_address (permanent), the ftp:// row is bad_scheme and the empty caption is counted first
+"$PVLM_BIN" shard images --out o5 --image-size 16 --store raw --shards 1 --progress 0 --retries 0 --urls urls.tsv
+"$PY" - "$ngood" <<'PYEOF'
+import json, sys
+ngood = int(sys.argv[1])
+m = json.load(open("o5/manifest.json"))
+f = m["failures"]
+assert m["totals"]["records"] == 0 and f.get("blocked_address") == ngood + 3, f
+assert f.get("bad_scheme") == 1 and f.get("empty_caption") == 1, f
+print("blocked by default ok:", f)
 PYEOF
 # bad flag -> exit 2
 set +e; "$PVLM_BIN" shard images --urls urls.tsv --out o4 --no-such-flag 2>/dev/null; rc=$?; set -e

@@ -173,6 +173,8 @@ static void test_config(void) {
     pvlm_dl_config c;
     pvlm_dl_config_default(&c);
     CHECK(c.max_total == 64 && c.max_per_host == 4 && c.max_redirects == 5 && c.retries == 2);
+    CHECK(c.block_private == 1); /* private and loopback addresses are refused unless allowed */
+    CHECK(pvlm_dl_reason_retryable(PVLM_DL_PROTOCOL_ERROR, 0) && !pvlm_dl_reason_retryable(PVLM_DL_BAD_SCHEME, 0));
     CHECK(!strncmp(c.user_agent, "pvlm/", 5));
     pvlm_err err = {0};
     c.max_per_host = 0;
@@ -191,6 +193,7 @@ static pvlm_dl_config fast_config(void) {
     pvlm_dl_config_default(&c);
     c.max_total = 32;
     c.max_per_host = 32; /* everything is 127.0.0.1 here */
+    c.block_private = 0; /* ... which the default refuses (test_block_private) */
     c.connect_timeout_ms = 2000;
     c.timeout_ms = 3000;
     c.low_speed_bytes = 1000;
@@ -236,6 +239,10 @@ static void test_reasons(const test_server *ts) {
         {"/redirect-to?u=file:///etc/passwd", PVLM_DL_BAD_SCHEME, -1, 1, NULL, -1, 0},
         {"ftp://127.0.0.1/x.jpg", PVLM_DL_BAD_SCHEME, 0, 0, NULL, -1, 0},
         {"file:///etc/passwd", PVLM_DL_BAD_SCHEME, 0, 0, NULL, -1, 0},
+        /* a reply that is not HTTP is a retryable protocol error, not a bad scheme */
+        {"/badstatus/1", PVLM_DL_PROTOCOL_ERROR, -1, 3, NULL, -1, 0},
+        {"/badstatus/2", PVLM_DL_PROTOCOL_ERROR, -1, 3, NULL, -1, 0},
+        {"/badstatus/3", PVLM_DL_PROTOCOL_ERROR, -1, 3, NULL, -1, 0},
         {"not a url", PVLM_DL_BAD_URL, 0, 0, NULL, -1, 0},
         {"http://", PVLM_DL_BAD_URL, 0, 0, NULL, -1, 0},
         {"/robots?tag=noai", PVLM_DL_ROBOTS_OPTOUT, 200, 1, NULL, -1, 0},
@@ -277,22 +284,24 @@ static void test_reasons(const test_server *ts) {
     CHECK(run_cases(ts, &c, ex3, 1, &secs, 0, NULL) == 0);
 }
 
-/* block_private refuses loopback in every spelling (name, IPv6, hex, other 127/8). */
+/* The default config refuses loopback in every spelling (name, IPv6, hex, decimal, octal,
+ * IPv4-mapped IPv6, other 127/8), checked on the address connected to. */
 static void test_block_private(const test_server *ts) {
-    char lh[160], v6[160], hex[160], lo2[256];
-    snprintf(lh, sizeof lh, "http://localhost:%d/img.jpg", ts->port);
-    snprintf(v6, sizeof v6, "http://[::1]:%d/img.jpg", ts->port);
-    snprintf(hex, sizeof hex, "http://0x7f000001:%d/img.jpg", ts->port);
-    snprintf(lo2, sizeof lo2, "http://127.0.0.2:%d/img.jpg", ts->port);
-    const expect ex[] = {
-        {"/img.jpg", PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0}, {lh, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
-        {v6, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},         {hex, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
-        {lo2, PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0},
-    };
-    pvlm_dl_config c = fast_config();
-    c.block_private = 1;
+    static const char *const hosts[] = {"localhost",  "[::1]",     "0x7f000001",         "2130706433",
+                                        "0177.0.0.1", "127.0.0.2", "[::ffff:127.0.0.1]", "127.1"};
+    enum { NH = sizeof hosts / sizeof hosts[0] };
+    char urls[NH][200];
+    expect ex[NH + 1];
+    ex[0] = (expect){"/img.jpg", PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0};
+    for (int i = 0; i < NH; i++) {
+        snprintf(urls[i], sizeof urls[i], "http://%s:%d/img.jpg", hosts[i], ts->port);
+        ex[i + 1] = (expect){urls[i], PVLM_DL_BLOCKED_ADDRESS, 0, 1, NULL, -1, 0};
+    }
+    pvlm_dl_config c;
+    pvlm_dl_config_default(&c); /* blocking is the default */
+    c.connect_timeout_ms = 2000;
     double secs = 0;
-    CHECK(run_cases(ts, &c, ex, 5, &secs, 0, NULL) == 0);
+    CHECK(run_cases(ts, &c, ex, NH + 1, &secs, 0, NULL) == 0);
     CHECK(secs < 5.0);
 }
 

@@ -70,6 +70,7 @@ int main(int argc, char **argv) {
         pvlm_dl_config_default(&c);
         c.max_total = conc;
         c.max_per_host = conc; /* one host here */
+        c.block_private = 0;   /* ... on 127.0.0.1 */
         pvlm_err err = {0};
         pvlm_dl *d = pvlm_dl_create(&c, &err);
         if (!d) {

@@ -47,7 +47,8 @@ static int download(pvlm_urlsrc *src, const char *fail_path, ctx *c) {
     pvlm_err err = {0};
     pvlm_dl_config cfg;
     pvlm_dl_config_default(&cfg);
-    cfg.retries = 0; /* the flaky row must fail in the first build */
+    cfg.retries = 0;       /* the flaky row must fail in the first build */
+    cfg.block_private = 0; /* the test server is on 127.0.0.1 */
     cfg.max_total = 4;
     cfg.max_per_host = 2;
     cfg.max_queued = 2; /* exercise the bounded waiting room with a streaming source */

@@ -14,6 +14,7 @@
 #include <zstd.h>
 
 #include "core/fsutil.h"
+#include "core/utf8.h"
 #include "harness.h"
 #include "io/manifest.h"
 #include "io/textshard.h"

@@ -45,5 +45,7 @@ msg=$("$bin" tokenizer encode --vocab "$tmp/nope" --text x 2>&1 >/dev/null); rc=
 [ $rc -eq 1 ] && echo "$msg" | grep -q "encoder.json" || bad "missing vocab: rc=$rc $msg"
 msg=$("$bin" tokenizer decode --vocab "$tmp/v" --ids "5 1000" 2>&1 >/dev/null); rc=$?
 [ $rc -eq 1 ] && echo "$msg" | grep -q "position 1" || bad "bad id: rc=$rc $msg"
+msg=$("$bin" tokenizer encode --vocab "$tmp/v" --input "$tmp" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 1 ] && echo "$msg" | grep -q "is a directory, not a regular file" || bad "--input DIR: rc=$rc $msg"
 [ $fail -eq 0 ] && echo "tokenizer_cli: PASSED"
 exit $fail

@@ -11,6 +11,7 @@
 
 #include "core/fsutil.h"
 #include "harness.h"
+#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 #include "io/unicode.h"
 
