@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/args.h"
 #include "core/error.h"
@@ -63,7 +64,7 @@ typedef struct settings {
     double bucket_mb;
     /* checkpoints */
     const char *ckpt_dir, *resume;
-    int64_t ckpt_every, keep_every, stop_at_step;
+    int64_t ckpt_every, keep_every, stop_at_step, hang_at_step;
     int keep_last;
     /* logging, threads, watchdog */
     int log_every, threads;
@@ -108,6 +109,7 @@ static void settings_default(settings *s) {
     s->ckpt_every = 1000;
     s->keep_last = 3;
     s->stop_at_step = -1;
+    s->hang_at_step = -1;
     s->log_every = 10;
     s->watchdog_factor = 20;
     s->watchdog_min = 120;
@@ -426,6 +428,8 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
     int64_t timed_steps = 0;
     while (t->dp.step < s->steps) {
         double t0 = pvlm_now();
+        if (s->hang_at_step >= 0 && c->rank == c->size - 1 && t->dp.step + 1 == s->hang_at_step)
+            for (;;) pause(); /* a hung rank for the watchdog tests: only MPI_Abort ends it */
         for (int k = 0; k < n_micro; k++)
             if (pvlm_loader_next(t->loader, &t->micro[k], err))
                 return pvlm_err_prefix(err, "loader at step %lld: ", (long long)t->dp.step);
@@ -709,6 +713,7 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"keep-every", PVLM_ARG_I64, &s->keep_every, "also keep every checkpoint whose step is a multiple of M", NULL, 0, 1e15, 0},
         {"resume", PVLM_ARG_STR, &s->resume, "auto (newest valid checkpoint in --ckpt-dir) | none | PATH of a step dir", NULL, 0, 0, 0},
         {"stop-at-step", PVLM_ARG_I64, &s->stop_at_step, "act as if rank 0 got SIGUSR1 when this many steps are done (tests; -1: off)", NULL, -1, 1e15, 0},
+        {"hang-at-step", PVLM_ARG_I64, &s->hang_at_step, "the last rank stops making progress before this step (tests of the watchdog; -1: off)", NULL, -1, 1e15, 0},
         {"log-every", PVLM_ARG_INT, &s->log_every, "progress line every k steps (rank 0)", NULL, 1, 1 << 30, 0},
         {"metrics", PVLM_ARG_STR, &s->metrics, "append one JSON line per step to this file (rank 0)", NULL, 0, 0, 0},
         {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: measure SGEMM at start)", NULL, 0, 1e9, 0},
