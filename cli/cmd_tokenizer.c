@@ -189,7 +189,7 @@ static int cmd_decode(int argc, char **argv) {
         p = end;
     }
     if (pvlm_tokenizer_decode_alloc(t, ids, nids, skip ? PVLM_TOK_SKIP_SPECIAL : 0, &out, &olen, &err)) {
-        pvlm_err_prefix(&err, "%s: ", src);
+        pvlm_err_prefix(&err, "%s", src);
         goto fail;
     }
     if (!(f = open_out(output, &err))) goto fail;
@@ -253,7 +253,7 @@ static int train_file(pvlm_bpe_trainer *tr, const char *path, pvlm_err *err) {
             }
         }
         if (pvlm_bpe_trainer_add(tr, buf, cut, err)) {
-            rc = pvlm_err_prefix(err, "%s: ", path);
+            rc = pvlm_err_prefix(err, "%s", path);
             break;
         }
         memmove(buf, buf + cut, len - cut);

@@ -505,7 +505,7 @@ static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
     p->arena = NULL;
     size_t bytes = layout(m, NULL, B, T, Ls);
     p->arena = pvlm_alloc(bytes, err);
-    if (!p->arena) return pvlm_err_prefix(err, "model activations for batch %d (%zu MiB): ", B, bytes >> 20);
+    if (!p->arena) return pvlm_err_prefix(err, "model activations for batch %d (%zu MiB)", B, bytes >> 20);
     p->arena_bytes = bytes, p->cB = B, p->cT = T, p->cLs = Ls;
     layout(m, p->arena, B, T, Ls);
     return 0;

@@ -187,7 +187,7 @@ static int build_model_config(const trainer *t, pvlm_model_config *mc, pvlm_err 
         if (!j) return -1;
         int rc = pvlm_model_config_from_json(mc, j, err);
         json_decref(j);
-        if (rc) return pvlm_err_prefix(err, "--model-config %s: ", s->model_config);
+        if (rc) return pvlm_err_prefix(err, "--model-config %s", s->model_config);
     } else {
         mc->image_size = s->image_size;
         mc->patch_size = s->patch_size;
@@ -243,7 +243,7 @@ static int decide_resume(trainer *t, json_t **out, pvlm_err *err) {
         } else {
             json_t *st = NULL;
             if (pvlm_ckptdir_verify(r, &st, &e0)) {
-                pvlm_err_prefix(&e0, "--resume %s: ", r);
+                pvlm_err_prefix(&e0, "--resume %s", r);
                 fail = 1;
             } else {
                 pvlm_info("resume: from %s", r);
@@ -357,7 +357,7 @@ failed:
     }
     if (fail) *err = e;
     else pvlm_err_set(err, PVLM_EIO, "another rank failed while writing checkpoint step %lld", (long long)step);
-    pvlm_err_prefix(err, "checkpoint step %lld under %s: ", (long long)step, t->S.ckpt_dir);
+    pvlm_err_prefix(err, "checkpoint step %lld under %s", (long long)step, t->S.ckpt_dir);
     return -1;
 }
 
@@ -432,7 +432,7 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
             for (;;) pause(); /* a hung rank for the watchdog tests: only MPI_Abort ends it */
         for (int k = 0; k < n_micro; k++)
             if (pvlm_loader_next(t->loader, &t->micro[k], err))
-                return pvlm_err_prefix(err, "loader at step %lld: ", (long long)t->dp.step);
+                return pvlm_err_prefix(err, "loader at step %lld", (long long)t->dp.step);
         double tdata = pvlm_now() - t0;
         int local_stop = pvlm_comm_stop_local() != 0;
         if (s->stop_at_step >= 0 && c->rank == 0 && t->dp.step + 1 >= s->stop_at_step) local_stop = 1;
@@ -563,7 +563,7 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
         const json_t *st = json_object_get(dec, "state");
         if (pvlm_model_config_from_json(&mc, json_object_get(st, "model_config"), err)) {
             json_decref(dec);
-            return pvlm_err_prefix(err, "resume state.json model_config: ");
+            return pvlm_err_prefix(err, "resume state.json model_config");
         }
     } else if (build_model_config(t, &mc, err)) {
         json_decref(dec);
