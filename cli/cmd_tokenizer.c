@@ -62,10 +62,11 @@ static int load_tok(const char *dir, const char *pairs, pvlm_tokenizer **t, pvlm
                                                     : PVLM_TOK_PAIRS_AUTO;
     if (mode == PVLM_TOK_PAIRS_AUTO) return pvlm_tokenizer_load(dir, t, err);
     char vocab[4096], merges[4096];
-    snprintf(vocab, sizeof vocab, "%s/encoder.json", dir);
-    if (!pvlm_file_exists(vocab)) snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
-    snprintf(merges, sizeof merges, "%s/vocab.bpe", dir);
-    if (!pvlm_file_exists(merges)) snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    if (pvlm_path_join(vocab, sizeof vocab, dir, "encoder.json", err) ||
+        (!pvlm_file_exists(vocab) && pvlm_path_join(vocab, sizeof vocab, dir, "vocab.json", err)) ||
+        pvlm_path_join(merges, sizeof merges, dir, "vocab.bpe", err) ||
+        (!pvlm_file_exists(merges) && pvlm_path_join(merges, sizeof merges, dir, "merges.txt", err)))
+        return -1;
     return pvlm_tokenizer_load_files(vocab, merges, mode, t, err);
 }
 

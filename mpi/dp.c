@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsutil.h"
 #include "core/mem.h"
 #include "core/timer.h"
 #include "model/checkpoint.h"
@@ -216,13 +217,13 @@ int pvlm_dp_save_optim(pvlm_dp *dp, const char *dir, json_t **names, pvlm_err *e
     pvlm_err local = {0};
     if (dp->cfg.zero1) {
         snprintf(name, sizeof name, "optim-rank%05d.safetensors", c->rank);
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        ok = pvlm_ckpt_optim_save_shard(dp->m, dp->m1, dp->m2, dp->opt_off, dp->opt_off + dp->opt_n, c->rank, c->size,
+        ok = !pvlm_path_join(path, sizeof path, dir, name, &local) &&
+             pvlm_ckpt_optim_save_shard(dp->m, dp->m1, dp->m2, dp->opt_off, dp->opt_off + dp->opt_n, c->rank, c->size,
                                         dp->adam_t, path, &local) == 0;
     } else {
         snprintf(name, sizeof name, "optim.safetensors");
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        ok = c->rank != 0 || pvlm_ckpt_optim_save(dp->m, dp->m1, dp->m2, dp->adam_t, path, &local) == 0;
+        ok = c->rank != 0 || (!pvlm_path_join(path, sizeof path, dir, name, &local) &&
+                              pvlm_ckpt_optim_save(dp->m, dp->m1, dp->m2, dp->adam_t, path, &local) == 0);
     }
     /* every rank learns whether all writes succeeded, so nobody commits a half checkpoint */
     int bad = 0;
