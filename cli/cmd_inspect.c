@@ -21,8 +21,8 @@
 #include "core/fsutil.h"
 #include "core/hash.h"
 #include "io/ckptdir.h"
-#include "io/trainstate.h"
 #include "io/safetensors.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 
@@ -266,8 +266,8 @@ static int inspect_step(const char *dir, const opts *o, json_t *out) {
     } else {
         printf("checkpoint:  %s\n", dir);
         printf("verified:    %s%s%s\n",
-               rc ? "NO" : "yes (state.json checksum and training state, every file's size and XXH3)",
-               rc ? ": " : "", rc ? err.msg : "");
+               rc ? "NO" : "yes (state.json checksum and training state, every file's size and XXH3)", rc ? ": " : "",
+               rc ? err.msg : "");
         if (st) {
             print_state(st);
             json_decref(st);
@@ -324,7 +324,8 @@ static int inspect_root(const char *dir, const opts *o, json_t *out) {
         if (out) {
             json_t *e = json_pack("{s:I, s:s, s:b}", "step", (json_int_t)steps[i], "path", p, "verified", rc == 0);
             if (rc) json_object_set_new(e, "error", json_string(verr.msg));
-            else json_object_set_new(e, "samples_seen", json_integer(ts.samples_seen));
+            else
+                json_object_set_new(e, "samples_seen", json_integer(ts.samples_seen));
             json_array_append_new(arr, e);
         } else {
             printf("  step %-10" PRId64 " %s%s\n", steps[i], rc ? "CORRUPT: " : "ok", rc ? verr.msg : "");

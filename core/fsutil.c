@@ -47,8 +47,8 @@ int pvlm_path_join(char *buf, size_t cap, const char *a, const char *b, pvlm_err
     int n = *a ? snprintf(buf, cap, "%s/%s", a, b) : snprintf(buf, cap, "%s", b);
     if (n >= 0 && (size_t)n < cap) return 0;
     if (cap) buf[0] = '\0'; /* never leave a truncated path behind for a caller that ignores the error */
-    return pvlm_err_set(err, PVLM_EINVAL, "path too long (%d bytes, the limit is %zu): %.200s/%.200s", n, cap ? cap - 1 : 0,
-                        a, b);
+    return pvlm_err_set(err, PVLM_EINVAL, "path too long (%d bytes, the limit is %zu): %.200s/%.200s", n,
+                        cap ? cap - 1 : 0, a, b);
 }
 
 void pvlm_dirname(const char *path, char *buf, size_t cap) {

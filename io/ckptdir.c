@@ -163,7 +163,8 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
                         char *final, size_t cap, pvlm_err *err) {
     char tmp[PATH_MAX], fin[PATH_MAX], sp[PATH_MAX];
     if (pvlm_ckptdir_tmp_path(dir, step, tmp, sizeof tmp, err) ||
-        pvlm_ckptdir_step_path(dir, step, fin, sizeof fin, err) || pvlm_path_join(sp, sizeof sp, tmp, PVLM_CKPTDIR_STATE, err))
+        pvlm_ckptdir_step_path(dir, step, fin, sizeof fin, err) ||
+        pvlm_path_join(sp, sizeof sp, tmp, PVLM_CKPTDIR_STATE, err))
         return -1;
     if (!pvlm_is_dir(tmp))
         return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no checkpoint being written (call pvlm_ckptdir_begin first)",

@@ -19,19 +19,23 @@ void pvlm_trainstate_free(pvlm_trainstate *s) {
 }
 
 json_t *pvlm_trainstate_to_json(const pvlm_trainstate *s, pvlm_err *err) {
-    const char *missing = !s->config ? "config" : !s->model_config ? "model_config" : !s->dp ? "dp"
-                          : !s->loader ? "loader" : !s->optim_files ? "optim_files" : NULL;
+    const char *missing = !s->config         ? "config"
+                          : !s->model_config ? "model_config"
+                          : !s->dp           ? "dp"
+                          : !s->loader       ? "loader"
+                          : !s->optim_files  ? "optim_files"
+                                             : NULL;
     if (missing) {
         pvlm_err_set(err, PVLM_EINVAL, "state.json: the training state has no \"%s\"", missing);
         return NULL;
     }
     /* "O" takes new references: s keeps its own. */
-    json_t *j = json_pack("{s:I, s:I, s:I, s:i, s:s, s:O, s:O, s:O, s:O, s:O, s:{s:I, s:I}}", "step",
-                          (json_int_t)s->step, "samples_seen", (json_int_t)s->samples_seen, "tokens_seen",
-                          (json_int_t)s->tokens_seen, "world_size", s->world_size, "reason", s->reason, "config",
-                          s->config, "model_config", s->model_config, "dp", s->dp, "loader", s->loader, "optim_files",
-                          s->optim_files, "rng", "init_seed", (json_int_t)s->init_seed, "data_seed",
-                          (json_int_t)s->data_seed);
+    json_t *j =
+        json_pack("{s:I, s:I, s:I, s:i, s:s, s:O, s:O, s:O, s:O, s:O, s:{s:I, s:I}}", "step", (json_int_t)s->step,
+                  "samples_seen", (json_int_t)s->samples_seen, "tokens_seen", (json_int_t)s->tokens_seen, "world_size",
+                  s->world_size, "reason", s->reason, "config", s->config, "model_config", s->model_config, "dp", s->dp,
+                  "loader", s->loader, "optim_files", s->optim_files, "rng", "init_seed", (json_int_t)s->init_seed,
+                  "data_seed", (json_int_t)s->data_seed);
     if (!j) pvlm_err_set(err, PVLM_ENOMEM, "state.json: out of memory building the training state");
     return j;
 }
@@ -71,7 +75,8 @@ static int parse_counters(pvlm_trainstate *s, const json_t *j, const char *what,
     if (get_count(j, "step", &s->step, what, err) || get_count(j, "samples_seen", &s->samples_seen, what, err) ||
         get_count(j, "tokens_seen", &s->tokens_seen, what, err) || get_count(j, "world_size", &ws, what, err))
         return -1;
-    if (ws < 1 || ws > (1 << 24)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: world_size %lld is out of range", what, (long long)ws);
+    if (ws < 1 || ws > (1 << 24))
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: world_size %lld is out of range", what, (long long)ws);
     s->world_size = (int)ws;
     if (!json_is_object(rng) || pvlm_json_get_int(rng, "init_seed", &s->init_seed, what, err) ||
         pvlm_json_get_int(rng, "data_seed", &s->data_seed, what, err))
@@ -84,7 +89,8 @@ static int parse_counters(pvlm_trainstate *s, const json_t *j, const char *what,
 static int parse_members(pvlm_trainstate *s, const json_t *j, const char *what, pvlm_err *err) {
     if (get_typed(j, "config", JSON_OBJECT, &s->config, what, err) ||
         get_typed(j, "model_config", JSON_OBJECT, &s->model_config, what, err) ||
-        get_typed(j, "dp", JSON_OBJECT, &s->dp, what, err) || get_typed(j, "loader", JSON_ARRAY, &s->loader, what, err) ||
+        get_typed(j, "dp", JSON_OBJECT, &s->dp, what, err) ||
+        get_typed(j, "loader", JSON_ARRAY, &s->loader, what, err) ||
         get_typed(j, "optim_files", JSON_ARRAY, &s->optim_files, what, err))
         return -1;
     if ((int64_t)json_array_size(s->loader) != s->world_size)
@@ -92,15 +98,16 @@ static int parse_members(pvlm_trainstate *s, const json_t *j, const char *what, 
                             json_array_size(s->loader), s->world_size);
     size_t i;
     json_t *v;
-    json_array_foreach(s->loader, i, v) if (!json_is_object(v))
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s: loader state %zu is not an object", what, i);
+    json_array_foreach(s->loader, i, v) if (!json_is_object(v)) return pvlm_err_set(
+        err, PVLM_EFORMAT, "%s: loader state %zu is not an object", what, i);
     return 0;
 }
 
 /* The files the checkpoint loads: the model and every optimizer file, each under the trust rule. */
 static int check_files(const pvlm_trainstate *s, const json_t *j, const char *what, pvlm_err *err) {
     const json_t *files = json_object_get(j, "files");
-    if (!json_is_object(files)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: \"files\" is missing or not an object", what);
+    if (!json_is_object(files))
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: \"files\" is missing or not an object", what);
     if (check_file(files, PVLM_TRAINSTATE_MODEL, what, "the model file", err)) return -1;
     if (json_array_size(s->optim_files) == 0) return pvlm_err_set(err, PVLM_EFORMAT, "%s: optim_files is empty", what);
     size_t i;
@@ -158,8 +165,9 @@ int pvlm_trainstate_optim_paths(const pvlm_trainstate *s, const char *step_dir, 
     for (size_t i = 0; i < cnt; i++) { /* p is calloc'd: freeing all cnt entries is safe at any point */
         const char *name = json_string_value(json_array_get(s->optim_files, i));
         int rc = !name ? pvlm_err_set(err, PVLM_EFORMAT, "%s: optim_files[%zu] is not a string", step_dir, i)
-                 : !(p[i] = malloc(cap)) ? pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for optimizer paths", step_dir)
-                                         : pvlm_trainstate_path(step_dir, name, p[i], cap, err);
+                 : !(p[i] = malloc(cap))
+                     ? pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for optimizer paths", step_dir)
+                     : pvlm_trainstate_path(step_dir, name, p[i], cap, err);
         if (rc) {
             pvlm_trainstate_paths_free(p, (int)cnt);
             return -1;

@@ -355,9 +355,13 @@ void pvlm_model_init_weights(pvlm_model *m, uint64_t seed) {
     }
 }
 
-int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) { return create(m, cfg, 0, err); }
+int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) {
+    return create(m, cfg, 0, err);
+}
 
-int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) { return create(m, cfg, 1, err); }
+int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) {
+    return create(m, cfg, 1, err);
+}
 
 void pvlm_model_free(pvlm_model *m) {
     if (!m) return;

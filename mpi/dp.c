@@ -202,7 +202,8 @@ int pvlm_dp_step(pvlm_dp *dp, pvlm_batch *const *micro, int n_micro, int local_s
     const float *g = dp->cfg.zero1 ? dp->red.slice : m->grads + dp->opt_off;
     pvlm_optim_adamw(m, m->params + dp->opt_off, g, dp->m1, dp->m2, dp->opt_off, dp->opt_n, dp->trainable, res->lr,
                      res->clip_scale, dp->adam_t, &dp->ocfg);
-    if (pvlm_reducer_allgather(&dp->red, m->params, err)) return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
+    if (pvlm_reducer_allgather(&dp->red, m->params, err))
+        return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
     dp->step++;
     res->t_optim = pvlm_now() - to;
     res->t_total = pvlm_now() - t0;

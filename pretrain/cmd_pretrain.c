@@ -30,9 +30,9 @@
 #include "core/timer.h"
 #include "io/batch.h"
 #include "io/ckptdir.h"
-#include "io/trainstate.h"
 #include "io/loader.h"
 #include "io/tokenizer.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/optim.h"
@@ -121,9 +121,9 @@ typedef struct trainer {
     FILE *metrics;
     double peak_flops; /* per rank, FLOP/s */
     int64_t last_ckpt_step;
-    int resuming;               /* 1: resume_dir / resume hold the checkpoint to start from */
+    int resuming; /* 1: resume_dir / resume hold the checkpoint to start from */
     char resume_dir[PATH_MAX];
-    pvlm_trainstate resume;     /* owned, freed at exit */
+    pvlm_trainstate resume; /* owned, freed at exit */
 } trainer;
 
 static int tokenize_cb(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err) {
@@ -616,7 +616,8 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     t->micro_ptr = calloc((size_t)s->accum, sizeof *t->micro_ptr);
     if (!t->micro || !t->micro_ptr) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for micro-batches");
     for (int k = 0; k < s->accum; k++) {
-        if (pvlm_batch_alloc(&t->micro[k], s->micro_batch, mc.image_size, mc.max_prefix_len, mc.max_suffix_len, err)) return -1;
+        if (pvlm_batch_alloc(&t->micro[k], s->micro_batch, mc.image_size, mc.max_prefix_len, mc.max_suffix_len, err))
+            return -1;
         t->micro_ptr[k] = &t->micro[k];
     }
     if (resuming) {

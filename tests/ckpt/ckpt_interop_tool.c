@@ -136,10 +136,17 @@ static int do_ckptdir(const char *root, pvlm_err *err) {
         snprintf(p, sizeof p, "%s/optim.safetensors", tmp);
         if (!rc) rc = pvlm_ckpt_optim_save(&m, mom, mom, step, p, err);
         /* the training state as pvlm pretrain writes it, through io/trainstate */
-        pvlm_trainstate ts = {.step = step, .samples_seen = step * 4, .tokens_seen = step * 40, .world_size = 1,
-                              .init_seed = 1, .data_seed = 2, .config = json_pack("{s:i}", "micro_batch", 4),
-                              .model_config = pvlm_model_config_to_json(&c), .dp = json_pack("{s:I}", "step", (json_int_t)step),
-                              .loader = json_pack("[{}]"), .optim_files = json_pack("[s]", "optim.safetensors")};
+        pvlm_trainstate ts = {.step = step,
+                              .samples_seen = step * 4,
+                              .tokens_seen = step * 40,
+                              .world_size = 1,
+                              .init_seed = 1,
+                              .data_seed = 2,
+                              .config = json_pack("{s:i}", "micro_batch", 4),
+                              .model_config = pvlm_model_config_to_json(&c),
+                              .dp = json_pack("{s:I}", "step", (json_int_t)step),
+                              .loader = json_pack("[{}]"),
+                              .optim_files = json_pack("[s]", "optim.safetensors")};
         snprintf(ts.reason, sizeof ts.reason, "periodic");
         json_t *st = rc ? NULL : pvlm_trainstate_to_json(&ts, err);
         pvlm_trainstate_free(&ts);

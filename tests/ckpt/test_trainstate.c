@@ -80,20 +80,45 @@ static int forge(int64_t step, edit_fn edit, pvlm_err *err) {
 }
 
 static void up_dir(json_t *j) {
-    json_array_set_new(json_object_get(j, "optim_files"), 1, json_string("../step_00000010/optim.rank00001.safetensors"));
+    json_array_set_new(json_object_get(j, "optim_files"), 1,
+                       json_string("../step_00000010/optim.rank00001.safetensors"));
 }
-static void absolute(json_t *j) { json_array_set_new(json_object_get(j, "optim_files"), 0, json_string("/etc/passwd")); }
-static void dotdot(json_t *j) { json_array_set_new(json_object_get(j, "optim_files"), 0, json_string("..")); }
-static void hidden(json_t *j) { json_array_set_new(json_object_get(j, "optim_files"), 0, json_string(".tmp.x")); }
-static void unlisted(json_t *j) { json_array_set_new(json_object_get(j, "optim_files"), 0, json_string("extra.bin")); }
-static void no_model(json_t *j) { json_object_del(json_object_get(j, "files"), "model.safetensors"); }
-static void empty_optim(json_t *j) { json_object_set_new(j, "optim_files", json_array()); }
-static void optim_number(json_t *j) { json_array_set_new(json_object_get(j, "optim_files"), 0, json_integer(3)); }
-static void loader_count(json_t *j) { json_array_remove(json_object_get(j, "loader"), 1); }
-static void neg_samples(json_t *j) { json_object_set_new(j, "samples_seen", json_integer(-5)); }
-static void dp_string(json_t *j) { json_object_set_new(j, "dp", json_string("x")); }
-static void no_rng(json_t *j) { json_object_del(j, "rng"); }
-static void zero_world(json_t *j) { json_object_set_new(j, "world_size", json_integer(0)); }
+static void absolute(json_t *j) {
+    json_array_set_new(json_object_get(j, "optim_files"), 0, json_string("/etc/passwd"));
+}
+static void dotdot(json_t *j) {
+    json_array_set_new(json_object_get(j, "optim_files"), 0, json_string(".."));
+}
+static void hidden(json_t *j) {
+    json_array_set_new(json_object_get(j, "optim_files"), 0, json_string(".tmp.x"));
+}
+static void unlisted(json_t *j) {
+    json_array_set_new(json_object_get(j, "optim_files"), 0, json_string("extra.bin"));
+}
+static void no_model(json_t *j) {
+    json_object_del(json_object_get(j, "files"), "model.safetensors");
+}
+static void empty_optim(json_t *j) {
+    json_object_set_new(j, "optim_files", json_array());
+}
+static void optim_number(json_t *j) {
+    json_array_set_new(json_object_get(j, "optim_files"), 0, json_integer(3));
+}
+static void loader_count(json_t *j) {
+    json_array_remove(json_object_get(j, "loader"), 1);
+}
+static void neg_samples(json_t *j) {
+    json_object_set_new(j, "samples_seen", json_integer(-5));
+}
+static void dp_string(json_t *j) {
+    json_object_set_new(j, "dp", json_string("x"));
+}
+static void no_rng(json_t *j) {
+    json_object_del(j, "rng");
+}
+static void zero_world(json_t *j) {
+    json_object_set_new(j, "world_size", json_integer(0));
+}
 
 static void test_roundtrip(void) {
     pvlm_err err = {0};
@@ -124,10 +149,18 @@ static void test_forged(void) {
         edit_fn edit;
         const char *expect;
     } cases[] = {
-        {up_dir, "not a plain file name"},   {absolute, "not a plain file name"},  {dotdot, "not a plain file name"},
-        {hidden, "not a plain file name"},   {unlisted, "not listed in \"files\""}, {no_model, "model file"},
-        {empty_optim, "optim_files is empty"}, {optim_number, "not a string"},     {loader_count, "loader states"},
-        {neg_samples, "negative"},           {dp_string, "\"dp\""},                {no_rng, "rng"},
+        {up_dir, "not a plain file name"},
+        {absolute, "not a plain file name"},
+        {dotdot, "not a plain file name"},
+        {hidden, "not a plain file name"},
+        {unlisted, "not listed in \"files\""},
+        {no_model, "model file"},
+        {empty_optim, "optim_files is empty"},
+        {optim_number, "not a string"},
+        {loader_count, "loader states"},
+        {neg_samples, "negative"},
+        {dp_string, "\"dp\""},
+        {no_rng, "rng"},
         {zero_world, "world_size"},
     };
     pvlm_err err = {0};

@@ -142,7 +142,8 @@ static void test_err(void) {
         pvlm_err_prefix(&err, "%s", ctx[i]);
         CHECK_MSG(!strcmp(err.msg, "dp step 3: boom"), "context \"%s\" gave \"%s\"", ctx[i], err.msg);
         pvlm_err_prefix(&err, "checkpoint %d: ", 8);
-        CHECK_MSG(!strcmp(err.msg, "checkpoint 8: dp step 3: boom") && !strstr(err.msg, ": :") && !strstr(err.msg, "::"),
+        CHECK_MSG(!strcmp(err.msg, "checkpoint 8: dp step 3: boom") && !strstr(err.msg, ": :") &&
+                      !strstr(err.msg, "::"),
                   "nested prefix gave \"%s\"", err.msg);
     }
     pvlm_err_set(&err, PVLM_EIO, "boom");

@@ -22,7 +22,8 @@
 #include "io/trainstate.h"
 
 int pvlm_fuzz_ckptdir_files(const char *step_dir, pvlm_err *err) {
-    static const char *const files[][2] = {{"model.safetensors", "model bytes"}, {"optim.safetensors", "optimizer"},
+    static const char *const files[][2] = {{"model.safetensors", "model bytes"},
+                                           {"optim.safetensors", "optimizer"},
                                            {"tokenizer-vocab.bpe", "#version: 0.2\n"}};
     char p[4200];
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)

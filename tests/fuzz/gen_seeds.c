@@ -15,8 +15,8 @@
 #include "io/manifest.h"
 #include "io/safetensors.h"
 #include "io/textshard.h"
-#include "io/trainstate.h"
 #include "io/tokenizer.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 
 static char g_out[4096];
@@ -54,10 +54,16 @@ static void ckptdir_seeds(const char *tmp) {
     pvlm_err err = {0};
     char root[4300], step[4400], sp[4500];
     snprintf(root, sizeof root, "%s/ck", tmp);
-    if (pvlm_ckptdir_begin(root, 2, step, sizeof step, &err) || pvlm_fuzz_ckptdir_files(step, &err)) die("ckptdir", &err);
+    if (pvlm_ckptdir_begin(root, 2, step, sizeof step, &err) || pvlm_fuzz_ckptdir_files(step, &err))
+        die("ckptdir", &err);
     if (pvlm_path_join(sp, sizeof sp, step, "sub", &err) || pvlm_rm_rf(sp, &err)) die("ckptdir", &err);
-    pvlm_trainstate ts = {.step = 2, .samples_seen = 16, .tokens_seen = 160, .world_size = 2, .init_seed = 1,
-                          .data_seed = 2, .config = json_pack("{s:i, s:s}", "micro-batch", 4, "resume", "auto"),
+    pvlm_trainstate ts = {.step = 2,
+                          .samples_seen = 16,
+                          .tokens_seen = 160,
+                          .world_size = 2,
+                          .init_seed = 1,
+                          .data_seed = 2,
+                          .config = json_pack("{s:i, s:s}", "micro-batch", 4, "resume", "auto"),
                           .model_config = json_pack("{s:i, s:i}", "d_model", 8, "vocab_size", 16),
                           .dp = json_pack("{s:i, s:i}", "step", 2, "adam_t", 2),
                           .loader = json_pack("[{s:i}, {s:i}]", "epoch", 0, "epoch", 1),
@@ -81,9 +87,10 @@ static void ckptdir_seeds(const char *tmp) {
     put("ckptdir", "seed-raw", seed, n + 1);
     free(seed);
     free(buf);
-    put_str("ckptdir", "seed-updir", "\x01{\"format\": \"pvlm-ckpt\", \"version\": 1, \"step\": 2, \"files\": "
-                                     "{\"model.safetensors\": {\"size\": 11, \"xxh3\": \"0000000000000000\"}}, "
-                                     "\"optim_files\": [\"../step_00000001/optim.safetensors\"]}");
+    put_str("ckptdir", "seed-updir",
+            "\x01{\"format\": \"pvlm-ckpt\", \"version\": 1, \"step\": 2, \"files\": "
+            "{\"model.safetensors\": {\"size\": 11, \"xxh3\": \"0000000000000000\"}}, "
+            "\"optim_files\": [\"../step_00000001/optim.safetensors\"]}");
 }
 
 int main(int argc, char **argv) {
