@@ -98,8 +98,10 @@ static int parse_members(pvlm_trainstate *s, const json_t *j, const char *what, 
                             json_array_size(s->loader), s->world_size);
     size_t i;
     json_t *v;
-    json_array_foreach(s->loader, i, v) if (!json_is_object(v)) return pvlm_err_set(
-        err, PVLM_EFORMAT, "%s: loader state %zu is not an object", what, i);
+    json_array_foreach(s->loader, i, v) {
+        if (!json_is_object(v))
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: loader state %zu is not an object", what, i);
+    }
     return 0;
 }
 
