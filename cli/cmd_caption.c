@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "core/args.h"
+#include "core/fsutil.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/threads.h"
@@ -65,7 +66,7 @@ static int from_annotations(const char *ann, const char *dir, itemlist *l, pvlm_
             break;
         }
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(fn));
+        if ((rc = pvlm_path_join(path, sizeof path, dir, json_string_value(fn), err))) break;
         l->paths[i] = strdup(path);
         l->items[i].id = (int64_t)json_integer_value(id);
         l->items[i].image_path = l->paths[i];
@@ -121,7 +122,7 @@ static int from_folder(const char *dir, itemlist *l, pvlm_err *err) {
     free(nums);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if ((rc = pvlm_path_join(path, sizeof path, dir, names[i], err))) break;
         l->paths[i] = strdup(path);
         l->items[i].id = numbered ? stem_number(names[i]) : (int64_t)i + 1;
         l->items[i].image_path = l->paths[i];

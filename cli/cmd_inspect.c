@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "io/ckptdir.h"
 #include "io/safetensors.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 
@@ -67,8 +68,8 @@ static int tensor_hash(const pvlm_st_file *f, const pvlm_st_tensor *t, uint64_t 
  * Returns 1 yes, 0 no (reason in err), -1 not a pvlm model file / config invalid (reason in err). */
 static int model_matches(const pvlm_st_file *f, pvlm_model_config *cfg, pvlm_err *err) {
     if (pvlm_model_read_config(f->path, cfg, NULL, err)) return -1;
-    pvlm_model m;
-    if (pvlm_model_create(&m, cfg, err)) return -1;
+    pvlm_model m; /* the view table only: a forged config must not make inspect allocate its parameters */
+    if (pvlm_model_layout(&m, cfg, err)) return -1;
     int ok = 1;
     for (int i = 0; ok && i < m.n_views; i++) {
         const pvlm_view *v = &m.views[i];
@@ -247,14 +248,15 @@ static void print_state(const json_t *st) {
     }
 }
 
-/* A checkpoint step directory. */
+/* A checkpoint step directory: verified by io/ckptdir, its training state validated by io/trainstate. */
 static int inspect_step(const char *dir, const opts *o, json_t *out) {
     pvlm_err err = {0};
     json_t *st = NULL;
-    int rc = pvlm_ckptdir_verify(dir, &st, &err);
+    pvlm_trainstate ts;
+    int rc = pvlm_trainstate_load(dir, &ts, &st, &err);
+    if (!rc) pvlm_trainstate_free(&ts);
     char mp[PATH_MAX];
-    snprintf(mp, sizeof mp, "%s/model.safetensors", dir);
-    int has_model = pvlm_file_exists(mp);
+    int has_model = !pvlm_trainstate_path(dir, PVLM_TRAINSTATE_MODEL, mp, sizeof mp, NULL) && pvlm_file_exists(mp);
     if (out) {
         json_object_set_new(out, "path", json_string(dir));
         json_object_set_new(out, "kind", json_string("checkpoint"));
@@ -263,8 +265,9 @@ static int inspect_step(const char *dir, const opts *o, json_t *out) {
         if (st) json_object_set_new(out, "state", st);
     } else {
         printf("checkpoint:  %s\n", dir);
-        printf("verified:    %s%s%s\n", rc ? "NO" : "yes (state.json checksum, every file's size and XXH3)",
-               rc ? ": " : "", rc ? err.msg : "");
+        printf("verified:    %s%s%s\n",
+               rc ? "NO" : "yes (state.json checksum and training state, every file's size and XXH3)", rc ? ": " : "",
+               rc ? err.msg : "");
         if (st) {
             print_state(st);
             json_decref(st);
@@ -297,7 +300,7 @@ static int inspect_root(const char *dir, const opts *o, json_t *out) {
     pvlm_err lerr = {0};
     int lrc = pvlm_ckptdir_read_latest(dir, &latest, &lerr);
     pvlm_ckptdir_resume r;
-    if (pvlm_ckptdir_find_resume(dir, &r, &err)) {
+    if (pvlm_trainstate_find_resume(dir, &r, &err)) {
         free(steps);
         fprintf(stderr, "pvlm inspect: %s\n", err.msg);
         return 1;
@@ -311,22 +314,23 @@ static int inspect_root(const char *dir, const opts *o, json_t *out) {
             printf("latest:      step %" PRId64 "\n", latest);
         printf("checkpoints: %d\n", n);
     }
+    int n_bad = 0;
     for (int i = n - 1; i >= 0; i--) {
         char p[PATH_MAX];
         pvlm_err verr = {0};
-        json_t *st = NULL;
-        if (pvlm_ckptdir_step_path(dir, steps[i], p, sizeof p, &verr)) continue;
-        int rc = pvlm_ckptdir_verify(p, &st, &verr);
+        pvlm_trainstate ts;
+        int rc = pvlm_ckptdir_step_path(dir, steps[i], p, sizeof p, &verr) || pvlm_trainstate_load(p, &ts, NULL, &verr);
+        n_bad += rc != 0;
         if (out) {
             json_t *e = json_pack("{s:I, s:s, s:b}", "step", (json_int_t)steps[i], "path", p, "verified", rc == 0);
             if (rc) json_object_set_new(e, "error", json_string(verr.msg));
-            json_t *ss = st ? json_object_get(st, "samples_seen") : NULL;
-            if (ss) json_object_set(e, "samples_seen", ss);
+            else
+                json_object_set_new(e, "samples_seen", json_integer(ts.samples_seen));
             json_array_append_new(arr, e);
         } else {
             printf("  step %-10" PRId64 " %s%s\n", steps[i], rc ? "CORRUPT: " : "ok", rc ? verr.msg : "");
         }
-        if (st) json_decref(st);
+        if (!rc) pvlm_trainstate_free(&ts);
     }
     if (out) {
         json_object_set_new(out, "path", json_string(dir));
@@ -340,7 +344,8 @@ static int inspect_root(const char *dir, const opts *o, json_t *out) {
         else
             printf("--resume auto would find no valid checkpoint\n");
     }
-    int bad = !r.found;
+    /* Any checkpoint that fails makes the root invalid (exit 1), even when an older one would resume. */
+    int bad = !r.found || n_bad > 0;
     pvlm_ckptdir_resume_free(&r);
     free(steps);
     (void)o;
@@ -368,11 +373,16 @@ int pvlm_cmd_inspect(int argc, char **argv) {
     if (a == PVLM_ARGS_HELP) return 0;
     if (a != PVLM_ARGS_OK) return 2;
     opts o = {json, checksums};
+    pvlm_err err = {0};
     const char *path = pos[0];
     json_t *out = json ? json_object() : NULL;
     int bad;
     char sp[PATH_MAX];
-    snprintf(sp, sizeof sp, "%s/%s", path, PVLM_CKPTDIR_STATE);
+    if (pvlm_path_join(sp, sizeof sp, path, PVLM_CKPTDIR_STATE, &err)) {
+        fprintf(stderr, "pvlm inspect: %s\n", err.msg);
+        if (out) json_decref(out);
+        return 1;
+    }
     if (!pvlm_file_exists(path)) {
         fprintf(stderr, "pvlm inspect: %s: no such file or directory\n", path);
         if (out) json_decref(out);

@@ -63,10 +63,11 @@ static int load_tok(const char *dir, const char *pairs, pvlm_tokenizer **t, pvlm
                                                     : PVLM_TOK_PAIRS_AUTO;
     if (mode == PVLM_TOK_PAIRS_AUTO) return pvlm_tokenizer_load(dir, t, err);
     char vocab[4096], merges[4096];
-    snprintf(vocab, sizeof vocab, "%s/encoder.json", dir);
-    if (!pvlm_file_exists(vocab)) snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
-    snprintf(merges, sizeof merges, "%s/vocab.bpe", dir);
-    if (!pvlm_file_exists(merges)) snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    if (pvlm_path_join(vocab, sizeof vocab, dir, "encoder.json", err) ||
+        (!pvlm_file_exists(vocab) && pvlm_path_join(vocab, sizeof vocab, dir, "vocab.json", err)) ||
+        pvlm_path_join(merges, sizeof merges, dir, "vocab.bpe", err) ||
+        (!pvlm_file_exists(merges) && pvlm_path_join(merges, sizeof merges, dir, "merges.txt", err)))
+        return -1;
     return pvlm_tokenizer_load_files(vocab, merges, mode, t, err);
 }
 
@@ -190,7 +191,7 @@ static int cmd_decode(int argc, char **argv) {
         p = end;
     }
     if (pvlm_tokenizer_decode_alloc(t, ids, nids, skip ? PVLM_TOK_SKIP_SPECIAL : 0, &out, &olen, &err)) {
-        pvlm_err_prefix(&err, "%s: ", src);
+        pvlm_err_prefix(&err, "%s", src);
         goto fail;
     }
     if (!(f = open_out(output, &err))) goto fail;
@@ -254,7 +255,7 @@ static int train_file(pvlm_bpe_trainer *tr, const char *path, pvlm_err *err) {
             }
         }
         if (pvlm_bpe_trainer_add(tr, buf, cut, err)) {
-            rc = pvlm_err_prefix(err, "%s: ", path);
+            rc = pvlm_err_prefix(err, "%s", path);
             break;
         }
         memmove(buf, buf + cut, len - cut);

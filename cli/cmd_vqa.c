@@ -179,7 +179,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
         } else {
             if ((rc = format_image_name(pattern, image_id, name, sizeof name, &err))) break;
         }
-        snprintf(path, sizeof path, "%s/%s", images, name);
+        if ((rc = pvlm_path_join(path, sizeof path, images, name, &err))) break;
         paths[i] = strdup(path);
         prefixes[i] = format_question(tmpl, qt);
         items[i].id = (int64_t)json_integer_value(qid);

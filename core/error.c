@@ -36,6 +36,12 @@ int pvlm_err_prefix(pvlm_err *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
+    /* One rule for the separator: the context is written without one ("dp step 3") and this adds
+     * ": "; a context that ends with its own ":" or spaces anyway is trimmed first, so a message
+     * never reads "dp step 3: : boom". An empty context adds nothing. */
+    size_t n = strlen(head);
+    while (n && (head[n - 1] == ' ' || head[n - 1] == ':')) head[--n] = '\0';
+    if (!n) return -1;
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
     return -1;

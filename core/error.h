@@ -33,7 +33,9 @@ int pvlm_err_set(pvlm_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Like pvlm_err_set, with ": <strerror(errno)>" appended; code PVLM_EIO. */
 int pvlm_err_errno(pvlm_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prepend context ("reading shard 3: ") to an existing message; returns -1. */
+/* Prepend context to an existing message, separated by ": " (write the context without a trailing
+ * separator: pvlm_err_prefix(err, "reading shard %d", 3) gives "reading shard 3: <msg>"; a trailing
+ * ':' or space is trimmed, so the separator is never doubled). Returns -1. */
 int pvlm_err_prefix(pvlm_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pvlm_err_clear(pvlm_err *err);
 /* Name of an error code, e.g. "format". */

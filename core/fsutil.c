@@ -43,6 +43,14 @@ int pvlm_fsync_file(FILE *f, const char *path, pvlm_err *err) {
     return 0;
 }
 
+int pvlm_path_join(char *buf, size_t cap, const char *a, const char *b, pvlm_err *err) {
+    int n = *a ? snprintf(buf, cap, "%s/%s", a, b) : snprintf(buf, cap, "%s", b);
+    if (n >= 0 && (size_t)n < cap) return 0;
+    if (cap) buf[0] = '\0'; /* never leave a truncated path behind for a caller that ignores the error */
+    return pvlm_err_set(err, PVLM_EINVAL, "path too long (%d bytes, the limit is %zu): %.200s/%.200s", n,
+                        cap ? cap - 1 : 0, a, b);
+}
+
 void pvlm_dirname(const char *path, char *buf, size_t cap) {
     const char *slash = strrchr(path, '/');
     if (!slash) {

@@ -31,6 +31,9 @@ int pvlm_file_exists(const char *path);
 int pvlm_is_dir(const char *path);
 /* Recursively remove a directory tree (used for pruning old checkpoints). */
 int pvlm_rm_rf(const char *path, pvlm_err *err);
+/* "a/b" into buf (cap bytes; just b when a is empty). Fails with PVLM_EINVAL naming both parts when the
+ * result does not fit, instead of truncating the path silently. */
+int pvlm_path_join(char *buf, size_t cap, const char *a, const char *b, pvlm_err *err);
 /* Directory part of path into buf ("." when there is none). */
 void pvlm_dirname(const char *path, char *buf, size_t cap);
 

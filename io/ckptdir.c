@@ -35,24 +35,18 @@ int pvlm_ckptdir_parse_step(const char *name, int64_t *step) {
     return 0;
 }
 
-static int join(char *buf, size_t cap, pvlm_err *err, const char *a, const char *b) {
-    int n = snprintf(buf, cap, "%s/%s", a, b);
-    if (n < 0 || (size_t)n >= cap) return pvlm_err_set(err, PVLM_EINVAL, "path too long: %s/%s", a, b);
-    return 0;
-}
-
 int pvlm_ckptdir_step_path(const char *dir, int64_t step, char *buf, size_t cap, pvlm_err *err) {
     if (step < 0) return pvlm_err_set(err, PVLM_EINVAL, "%s: negative checkpoint step %" PRId64, dir, step);
     char name[64];
     pvlm_ckptdir_step_name(step, name, sizeof name);
-    return join(buf, cap, err, dir, name);
+    return pvlm_path_join(buf, cap, dir, name, err);
 }
 
 int pvlm_ckptdir_tmp_path(const char *dir, int64_t step, char *buf, size_t cap, pvlm_err *err) {
     if (step < 0) return pvlm_err_set(err, PVLM_EINVAL, "%s: negative checkpoint step %" PRId64, dir, step);
     char name[80];
     snprintf(name, sizeof name, ".tmp.step_%08" PRId64, step);
-    return join(buf, cap, err, dir, name);
+    return pvlm_path_join(buf, cap, dir, name, err);
 }
 
 /* Remove leftovers of crashed writers: .tmp.* and .trash.* directories (and stray latest.tmp.* files). */
@@ -66,7 +60,7 @@ static int clean_leftovers(const char *dir, pvlm_err *err) {
             strncmp(e->d_name, PVLM_CKPTDIR_LATEST ".tmp.", sizeof PVLM_CKPTDIR_LATEST + 4))
             continue;
         char p[PATH_MAX];
-        if (join(p, sizeof p, err, dir, e->d_name) || pvlm_rm_rf(p, err)) {
+        if (pvlm_path_join(p, sizeof p, dir, e->d_name, err) || pvlm_rm_rf(p, err)) {
             rc = -1;
             break;
         }
@@ -126,7 +120,7 @@ static int describe_files(const char *tmp, json_t *files, pvlm_err *err) {
     while (!rc && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, PVLM_CKPTDIR_STATE)) continue;
         char p[PATH_MAX];
-        if (join(p, sizeof p, err, tmp, e->d_name)) {
+        if (pvlm_path_join(p, sizeof p, tmp, e->d_name, err)) {
             rc = -1;
             break;
         }
@@ -159,7 +153,7 @@ static int describe_files(const char *tmp, json_t *files, pvlm_err *err) {
 
 static int write_latest(const char *dir, int64_t step, pvlm_err *err) {
     char p[PATH_MAX], line[64];
-    if (join(p, sizeof p, err, dir, PVLM_CKPTDIR_LATEST)) return -1;
+    if (pvlm_path_join(p, sizeof p, dir, PVLM_CKPTDIR_LATEST, err)) return -1;
     pvlm_ckptdir_step_name(step, line, sizeof line);
     strcat(line, "\n");
     return pvlm_write_file_atomic(p, line, strlen(line), err);
@@ -169,7 +163,8 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
                         char *final, size_t cap, pvlm_err *err) {
     char tmp[PATH_MAX], fin[PATH_MAX], sp[PATH_MAX];
     if (pvlm_ckptdir_tmp_path(dir, step, tmp, sizeof tmp, err) ||
-        pvlm_ckptdir_step_path(dir, step, fin, sizeof fin, err) || join(sp, sizeof sp, err, tmp, PVLM_CKPTDIR_STATE))
+        pvlm_ckptdir_step_path(dir, step, fin, sizeof fin, err) ||
+        pvlm_path_join(sp, sizeof sp, tmp, PVLM_CKPTDIR_STATE, err))
         return -1;
     if (!pvlm_is_dir(tmp))
         return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no checkpoint being written (call pvlm_ckptdir_begin first)",
@@ -213,7 +208,7 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
     if (pvlm_file_exists(fin)) {
         char name[96];
         snprintf(name, sizeof name, ".trash.step_%08" PRId64 ".%ld", step, (long)getpid());
-        if (join(trash, sizeof trash, err, dir, name)) return -1;
+        if (pvlm_path_join(trash, sizeof trash, dir, name, err)) return -1;
         if (rename(fin, trash) != 0) return pvlm_err_errno(err, "%s: cannot move the old checkpoint aside", fin);
     }
     if (rename(tmp, fin) != 0) {
@@ -248,7 +243,7 @@ int pvlm_ckptdir_list(const char *dir, int64_t **steps, int *n, pvlm_err *err) {
         int64_t s;
         if (pvlm_ckptdir_parse_step(e->d_name, &s)) continue;
         char p[PATH_MAX];
-        if (join(p, sizeof p, NULL, dir, e->d_name) || !pvlm_is_dir(p)) continue;
+        if (pvlm_path_join(p, sizeof p, dir, e->d_name, NULL) || !pvlm_is_dir(p)) continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             int64_t *ns = realloc(*steps, (size_t)cap * sizeof *ns);
@@ -270,7 +265,7 @@ int pvlm_ckptdir_list(const char *dir, int64_t **steps, int *n, pvlm_err *err) {
 
 int pvlm_ckptdir_read_latest(const char *dir, int64_t *step, pvlm_err *err) {
     char p[PATH_MAX];
-    if (join(p, sizeof p, err, dir, PVLM_CKPTDIR_LATEST)) return -1;
+    if (pvlm_path_join(p, sizeof p, dir, PVLM_CKPTDIR_LATEST, err)) return -1;
     if (!pvlm_file_exists(p)) return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no latest pointer", p);
     char *buf;
     size_t n;
@@ -282,6 +277,28 @@ int pvlm_ckptdir_read_latest(const char *dir, int64_t *step, pvlm_err *err) {
     return rc;
 }
 
+/* Index (into the ascending steps) of the oldest checkpoint retention keeps: the keep_last newest that
+ * verify (protect_step, just committed and hashed by the commit, counts without being read again). If
+ * one of the newer checkpoints read on the way fails to verify, nothing is deleted (index 0): a good
+ * older checkpoint is what a resume falls back to while newer ones are damaged. */
+static int first_kept(const char *dir, const int64_t *steps, int n, int keep_last, int64_t protect_step) {
+    int good = 0, damaged = 0, i = n;
+    while (i > 0 && good < keep_last) {
+        i--;
+        char p[PATH_MAX];
+        pvlm_err verr;
+        if (steps[i] == protect_step ||
+            (!pvlm_ckptdir_step_path(dir, steps[i], p, sizeof p, &verr) && !pvlm_ckptdir_verify(p, NULL, &verr))) {
+            good++;
+        } else {
+            damaged = 1;
+            pvlm_warn("checkpoint retention: deleting nothing while step %" PRId64 " does not verify: %s", steps[i],
+                      verr.msg);
+        }
+    }
+    return damaged ? 0 : i;
+}
+
 int pvlm_ckptdir_prune(const char *dir, const pvlm_ckptdir_retention *keep, int64_t protect_step, pvlm_err *err) {
     if (!keep || keep->keep_last <= 0) return 0;
     int64_t *steps;
@@ -290,12 +307,13 @@ int pvlm_ckptdir_prune(const char *dir, const pvlm_ckptdir_retention *keep, int6
     int64_t latest = -1;
     if (pvlm_ckptdir_read_latest(dir, &latest, NULL)) latest = -1;
     int rc = 0;
-    for (int i = 0; i < n - keep->keep_last; i++) { /* ascending: the first n - K are the old ones */
+    int first = first_kept(dir, steps, n, keep->keep_last, protect_step);
+    for (int i = 0; i < first; i++) { /* ascending: the ones before `first` are the old ones */
         int64_t s = steps[i];
         if (s == protect_step || s == latest || (keep->keep_every > 0 && s % keep->keep_every == 0)) continue;
         char p[PATH_MAX], trash[PATH_MAX], name[96];
         snprintf(name, sizeof name, ".trash.step_%08" PRId64 ".%ld", s, (long)getpid());
-        if (pvlm_ckptdir_step_path(dir, s, p, sizeof p, err) || join(trash, sizeof trash, err, dir, name)) {
+        if (pvlm_ckptdir_step_path(dir, s, p, sizeof p, err) || pvlm_path_join(trash, sizeof trash, dir, name, err)) {
             rc = -1;
             break;
         }
@@ -316,7 +334,7 @@ int pvlm_ckptdir_prune(const char *dir, const pvlm_ckptdir_retention *keep, int6
 int pvlm_ckptdir_verify(const char *step_dir, json_t **state, pvlm_err *err) {
     if (state) *state = NULL;
     char sp[PATH_MAX];
-    if (join(sp, sizeof sp, err, step_dir, PVLM_CKPTDIR_STATE)) return -1;
+    if (pvlm_path_join(sp, sizeof sp, step_dir, PVLM_CKPTDIR_STATE, err)) return -1;
     if (!pvlm_is_dir(step_dir)) return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no such checkpoint directory", step_dir);
     if (!pvlm_file_exists(sp)) return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: missing (incomplete checkpoint)", sp);
     json_t *j = pvlm_json_load_file(sp, err);
@@ -380,7 +398,7 @@ int pvlm_ckptdir_verify(const char *step_dir, json_t **state, pvlm_err *err) {
             pvlm_err_set(err, PVLM_EFORMAT, "%s: bad entry for file \"%s\"", sp, name);
             goto done;
         }
-        if (join(fp, sizeof fp, err, step_dir, name)) goto done;
+        if (pvlm_path_join(fp, sizeof fp, step_dir, name, err)) goto done;
         struct stat st;
         if (stat(fp, &st) != 0) {
             pvlm_err_set(err, PVLM_ENOTFOUND, "%s: missing (listed in state.json)", fp);
@@ -409,6 +427,11 @@ done:
 }
 
 int pvlm_ckptdir_find_resume(const char *dir, pvlm_ckptdir_resume *r, pvlm_err *err) {
+    return pvlm_ckptdir_find_resume_checked(dir, NULL, NULL, r, err);
+}
+
+int pvlm_ckptdir_find_resume_checked(const char *dir, pvlm_ckptdir_check_fn check, void *ctx, pvlm_ckptdir_resume *r,
+                                     pvlm_err *err) {
     memset(r, 0, sizeof *r);
     r->step = -1;
     if (pvlm_ckptdir_read_latest(dir, &r->latest, NULL)) r->latest = -1;
@@ -425,15 +448,17 @@ int pvlm_ckptdir_find_resume(const char *dir, pvlm_ckptdir_resume *r, pvlm_err *
     for (int i = n - 1; i >= 0; i--) {
         char p[PATH_MAX];
         pvlm_err verr;
-        if (pvlm_ckptdir_step_path(dir, steps[i], p, sizeof p, &verr)) continue;
         json_t *st = NULL;
-        if (pvlm_ckptdir_verify(p, &st, &verr) == 0) {
+        int ok = !pvlm_ckptdir_step_path(dir, steps[i], p, sizeof p, &verr) && !pvlm_ckptdir_verify(p, &st, &verr) &&
+                 (!check || !check(p, st, ctx, &verr));
+        if (ok) {
             r->found = 1;
             r->step = steps[i];
             snprintf(r->path, sizeof r->path, "%s", p);
             r->state = st;
             break;
         }
+        json_decref(st);
         pvlm_ckptdir_skipped *s = &r->skipped[r->n_skipped++];
         s->step = steps[i];
         snprintf(s->reason, sizeof s->reason, "%s", verr.msg);

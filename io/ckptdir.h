@@ -30,8 +30,11 @@
  * error naming the file; older checkpoints and `latest` are not touched before the new step dir is
  * complete, and retention runs only after `latest` points to the new one.
  *
- * Retention: keep the newest keep_last checkpoints (0 = keep all), plus, when keep_every > 0, every
- * checkpoint whose step is a multiple of keep_every (forever), plus the one `latest` names.
+ * Retention: keep the newest keep_last checkpoints that verify (0 = keep all), plus, when keep_every > 0,
+ * every checkpoint whose step is a multiple of keep_every (forever), plus the one `latest` names. It
+ * reads the newest checkpoints back to verify them (the one just committed is not read again), and
+ * when one of them fails it deletes nothing: retention never deletes a checkpoint while newer ones
+ * are damaged (a resume falls back to the older ones).
  *
  * Ownership: paths are written into caller buffers; pvlm_ckptdir_resume holds a json_t and an array
  * freed by pvlm_ckptdir_resume_free; pvlm_ckptdir_verify's *state is a new reference.
@@ -114,5 +117,12 @@ typedef struct pvlm_ckptdir_resume {
  * Free r with pvlm_ckptdir_resume_free. */
 int pvlm_ckptdir_find_resume(const char *dir, pvlm_ckptdir_resume *r, pvlm_err *err);
 void pvlm_ckptdir_resume_free(pvlm_ckptdir_resume *r);
+
+/* An extra check of a checkpoint that verified (a trainer's rules for its state, io/trainstate.h):
+ * 0 accepts; -1 with the reason in err rejects it like a corrupt one. */
+typedef int (*pvlm_ckptdir_check_fn)(const char *step_dir, const json_t *state, void *ctx, pvlm_err *err);
+/* pvlm_ckptdir_find_resume where a checkpoint must also pass check(step_dir, state, ctx) (may be NULL). */
+int pvlm_ckptdir_find_resume_checked(const char *dir, pvlm_ckptdir_check_fn check, void *ctx, pvlm_ckptdir_resume *r,
+                                     pvlm_err *err);
 
 #endif

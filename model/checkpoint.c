@@ -176,6 +176,28 @@ static int load_views(pvlm_model *m, const pvlm_st_file *f, int flags, int *n_lo
     return 0;
 }
 
+/* Does the file hold exactly the tensors of cfg's model, each F32 with the view's shape? Checked against
+ * the header alone, before the parameter buffers are allocated: a forged config (a huge d_model or
+ * vocabulary) is rejected without allocating what it claims. */
+static int check_layout(const pvlm_st_file *f, const pvlm_model_config *cfg, pvlm_err *err) {
+    pvlm_model lm;
+    if (pvlm_model_layout(&lm, cfg, err)) return pvlm_err_prefix(err, "%s", f->path);
+    int rc = 0;
+    for (int i = 0; !rc && i < lm.n_views; i++) {
+        const pvlm_view *v = &lm.views[i];
+        const pvlm_st_tensor *t = pvlm_st_find(f, v->name);
+        rc = !t ? pvlm_err_set(err, PVLM_EFORMAT, "%s: tensor '%s' required by the model config is missing", f->path,
+                               v->name)
+                : check_tensor(f, t, v->name, v->ndim, v->shape, err);
+    }
+    for (int i = 0; !rc && i < f->n_tensors; i++)
+        if (pvlm_model_view_index(&lm, f->tensors[i].name) < 0)
+            rc = pvlm_err_set(err, PVLM_EFORMAT, "%s: unexpected tensor '%s' (not part of the model config)", f->path,
+                              f->tensors[i].name);
+    pvlm_model_free(&lm);
+    return rc ? -1 : 0;
+}
+
 static int open_verified(pvlm_st_file *f, const char *path, pvlm_err *err) {
     if (pvlm_st_open(f, path, err)) return -1;
     if (pvlm_st_verify_checksum(f, NULL, err)) {
@@ -188,9 +210,9 @@ static int open_verified(pvlm_st_file *f, const char *path, pvlm_err *err) {
 int pvlm_model_load(pvlm_model *m, const char *path, pvlm_err *err) {
     memset(m, 0, sizeof *m);
     pvlm_st_file f;
-    if (open_verified(&f, path, err)) return -1;
-    pvlm_model_config cfg;
-    if (file_config(&f, &cfg, err)) {
+    if (pvlm_st_open(&f, path, err)) return -1;
+    pvlm_model_config cfg; /* the header is checked first (cheap), then the data checksum, then allocation */
+    if (file_config(&f, &cfg, err) || check_layout(&f, &cfg, err) || pvlm_st_verify_checksum(&f, NULL, err)) {
         pvlm_st_close(&f);
         return -1;
     }

@@ -8,6 +8,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "io/ckptdir.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 
 int pvlm_load_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
@@ -23,7 +24,7 @@ int pvlm_load_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *er
         return 0;
     }
     pvlm_ckptdir_resume r;
-    if (pvlm_ckptdir_find_resume(ckpt, &r, err)) return -1;
+    if (pvlm_trainstate_find_resume(ckpt, &r, err)) return -1; /* files it loads: inside the step dir, checksummed */
     for (int i = 0; i < r.n_skipped; i++)
         pvlm_warn("checkpoint step %lld skipped: %s", (long long)r.skipped[i].step, r.skipped[i].reason);
     int found = r.found;

@@ -203,7 +203,7 @@ static int count_views(const pvlm_model_config *c) {
     return n;
 }
 
-int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) {
+static int create(pvlm_model *m, const pvlm_model_config *cfg, int layout_only, pvlm_err *err) {
     memset(m, 0, sizeof *m);
     if (pvlm_model_config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
@@ -311,6 +311,7 @@ int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err
     LN(p->decf_w, p->decf_b, "dec.ln_f");
 #undef LN
 #undef LIN
+    if (layout_only) return 0;
     m->params = pvlm_alloc(sizeof(float) * m->n_params, err);
     m->grads = pvlm_alloc(sizeof(float) * m->n_params, err);
     if (!m->params || !m->grads) goto fail;
@@ -352,6 +353,14 @@ void pvlm_model_init_weights(pvlm_model *m, uint64_t seed) {
             for (size_t k = 0; k < v->numel; k++) w[k] = (float)pvlm_rng_normal(&r) * sd;
         }
     }
+}
+
+int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) {
+    return create(m, cfg, 0, err);
+}
+
+int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err) {
+    return create(m, cfg, 1, err);
 }
 
 void pvlm_model_free(pvlm_model *m) {
@@ -505,7 +514,7 @@ static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
     p->arena = NULL;
     size_t bytes = layout(m, NULL, B, T, Ls);
     p->arena = pvlm_alloc(bytes, err);
-    if (!p->arena) return pvlm_err_prefix(err, "model activations for batch %d (%zu MiB): ", B, bytes >> 20);
+    if (!p->arena) return pvlm_err_prefix(err, "model activations for batch %d (%zu MiB)", B, bytes >> 20);
     p->arena_bytes = bytes, p->cB = B, p->cT = T, p->cLs = Ls;
     layout(m, p->arena, B, T, Ls);
     return 0;

@@ -67,6 +67,9 @@ typedef struct pvlm_model {
 } pvlm_model;
 
 int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err); /* params/grads zeroed */
+/* Only the view table and n_params of cfg's model (params and grads stay NULL; free with
+ * pvlm_model_free): what a file must hold, checked before the buffers are allocated. */
+int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err);
 /* Issue 4 item 9: N(0,0.02) matrices/embeddings/positional tables/prompts, zero biases, LN/GN weight 1,
  * residual output projections (attn.out, self.out, cross.out, mlp.fc2, conv block output conv) scaled by
  * 1/sqrt(2*(n_enc_layers+n_dec_layers)). Deterministic in seed. */

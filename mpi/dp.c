@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsutil.h"
 #include "core/mem.h"
 #include "core/timer.h"
 #include "model/checkpoint.h"
@@ -67,7 +68,7 @@ int pvlm_dp_init(pvlm_dp *dp, const pvlm_comm *c, pvlm_model *m, const pvlm_opti
     dp->m2 = dp->m1 ? pvlm_alloc(dp->opt_n * sizeof(float), err) : NULL;
     if (!dp->m2) {
         pvlm_dp_free(dp);
-        return pvlm_err_prefix(err, "dp: AdamW moments for %zu parameters: ", dp->opt_n);
+        return pvlm_err_prefix(err, "dp: AdamW moments for %zu parameters", dp->opt_n);
     }
     return 0;
 }
@@ -114,7 +115,7 @@ int pvlm_dp_step(pvlm_dp *dp, pvlm_batch *const *micro, int n_micro, int local_s
         counts[0] += pvlm_batch_count_targets(micro[k]);
         counts[1] += micro[k]->B;
     }
-    if (pvlm_comm_sum_i64(c, counts, 2, err)) return pvlm_err_prefix(err, "dp step %lld: ", (long long)dp->step);
+    if (pvlm_comm_sum_i64(c, counts, 2, err)) return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
     res->ntok = counts[0];
     res->nsamples = counts[1];
     double ntg = counts[0] > 0 ? (double)counts[0] : 1.0;
@@ -141,7 +142,7 @@ int pvlm_dp_step(pvlm_dp *dp, pvlm_batch *const *micro, int n_micro, int local_s
             scale = dp->scratch + b->B;
         }
         if (pvlm_model_forward(m, b, ntg, &loss, &st, sample_ce, err))
-            return pvlm_err_prefix(err, "dp step %lld micro-batch %d: ", (long long)dp->step, k);
+            return pvlm_err_prefix(err, "dp step %lld micro-batch %d", (long long)dp->step, k);
         if (dp->objective) {
             double obj = 0;
             if (dp->objective(dp->objective_ctx, b, sample_ce, ntg, scale, &obj, err)) return -1;
@@ -156,18 +157,18 @@ int pvlm_dp_step(pvlm_dp *dp, pvlm_batch *const *micro, int n_micro, int local_s
         int last = k == n_micro - 1;
         pvlm_grad_ready_fn hook = last && dp->cfg.overlap ? pvlm_reducer_hook : NULL;
         if (pvlm_model_backward(m, b, scale, hook, &dp->red, err))
-            return pvlm_err_prefix(err, "dp step %lld micro-batch %d backward: ", (long long)dp->step, k);
+            return pvlm_err_prefix(err, "dp step %lld micro-batch %d backward", (long long)dp->step, k);
         res->flops += pvlm_model_flops(m, b);
     }
     double tw = pvlm_now();
     res->t_compute = tw - tc;
-    if (pvlm_reducer_finish(&dp->red, err)) return pvlm_err_prefix(err, "dp step %lld: ", (long long)dp->step);
+    if (pvlm_reducer_finish(&dp->red, err)) return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
 
     /* 3. one small allreduce for every decision */
     sums[4] = (dp->cfg.zero1 || c->rank == 0) ? local_sqnorm(dp) : 0.0;
     sums[5] = local_stop ? 1.0 : 0.0;
     sums[6] = loss_local;
-    if (pvlm_comm_sum_f64(c, sums, 7, err)) return pvlm_err_prefix(err, "dp step %lld: ", (long long)dp->step);
+    if (pvlm_comm_sum_f64(c, sums, 7, err)) return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
     res->t_comm = pvlm_now() - tw;
     res->loss = sums[6];
     res->ntok_img = (int64_t)sums[2];
@@ -201,7 +202,8 @@ int pvlm_dp_step(pvlm_dp *dp, pvlm_batch *const *micro, int n_micro, int local_s
     const float *g = dp->cfg.zero1 ? dp->red.slice : m->grads + dp->opt_off;
     pvlm_optim_adamw(m, m->params + dp->opt_off, g, dp->m1, dp->m2, dp->opt_off, dp->opt_n, dp->trainable, res->lr,
                      res->clip_scale, dp->adam_t, &dp->ocfg);
-    if (pvlm_reducer_allgather(&dp->red, m->params, err)) return pvlm_err_prefix(err, "dp step %lld: ", (long long)dp->step);
+    if (pvlm_reducer_allgather(&dp->red, m->params, err))
+        return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
     dp->step++;
     res->t_optim = pvlm_now() - to;
     res->t_total = pvlm_now() - t0;
@@ -216,13 +218,13 @@ int pvlm_dp_save_optim(pvlm_dp *dp, const char *dir, json_t **names, pvlm_err *e
     pvlm_err local = {0};
     if (dp->cfg.zero1) {
         snprintf(name, sizeof name, "optim-rank%05d.safetensors", c->rank);
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        ok = pvlm_ckpt_optim_save_shard(dp->m, dp->m1, dp->m2, dp->opt_off, dp->opt_off + dp->opt_n, c->rank, c->size,
+        ok = !pvlm_path_join(path, sizeof path, dir, name, &local) &&
+             pvlm_ckpt_optim_save_shard(dp->m, dp->m1, dp->m2, dp->opt_off, dp->opt_off + dp->opt_n, c->rank, c->size,
                                         dp->adam_t, path, &local) == 0;
     } else {
         snprintf(name, sizeof name, "optim.safetensors");
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        ok = c->rank != 0 || pvlm_ckpt_optim_save(dp->m, dp->m1, dp->m2, dp->adam_t, path, &local) == 0;
+        ok = c->rank != 0 || (!pvlm_path_join(path, sizeof path, dir, name, &local) &&
+                              pvlm_ckpt_optim_save(dp->m, dp->m1, dp->m2, dp->adam_t, path, &local) == 0);
     }
     /* every rank learns whether all writes succeeded, so nobody commits a half checkpoint */
     int bad = 0;

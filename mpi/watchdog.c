@@ -94,7 +94,9 @@ void pvlm_watchdog_beat(pvlm_watchdog *w, const char *phase) {
 void pvlm_watchdog_expect(pvlm_watchdog *w, double seconds, const char *phase) {
     if (!w->running) return;
     pthread_mutex_lock(&w->mu);
-    w->expect = seconds > 0 ? seconds : w->first_timeout;
+    /* seconds <= 0 returns to the normal limit (limit_locked): after a checkpoint the next step is
+     * bounded like any other step, and the checkpoint's own duration was never recorded as one. */
+    w->expect = seconds > 0 ? seconds : 0;
     w->last_beat = pvlm_now();
     snprintf(w->phase, sizeof w->phase, "%s", phase ? phase : "");
     pthread_cond_signal(&w->cv);

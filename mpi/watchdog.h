@@ -43,7 +43,9 @@ int pvlm_watchdog_start(pvlm_watchdog *w, double factor, double min_timeout_s, d
 /* A step finished: record its duration (now - previous beat) and restart the clock. */
 void pvlm_watchdog_beat(pvlm_watchdog *w, const char *phase);
 /* Restart the clock without recording a step duration, with a limit of `seconds` for the phase
- * that starts now (until the next beat). */
+ * that starts now (until the next beat). seconds <= 0 ends such a phase: the limit is the normal one
+ * again (max(min, factor x slowest recent step), or first_timeout while no step has been recorded), so
+ * the step after a checkpoint is bounded like every other step. */
 void pvlm_watchdog_expect(pvlm_watchdog *w, double seconds, const char *phase);
 /* The limit now in force, in seconds. */
 double pvlm_watchdog_limit(pvlm_watchdog *w);

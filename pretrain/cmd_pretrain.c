@@ -11,12 +11,14 @@
  */
 #include <cblas.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/args.h"
 #include "core/error.h"
@@ -30,6 +32,7 @@
 #include "io/ckptdir.h"
 #include "io/loader.h"
 #include "io/tokenizer.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/optim.h"
@@ -48,22 +51,23 @@ typedef struct settings {
     double text_ratio;
     int64_t data_seed;
     int loader_threads, resample;
-    /* model */
+    /* model: the flags write into the library's config (vocabulary and special ids come from the
+     * tokenizer); stem is copied into it once parsed (a choice flag points at a string) */
     const char *model_config;
-    int image_size, patch_size, d_model, n_heads, d_ff, enc_layers, dec_layers, prefix_len, suffix_len;
+    pvlm_model_config mc;
     const char *stem;
     int64_t init_seed;
-    /* optimisation */
+    /* optimisation: the flags write into the library's config; schedule is copied like stem */
     int micro_batch, accum;
-    int64_t steps, warmup;
-    double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, grad_clip;
+    pvlm_optim_config oc;
     const char *schedule;
     /* data parallel */
     int zero1, no_overlap, max_nonfinite, progress_thread;
     double bucket_mb;
     /* checkpoints */
     const char *ckpt_dir, *resume;
-    int64_t ckpt_every, keep_every, stop_at_step;
+    int allow_fresh_start;
+    int64_t ckpt_every, keep_every, stop_at_step, hang_at_step;
     int keep_last;
     /* logging, threads, watchdog */
     int log_every, threads;
@@ -73,34 +77,14 @@ typedef struct settings {
 
 static void settings_default(settings *s) {
     memset(s, 0, sizeof *s);
-    pvlm_model_config mc;
-    pvlm_model_config_default(&mc);
-    pvlm_optim_config oc;
-    pvlm_optim_config_default(&oc);
+    pvlm_model_config_default(&s->mc);
+    pvlm_optim_config_default(&s->oc);
     s->text_ratio = 0.5;
     s->loader_threads = 2;
-    s->image_size = mc.image_size;
-    s->patch_size = mc.patch_size;
-    s->d_model = mc.d_model;
-    s->n_heads = mc.n_heads;
-    s->d_ff = mc.d_ff;
-    s->enc_layers = mc.n_enc_layers;
-    s->dec_layers = mc.n_dec_layers;
-    s->prefix_len = mc.max_prefix_len;
-    s->suffix_len = mc.max_suffix_len;
     s->stem = "patch";
     s->init_seed = 1234;
     s->micro_batch = 32;
     s->accum = 1;
-    s->steps = oc.total_steps;
-    s->warmup = oc.warmup_steps;
-    s->lr = oc.lr;
-    s->min_lr_ratio = oc.min_lr_ratio;
-    s->weight_decay = oc.weight_decay;
-    s->beta1 = oc.beta1;
-    s->beta2 = oc.beta2;
-    s->eps = oc.eps;
-    s->grad_clip = oc.grad_clip;
     s->schedule = "cosine";
     s->max_nonfinite = 10;
     s->bucket_mb = 4;
@@ -108,6 +92,7 @@ static void settings_default(settings *s) {
     s->ckpt_every = 1000;
     s->keep_last = 3;
     s->stop_at_step = -1;
+    s->hang_at_step = -1;
     s->log_every = 10;
     s->watchdog_factor = 20;
     s->watchdog_min = 120;
@@ -136,6 +121,9 @@ typedef struct trainer {
     FILE *metrics;
     double peak_flops; /* per rank, FLOP/s */
     int64_t last_ckpt_step;
+    int resuming; /* 1: resume_dir / resume hold the checkpoint to start from */
+    char resume_dir[PATH_MAX];
+    pvlm_trainstate resume; /* owned, freed at exit */
 } trainer;
 
 static int tokenize_cb(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err) {
@@ -179,24 +167,15 @@ static double measure_peak(void) {
 
 static int build_model_config(const trainer *t, pvlm_model_config *mc, pvlm_err *err) {
     const settings *s = &t->S;
-    pvlm_model_config_default(mc);
+    *mc = s->mc;
+    snprintf(mc->stem, sizeof mc->stem, "%s", s->stem);
     if (s->model_config) {
+        pvlm_model_config_default(mc);
         json_t *j = pvlm_json_load_file(s->model_config, err);
         if (!j) return -1;
         int rc = pvlm_model_config_from_json(mc, j, err);
         json_decref(j);
-        if (rc) return pvlm_err_prefix(err, "--model-config %s: ", s->model_config);
-    } else {
-        mc->image_size = s->image_size;
-        mc->patch_size = s->patch_size;
-        snprintf(mc->stem, sizeof mc->stem, "%s", s->stem);
-        mc->d_model = s->d_model;
-        mc->n_heads = s->n_heads;
-        mc->d_ff = s->d_ff;
-        mc->n_enc_layers = s->enc_layers;
-        mc->n_dec_layers = s->dec_layers;
-        mc->max_prefix_len = s->prefix_len;
-        mc->max_suffix_len = s->suffix_len;
+        if (rc) return pvlm_err_prefix(err, "--model-config %s", s->model_config);
     }
     /* the vocabulary and special ids always come from the tokenizer */
     mc->vocab_size = pvlm_tokenizer_vocab_size(t->tok);
@@ -209,46 +188,65 @@ static int build_model_config(const trainer *t, pvlm_model_config *mc, pvlm_err 
 /* ---------------------------------------------------------------------------------------------- */
 /* resume decision (rank 0) and broadcast                                                            */
 
-/* Returns a JSON {"path": dir, "state": {...}} or JSON null (fresh start) on every rank. */
+/* --resume auto: the newest checkpoint under --ckpt-dir that verifies and whose training state is valid
+ * (io/trainstate.h). When checkpoints exist but none qualifies, starting from scratch would throw the
+ * run's progress away without a word, so it needs --allow-fresh-start; the error lists what failed. */
+static int resume_auto(const trainer *t, json_t **dec, pvlm_err *err) {
+    const char *dir = t->S.ckpt_dir;
+    pvlm_ckptdir_resume res;
+    if (pvlm_trainstate_find_resume(dir, &res, err)) return -1;
+    char why[640] = "";
+    for (int i = 0; i < res.n_skipped; i++) {
+        pvlm_warn("resume: skipping checkpoint step %lld: %s", (long long)res.skipped[i].step, res.skipped[i].reason);
+        size_t n = strlen(why);
+        snprintf(why + n, sizeof why - n, "%sstep %lld: %.200s", i ? "; " : "", (long long)res.skipped[i].step,
+                 res.skipped[i].reason);
+    }
+    int rc = 0;
+    if (res.found) {
+        pvlm_info("resume: from %s (step %lld)", res.path, (long long)res.step);
+        *dec = json_pack("{s:s, s:O}", "path", res.path, "state", res.state);
+        if (!*dec) rc = pvlm_err_set(err, PVLM_ENOMEM, "resume: out of memory");
+    } else if (res.n_skipped && !t->S.allow_fresh_start) {
+        rc = pvlm_err_set(err, PVLM_EFORMAT,
+                          "--resume auto: %d checkpoint(s) under %s and none verifies (%s); repair or remove them, "
+                          "name one with --resume PATH, or pass --allow-fresh-start to train from scratch",
+                          res.n_skipped, dir, why);
+    } else {
+        if (res.n_skipped)
+            pvlm_warn("resume: none of the %d checkpoints under %s verifies; starting fresh (--allow-fresh-start)",
+                      res.n_skipped, dir);
+        else
+            pvlm_info("resume: no checkpoint under %s, starting fresh", dir);
+        *dec = json_null();
+    }
+    pvlm_ckptdir_resume_free(&res);
+    return rc;
+}
+
+/* Rank 0's decision: JSON {"path": dir, "state": {...}} or JSON null (fresh start). */
+static int resume_decision(const trainer *t, json_t **dec, pvlm_err *err) {
+    const char *r = t->S.resume;
+    *dec = NULL;
+    if (!strcmp(r, "none") || (!strcmp(r, "auto") && !t->S.ckpt_dir)) {
+        *dec = json_null();
+        return 0;
+    }
+    if (!strcmp(r, "auto")) return resume_auto(t, dec, err);
+    pvlm_trainstate ts;
+    json_t *st = NULL;
+    if (pvlm_trainstate_load(r, &ts, &st, err)) return pvlm_err_prefix(err, "--resume %s", r);
+    pvlm_trainstate_free(&ts);
+    pvlm_info("resume: from %s", r);
+    *dec = json_pack("{s:s, s:o}", "path", r, "state", st);
+    return *dec ? 0 : pvlm_err_set(err, PVLM_ENOMEM, "resume: out of memory");
+}
+
+/* The decision of rank 0 on every rank. */
 static int decide_resume(trainer *t, json_t **out, pvlm_err *err) {
     json_t *dec = NULL;
-    int fail = 0;
     pvlm_err e0 = {0};
-    if (t->comm.rank == 0) {
-        const char *r = t->S.resume;
-        if (!strcmp(r, "none")) {
-            dec = json_null();
-        } else if (!strcmp(r, "auto")) {
-            pvlm_ckptdir_resume res;
-            memset(&res, 0, sizeof res);
-            if (!t->S.ckpt_dir) {
-                dec = json_null();
-            } else if (pvlm_ckptdir_find_resume(t->S.ckpt_dir, &res, &e0)) {
-                fail = 1;
-            } else {
-                for (int i = 0; i < res.n_skipped; i++)
-                    pvlm_warn("resume: skipping checkpoint step %lld: %s", (long long)res.skipped[i].step,
-                              res.skipped[i].reason);
-                if (res.found) {
-                    pvlm_info("resume: from %s (step %lld)", res.path, (long long)res.step);
-                    dec = json_pack("{s:s, s:O}", "path", res.path, "state", res.state);
-                } else {
-                    pvlm_info("resume: no checkpoint under %s, starting fresh", t->S.ckpt_dir);
-                    dec = json_null();
-                }
-                pvlm_ckptdir_resume_free(&res);
-            }
-        } else {
-            json_t *st = NULL;
-            if (pvlm_ckptdir_verify(r, &st, &e0)) {
-                pvlm_err_prefix(&e0, "--resume %s: ", r);
-                fail = 1;
-            } else {
-                pvlm_info("resume: from %s", r);
-                dec = json_pack("{s:s, s:o}", "path", r, "state", st);
-            }
-        }
-    }
+    int fail = t->comm.rank == 0 && resume_decision(t, &dec, &e0) != 0;
     int any = 0;
     if (pvlm_comm_or(&t->comm, fail, &any, err)) return -1;
     if (any) {
@@ -272,12 +270,11 @@ static int copy_tokenizer(const char *tokdir, const char *dst_dir, pvlm_err *err
     static const char *const src[2][2] = {{"encoder.json", "vocab.json"}, {"vocab.bpe", "merges.txt"}};
     static const char *const dst[2] = {"tokenizer-encoder.json", "tokenizer-vocab.bpe"};
     for (int k = 0; k < 2; k++) {
-        char in[4200], out[4200], *buf = NULL;
+        char in[PATH_MAX], out[PATH_MAX], *buf = NULL;
         size_t n = 0;
-        snprintf(in, sizeof in, "%s/%s", tokdir, src[k][0]);
-        if (!pvlm_file_exists(in)) snprintf(in, sizeof in, "%s/%s", tokdir, src[k][1]);
-        snprintf(out, sizeof out, "%s/%s", dst_dir, dst[k]);
-        if (pvlm_read_file(in, &buf, &n, err)) return -1;
+        if (pvlm_path_join(in, sizeof in, tokdir, src[k][0], err)) return -1;
+        if (!pvlm_file_exists(in) && pvlm_path_join(in, sizeof in, tokdir, src[k][1], err)) return -1;
+        if (pvlm_path_join(out, sizeof out, dst_dir, dst[k], err) || pvlm_read_file(in, &buf, &n, err)) return -1;
         int rc = pvlm_write_file_atomic(out, buf, n, err);
         free(buf);
         if (rc) return -1;
@@ -285,10 +282,44 @@ static int copy_tokenizer(const char *tokdir, const char *dst_dir, pvlm_err *err
     return 0;
 }
 
+/* Rank 0: the model file and the tokenizer copy into the tmp dir. */
+static int save_model_files(trainer *t, const char *tmp, int64_t step, pvlm_err *err) {
+    char path[PATH_MAX], tokabs[PATH_MAX];
+    if (pvlm_path_join(path, sizeof path, tmp, PVLM_TRAINSTATE_MODEL, err)) return -1;
+    json_t *meta = json_pack("{s:I}", "step", (json_int_t)step);
+    if (!meta) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
+    if (realpath(t->S.tokenizer, tokabs)) json_object_set_new(meta, "tokenizer", json_string(tokabs));
+    int rc = pvlm_model_save(&t->model, path, meta, err);
+    json_decref(meta);
+    return rc ? -1 : copy_tokenizer(t->S.tokenizer, tmp, err);
+}
+
+/* Rank 0: state.json through io/trainstate and the commit. optim_files and loaders are consumed. */
+static int commit_state(trainer *t, int64_t step, const char *why, json_t *optim_files, json_t *loaders, double t0,
+                        pvlm_err *err) {
+    pvlm_trainstate ts = {.step = step, .samples_seen = t->samples_seen, .tokens_seen = t->tokens_seen,
+                          .init_seed = t->S.init_seed, .data_seed = t->S.data_seed, .world_size = t->comm.size,
+                          .config = t->config_json, .model_config = pvlm_model_config_to_json(&t->model.cfg),
+                          .dp = pvlm_dp_state_to_json(&t->dp), .loader = loaders, .optim_files = optim_files};
+    snprintf(ts.reason, sizeof ts.reason, "%s", why);
+    json_t *state = pvlm_trainstate_to_json(&ts, err);
+    json_decref(ts.model_config);
+    json_decref(ts.dp);
+    json_decref(loaders);
+    json_decref(optim_files);
+    if (!state) return -1;
+    pvlm_ckptdir_retention keep = {.keep_last = t->S.keep_last, .keep_every = t->S.keep_every};
+    char final[PATH_MAX];
+    int rc = pvlm_ckptdir_commit(t->S.ckpt_dir, step, state, &keep, final, sizeof final, err);
+    json_decref(state);
+    if (!rc) pvlm_info("checkpoint: %s (%s, %.2f s)", final, why, pvlm_now() - t0);
+    return rc;
+}
+
 static int save_checkpoint(trainer *t, const char *why, pvlm_err *err) {
     const pvlm_comm *c = &t->comm;
     int64_t step = t->dp.step;
-    char tmp[4096] = "";
+    char tmp[PATH_MAX] = "";
     pvlm_err e = {0};
     int fail = 0, any = 0;
     double t0 = pvlm_now();
@@ -297,16 +328,7 @@ static int save_checkpoint(trainer *t, const char *why, pvlm_err *err) {
     if (pvlm_comm_or(c, fail, &any, err)) return -1;
     if (any) goto failed;
     if (pvlm_ckptdir_tmp_path(t->S.ckpt_dir, step, tmp, sizeof tmp, &e)) fail = 1;
-    if (!fail && c->rank == 0) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-        char tokabs[4096];
-        json_t *meta = json_pack("{s:I}", "step", (json_int_t)step);
-        if (realpath(t->S.tokenizer, tokabs)) json_object_set_new(meta, "tokenizer", json_string(tokabs));
-        if (pvlm_model_save(&t->model, path, meta, &e)) fail = 1;
-        json_decref(meta);
-        if (!fail && copy_tokenizer(t->S.tokenizer, tmp, &e)) fail = 1;
-    }
+    if (!fail && c->rank == 0 && save_model_files(t, tmp, step, &e)) fail = 1;
     if (pvlm_comm_or(c, fail, &any, err)) return -1;
     if (any) goto failed;
     json_t *optim_files = NULL;
@@ -323,25 +345,10 @@ static int save_checkpoint(trainer *t, const char *why, pvlm_err *err) {
         goto failed;
     }
     if (c->rank == 0) {
-        json_t *state = json_pack("{s:I, s:I, s:I, s:i, s:O, s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:s}", "step", (json_int_t)step,
-                                  "samples_seen", (json_int_t)t->samples_seen, "tokens_seen", (json_int_t)t->tokens_seen,
-                                  "world_size", c->size, "config", t->config_json, "dp", pvlm_dp_state_to_json(&t->dp),
-                                  "optim_files", optim_files, "loader", all_ls, "model_config",
-                                  pvlm_model_config_to_json(&t->model.cfg), "rng", "init_seed",
-                                  (json_int_t)t->S.init_seed, "data_seed", (json_int_t)t->S.data_seed, "reason", why);
-        pvlm_ckptdir_retention keep = {.keep_last = t->S.keep_last, .keep_every = t->S.keep_every};
-        char final[4096];
-        if (!state) {
-            pvlm_err_set(&e, PVLM_ENOMEM, "cannot build state.json");
-            fail = 1;
-        } else if (pvlm_ckptdir_commit(t->S.ckpt_dir, step, state, &keep, final, sizeof final, &e)) {
-            fail = 1;
-        } else {
-            pvlm_info("checkpoint: %s (%s, %.2f s)", final, why, pvlm_now() - t0);
-        }
-        json_decref(state);
+        if (commit_state(t, step, why, optim_files, all_ls, t0, &e)) fail = 1;
     } else {
         json_decref(optim_files);
+        json_decref(all_ls);
     }
     if (pvlm_comm_or(c, fail, &any, err)) return -1;
     if (any) goto failed;
@@ -355,51 +362,61 @@ failed:
     }
     if (fail) *err = e;
     else pvlm_err_set(err, PVLM_EIO, "another rank failed while writing checkpoint step %lld", (long long)step);
-    pvlm_err_prefix(err, "checkpoint step %lld under %s: ", (long long)step, t->S.ckpt_dir);
+    pvlm_err_prefix(err, "checkpoint step %lld under %s", (long long)step, t->S.ckpt_dir);
     return -1;
 }
 
-/* Restore model, optimizer, counters and loader from a verified checkpoint. */
-static int restore_from(trainer *t, const json_t *dec, pvlm_err *err) {
-    const char *dir = json_string_value(json_object_get(dec, "path"));
-    const json_t *st = json_object_get(dec, "state");
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (pvlm_model_load_params(&t->model, path, 0, NULL, err)) return -1;
-    const json_t *of = json_object_get(st, "optim_files");
-    if (!json_is_array(of) || json_array_size(of) == 0)
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s/state.json: no optim_files", dir);
-    size_t n = json_array_size(of);
-    char **paths = calloc(n, sizeof *paths);
-    for (size_t i = 0; i < n; i++) {
-        paths[i] = malloc(4200);
-        snprintf(paths[i], 4200, "%s/%s", dir, json_string_value(json_array_get(of, i)));
+/* Model and optimizer from the files the state names (each inside dir and checksummed). */
+static int restore_files(trainer *t, const char *dir, const pvlm_trainstate *ts, pvlm_err *err) {
+    char path[PATH_MAX];
+    if (pvlm_trainstate_path(dir, PVLM_TRAINSTATE_MODEL, path, sizeof path, err) ||
+        pvlm_model_load_params(&t->model, path, 0, NULL, err))
+        return -1;
+    char **paths;
+    int n;
+    if (pvlm_trainstate_optim_paths(ts, dir, &paths, &n, err)) return -1;
+    int rc = pvlm_dp_load_optim(&t->dp, (const char *const *)paths, n, err);
+    pvlm_trainstate_paths_free(paths, n);
+    return rc;
+}
+
+/* The decision (rank 0's, broadcast) into t->resuming / resume_dir / resume; consumes dec. Every rank
+ * parses the same JSON, so they agree on failure too. */
+static int take_decision(trainer *t, json_t *dec, pvlm_err *err) {
+    int rc = 0;
+    if (json_is_object(dec)) {
+        const char *dir = json_string_value(json_object_get(dec, "path"));
+        char what[PATH_MAX];
+        rc = !dir ? pvlm_err_set(err, PVLM_EINVAL, "resume: no checkpoint path")
+             : pvlm_path_join(t->resume_dir, sizeof t->resume_dir, "", dir, err) ||
+                     pvlm_path_join(what, sizeof what, dir, PVLM_CKPTDIR_STATE, err) ||
+                     pvlm_trainstate_from_json(&t->resume, json_object_get(dec, "state"), what, err)
+                 ? -1
+                 : 0;
+        t->resuming = rc == 0;
     }
-    int rc = pvlm_dp_load_optim(&t->dp, (const char *const *)paths, (int)n, err);
-    for (size_t i = 0; i < n; i++) free(paths[i]);
-    free(paths);
+    json_decref(dec);
+    return rc;
+}
+
+/* Restore model, optimizer, counters and loader from the verified checkpoint t->resume_dir. */
+static int restore_from(trainer *t, pvlm_err *err) {
+    const pvlm_trainstate *ts = &t->resume;
+    int rc = restore_files(t, t->resume_dir, ts, err);
+    if (!rc) rc = pvlm_dp_state_from_json(&t->dp, ts->dp, err);
     if (rc) return -1;
-    if (pvlm_dp_state_from_json(&t->dp, json_object_get(st, "dp"), err)) return -1;
-    int64_t v;
-    if (pvlm_json_get_int(st, "samples_seen", &v, "state.json", err)) return -1;
-    t->samples_seen = v;
-    if (pvlm_json_get_int(st, "tokens_seen", &v, "state.json", err)) return -1;
-    t->tokens_seen = v;
-    int64_t old_world = 0;
-    if (pvlm_json_get_int(st, "world_size", &old_world, "state.json", err)) return -1;
-    const json_t *ls = json_object_get(st, "loader");
-    if (!json_is_array(ls) || (int64_t)json_array_size(ls) != old_world)
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s/state.json: loader states do not match world size %lld", dir,
-                            (long long)old_world);
+    t->samples_seen = ts->samples_seen;
+    t->tokens_seen = ts->tokens_seen;
     /* Same world size: each rank takes its own state. Otherwise the loader re-bases a state saved
      * under another world size (docs/pretrain.md, "Changing the number of ranks"). */
+    int old_world = ts->world_size;
     int src = t->comm.size == old_world ? t->comm.rank : (t->comm.rank < old_world ? t->comm.rank : 0);
-    if (pvlm_loader_state_restore(t->loader, json_array_get(ls, (size_t)src), err)) return -1;
+    if (pvlm_loader_state_restore(t->loader, json_array_get(ts->loader, (size_t)src), err)) return -1;
     t->last_ckpt_step = t->dp.step;
     if (t->comm.rank == 0 && t->comm.size != old_world)
-        pvlm_warn("resume: checkpoint was written by %lld ranks, now %d: optimizer state re-sliced, data order "
+        pvlm_warn("resume: checkpoint was written by %d ranks, now %d: optimizer state re-sliced, data order "
                   "re-derived (not bit-identical to an uninterrupted run)",
-                  (long long)old_world, t->comm.size);
+                  old_world, t->comm.size);
     return 0;
 }
 
@@ -424,11 +441,13 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
     int64_t win_img_n = 0, win_txt_n = 0;
     double avg_step = 0;
     int64_t timed_steps = 0;
-    while (t->dp.step < s->steps) {
+    while (t->dp.step < s->oc.total_steps) {
         double t0 = pvlm_now();
+        if (s->hang_at_step >= 0 && c->rank == c->size - 1 && t->dp.step + 1 == s->hang_at_step)
+            for (;;) pause(); /* a hung rank for the watchdog tests: only MPI_Abort ends it */
         for (int k = 0; k < n_micro; k++)
             if (pvlm_loader_next(t->loader, &t->micro[k], err))
-                return pvlm_err_prefix(err, "loader at step %lld: ", (long long)t->dp.step);
+                return pvlm_err_prefix(err, "loader at step %lld", (long long)t->dp.step);
         double tdata = pvlm_now() - t0;
         int local_stop = pvlm_comm_stop_local() != 0;
         if (s->stop_at_step >= 0 && c->rank == 0 && t->dp.step + 1 >= s->stop_at_step) local_stop = 1;
@@ -478,18 +497,18 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
             pvlm_warn("step %lld: non-finite loss %g / grad norm %g: update skipped (%lld in a row, %lld total)",
                       (long long)r.step, r.loss, r.grad_norm, (long long)t->dp.nonfinite_run,
                       (long long)t->dp.n_skipped);
-        if (c->rank == 0 && (t->dp.step % s->log_every == 0 || t->dp.step == s->steps || r.stop)) {
+        if (c->rank == 0 && (t->dp.step % s->log_every == 0 || t->dp.step == s->oc.total_steps || r.stop)) {
             double wt = pvlm_now() - win_t0;
             double mfu = t->peak_flops > 0 ? win_flops / (wt * t->peak_flops) : NAN;
             char eta[32];
-            fmt_eta(avg_step * (double)(s->steps - t->dp.step), eta, sizeof eta);
+            fmt_eta(avg_step * (double)(s->oc.total_steps - t->dp.step), eta, sizeof eta);
             double ok_steps = win_ok > 0 ? (double)win_ok : NAN;
             char limg[32] = "-", ltxt[32] = "-";
             if (win_img_n) snprintf(limg, sizeof limg, "%.4f", win_img / (double)win_img_n);
             if (win_txt_n) snprintf(ltxt, sizeof ltxt, "%.4f", win_txt / (double)win_txt_n);
             pvlm_info("step %lld/%lld | loss %.4f (img %s, txt %s) | lr %.3e | gnorm %.3f | %.1f samples/s | "
                       "%.0f tok/s | MFU %.1f%% | data %.1f%% | comm %.1f%% | skipped %lld | ETA %s",
-                      (long long)t->dp.step, (long long)s->steps, win_loss / ok_steps, limg, ltxt, r.lr,
+                      (long long)t->dp.step, (long long)s->oc.total_steps, win_loss / ok_steps, limg, ltxt, r.lr,
                       win_gn / ok_steps, (double)win_samples / wt, (double)win_tokens / wt, 100.0 * mfu,
                       100.0 * win_data / wt, 100.0 * win_comm / wt, (long long)t->dp.n_skipped, eta);
             win_t0 = pvlm_now();
@@ -507,7 +526,7 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
             *exit_code = EXIT_STOPPED;
             return 0;
         }
-        if (s->ckpt_dir && s->ckpt_every > 0 && t->dp.step % s->ckpt_every == 0 && t->dp.step < s->steps)
+        if (s->ckpt_dir && s->ckpt_every > 0 && t->dp.step % s->ckpt_every == 0 && t->dp.step < s->oc.total_steps)
             if (save_checkpoint(t, "periodic", err)) return -1;
     }
     if (s->ckpt_dir && t->last_ckpt_step != t->dp.step)
@@ -536,44 +555,27 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     if (pvlm_tokenizer_load(s->tokenizer, &t->tok, err)) return -1;
 
     /* optimizer */
-    pvlm_optim_config_default(&t->ocfg);
-    t->ocfg.lr = s->lr;
-    t->ocfg.beta1 = s->beta1;
-    t->ocfg.beta2 = s->beta2;
-    t->ocfg.eps = s->eps;
-    t->ocfg.weight_decay = s->weight_decay;
-    t->ocfg.grad_clip = s->grad_clip;
-    t->ocfg.min_lr_ratio = s->min_lr_ratio;
-    t->ocfg.warmup_steps = s->warmup;
-    t->ocfg.total_steps = s->steps;
+    t->ocfg = s->oc;
     snprintf(t->ocfg.schedule, sizeof t->ocfg.schedule, "%s", s->schedule);
     if (pvlm_optim_config_validate(&t->ocfg, err)) return -1;
 
     json_t *dec = NULL;
-    if (decide_resume(t, &dec, err)) return -1;
-    int resuming = json_is_object(dec);
+    if (decide_resume(t, &dec, err) || take_decision(t, dec, err)) return -1;
+    int resuming = t->resuming;
 
     /* model: from the checkpoint's config when resuming, else from the flags */
     pvlm_model_config mc;
     if (resuming) {
-        const json_t *st = json_object_get(dec, "state");
-        if (pvlm_model_config_from_json(&mc, json_object_get(st, "model_config"), err)) {
-            json_decref(dec);
-            return pvlm_err_prefix(err, "resume state.json model_config: ");
-        }
+        pvlm_model_config_default(&mc);
+        if (pvlm_model_config_from_json(&mc, t->resume.model_config, err))
+            return pvlm_err_prefix(err, "resume %s/state.json model_config", t->resume_dir);
     } else if (build_model_config(t, &mc, err)) {
-        json_decref(dec);
         return -1;
     }
-    if (mc.vocab_size != pvlm_tokenizer_vocab_size(t->tok)) {
-        json_decref(dec);
+    if (mc.vocab_size != pvlm_tokenizer_vocab_size(t->tok))
         return pvlm_err_set(err, PVLM_EINVAL, "model vocabulary %d != tokenizer %s vocabulary %d", mc.vocab_size,
                             s->tokenizer, pvlm_tokenizer_vocab_size(t->tok));
-    }
-    if (pvlm_model_create(&t->model, &mc, err)) {
-        json_decref(dec);
-        return -1;
-    }
+    if (pvlm_model_create(&t->model, &mc, err)) return -1;
     t->model_ok = 1;
     if (!resuming) pvlm_model_init_weights(&t->model, (uint64_t)s->init_seed);
     if (c->rank == 0) pvlm_info("model: %zu parameters, %d views", t->model.n_params, t->model.n_views);
@@ -586,10 +588,7 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     dc.overlap = !s->no_overlap;
     dc.max_nonfinite = s->max_nonfinite;
     dc.progress_thread = s->progress_thread;
-    if (pvlm_dp_init(&t->dp, c, &t->model, &t->ocfg, &dc, NULL, err)) {
-        json_decref(dec);
-        return -1;
-    }
+    if (pvlm_dp_init(&t->dp, c, &t->model, &t->ocfg, &dc, NULL, err)) return -1;
     t->dp_ok = 1;
 
     pvlm_loader_config lc;
@@ -612,38 +611,26 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     lc.bos_id = mc.bos_id;
     lc.eos_id = mc.eos_id;
     t->loader = pvlm_loader_open(&lc, err);
-    if (!t->loader) {
-        json_decref(dec);
-        return -1;
-    }
+    if (!t->loader) return -1;
     t->micro = calloc((size_t)s->accum, sizeof *t->micro);
     t->micro_ptr = calloc((size_t)s->accum, sizeof *t->micro_ptr);
-    if (!t->micro || !t->micro_ptr) {
-        json_decref(dec);
-        return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for micro-batches");
-    }
+    if (!t->micro || !t->micro_ptr) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for micro-batches");
     for (int k = 0; k < s->accum; k++) {
-        if (pvlm_batch_alloc(&t->micro[k], s->micro_batch, mc.image_size, mc.max_prefix_len, mc.max_suffix_len, err)) {
-            json_decref(dec);
+        if (pvlm_batch_alloc(&t->micro[k], s->micro_batch, mc.image_size, mc.max_prefix_len, mc.max_suffix_len, err))
             return -1;
-        }
         t->micro_ptr[k] = &t->micro[k];
     }
     if (resuming) {
-        int rc = restore_from(t, dec, err);
+        int rc = restore_from(t, err);
         /* every rank must succeed, or nobody trains */
         int any = 0;
         if (pvlm_comm_or(c, rc != 0, &any, err) == 0 && any && rc == 0)
             pvlm_err_set(err, PVLM_EFORMAT, "another rank failed to restore the checkpoint");
-        if (rc || any) {
-            json_decref(dec);
-            return -1;
-        }
+        if (rc || any) return -1;
         if (c->rank == 0) pvlm_info("resumed at step %lld (%lld samples seen)", (long long)t->dp.step, (long long)t->samples_seen);
     } else {
         t->last_ckpt_step = -1;
     }
-    json_decref(dec);
 
     t->peak_flops = s->peak_gflops > 0 ? s->peak_gflops * 1e9 : measure_peak();
     if (c->rank == 0 && s->metrics) {
@@ -675,29 +662,29 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"loader-threads", PVLM_ARG_INT, &s->loader_threads, "prefetch threads per rank (0: synchronous)", NULL, 0, 64, 0},
         {"resample", PVLM_ARG_FLAG, &s->resample, "draw samples with replacement instead of epochs", NULL, 0, 0, 0},
         {"model-config", PVLM_ARG_STR, &s->model_config, "model config JSON (overrides the model flags below)", NULL, 0, 0, 0},
-        {"image-size", PVLM_ARG_INT, &s->image_size, "image side S", NULL, 1, 4096, 0},
-        {"patch-size", PVLM_ARG_INT, &s->patch_size, "patch side P", NULL, 1, 1024, 0},
+        {"image-size", PVLM_ARG_INT, &s->mc.image_size, "image side S", NULL, 1, 4096, 0},
+        {"patch-size", PVLM_ARG_INT, &s->mc.patch_size, "patch side P", NULL, 1, 1024, 0},
         {"stem", PVLM_ARG_CHOICE, &s->stem, "image stem", "patch|conv", 0, 0, 0},
-        {"d-model", PVLM_ARG_INT, &s->d_model, "model width", NULL, 1, 65536, 0},
-        {"n-heads", PVLM_ARG_INT, &s->n_heads, "attention heads", NULL, 1, 1024, 0},
-        {"d-ff", PVLM_ARG_INT, &s->d_ff, "MLP width", NULL, 1, 1 << 20, 0},
-        {"enc-layers", PVLM_ARG_INT, &s->enc_layers, "encoder layers", NULL, 0, 1024, 0},
-        {"dec-layers", PVLM_ARG_INT, &s->dec_layers, "decoder layers", NULL, 1, 1024, 0},
-        {"prefix-len", PVLM_ARG_INT, &s->prefix_len, "max prefix text tokens Lp", NULL, 1, 65536, 0},
-        {"suffix-len", PVLM_ARG_INT, &s->suffix_len, "max decoder tokens Ls", NULL, 1, 65536, 0},
+        {"d-model", PVLM_ARG_INT, &s->mc.d_model, "model width", NULL, 1, 65536, 0},
+        {"n-heads", PVLM_ARG_INT, &s->mc.n_heads, "attention heads", NULL, 1, 1024, 0},
+        {"d-ff", PVLM_ARG_INT, &s->mc.d_ff, "MLP width", NULL, 1, 1 << 20, 0},
+        {"enc-layers", PVLM_ARG_INT, &s->mc.n_enc_layers, "encoder layers", NULL, 0, 1024, 0},
+        {"dec-layers", PVLM_ARG_INT, &s->mc.n_dec_layers, "decoder layers", NULL, 1, 1024, 0},
+        {"prefix-len", PVLM_ARG_INT, &s->mc.max_prefix_len, "max prefix text tokens Lp", NULL, 1, 65536, 0},
+        {"suffix-len", PVLM_ARG_INT, &s->mc.max_suffix_len, "max decoder tokens Ls", NULL, 1, 65536, 0},
         {"init-seed", PVLM_ARG_I64, &s->init_seed, "weight initialisation seed", NULL, 0, 0, 0},
         {"micro-batch", PVLM_ARG_INT, &s->micro_batch, "samples per rank per micro-batch", NULL, 1, 1 << 20, 0},
         {"accum", PVLM_ARG_INT, &s->accum, "micro-batches accumulated per step", NULL, 1, 1 << 16, 0},
-        {"steps", PVLM_ARG_I64, &s->steps, "total optimizer steps", NULL, 1, 1e15, 0},
-        {"warmup", PVLM_ARG_I64, &s->warmup, "LR warmup steps", NULL, 0, 1e15, 0},
-        {"lr", PVLM_ARG_DOUBLE, &s->lr, "peak learning rate", NULL, 0, 10, 0},
-        {"min-lr-ratio", PVLM_ARG_DOUBLE, &s->min_lr_ratio, "final LR / peak LR", NULL, 0, 1, 0},
+        {"steps", PVLM_ARG_I64, &s->oc.total_steps, "total optimizer steps", NULL, 1, 1e15, 0},
+        {"warmup", PVLM_ARG_I64, &s->oc.warmup_steps, "LR warmup steps", NULL, 0, 1e15, 0},
+        {"lr", PVLM_ARG_DOUBLE, &s->oc.lr, "peak learning rate", NULL, 0, 10, 0},
+        {"min-lr-ratio", PVLM_ARG_DOUBLE, &s->oc.min_lr_ratio, "final LR / peak LR", NULL, 0, 1, 0},
         {"schedule", PVLM_ARG_CHOICE, &s->schedule, "LR decay after warmup", "cosine|linear|const", 0, 0, 0},
-        {"weight-decay", PVLM_ARG_DOUBLE, &s->weight_decay, "AdamW decoupled weight decay (matrices only)", NULL, 0, 10, 0},
-        {"beta1", PVLM_ARG_DOUBLE, &s->beta1, "AdamW beta1", NULL, 0, 1, 0},
-        {"beta2", PVLM_ARG_DOUBLE, &s->beta2, "AdamW beta2", NULL, 0, 1, 0},
-        {"eps", PVLM_ARG_DOUBLE, &s->eps, "AdamW epsilon", NULL, 0, 1, 0},
-        {"grad-clip", PVLM_ARG_DOUBLE, &s->grad_clip, "global gradient norm clip (0: off)", NULL, 0, 1e9, 0},
+        {"weight-decay", PVLM_ARG_DOUBLE, &s->oc.weight_decay, "AdamW decoupled weight decay (matrices only)", NULL, 0, 10, 0},
+        {"beta1", PVLM_ARG_DOUBLE, &s->oc.beta1, "AdamW beta1", NULL, 0, 1, 0},
+        {"beta2", PVLM_ARG_DOUBLE, &s->oc.beta2, "AdamW beta2", NULL, 0, 1, 0},
+        {"eps", PVLM_ARG_DOUBLE, &s->oc.eps, "AdamW epsilon", NULL, 0, 1, 0},
+        {"grad-clip", PVLM_ARG_DOUBLE, &s->oc.grad_clip, "global gradient norm clip (0: off)", NULL, 0, 1e9, 0},
         {"zero1", PVLM_ARG_FLAG, &s->zero1, "shard the optimizer state over ranks (ZeRO-1)", NULL, 0, 0, 0},
         {"bucket-mb", PVLM_ARG_DOUBLE, &s->bucket_mb, "gradient bucket size in MiB", NULL, 1e-6, 4096, 0},
         {"no-overlap", PVLM_ARG_FLAG, &s->no_overlap, "reduce gradients after backward instead of during it", NULL, 0, 0, 0},
@@ -707,8 +694,10 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"ckpt-every", PVLM_ARG_I64, &s->ckpt_every, "checkpoint every N steps (0: only on stop and at the end)", NULL, 0, 1e15, 0},
         {"keep-last", PVLM_ARG_INT, &s->keep_last, "keep the newest K checkpoints (0: all)", NULL, 0, 1 << 30, 0},
         {"keep-every", PVLM_ARG_I64, &s->keep_every, "also keep every checkpoint whose step is a multiple of M", NULL, 0, 1e15, 0},
+        {"allow-fresh-start", PVLM_ARG_FLAG, &s->allow_fresh_start, "with --resume auto, train from scratch when checkpoints exist but none verifies (default: fail and list them)", NULL, 0, 0, 0},
         {"resume", PVLM_ARG_STR, &s->resume, "auto (newest valid checkpoint in --ckpt-dir) | none | PATH of a step dir", NULL, 0, 0, 0},
         {"stop-at-step", PVLM_ARG_I64, &s->stop_at_step, "act as if rank 0 got SIGUSR1 when this many steps are done (tests; -1: off)", NULL, -1, 1e15, 0},
+        {"hang-at-step", PVLM_ARG_I64, &s->hang_at_step, "the last rank stops making progress before this step (tests of the watchdog; -1: off)", NULL, -1, 1e15, 0},
         {"log-every", PVLM_ARG_INT, &s->log_every, "progress line every k steps (rank 0)", NULL, 1, 1 << 30, 0},
         {"metrics", PVLM_ARG_STR, &s->metrics, "append one JSON line per step to this file (rank 0)", NULL, 0, 0, 0},
         {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: measure SGEMM at start)", NULL, 0, 1e9, 0},
@@ -754,6 +743,7 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
     if (t->model_ok) pvlm_model_free(&t->model);
     if (t->tok) pvlm_tokenizer_free(t->tok);
     json_decref(t->config_json);
+    pvlm_trainstate_free(&t->resume);
     if (exit_code == EXIT_ERROR && t->comm.size > 1) {
         /* An error on one rank leaves the others in a collective: end the job instead of hanging. */
         pvlm_comm_abort(&t->comm, EXIT_ERROR);

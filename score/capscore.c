@@ -137,7 +137,7 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
             goto fail;
         }
         if (get_id(im, "id", &id, what, i, err)) {
-            pvlm_err_prefix(err, "images: ");
+            pvlm_err_prefix(err, "images");
             goto fail;
         }
         int added = pvlm_i64map_add(&m, id, r->n_img, NULL);
@@ -163,7 +163,7 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
             goto fail;
         }
         if (get_id(an, "image_id", &id, what, a, err)) {
-            pvlm_err_prefix(err, "annotations: ");
+            pvlm_err_prefix(err, "annotations");
             goto fail;
         }
         if (!json_is_string(json_object_get(an, "caption"))) {
@@ -799,7 +799,7 @@ int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_c
             if (d && !strcmp(d, dom[k])) sel[n++] = q;
         }
         if (score_split(out, refs, ref_tok, sel, n, &out->split[k + 1], NULL, opts, err)) {
-            pvlm_err_prefix(err, "domain %s: ", dom[k]);
+            pvlm_err_prefix(err, "domain %s", dom[k]);
             free(dom);
             goto done;
         }

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "io/ckptdir.h"
 #include "io/safetensors.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 
@@ -134,8 +135,22 @@ static int do_ckptdir(const char *root, pvlm_err *err) {
         if (!rc) rc = pvlm_model_save(&m, p, NULL, err);
         snprintf(p, sizeof p, "%s/optim.safetensors", tmp);
         if (!rc) rc = pvlm_ckpt_optim_save(&m, mom, mom, step, p, err);
-        json_t *st = json_pack("{s:I, s:i}", "samples_seen", (json_int_t)(step * 4), "world_size", 1);
-        if (!rc) rc = pvlm_ckptdir_commit(root, step, st, NULL, NULL, 0, err);
+        /* the training state as pvlm pretrain writes it, through io/trainstate */
+        pvlm_trainstate ts = {.step = step,
+                              .samples_seen = step * 4,
+                              .tokens_seen = step * 40,
+                              .world_size = 1,
+                              .init_seed = 1,
+                              .data_seed = 2,
+                              .config = json_pack("{s:i}", "micro_batch", 4),
+                              .model_config = pvlm_model_config_to_json(&c),
+                              .dp = json_pack("{s:I}", "step", (json_int_t)step),
+                              .loader = json_pack("[{}]"),
+                              .optim_files = json_pack("[s]", "optim.safetensors")};
+        snprintf(ts.reason, sizeof ts.reason, "periodic");
+        json_t *st = rc ? NULL : pvlm_trainstate_to_json(&ts, err);
+        pvlm_trainstate_free(&ts);
+        if (!rc) rc = st ? pvlm_ckptdir_commit(root, step, st, NULL, NULL, 0, err) : -1;
         json_decref(st);
     }
     free(mom);

@@ -86,10 +86,14 @@ def main():
     open(p, "wb").write(d)
     r = pvlm(step)
     check(r.returncode == 1 and "verified:    NO" in r.stdout, "corrupt step dir")
+    # The root is not intact when its newest checkpoint is corrupt (exit 1), even though resume falls back.
     r = pvlm("--json", root)
     j = json.loads(r.stdout)
-    check(r.returncode == 0 and j["resume_step"] == 10 and j["latest"] == 20 and
-          [c["verified"] for c in j["checkpoints"]] == [False, True], "root json after corruption: %s" % j)
+    check(r.returncode == 1 and j["resume_step"] == 10 and j["latest"] == 20 and
+          [c["verified"] for c in j["checkpoints"]] == [False, True], "root json after corruption: rc %d %s" % (r.returncode, j))
+    r = pvlm(root)
+    check(r.returncode == 1 and "CORRUPT" in r.stdout and "would take step 10" in r.stdout,
+          "root text after corruption: rc %d %s" % (r.returncode, r.stdout))
 
     print("ckpt_inspect: %d failures" % failures)
     return 1 if failures else 0

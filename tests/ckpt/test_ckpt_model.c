@@ -3,7 +3,8 @@
  *              read_config; load_params with missing/unexpected flags
  *   corrupt    model files that must be rejected: shapes that disagree with the config, a transposed
  *              tensor, missing/unexpected tensors, wrong dtype, NaN, invalid or missing config, wrong
- *              format/version, a flipped data byte, truncation
+ *              format/version, a flipped data byte, truncation, a forged config claiming a huge model
+ *              (rejected from the header without allocating it)
  *   optim      AdamW state: full and ZeRO-1 flat shards, re-slicing 3 ranks -> 2 ranks -> 1, mixed
  *              layouts, missing shard, step mismatch, other model, NaN */
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/fsutil.h"
+#include "core/mem.h"
 #include "core/rng.h"
 #include "harness.h"
 #include "io/safetensors.h"
@@ -233,6 +235,15 @@ static void test_corrupt(void) {
     expect_load_fails("missing config", good, &(mutation){.meta_key = "pvlm_config"}, "pvlm_config");
     expect_load_fails("config not JSON", good, &(mutation){.meta_key = "pvlm_config", .meta_value = "{d_model"},
                       "pvlm_config");
+    /* A forged config that claims a far larger model (d_model 4096: about 200 M parameters, 1.6 GB with
+     * gradients) is rejected from the header, before the buffers it claims are allocated. */
+    size_t rss0 = pvlm_peak_rss();
+    expect_load_fails("forged config: huge d_model", good, &(mutation){.cfg_key = "d_model", .cfg_value = 4096},
+                      "tok_embed");
+    expect_load_fails("forged config: more layers", good, &(mutation){.cfg_key = "n_enc_layers", .cfg_value = 1000},
+                      "'enc.2.ln1.weight' required by the model config is missing");
+    size_t grown = pvlm_peak_rss() - rss0;
+    CHECK_MSG(grown < ((size_t)64 << 20), "loading forged configs raised the peak RSS by %zu MiB", grown >> 20);
     expect_load_fails("wrong format", good, &(mutation){.meta_key = "format", .meta_value = "pvlm-optim"}, "format");
     expect_load_fails("future version", good, &(mutation){.meta_key = "version", .meta_value = "2"}, "version");
 

@@ -144,6 +144,32 @@ static void test_err(void) {
     pvlm_err_prefix(&err, "shard %s", "s0");
     CHECK(!strcmp(err.msg, "shard s0: record 7 bad") && err.code == PVLM_EFORMAT);
     CHECK(pvlm_err_set(NULL, PVLM_EIO, "x") == -1);
+    /* the separator is added once, whatever the caller's context ends with */
+    const char *ctx[] = {"dp step 3", "dp step 3: ", "dp step 3:", "dp step 3 :  "};
+    for (size_t i = 0; i < sizeof ctx / sizeof *ctx; i++) {
+        pvlm_err_set(&err, PVLM_EIO, "boom");
+        pvlm_err_prefix(&err, "%s", ctx[i]);
+        CHECK_MSG(!strcmp(err.msg, "dp step 3: boom"), "context \"%s\" gave \"%s\"", ctx[i], err.msg);
+        pvlm_err_prefix(&err, "checkpoint %d: ", 8);
+        CHECK_MSG(!strcmp(err.msg, "checkpoint 8: dp step 3: boom") && !strstr(err.msg, ": :") &&
+                      !strstr(err.msg, "::"),
+                  "nested prefix gave \"%s\"", err.msg);
+    }
+    pvlm_err_set(&err, PVLM_EIO, "boom");
+    pvlm_err_prefix(&err, "%s", "");
+    CHECK(!strcmp(err.msg, "boom"));
+}
+
+static void test_path_join(void) {
+    pvlm_err err;
+    char buf[16];
+    CHECK_OK(pvlm_path_join(buf, sizeof buf, "ck", "step_1", &err), &err);
+    CHECK(!strcmp(buf, "ck/step_1"));
+    CHECK_OK(pvlm_path_join(buf, sizeof buf, "", "state.json", &err), &err);
+    CHECK(!strcmp(buf, "state.json"));
+    CHECK_OK(pvlm_path_join(buf, sizeof buf, "0123456", "89abcde", &err), &err); /* 15 bytes + NUL: fits */
+    CHECK(pvlm_path_join(buf, sizeof buf, "0123456", "89abcdef", &err) == -1 && err.code == PVLM_EINVAL &&
+          strstr(err.msg, "path too long") && strstr(err.msg, "89abcdef") && buf[0] == '\0');
 }
 
 int main(void) {
@@ -151,5 +177,6 @@ int main(void) {
     test_rng();
     test_hash_fs();
     test_err();
+    test_path_join();
     return pvlm_test_done("core_unit");
 }

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/error.h"
 #include "core/log.h"
 
 int pvlm_fuzz_safetensors(const uint8_t *data, size_t size);
@@ -35,6 +36,9 @@ int pvlm_fuzz_checkpoint(const uint8_t *data, size_t size);
 int pvlm_fuzz_lmdb(const uint8_t *data, size_t size);
 int pvlm_fuzz_coco(const uint8_t *data, size_t size);
 int pvlm_fuzz_http(const uint8_t *data, size_t size);
+int pvlm_fuzz_ckptdir(const uint8_t *data, size_t size);
+/* fuzz_ckptdir's fixed files of a step directory (gen_seeds writes the matching state.json). */
+int pvlm_fuzz_ckptdir_files(const char *step_dir, pvlm_err *err);
 
 /* The bytes as an anonymous in-memory file (memfd): *fd is its descriptor (caller closes),
  * path receives "/proc/self/fd/N" for the path-based APIs. Returns 0, or -1 on failure. */

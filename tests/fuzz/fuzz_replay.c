@@ -22,6 +22,7 @@ static const target k_targets[] = {
     {"ptb", pvlm_fuzz_ptb},                 {"vqa", pvlm_fuzz_vqa},         {"capscore", pvlm_fuzz_capscore},
     {"urlsrc", pvlm_fuzz_urlsrc},           {"checkpoint", pvlm_fuzz_checkpoint},
     {"lmdb", pvlm_fuzz_lmdb},               {"coco", pvlm_fuzz_coco},       {"http", pvlm_fuzz_http},
+    {"ckptdir", pvlm_fuzz_ckptdir},
 };
 enum { NTARGETS = (int)(sizeof k_targets / sizeof k_targets[0]) };
 

@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "score/capscore.h"
 #include "fuzz.h"
+#include "io/ckptdir.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
@@ -16,6 +17,7 @@
 #include "io/textshard.h"
 #include "io/bpe_train.h"
 #include "io/tokenizer.h"
+#include "io/trainstate.h"
 #include "model/checkpoint.h"
 
 static char g_out[4096];
@@ -45,6 +47,51 @@ static void put_file(const char *target, const char *name, const char *src) {
     if (pvlm_read_file(src, &buf, &n, &err)) die(src, &err);
     put(target, name, buf, n);
     free(buf);
+}
+
+/* ckptdir: the state.json pvlm pretrain would write for fuzz_ckptdir's fixed files (sealed, flag byte 1,
+ * and as raw bytes, flag 0), plus one whose optimizer file points into another step. */
+static void ckptdir_seeds(const char *tmp) {
+    pvlm_err err = {0};
+    char root[4300], step[4400], sp[4500];
+    snprintf(root, sizeof root, "%s/ck", tmp);
+    if (pvlm_ckptdir_begin(root, 2, step, sizeof step, &err) || pvlm_fuzz_ckptdir_files(step, &err))
+        die("ckptdir", &err);
+    if (pvlm_path_join(sp, sizeof sp, step, "sub", &err) || pvlm_rm_rf(sp, &err)) die("ckptdir", &err);
+    pvlm_trainstate ts = {.step = 2,
+                          .samples_seen = 16,
+                          .tokens_seen = 160,
+                          .world_size = 2,
+                          .init_seed = 1,
+                          .data_seed = 2,
+                          .config = json_pack("{s:i, s:s}", "micro-batch", 4, "resume", "auto"),
+                          .model_config = json_pack("{s:i, s:i}", "d_model", 8, "vocab_size", 16),
+                          .dp = json_pack("{s:i, s:i}", "step", 2, "adam_t", 2),
+                          .loader = json_pack("[{s:i}, {s:i}]", "epoch", 0, "epoch", 1),
+                          .optim_files = json_pack("[s]", "optim.safetensors")};
+    snprintf(ts.reason, sizeof ts.reason, "periodic");
+    json_t *j = pvlm_trainstate_to_json(&ts, &err);
+    pvlm_trainstate_free(&ts);
+    if (!j || pvlm_ckptdir_commit(root, 2, j, NULL, NULL, 0, &err)) die("ckptdir commit", &err);
+    json_decref(j);
+    if (pvlm_ckptdir_step_path(root, 2, step, sizeof step, &err) ||
+        pvlm_path_join(sp, sizeof sp, step, PVLM_CKPTDIR_STATE, &err))
+        die("ckptdir", &err);
+    char *buf, *seed;
+    size_t n;
+    if (pvlm_read_file(sp, &buf, &n, &err)) die(sp, &err);
+    seed = malloc(n + 1);
+    memcpy(seed + 1, buf, n);
+    seed[0] = 1;
+    put("ckptdir", "seed-sealed", seed, n + 1);
+    seed[0] = 0;
+    put("ckptdir", "seed-raw", seed, n + 1);
+    free(seed);
+    free(buf);
+    put_str("ckptdir", "seed-updir",
+            "\x01{\"format\": \"pvlm-ckpt\", \"version\": 1, \"step\": 2, \"files\": "
+            "{\"model.safetensors\": {\"size\": 11, \"xxh3\": \"0000000000000000\"}}, "
+            "\"optim_files\": [\"../step_00000001/optim.safetensors\"]}");
 }
 
 int main(int argc, char **argv) {
@@ -230,6 +277,7 @@ int main(int argc, char **argv) {
     PUT_LIT("coco", "seed-karpathy", "\x01{\"images\": [{\"filepath\": \"train2014\", \"filename\": \"c.jpg\", "
                                      "\"cocoid\": 7, \"split\": \"train\", \"sentences\": [{\"raw\": \"A dog.\"}]}, "
                                      "{\"filename\": \"d.jpg\", \"imgid\": 8, \"split\": \"test\", \"sentences\": []}]}");
+    ckptdir_seeds(tmp);
     pvlm_rm_rf(tmp, &err);
     printf("gen_seeds: seeds in %s\n", g_out);
     return 0;

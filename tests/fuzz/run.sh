@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 secs=${1:-120}
 shift || true
-all="safetensors imgrec textshard tokfiles tokrt ptb image urlsrc manifest json args vqa capscore checkpoint lmdb coco http"
+all="safetensors imgrec textshard tokfiles tokrt ptb image urlsrc manifest json args vqa capscore checkpoint lmdb coco http ckptdir"
 targets=${*:-$all}
 build=${PVLM_FUZZ_BUILD:-$src/build-fuzz}
 work=${PVLM_FUZZ_WORK:-/tmp/pvlm-fuzz}
@@ -36,6 +36,7 @@ for t in $targets; do
   cp -n "$here/regressions/$t"/* "$corpus"/ 2>/dev/null || true
   extra=()
   [ "$t" = args ] && extra+=(-close_fd_mask=1) # --help output
+  [ -f "$here/dicts/$t.dict" ] && extra+=(-dict="$here/dicts/$t.dict") # the format's keywords
   echo "== fuzz_$t for ${secs}s"
   if "$build/tests/fuzz/fuzz_$t" "$corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
        -artifact_prefix="$work/crash/$t/" -print_final_stats=1 "${extra[@]}" >"$work/logs/$t.log" 2>&1; then
