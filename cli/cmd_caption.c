@@ -173,7 +173,8 @@ int pvlm_cmd_caption(int argc, char **argv) {
         {"limit", PVLM_ARG_INT, &limit, "caption only the first N images (0 = all)", NULL, 0, 2147483647, 0},
         {"threads", PVLM_ARG_INT, &threads, "threads per rank (0 = cores / local ranks)", NULL, 0, 1024, 0},
     };
-    pvlm_cmd cmd = {"pvlm caption", "Zero-shot captioning from a checkpoint; writes COCO results JSON.", "",
+    pvlm_cmd cmd = {"pvlm caption", "Zero-shot captioning from a checkpoint; writes COCO results JSON. An image that cannot be read "
+                    "(missing, a directory, truncated or corrupt) gets no caption: it is named in a warning and counted.", "",
                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     int prc = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (prc) return prc == PVLM_ARGS_HELP ? 0 : 2;
@@ -226,8 +227,10 @@ int pvlm_cmd_caption(int argc, char **argv) {
         rc = pvlm_gen_run(&comm, &m, tok, shard, l.items, n, &gc, &texts, &st, &err);
     }
     if (rc == 0 && comm.rank == 0) {
+        size_t missing = pvlm_gen_report_missing(texts, l.items, n, "image_id");
         json_t *res = json_array();
         for (size_t i = 0; i < n; i++) {
+            if (!texts[i]) continue; /* unreadable image: no caption (reported above) */
             char buf[8192];
             const char *cap = texts[i];
             if (keep_prompt) {
@@ -236,11 +239,14 @@ int pvlm_cmd_caption(int argc, char **argv) {
             }
             json_array_append_new(res, json_pack("{s:I, s:s}", "image_id", (json_int_t)l.items[i].id, "caption", cap));
         }
-        rc = pvlm_eval_write_json(res, out, &err);
+        if (n > 0 && missing == n)
+            rc = pvlm_err_set(&err, PVLM_EINVAL, "none of the %zu images could be read; no results written", n);
+        else
+            rc = pvlm_eval_write_json(res, out, &err);
         json_decref(res);
         if (rc == 0)
-            pvlm_info("wrote %zu captions to %s: %.1f images/s, %lld unreadable images", n, out,
-                      st.seconds > 0 ? (double)st.items / st.seconds : 0.0, (long long)st.image_errors);
+            pvlm_info("wrote %zu captions to %s: %.1f images/s, %zu unreadable images without a caption", n - missing,
+                      out, st.seconds > 0 ? (double)st.items / st.seconds : 0.0, missing);
     }
     if (rc) fprintf(stderr, "pvlm caption: %s\n", err.msg);
     pvlm_gen_texts_free(texts, n);

@@ -26,6 +26,20 @@ void pvlm_gen_texts_free(char **texts, size_t n) {
     free(texts);
 }
 
+size_t pvlm_gen_report_missing(char *const *texts, const pvlm_gen_item *items, size_t n, const char *what) {
+    char ids[256] = "";
+    size_t missing = 0, w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (texts[i]) continue;
+        if (missing++ < 10 && w < sizeof ids)
+            w += (size_t)snprintf(ids + w, sizeof ids - w, "%s%lld", w ? ", " : "", (long long)items[i].id);
+    }
+    if (missing)
+        pvlm_warn("%zu of %zu items have no result because their image could not be read (%s %s%s)", missing, n, what,
+                  ids, missing > 10 ? ", ..." : "");
+    return missing;
+}
+
 /* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, surrogates or code points
  * above U+10FFFF), or 0 if the bytes there are not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
@@ -110,7 +124,7 @@ static int load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm
         memcpy(b->images + (size_t)row * (size_t)b->S * (size_t)b->S * 3, fit.rgb, (size_t)b->S * (size_t)b->S * 3);
         b->has_image[row] = 1;
     } else {
-        if (*errors < 10) pvlm_warn("skipping image of item %lld: %s", (long long)it->id, err.msg);
+        if (*errors < 10) pvlm_warn("item %lld has no result: its image cannot be read: %s", (long long)it->id, err.msg);
         (*errors)++;
     }
     free(file);
@@ -233,15 +247,19 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
             b.sample_id[r] = it->id;
         }
         if (rc) break;
+        /* a row whose image could not be read is still computed (the batch keeps its shape) but gets
+         * no text: an answer from the prefix alone is not an answer about the image */
         if (cfg->n_candidates > 0) {
             if ((rc = score_candidates(m, &cands, &b, rows, cfg, best, err))) break;
             for (int r = 0; r < rows; r++) {
+                if (!b.has_image[r]) continue;
                 out[start - lo + (size_t)r] = strdup(cfg->candidates[best[r]]);
                 if (!out[start - lo + (size_t)r]) rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
             }
         } else {
             if ((rc = pvlm_decode(m, &b, &cfg->dec, ids, lens, NULL, err))) break;
             for (int r = 0; r < rows && rc == 0; r++) {
+                if (!b.has_image[r]) continue;
                 char *text = NULL;
                 size_t len = 0;
                 rc = pvlm_tokenizer_decode_alloc(tok, ids + (size_t)r * (size_t)max_len, (size_t)lens[r],
@@ -287,11 +305,11 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
     double t0 = pvlm_now();
     int rc = run_local(m, tok, shard, items, lo, hi, cfg, mine, &img_errors, rank == 0, n, world, err);
     double secs = pvlm_now() - t0;
-    /* Build this rank's JSON part, then agree on failure before the collective gather, so one failing
-     * rank cannot leave the others waiting in it. */
+    /* Build this rank's JSON part (null: no result), then agree on failure before the collective
+     * gather, so one failing rank cannot leave the others waiting in it. */
     json_t *arr = json_array(), *all = NULL;
     for (size_t i = 0; rc == 0 && i < hi - lo; i++)
-        if (json_array_append_new(arr, json_string(mine[i] ? mine[i] : "")))
+        if (json_array_append_new(arr, mine[i] ? json_string(mine[i]) : json_null()))
             rc = pvlm_err_set(err, PVLM_EINVAL, "result of item %zu is not valid UTF-8", lo + i);
     int any_fail = rc != 0;
     if (comm && pvlm_comm_or(comm, rc != 0, &any_fail, err)) rc = -1;
@@ -306,7 +324,12 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
             for (size_t r = 0; rc == 0 && r < json_array_size(all); r++) {
                 json_t *part = json_array_get(all, r), *s;
                 size_t idx;
-                json_array_foreach(part, idx, s) if (k < n) outv[k++] = strdup(json_string_value(s));
+                json_array_foreach(part, idx, s) {
+                    if (k >= n) break;
+                    if (json_is_string(s) && !(outv[k] = strdup(json_string_value(s))))
+                        rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory gathering results");
+                    k++;
+                }
             }
             if (rc == 0 && k != n) rc = pvlm_err_set(err, PVLM_EMPI, "gathered %zu results for %zu items", k, n);
             if (rc == 0) *texts = outv;
