@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "io/batch.h"
-#include "io/image.h"
+#include "io/imgprep.h"
 
 void pvlm_gen_config_default(pvlm_gen_config *c, const pvlm_model_config *mc) {
     memset(c, 0, sizeof *c);
@@ -88,49 +88,37 @@ void pvlm_gen_clean_text(char *s) {
     s[w] = '\0';
 }
 
-/* Load item i's image into batch row `row` (fit to S). Returns 0, or -1 (logged, row left blank). */
-static int load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_image_codec *codec,
-                      pvlm_imgrec *rec, pvlm_batch *b, int row, int resize_mode, int64_t *errors) {
-    pvlm_err err;
-    pvlm_image img = {0}, fit = {0};
+int pvlm_gen_load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_imgprep *prep, pvlm_imgrec *rec,
+                        int S, int resize_mode, uint8_t *dst, pvlm_err *err) {
     char what[600];
-    int rc = -1;
-    const void *data = NULL;
-    size_t n = 0;
-    char *file = NULL;
+    int rc;
     if (it->image_path) {
         snprintf(what, sizeof what, "%s", it->image_path);
-        if (pvlm_read_file(it->image_path, &file, &n, &err) == 0) data = file;
-    } else if (shard) {
-        snprintf(what, sizeof what, "%s record %lld", pvlm_imgshard_path(shard), (long long)it->shard_index);
-        if (pvlm_imgshard_get(shard, it->shard_index, rec, &err) == 0) {
-            if (rec->encoding == PVLM_IMG_ENC_RAW) {
-                if (pvlm_image_alloc(&img, rec->stored_w, rec->stored_h, &err) == 0) {
-                    memcpy(img.rgb, rec->image, (size_t)rec->stored_w * (size_t)rec->stored_h * 3);
-                    rc = 0;
-                }
-            } else {
-                data = rec->image;
-                n = (size_t)rec->image_len;
-            }
-        }
-    } else {
-        pvlm_err_set(&err, PVLM_EINVAL, "item %lld has neither an image file nor a shard", (long long)it->id);
-        snprintf(what, sizeof what, "item %lld", (long long)it->id);
+        char *file = NULL;
+        size_t n = 0;
+        rc = pvlm_read_file(it->image_path, &file, &n, err);
+        if (rc == 0) rc = pvlm_imgprep_encoded(prep, file, n, S, resize_mode, dst, NULL, NULL, what, err);
+        free(file);
+        return rc;
     }
-    if (data) rc = pvlm_image_decode(codec, data, n, b->S, b->S, &img, NULL, NULL, what, &err);
-    if (rc == 0) rc = pvlm_image_fit(&img, b->S, resize_mode, &fit, &err);
-    if (rc == 0) {
-        memcpy(b->images + (size_t)row * (size_t)b->S * (size_t)b->S * 3, fit.rgb, (size_t)b->S * (size_t)b->S * 3);
+    if (!shard) return pvlm_err_set(err, PVLM_EINVAL, "item %lld has neither an image file nor a shard", (long long)it->id);
+    snprintf(what, sizeof what, "%s record %lld", pvlm_imgshard_path(shard), (long long)it->shard_index);
+    rc = pvlm_imgshard_get(shard, it->shard_index, rec, err);
+    return rc ? rc : pvlm_imgprep_record(prep, rec, S, resize_mode, dst, what, err);
+}
+
+/* Item i's image into batch row `row`; a failure is logged (the first 10), counted, and leaves the
+ * row blank with has_image = 0. */
+static void load_row_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_imgprep *prep, pvlm_imgrec *rec,
+                           pvlm_batch *b, int row, int resize_mode, int64_t *errors) {
+    pvlm_err err;
+    uint8_t *dst = b->images + (size_t)row * (size_t)b->S * (size_t)b->S * 3;
+    if (pvlm_gen_load_image(it, shard, prep, rec, b->S, resize_mode, dst, &err) == 0) {
         b->has_image[row] = 1;
-    } else {
-        if (*errors < 10) pvlm_warn("item %lld has no result: its image cannot be read: %s", (long long)it->id, err.msg);
-        (*errors)++;
+        return;
     }
-    free(file);
-    pvlm_image_free(&img);
-    pvlm_image_free(&fit);
-    return rc;
+    if (*errors < 10) pvlm_warn("item %lld has no result: its image cannot be read: %s", (long long)it->id, err.msg);
+    (*errors)++;
 }
 
 /* Tokenize `text` into at most cap ids; returns the count (truncated to the last cap tokens' head). */
@@ -215,7 +203,8 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
     int B = cfg->batch_size > 0 ? cfg->batch_size : 1;
     pvlm_batch b;
     if (pvlm_batch_alloc(&b, B, mc->image_size, mc->max_prefix_len, mc->max_suffix_len, err)) return -1;
-    pvlm_image_codec *codec = pvlm_image_codec_new(err);
+    pvlm_imgprep prep;
+    int prep_ok = pvlm_imgprep_init(&prep, err) == 0;
     pvlm_tok_cache *cache = pvlm_tok_cache_new(0, err);
     int max_len = cfg->dec.max_len > 0 ? cfg->dec.max_len : mc->max_suffix_len;
     int32_t *ids = malloc((size_t)B * (size_t)max_len * sizeof *ids), *lens = malloc((size_t)B * sizeof *lens);
@@ -224,8 +213,8 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
     memset(&rec, 0, sizeof rec);
     cand_ids cands = {NULL, NULL, 0};
     int rc = 0;
-    if (!codec || !cache || !ids || !lens || !best) {
-        rc = codec && cache ? pvlm_err_set(err, PVLM_ENOMEM, "out of memory in generation") : -1;
+    if (!prep_ok || !cache || !ids || !lens || !best) {
+        rc = prep_ok && cache ? pvlm_err_set(err, PVLM_ENOMEM, "out of memory in generation") : -1;
         goto done;
     }
     if (cfg->n_candidates > 0 && (rc = cand_ids_encode(&cands, tok, cache, cfg, b.Ls - 1, err))) goto done;
@@ -235,7 +224,7 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
         pvlm_batch_clear(&b, mc->pad_id);
         for (int r = 0; r < B; r++) {
             const pvlm_gen_item *it = &items[start + (size_t)(r < rows ? r : 0)];
-            if (r < rows) load_image(it, shard, codec, &rec, &b, r, cfg->resize_mode, img_errors);
+            if (r < rows) load_row_image(it, shard, &prep, &rec, &b, r, cfg->resize_mode, img_errors);
             /* padding rows repeat row 0's prefix so every row is a valid sample */
             int n = encode_into(tok, cache, it->prefix, b.prefix + (size_t)r * (size_t)b.Lp, b.Lp, err);
             if (n < 0) { rc = -1; break; }
@@ -288,7 +277,7 @@ done:
     pvlm_imgrec_free(&rec);
     free(ids), free(lens), free(best);
     pvlm_tok_cache_free(cache);
-    pvlm_image_codec_free(codec);
+    pvlm_imgprep_free(&prep);
     pvlm_batch_free(&b);
     return rc;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "io/imgprep.h"
 #include "io/imgshard.h"
 #include "io/tokenizer.h"
 #include "model/decode.h"
@@ -57,6 +58,12 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
                  const pvlm_gen_item *items, size_t n, const pvlm_gen_config *cfg, char ***texts,
                  pvlm_gen_stats *stats, pvlm_err *err);
 void pvlm_gen_texts_free(char **texts, size_t n);
+
+/* The image of one item (its file, or record shard_index of shard) as generation feeds it to the model:
+ * S x S RGB into dst (S * S * 3 bytes) through io/imgprep.h with resize_mode. rec is scratch for shard
+ * records. Returns 0, or -1 with err naming the file or record. */
+int pvlm_gen_load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_imgprep *prep, pvlm_imgrec *rec,
+                        int S, int resize_mode, uint8_t *dst, pvlm_err *err);
 
 /* Rank 0, after pvlm_gen_run: the number of items without a result (NULL texts), logged as one
  * warning that names `what` ("image_id", "question_id") and the first ids. Returns that count. */
