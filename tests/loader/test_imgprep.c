@@ -25,6 +25,11 @@
 
 static const int rec_w[NREC] = {45, 64, 20, IMG_S}, rec_h[NREC] = {30, 64, 13, IMG_S}, rec_jpeg[NREC] = {1, 1, 0, 0};
 
+/* out := dir/name (the test's folder names are short) */
+static void in_dir(char out[4200], const char *dir, const char *name) {
+    snprintf(out, 4200, "%s/%s", dir, name);
+}
+
 static void pattern(uint8_t *rgb, int w, int h, int seed) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -58,7 +63,7 @@ static void write_shard(const char *dir, char paths[NREC][4200]) {
     pvlm_manifest m;
     CHECK_OK(pvlm_manifest_init(&m, "images", &err), &err);
     char shard[4200];
-    snprintf(shard, sizeof shard, "%s/images-00000-of-00001.lmdb", dir);
+    in_dir(shard, dir, "images-00000-of-00001.lmdb");
     pvlm_imgshard_writer *w = pvlm_imgshard_writer_open(shard, NULL, &err);
     CHECK_MSG(w != NULL, "%s", err.msg);
     for (int i = 0; w && i < NREC; i++) {
@@ -79,39 +84,19 @@ static void write_shard(const char *dir, char paths[NREC][4200]) {
     if (w) CHECK_OK(pvlm_imgshard_writer_finish(w, NULL, &err), &err);
     CHECK_OK(fx_add_shard(&m, dir, "images-00000-of-00001.lmdb", NREC, &err), &err);
     char mp[4200];
-    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+    in_dir(mp, dir, "manifest.json");
     CHECK_OK(pvlm_manifest_save(&m, mp, &err), &err);
     pvlm_manifest_free(&m);
-}
-
-/* want[i]: what io/imgprep makes of record i (crop). */
-static void reference(const char *dir, uint8_t want[NREC][IMG_S * IMG_S * 3]) {
-    pvlm_err err = {0};
-    char shard[4200];
-    snprintf(shard, sizeof shard, "%s/images-00000-of-00001.lmdb", dir);
-    pvlm_imgshard_reader *r = pvlm_imgshard_open(shard, 0, &err);
-    CHECK_MSG(r != NULL, "%s", err.msg);
-    pvlm_imgprep p;
-    CHECK_OK(pvlm_imgprep_init(&p, &err), &err);
-    pvlm_imgrec rec;
-    memset(&rec, 0, sizeof rec);
-    for (int i = 0; r && i < NREC; i++) {
-        CHECK_OK(pvlm_imgshard_get(r, i, &rec, &err), &err);
-        CHECK_OK(pvlm_imgprep_record(&p, &rec, IMG_S, PVLM_RESIZE_CROP, want[i], "record", &err), &err);
-    }
-    pvlm_imgrec_free(&rec);
-    pvlm_imgprep_free(&p);
-    if (r) pvlm_imgshard_close(r);
 }
 
 static void check_loader(const char *dir, uint8_t want[NREC][IMG_S * IMG_S * 3]) {
     pvlm_err err = {0};
     char mp[4200];
-    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+    in_dir(mp, dir, "manifest.json");
     pvlm_loader_config c;
     pvlm_loader_config_default(&c);
     c.image_manifest = mp;
-    c.tokenize = fx_tokenize;
+    c.test_tokenize = fx_tokenize;
     c.B = NREC, c.S = IMG_S, c.Lp = 4, c.Ls = 4, c.seed = 7, c.threads = 1, c.shuffle_block = 4;
     c.pad_id = 0, c.bos_id = 1, c.eos_id = 2;
     pvlm_loader *L = pvlm_loader_open(&c, &err);
@@ -136,17 +121,22 @@ static void check_loader(const char *dir, uint8_t want[NREC][IMG_S * IMG_S * 3])
     if (L) pvlm_loader_close(L);
 }
 
-static void check_gen(const char *dir, char paths[NREC][4200], uint8_t want[NREC][IMG_S * IMG_S * 3]) {
+/* want[i] := what io/imgprep makes of record i (crop); eval/gen must give the same from the shard
+ * record and from the file. */
+static void reference_and_gen(const char *dir, char paths[NREC][4200], uint8_t want[NREC][IMG_S * IMG_S * 3]) {
     pvlm_err err = {0};
     char shard[4200];
-    snprintf(shard, sizeof shard, "%s/images-00000-of-00001.lmdb", dir);
+    in_dir(shard, dir, "images-00000-of-00001.lmdb");
     pvlm_imgshard_reader *r = pvlm_imgshard_open(shard, 0, &err);
+    CHECK_MSG(r != NULL, "%s", err.msg);
     pvlm_imgprep p;
     CHECK_OK(pvlm_imgprep_init(&p, &err), &err);
     pvlm_imgrec rec;
     memset(&rec, 0, sizeof rec);
     uint8_t got[IMG_S * IMG_S * 3];
     for (int i = 0; r && i < NREC; i++) {
+        CHECK_OK(pvlm_imgshard_get(r, i, &rec, &err), &err);
+        CHECK_OK(pvlm_imgprep_record(&p, &rec, IMG_S, PVLM_RESIZE_CROP, want[i], "record", &err), &err);
         pvlm_gen_item from_shard = {i, NULL, i, ""}, from_file = {i, paths[i], 0, ""};
         CHECK_OK(pvlm_gen_load_image(&from_shard, r, &p, &rec, IMG_S, PVLM_RESIZE_CROP, got, &err), &err);
         CHECK_MSG(!memcmp(got, want[i], sizeof got), "gen (shard record): image %d differs", i);
@@ -161,7 +151,7 @@ static void check_gen(const char *dir, char paths[NREC][4200], uint8_t want[NREC
 static void check_finetune(const char *dir, char paths[NREC][4200], uint8_t want[NREC][IMG_S * IMG_S * 3]) {
     pvlm_err err = {0};
     char json[4200];
-    snprintf(json, sizeof json, "%s/classification.json", dir);
+    in_dir(json, dir, "classification.json");
     FILE *f = fopen(json, "w");
     CHECK(f != NULL);
     if (!f) return;
@@ -200,9 +190,8 @@ int main(void) {
     if (pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm_test_imgprep", NULL, 1)) return 1;
     static uint8_t want[NREC][IMG_S * IMG_S * 3];
     write_shard(dir, paths);
-    reference(dir, want);
+    reference_and_gen(dir, paths, want);
     check_loader(dir, want);
-    check_gen(dir, paths, want);
     check_finetune(dir, paths, want);
     check_identity();
     return pvlm_test_done("loader_imgprep");
