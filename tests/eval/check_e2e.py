@@ -2,16 +2,13 @@
 """check_e2e.py CASE WORK DATA - the assertions of one test_e2e.sh case; exit 1 when one fails."""
 import collections
 import json
+import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from verdict import check, done  # noqa: E402
+
 case, w, data = sys.argv[1:4]
-fail = 0
-
-
-def check(ok, what):
-    global fail
-    print(("ok   " if ok else "FAIL ") + what)
-    fail += not ok
 
 
 def load(name):
@@ -58,4 +55,4 @@ elif case == "bad-images":
           "no results written")
 else:
     sys.exit(f"check_e2e.py: unknown case {case}")
-sys.exit(1 if fail else 0)
+done()

@@ -2,17 +2,14 @@
 """check_finetune.py CASE OUT DATA - the assertions of one test_finetune.sh case on OUT/report.json
 (and the finetune checkpoints beside it); exit 1 when one fails. Cases: see test_finetune.sh."""
 import json
+import os
 import struct
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from verdict import check, done  # noqa: E402
+
 case, out, data = sys.argv[1:4]
-fail = 0
-
-
-def check(ok, what):
-    global fail
-    print(("ok   " if ok else "FAIL ") + what)
-    fail += not ok
 
 
 def checkpoint_tensors(report):
@@ -62,4 +59,4 @@ elif case in ("caption", "vqa"):
           f"{case}: full finetune checkpoint with all {len(names)} tensors")
 else:
     sys.exit(f"check_finetune.py: unknown case {case}")
-sys.exit(1 if fail else 0)
+done()
