@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "eval/gen.h"
+#include "finetune/ftckpt.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "mpi/comm.h"
@@ -154,7 +155,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
     int beam = 1, max_len = 20, min_len = 0, no_repeat = 3, batch = 16, threads = 0, limit = 0, keep_prompt = 0;
     double length_penalty = 0.0;
     const pvlm_opt opts[] = {
-        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
+        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, finetune file, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
         {"tokenizer", PVLM_ARG_STR, &tokdir, "tokenizer folder (default: the checkpoint's \"tokenizer\" metadata)", NULL, 0, 0, 0},
         {"annotations", PVLM_ARG_STR, &ann, "COCO/NoCaps-style JSON whose \"images\" list the inputs (with --images)", NULL, 0, 0, 0},
         {"images", PVLM_ARG_STR, &images, "folder that the annotation file's file_name entries are relative to", NULL, 0, 0, 0},
@@ -200,7 +201,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
     pvlm_imgshard_reader *shard = NULL;
     itemlist l = {0};
     char **texts = NULL;
-    int rc = pvlm_eval_load_model(ckpt, tokdir, &m, &tok, &err);
+    int rc = pvlm_ftckpt_load_any(ckpt, tokdir, &m, &tok, &err);
     if (rc == 0 && shard_path) {
         shard = pvlm_imgshard_open(shard_path, 0, &err);
         rc = shard ? from_shard(shard, &l, &err) : -1;

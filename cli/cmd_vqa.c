@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "eval/gen.h"
+#include "finetune/ftckpt.h"
 #include "mpi/comm.h"
 
 int pvlm_cmd_vqa(int argc, char **argv);
@@ -94,7 +95,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
     const char *pattern = NULL, *out = NULL, *tmpl = "question: {q} answer:", *cand_path = NULL;
     int beam = 1, max_len = 8, batch = 16, threads = 0, limit = 0, length_norm = 0;
     const pvlm_opt opts[] = {
-        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
+        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, finetune file, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
         {"tokenizer", PVLM_ARG_STR, &tokdir, "tokenizer folder (default: the checkpoint's \"tokenizer\" metadata)", NULL, 0, 0, 0},
         {"questions", PVLM_ARG_STR, &questions, "VQA v2 questions JSON", NULL, 0, 0, 1},
         {"images", PVLM_ARG_STR, &images, "image folder", NULL, 0, 0, 1},
@@ -134,7 +135,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
     char **paths = NULL, **prefixes = NULL, **texts = NULL, **cands = NULL;
     int ncand = 0;
     size_t n = 0;
-    int rc = pvlm_eval_load_model(ckpt, tokdir, &m, &tok, &err);
+    int rc = pvlm_ftckpt_load_any(ckpt, tokdir, &m, &tok, &err);
     if (rc == 0 && cand_path) rc = load_candidates(cand_path, &cands, &ncand, &err);
     if (rc == 0 && !(qroot = pvlm_json_load_file(questions, &err))) rc = -1;
     json_t *qs = qroot ? json_object_get(qroot, "questions") : NULL;

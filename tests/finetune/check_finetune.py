@@ -57,6 +57,13 @@ elif case in ("caption", "vqa"):
     names, meta = checkpoint_tensors(r)
     check(meta["format"] == "pvlm-finetune" and "tok_embed" in names and meta["method"] == "full",
           f"{case}: full finetune checkpoint with all {len(names)} tensors")
+    base, ft = (json.load(open(f"{out}/score-{m}.json")) for m in ("base", "ft"))
+    if case == "caption":  # the base answers in its own caption style, the finetuned model in the new one
+        check(ft["CIDEr"] > base["CIDEr"] + 0.5, f"caption: pvlm caption from the finetune file, CIDEr-D "
+              f"{ft['CIDEr']:.3f} > base {base['CIDEr']:.3f} + 0.5 ({ft['n_images']} images)")
+    else:
+        check(ft["overall"] > base["overall"] + 15, f"vqa: pvlm vqa from the finetune file, accuracy "
+              f"{ft['overall']:.2f} > base {base['overall']:.2f} + 15 ({ft['n_questions']} questions)")
 else:
     sys.exit(f"check_finetune.py: unknown case {case}")
 done()
