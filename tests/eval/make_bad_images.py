@@ -2,8 +2,8 @@
 """make_bad_images.py DATA OUT - the unreadable-image cases of test_e2e.sh bad-images.
 
 OUT/img receives 8 good test images of DATA (make_finetune_data.py output) as ids 1..8 and, as ids
-101..105: a missing file, a directory named like an image, a JPEG truncated in the middle of its
-entropy-coded data, a JPEG cut inside its header, and an empty file_name (the image folder itself).
+101..104: a missing file, a directory named like an image, a JPEG truncated in the middle of its
+entropy-coded data, and a JPEG cut inside its header.
 Writes OUT/captions.json (COCO captions, also the --image-list of pvlm vqa), OUT/questions.json (one
 VQA question per image), OUT/only-bad.json (the bad images alone) and OUT/expect.json.
 """
@@ -34,7 +34,7 @@ with open(os.path.join(img, "header.jpg"), "wb") as f:
     f.write(jpeg[:sos // 2])
 os.makedirs(os.path.join(img, "folder.jpg"), exist_ok=True)
 bad = [{"id": 101, "file_name": "missing.png"}, {"id": 102, "file_name": "folder.jpg"},
-       {"id": 103, "file_name": "truncated.jpg"}, {"id": 104, "file_name": "header.jpg"}, {"id": 105, "file_name": ""}]
+       {"id": 103, "file_name": "truncated.jpg"}, {"id": 104, "file_name": "header.jpg"}]
 
 
 def coco(items):

@@ -6,8 +6,8 @@
 #               every test image is scored
 #   vqa-gen     generative VQA accuracy beats the best constant answer per question type by 15 points
 #   vqa-closed  closed-set VQA (--candidates) accuracy, the same bar
-#   bad-images  a missing file, a directory, a truncated JPEG, a JPEG cut to its header and an empty
-#               file_name among good images: each is named and counted, gets no result, the others
+#   bad-images  a missing file, a directory, a truncated JPEG and a JPEG cut to its header among
+#               good images: each is named and counted, gets no result, the others
 #               are captioned and scored; with only bad images the commands fail (exit 1)
 set -euo pipefail
 case=${1:?case}

@@ -34,7 +34,7 @@ caption)
   for m in base ft; do # the base, then the finetune file (loaded on its base) on the held-out images
     ck=$f/run-cls; [ $m = ft ] && ck=$(ls "$w"/out/full-caption-*.safetensors)
     $mpi "$bin" caption --ckpt "$ck" --tokenizer "$f/tok" --threads 1 --annotations "$f/data/captions_test.json" \
-      --images "$f/data" --out "$w/out/res-$m.json" 2>/dev/null
+      --images "$f/data" --out "$w/out/res-$m.json" 2>"$w/$m.log" || { cat "$w/$m.log"; exit 1; }
     "$bin" score captions --annotations "$f/data/captions_test.json" --results "$w/out/res-$m.json" --json \
       > "$w/out/score-$m.json"
   done ;;
@@ -43,7 +43,8 @@ vqa)
   for m in base ft; do
     ck=$f/run-cls; [ $m = ft ] && ck=$(ls "$w"/out/full-vqa-*.safetensors)
     $mpi "$bin" vqa --ckpt "$ck" --tokenizer "$f/tok" --threads 1 --questions "$f/data/vqa_test_questions.json" \
-      --image-list "$f/data/vqa_test_annotations.json" --images "$f/data" --out "$w/out/res-$m.json" 2>/dev/null
+      --image-list "$f/data/vqa_test_annotations.json" --images "$f/data" --out "$w/out/res-$m.json" \
+      2>"$w/$m.log" || { cat "$w/$m.log"; exit 1; }
     "$bin" score vqa --questions "$f/data/vqa_test_questions.json" --annotations "$f/data/vqa_test_annotations.json" \
       --results "$w/out/res-$m.json" --json > "$w/out/score-$m.json"
   done ;;
