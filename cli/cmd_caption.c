@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "eval/gen.h"
+#include "finetune/ftckpt.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "model/load.h"
@@ -155,7 +156,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
     int beam = 1, max_len = 20, min_len = 0, no_repeat = 3, batch = 16, threads = 0, limit = 0, keep_prompt = 0;
     double length_penalty = 0.0;
     const pvlm_opt opts[] = {
-        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
+        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, finetune file, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
         {"tokenizer", PVLM_ARG_STR, &tokdir, "tokenizer folder (default: the checkpoint's \"tokenizer\" metadata)", NULL, 0, 0, 0},
         {"annotations", PVLM_ARG_STR, &ann, "COCO/NoCaps-style JSON whose \"images\" list the inputs (with --images)", NULL, 0, 0, 0},
         {"images", PVLM_ARG_STR, &images, "folder that the annotation file's file_name entries are relative to", NULL, 0, 0, 0},
@@ -174,7 +175,8 @@ int pvlm_cmd_caption(int argc, char **argv) {
         {"limit", PVLM_ARG_INT, &limit, "caption only the first N images (0 = all)", NULL, 0, 2147483647, 0},
         {"threads", PVLM_ARG_INT, &threads, "threads per rank (0 = cores / local ranks)", NULL, 0, 1024, 0},
     };
-    pvlm_cmd cmd = {"pvlm caption", "Zero-shot captioning from a checkpoint; writes COCO results JSON.", "",
+    pvlm_cmd cmd = {"pvlm caption", "Zero-shot captioning from a checkpoint; writes COCO results JSON. An image that cannot be read "
+                    "(missing, a directory, truncated or corrupt) gets no caption: it is named in a warning and counted.", "",
                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     int prc = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (prc) return prc == PVLM_ARGS_HELP ? 0 : 2;
@@ -200,7 +202,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
     pvlm_imgshard_reader *shard = NULL;
     itemlist l = {0};
     char **texts = NULL;
-    int rc = pvlm_load_model(ckpt, tokdir, &m, &tok, &err);
+    int rc = pvlm_ftckpt_load_any(ckpt, tokdir, &m, &tok, &err);
     if (rc == 0 && shard_path) {
         shard = pvlm_imgshard_open(shard_path, 0, &err);
         rc = shard ? from_shard(shard, &l, &err) : -1;
@@ -227,8 +229,10 @@ int pvlm_cmd_caption(int argc, char **argv) {
         rc = pvlm_gen_run(&comm, &m, tok, shard, l.items, n, &gc, &texts, &st, &err);
     }
     if (rc == 0 && comm.rank == 0) {
+        size_t missing = pvlm_gen_report_missing(texts, l.items, n, "image_id");
         json_t *res = json_array();
         for (size_t i = 0; i < n; i++) {
+            if (!texts[i]) continue; /* unreadable image: no caption (reported above) */
             char buf[8192];
             const char *cap = texts[i];
             if (keep_prompt) {
@@ -237,11 +241,14 @@ int pvlm_cmd_caption(int argc, char **argv) {
             }
             json_array_append_new(res, json_pack("{s:I, s:s}", "image_id", (json_int_t)l.items[i].id, "caption", cap));
         }
-        rc = pvlm_json_save_results(res, out, &err);
+        if (n > 0 && missing == n)
+            rc = pvlm_err_set(&err, PVLM_EINVAL, "none of the %zu images could be read; no results written", n);
+        else
+            rc = pvlm_json_save_results(res, out, &err);
         json_decref(res);
         if (rc == 0)
-            pvlm_info("wrote %zu captions to %s: %.1f images/s, %lld unreadable images", n, out,
-                      st.seconds > 0 ? (double)st.items / st.seconds : 0.0, (long long)st.image_errors);
+            pvlm_info("wrote %zu captions to %s: %.1f images/s, %zu unreadable images without a caption", n - missing,
+                      out, st.seconds > 0 ? (double)st.items / st.seconds : 0.0, missing);
     }
     if (rc) fprintf(stderr, "pvlm caption: %s\n", err.msg);
     pvlm_gen_texts_free(texts, n);

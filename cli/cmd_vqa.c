@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "eval/gen.h"
 #include "model/load.h"
+#include "finetune/ftckpt.h"
 #include "mpi/comm.h"
 
 int pvlm_cmd_vqa(int argc, char **argv);
@@ -94,7 +95,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
     const char *pattern = NULL, *out = NULL, *tmpl = "question: {q} answer:", *cand_path = NULL;
     int beam = 1, max_len = 8, batch = 16, threads = 0, limit = 0, length_norm = 0;
     const pvlm_opt opts[] = {
-        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
+        {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, finetune file, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
         {"tokenizer", PVLM_ARG_STR, &tokdir, "tokenizer folder (default: the checkpoint's \"tokenizer\" metadata)", NULL, 0, 0, 0},
         {"questions", PVLM_ARG_STR, &questions, "VQA v2 questions JSON", NULL, 0, 0, 1},
         {"images", PVLM_ARG_STR, &images, "image folder", NULL, 0, 0, 1},
@@ -110,7 +111,8 @@ int pvlm_cmd_vqa(int argc, char **argv) {
         {"limit", PVLM_ARG_INT, &limit, "answer only the first N questions (0 = all)", NULL, 0, 2147483647, 0},
         {"threads", PVLM_ARG_INT, &threads, "threads per rank (0 = cores / local ranks)", NULL, 0, 1024, 0},
     };
-    pvlm_cmd cmd = {"pvlm vqa", "Generative or closed-set VQA from a checkpoint; writes VQA results JSON.", "",
+    pvlm_cmd cmd = {"pvlm vqa", "Generative or closed-set VQA from a checkpoint; writes VQA results JSON. A question whose image "
+                    "cannot be read (missing, a directory, truncated or corrupt) gets no answer: it is named and counted.", "",
                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     int prc = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (prc) return prc == PVLM_ARGS_HELP ? 0 : 2;
@@ -133,7 +135,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
     char **paths = NULL, **prefixes = NULL, **texts = NULL, **cands = NULL;
     int ncand = 0;
     size_t n = 0;
-    int rc = pvlm_load_model(ckpt, tokdir, &m, &tok, &err);
+    int rc = pvlm_ftckpt_load_any(ckpt, tokdir, &m, &tok, &err);
     if (rc == 0 && cand_path) rc = load_candidates(cand_path, &cands, &ncand, &err);
     if (rc == 0 && !(qroot = pvlm_json_load_file(questions, &err))) rc = -1;
     json_t *qs = qroot ? json_object_get(qroot, "questions") : NULL;
@@ -202,14 +204,21 @@ int pvlm_cmd_vqa(int argc, char **argv) {
         rc = pvlm_gen_run(&comm, &m, tok, NULL, items, n, &gc, &texts, &st, &err);
     }
     if (rc == 0 && comm.rank == 0) {
+        size_t missing = pvlm_gen_report_missing(texts, items, n, "question_id");
         json_t *res = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(res, json_pack("{s:I, s:s}", "question_id", (json_int_t)items[i].id, "answer", texts[i]));
-        rc = pvlm_json_save_results(res, out, &err);
+            if (texts[i]) /* unreadable image: no answer (reported above) */
+                json_array_append_new(res,
+                                      json_pack("{s:I, s:s}", "question_id", (json_int_t)items[i].id, "answer", texts[i]));
+        if (n > 0 && missing == n)
+            rc = pvlm_err_set(&err, PVLM_EINVAL, "none of the images of the %zu questions could be read; no results written",
+                              n);
+        else
+            rc = pvlm_json_save_results(res, out, &err);
         json_decref(res);
         if (rc == 0)
-            pvlm_info("wrote %zu answers to %s: %.1f questions/s, %lld unreadable images", n, out,
-                      st.seconds > 0 ? (double)st.items / st.seconds : 0.0, (long long)st.image_errors);
+            pvlm_info("wrote %zu answers to %s: %.1f questions/s, %zu questions without an answer (unreadable image)",
+                      n - missing, out, st.seconds > 0 ? (double)st.items / st.seconds : 0.0, missing);
     }
     if (rc) fprintf(stderr, "pvlm vqa: %s\n", err.msg);
     pvlm_gen_texts_free(texts, n);

@@ -11,7 +11,7 @@
 #include "core/timer.h"
 #include "core/utf8.h"
 #include "io/batch.h"
-#include "io/image.h"
+#include "io/imgprep.h"
 
 void pvlm_gen_config_default(pvlm_gen_config *c, const pvlm_model_config *mc) {
     memset(c, 0, sizeof *c);
@@ -25,6 +25,20 @@ void pvlm_gen_texts_free(char **texts, size_t n) {
     if (!texts) return;
     for (size_t i = 0; i < n; i++) free(texts[i]);
     free(texts);
+}
+
+size_t pvlm_gen_report_missing(char *const *texts, const pvlm_gen_item *items, size_t n, const char *what) {
+    char ids[256] = "";
+    size_t missing = 0, w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (texts[i]) continue;
+        if (missing++ < 10 && w < sizeof ids)
+            w += (size_t)snprintf(ids + w, sizeof ids - w, "%s%lld", w ? ", " : "", (long long)items[i].id);
+    }
+    if (missing)
+        pvlm_warn("%zu of %zu items have no result because their image could not be read (%s %s%s)", missing, n, what,
+                  ids, missing > 10 ? ", ..." : "");
+    return missing;
 }
 
 void pvlm_gen_clean_text(char *s) {
@@ -44,49 +58,37 @@ void pvlm_gen_clean_text(char *s) {
     s[w] = '\0';
 }
 
-/* Load item i's image into batch row `row` (fit to S). Returns 0, or -1 (logged, row left blank). */
-static int load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_image_codec *codec,
-                      pvlm_imgrec *rec, pvlm_batch *b, int row, int resize_mode, int64_t *errors) {
-    pvlm_err err;
-    pvlm_image img = {0}, fit = {0};
+int pvlm_gen_load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_imgprep *prep, pvlm_imgrec *rec,
+                        int S, int resize_mode, uint8_t *dst, pvlm_err *err) {
     char what[600];
-    int rc = -1;
-    const void *data = NULL;
-    size_t n = 0;
-    char *file = NULL;
+    int rc;
     if (it->image_path) {
         snprintf(what, sizeof what, "%s", it->image_path);
-        if (pvlm_read_file(it->image_path, &file, &n, &err) == 0) data = file;
-    } else if (shard) {
-        snprintf(what, sizeof what, "%s record %lld", pvlm_imgshard_path(shard), (long long)it->shard_index);
-        if (pvlm_imgshard_get(shard, it->shard_index, rec, &err) == 0) {
-            if (rec->encoding == PVLM_IMG_ENC_RAW) {
-                if (pvlm_image_alloc(&img, rec->stored_w, rec->stored_h, &err) == 0) {
-                    memcpy(img.rgb, rec->image, (size_t)rec->stored_w * (size_t)rec->stored_h * 3);
-                    rc = 0;
-                }
-            } else {
-                data = rec->image;
-                n = (size_t)rec->image_len;
-            }
-        }
-    } else {
-        pvlm_err_set(&err, PVLM_EINVAL, "item %lld has neither an image file nor a shard", (long long)it->id);
-        snprintf(what, sizeof what, "item %lld", (long long)it->id);
+        char *file = NULL;
+        size_t n = 0;
+        rc = pvlm_read_file(it->image_path, &file, &n, err);
+        if (rc == 0) rc = pvlm_imgprep_encoded(prep, file, n, S, resize_mode, dst, NULL, NULL, what, err);
+        free(file);
+        return rc;
     }
-    if (data) rc = pvlm_image_decode(codec, data, n, b->S, b->S, &img, NULL, NULL, what, &err);
-    if (rc == 0) rc = pvlm_image_fit(&img, b->S, resize_mode, &fit, &err);
-    if (rc == 0) {
-        memcpy(b->images + (size_t)row * (size_t)b->S * (size_t)b->S * 3, fit.rgb, (size_t)b->S * (size_t)b->S * 3);
+    if (!shard) return pvlm_err_set(err, PVLM_EINVAL, "item %lld has neither an image file nor a shard", (long long)it->id);
+    snprintf(what, sizeof what, "%s record %lld", pvlm_imgshard_path(shard), (long long)it->shard_index);
+    rc = pvlm_imgshard_get(shard, it->shard_index, rec, err);
+    return rc ? rc : pvlm_imgprep_record(prep, rec, S, resize_mode, dst, what, err);
+}
+
+/* Item i's image into batch row `row`; a failure is logged (the first 10), counted, and leaves the
+ * row blank with has_image = 0. */
+static void load_row_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_imgprep *prep, pvlm_imgrec *rec,
+                           pvlm_batch *b, int row, int resize_mode, int64_t *errors) {
+    pvlm_err err;
+    uint8_t *dst = b->images + (size_t)row * (size_t)b->S * (size_t)b->S * 3;
+    if (pvlm_gen_load_image(it, shard, prep, rec, b->S, resize_mode, dst, &err) == 0) {
         b->has_image[row] = 1;
-    } else {
-        if (*errors < 10) pvlm_warn("skipping image of item %lld: %s", (long long)it->id, err.msg);
-        (*errors)++;
+        return;
     }
-    free(file);
-    pvlm_image_free(&img);
-    pvlm_image_free(&fit);
-    return rc;
+    if (*errors < 10) pvlm_warn("item %lld has no result: its image cannot be read: %s", (long long)it->id, err.msg);
+    (*errors)++;
 }
 
 /* Tokenize `text` into at most cap ids; returns the count (truncated to the last cap tokens' head). */
@@ -171,7 +173,8 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
     int B = cfg->batch_size > 0 ? cfg->batch_size : 1;
     pvlm_batch b;
     if (pvlm_batch_alloc(&b, B, mc->image_size, mc->max_prefix_len, mc->max_suffix_len, err)) return -1;
-    pvlm_image_codec *codec = pvlm_image_codec_new(err);
+    pvlm_imgprep prep;
+    int prep_ok = pvlm_imgprep_init(&prep, err) == 0;
     pvlm_tok_cache *cache = pvlm_tok_cache_new(0, err);
     int max_len = cfg->dec.max_len > 0 ? cfg->dec.max_len : mc->max_suffix_len;
     int32_t *ids = malloc((size_t)B * (size_t)max_len * sizeof *ids), *lens = malloc((size_t)B * sizeof *lens);
@@ -180,8 +183,8 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
     memset(&rec, 0, sizeof rec);
     cand_ids cands = {NULL, NULL, 0};
     int rc = 0;
-    if (!codec || !cache || !ids || !lens || !best) {
-        rc = codec && cache ? pvlm_err_set(err, PVLM_ENOMEM, "out of memory in generation") : -1;
+    if (!prep_ok || !cache || !ids || !lens || !best) {
+        rc = prep_ok && cache ? pvlm_err_set(err, PVLM_ENOMEM, "out of memory in generation") : -1;
         goto done;
     }
     if (cfg->n_candidates > 0 && (rc = cand_ids_encode(&cands, tok, cache, cfg, b.Ls - 1, err))) goto done;
@@ -191,7 +194,7 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
         pvlm_batch_clear(&b, mc->pad_id);
         for (int r = 0; r < B; r++) {
             const pvlm_gen_item *it = &items[start + (size_t)(r < rows ? r : 0)];
-            if (r < rows) load_image(it, shard, codec, &rec, &b, r, cfg->resize_mode, img_errors);
+            if (r < rows) load_row_image(it, shard, &prep, &rec, &b, r, cfg->resize_mode, img_errors);
             /* padding rows repeat row 0's prefix so every row is a valid sample */
             int n = encode_into(tok, cache, it->prefix, b.prefix + (size_t)r * (size_t)b.Lp, b.Lp, err);
             if (n < 0) { rc = -1; break; }
@@ -203,15 +206,19 @@ static int run_local(pvlm_model *m, const pvlm_tokenizer *tok, pvlm_imgshard_rea
             b.sample_id[r] = it->id;
         }
         if (rc) break;
+        /* a row whose image could not be read is still computed (the batch keeps its shape) but gets
+         * no text: an answer from the prefix alone is not an answer about the image */
         if (cfg->n_candidates > 0) {
             if ((rc = score_candidates(m, &cands, &b, rows, cfg, best, err))) break;
             for (int r = 0; r < rows; r++) {
+                if (!b.has_image[r]) continue;
                 out[start - lo + (size_t)r] = strdup(cfg->candidates[best[r]]);
                 if (!out[start - lo + (size_t)r]) rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
             }
         } else {
             if ((rc = pvlm_decode(m, &b, &cfg->dec, ids, lens, NULL, err))) break;
             for (int r = 0; r < rows && rc == 0; r++) {
+                if (!b.has_image[r]) continue;
                 char *text = NULL;
                 size_t len = 0;
                 rc = pvlm_tokenizer_decode_alloc(tok, ids + (size_t)r * (size_t)max_len, (size_t)lens[r],
@@ -240,7 +247,7 @@ done:
     pvlm_imgrec_free(&rec);
     free(ids), free(lens), free(best);
     pvlm_tok_cache_free(cache);
-    pvlm_image_codec_free(codec);
+    pvlm_imgprep_free(&prep);
     pvlm_batch_free(&b);
     return rc;
 }
@@ -257,11 +264,11 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
     double t0 = pvlm_now();
     int rc = run_local(m, tok, shard, items, lo, hi, cfg, mine, &img_errors, rank == 0, n, world, err);
     double secs = pvlm_now() - t0;
-    /* Build this rank's JSON part, then agree on failure before the collective gather, so one failing
-     * rank cannot leave the others waiting in it. */
+    /* Build this rank's JSON part (null: no result), then agree on failure before the collective
+     * gather, so one failing rank cannot leave the others waiting in it. */
     json_t *arr = json_array(), *all = NULL;
     for (size_t i = 0; rc == 0 && i < hi - lo; i++)
-        if (json_array_append_new(arr, json_string(mine[i] ? mine[i] : "")))
+        if (json_array_append_new(arr, mine[i] ? json_string(mine[i]) : json_null()))
             rc = pvlm_err_set(err, PVLM_EINVAL, "result of item %zu is not valid UTF-8", lo + i);
     int any_fail = rc != 0;
     if (comm && pvlm_comm_or(comm, rc != 0, &any_fail, err)) rc = -1;
@@ -276,7 +283,12 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
             for (size_t r = 0; rc == 0 && r < json_array_size(all); r++) {
                 json_t *part = json_array_get(all, r), *s;
                 size_t idx;
-                json_array_foreach(part, idx, s) if (k < n) outv[k++] = strdup(json_string_value(s));
+                json_array_foreach(part, idx, s) {
+                    if (k >= n) break;
+                    if (json_is_string(s) && !(outv[k] = strdup(json_string_value(s))))
+                        rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory gathering results");
+                    k++;
+                }
             }
             if (rc == 0 && k != n) rc = pvlm_err_set(err, PVLM_EMPI, "gathered %zu results for %zu items", k, n);
             if (rc == 0) *texts = outv;

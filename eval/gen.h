@@ -6,11 +6,13 @@
  * model/decode.h) or scores a fixed list of candidate continuations and picks the most likely
  * (closed-set VQA). Texts are gathered to rank 0 in input order.
  *
- * An image that cannot be read or decoded is counted and logged once, and its item gets an empty
- * text: one result per input, never a crash.
+ * An image that cannot be read or decoded (a missing file, a directory, a truncated or corrupt image)
+ * is counted and logged (the first 10 per rank), and its item has no result: its text is NULL. It is
+ * never answered from the text prefix alone; callers leave it out of their results and report it.
  *
  * Ownership: items and their strings belong to the caller. pvlm_gen_run returns on rank 0 a malloc'd
- * array of n malloc'd strings (free with pvlm_gen_texts_free); other ranks get NULL.
+ * array of n entries, each a malloc'd string or NULL for an unreadable image (free with
+ * pvlm_gen_texts_free); other ranks get NULL.
  */
 #ifndef PVLM_EVAL_GEN_H
 #define PVLM_EVAL_GEN_H
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "io/imgprep.h"
 #include "io/imgshard.h"
 #include "io/tokenizer.h"
 #include "model/decode.h"
@@ -45,7 +48,7 @@ typedef struct pvlm_gen_config {
 void pvlm_gen_config_default(pvlm_gen_config *c, const pvlm_model_config *mc);
 
 typedef struct pvlm_gen_stats {
-    int64_t items, image_errors;
+    int64_t items, image_errors; /* image_errors: items without a result (unreadable image) */
     double seconds;          /* wall time of the generation on this rank */
 } pvlm_gen_stats;
 
@@ -55,6 +58,16 @@ int pvlm_gen_run(const pvlm_comm *comm, pvlm_model *m, const pvlm_tokenizer *tok
                  const pvlm_gen_item *items, size_t n, const pvlm_gen_config *cfg, char ***texts,
                  pvlm_gen_stats *stats, pvlm_err *err);
 void pvlm_gen_texts_free(char **texts, size_t n);
+
+/* The image of one item (its file, or record shard_index of shard) as generation feeds it to the model:
+ * S x S RGB into dst (S * S * 3 bytes) through io/imgprep.h with resize_mode. rec is scratch for shard
+ * records. Returns 0, or -1 with err naming the file or record. */
+int pvlm_gen_load_image(const pvlm_gen_item *it, pvlm_imgshard_reader *shard, pvlm_imgprep *prep, pvlm_imgrec *rec,
+                        int S, int resize_mode, uint8_t *dst, pvlm_err *err);
+
+/* Rank 0, after pvlm_gen_run: the number of items without a result (NULL texts), logged as one
+ * warning that names `what` ("image_id", "question_id") and the first ids. Returns that count. */
+size_t pvlm_gen_report_missing(char *const *texts, const pvlm_gen_item *items, size_t n, const char *what);
 
 /* Trim and collapse white space in place (generated texts go into JSON results). */
 void pvlm_gen_clean_text(char *s);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/hash.h"
+#include "model/load.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 
@@ -86,4 +87,25 @@ int pvlm_ftckpt_load(pvlm_model *m, const char *path, const char *base_override,
     if (rc == 0) rc = pvlm_model_load_params(m, path, PVLM_LOAD_ALLOW_MISSING, NULL, err);
     if (rc) pvlm_model_free(m);
     return rc;
+}
+
+int pvlm_ftckpt_load_any(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
+                         pvlm_err *err) {
+    char path[4096], base[4096] = "";
+    *tok = NULL;
+    if (pvlm_eval_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
+    int ft = pvlm_ftckpt_is_finetune(path, err);
+    if (ft <= 0) return ft < 0 ? -1 : pvlm_load_model(path, tokenizer_dir, m, tok, err);
+    pvlm_st_file f;
+    if (pvlm_st_open(&f, path, err)) return -1;
+    const char *b = pvlm_st_meta(&f, "base_path");
+    if (b) snprintf(base, sizeof base, "%s", b);
+    pvlm_st_close(&f);
+    if (!*base) return pvlm_err_set(err, PVLM_EFORMAT, "%s: finetune metadata lacks base_path", path);
+    pvlm_model_config cfg;
+    if (pvlm_load_tokenizer(base, tokenizer_dir, &cfg, tok, err)) return -1;
+    if (pvlm_ftckpt_load(m, path, NULL, err) == 0) return 0;
+    pvlm_tokenizer_free(*tok);
+    *tok = NULL;
+    return -1;
 }

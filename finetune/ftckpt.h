@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "io/tokenizer.h"
 #include "model/model.h"
 
 /* trainable: per view (m->n_views), the views to store. info (may be NULL): extra metadata (strings). */
@@ -23,5 +24,10 @@ int pvlm_ftckpt_save(const pvlm_model *m, const uint8_t *trainable, const char *
 int pvlm_ftckpt_load(pvlm_model *m, const char *path, const char *base_override, pvlm_err *err);
 /* 1 if path is a finetune file (its metadata format is "pvlm-finetune"), 0 if not, -1 on error. */
 int pvlm_ftckpt_is_finetune(const char *path, pvlm_err *err);
+/* What `pvlm caption` / `pvlm vqa --ckpt` name: a finetune file (the model rebuilt on its base; the
+ * vocabulary from tokenizer_dir or found beside / named by the base, as for a base checkpoint), or
+ * anything pvlm_load_model takes. *m and *tok as pvlm_load_model. */
+int pvlm_ftckpt_load_any(const char *ckpt, const char *tokenizer_dir, pvlm_model *m, pvlm_tokenizer **tok,
+                         pvlm_err *err);
 
 #endif

@@ -10,7 +10,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "finetune/paint.h"
-#include "io/image.h"
+#include "io/imgprep.h"
 
 void pvlm_ft_data_free(pvlm_ft_data *d) {
     pvlm_ft_item *sets[2] = {d->train, d->test};
@@ -24,31 +24,35 @@ void pvlm_ft_data_free(pvlm_ft_data *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* Images being loaded: the capacity of d->pixels and the preparation (io/imgprep.h) shared with
+ * training and evaluation. */
+typedef struct img_loader {
+    int cap;
+    pvlm_imgprep prep;
+} img_loader;
+
 /* Append image file `name` (decoded, crop-fit to S) and return its index, or -1. */
-static int add_image(pvlm_ft_data *d, int *cap, const char *dir, const char *name, pvlm_err *err) {
-    if (d->n_images == *cap) {
-        int nc = *cap ? *cap * 2 : 64;
+static int add_image(pvlm_ft_data *d, img_loader *il, const char *dir, const char *name, pvlm_err *err) {
+    if (d->n_images == il->cap) {
+        int nc = il->cap ? il->cap * 2 : 64;
         uint8_t *px = realloc(d->pixels, (size_t)nc * (size_t)d->S * (size_t)d->S * 3);
         int *ow = realloc(d->orig_w, (size_t)nc * sizeof *ow), *oh = ow ? realloc(d->orig_h, (size_t)nc * sizeof *oh) : NULL;
         if (px) d->pixels = px;
         if (ow) d->orig_w = ow;
         if (oh) d->orig_h = oh;
         if (!px || !ow || !oh) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory loading images");
-        *cap = nc;
+        il->cap = nc;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     char *buf = NULL;
     size_t n = 0;
-    pvlm_image img = {0}, fit = {0};
     int rc = pvlm_read_file(path, &buf, &n, err);
-    if (rc == 0) rc = pvlm_image_decode(NULL, buf, n, d->S, d->S, &img, &d->orig_w[d->n_images], &d->orig_h[d->n_images],
-                                        path, err);
-    if (rc == 0) rc = pvlm_image_fit(&img, d->S, PVLM_RESIZE_CROP, &fit, err);
-    if (rc == 0) memcpy(d->pixels + (size_t)d->n_images * (size_t)d->S * (size_t)d->S * 3, fit.rgb, (size_t)d->S * (size_t)d->S * 3);
+    if (rc == 0)
+        rc = pvlm_imgprep_encoded(&il->prep, buf, n, d->S, PVLM_RESIZE_CROP,
+                                  d->pixels + (size_t)d->n_images * (size_t)d->S * (size_t)d->S * 3,
+                                  &d->orig_w[d->n_images], &d->orig_h[d->n_images], path, err);
     free(buf);
-    pvlm_image_free(&img);
-    pvlm_image_free(&fit);
     return rc ? -1 : d->n_images++;
 }
 
@@ -70,7 +74,7 @@ static char *dup_space(const char *s) { /* " " + s: continuations follow the pre
     return o;
 }
 
-static int load_split(pvlm_ft_data *d, json_t *arr, const char *what, const char *dir, int *imcap, pvlm_ft_item **out,
+static int load_split(pvlm_ft_data *d, json_t *arr, const char *what, const char *dir, img_loader *il, pvlm_ft_item **out,
                       int *nout, pvlm_err *err) {
     int cap = 0;
     size_t i;
@@ -79,7 +83,7 @@ static int load_split(pvlm_ft_data *d, json_t *arr, const char *what, const char
     json_array_foreach(arr, i, e) {
         const char *file = json_string_value(json_object_get(e, "file"));
         if (!file) return pvlm_err_set(err, PVLM_EFORMAT, "%s[%zu]: no \"file\"", what, i);
-        int im = add_image(d, imcap, dir, file, err);
+        int im = add_image(d, il, dir, file, err);
         if (im < 0) return -1;
         if (d->task == PVLM_FT_CLASSIFY) {
             json_t *lab = json_object_get(e, "label");
@@ -111,7 +115,7 @@ static int load_split(pvlm_ft_data *d, json_t *arr, const char *what, const char
 
 /* COCO captions or VQA v2 questions+annotations into LM items; every val_every-th goes to test. */
 static int load_lm(pvlm_ft_data *d, const char *path, const char *path2, const char *dir, const char *prompt,
-                   int val_every, int *imcap, pvlm_err *err) {
+                   int val_every, img_loader *il, pvlm_err *err) {
     json_t *root = pvlm_json_load_file(path, err), *ann = NULL;
     if (!root) return -1;
     int rc = 0, captr = 0, capte = 0, k = 0;
@@ -130,7 +134,7 @@ static int load_lm(pvlm_ft_data *d, const char *path, const char *path2, const c
             const char *fn = json_string_value(json_object_get(e, "file_name"));
             char key[32];
             snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(e, "id")));
-            int im = fn ? add_image(d, imcap, dir, fn, err) : pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks file_name", path, i);
+            int im = fn ? add_image(d, il, dir, fn, err) : pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks file_name", path, i);
             if (im < 0) { rc = -1; break; }
             json_object_set_new(id2im, key, json_integer(im));
         }
@@ -153,7 +157,7 @@ static int load_lm(pvlm_ft_data *d, const char *path, const char *path2, const c
             const char *fn = json_string_value(json_object_get(e, "file_name"));
             char key[32];
             snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(e, "id")));
-            int im = fn ? add_image(d, imcap, dir, fn, err) : -1;
+            int im = fn ? add_image(d, il, dir, fn, err) : -1;
             if (im < 0) { rc = -1; break; }
             json_object_set_new(id2im, key, json_integer(im));
         }
@@ -189,13 +193,14 @@ int pvlm_ft_data_load(pvlm_ft_data *d, int task, const char *path, const char *p
     char dir[4096];
     if (image_dir) snprintf(dir, sizeof dir, "%s", image_dir);
     else pvlm_dirname(path, dir, sizeof dir);
-    int imcap = 0, rc;
-    if (task == PVLM_FT_CAPTION || task == PVLM_FT_VQA) {
-        rc = load_lm(d, path, path2, dir, prompt ? prompt : "", val_every, &imcap, err);
-    } else {
-        json_t *root = pvlm_json_load_file(path, err);
-        if (!root) return -1;
-        rc = 0;
+    img_loader il = {0};
+    int rc = pvlm_imgprep_init(&il.prep, err);
+    json_t *root = NULL;
+    if (rc == 0 && (task == PVLM_FT_CAPTION || task == PVLM_FT_VQA)) {
+        rc = load_lm(d, path, path2, dir, prompt ? prompt : "", val_every, &il, err);
+    } else if (rc == 0 && !(root = pvlm_json_load_file(path, err))) {
+        rc = -1;
+    } else if (rc == 0) {
         if (task == PVLM_FT_CLASSIFY) {
             json_t *cls = json_object_get(root, "classes"), *c;
             size_t i;
@@ -206,11 +211,12 @@ int pvlm_ft_data_load(pvlm_ft_data *d, int task, const char *path, const char *p
         }
         char what[4200];
         snprintf(what, sizeof what, "%s train", path);
-        if (rc == 0) rc = load_split(d, json_object_get(root, "train"), what, dir, &imcap, &d->train, &d->n_train, err);
+        if (rc == 0) rc = load_split(d, json_object_get(root, "train"), what, dir, &il, &d->train, &d->n_train, err);
         snprintf(what, sizeof what, "%s test", path);
-        if (rc == 0) rc = load_split(d, json_object_get(root, "test"), what, dir, &imcap, &d->test, &d->n_test, err);
+        if (rc == 0) rc = load_split(d, json_object_get(root, "test"), what, dir, &il, &d->test, &d->n_test, err);
         json_decref(root);
     }
+    pvlm_imgprep_free(&il.prep);
     if (rc == 0 && d->n_train == 0) rc = pvlm_err_set(err, PVLM_EFORMAT, "%s: no training items", path);
     if (rc) pvlm_ft_data_free(d);
     return rc;

@@ -15,6 +15,7 @@
 #include "core/timer.h"
 #include "core/utf8.h"
 #include "io/image.h"
+#include "io/imgprep.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
 #include "io/textshard.h"
@@ -97,8 +98,7 @@ typedef struct wctx { /* per-thread scratch */
     int nframes;
     uint64_t tick;
     pvlm_imgrec rec;
-    pvlm_image_codec *codec;
-    pvlm_image dec, fit;
+    pvlm_imgprep prep;
     pvlm_tok_cache *cache;
     int32_t *tok;
     int tok_cap;
@@ -221,11 +221,8 @@ static int wctx_init(pvlm_loader *L, wctx *w, pvlm_err *err) {
     w->tok = malloc(sizeof(int32_t) * (size_t)w->tok_cap);
     if (!w->frames || !w->tok) return pvlm_err_set(err, PVLM_ENOMEM, "loader: out of memory");
     for (int i = 0; i < w->nframes; i++) w->frames[i].f.frame = -1, w->frames[i].shard = -1;
-    if (L->st[ST_IMG].used) {
-        w->codec = pvlm_image_codec_new(err);
-        if (!w->codec) return -1;
-    }
-    if (!L->c.tokenize) {
+    if (L->st[ST_IMG].used && pvlm_imgprep_init(&w->prep, err)) return -1;
+    if (!L->c.test_tokenize) {
         w->cache = pvlm_tok_cache_new(8u << 20, err);
         if (!w->cache) return -1;
     }
@@ -237,8 +234,7 @@ static void wctx_free(wctx *w) {
         for (int i = 0; i < w->nframes; i++) pvlm_textframe_free(&w->frames[i].f);
     free(w->frames);
     pvlm_imgrec_free(&w->rec);
-    if (w->codec) pvlm_image_codec_free(w->codec);
-    pvlm_image_free(&w->dec), pvlm_image_free(&w->fit);
+    pvlm_imgprep_free(&w->prep);
     if (w->cache) pvlm_tok_cache_free(w->cache);
     free(w->tok);
     memset(w, 0, sizeof *w);
@@ -258,7 +254,7 @@ pvlm_loader *pvlm_loader_open(const pvlm_loader_config *c, pvlm_err *err) {
         pvlm_err_set(err, PVLM_EINVAL, "loader: text_ratio %g not in [0,1] or no manifest given", c->text_ratio);
         return NULL;
     }
-    if (!c->tokenize && !c->tokenizer) {
+    if (!c->test_tokenize && !c->tokenizer) {
         pvlm_err_set(err, PVLM_EINVAL, "loader: no tokenizer");
         return NULL;
     }
@@ -377,12 +373,11 @@ static int tokenize(pvlm_loader *L, wctx *w, const char *text, size_t n, size_t 
     }
     if (!pvlm_utf8_valid(text, n)) return pvlm_err_set(err, PVLM_EFORMAT, "invalid UTF-8"), -2;
     if (cap > w->tok_cap) cap = w->tok_cap;
-    if (L->c.tokenize) {
-        int r = L->c.tokenize(L->c.tokenizer, text, n, w->tok, cap, err);
+    if (L->c.test_tokenize) {
+        int r = L->c.test_tokenize(NULL, text, n, w->tok, cap, err);
         return r < 0 ? -1 : (r > cap ? cap : r);
     }
-    int64_t r =
-        pvlm_tokenizer_encode((const pvlm_tokenizer *)L->c.tokenizer, w->cache, text, n, w->tok, (size_t)cap, err);
+    int64_t r = pvlm_tokenizer_encode(L->c.tokenizer, w->cache, text, n, w->tok, (size_t)cap, err);
     if (r < 0) return -1;
     return r > cap ? cap : (int)r;
 }
@@ -462,34 +457,6 @@ static int make_caption(pvlm_loader *L, wctx *w, pvlm_rng *r, const pvlm_imgrec 
     return 0;
 }
 
-static int make_image(pvlm_loader *L, wctx *w, const pvlm_imgrec *rec, uint8_t *dst, const char *what, pvlm_err *err) {
-    int S = L->c.S;
-    if (rec->encoding == PVLM_IMG_ENC_RAW) {
-        if (rec->stored_w < 1 || rec->stored_h < 1 ||
-            rec->image_len != (uint64_t)rec->stored_w * (uint64_t)rec->stored_h * 3)
-            return pvlm_err_set(err, PVLM_EFORMAT, "%s: raw image size mismatch", what);
-        if (rec->stored_w == S && rec->stored_h == S) {
-            memcpy(dst, rec->image, (size_t)S * S * 3);
-            return 0;
-        }
-        pvlm_image in = {rec->stored_w, rec->stored_h, (uint8_t *)rec->image};
-        pvlm_image_free(&w->fit);
-        if (pvlm_image_fit(&in, S, PVLM_RESIZE_CROP, &w->fit, err)) return -1;
-    } else {
-        pvlm_image_free(&w->dec);
-        if (pvlm_image_decode(w->codec, rec->image, (size_t)rec->image_len, S, S, &w->dec, NULL, NULL, what, err))
-            return -1;
-        if (w->dec.w == S && w->dec.h == S) {
-            memcpy(dst, w->dec.rgb, (size_t)S * S * 3);
-            return 0;
-        }
-        pvlm_image_free(&w->fit);
-        if (pvlm_image_fit(&w->dec, S, PVLM_RESIZE_CROP, &w->fit, err)) return -1;
-    }
-    memcpy(dst, w->fit.rgb, (size_t)S * S * 3);
-    return 0;
-}
-
 /* Fetch the decompressed frame holding text doc `local` of shard sh (LRU cache). */
 static const pvlm_textframe *get_frame(pvlm_loader *L, wctx *w, int sh, int64_t local, pvlm_err *err) {
     pvlm_textshard *ts = L->st[ST_TXT].txt[sh];
@@ -537,9 +504,10 @@ static int fill_one(pvlm_loader *L, wctx *w, int sid, int64_t g, pvlm_rng *r, pv
     char what[4200];
     snprintf(what, sizeof what, "%s record %lld", pvlm_imgshard_path(s->img[sh]), (long long)local);
     if (pvlm_imgshard_get(s->img[sh], local, &w->rec, err)) return -1 - PVLM_SKIP_IMAGE_READ;
-    if (make_image(L, w, &w->rec, b->images + (size_t)i * L->c.S * L->c.S * 3, what, err)) {
+    /* the same preparation as evaluation and finetuning (io/imgprep.h) */
+    if (pvlm_imgprep_record(&w->prep, &w->rec, L->c.S, PVLM_RESIZE_CROP, b->images + (size_t)i * L->c.S * L->c.S * 3,
+                            what, err))
         return -1 - PVLM_SKIP_IMAGE_DECODE;
-    }
     int rc = make_caption(L, w, r, &w->rec, b, i, tokens, err);
     if (rc) pvlm_err_prefix(err, "%s", what);
     return rc;

@@ -31,9 +31,9 @@
  *
  * Ownership: pvlm_loader_open allocates the loader (shard readers, prefetch threads, batch ring);
  * pvlm_loader_close frees everything. The caller owns the pvlm_batch passed to next (allocated with
- * pvlm_batch_alloc(B, S, Lp, Ls)); next copies a finished batch into it. Tokenizer context and
- * image decode are used from the prefetch threads concurrently: the tokenize callback must be
- * thread-safe (pvlm_tokenizer_encode is). A loader is used by one consumer thread.
+ * pvlm_batch_alloc(B, S, Lp, Ls)); next copies a finished batch into it. The tokenizer (borrowed, must
+ * outlive the loader) is used from the prefetch threads concurrently (pvlm_tokenizer_encode is
+ * thread-safe); each thread keeps its own word cache. A loader is used by one consumer thread.
  */
 #ifndef PVLM_IO_LOADER_H
 #define PVLM_IO_LOADER_H
@@ -44,9 +44,11 @@
 
 #include "core/error.h"
 #include "io/batch.h"
+#include "io/tokenizer.h"
 
-/* Tokenize text[0..n) into ids (at most cap); returns the number of ids written (the first cap
- * ids of the encoding) or -1 with err. Called concurrently from prefetch threads. */
+/* Tests only (see pvlm_loader_config.test_tokenize): tokenize text[0..n) into ids (at most cap);
+ * returns the number of ids written (the first cap ids of the encoding) or -1 with err. Called
+ * concurrently from prefetch threads. */
 typedef int (*pvlm_loader_tokenize_fn)(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err);
 
 enum { PVLM_LOADER_EPOCH = 0, PVLM_LOADER_RESAMPLE = 1 };
@@ -66,8 +68,10 @@ extern const char *const pvlm_loader_skip_names[PVLM_SKIP_NREASONS]; /* "image_r
 typedef struct pvlm_loader_config {
     const char *image_manifest; /* manifest.json of image shards (NULL: text-only) */
     const char *text_manifest;  /* manifest.json of text shards (NULL: image-text only) */
-    pvlm_loader_tokenize_fn tokenize;
-    void *tokenizer; /* ctx passed to tokenize (e.g. a pvlm_tokenizer*) */
+    const pvlm_tokenizer *tokenizer; /* the vocabulary (pvlm pretrain, bench_loader: one path, cached) */
+    /* Tests only: a synthetic tokenizer used instead of `tokenizer`, so a batch can be checked id by
+     * id against its source (tests/loader/fixtures.h). Programs leave it NULL. */
+    pvlm_loader_tokenize_fn test_tokenize;
     int rank, world;
     int B, S, Lp, Ls;  /* micro-batch and shapes (io/batch.h) */
     double text_ratio; /* text-only fraction of each batch: round(text_ratio*B) samples */

@@ -126,12 +126,6 @@ typedef struct trainer {
     pvlm_trainstate resume; /* owned, freed at exit */
 } trainer;
 
-static int tokenize_cb(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err) {
-    int64_t need = pvlm_tokenizer_encode(ctx, NULL, text, n, ids, (size_t)cap, err);
-    if (need < 0) return -1;
-    return (int)(need < cap ? need : cap);
-}
-
 static void on_watchdog(void *ctx, double waited, double limit, const char *phase) {
     trainer *t = ctx;
     pvlm_error("watchdog: no progress for %.1f s (limit %.1f s) in phase '%s' (a hung rank, a stuck file system "
@@ -595,8 +589,7 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     pvlm_loader_config_default(&lc);
     lc.image_manifest = s->images;
     lc.text_manifest = s->text;
-    lc.tokenize = tokenize_cb;
-    lc.tokenizer = t->tok;
+    lc.tokenizer = t->tok; /* the loader's cached path, the one bench_loader measures */
     lc.rank = c->rank;
     lc.world = c->size;
     lc.B = s->micro_batch;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """make_pretrain_set.py - the small pretraining set of the finetune tests.
 
-usage: make_pretrain_set.py SRC OUT [--scenes N] [--seed S] [--unique-shapes]
+usage: make_pretrain_set.py SRC OUT [--scenes N] [--seed S] [--unique-shapes] [--eval-texts]
 
 SRC is a make_finetune_data.py output; OUT receives PNGs, pretrain.json (COCO-style) and corpus.txt
 (tokenizer training text). Test images are never used. The set has two parts:
@@ -15,6 +15,11 @@ SRC is a make_finetune_data.py output; OUT receives PNGs, pretrain.json (COCO-st
   CPT's zero-shot grounding relies on. Variety matters more than steps: a tiny model pretrained on a
   few hundred painted scenes memorises them and stays at chance on unseen scenes, with 20000 fresh
   scenes it grounds unseen ones well above chance (docs/finetune.md has the measurements).
+
+With --eval-texts the set is instead the classification training images with the texts of the
+end-to-end evaluation tests (make_eval_sets.py): the caption "a red circle on a grey background" and
+the VQA prompts "question: what color is the shape? answer: red" / "question: what shape is it?
+answer: circle", three captions per image (the loader picks one per epoch).
 """
 import argparse
 import json
@@ -57,6 +62,7 @@ def main():
     ap.add_argument("--shape-scenes", type=int, default=0, help="fresh single-shape images, captioned 'there is a ...'")
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--unique-shapes", action="store_true", help="as make_finetune_data.py --unique-shapes")
+    ap.add_argument("--eval-texts", action="store_true", help="only the caption/VQA texts of the evaluation tests")
     args = ap.parse_args()
     src, out = args.src, args.out
     os.makedirs(out, exist_ok=True)
@@ -71,6 +77,18 @@ def main():
             os.link(os.path.join(src, name), os.path.join(out, name))
 
     g = json.load(open(os.path.join(src, "grounding.json")))
+    c = json.load(open(os.path.join(src, "classification.json")))
+    size = g["train"][0]["width"]
+    if args.eval_texts:
+        for item in c["train"]:
+            link(item["file"])
+            w, h = png_size(os.path.join(src, item["file"]))
+            colour, shape = c["classes"][item["label"]].split()
+            images.append({"id": len(images) + 1, "file_name": item["file"], "width": w, "height": h})
+            for text in (f"a {colour} {shape} on a grey background", f"question: what color is the shape? answer: {colour}",
+                         f"question: what shape is it? answer: {shape}"):
+                anns.append({"id": len(anns) + 1, "image_id": len(images), "caption": text})
+        g["train"], c["train"] = [], []
     for item in g["train"]:
         words = []
         for box, ref in sorted(zip(item["boxes"], item["refs"]), key=lambda t: t[0][0]):
@@ -80,13 +98,11 @@ def main():
             words.append("a " + " ".join(toks[:2]))
         link(item["file"])
         add(item["file"], item["width"], item["height"], "there is " + ", ".join(words))
-    c = json.load(open(os.path.join(src, "classification.json")))
     for item in c["train"]:
         link(item["file"])
         w, h = png_size(os.path.join(src, item["file"]))
         add(item["file"], w, h, "there is a " + c["classes"][item["label"]])
 
-    size = g["train"][0]["width"]
     rng = np.random.default_rng(args.seed)
     for i in range(args.scenes):
         img, boxes, refs = scene(rng, size, args.unique_shapes)

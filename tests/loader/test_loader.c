@@ -56,7 +56,7 @@ static void config(pvlm_loader_config *c, int B, double ratio, int rank, int wor
     pvlm_loader_config_default(c);
     c->image_manifest = ratio < 1 ? img_m : NULL;
     c->text_manifest = ratio > 0 ? txt_m : NULL;
-    c->tokenize = fx_tokenize;
+    c->test_tokenize = fx_tokenize;
     c->rank = rank, c->world = world;
     c->B = B, c->S = S_, c->Lp = LP, c->Ls = LS;
     c->text_ratio = ratio;
@@ -727,7 +727,7 @@ static void t_tokenizer(void) {
     if (!tok) return;
     pvlm_loader_config c;
     config(&c, 8, 0.5, 0, 1, 2);
-    c.tokenize = NULL, c.tokenizer = tok;
+    c.test_tokenize = NULL, c.tokenizer = tok;
     c.pad_id = pvlm_tokenizer_pad_id(tok), c.bos_id = pvlm_tokenizer_bos_id(tok), c.eos_id = pvlm_tokenizer_eos_id(tok);
     pvlm_loader *L = open_l(&c);
     pvlm_batch b;
