@@ -93,7 +93,7 @@ int pvlm_ftckpt_load_any(const char *ckpt, const char *tokenizer_dir, pvlm_model
                          pvlm_err *err) {
     char path[4096], base[4096] = "";
     *tok = NULL;
-    if (pvlm_eval_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
+    if (pvlm_load_resolve_ckpt(ckpt, path, sizeof path, err)) return -1;
     int ft = pvlm_ftckpt_is_finetune(path, err);
     if (ft <= 0) return ft < 0 ? -1 : pvlm_load_model(path, tokenizer_dir, m, tok, err);
     pvlm_st_file f;
