@@ -6,12 +6,16 @@
  *   read FILE DIR    pvlm_model_load(FILE) -> DIR/params.f32, DIR/views.json (exit 1 with the error)
  *   dump FILE DIR    generic pvlm_st reader: every tensor's bytes -> DIR/<name>.bin, DIR/tensors.json
  *   ckptdir ROOT     a checkpoint root with steps 10 and 20 (model + full optimizer state + state.json)
- *                    through io/ckptdir, as the trainer writes them (used by ckpt_inspect) */
+ *                    through io/ckptdir, as the trainer writes them (used by ckpt_inspect)
+ *   reseal STEP_DIR  recompute STEP_DIR/state.json's state_xxh3 after an edit, as a forger would (used by
+ *                    fault_corrupt_ckpt: only the training-state rules can then reject the edit) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/hash.h"
+#include "core/json.h"
 #include "core/rng.h"
 #include "io/ckptdir.h"
 #include "io/safetensors.h"
@@ -158,6 +162,21 @@ static int do_ckptdir(const char *root, pvlm_err *err) {
     return rc;
 }
 
+static int do_reseal(const char *step_dir, pvlm_err *err) {
+    char sp[4200];
+    if (pvlm_path_join(sp, sizeof sp, step_dir, PVLM_CKPTDIR_STATE, err)) return -1;
+    json_t *j = pvlm_json_load_file(sp, err);
+    if (!j) return -1;
+    json_object_del(j, "state_xxh3");
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS), hex[17];
+    pvlm_hash_hex(pvlm_hash64(s, strlen(s)), hex);
+    free(s);
+    json_object_set_new(j, "state_xxh3", json_string(hex));
+    int rc = pvlm_json_save_atomic(j, sp, err);
+    json_decref(j);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     pvlm_err err = {0};
     int rc;
@@ -169,8 +188,10 @@ int main(int argc, char **argv) {
         rc = do_dump(argv[2], argv[3], &err);
     else if (argc == 3 && !strcmp(argv[1], "ckptdir"))
         rc = do_ckptdir(argv[2], &err);
+    else if (argc == 3 && !strcmp(argv[1], "reseal"))
+        rc = do_reseal(argv[2], &err);
     else {
-        fprintf(stderr, "usage: ckpt_interop_tool write DIR | read FILE DIR | dump FILE DIR | ckptdir ROOT\n");
+        fprintf(stderr, "usage: ckpt_interop_tool write DIR | read FILE DIR | dump FILE DIR | ckptdir ROOT | reseal STEP_DIR\n");
         return 2;
     }
     if (rc) fprintf(stderr, "ckpt_interop_tool: %s\n", err.msg);
