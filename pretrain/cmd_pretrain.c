@@ -564,10 +564,22 @@ static int setup_eval(trainer *t, pvlm_err *err) {
     pvlm_evalloop_sched_init(&t->esched, s->eval_every, s->eval_caption_every);
     if (s->eval_every > 0 && !s->val_images && !s->val_text)
         return pvlm_err_set(err, PVLM_EINVAL, "--eval-every needs --val-images and/or --val-text");
+    /* a wrong path is reported now, not after the first N steps */
+    if (s->val_images && !pvlm_file_exists(s->val_images))
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "--val-images %s: no such file", s->val_images);
+    if (s->val_text && !pvlm_file_exists(s->val_text))
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "--val-text %s: no such file", s->val_text);
+    if (s->eval_captions > 0 && !s->val_images)
+        return pvlm_err_set(err, PVLM_EINVAL, "--eval-captions needs --val-images (held-out images with captions)");
     if (!s->best_metric) return 0;
     if (pvlm_evalloop_parse_metric(s->best_metric, t->best_name, sizeof t->best_name, &t->best_max, err)) return -1;
     if (s->eval_every <= 0 || !s->ckpt_dir)
         return pvlm_err_set(err, PVLM_EINVAL, "--best-metric needs --eval-every and --ckpt-dir");
+    int is_caption = !strcmp(t->best_name, "cider") || !strcmp(t->best_name, "bleu4");
+    if ((is_caption && s->eval_captions <= 0) || (!strcmp(t->best_name, "val_loss_image") && !s->val_images) ||
+        (!strcmp(t->best_name, "val_loss_text") && !s->val_text))
+        return pvlm_err_set(err, PVLM_EINVAL, "--best-metric %s: the evaluation does not compute it (needs %s)",
+                            t->best_name, is_caption ? "--eval-captions" : "the held-out manifest of that stream");
     return 0;
 }
 

@@ -43,7 +43,11 @@ for e in evals:
     assert 0 < e["val_loss_image"] < 20 and e["eval_share"] > 0, e
 json.dump(evals, open("evals.json", "w"))
 PY
-pass "evaluation every 3 steps leaves training bit-identical; metrics and progress lines carry it"
+if "$PY" -c "import matplotlib" 2>/dev/null; then
+  "$PY" "$PVLM_SOURCE_DIR/scripts/plot_metrics.py" mB.jsonl curves.png --smooth 2 | grep -q "2 evaluations" ||
+    fail "plot_metrics.py did not draw the evaluations"
+fi
+pass "evaluation every 3 steps leaves training bit-identical; metrics, progress lines and the plot carry it"
 
 # offline: the same samples from the checkpoint on one process give the same numbers, exactly
 for s in 3 6; do
@@ -87,7 +91,11 @@ pass "best pointer follows --best-metric, survives retention; latest still names
 set +e
 pretrain 1 --steps 2 --eval-every 1 2>logU1; rc1=$?
 pretrain 1 --steps 2 --ckpt-dir ckU --eval-every 1 --val-images val/img/manifest.json --best-metric loss 2>logU2; rc2=$?
+pretrain 1 --steps 2 --ckpt-dir ckU --eval-every 1 --val-images val/img/manifest.json --best-metric cider 2>logU3; rc3=$?
+pretrain 1 --steps 2 --eval-every 1 --val-images val/nothere.json 2>logU4; rc4=$?
 set -e
+[ $rc3 -ne 0 ] && grep -q -- "--best-metric cider: the evaluation does not compute it" logU3 || fail "cider without captions"
+[ $rc4 -ne 0 ] && grep -q -- "--val-images val/nothere.json: no such file" logU4 || fail "missing held-out manifest"
 [ $rc1 -ne 0 ] && grep -q -- "--eval-every needs --val-images" logU1 || fail "--eval-every without held-out data"
 [ $rc2 -ne 0 ] && grep -q -- "--best-metric 'loss'" logU2 || fail "unknown --best-metric"
 pass "usage errors"
