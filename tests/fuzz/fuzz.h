@@ -32,6 +32,7 @@ int pvlm_fuzz_vqa(const uint8_t *data, size_t size);
 int pvlm_fuzz_capscore(const uint8_t *data, size_t size);
 int pvlm_fuzz_urlsrc(const uint8_t *data, size_t size);
 int pvlm_fuzz_checkpoint(const uint8_t *data, size_t size);
+int pvlm_fuzz_wds(const uint8_t *data, size_t size);
 
 /* The bytes as an anonymous in-memory file (memfd): *fd is its descriptor (caller closes),
  * path receives "/proc/self/fd/N" for the path-based APIs. Returns 0, or -1 on failure. */

@@ -21,6 +21,7 @@ static const target k_targets[] = {
     {"manifest", pvlm_fuzz_manifest},       {"json", pvlm_fuzz_json},       {"args", pvlm_fuzz_args},
     {"ptb", pvlm_fuzz_ptb},                 {"vqa", pvlm_fuzz_vqa},         {"capscore", pvlm_fuzz_capscore},
     {"urlsrc", pvlm_fuzz_urlsrc},           {"checkpoint", pvlm_fuzz_checkpoint},
+    {"wds", pvlm_fuzz_wds},
 };
 enum { NTARGETS = (int)(sizeof k_targets / sizeof k_targets[0]) };
 
