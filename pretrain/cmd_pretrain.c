@@ -156,7 +156,9 @@ static void on_watchdog(void *ctx, double waited, double limit, const char *phas
     pvlm_comm_abort(&t->comm, EXIT_WATCHDOG);
 }
 
-/* Peak FLOP/s of this rank for MFU: measured SGEMM (512^3, best of 5) with the rank's threads. */
+/* Peak FLOP/s of this rank for MFU: measured SGEMM (512^3, best of 5) with the rank's threads. Measured at
+ * start and again at every progress line, keeping the highest: a measurement taken while the machine is
+ * busy is low, and MFU against it would swing with the load (docs/pretrain.md). */
 static double measure_peak(void) {
     const int n = 512;
     float *a = pvlm_alloc((size_t)n * n * sizeof(float), NULL), *b = pvlm_alloc((size_t)n * n * sizeof(float), NULL),
@@ -521,6 +523,7 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
                       win_gn / ok_steps, (double)win_samples / wt, (double)win_tokens / wt, 100.0 * mfu,
                       100.0 * win_data / wt, 100.0 * win_comm / wt, (long long)t->dp.n_skipped, eta,
                       val[0] ? " | " : "", val);
+            if (s->peak_gflops <= 0) t->peak_flops = fmax(t->peak_flops, measure_peak());
             win_t0 = pvlm_now();
             win_data = win_comm = win_flops = win_loss = win_img = win_txt = win_gn = 0;
             win_samples = win_tokens = win_steps = win_ok = win_img_n = win_txt_n = 0;
@@ -778,7 +781,7 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"stop-at-step", PVLM_ARG_I64, &s->stop_at_step, "act as if rank 0 got SIGUSR1 when this many steps are done (tests; -1: off)", NULL, -1, 1e15, 0},
         {"log-every", PVLM_ARG_INT, &s->log_every, "progress line every k steps (rank 0)", NULL, 1, 1 << 30, 0},
         {"metrics", PVLM_ARG_STR, &s->metrics, "append one JSON line per step to this file (rank 0)", NULL, 0, 0, 0},
-        {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: measure SGEMM at start)", NULL, 0, 1e9, 0},
+        {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: highest SGEMM rate measured at start and at each progress line)", NULL, 0, 1e9, 0},
         {"threads", PVLM_ARG_INT, &s->threads, "threads per rank (0: cores / ranks on the node)", NULL, 0, 4096, 0},
         {"watchdog-factor", PVLM_ARG_DOUBLE, &s->watchdog_factor, "abort when a step takes this many times the slowest recent step (0: off)", NULL, 0, 1e9, 0},
         {"watchdog-min", PVLM_ARG_DOUBLE, &s->watchdog_min, "watchdog limit never below this (seconds)", NULL, 0, 1e9, 0},

@@ -337,7 +337,7 @@ static int take_member(pvlm_wdssrc *s, struct archive_entry *e, int64_t header_p
     if (js) {
         take_json(s, (size_t)n);
     } else if (txt) {
-        const char *p = s->buf, *end = s->buf + n;
+        const char *p = s->buf, *end = s->buf + strnlen(s->buf, (size_t)n); /* a NUL ends the caption */
         while (p < end && isspace((unsigned char)*p)) p++;
         while (end > p && isspace((unsigned char)end[-1])) end--;
         if (end > p && !(g->caption = strndup(p, (size_t)(end - p)))) return -1;
