@@ -251,16 +251,28 @@ static int64_t read_member(pvlm_wdssrc *s, struct archive_entry *e, int64_t max)
     return size;
 }
 
-/* Where the member's bytes start in the file: the first 512-byte block after its header(s) that holds
- * them (pax and GNU long-name headers may precede the member's own header). -1 when not found. */
-static int64_t locate(const pvlm_wdssrc *s, int64_t header_pos, int64_t len) {
+/* 1 when the file holds exactly s->buf[0..len) at off (compared in chunks). */
+static int same_bytes(pvlm_wdssrc *s, int64_t off, int64_t len) {
+    char chunk[1 << 16];
+    for (int64_t done = 0; done < len;) {
+        size_t n = len - done < (int64_t)sizeof chunk ? (size_t)(len - done) : sizeof chunk;
+        if (pread(s->fd, chunk, n, (off_t)(off + done)) != (ssize_t)n || memcmp(chunk, s->buf + done, n)) return 0;
+        done += (int64_t)n;
+    }
+    return 1;
+}
+
+/* Where the member's bytes start in the file: the first 512-byte block after its header(s) (pax and GNU
+ * long-name headers may precede the member's own header) from which all len bytes read back equal to what
+ * libarchive returned. -1 when there is none (e.g. a GNU sparse member, whose holes are not stored). */
+static int64_t locate(pvlm_wdssrc *s, int64_t header_pos, int64_t len) {
     char probe[64];
     size_t k = len < (int64_t)sizeof probe ? (size_t)len : sizeof probe;
-    if (k == 0) return header_pos + 512;
     for (int b = 1; b <= MAX_HEADER_BLOCKS; b++) {
         int64_t off = header_pos + 512LL * b;
         if (pread(s->fd, probe, k, (off_t)off) != (ssize_t)k) return -1;
-        if (!memcmp(probe, s->buf, k)) return off;
+        if (memcmp(probe, s->buf, k)) continue;
+        if (same_bytes(s, off, len)) return off;
     }
     return -1;
 }
@@ -343,7 +355,7 @@ static int take_member(pvlm_wdssrc *s, struct archive_entry *e, int64_t header_p
         if (end > p && !(g->caption = strndup(p, (size_t)(end - p)))) return -1;
     } else {
         g->off = locate(s, header_pos, n);
-        if (g->off < 0) { /* cannot happen in an uncompressed tar; a compressed one is rejected earlier */
+        if (g->off < 0) { /* a sparse member; a compressed tar is rejected earlier */
             snprintf(what, sizeof what, "key '%.500s': image bytes not found at their offset", g->key);
             count(s, PVLM_WDS_BAD_TAR, tar, what);
             g->bad = 1;
