@@ -6,8 +6,8 @@
 Reads the JSON lines that rank 0 appends once per step (docs/pretrain.md: step, loss, loss_img,
 loss_txt, lr, grad_norm, samples, step_s, data_s, comm_s, ...). A resumed run appends to the same file,
 so a step can appear twice (the steps after the last checkpoint of an interrupted run are redone): the
-last record of each step wins, and every panel marks where a run resumed (a dashed line at the step it
-continued from). Panels: loss (total, image-text, text-only; moving average over N steps), learning
+last record of each step wins, and every panel marks where a run was stopped and resumed (a dashed line at
+the step it continued from: where steps repeat or the per-process "time" field starts again). Panels: loss (total, image-text, text-only; moving average over N steps), learning
 rate and gradient norm, samples/s, and the fraction of step time waiting for data and for
 communication. With `--eval-every`, the records {"kind": "eval", "step": finished steps, ...} add a
 row: held-out loss per stream, and CIDEr-D / BLEU-4 of the zero-shot captions (x100, the usual
@@ -61,7 +61,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--smooth", type=int, default=10, help="moving-average window in steps (1: off)")
     a = ap.parse_args()
-    by_step, evals, resumes, last = {}, {}, [], -1
+    by_step, evals, resumes, last, last_t = {}, {}, [], -1, -1.0
     with open(a.metrics) as f:
         for i, line in enumerate(f, 1):
             line = line.strip()
@@ -75,9 +75,11 @@ def main():
             if r.get("kind") == "eval":
                 evals[r["step"]] = r
                 continue
-            if r["step"] <= last:  # a resumed run redoes (or continues at) this step
+            # a new process: it redoes this step (resumed from an older checkpoint), or its clock (seconds
+            # since the process started) restarted (an exact resume continues at the next step)
+            if r["step"] <= last or r.get("time", 0) < last_t:
                 resumes.append(r["step"])
-            last = r["step"]
+            last, last_t = r["step"], r.get("time", 0)
             by_step[r["step"]] = r
     if not by_step:
         sys.exit("%s: no metrics" % a.metrics)
