@@ -24,8 +24,11 @@
  * An image without a caption is returned with caption NULL (the builder counts it as empty_caption).
  *
  * Images are not kept in memory: a sample carries the image's byte offset and length in its tar (an
- * uncompressed tar stores members contiguously) and the XXH3 of the bytes read while listing, and
- * pvlm_wds_read_image reads them back and checks the hash (a tar changed since listing is an error).
+ * uncompressed tar stores members contiguously; the offset is the first block after the member's
+ * headers from which all the bytes libarchive returned read back equal, so pax/GNU long-name headers are
+ * handled and a member stored otherwise, e.g. GNU sparse, is counted as bad_tar) and the XXH3 of those
+ * bytes, and pvlm_wds_read_image reads them back and checks the hash (a tar changed since listing is an
+ * error).
  *
  * Ownership: pvlm_wdssrc_open allocates the source, pvlm_wdssrc_close frees it. A sample's strings
  * belong to the source and stay valid until the next pvlm_wdssrc_next (tar paths until close).
