@@ -11,6 +11,7 @@
  */
 #include <cblas.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -572,6 +573,11 @@ static int setup_eval(trainer *t, pvlm_err *err) {
         return pvlm_err_set(err, PVLM_ENOTFOUND, "--val-images %s: no such file", s->val_images);
     if (s->val_text && !pvlm_file_exists(s->val_text))
         return pvlm_err_set(err, PVLM_ENOTFOUND, "--val-text %s: no such file", s->val_text);
+    /* held-out data must not be the training data (and LMDB forbids opening one file twice per process) */
+    char a[PATH_MAX], b[PATH_MAX];
+    if ((s->val_images && s->images && realpath(s->val_images, a) && realpath(s->images, b) && !strcmp(a, b)) ||
+        (s->val_text && s->text && realpath(s->val_text, a) && realpath(s->text, b) && !strcmp(a, b)))
+        return pvlm_err_set(err, PVLM_EINVAL, "--val-images/--val-text name a training manifest: hold out other data");
     if (s->eval_captions > 0 && !s->val_images)
         return pvlm_err_set(err, PVLM_EINVAL, "--eval-captions needs --val-images (held-out images with captions)");
     if (!s->best_metric) return 0;

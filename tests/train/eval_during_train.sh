@@ -93,9 +93,11 @@ pretrain 1 --steps 2 --eval-every 1 2>logU1; rc1=$?
 pretrain 1 --steps 2 --ckpt-dir ckU --eval-every 1 --val-images val/img/manifest.json --best-metric loss 2>logU2; rc2=$?
 pretrain 1 --steps 2 --ckpt-dir ckU --eval-every 1 --val-images val/img/manifest.json --best-metric cider 2>logU3; rc3=$?
 pretrain 1 --steps 2 --eval-every 1 --val-images val/nothere.json 2>logU4; rc4=$?
+pretrain 1 --steps 2 --eval-every 1 --val-images ./data/img/manifest.json 2>logU5; rc5=$?
 set -e
 [ $rc3 -ne 0 ] && grep -q -- "--best-metric cider: the evaluation does not compute it" logU3 || fail "cider without captions"
 [ $rc4 -ne 0 ] && grep -q -- "--val-images val/nothere.json: no such file" logU4 || fail "missing held-out manifest"
+[ $rc5 -ne 0 ] && grep -q -- "name a training manifest" logU5 || fail "training data as held-out data"
 [ $rc1 -ne 0 ] && grep -q -- "--eval-every needs --val-images" logU1 || fail "--eval-every without held-out data"
 [ $rc2 -ne 0 ] && grep -q -- "--best-metric 'loss'" logU2 || fail "unknown --best-metric"
 pass "usage errors"
