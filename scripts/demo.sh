@@ -88,7 +88,7 @@ MODEL=(--image-size 32 --patch-size "$PATCH" --d-model 192 --n-heads 6 --d-ff 76
 TRAIN=(--images "$OUT/shards/img/manifest.json" --text "$OUT/shards/txt/manifest.json" --text-ratio "$TEXT_RATIO"
        --tokenizer "$OUT/tok" "${MODEL[@]}" --micro-batch "$MICRO" --steps "$STEPS" --warmup "$WARMUP" --lr "$LR"
        --min-lr-ratio 0.05 --weight-decay 0.01 --ckpt-dir "$OUT/run" --ckpt-every "$EVAL_EVERY" --keep-last 2
-       --log-every 100 --threads 1 --peak-gflops 0 --metrics "$OUT/metrics.jsonl")
+       --log-every 50 --threads 1 --peak-gflops 0 --metrics "$OUT/metrics.jsonl")
 # held-out evaluation on the validation split: loss on its 100 images, CIDEr-D of their zero-shot captions
 EVAL=(--val-images "$OUT/shards/val/manifest.json" --eval-every "$EVAL_EVERY" --val-samples 100 --eval-captions 100
       --best-metric cider)
