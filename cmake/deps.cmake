@@ -22,6 +22,7 @@ pvlm_require_pkg(png      libpng        libpng-dev)
 pvlm_require_pkg(jansson  jansson       libjansson-dev)
 pvlm_require_pkg(xxhash   libxxhash     libxxhash-dev)
 pvlm_require_pkg(zlib     zlib          zlib1g-dev)
+pvlm_require_pkg(archive  libarchive    libarchive-dev)
 
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

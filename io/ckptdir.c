@@ -304,13 +304,15 @@ int pvlm_ckptdir_prune(const char *dir, const pvlm_ckptdir_retention *keep, int6
     int64_t *steps;
     int n;
     if (pvlm_ckptdir_list(dir, &steps, &n, err)) return -1;
-    int64_t latest = -1;
+    int64_t latest = -1, best = -1;
     if (pvlm_ckptdir_read_latest(dir, &latest, NULL)) latest = -1;
+    if (pvlm_ckptdir_read_best(dir, &best, NULL, NULL)) best = -1;
     int rc = 0;
     int first = first_kept(dir, steps, n, keep->keep_last, protect_step);
     for (int i = 0; i < first; i++) { /* ascending: the ones before `first` are the old ones */
         int64_t s = steps[i];
-        if (s == protect_step || s == latest || (keep->keep_every > 0 && s % keep->keep_every == 0)) continue;
+        if (s == protect_step || s == latest || s == best || (keep->keep_every > 0 && s % keep->keep_every == 0))
+            continue;
         char p[PATH_MAX], trash[PATH_MAX], name[96];
         snprintf(name, sizeof name, ".trash.step_%08" PRId64 ".%ld", s, (long)getpid());
         if (pvlm_ckptdir_step_path(dir, s, p, sizeof p, err) || pvlm_path_join(trash, sizeof trash, dir, name, err)) {
@@ -474,4 +476,65 @@ void pvlm_ckptdir_resume_free(pvlm_ckptdir_resume *r) {
     r->state = NULL;
     r->skipped = NULL;
     r->n_skipped = 0;
+}
+
+/* ---------------------------------------------------------------- best pointer */
+
+/* The parsed `best` record (new reference) or NULL with err. */
+static json_t *load_best(const char *dir, pvlm_err *err) {
+    char p[PATH_MAX];
+    if (pvlm_path_join(p, sizeof p, dir, PVLM_CKPTDIR_BEST, err)) return NULL;
+    if (!pvlm_file_exists(p)) {
+        pvlm_err_set(err, PVLM_ENOTFOUND, "%s: no best pointer", p);
+        return NULL;
+    }
+    json_t *j = pvlm_json_load_file(p, err);
+    int64_t step;
+    double v;
+    const char *name;
+    if (j && (pvlm_json_get_int(j, "step", &step, p, err) || pvlm_json_get_real(j, "value", &v, p, err) ||
+              pvlm_json_get_str(j, "metric", &name, p, err) || pvlm_json_get_str(j, "mode", &name, p, err))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int pvlm_ckptdir_read_best(const char *dir, int64_t *step, double *value, pvlm_err *err) {
+    json_t *j = load_best(dir, err);
+    if (!j) return -1;
+    *step = json_integer_value(json_object_get(j, "step"));
+    if (value) *value = json_number_value(json_object_get(j, "value"));
+    json_decref(j);
+    return 0;
+}
+
+int pvlm_ckptdir_offer_best(const char *dir, int64_t step, const char *metric, int maximize, double value,
+                            int *is_best, pvlm_err *err) {
+    const char *mode = maximize ? "max" : "min";
+    if (is_best) *is_best = 0;
+    if (!(value == value)) return 0; /* NaN */
+    json_t *old = load_best(dir, NULL);
+    int better = 1;
+    if (old && !strcmp(json_string_value(json_object_get(old, "metric")), metric) &&
+        !strcmp(json_string_value(json_object_get(old, "mode")), mode)) {
+        char p[PATH_MAX];
+        int64_t os = json_integer_value(json_object_get(old, "step"));
+        double ov = json_number_value(json_object_get(old, "value"));
+        int exists = pvlm_ckptdir_step_path(dir, os, p, sizeof p, NULL) == 0 && pvlm_is_dir(p);
+        /* the same step re-evaluated (a redone step after a resume) takes the new value */
+        if (exists && os != step) better = maximize ? value > ov : value < ov;
+    }
+    if (old) json_decref(old);
+    if (!better) return 0;
+    char p[PATH_MAX], name[64];
+    if (pvlm_path_join(p, sizeof p, dir, PVLM_CKPTDIR_BEST, err)) return -1;
+    pvlm_ckptdir_step_name(step, name, sizeof name);
+    json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:f}", "step", (json_int_t)step, "dir", name, "metric", metric, "mode",
+                          mode, "value", value);
+    if (!j) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", p);
+    int rc = pvlm_json_save_atomic(j, p, err);
+    json_decref(j);
+    if (rc == 0 && is_best) *is_best = 1;
+    return rc;
 }

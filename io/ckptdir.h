@@ -11,6 +11,9 @@
  *                                 object without "state_xxh3" (so a flipped byte in state.json is caught)
  *   <dir>/latest                  one line "step_00000123": the last committed checkpoint (a hint; resume
  *                                 scans all step_* directories and takes the newest that verifies)
+ *   <dir>/best                    optional JSON {"step", "dir": "step_00000123", "metric", "mode": "min"|"max",
+ *                                 "value"}: the checkpoint with the best value of a metric the trainer
+ *                                 names (pvlm_ckptdir_offer_best); resume never reads it
  *   <dir>/.tmp.step_00000123/     a checkpoint being written; never read as a checkpoint
  *   <dir>/.trash.*                a directory being deleted (retention, replacement)
  *
@@ -31,7 +34,8 @@
  * complete, and retention runs only after `latest` points to the new one.
  *
  * Retention: keep the newest keep_last checkpoints that verify (0 = keep all), plus, when keep_every > 0,
- * every checkpoint whose step is a multiple of keep_every (forever), plus the one `latest` names. It
+ * every checkpoint whose step is a multiple of keep_every (forever), plus the one `latest` names, plus
+ * the one `best` names. It
  * reads the newest checkpoints back to verify them (the one just committed is not read again), and
  * when one of them fails it deletes nothing: retention never deletes a checkpoint while newer ones
  * are damaged (a resume falls back to the older ones).
@@ -50,6 +54,7 @@
 
 #define PVLM_CKPTDIR_STATE "state.json"
 #define PVLM_CKPTDIR_LATEST "latest"
+#define PVLM_CKPTDIR_BEST "best"
 
 /* "step_00000123" into buf. */
 void pvlm_ckptdir_step_name(int64_t step, char *buf, size_t cap);
@@ -95,6 +100,16 @@ int pvlm_ckptdir_list(const char *dir, int64_t **steps, int *n, pvlm_err *err);
 
 /* Step named by <dir>/latest; -1 with PVLM_ENOTFOUND when there is none, PVLM_EFORMAT when garbled. */
 int pvlm_ckptdir_read_latest(const char *dir, int64_t *step, pvlm_err *err);
+
+/* Step named by <dir>/best; -1 with PVLM_ENOTFOUND when there is none, PVLM_EFORMAT when garbled.
+ * value (may be NULL) receives its metric value. */
+int pvlm_ckptdir_read_best(const char *dir, int64_t *step, double *value, pvlm_err *err);
+/* Rank 0, after committing step: make `best` name step when value is better than the recorded best
+ * (lower with maximize 0, higher with 1), or when there is no usable record yet (none, garbled, another
+ * metric or mode, or its step directory is gone). Replaced atomically (write + fsync + rename + fsync
+ * dir). A NaN value never becomes best. *is_best (may be NULL) tells whether step is now best. */
+int pvlm_ckptdir_offer_best(const char *dir, int64_t step, const char *metric, int maximize, double value,
+                            int *is_best, pvlm_err *err);
 
 typedef struct pvlm_ckptdir_skipped {
     int64_t step;

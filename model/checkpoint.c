@@ -315,7 +315,7 @@ static int load_one(const pvlm_model *m, const char *path, size_t begin, size_t 
     pvlm_st_file f;
     if (open_verified(&f, path, err)) return -1;
     int rc = -1;
-    int64_t np, fb, fe, st;
+    int64_t np = 0, fb = 0, fe = 0, st = 0; /* set by meta_i64 on success; zero keeps -O2 from warning */
     const char *layout = pvlm_st_meta(&f, "layout");
     if (check_format(&f, "pvlm-optim", err) || meta_i64(&f, "n_params", &np, err) ||
         meta_i64(&f, "range_begin", &fb, err) || meta_i64(&f, "range_end", &fe, err) || meta_i64(&f, "step", &st, err))

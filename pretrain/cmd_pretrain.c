@@ -39,6 +39,7 @@
 #include "mpi/comm.h"
 #include "mpi/dp.h"
 #include "mpi/watchdog.h"
+#include "pretrain/evalloop.h"
 
 int pvlm_cmd_pretrain(int argc, char **argv);
 
@@ -73,6 +74,10 @@ typedef struct settings {
     int log_every, threads;
     const char *metrics;
     double peak_gflops, watchdog_factor, watchdog_min, watchdog_first, ckpt_timeout;
+    /* held-out evaluation (pretrain/evalloop.h) */
+    const char *val_images, *val_text, *best_metric;
+    int64_t eval_every, eval_caption_every, val_samples, val_seed;
+    int eval_captions;
 } settings;
 
 static void settings_default(settings *s) {
@@ -98,6 +103,7 @@ static void settings_default(settings *s) {
     s->watchdog_min = 120;
     s->watchdog_first = 1800;
     s->ckpt_timeout = 1800;
+    s->val_samples = 256;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -124,6 +130,10 @@ typedef struct trainer {
     int resuming; /* 1: resume_dir / resume hold the checkpoint to start from */
     char resume_dir[PATH_MAX];
     pvlm_trainstate resume; /* owned, freed at exit */
+    pvlm_evalloop_config ecfg;
+    pvlm_evalloop_sched esched;
+    char best_name[32]; /* --best-metric, parsed ("" = none) */
+    int best_max;
 } trainer;
 
 static void on_watchdog(void *ctx, double waited, double limit, const char *phase) {
@@ -134,7 +144,9 @@ static void on_watchdog(void *ctx, double waited, double limit, const char *phas
     pvlm_comm_abort(&t->comm, EXIT_WATCHDOG);
 }
 
-/* Peak FLOP/s of this rank for MFU: measured SGEMM (512^3, best of 5) with the rank's threads. */
+/* Peak FLOP/s of this rank for MFU: measured SGEMM (512^3, best of 5) with the rank's threads. Measured at
+ * start and again at every progress line, keeping the highest: a measurement taken while the machine is
+ * busy is low, and MFU against it would swing with the load (docs/pretrain.md). */
 static double measure_peak(void) {
     const int n = 512;
     float *a = pvlm_alloc((size_t)n * n * sizeof(float), NULL), *b = pvlm_alloc((size_t)n * n * sizeof(float), NULL),
@@ -276,6 +288,27 @@ static int copy_tokenizer(const char *tokdir, const char *dst_dir, pvlm_err *err
     return 0;
 }
 
+/* Rank 0 after a commit: move the `best` pointer when this step was evaluated and beats the best so far.
+ * A failure to write the pointer is a warning: the checkpoint itself is complete. */
+static void offer_best(trainer *t, int64_t step) {
+    if (!t->best_name[0] || t->esched.last_step != step) return;
+    double v = pvlm_evalloop_metric(&t->esched.last, t->best_name);
+    int is_best = 0;
+    pvlm_err e;
+    if (pvlm_ckptdir_offer_best(t->S.ckpt_dir, step, t->best_name, t->best_max, v, &is_best, &e))
+        pvlm_warn("best checkpoint pointer not updated: %s", e.msg);
+    else if (is_best)
+        pvlm_info("best: step %lld (%s %.6g)", (long long)step, t->best_name, v);
+}
+
+/* The due held-out evaluation (collective); its own watchdog limit, and the next step's clock starts after. */
+static int evaluate(trainer *t, pvlm_err *err) {
+    pvlm_watchdog_expect(&t->wd, t->S.ckpt_timeout, "eval");
+    int rc = pvlm_evalloop_run(&t->esched, &t->ecfg, &t->comm, &t->model, t->tok, t->dp.step, t->metrics, err);
+    pvlm_watchdog_expect(&t->wd, 0, "train");
+    return rc;
+}
+
 /* Rank 0: the model file and the tokenizer copy into the tmp dir. */
 static int save_model_files(trainer *t, const char *tmp, int64_t step, pvlm_err *err) {
     char path[PATH_MAX], tokabs[PATH_MAX];
@@ -306,7 +339,10 @@ static int commit_state(trainer *t, int64_t step, const char *why, json_t *optim
     char final[PATH_MAX];
     int rc = pvlm_ckptdir_commit(t->S.ckpt_dir, step, state, &keep, final, sizeof final, err);
     json_decref(state);
-    if (!rc) pvlm_info("checkpoint: %s (%s, %.2f s)", final, why, pvlm_now() - t0);
+    if (!rc) {
+        pvlm_info("checkpoint: %s (%s, %.2f s)", final, why, pvlm_now() - t0);
+        offer_best(t, step);
+    }
     return rc;
 }
 
@@ -500,14 +536,23 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
             char limg[32] = "-", ltxt[32] = "-";
             if (win_img_n) snprintf(limg, sizeof limg, "%.4f", win_img / (double)win_img_n);
             if (win_txt_n) snprintf(ltxt, sizeof ltxt, "%.4f", win_txt / (double)win_txt_n);
+            char val[96];
+            pvlm_evalloop_brief(&t->esched, val, sizeof val);
             pvlm_info("step %lld/%lld | loss %.4f (img %s, txt %s) | lr %.3e | gnorm %.3f | %.1f samples/s | "
-                      "%.0f tok/s | MFU %.1f%% | data %.1f%% | comm %.1f%% | skipped %lld | ETA %s",
+                      "%.0f tok/s | MFU %.1f%% | data %.1f%% | comm %.1f%% | skipped %lld | ETA %s%s%s",
                       (long long)t->dp.step, (long long)s->oc.total_steps, win_loss / ok_steps, limg, ltxt, r.lr,
                       win_gn / ok_steps, (double)win_samples / wt, (double)win_tokens / wt, 100.0 * mfu,
-                      100.0 * win_data / wt, 100.0 * win_comm / wt, (long long)t->dp.n_skipped, eta);
+                      100.0 * win_data / wt, 100.0 * win_comm / wt, (long long)t->dp.n_skipped, eta,
+                      val[0] ? " | " : "", val);
+            if (s->peak_gflops <= 0) t->peak_flops = fmax(t->peak_flops, measure_peak());
             win_t0 = pvlm_now();
             win_data = win_comm = win_flops = win_loss = win_img = win_txt = win_gn = 0;
             win_samples = win_tokens = win_steps = win_ok = win_img_n = win_txt_n = 0;
+        }
+        t->esched.train_s += tstep;
+        if (!r.stop && pvlm_evalloop_due(&t->esched, t->dp.step, s->oc.total_steps)) {
+            if (evaluate(t, err)) return -1;
+            win_t0 += t->esched.last.seconds; /* throughput and MFU count training time only */
         }
         if (r.stop) {
             if (c->rank == 0) pvlm_info("stop requested (signal): checkpointing at step %lld", (long long)t->dp.step);
@@ -530,6 +575,43 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
     return 0;
 }
 
+/* --eval-every and --best-metric (pretrain/evalloop.h) from the settings. */
+static int setup_eval(trainer *t, pvlm_err *err) {
+    const settings *s = &t->S;
+    pvlm_evalloop_config_default(&t->ecfg);
+    t->ecfg.images = s->val_images;
+    t->ecfg.text = s->val_text;
+    t->ecfg.samples = s->val_samples;
+    t->ecfg.seed = (uint64_t)s->val_seed;
+    t->ecfg.micro_batch = s->micro_batch;
+    t->ecfg.captions = s->eval_captions;
+    pvlm_evalloop_sched_init(&t->esched, s->eval_every, s->eval_caption_every);
+    if (s->eval_every > 0 && !s->val_images && !s->val_text)
+        return pvlm_err_set(err, PVLM_EINVAL, "--eval-every needs --val-images and/or --val-text");
+    /* a wrong path is reported now, not after the first N steps */
+    if (s->val_images && !pvlm_file_exists(s->val_images))
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "--val-images %s: no such file", s->val_images);
+    if (s->val_text && !pvlm_file_exists(s->val_text))
+        return pvlm_err_set(err, PVLM_ENOTFOUND, "--val-text %s: no such file", s->val_text);
+    /* held-out data must not be the training data (and LMDB forbids opening one file twice per process) */
+    char a[PATH_MAX], b[PATH_MAX];
+    if ((s->val_images && s->images && realpath(s->val_images, a) && realpath(s->images, b) && !strcmp(a, b)) ||
+        (s->val_text && s->text && realpath(s->val_text, a) && realpath(s->text, b) && !strcmp(a, b)))
+        return pvlm_err_set(err, PVLM_EINVAL, "--val-images/--val-text name a training manifest: hold out other data");
+    if (s->eval_captions > 0 && !s->val_images)
+        return pvlm_err_set(err, PVLM_EINVAL, "--eval-captions needs --val-images (held-out images with captions)");
+    if (!s->best_metric) return 0;
+    if (pvlm_evalloop_parse_metric(s->best_metric, t->best_name, sizeof t->best_name, &t->best_max, err)) return -1;
+    if (s->eval_every <= 0 || !s->ckpt_dir)
+        return pvlm_err_set(err, PVLM_EINVAL, "--best-metric needs --eval-every and --ckpt-dir");
+    int is_caption = !strcmp(t->best_name, "cider") || !strcmp(t->best_name, "bleu4");
+    if ((is_caption && s->eval_captions <= 0) || (!strcmp(t->best_name, "val_loss_image") && !s->val_images) ||
+        (!strcmp(t->best_name, "val_loss_text") && !s->val_text))
+        return pvlm_err_set(err, PVLM_EINVAL, "--best-metric %s: the evaluation does not compute it (needs %s)",
+                            t->best_name, is_caption ? "--eval-captions" : "the held-out manifest of that stream");
+    return 0;
+}
+
 static int run(trainer *t, int *exit_code, pvlm_err *err) {
     settings *s = &t->S;
     const pvlm_comm *c = &t->comm;
@@ -546,6 +628,7 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     }
     if (!s->images && !s->text) return pvlm_err_set(err, PVLM_EINVAL, "pvlm pretrain: give --images and/or --text manifests");
     if (!s->ckpt_dir && c->rank == 0) pvlm_warn("no --ckpt-dir: nothing will be saved");
+    if (setup_eval(t, err)) return -1;
     if (pvlm_tokenizer_load(s->tokenizer, &t->tok, err)) return -1;
 
     /* optimizer */
@@ -693,12 +776,20 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"hang-at-step", PVLM_ARG_I64, &s->hang_at_step, "the last rank stops making progress before this step (tests of the watchdog; -1: off)", NULL, -1, 1e15, 0},
         {"log-every", PVLM_ARG_INT, &s->log_every, "progress line every k steps (rank 0)", NULL, 1, 1 << 30, 0},
         {"metrics", PVLM_ARG_STR, &s->metrics, "append one JSON line per step to this file (rank 0)", NULL, 0, 0, 0},
-        {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: measure SGEMM at start)", NULL, 0, 1e9, 0},
+        {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: highest SGEMM rate measured at start and at each progress line)", NULL, 0, 1e9, 0},
         {"threads", PVLM_ARG_INT, &s->threads, "threads per rank (0: cores / ranks on the node)", NULL, 0, 4096, 0},
         {"watchdog-factor", PVLM_ARG_DOUBLE, &s->watchdog_factor, "abort when a step takes this many times the slowest recent step (0: off)", NULL, 0, 1e9, 0},
         {"watchdog-min", PVLM_ARG_DOUBLE, &s->watchdog_min, "watchdog limit never below this (seconds)", NULL, 0, 1e9, 0},
         {"watchdog-first", PVLM_ARG_DOUBLE, &s->watchdog_first, "watchdog limit before the first step ends (seconds)", NULL, 0, 1e9, 0},
-        {"ckpt-timeout", PVLM_ARG_DOUBLE, &s->ckpt_timeout, "watchdog limit while writing a checkpoint (seconds)", NULL, 0, 1e9, 0},
+        {"ckpt-timeout", PVLM_ARG_DOUBLE, &s->ckpt_timeout, "watchdog limit while writing a checkpoint or evaluating (seconds)", NULL, 0, 1e9, 0},
+        {"eval-every", PVLM_ARG_I64, &s->eval_every, "evaluate on the held-out sets every N steps and after the last (0: never)", NULL, 0, 1e15, 0},
+        {"val-images", PVLM_ARG_STR, &s->val_images, "held-out image-text manifest.json (validation loss, captions)", NULL, 0, 0, 0},
+        {"val-text", PVLM_ARG_STR, &s->val_text, "held-out text manifest.json (validation loss)", NULL, 0, 0, 0},
+        {"val-samples", PVLM_ARG_I64, &s->val_samples, "held-out samples per stream, the same ones at every evaluation", NULL, 1, 1e15, 0},
+        {"val-seed", PVLM_ARG_I64, &s->val_seed, "seed of the held-out sample order and PrefixLM splits", NULL, 0, 0, 0},
+        {"eval-captions", PVLM_ARG_INT, &s->eval_captions, "caption the first K held-out images and score CIDEr-D/BLEU-4 (0: off)", NULL, 0, 1 << 30, 0},
+        {"eval-caption-every", PVLM_ARG_I64, &s->eval_caption_every, "caption only at evaluations whose step is a multiple of M (0: every evaluation)", NULL, 0, 1e15, 0},
+        {"best-metric", PVLM_ARG_STR, &s->best_metric, "keep D/best naming the checkpoint with the best METRIC[:min|max]: val_loss_image, val_loss_text, cider, bleu4", NULL, 0, 0, 0},
     };
     const pvlm_cmd cmd = {"pvlm pretrain",
                           "Data-parallel PrefixLM pretraining over MPI (mpirun/srun) with exact checkpoint/resume. "

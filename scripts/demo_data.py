@@ -5,7 +5,8 @@ emoji: the emoji-datasource-{apple,twitter,facebook,google} npm tarballs (64 px 
   -> COCO-style caption files (images + annotations) for the training vendors and the held-out vendor,
      one caption set per image built from the emoji's name, short names, category and subcategory;
   -> VQA v2 questions/annotations JSON (official format) for the held-out vendor;
-  -> the most frequent training caption (the baseline the demo reports).
+  -> a validation split (other concepts, same held-out vendor) for choosing recipes and for
+     `pvlm pretrain --eval-every`, and a "novel" split: concepts left out of training in every style.
 wordnet: Debian's wordnet-base glosses -> C4-format JSON lines ({"text","url","timestamp"}), zstd-compressed.
 
 Python standard library only (plus the `zstd` command). Deterministic: no randomness.
@@ -154,6 +155,9 @@ def main():
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--holdout", default="google", choices=VENDORS)
     ap.add_argument("--max-test", type=int, default=0, help="cap held-out images (0 = all)")
+    ap.add_argument("--max-val", type=int, default=100, help="validation images (other concepts than the test ones)")
+    ap.add_argument("--novel-every", type=int, default=24,
+                    help="leave every N-th concept out of training in every style: the novel-concept split (0: none)")
     ap.add_argument("--picture-weight", type=int, default=4,
                     help="copies of the 'a picture of' caption per training image (vs 1 per question caption)")
     ap.add_argument("--wordnet-dir", default="/usr/share/wordnet")
@@ -178,11 +182,18 @@ def main():
     wanted = {e["image"] for e, _, _ in usable}
     counts = {v: extract(tgz[v], v, img_root, wanted) for v in VENDORS}
 
-    test_entries = usable if args.max_test <= 0 else usable[:: max(1, len(usable) // args.max_test)][: args.max_test]
+    # Splits by position in the package's sort order: test = every k-th concept from 0, validation = every
+    # k-th from k/2 (disjoint), novel = every n-th from 1, removed from training in every style.
+    k = max(1, len(usable) // args.max_test) if args.max_test > 0 else 1
+    test_entries = usable[::k][: args.max_test] if args.max_test > 0 else usable
+    val_entries = usable[k // 2 :: k][: args.max_val] if k > 1 else []
+    novel = set(range(1, len(usable), args.novel_every)) if args.novel_every > 0 else set()
+    novel_entries = [u for i, u in enumerate(usable) if i in novel]
+    train_entries = [u for i, u in enumerate(usable) if i not in novel]
     train = {"info": {"description": "emoji-datasource 16.0.0, vendors " + ",".join(train_vendors)},
              "images": [], "annotations": []}
     for v in train_vendors:
-        part = coco_file(usable, v, img_root, "train", args.picture_weight)
+        part = coco_file(train_entries, v, img_root, "train", args.picture_weight)
         off_i, off_a = len(train["images"]), len(train["annotations"])
         for im in part["images"]:
             im["id"] += off_i
@@ -192,19 +203,21 @@ def main():
         train["images"] += part["images"]
         train["annotations"] += part["annotations"]
     test = coco_file(test_entries, args.holdout, img_root, "test")
+    val = coco_file(val_entries, args.holdout, img_root, "test")
+    novel_test = coco_file(novel_entries, args.holdout, img_root, "test")
     q, a = vqa_files(test_entries, args.holdout)
-    most = collections.Counter(c for _, caps, _ in usable for c in caps if c.startswith("a picture of "))
-    baseline_caption = most.most_common(1)[0][0][len("a picture of "):]
-    baseline = [{"image_id": im["id"], "caption": baseline_caption} for im in test["images"]]
     answers = collections.Counter(an["multiple_choice_answer"] for an in a["annotations"])
     for name, obj in (("train_captions.json", train), ("test_captions.json", test), ("test_questions.json", q),
-                      ("test_annotations.json", a), ("baseline_most_frequent.json", baseline)):
+                      ("test_annotations.json", a), ("val_captions.json", val), ("novel_captions.json", novel_test)):
         with open(os.path.join(args.out, name), "w") as f:
             json.dump(obj, f, indent=None)
     n_docs = wordnet_c4(os.path.join(args.out, "c4-train.00000-of-00001.json.zst"), args.wordnet_dir)
-    summary = {"concepts": len(usable), "images_per_vendor": counts, "train_images": len(train["images"]),
+    summary = {"concepts": len(usable), "images_per_vendor": counts, "train_concepts": len(train_entries),
+               "train_images": len(train["images"]), "holdout": args.holdout,
                "test_images": len(test["images"]), "test_questions": len(q["questions"]),
-               "baseline_caption": baseline_caption, "most_common_answer": answers.most_common(1)[0],
+               "val_images": len(val["images"]), "novel_images": len(novel_test["images"]),
+               "test_concepts_also_novel": len({id(u) for u in test_entries} & {id(u) for u in novel_entries}),
+               "most_common_answer": answers.most_common(1)[0],
                "c4_documents": n_docs}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -13,6 +13,7 @@ PKGS=(
   liblmdb-dev lmdb-utils libzstd-dev zstd zlib1g-dev
   libcurl4-openssl-dev libturbojpeg0-dev libpng-dev
   libjansson-dev libxxhash-dev
+  libarchive-dev
   # reference implementations and plots used by tests, bench and the demo
   python3 python3-numpy python3-pil python3-torch python3-matplotlib
   # the Slurm requeue test runs a real single-node Slurm

@@ -31,6 +31,7 @@
 #include "io/manifest.h"
 #include "shard/download.h"
 #include "shard/urlsrc.h"
+#include "shard/wdssrc.h"
 
 #define MAX_SHARDS 100000
 #define LOG_PER_REASON 10 /* failures logged individually per reason, then only counted */
@@ -63,6 +64,9 @@ typedef struct item {
     char **caps;
     int64_t row;     /* URL inputs: the row index in the URL list (failures file key) */
     int bad_caption; /* captions refused by the UTF-8 rule (core/utf8.h: not UTF-8, or a NUL) */
+    int64_t tar_off, tar_len; /* webdataset: the image is tar_len bytes at tar_off of path (tar_len 0: a file) */
+    uint64_t tar_xxh3;
+    int orig_w, orig_h; /* webdataset: original size from the json member (0: the decoded image's) */
 } item;
 
 typedef struct item_list {
@@ -370,6 +374,31 @@ static int list_urls(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err
     return rc < 0 ? -1 : 0;
 }
 
+/* Samples of webdataset tars (shard/wdssrc.h); members the source drops are listing failures. */
+static int list_wds(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
+    pvlm_wdssrc *src = pvlm_wdssrc_open(c->webdataset, err);
+    if (!src) return -1;
+    pvlm_wds_sample w;
+    int rc;
+    while ((rc = pvlm_wdssrc_next(src, &w, err)) == 1) {
+        item *it = items_push(l, err);
+        if (!it || !(it->path = strdup(w.tar)) || !(it->id = strdup(w.url ? w.url : w.key)) ||
+            (w.caption && add_caption(it, w.caption, w.caption_len, err))) {
+            rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->webdataset);
+            break;
+        }
+        it->tar_off = w.off, it->tar_len = w.len, it->tar_xxh3 = w.xxh3;
+        it->orig_w = w.orig_w, it->orig_h = w.orig_h;
+    }
+    pvlm_wds_counts cnt;
+    pvlm_wdssrc_get_counts(src, &cnt);
+    pvlm_wdssrc_close(src);
+    for (int k = 0; k < PVLM_WDS_NREASONS; k++) count_fail(l->fails, pvlm_wds_reason_names[k], cnt.bad[k]);
+    pvlm_info("webdataset: %lld samples from %lld members of %lld tars", (long long)cnt.samples,
+              (long long)cnt.members, (long long)cnt.tars);
+    return rc < 0 ? -1 : 0;
+}
+
 /* ---- per-item state ---- */
 typedef struct slot {
     const item *it;
@@ -542,6 +571,11 @@ static void process_item(const build_ctx *b, slot *s, int tid) {
         data = (char *)s->body;
         n = s->body_n;
         s->body = NULL;
+    } else if (it->tar_len > 0) {
+        if (pvlm_wds_read_image(it->path, it->tar_off, it->tar_len, it->tar_xxh3, &data, &n, &err) != 0) {
+            fail(s, "missing_file", "%s: %s", it->id, err.msg);
+            return;
+        }
     } else if (pvlm_read_file(it->path, &data, &n, &err) != 0) {
         if (it->alt_path && pvlm_read_file(it->alt_path, &data, &n, NULL) == 0) {
             src = it->alt_path;
@@ -570,8 +604,8 @@ static void process_item(const build_ctx *b, slot *s, int tid) {
     r.id = it->id;
     r.ncaptions = it->ncap;
     r.captions = (const char **)it->caps;
-    r.orig_w = ow;
-    r.orig_h = oh;
+    r.orig_w = it->orig_w > 0 ? it->orig_w : ow; /* webdataset images were resized by the downloader */
+    r.orig_h = it->orig_h > 0 ? it->orig_h : oh;
     r.stored_w = fit.w;
     r.stored_h = fit.h;
     r.encoding = b->enc;
@@ -939,10 +973,12 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     if (!st) st = &dummy;
     memset(st, 0, sizeof(*st));
     int is_url = (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed);
-    int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + is_url;
+    int is_wds = c->webdataset && *c->webdataset;
+    int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + is_url + is_wds;
     if (ninputs != 1 || ((c->urls && *c->urls) && (c->retry_failed && *c->retry_failed)))
         return pvlm_err_set(err, PVLM_EINVAL,
-                            "give exactly one input: --coco (with --images), --pairs, --urls or --retry-failed");
+                            "give exactly one input: --coco (with --images), --pairs, --urls, --retry-failed or "
+                            "--webdataset");
     if (!c->out || !*c->out) return pvlm_err_set(err, PVLM_EINVAL, "--out is required");
     if (c->image_size < 8 || c->image_size > 4096)
         return pvlm_err_set(err, PVLM_EINVAL, "--image-size %d not in 8..4096", c->image_size);
@@ -975,10 +1011,11 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     R.c = c;
     int rc = -1;
     R.is_url = is_url;
-    const char *kind = c->coco && *c->coco ? "coco" : is_url ? "urls" : "pairs";
+    const char *kind = c->coco && *c->coco ? "coco" : is_url ? "urls" : is_wds ? "webdataset" : "pairs";
     R.items.fails = json_object();
     if ((c->coco && *c->coco ? list_coco(c, &R.items, err)
          : is_url            ? list_urls(c, &R.items, err)
+         : is_wds            ? list_wds(c, &R.items, err)
                              : list_pairs(c, &R.items, err)) != 0)
         goto out;
     if (c->limit > 0 && R.items.n > c->limit) {
@@ -1160,7 +1197,7 @@ int pvlm_shard_images_main(int argc, char **argv) {
     pvlm_shard_images_cfg c;
     pvlm_shard_images_defaults(&c);
     const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL,
-               *retry = NULL;
+               *retry = NULL, *wds = NULL;
     int64_t seed = 0;
     double timeout_s = (double)c.dl.timeout_ms / 1000; /* the flag is in seconds */
     int allow_private = !c.dl.block_private;
@@ -1181,6 +1218,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
          0, 0, 0},
         {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons,
          "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
+        {"webdataset", PVLM_ARG_STR, &wds, "img2dataset/webdataset tars: 'dir/{00000..00123}.tar' or a glob", NULL, 0,
+         0, 0},
         {"concurrency", PVLM_ARG_INT, &c.dl.max_total, "concurrent downloads", NULL, 1, 10000, 0},
         {"per-host", PVLM_ARG_INT, &c.dl.max_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
         {"max-bytes", PVLM_ARG_I64, &c.dl.max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
@@ -1229,13 +1268,15 @@ int pvlm_shard_images_main(int argc, char **argv) {
     c.pairs = pairs;
     c.urls = urls;
     c.retry_failed = retry;
+    c.webdataset = wds;
     c.split = split;
     c.seed = seed;
     c.dl.timeout_ms = (long)(timeout_s * 1000);
     c.dl.block_private = !allow_private;
-    int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls) + (retry && *retry);
+    int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls) + (retry && *retry) + (wds && *wds);
     if (ninputs != 1) {
-        fprintf(stderr, "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed\n");
+        fprintf(stderr,
+                "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed, --webdataset\n");
         return 2;
     }
     if (coco && (!images || !*images)) {

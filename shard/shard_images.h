@@ -9,6 +9,10 @@
  *                              fetched with the libcurl multi downloader (shard/download.h);
  *                              failed rows go to failures.jsonl, and --retry-failed FILE
  *                              builds a new set from only the failed rows of an earlier build
+ *   --webdataset PATTERN       img2dataset / webdataset tars ("dir/{00000..00123}.tar", globs),
+ *                              read through libarchive (shard/wdssrc.h); the record id is the
+ *                              sample's url (its key when the json member has none) and the
+ *                              original size comes from the json member
  * Items are listed in input order, permuted with --seed (unless --shuffle 0) and cut
  * into N contiguous ranges, one per shard; shard k is built from its range only, so
  * shards are independent (parts of a cluster job build disjoint subsets) and a shard's
@@ -44,6 +48,7 @@ typedef struct pvlm_shard_images_cfg {
     const char *url_col, *caption_col; /* column names or 0-based indices */
     const char *retry_failed;          /* failures.jsonl of an earlier build: fetch only its URLs */
     const char *retry_reasons;         /* "" = every retryable reason, "all", or "timeout,http_5xx" */
+    const char *webdataset;            /* tar pattern (shard/wdssrc.h) */
     int shards;                        /* number of shards (0: from records_per_shard) */
     int64_t records_per_shard;         /* used when shards == 0 */
     int image_size;                    /* S: stored images are S x S */

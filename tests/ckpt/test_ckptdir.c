@@ -1,6 +1,8 @@
 /* test_ckptdir.c - io/ckptdir checkpoint directories. Modes:
  *   commit     atomic commit, state.json fields, latest pointer, replace, abort, refusals
  *   retention  keep last K, every M-th, latest protected
+ *   best       the `best` pointer follows the best value of a metric (min and max), ignores NaN and other
+ *              metrics' records, and retention never deletes the checkpoint it names
  *   corrupt    verify detects a flipped byte, a truncated file, a missing file, an edited state.json,
  *              a missing state.json; find_resume skips corrupt newest checkpoints
  *   crash      a leftover tmp dir never becomes latest; SIGKILL at random points of repeated commits
@@ -9,6 +11,7 @@
  *              fit fails with a clear error and the older checkpoint and `latest` survive
  *   fsize      the same with RLIMIT_FSIZE (EFBIG) where mounting is not permitted */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -251,6 +254,64 @@ static void test_retention(void) {
     CHECK(has_step(dir, 2) && has_step(dir, 4) && !has_step(dir, 1) && !has_step(dir, 3));
 }
 
+/* A run that evaluates at every checkpoint: the value of step s is vals[i]; keep the newest 2. */
+static void test_best(void) {
+    char dir[4200];
+    pvlm_err err = {0};
+    fresh(dir, sizeof dir, "best");
+    pvlm_ckptdir_retention keep = {.keep_last = 2, .keep_every = 0};
+    const double vals[6] = {5.0, 3.0, 4.0, NAN, 3.5, 6.0}; /* best (min) is step 20 */
+    int64_t s = -1;
+    double v = 0;
+    CHECK(pvlm_ckptdir_read_best(dir, &s, &v, &err) == -1 && err.code == PVLM_ENOTFOUND);
+    for (int i = 0; i < 6; i++) {
+        int64_t step = (i + 1) * 10;
+        int is_best = -1;
+        CHECK_OK(make_ckpt(dir, step, 16, &keep, &err), &err);
+        CHECK_OK(pvlm_ckptdir_offer_best(dir, step, "val_loss_image", 0, vals[i], &is_best, &err), &err);
+        CHECK_MSG(is_best == (i <= 1), "step %lld is_best %d", (long long)step, is_best);
+    }
+    CHECK_OK(pvlm_ckptdir_read_best(dir, &s, &v, &err), &err);
+    CHECK_MSG(s == 20 && v == 3.0, "best %lld %g", (long long)s, v);
+    /* retention kept the newest two, the best one, and nothing else */
+    int64_t *steps;
+    int n;
+    CHECK_OK(pvlm_ckptdir_list(dir, &steps, &n, &err), &err);
+    CHECK_MSG(n == 3 && steps[0] == 20 && steps[1] == 50 && steps[2] == 60, "n=%d", n);
+    free(steps);
+    CHECK(latest_of(dir) == 60); /* resume still takes the newest */
+    pvlm_ckptdir_resume r;
+    CHECK_OK(pvlm_ckptdir_find_resume(dir, &r, &err), &err);
+    CHECK(r.found && r.step == 60);
+    pvlm_ckptdir_resume_free(&r);
+
+    /* a new best moves the pointer; the old best is then an ordinary checkpoint and is pruned */
+    int is_best = 0;
+    CHECK_OK(make_ckpt(dir, 70, 16, &keep, &err), &err);
+    CHECK_OK(pvlm_ckptdir_offer_best(dir, 70, "val_loss_image", 0, 2.5, &is_best, &err), &err);
+    CHECK(is_best == 1);
+    CHECK_OK(make_ckpt(dir, 80, 16, &keep, &err), &err);
+    CHECK(has_step(dir, 70) && has_step(dir, 80) && !has_step(dir, 20) && !has_step(dir, 60));
+
+    /* another metric or mode replaces the record; max mode keeps the highest */
+    CHECK_OK(pvlm_ckptdir_offer_best(dir, 80, "cider", 1, 0.25, &is_best, &err), &err);
+    CHECK(is_best == 1);
+    CHECK_OK(make_ckpt(dir, 90, 16, &keep, &err), &err);
+    CHECK_OK(pvlm_ckptdir_offer_best(dir, 90, "cider", 1, 0.20, &is_best, &err), &err);
+    CHECK(is_best == 0);
+    CHECK_OK(make_ckpt(dir, 100, 16, &keep, &err), &err);
+    CHECK_OK(pvlm_ckptdir_read_best(dir, &s, &v, &err), &err);
+    CHECK(s == 80 && v == 0.25 && has_step(dir, 80) && has_step(dir, 90) && !has_step(dir, 70));
+
+    /* a garbled record is reported and then replaced by the next offer */
+    char p[4300];
+    snprintf(p, sizeof p, "%s/best", dir);
+    CHECK_OK(pvlm_write_file_atomic(p, "{\"step\": \"x\"}", 13, &err), &err);
+    CHECK(pvlm_ckptdir_read_best(dir, &s, &v, &err) == -1 && strstr(err.msg, "best"));
+    CHECK_OK(pvlm_ckptdir_offer_best(dir, 100, "cider", 1, 0.1, &is_best, &err), &err);
+    CHECK(is_best == 1);
+}
+
 /* Flip one byte of a file in place. */
 static void flip(const char *path, long off) {
     FILE *f = fopen(path, "r+b");
@@ -481,6 +542,7 @@ int main(int argc, char **argv) {
     int all = !strcmp(mode, "all");
     if (all || !strcmp(mode, "commit")) test_commit();
     if (all || !strcmp(mode, "retention")) test_retention();
+    if (all || !strcmp(mode, "best")) test_best();
     if (all || !strcmp(mode, "corrupt")) test_corrupt();
     if (all || !strcmp(mode, "crash")) test_crash();
     if (!strcmp(mode, "enospc")) {

@@ -23,6 +23,7 @@ static const target k_targets[] = {
     {"urlsrc", pvlm_fuzz_urlsrc},           {"checkpoint", pvlm_fuzz_checkpoint},
     {"lmdb", pvlm_fuzz_lmdb},               {"coco", pvlm_fuzz_coco},       {"http", pvlm_fuzz_http},
     {"ckptdir", pvlm_fuzz_ckptdir},
+    {"wds", pvlm_fuzz_wds},
 };
 enum { NTARGETS = (int)(sizeof k_targets / sizeof k_targets[0]) };
 
