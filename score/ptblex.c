@@ -1427,18 +1427,28 @@ static hit best_rule(lx *L, int p) {
     return best;
 }
 
-int pvlm_ptblex_line(const uint16_t *u, size_t n, const uint16_t *next, size_t next_n, pvlm_ptblex_emit emit,
-                     void *ctx) {
+struct pvlm_ptblex_memo {
+    uint8_t bits[N_RULES][65536 / 8];
+};
+pvlm_ptblex_memo *pvlm_ptblex_memo_new(void) {
+    return calloc(1, sizeof(pvlm_ptblex_memo));
+}
+void pvlm_ptblex_memo_free(pvlm_ptblex_memo *m) {
+    free(m);
+}
+
+int pvlm_ptblex_line(const uint16_t *u, size_t n, const uint16_t *next, size_t next_n, pvlm_ptblex_memo *memo,
+                     pvlm_ptblex_emit emit, void *ctx) {
     size_t total = n + 1 + (next ? next_n : 0);
     uint16_t *c = malloc((total + 1) * sizeof *c);
-    int units = n > 512 ? 65536 : 256;
+    int units = memo || n > 512 ? 65536 : 256;
     lx L;
     memset(&L, 0, sizeof L);
     L.c = c;
     L.n = L.lim = (int)total;
     L.next_dot = malloc((total + 1) * sizeof(int32_t));
     L.mark = calloc(total + 4, 1);
-    L.fail_first = calloc((size_t)N_RULES * (size_t)(units / 8), 1);
+    L.fail_first = memo ? &memo->bits[0][0] : calloc((size_t)N_RULES * (size_t)(units / 8), 1);
     L.cache_units = units;
     ubuf tok = {NULL, 0, 0, 0};
     int rc = 0;
@@ -1482,7 +1492,7 @@ done:
     }
     free(L.mark);
     free(L.next_dot);
-    free(L.fail_first);
+    if (!memo) free(L.fail_first);
     free(c);
     free(tok.u);
     return rc;
