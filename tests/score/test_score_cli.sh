@@ -125,5 +125,10 @@ for c in d["cases"]:
     assert abs(pq[str(c["qid"])] - c["acc_x100_round2"]) <= 1e-9, c
 PYEOF
 done
+# layering: score/ and `pvlm score` (cli/cmd_score.c) include only core/ and score/ (no model, no MPI)
+src=${PVLM_SOURCE_DIR:?}
+other=$(grep -h '^#include "' "$src"/score/*.c "$src"/score/*.h "$src/cli/cmd_score.c" | grep -v '"core/\|"score/')
+[ -z "$other" ] || bad "score/ or cli/cmd_score.c includes outside core/ and score/: $other"
+
 echo "score_cli: $fail failed"
 [ $fail -eq 0 ]
