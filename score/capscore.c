@@ -679,27 +679,32 @@ done:
  * as the following line (a few lexer rules look past a line's end), the last with the end of input.
  * '\n' inside a caption was replaced by ' ' there; the tokenizer here also treats \r, U+2028 etc. as
  * spaces (see docs/scoring.md). */
-static char *tok_before(const char *c, const char *next, pvlm_err *err) {
-    return next ? pvlm_ptb_tokenize_next(c, strlen(c), next, strlen(next), err) : pvlm_ptb_tokenize(c, strlen(c), err);
+static char *tok_before(const char *c, const char *next, pvlm_ptblex_memo *memo, pvlm_err *err) {
+    return pvlm_ptb_tokenize_next(c, strlen(c), next, next ? strlen(next) : 0, memo, err);
 }
 static int tokenize_all(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_capres *res,
                         const int32_t *res_of_ref, char **ref_tok, pvlm_err *err) {
+    pvlm_ptblex_memo *memo = pvlm_ptblex_memo_new(); /* NULL (out of memory) only costs time */
+    int rc = -1;
     for (int32_t j = 0; j < out->n_img; j++) {
         const char *next = j + 1 < out->n_img ? res->caption[res_of_ref[out->ref_index[j + 1]]] : NULL;
-        if (!(out->cand_tok[j] = tok_before(res->caption[res_of_ref[out->ref_index[j]]], next, err))) return -1;
+        if (!(out->cand_tok[j] = tok_before(res->caption[res_of_ref[out->ref_index[j]]], next, memo, err))) goto done;
     }
     const char *prev = NULL;
     int32_t prev_k = -1;
     for (int32_t j = 0; j < out->n_img; j++) {
         int32_t i = out->ref_index[j];
         for (int32_t k = refs->ref_begin[i]; k < refs->ref_begin[i + 1]; k++) {
-            if (prev && !(ref_tok[prev_k] = tok_before(prev, refs->caption[k], err))) return -1;
+            if (prev && !(ref_tok[prev_k] = tok_before(prev, refs->caption[k], memo, err))) goto done;
             prev = refs->caption[k];
             prev_k = k;
         }
     }
-    if (prev && !(ref_tok[prev_k] = tok_before(prev, NULL, err))) return -1;
-    return 0;
+    if (prev && !(ref_tok[prev_k] = tok_before(prev, NULL, memo, err))) goto done;
+    rc = 0;
+done:
+    pvlm_ptblex_memo_free(memo);
+    return rc;
 }
 
 int pvlm_capscore_run(pvlm_capscore *out, const pvlm_caprefs *refs, const pvlm_capres *res,

@@ -115,8 +115,8 @@ static uint16_t *to_utf16(const char *text, size_t len, size_t *n) {
     return u;
 }
 
-static char *tokenize(const char *text, size_t len, const char *next, size_t next_len, int remove_punct,
-                      pvlm_err *err) {
+static char *tokenize(const char *text, size_t len, const char *next, size_t next_len, pvlm_ptblex_memo *memo,
+                      int remove_punct, pvlm_err *err) {
     tokout t = {{NULL, 0, 0, 0}, remove_punct, NULL, 0};
     size_t n = 0, nn = 0;
     uint16_t *u = to_utf16(text, len, &n);
@@ -124,7 +124,7 @@ static char *tokenize(const char *text, size_t len, const char *next, size_t nex
     int rc = -1;
     if (u && (un || !next)) {
         sb_put(&t.out, "", 0);
-        rc = t.out.oom ? -1 : pvlm_ptblex_line(u, n, un, nn, take_token, &t);
+        rc = t.out.oom ? -1 : pvlm_ptblex_line(u, n, un, nn, memo, take_token, &t);
     }
     free(u);
     free(un);
@@ -138,13 +138,14 @@ static char *tokenize(const char *text, size_t len, const char *next, size_t nex
 }
 
 char *pvlm_ptb_tokenize(const char *text, size_t len, pvlm_err *err) {
-    return tokenize(text, len, NULL, 0, 1, err);
+    return tokenize(text, len, NULL, 0, NULL, 1, err);
 }
-char *pvlm_ptb_tokenize_next(const char *text, size_t len, const char *next, size_t next_len, pvlm_err *err) {
-    return tokenize(text, len, next, next_len, 1, err);
+char *pvlm_ptb_tokenize_next(const char *text, size_t len, const char *next, size_t next_len, pvlm_ptblex_memo *memo,
+                             pvlm_err *err) {
+    return tokenize(text, len, next, next_len, memo, 1, err);
 }
 char *pvlm_ptb_tokenize_raw(const char *text, size_t len, pvlm_err *err) {
-    return tokenize(text, len, NULL, 0, 0, err);
+    return tokenize(text, len, NULL, 0, NULL, 0, err);
 }
 
 /* ---------- numpy pairwise sum ---------- */

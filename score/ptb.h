@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "score/ptblex.h"
 
 /* Tokenize `len` bytes of UTF-8 `text` (need not be NUL-terminated) as one line of the official
  * tokenizer's input that is the last line (the lexer sees the end of input after it). Invalid UTF-8
@@ -32,8 +33,10 @@
 char *pvlm_ptb_tokenize(const char *text, size_t len, pvlm_err *err);
 /* The same for a line that is followed by the line `next` in the tokenizer's input (pycocoevalcap
  * tokenizes all captions of a call as one text, one per line): a few rules of the lexer look past the
- * end of the line ("I." followed by a line starting "A ..." is split). */
-char *pvlm_ptb_tokenize_next(const char *text, size_t len, const char *next, size_t next_len, pvlm_err *err);
+ * end of the line ("I." followed by a line starting "A ..." is split). next may be NULL (the last line). memo
+ * (may be NULL): what the lexer learnt on earlier lines, shared to save time (ptblex.h). */
+char *pvlm_ptb_tokenize_next(const char *text, size_t len, const char *next, size_t next_len, pvlm_ptblex_memo *memo,
+                             pvlm_err *err);
 
 /* The same, without pycocoevalcap's punctuation removal (raw PTB tokens,
  * lower-cased): what the Java tokenizer itself would print for the line. */

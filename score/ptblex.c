@@ -40,7 +40,15 @@ typedef struct {
     uint8_t *mark; /* [n+2] scratch for building unions */
     int oom;
     int maxread;         /* the furthest position a rule has read (at) */
-    uint8_t *fail_first; /* long lines: [rules][65536 bits] "this rule fails on seeing only this first unit" */
+    uint8_t *fail_first; /* [rules][units bits]: "this rule fails on seeing only this first unit" */
+    int cache_units;     /* code units below this are remembered (all on long lines, Latin-1 otherwise) */
+    struct {
+        const void *f; /* a rule's main pattern (several rules share one) */
+        int32_t *v;    /* its match ends at the current position */
+        int n;
+        int maxread; /* how far computing it read */
+    } memo[8];
+    int n_memo;
 } lx;
 
 static int32_t *take(lx *L, int k) {
@@ -146,7 +154,14 @@ static ps lit(lx *L, ps s, const char *w) {
 static ps lits(lx *L, ps s, const char *const *ws) {
     ps r = NONE;
     if (!s.n) return NONE;
-    for (; *ws; ws++) r = uni(L, r, lit(L, s, *ws));
+    /* the first units of the (one or two) start positions decide which literals can match at all */
+    int first[4], nf = 0;
+    for (int i = 0; i < s.n && nf < 4; i++) first[nf++] = fold(at(L, s.v[i]));
+    for (; *ws; ws++) {
+        int c = (unsigned char)(*ws)[0], any = s.n > 4;
+        for (int i = 0; i < nf && !any; i++) any = first[i] == c;
+        if (any) r = uni(L, r, lit(L, s, *ws));
+    }
     return r;
 }
 /* class{min,max} (max < 0: unbounded) */
@@ -910,8 +925,25 @@ typedef struct {
 
 /* r1 at p, then r2 (trailing context): the longest total match, split at the last point where
  * r1 matches and r2 matches the rest (what JFlex's general lookahead computes). */
+/* r(p), computed once per position for the patterns several rules share */
+static ps at_start(lx *L, int p, pat r) {
+    for (int i = 0; i < L->n_memo; i++)
+        if (L->memo[i].f == (const void *)r) {
+            if (L->memo[i].maxread > L->maxread) L->maxread = L->memo[i].maxread;
+            return (ps){L->memo[i].v, L->memo[i].n};
+        }
+    ps a = r(L, one(L, p));
+    if (L->n_memo < 8) {
+        L->memo[L->n_memo].f = (const void *)r;
+        L->memo[L->n_memo].v = a.v;
+        L->memo[L->n_memo].n = a.n;
+        L->memo[L->n_memo++].maxread = L->maxread;
+    }
+    return a;
+}
+
 static void look(lx *L, int p, pat r1, pat r2, hit *h) {
-    ps a = r1(L, one(L, p));
+    ps a = at_start(L, p, r1);
     int best = -1, split = -1;
     for (int i = a.n - 1; i >= 0; i--) {
         if (a.v[i] <= p) continue;
@@ -922,7 +954,7 @@ static void look(lx *L, int p, pat r1, pat r2, hit *h) {
     h->tok = split;
 }
 static void plain(lx *L, int p, pat r, hit *h) {
-    int e = max_of(r(L, one(L, p)));
+    int e = max_of(at_start(L, p, r));
     h->end = e > p ? e : -1;
     h->tok = h->end;
 }
@@ -1370,38 +1402,57 @@ static void transform(ubuf *b, const uint16_t *t, size_t n, const rule *r) {
 }
 
 /* ---------- the scanner ---------- */
-/* On long lines, a rule that failed after reading only the first code unit fails wherever that unit
- * starts a token: remembered per rule and unit, which makes megabyte inputs cheap. */
-#define FAIL_BIT(L, k, u) ((L)->fail_first[(size_t)(k) * 8192 + ((u) >> 3)] & (1u << ((u) & 7)))
+/* A rule that failed after reading only the first code unit fails wherever that unit starts a token:
+ * remembered per rule and unit (for Latin-1 units on every line, for all units on long lines), which
+ * skips most rules at most positions and makes megabyte inputs cheap. */
+#define FAIL_BYTE(L, k, u) ((L)->fail_first[(size_t)(k) * (size_t)((L)->cache_units / 8) + ((u) >> 3)])
 
 static hit best_rule(lx *L, int p) {
     hit best = {-1, -1, -1};
     uint16_t u = L->c[p];
+    int cached = L->fail_first && u < L->cache_units;
+    arena_reset(L); /* once per position: the shared patterns' sets live until the next one */
+    L->n_memo = 0;
     for (int k = 0; k < N_RULES && !L->oom; k++) {
-        if (L->fail_first && FAIL_BIT(L, k, u)) continue;
+        if (cached && (FAIL_BYTE(L, k, u) & (1u << (u & 7)))) continue;
         hit h = {-1, -1, k};
-        arena_reset(L);
         L->maxread = p;
         if (RULES[k].r2)
             look(L, p, RULES[k].r1, RULES[k].r2, &h);
         else
             plain(L, p, RULES[k].r1, &h);
-        if (h.end < 0 && L->maxread <= p && L->fail_first)
-            L->fail_first[(size_t)k * 8192 + (u >> 3)] |= (uint8_t)(1u << (u & 7));
+        if (h.end < 0 && L->maxread <= p && cached) FAIL_BYTE(L, k, u) |= (uint8_t)(1u << (u & 7));
         if (h.end > best.end) best = h;
     }
     return best;
 }
 
-int pvlm_ptblex_line(const uint16_t *u, size_t n, const uint16_t *next, size_t next_n, pvlm_ptblex_emit emit,
-                     void *ctx) {
+struct pvlm_ptblex_memo {
+    uint8_t bits[N_RULES][65536 / 8];
+};
+pvlm_ptblex_memo *pvlm_ptblex_memo_new(void) {
+    return calloc(1, sizeof(pvlm_ptblex_memo));
+}
+void pvlm_ptblex_memo_free(pvlm_ptblex_memo *m) {
+    free(m);
+}
+
+int pvlm_ptblex_line(const uint16_t *u, size_t n, const uint16_t *next, size_t next_n, pvlm_ptblex_memo *memo,
+                     pvlm_ptblex_emit emit, void *ctx) {
     size_t total = n + 1 + (next ? next_n : 0);
     uint16_t *c = malloc((total + 1) * sizeof *c);
-    lx L = {c, (int)total, (int)total, malloc((total + 1) * sizeof(int32_t)), NULL, calloc(total + 4, 1), 0, 0,
-            n > 512 ? calloc((size_t)N_RULES * 8192, 1) : NULL};
+    int units = memo || n > 512 ? 65536 : 256;
+    lx L;
+    memset(&L, 0, sizeof L);
+    L.c = c;
+    L.n = L.lim = (int)total;
+    L.next_dot = malloc((total + 1) * sizeof(int32_t));
+    L.mark = calloc(total + 4, 1);
+    L.fail_first = memo ? &memo->bits[0][0] : calloc((size_t)N_RULES * (size_t)(units / 8), 1);
+    L.cache_units = units;
     ubuf tok = {NULL, 0, 0, 0};
     int rc = 0;
-    if (!c || !L.mark || !L.next_dot || total > (size_t)INT32_MAX / 2) {
+    if (!c || !L.mark || !L.next_dot || !L.fail_first || total > (size_t)INT32_MAX / 2) {
         rc = -1;
         goto done;
     }
@@ -1441,7 +1492,7 @@ done:
     }
     free(L.mark);
     free(L.next_dot);
-    free(L.fail_first);
+    if (!memo) free(L.fail_first);
     free(c);
     free(tok.u);
     return rc;

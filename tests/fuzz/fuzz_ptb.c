@@ -13,7 +13,7 @@ int pvlm_fuzz_ptb(const uint8_t *data, size_t size) {
     char *a = pvlm_ptb_tokenize(text, size, &err);
     char *b = pvlm_ptb_tokenize_raw(text, size, &err);
     if (!a || !b) abort();
-    char *c = pvlm_ptb_tokenize_next(text, size / 2, text + size / 2, size - size / 2, &err);
+    char *c = pvlm_ptb_tokenize_next(text, size / 2, text + size / 2, size - size / 2, NULL, &err);
     if (!c) abort();
     free(c);
     size_t ln = 0;

@@ -1,5 +1,6 @@
 /* fuzz_vqa.c - score/vqa_eval.h normalisation on arbitrary strings (the input, NUL-terminated) and
- * the accuracy of a question whose prediction and answers come from the input's NUL-split parts. */
+ * the accuracy of a question whose prediction and answers come from the input's NUL-split parts (with
+ * answer ids, and without: whole-dict comparison). */
 #include <stdlib.h>
 
 #include "score/vqa_eval.h"
@@ -35,6 +36,10 @@ int pvlm_fuzz_vqa(const uint8_t *data, size_t size) {
         double acc = pvlm_vqa_question_acc(&it, (pvlm_vqa_version)v);
         if (!(acc >= 0 && acc <= 1)) abort();
     }
+    /* answers without ids (whole-dict comparison: equal answers are left out together) */
+    for (int k = 0; k < it.n_gt; k++) it.gt_rest[k] = "{}";
+    double acc = pvlm_vqa_question_acc(&it, PVLM_VQA_2021);
+    if (!(acc >= 0 && acc <= 1)) abort();
     pvlm_vqa_result r;
     pvlm_err err = {0};
     if (pvlm_vqa_evaluate(&it, 1, PVLM_VQA_2021, &r, &err) == 0) pvlm_vqa_result_free(&r);

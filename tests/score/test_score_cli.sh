@@ -65,6 +65,22 @@ import json,sys; j=json.load(open('$tmp/nc.json'))
 assert j['n_images']==6 and sorted(j['domains'])==['in-domain','near-domain','out-domain'], j
 assert all(d['n_images']==2 for d in j['domains'].values())
 " || bad "nocaps domains"
+# the evaluation server's formats: --nocaps-out (its result layout) and --submission (the whole split)
+"$bin" score captions --annotations "$tmp/nocaps.json" --results "$tmp/nocaps_res.json" --nocaps-out "$tmp/server.json" \
+  --submission "$tmp/sub.json" > /dev/null 2>&1 || bad "nocaps server formats"
+"$py" -c "
+import json; s=json.load(open('$tmp/server.json')); j=json.load(open('$tmp/nc.json')); sub=json.load(open('$tmp/sub.json'))
+assert [list(e) for e in s]==[['in-domain'],['near-domain'],['out-domain'],['entire']], s
+for e, name in zip(s, ['in-domain','near-domain','out-domain','entire']):
+    assert list(e[name])==['B1','B2','B3','B4','METEOR','ROUGE-L','CIDEr','SPICE'], e
+    ref = j if name=='entire' else j['domains'][name]
+    assert e[name]['CIDEr']==ref['CIDEr'] and e[name]['B4']==ref['Bleu_4'] and e[name]['METEOR'] is None
+assert [r['image_id'] for r in sub]==list(range(6)) and all(set(r)=={'image_id','caption'} for r in sub), sub
+" || bad "nocaps server format values"
+echo '[{"image_id": 0, "caption": "a dog"}]' > "$tmp/partial.json"
+"$bin" score captions --annotations "$tmp/nocaps.json" --results "$tmp/partial.json" --submission "$tmp/sub2.json" \
+  > /dev/null 2> "$tmp/err.txt" && bad "an incomplete submission must fail"
+grep -q "no caption for image id 1" "$tmp/err.txt" || bad "incomplete submission message: $(cat "$tmp/err.txt")"
 
 # METEOR / SPICE plumbing through a stand-in for java (the official jars are not available here)
 printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$py" "$(dirname "$0")/fake_java.py" > "$tmp/java"; chmod +x "$tmp/java"
@@ -109,5 +125,10 @@ for c in d["cases"]:
     assert abs(pq[str(c["qid"])] - c["acc_x100_round2"]) <= 1e-9, c
 PYEOF
 done
+# layering: score/ and `pvlm score` (cli/cmd_score.c) include only core/ and score/ (no model, no MPI)
+src=${PVLM_SOURCE_DIR:?}
+other=$(grep -h '^#include "' "$src"/score/*.c "$src"/score/*.h "$src/cli/cmd_score.c" | grep -v '"core/\|"score/')
+[ -z "$other" ] || bad "score/ or cli/cmd_score.c includes outside core/ and score/: $other"
+
 echo "score_cli: $fail failed"
 [ $fail -eq 0 ]
