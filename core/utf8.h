@@ -1,4 +1,4 @@
-/* utf8.h - the one UTF-8 rule of pvlm: validate, decode one code point, sanitize.
+/* utf8.h - the one UTF-8 rule of pvlm: validate, decode and encode one code point, sanitize.
  *
  * Well-formed means RFC 3629 / Unicode's table of well-formed byte sequences (Unicode
  * Standard, chapter 3, "UTF-8", Table 3-7): no overlong forms (C0, C1, E0 80..9F,
@@ -49,6 +49,9 @@ static inline int pvlm_utf8_decode(const void *str, size_t n, uint32_t *cp) {
     return len;
 }
 
+/* The UTF-8 bytes of code point c (at most U+10FFFF, not a surrogate) into u (room for 4); returns
+ * their count (1..4). */
+size_t pvlm_utf8_encode(uint32_t c, char *u);
 /* 1 if s[0..n) is well-formed UTF-8 (U+0000 allowed), else 0. */
 int pvlm_utf8_valid(const char *s, size_t n);
 /* 1 if s[0..n) is well-formed UTF-8 without U+0000 (a caption or other C-string text). */

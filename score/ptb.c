@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "score/ptblex.h"
 #include "score/ucd.h"
 
@@ -78,7 +79,7 @@ static int take_token(void *ctx, const uint16_t *u, size_t n) {
     char tok[64], *w = tok;
     size_t len = 0;
     if (k * 4 > sizeof tok && !(w = malloc(k * 4))) return -1;
-    for (size_t i = 0; i < k; i++) len += pvlm_ucd_utf8_encode(t->cp[m + i], w + len);
+    for (size_t i = 0; i < k; i++) len += pvlm_utf8_encode(t->cp[m + i], w + len);
     int drop = 0;
     if (t->remove_punct && len <= 5)
         for (const char *const *q = coco_punct; *q; q++)
@@ -100,7 +101,7 @@ static uint16_t *to_utf16(const char *text, size_t len, size_t *n) {
         free(u);
         return NULL;
     }
-    size_t m = pvlm_ucd_utf8_decode(text, len, cps), k = 0;
+    size_t m = pvlm_utf8_decode_all(text, len, cps), k = 0;
     for (size_t i = 0; i < m; i++) {
         uint32_t c = cps[i];
         if (c >= 0x10000) {

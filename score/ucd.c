@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "core/utf8.h"
 #include "score/ucd_tables.inc"
 
 static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
@@ -83,60 +84,6 @@ size_t pvlm_ucd_lower_full(const uint32_t *in, size_t n, uint32_t *out) {
     return o;
 }
 
-size_t pvlm_ucd_utf8_decode(const char *str, size_t len, uint32_t *out) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, n = 0;
-    while (i < len) {
-        unsigned c = s[i++];
-        uint32_t cp;
-        size_t need;
-        if (c < 0x80) {
-            out[n++] = c;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            cp = c & 0x1F, need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            cp = c & 0x0F, need = 2;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            cp = c & 0x07, need = 3;
-        } else {
-            out[n++] = 0xFFFD;
-            continue;
-        }
-        size_t k = 0;
-        for (; k < need && i + k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
-        i += k;
-        if (k < need || (need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            cp = 0xFFFD;
-        out[n++] = cp;
-    }
-    return n;
-}
-
-size_t pvlm_ucd_utf8_encode(uint32_t c, char *u) {
-    if (c < 0x80) {
-        u[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        u[0] = (char)(0xC0 | (c >> 6));
-        u[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        u[0] = (char)(0xE0 | (c >> 12));
-        u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    u[0] = (char)(0xF0 | (c >> 18));
-    u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 char *pvlm_ucd_lower_utf8(const char *s, size_t n, size_t *out_len) {
     uint32_t *cps = malloc((n + 1) * 4 * sizeof *cps);
     char *out = malloc(n * 9 + 1); /* each input byte: at most 3 code points of up to 3 bytes */
@@ -145,10 +92,10 @@ char *pvlm_ucd_lower_utf8(const char *s, size_t n, size_t *out_len) {
         free(out);
         return NULL;
     }
-    size_t m = pvlm_ucd_utf8_decode(s, n, cps);
+    size_t m = pvlm_utf8_decode_all(s, n, cps);
     size_t k = pvlm_ucd_lower_full(cps, m, cps + n + 1);
     size_t o = 0;
-    for (size_t i = 0; i < k; i++) o += pvlm_ucd_utf8_encode(cps[n + 1 + i], out + o);
+    for (size_t i = 0; i < k; i++) o += pvlm_utf8_encode(cps[n + 1 + i], out + o);
     out[o] = 0;
     free(cps);
     if (out_len) *out_len = o;

@@ -27,11 +27,7 @@ uint32_t pvlm_ucd_lower(uint32_t c);
  * 3*n code points; returns the number written. */
 size_t pvlm_ucd_lower_full(const uint32_t *in, size_t n, uint32_t *out);
 
-/* Decode UTF-8 s[0..n) into cps (room for n entries); invalid bytes and sequences (overlong, surrogate,
- * beyond U+10FFFF, truncated) each become U+FFFD. Returns the number of code points. */
-size_t pvlm_ucd_utf8_decode(const char *s, size_t n, uint32_t *cps);
-/* Encode one code point as UTF-8 into u (4 bytes); returns its length. */
-size_t pvlm_ucd_utf8_encode(uint32_t c, char *u);
+/* UTF-8 decoding and encoding: core/utf8.h (the one rule). */
 
 /* Python 3's s.lower() of UTF-8 text s[0..n): a new NUL-terminated string (caller free()s; *out_len
  * gets its length), or NULL when out of memory. Invalid UTF-8 becomes U+FFFD. */

@@ -9,6 +9,7 @@
 
 #include "core/i64map.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "score/ptb.h"
 #include "score/ucd.h"
 
@@ -52,10 +53,9 @@ static size_t digit_at(const char *s, size_t i, size_t n) {
     if (i >= n) return 0;
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80) return c >= '0' && c <= '9';
-    size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (i + k > n) return 0;
-    uint32_t cp[4];
-    return pvlm_ucd_utf8_decode(s + i, k, cp) == 1 && pvlm_ucd_is_digit(cp[0]) ? k : 0;
+    uint32_t cp;
+    int k = pvlm_utf8_decode(s + i, n - i, &cp);
+    return k && pvlm_ucd_is_digit(cp) ? (size_t)k : 0;
 }
 /* a digit ending at s[end-1] */
 static int digit_before(const char *s, size_t end) {

@@ -19,7 +19,7 @@ int pvlm_fuzz_wds(const uint8_t *data, size_t size) {
         int64_t n = 0;
         int rc;
         while ((rc = pvlm_wdssrc_next(s, &w, &err)) == 1) {
-            if (!w.key || w.off < 0 || w.len < 0 || (w.caption && !w.caption[0])) abort();
+            if (!w.key || w.off < 0 || w.len < 0 || (w.caption && w.caption_len == 0)) abort();
             char *img;
             size_t len;
             if (pvlm_wds_read_image(w.tar, w.off, w.len, w.xxh3, &img, &len, &err) || (int64_t)len != w.len) abort();
