@@ -23,20 +23,23 @@
 # munge talks over a Unix socket) serves all hosts. The file system is shared, as a cluster's
 # shared file system would be.
 # State (config, spools, logs, PID files, namespace mounts): PVLM_CLUSTER_DIR (default
-# /tmp/pvlm-testcluster). Ports 6917 (slurmctld) and 6918 (slurmd), distinct from
+# /tmp/pvlm-testcluster); namespaces are named PVLM_CLUSTER_NAME-head, -node1... (default pvlmc; at
+# most 8 characters: interface names are limited to 15). Ports 6917 (slurmctld) and 6918 (slurmd), distinct from
 # scripts/slurm-local.sh's 6817/6818 even though the namespaces would keep them apart anyway.
 # Needs root (namespaces, mounts, daemons) and the packages of scripts/install-deps.sh (iproute2,
 # util-linux, slurm-wlm, slurmctld, slurmd, slurm-client, munge); installs nothing itself.
 set -euo pipefail
 
 S=${PVLM_CLUSTER_DIR:-/tmp/pvlm-testcluster}
-P=pvlmc                        # namespace name prefix
+P=${PVLM_CLUSTER_NAME:-pvlmc}   # namespace name prefix: clusters of different names can coexist
 NET=10.231.0                   # the cluster's /24
 CTLD_PORT=6917
 SLURMD_PORT=6918
 
 die() { echo "testcluster: $*" >&2; exit 1; }
 say() { echo "testcluster: $*" >&2; }
+
+[[ "$P" =~ ^[a-z][a-z0-9]{0,7}$ ]] || { echo "testcluster: PVLM_CLUSTER_NAME must be 1-8 lower-case letters/digits" >&2; exit 1; }
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || die "must run as root: it creates network/UTS namespaces and starts munged, slurmctld and slurmd (run it with sudo, or as root in CI)"

@@ -10,11 +10,16 @@
 # 3. Exit 3 (= a complete checkpoint exists): `scontrol requeue $SLURM_JOB_ID` unless the job has
 #    been requeued PVLM_MAX_REQUEUES times already (SLURM_RESTART_COUNT). scontrol requeue kills this
 #    script at once, which is why it is called only after the checkpoint is complete.
-#    Exit 0: done. Anything else: the job fails with that code (no requeue loop on real errors).
+#    Exit 0: done. Exit 2 (usage): the job fails. Anything else (an error, a watchdog abort, a killed
+#    rank): if every node of the allocation still runs a task, the job fails with that code (no
+#    requeue loop on real errors); if one does not (a node was lost), the script waits for Slurm to
+#    mark the node down and requeue the job (--requeue) on the remaining nodes (up to
+#    PVLM_NODE_FAIL_WAIT seconds, default 2 x SlurmdTimeout + 30), and the requeued job resumes.
 #
 # Environment: PVLM_BIN (default: pvlm on PATH), PVLM_CKPT_DIR (required; on a file system all
 # nodes share), PVLM_LOG_DIR (default $PVLM_CKPT_DIR/logs), PVLM_MAX_REQUEUES (default 20),
-# PVLM_SRUN_ARGS (extra srun flags). Threads per rank: SLURM_CPUS_PER_TASK when set.
+# PVLM_SRUN_ARGS (extra srun flags), PVLM_NODE_FAIL_WAIT, PVLM_PROBE_TIMEOUT (the node probe's
+# limit, default 60 s). Threads per rank: SLURM_CPUS_PER_TASK when set.
 set -uo pipefail
 
 PVLM_BIN=${PVLM_BIN:-pvlm}
@@ -74,8 +79,36 @@ if [ $rc -gt 128 ] && [ -n "$got_signal" ]; then
   [ $r2 -ne 127 ] && rc=$r2
 fi
 
+# nodes_healthy: every node of the allocation runs a trivial task (a dead host, a dead slurmd or a
+# pulled cable fails this within MessageTimeout)
+nodes_healthy() {
+  timeout "${PVLM_PROBE_TIMEOUT:-60}" srun --nodes="${SLURM_JOB_NUM_NODES:-1}" --ntasks-per-node=1 --kill-on-bad-exit=1 \
+    true >/dev/null 2>&1
+}
+
+# After a node loss the ranks end within seconds (a rank's peers see its TCP connections close, or
+# the watchdog fires), before Slurm has noticed the node: Slurm marks it DOWN after SlurmdTimeout
+# and then requeues this --requeue job itself (NODE_FAIL) on the remaining nodes, killing this script.
+# So wait for that instead of failing the job; give up after PVLM_NODE_FAIL_WAIT seconds
+# (default 2 x SlurmdTimeout + 30).
+wait_for_node_failure() {
+  local limit=${PVLM_NODE_FAIL_WAIT:-} t
+  if [ -z "$limit" ]; then
+    t=$(scontrol show config 2>/dev/null | sed -nE 's/^SlurmdTimeout *= *([0-9]+).*/\1/p')
+    limit=$(( 2 * ${t:-300} + 30 ))
+  fi
+  say "a node of this job does not respond: waiting up to ${limit} s for Slurm to requeue the job (node failure)"
+  sleep "$limit"
+  say "Slurm did not requeue the job within ${limit} s"
+}
+
 case $rc in
   0) say "training finished"; exit 0 ;;
   3) say "stopped after a complete checkpoint"; requeue ;;
-  *) say "pvlm pretrain failed with exit code $rc (see $log)"; exit "$rc" ;;
+  2) say "pvlm pretrain: usage error (exit 2, see $log)"; exit 2 ;;
+  *)
+    # A real error (1), a watchdog abort (4) or a killed rank: was a node lost? Then the job is
+    # worth resuming from its last checkpoint on the nodes that remain; otherwise fail (no loop).
+    if ! nodes_healthy; then wait_for_node_failure; fi
+    say "pvlm pretrain failed with exit code $rc (see $log)"; exit "$rc" ;;
 esac
