@@ -56,5 +56,3 @@ hosts_of() { sed -nE 's/.*rank [0-9]+ of [0-9]+ on host ([^ ]+).*/\1/p' "$1" | s
 # tx_total: bytes all hosts sent over their links (veth counters)
 tx_total() { tc bytes | awk 'NR > 1 { s += $2 } END { print s + 0 }'; }
 
-# loss_at LOG STEP: the loss logged at a step
-loss_at() { sed -nE "s/.*step $2\/[0-9]+ \| loss ([0-9.]+).*/\1/p" "$1" | head -1; }
