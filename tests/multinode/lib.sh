@@ -24,7 +24,9 @@ trap cluster_down EXIT
 tc down >/dev/null 2>&1 || true
 tc up "${NODES:-3}" || fail "could not start the test cluster"
 
-export PVLM_CKPT_DIR=$PVLM_TMP/ck PVLM_LOG_DIR=$PVLM_TMP/logs PVLM_SLURM_DIR=$PVLM_SOURCE_DIR/slurm PVLM_MAX_REQUEUES=3
+# PVLM_START_RETRIES: on a machine loaded far beyond its cores Open MPI's MPI_Init race (pvlm-job.sh)
+# was seen to hit 2 starts in a row
+export PVLM_CKPT_DIR=$PVLM_TMP/ck PVLM_LOG_DIR=$PVLM_TMP/logs PVLM_SLURM_DIR=$PVLM_SOURCE_DIR/slurm PVLM_MAX_REQUEUES=3 PVLM_START_RETRIES=5
 # (`testcluster.sh run` adds SLURM_CONF and Open MPI's TCP-only settings to what sbatch exports;
 # this shell keeps the defaults, so the single-host reference runs use shared memory as usual.)
 
