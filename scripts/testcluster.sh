@@ -97,22 +97,7 @@ SlurmctldPidFile=$S/run/slurmctld.pid
 SlurmctldLogFile=$S/log/slurmctld.log
 SlurmctldDebug=info
 SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SwitchType=switch/none
-MpiDefault=pmix
-MailProg=/bin/true
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,bf_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-JobRequeue=1
-KillWait=10
-MinJobAge=600
+$("$(dirname "$0")/slurm-local.sh" conf-common)
 # a host that stops answering is marked DOWN after 20 s (default 300) and its job is requeued/killed
 SlurmdTimeout=20
 # a step whose rank dies is ended promptly (srun --kill-on-bad-exit does the same per job)

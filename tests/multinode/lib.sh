@@ -58,3 +58,18 @@ hosts_of() { sed -nE 's/.*rank [0-9]+ of [0-9]+ on host ([^ ]+).*/\1/p' "$1" | s
 # tx_total: bytes all hosts sent over their links (veth counters)
 tx_total() { tc bytes | awk 'NR > 1 { s += $2 } END { print s + 0 }'; }
 
+
+# keep_resume_point: copy the checkpoint ck/latest names (the one a resumed run will start from)
+# to refck/, for same_as_single_host_resume
+keep_resume_point() { mkdir -p refck && cp -r "ck/$(cat ck/latest)" refck/ && cp ck/latest refck/; }
+
+# same_as_single_host_resume STEPS ARGS...: resume refck/ with 2 ranks on this host (mpirun, shared
+# memory) to STEPS and compare its final parameters and moments with the cluster run's
+same_as_single_host_resume() {
+  local steps=$1 rc; shift
+  set +e; pretrain 2 "$@" --ckpt-dir refck --resume auto 2>refck.log; rc=$?; set -e
+  [ $rc -eq 0 ] || fail "single-host 2-rank resume failed: $(tail -3 refck.log)"
+  local S; S=$(printf 'step_%08d' "$steps")
+  [ "$(cat ck/latest)" = "$S" ] || fail "final checkpoint missing"
+  same_files "ck/$S" "refck/$S" model.safetensors optim.safetensors
+}

@@ -37,7 +37,7 @@ echo "surviving ranks ended $t_ranks ms after node3 died"
 # the checkpoint the run will resume from must verify
 L=$(latest_step ck)
 verify_ckpt "ck/$(cat ck/latest)" || fail "latest checkpoint ck/$(cat ck/latest) does not verify"
-mkdir -p refck && cp -r "ck/$(cat ck/latest)" refck/ && cp ck/latest refck/
+keep_resume_point
 job_field() { tc run scontrol show job "$JOB" 2>/dev/null | tr ' ' '\n' | sed -nE "s/^$1=//p" | head -1; }
 wait_for '[ "$(job_field JobState)" = PENDING ] && [ "$(job_field Restarts)" -ge 1 ]' 120 ||
   fail "job not requeued within 120 s of the node loss: $(tc run squeue -j "$JOB" 2>&1 | tail -1); $(tail -3 slurm-$JOB.out)"
@@ -51,9 +51,5 @@ finish 200
 log1=logs/pretrain-$JOB-r1.log
 [ "$(hosts_of "$log1")" = "node1 node2 " ] || fail "requeued run on hosts '$(hosts_of "$log1")', want node1 node2"
 grep -q "resumed at step $L " "$log1" || fail "requeued run did not resume at step $L: $(grep -m1 resume "$log1")"
-set +e; pretrain 2 "${ARGS[@]}" --ckpt-dir refck --resume auto 2>refck.log; rc=$?; set -e
-[ $rc -eq 0 ] || fail "single-host 2-rank resume failed: $(tail -3 refck.log)"
-S=$(printf 'step_%08d' "$STEPS")
-[ "$(cat ck/latest)" = "$S" ] || fail "final checkpoint missing"
-same_files "ck/$S" "refck/$S" model.safetensors optim.safetensors
+same_as_single_host_resume "$STEPS" "${ARGS[@]}"
 pass "job $JOB: node3 killed -> ranks ended in $t_ranks ms -> requeued by Slurm in $t_requeue ms -> restarted on 2 nodes at $t_restart ms -> resumed from step $L on node1 node2 -> finished; == single-host 2-rank resume"

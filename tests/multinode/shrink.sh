@@ -22,7 +22,7 @@ tc stop-node 3
 tc run scontrol update JobId="$JOB" NumNodes=2 NumTasks=2 || fail "cannot lower the requeued job to 2 nodes"
 K=$(latest_step ck)
 # the checkpoint the 2-host run will resume from, for the single-host reference
-mkdir -p refck && cp -r "ck/$(cat ck/latest)" refck/ && cp ck/latest refck/
+keep_resume_point
 echo "first run stopped at step $K on 3 hosts; node3 drained and its slurmd stopped"
 finish 200
 [ "$RC" -eq 0 ] || fail "sbatch --wait returned $RC"
@@ -39,10 +39,5 @@ read -r s0 before < <(sed -nE 's/.*step ([0-9]+)\/[0-9]+ \| loss ([0-9.]+).*/\1 
 read -r s1 after < <(sed -nE 's/.*step ([0-9]+)\/[0-9]+ \| loss ([0-9.]+).*/\1 \2/p' "$log1" | head -1)
 awk -v a="$before" -v b="$after" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d / a < 0.25) }' ||
   fail "loss not continuous: $before at step $s0 (3 hosts), $after at step $s1 (2 hosts)"
-# the same continuation on one host with 2 ranks
-set +e; pretrain 2 "${ARGS[@]}" --ckpt-dir refck --resume auto 2>refck.log; rc=$?; set -e
-[ $rc -eq 0 ] || fail "single-host 2-rank resume failed: $(tail -3 refck.log)"
-S=$(printf 'step_%08d' "$STEPS")
-[ "$(cat ck/latest)" = "$S" ] || fail "final checkpoint missing"
-same_files "ck/$S" "refck/$S" model.safetensors optim.safetensors
+same_as_single_host_resume "$STEPS" "${ARGS[@]}"
 pass "job $JOB: 3 hosts -> checkpoint at step $K -> node3 removed -> resumed on node1 node2 (loss $before at step $s0 -> $after at step $s1, $SEEN -> $DONE samples); == single-host 2-rank resume"
