@@ -58,7 +58,8 @@ typedef struct pvlm_reducer {
     size_t shard_off, shard_n; /* this rank's ZeRO-1 slice (plain: 0, n) */
     float *slice;        /* ZeRO-1: summed gradient of [shard_off, shard_off+shard_n), owned */
     int *ag_counts, *ag_displs; /* ZeRO-1 all-gather layout (per rank), owned */
-    int *rs_counts;      /* ZeRO-1: per-rank counts of a merged blocking reduce-scatter, owned */
+    int *rs_counts;      /* ZeRO-1: per-rank counts of a merged reduce-scatter / all-gather chunk, owned */
+    int *ag_chunk_displs; /* ZeRO-1: per-rank displacements inside an all-gather chunk, owned */
     size_t merge_elems;  /* most floats per blocking call in finish (merged adjacent buckets) */
     pvlm_reducer_bucket *b;
     int nb;
@@ -109,7 +110,7 @@ void pvlm_reducer_poll(pvlm_reducer *r);
  * segments) and buf is unchanged. */
 int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err);
 /* ZeRO-1: every rank sends its slice of params (updated by its optimizer) to all others
- * (MPI_Allgatherv in place). No-op for plain data parallelism. */
+ * (MPI_Allgatherv in place, in chunks of at most merge_elems floats). No-op for plain data parallelism. */
 int pvlm_reducer_allgather(pvlm_reducer *r, float *params, pvlm_err *err);
 void pvlm_reducer_stats_reset(pvlm_reducer *r);
 
