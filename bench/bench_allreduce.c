@@ -4,8 +4,9 @@
  *
  * For float buffers of 1 MiB .. MiB_max (default 64): the median over reps (default 9) of
  *   - blocking MPI_Allreduce(SUM) of the whole buffer,
- *   - mpi/reducer.h's bucketed path (4 MiB buckets, MPI_Iallreduce launched bucket by bucket, waited),
- *   - the ZeRO-1 path (bucketed reduce-scatter + all-gather of the whole buffer),
+ *   - mpi/reducer.h's path after backward (4 MiB buckets none of which the hook launched: blocking
+ *     MPI_Allreduce over merged buckets of at most 16 MiB, what --no-overlap does),
+ *   - the ZeRO-1 path (the same with MPI_Reduce_scatter, + all-gather of the whole buffer),
  * and the bus bandwidth of the first, busbw = 2 (P-1)/P * bytes / time: the per-rank link bandwidth a
  * ring all-reduce achieves (each rank sends and receives 2 (P-1)/P of the buffer). Rank 0 prints one
  * line per size and a final line "fit: alpha_us=... busbw_GBps=..." from a least-squares fit of

@@ -2,8 +2,10 @@
 #include "comm.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/threads.h"
@@ -59,6 +61,14 @@ int pvlm_comm_init(pvlm_comm *c, int *argc, char ***argv, pvlm_err *err) {
     MPI_CHECK(MPI_Comm_rank(c->comm, &c->rank), "MPI_Comm_rank");
     MPI_CHECK(MPI_Comm_size(c->comm, &c->size), "MPI_Comm_size");
     pvlm_log_set_rank(c->rank);
+    if (c->size > 1) {
+        /* Which host each rank landed on: on a cluster the first thing to check (the multinode
+         * tests check that the ranks of a 3-node job really sit on 3 hosts). */
+        char host[256] = "?";
+        if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "?");
+        host[sizeof host - 1] = 0;
+        pvlm_info("rank %d of %d on host %s (pid %ld)", c->rank, c->size, host, (long)getpid());
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
  * scancel) only set the flag; the training loop OR-reduces it across ranks at the end of every
  * step (mpi/dp.h), so every rank finishes the same step, checkpoints and exits together.
  *
+ * pvlm_comm_init logs "rank R of P on host H" on every rank of a multi-rank job.
  * pvlm_comm is a caller-owned struct; pvlm_comm_init fills it, pvlm_comm_finalize tears down MPI.
  * Helpers that return malloc'd memory say so; the caller frees.
  */

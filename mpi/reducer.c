@@ -10,6 +10,9 @@
 #include "core/timer.h"
 
 #define DEFAULT_BUCKET_ELEMS ((size_t)1 << 20)
+/* 4M floats = 16 MiB per blocking call: above 16 MiB Open MPI 4.1's default MPI_Allreduce choice was
+ * measured to fall to a fraction of its bandwidth (docs/perf-scaling.md). */
+#define DEFAULT_MERGE_ELEMS ((size_t)4 << 20)
 
 static int add_bucket(pvlm_reducer *r, int *cap, size_t off, size_t n, pvlm_err *err) {
     if (r->nb == *cap) {
@@ -28,6 +31,7 @@ static int add_bucket(pvlm_reducer *r, int *cap, size_t off, size_t n, pvlm_err 
 }
 
 static void test_outstanding(pvlm_reducer *r, pvlm_err *err);
+static int reduce_rest_blocking(pvlm_reducer *r, pvlm_err *err);
 
 /* Progress thread: while a round is active, MPI_Test the launched buckets every ~0.5 ms. */
 static void *progress_main(void *arg) {
@@ -85,12 +89,16 @@ int pvlm_reducer_init(pvlm_reducer *r, const pvlm_comm *c, float *buf, size_t n,
         }
     }
     int P = c->size;
+    r->merge_elems = cfg && cfg->merge_elems ? cfg->merge_elems : DEFAULT_MERGE_ELEMS;
+    if (r->merge_elems < be) r->merge_elems = be;
     if (r->zero1) {
         pvlm_comm_split(n, P, c->rank, &r->shard_off, &r->shard_n);
         r->slice = pvlm_alloc(r->shard_n * sizeof(float), err);
         r->ag_counts = calloc((size_t)P, sizeof(int));
         r->ag_displs = calloc((size_t)P, sizeof(int));
-        if (!r->slice || !r->ag_counts || !r->ag_displs) {
+        r->rs_counts = calloc((size_t)P, sizeof(int));
+        r->ag_chunk_displs = calloc((size_t)P, sizeof(int));
+        if (!r->slice || !r->ag_counts || !r->ag_displs || !r->rs_counts || !r->ag_chunk_displs) {
             pvlm_reducer_free(r);
             return pvlm_err_set(err, PVLM_ENOMEM, "reducer: out of memory for the ZeRO-1 slice");
         }
@@ -157,6 +165,8 @@ void pvlm_reducer_free(pvlm_reducer *r) {
     pvlm_free(r->slice);
     free(r->ag_counts);
     free(r->ag_displs);
+    free(r->rs_counts);
+    free(r->ag_chunk_displs);
     memset(r, 0, sizeof *r);
 }
 
@@ -259,6 +269,57 @@ void pvlm_reducer_hook(void *ctx, size_t off, size_t count) {
     r->hook_s += pvlm_now() - t0;
 }
 
+/* One blocking collective over buckets lo..hi (contiguous in the buffer). Plain: MPI_Allreduce in
+ * place. ZeRO-1: MPI_Reduce_scatter whose per-rank counts are the sums of the buckets' counts (the
+ * range's overlap with each rank's slice) into this rank's part of the slice. */
+static int reduce_range_blocking(pvlm_reducer *r, int lo, int hi, pvlm_err *err) {
+    size_t a = r->b[lo].off, e = r->b[hi].off + r->b[hi].n;
+    int rc;
+    if (r->zero1) {
+        int P = r->comm->size;
+        for (int q = 0; q < P; q++) {
+            long long c = 0;
+            for (int i = lo; i <= hi; i++) c += r->b[i].rcounts[q];
+            r->rs_counts[q] = (int)c;
+        }
+        size_t s0 = a > r->shard_off ? a : r->shard_off;
+        float *recv = s0 < r->shard_off + r->shard_n ? r->slice + (s0 - r->shard_off) : r->slice;
+        rc = MPI_Reduce_scatter(r->buf + a, recv, r->rs_counts, MPI_FLOAT, MPI_SUM, r->comm->comm);
+    } else {
+        rc = MPI_Allreduce(MPI_IN_PLACE, r->buf + a, (int)(e - a), MPI_FLOAT, MPI_SUM, r->comm->comm);
+    }
+    if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, r->zero1 ? "MPI_Reduce_scatter(gradients)" : "MPI_Allreduce(gradients)");
+    for (int i = lo; i <= hi; i++) {
+        r->b[i].launched = r->b[i].done = 1;
+        r->launches++;
+        r->bytes += (uint64_t)r->b[i].n * sizeof(float);
+    }
+    return 0;
+}
+
+/* Buckets next..0 were not launched during backward. Open MPI 4.1 makes no asynchronous progress,
+ * so a non-blocking collective that is waited on at once gains nothing and costs libnbc's
+ * algorithm: MPI_Iallreduce on an in-place buffer or fewer than 4 ranks is a binomial reduce +
+ * broadcast (every byte through rank 0, not the bandwidth-optimal ring), allocates a temporary as
+ * large as the message on every call and advances one round per progress call (Open MPI 4.1
+ * coll/libnbc, nbc_iallreduce.c). Blocking collectives use coll/tuned's decision rules instead.
+ * Adjacent buckets are merged up to merge_elems floats per call (fewer calls, fewer latencies),
+ * from the highest offset down like the launches, so every rank issues the same calls. */
+static int reduce_rest_blocking(pvlm_reducer *r, pvlm_err *err) {
+    int hi = r->next;
+    while (hi >= 0) {
+        int lo = hi;
+        size_t n = r->b[hi].n;
+        while (lo > 0 && r->b[lo - 1].off + r->b[lo - 1].n == r->b[lo].off && n + r->b[lo - 1].n <= r->merge_elems) {
+            lo--;
+            n += r->b[lo].n;
+        }
+        if (reduce_range_blocking(r, lo, hi, err)) return -1;
+        hi = lo - 1;
+    }
+    return 0;
+}
+
 int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
     if (!r->active) return pvlm_err_set(err, PVLM_EINVAL, "reducer: finish without begin");
     int ret = 0;
@@ -269,9 +330,10 @@ int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
         if (err) *err = r->hook_err;
         ret = -1;
     }
-    /* Launch whatever the hook did not (a model without hooks, or ranges it never reported). */
-    for (; r->next >= 0; r->next--)
-        if (!ret && launch(r, &r->b[r->next], err)) ret = -1;
+    /* Whatever the hook did not launch (overlap off, a model without hooks, the last buckets of
+     * backward): blocking collectives over merged ranges, not non-blocking ones waited on at once. */
+    if (!ret && r->next >= 0 && reduce_rest_blocking(r, err)) ret = -1;
+    r->next = -1;
     for (int i = r->nb - 1; i >= 0; i--) {
         pvlm_reducer_bucket *b = &r->b[i];
         if (!b->launched || b->done) continue;
@@ -285,11 +347,24 @@ int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
     return ret;
 }
 
+/* The all-gather in chunks of at most merge_elems floats (like the blocking reductions: Open MPI
+ * 4.1's blocking collectives were measured to slow down sharply above 16 MiB): chunk [a, e) gathers
+ * from every rank the part of its slice inside the chunk, in place. */
 int pvlm_reducer_allgather(pvlm_reducer *r, float *params, pvlm_err *err) {
     if (!r->zero1 || r->comm->size == 1) return 0;
     double t0 = pvlm_now();
-    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params, r->ag_counts, r->ag_displs, MPI_FLOAT,
-                            r->comm->comm);
+    int P = r->comm->size, rc = MPI_SUCCESS;
+    for (size_t a = 0; a < r->n && rc == MPI_SUCCESS; a += r->merge_elems) {
+        size_t e = r->n - a < r->merge_elems ? r->n : a + r->merge_elems;
+        for (int q = 0; q < P; q++) {
+            size_t lo = (size_t)r->ag_displs[q], hi = lo + (size_t)r->ag_counts[q];
+            size_t s0 = lo > a ? lo : a, s1 = hi < e ? hi : e;
+            r->rs_counts[q] = s1 > s0 ? (int)(s1 - s0) : 0;
+            r->ag_chunk_displs[q] = s1 > s0 ? (int)(s0 - a) : 0;
+        }
+        rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params + a, r->rs_counts, r->ag_chunk_displs,
+                            MPI_FLOAT, r->comm->comm);
+    }
     r->gather_s += pvlm_now() - t0;
     if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, "MPI_Allgatherv(parameters)");
     r->bytes += (uint64_t)r->n * sizeof(float);

@@ -58,6 +58,9 @@ typedef struct pvlm_reducer {
     size_t shard_off, shard_n; /* this rank's ZeRO-1 slice (plain: 0, n) */
     float *slice;        /* ZeRO-1: summed gradient of [shard_off, shard_off+shard_n), owned */
     int *ag_counts, *ag_displs; /* ZeRO-1 all-gather layout (per rank), owned */
+    int *rs_counts;      /* ZeRO-1: per-rank counts of a merged reduce-scatter / all-gather chunk, owned */
+    int *ag_chunk_displs; /* ZeRO-1: per-rank displacements inside an all-gather chunk, owned */
+    size_t merge_elems;  /* most floats per blocking call in finish (merged adjacent buckets) */
     pvlm_reducer_bucket *b;
     int nb;
     int next;            /* next bucket to launch (counts down from nb-1); -1: all launched */
@@ -84,6 +87,7 @@ typedef struct pvlm_reducer_config {
     size_t bucket_elems; /* floats per bucket; 0 = default 1M floats (4 MiB) */
     int zero1;           /* 1: reduce-scatter + all-gather (ZeRO-1) */
     int progress_thread; /* 1: a thread polls the buckets (needs MPI_THREAD_MULTIPLE); 0: the hook polls */
+    size_t merge_elems;  /* floats per blocking call in finish; 0 = default 4M (16 MiB) */
 } pvlm_reducer_config;
 
 /* seg_off/seg_n: nseg sorted, non-overlapping ranges to reduce (nseg = 0: the whole buffer).
@@ -99,12 +103,14 @@ int pvlm_reducer_begin(pvlm_reducer *r, pvlm_err *err);
 void pvlm_reducer_hook(void *ctx, size_t off, size_t count);
 /* Progress outstanding collectives (MPI_Test); call it between long computations. */
 void pvlm_reducer_poll(pvlm_reducer *r);
-/* Launch every bucket not launched yet (in order) and wait for all. After it, plain: buf holds the
+/* Reduce every bucket not launched yet with blocking collectives (MPI_Allreduce / MPI_Reduce_scatter
+ * over merged adjacent buckets, highest offset first: see reducer.c for why not non-blocking ones)
+ * and wait for the launched ones. After it, plain: buf holds the
  * sum over ranks in every segment; ZeRO-1: slice holds the sum for this rank's slice (0 outside
  * segments) and buf is unchanged. */
 int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err);
 /* ZeRO-1: every rank sends its slice of params (updated by its optimizer) to all others
- * (MPI_Allgatherv in place). No-op for plain data parallelism. */
+ * (MPI_Allgatherv in place, in chunks of at most merge_elems floats). No-op for plain data parallelism. */
 int pvlm_reducer_allgather(pvlm_reducer *r, float *params, pvlm_err *err);
 void pvlm_reducer_stats_reset(pvlm_reducer *r);
 

@@ -16,8 +16,9 @@ PKGS=(
   libarchive-dev
   # reference implementations and plots used by tests, bench and the demo
   python3 python3-numpy python3-pil python3-torch python3-matplotlib
-  # the Slurm requeue test runs a real single-node Slurm
-  slurm-wlm slurmctld slurmd slurm-client munge
+  # the Slurm requeue test runs a real single-node Slurm; the multinode tests a 3-host cluster of
+  # network + UTS namespaces (scripts/testcluster.sh: ip, bridge, nsenter, unshare)
+  slurm-wlm slurmctld slurmd slurm-client munge iproute2 util-linux
   # demo data: English text for C4-format shards; curl for the downloader tests' peer checks
   wordnet-base curl
   # tokenizer tests: io/unicode.c is checked against Unicode's UnicodeData.txt

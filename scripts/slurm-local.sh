@@ -7,6 +7,7 @@
 #                                            (backgrounded here), wait until the node is idle
 #   scripts/slurm-local.sh stop STATE_DIR    stop the daemons this script started, by their PIDs
 #   scripts/slurm-local.sh env STATE_DIR     print "export SLURM_CONF=..." for client commands
+#   scripts/slurm-local.sh conf-common       print the slurm.conf lines shared with testcluster.sh
 #
 # No systemd, no cgroups: ProctrackType=proctrack/linuxproc, TaskPlugin=task/none (the configuration
 # measured on this machine kind, shared/notes/slurm-and-mpi.md). The node name is `hostname -s` and its
@@ -30,6 +31,29 @@ install_pkgs() {
   fi
 }
 
+# conf_common: the slurm.conf lines every throw-away Slurm of pvlm uses (also scripts/testcluster.sh):
+# no cgroups or systemd, PMIx, no accounting, quick scheduling, requeue allowed
+conf_common() {
+  cat <<'EOF'
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SwitchType=switch/none
+MpiDefault=pmix
+MailProg=/bin/true
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobRequeue=1
+KillWait=10
+MinJobAge=600
+EOF
+}
+
 write_conf() {
   local host cpu_line
   host=$(hostname -s)
@@ -51,22 +75,7 @@ StateSaveLocation=${state}/ctld
 SlurmdSpoolDir=${state}/slurmd
 SlurmctldPidFile=${state}/slurmctld.pid
 SlurmdPidFile=${state}/slurmd.pid
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SwitchType=switch/none
-MpiDefault=pmix
-MailProg=/bin/true
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,bf_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-JobRequeue=1
-KillWait=10
-MinJobAge=600
+$(conf_common)
 SlurmctldLogFile=${state}/log/slurmctld.log
 SlurmdLogFile=${state}/log/slurmd.log
 SlurmctldDebug=info
@@ -139,5 +148,6 @@ case "$cmd" in
   start) start ;;
   stop) stop ;;
   env) echo "export SLURM_CONF=$(cd "$state" && pwd)/slurm.conf" ;;
-  *) die "usage: $0 install | start STATE_DIR | stop STATE_DIR | env STATE_DIR" ;;
+  conf-common) conf_common ;;
+  *) die "usage: $0 install | start STATE_DIR | stop STATE_DIR | env STATE_DIR | conf-common" ;;
 esac

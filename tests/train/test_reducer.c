@@ -19,14 +19,15 @@
 
 static float val(int rank, size_t i) { return (float)((int)((i * 7 + (size_t)rank * 13) % 64) - 32) * 0.125f; }
 
-/* one round with the given segments; checks the result */
+/* one round with the given segments; checks the result. merge: floats per blocking call after
+ * backward and per all-gather chunk (0: the default) */
 static void round_trip(const pvlm_comm *c, size_t n, const size_t *so, const size_t *sn, int nseg, size_t bucket,
-                       int zero1, int use_hook, uint64_t seed, int thread) {
+                       int zero1, int use_hook, uint64_t seed, int thread, size_t merge) {
     pvlm_err err = {0};
     float *g = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) g[i] = val(c->rank, i);
     pvlm_reducer r;
-    pvlm_reducer_config cfg = {.bucket_elems = bucket, .zero1 = zero1, .progress_thread = thread};
+    pvlm_reducer_config cfg = {.bucket_elems = bucket, .zero1 = zero1, .progress_thread = thread, .merge_elems = merge};
     CHECK_OK(pvlm_reducer_init(&r, c, g, n, so, sn, nseg, &cfg, &err), &err);
     for (int rep = 0; rep < 2; rep++) {
         for (size_t i = 0; i < n; i++) g[i] = val(c->rank, i) * (float)(rep + 1);
@@ -115,13 +116,20 @@ int main(int argc, char **argv) {
     for (int zi = 0; zi < 2; zi++)
         for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
             for (size_t bi = 0; bi < sizeof buckets / sizeof *buckets; bi++)
-                for (int hook = 0; hook < 2; hook++) round_trip(&c, sizes[si], NULL, NULL, 0, buckets[bi], zi, hook, seed++, 0);
+                for (int hook = 0; hook < 2; hook++) round_trip(&c, sizes[si], NULL, NULL, 0, buckets[bi], zi, hook, seed++, 0, 0);
     /* the same with a progress thread polling the buckets */
     for (int zi = 0; zi < 2; zi++)
-        for (size_t bi = 0; bi < sizeof buckets / sizeof *buckets; bi++) round_trip(&c, 4099, NULL, NULL, 0, buckets[bi], zi, 1, seed++, 1);
+        for (size_t bi = 0; bi < sizeof buckets / sizeof *buckets; bi++) round_trip(&c, 4099, NULL, NULL, 0, buckets[bi], zi, 1, seed++, 1, 0);
     /* segments (trainable ranges) */
     size_t so[] = {3, 100, 900}, sn[] = {10, 250, 99};
-    for (int zi = 0; zi < 2; zi++) round_trip(&c, 1000, so, sn, 3, 64, zi, 1, seed++, zi);
+    for (int zi = 0; zi < 2; zi++) round_trip(&c, 1000, so, sn, 3, 64, zi, 1, seed++, zi, 0);
+    /* small merge limits: several blocking calls after backward (merged buckets that stop at the
+     * limit and at segment gaps) and a chunked ZeRO-1 all-gather */
+    for (int zi = 0; zi < 2; zi++)
+        for (int hook = 0; hook < 2; hook++) {
+            round_trip(&c, 4099, NULL, NULL, 0, 37, zi, hook, seed++, 0, 100);
+            round_trip(&c, 1000, so, sn, 3, 16, zi, hook, seed++, 0, 50);
+        }
     /* bad segments are rejected */
     {
         pvlm_reducer r;
