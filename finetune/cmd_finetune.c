@@ -507,8 +507,10 @@ int pvlm_cmd_finetune(int argc, char **argv) {
             if (rc == 0 && comm.rank == 0) {
                 pvlm_info("K=%d seed %llu: %s %.4f (train items %d, final loss %.4f, %.1fs) -> %s", shots[k],
                           (unsigned long long)seed, lm ? "validation CE" : "accuracy", acc, n, loss, pvlm_now() - t0, path);
-                json_array_append_new(runs, json_pack("{s:i, s:I, s:f, s:f, s:i, s:s}", "shots", shots[k], "seed",
-                                                      (json_int_t)seed, "score", acc, "final_loss", loss, "train_items", n,
+                /* the probe has no model loss: final_loss is null there (JSON has no NaN) */
+                json_array_append_new(runs, json_pack("{s:i, s:I, s:f, s:o, s:i, s:s}", "shots", shots[k], "seed",
+                                                      (json_int_t)seed, "score", acc, "final_loss",
+                                                      isfinite(loss) ? json_real(loss) : json_null(), "train_items", n,
                                                       "checkpoint", name));
             }
         }
