@@ -205,3 +205,5 @@ done
 "$PY" "$STUDY" report "$OUT" >/dev/null
 say "done: $OUT/table.md, $OUT/accuracy_vs_shots.png, $OUT/results.json"
 cat "$OUT/table.md"
+echo "CPU time of this invocation (user, system; the shell, then every command it ran):"
+times

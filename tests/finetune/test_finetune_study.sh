@@ -14,13 +14,10 @@ OUT=$w PVLM=$bin PVLM_PYTHON=$py bash "$src/scripts/finetune_study.sh" --smoke >
   tail -n 30 "$w/study.log"; exit 1; }
 tail -n 25 "$w/study.log"
 "$py" - "$w" <<'PY'
-import glob, json, os, sys
+import glob, json, sys
 w = sys.argv[1]
-fail = 0
-def check(ok, what):
-    global fail
-    print(("ok   " if ok else "FAIL ") + what)
-    fail += not ok
+verdicts = []  # (passed, what), printed at the end
+check = lambda ok, what: verdicts.append((bool(ok), what))
 res = json.load(open(f"{w}/results.json"))["results"]
 table = open(f"{w}/table.md").read()
 rows = [l for l in table.splitlines() if l.startswith("| ") and not l.startswith("| method")]
@@ -55,5 +52,7 @@ for task in ("classify", "ground"):
     pool, val, test = ({key(e) for e in x} for x in (t["train"], v["test"], t["test"]))
     check(v["train"] == t["train"] and not (val & pool) and not (val & test),
           f"{task}: same training pool in both files; {len(val)} validation items disjoint from pool and test")
-sys.exit(1 if fail else 0)
+for ok, what in verdicts:
+    print(("ok   " if ok else "FAIL ") + what)
+sys.exit(0 if all(ok for ok, _ in verdicts) else 1)
 PY
