@@ -146,8 +146,16 @@ def plot(res, shots, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(res), figsize=(6.5 * len(res), 4.5), squeeze=False)
-    for ax, (task, rows) in zip(axes[0], res.items()):
+    ablation = ("coop-mid", "coop-m8", "coop-m16")  # CoOp's ablations get their own panel
+    panels = []
+    for task, rows in res.items():
+        main = {n: e for n, e in rows.items() if n not in ablation}
+        abl = {n: e for n, e in rows.items() if n in ablation + ("zero-shot", "coop")}
+        panels.append((task, main))
+        if any(n in rows for n in ablation):
+            panels.append((f"{task}: CoOp ablations", abl))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (task, rows) in zip(axes[0], panels):
         for name, e in rows.items():
             if e["cells"].get("0"):
                 ax.axhline(100 * e["cells"]["0"][0], ls="--", color="k", label=e["method"])
