@@ -106,13 +106,24 @@ def collect(study):
     return res
 
 
+def chance(study, task):
+    """Accuracy of a uniform random guess on the test split: 1/K classes, or a random candidate box (at
+    most 5 per expression, as CPT paints; IoU > 0.5 with the gold box is not counted for other boxes)."""
+    t = json.load(open(os.path.join(study, "tasks", f"{task}_test.json")))
+    if "classes" in t:
+        return 1.0 / len(t["classes"])
+    rates = [1.0 / min(len(e["boxes"]), 5) for e in t["test"] for _ in e["refs"]]
+    return sum(rates) / len(rates)
+
+
 def report(args):
     res = collect(args.study)
     settings = json.load(open(os.path.join(args.study, "settings.json")))
     shots = settings["shots"]
     lines = []
     for task, rows in res.items():
-        lines.append(f"\n### {task}: accuracy on the test split (%), mean ± std over seeds\n")
+        lines.append(f"\n### {task}: accuracy on the test split (%), mean ± std over seeds "
+                     f"(random guess {100 * chance(args.study, task):.1f} %)\n")
         lines.append("| method | base | trained params | chosen on val (val acc) | " +
                      " | ".join(f"K={k}" for k in shots) + " |")
         lines.append("|---|---|---|---|" + "---|" * len(shots))
@@ -139,10 +150,10 @@ def report(args):
     with open(os.path.join(args.study, "results.json"), "w") as f:
         json.dump({"settings": settings, "results": res}, f, indent=1)
     print(table)
-    plot(res, shots, os.path.join(args.study, "accuracy_vs_shots.png"))
+    plot(res, shots, {t: chance(args.study, t) for t in res}, os.path.join(args.study, "accuracy_vs_shots.png"))
 
 
-def plot(res, shots, path):
+def plot(res, shots, chances, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -156,6 +167,7 @@ def plot(res, shots, path):
             panels.append((f"{task}: CoOp ablations", abl))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     for ax, (task, rows) in zip(axes[0], panels):
+        ax.axhline(100 * chances[task.split(":")[0]], ls=":", color="grey", label="random guess")
         for name, e in rows.items():
             if e["cells"].get("0"):
                 ax.axhline(100 * e["cells"]["0"][0], ls="--", color="k", label=e["method"])
