@@ -8,7 +8,9 @@
  *           uniform(-v, v) with v = sqrt(6 / (3 P^2 + d)) (VPT arXiv 2203.12119, section 3.2), plus
  *           optionally the decoder's final LayerNorm as the head;
  *   cpt   - colour-block prompts for grounding: zero-shot, or few-shot prompt-based finetuning of the
- *           colour word (the trained parameters are the --groups selection).
+ *           colour word (the trained parameters are the --groups selection);
+ *   probe - the linear-probe baseline: logistic regression on the frozen encoder's mean image-token
+ *           output (finetune/probe.h), its L2 weight from --weight-decay.
  * Classification and grounding use the few-shot protocol: for every K in --shots and every seed, a
  * K-shot training subset is drawn, the trainable tensors are reset, trained for --steps and scored on
  * the test split; mean +- std over seeds is reported beside the zero-shot score. The base model stays
@@ -31,6 +33,7 @@
 #include "finetune/ftckpt.h"
 #include "finetune/fttask.h"
 #include "finetune/paint.h"
+#include "finetune/probe.h"
 #include "model/checkpoint.h"
 #include "model/decode.h"
 #include "model/load.h"
@@ -64,7 +67,8 @@ static void select_trainable(const pvlm_model *m, const ft_opts *o, uint8_t *tr)
     for (int i = 0; i < m->n_views; i++) {
         const char *n = m->views[i].name;
         int t = 0;
-        if (!strcmp(o->method, "coop")) t = !strcmp(n, "coop.ctx");
+        if (!strcmp(o->method, "probe")) t = 0; /* the probe's weights live outside the model */
+        else if (!strcmp(o->method, "coop")) t = !strcmp(n, "coop.ctx");
         else if (!strcmp(o->method, "vpt")) t = !strcmp(n, "vpt.prompts") || (o->train_head && starts_with(n, "dec.ln_f."));
         else if (!strcmp(o->groups, "all")) t = 1;
         else if (!strcmp(o->groups, "decoder")) t = starts_with(n, "dec.");
@@ -298,6 +302,27 @@ static int parse_shots(const char *s, int *out, int cap) {
     return n;
 }
 
+/* ---- the linear probe (finetune/probe.h): features once, then one fit per K and seed ---- */
+
+/* Fit on the K-shot subset idx[0..n) and score the test split; W [K, dim], b [K] receive the probe. */
+static int probe_run(const pvlm_ft_data *d, const float *feat, int dim, const int *idx, int n, double l2, float *W,
+                     float *b, double *acc, pvlm_err *err) {
+    float *X = malloc(sizeof(float) * (size_t)n * dim);
+    int *y = malloc(sizeof(int) * (size_t)n);
+    int rc = X && y ? 0 : pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    for (int i = 0; i < n && rc == 0; i++) {
+        memcpy(X + (size_t)i * dim, feat + (size_t)d->train[idx[i]].image * dim, sizeof(float) * (size_t)dim);
+        y[i] = d->train[idx[i]].label;
+    }
+    if (rc == 0) rc = pvlm_probe_fit(X, y, n, dim, d->n_classes, l2, PVLM_PROBE_ITERS, W, b, err);
+    int ok = 0;
+    for (int i = 0; i < d->n_test && rc == 0; i++)
+        ok += pvlm_probe_predict(W, b, dim, d->n_classes, feat + (size_t)d->test[i].image * dim) == d->test[i].label;
+    *acc = d->n_test ? (double)ok / d->n_test : NAN;
+    free(X), free(y);
+    return rc;
+}
+
 /* ---- the command ---- */
 
 int pvlm_cmd_finetune(int argc, char **argv) {
@@ -315,7 +340,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         {"data", PVLM_ARG_STR, &o.data, "classification.json, grounding.json, COCO captions or VQA questions", NULL, 0, 0, 1},
         {"annotations", PVLM_ARG_STR, &o.annotations, "VQA annotations (with an \"images\" list) for --task vqa", NULL, 0, 0, 0},
         {"images", PVLM_ARG_STR, &o.images, "image folder (default: the folder of --data)", NULL, 0, 0, 0},
-        {"method", PVLM_ARG_CHOICE, &o.method, "what to train", "full|coop|vpt|cpt", 0, 0, 0},
+        {"method", PVLM_ARG_CHOICE, &o.method, "what to train (probe: linear probe on the frozen encoder)", "full|coop|vpt|cpt|probe", 0, 0, 0},
         {"out", PVLM_ARG_STR, &o.out, "output folder (finetune checkpoints, report.json)", NULL, 0, 0, 1},
         {"prompt", PVLM_ARG_STR, &o.prompt, "hand-written prompt (default \"a picture of a\"; captions \"a picture of\"; CoOp: none)", NULL, 0, 0, 0},
         {"class-position", PVLM_ARG_CHOICE, &o.class_position, "class name at the end of the target or in the middle", "end|middle", 0, 0, 0},
@@ -338,7 +363,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         {"steps", PVLM_ARG_INT, &o.steps, "optimizer steps per run", NULL, 0, 10000000, 0},
         {"batch-size", PVLM_ARG_INT, &o.batch, "groups (or items) per rank per step", NULL, 1, 4096, 0},
         {"lr", PVLM_ARG_DOUBLE, &o.lr, "AdamW learning rate", NULL, 0, 10, 0},
-        {"weight-decay", PVLM_ARG_DOUBLE, &o.weight_decay, "AdamW weight decay (matrices only)", NULL, 0, 10, 0},
+        {"weight-decay", PVLM_ARG_DOUBLE, &o.weight_decay, "AdamW weight decay (matrices only); probe: the L2 weight", NULL, 0, 10, 0},
         {"warmup", PVLM_ARG_INT, &o.warmup, "LR warmup steps", NULL, 0, 10000000, 0},
         {"schedule", PVLM_ARG_CHOICE, &o.schedule, "LR decay", "cosine|linear|const", 0, 0, 0},
         {"grad-clip", PVLM_ARG_DOUBLE, &o.grad_clip, "global gradient-norm clip (0 = off)", NULL, 0, 1e9, 0},
@@ -356,6 +381,11 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     int lm = task == PVLM_FT_CAPTION || task == PVLM_FT_VQA;
     if ((task == PVLM_FT_GROUND) != !strcmp(o.method, "cpt")) {
         fprintf(stderr, "pvlm finetune: --method cpt goes with --task ground (and only it)\n");
+        return 2;
+    }
+    int probe = !strcmp(o.method, "probe");
+    if (probe && task != PVLM_FT_CLASSIFY) {
+        fprintf(stderr, "pvlm finetune: --method probe goes with --task classify\n");
         return 2;
     }
     if (lm && strcmp(o.method, "full") && strcmp(o.method, "vpt")) {
@@ -386,7 +416,8 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     memset(&d, 0, sizeof d);
     uint64_t base_hash = 0;
     uint8_t *trainable = NULL;
-    float *init0 = NULL;
+    int64_t n_trained = 0; /* parameters the method trains (report.json "trained_params") */
+    float *init0 = NULL, *feat = NULL, *probe_w = NULL, *probe_b = NULL;
     json_t *report = json_object(), *runs = json_array();
     int rc = pvlm_load_resolve_ckpt(o.base, base_path, sizeof base_path, &err);
     if (rc == 0) rc = pvlm_load_tokenizer(base_path, o.tokdir, &cfg, &tok, &err);
@@ -408,6 +439,15 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     if (rc == 0) {
         select_trainable(&m, &o, trainable);
         memcpy(init0, m.params, m.n_params * sizeof *init0);
+        if (!probe) for (int v = 0; v < m.n_views; v++) n_trained += trainable[v] ? (int64_t)m.views[v].numel : 0;
+    }
+    int dim = cfg.d_model;
+    if (rc == 0 && probe && !o.zero_shot_only) { /* every rank computes the same features and fits */
+        n_trained = (int64_t)d.n_classes * (dim + 1);
+        feat = malloc(sizeof(float) * (size_t)d.n_images * dim);
+        probe_w = malloc(sizeof(float) * (size_t)d.n_classes * dim), probe_b = malloc(sizeof(float) * (size_t)d.n_classes);
+        rc = feat && probe_w && probe_b ? pvlm_probe_features(&base, &d, 32, feat, &err)
+                                        : pvlm_err_set(&err, PVLM_ENOMEM, "out of memory");
     }
     pvlm_ft_rowspec rs = {tok, &m.cfg, o.prompt, o.query_suffix, o.class_specific, o.target_template,
                           strcmp(o.cpt_mode, "single") ? PVLM_CPT_MULTI : PVLM_CPT_SINGLE};
@@ -438,8 +478,9 @@ int pvlm_cmd_finetune(int argc, char **argv) {
             if (rc == 0 && n <= 0) rc = pvlm_err_set(&err, PVLM_EINVAL, "no training items for K=%d", shots[k]);
             double loss = NAN, acc = NAN;
             double t0 = pvlm_now();
-            if (rc == 0) rc = train(&(run_ctx){&comm, &d, &rs, &o, trainable}, &m, idx, n, seed, &loss, &err);
-            if (rc == 0) rc = evaluate(&ev, &m, &acc, &err);
+            if (rc == 0 && probe) rc = probe_run(&d, feat, dim, idx, n, o.weight_decay, probe_w, probe_b, &acc, &err);
+            if (rc == 0 && !probe) rc = train(&(run_ctx){&comm, &d, &rs, &o, trainable}, &m, idx, n, seed, &loss, &err);
+            if (rc == 0 && !probe) rc = evaluate(&ev, &m, &acc, &err);
             /* the frozen base must be bit-identical: compare every non-trained view with the base model */
             for (int v = 0; rc == 0 && v < m.n_views; v++) {
                 if (trainable[v]) continue;
@@ -453,14 +494,18 @@ int pvlm_cmd_finetune(int argc, char **argv) {
             char path[4200], name[128];
             snprintf(name, sizeof name, "%s-%s-k%d-s%llu.safetensors", o.method, o.task, shots[k], (unsigned long long)seed);
             snprintf(path, sizeof path, "%s/%s", o.out, name);
-            if (rc == 0 && comm.rank == 0) rc = pvlm_ftckpt_save(&m, trainable, path, base_path, base_hash, o.method, NULL, &err);
+            if (rc == 0 && comm.rank == 0)
+                rc = probe ? pvlm_probe_save(path, probe_w, probe_b, d.n_classes, dim, base_path, base_hash, &err)
+                           : pvlm_ftckpt_save(&m, trainable, path, base_path, base_hash, o.method, NULL, &err);
             int any = rc != 0;
             if (pvlm_comm_or(&comm, rc != 0, &any, &err) || any) rc = rc ? rc : pvlm_err_set(&err, PVLM_EIO, "a rank failed");
             if (rc == 0 && comm.rank == 0) {
                 pvlm_info("K=%d seed %llu: %s %.4f (train items %d, final loss %.4f, %.1fs) -> %s", shots[k],
                           (unsigned long long)seed, lm ? "validation CE" : "accuracy", acc, n, loss, pvlm_now() - t0, path);
-                json_array_append_new(runs, json_pack("{s:i, s:I, s:f, s:f, s:i, s:s}", "shots", shots[k], "seed",
-                                                      (json_int_t)seed, "score", acc, "final_loss", loss, "train_items", n,
+                /* the probe has no model loss: final_loss is null there (JSON has no NaN) */
+                json_array_append_new(runs, json_pack("{s:i, s:I, s:f, s:o, s:i, s:s}", "shots", shots[k], "seed",
+                                                      (json_int_t)seed, "score", acc, "final_loss",
+                                                      isfinite(loss) ? json_real(loss) : json_null(), "train_items", n,
                                                       "checkpoint", name));
             }
         }
@@ -469,6 +514,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     if (rc == 0 && comm.rank == 0) {
         const char *metric = lm ? "validation CE" : "accuracy";
         printf("\n%s / %s on %s: %d test items, %s, %d seed(s)\n", o.method, o.task, o.data, d.n_test, metric, o.seeds);
+        printf("  trained parameters: %lld (base model: %zu)\n", (long long)n_trained, base.n_params);
         printf("  %-10s %.2f%s\n", "zero-shot", lm ? zero : 100 * zero, lm ? "" : " %");
         json_t *summary = json_array();
         for (int k = 0; !o.zero_shot_only && k < nshots; k++) {
@@ -485,6 +531,8 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         json_object_set_new(report, "summary", summary);
         json_object_set(report, "runs", runs);
         json_object_set_new(report, "frozen_bit_identical", json_boolean(frozen_ok));
+        json_object_set_new(report, "trained_params", json_integer((json_int_t)n_trained));
+        json_object_set_new(report, "base_params", json_integer((json_int_t)base.n_params));
         json_object_set_new(report, "settings", pvlm_args_to_json(&cmd));
         char path[4200];
         snprintf(path, sizeof path, "%s/report.json", o.out);
@@ -493,7 +541,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     if (rc == 0 && !frozen_ok) rc = pvlm_err_set(&err, PVLM_EINVAL, "frozen base tensors changed (see errors above)");
     if (rc) fprintf(stderr, "pvlm finetune: %s\n", err.msg);
     json_decref(report), json_decref(runs);
-    free(trainable), free(init0);
+    free(trainable), free(init0), free(feat), free(probe_w), free(probe_b);
     pvlm_ft_data_free(&d);
     pvlm_model_free(&m), pvlm_model_free(&base);
     pvlm_tokenizer_free(tok);
