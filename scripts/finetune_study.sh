@@ -13,7 +13,7 @@
 #     text; the task classifies the held-out *google* emoji, never seen in pretraining, into their 9
 #     categories. --smoke: synthetic shapes (scripts/make_finetune_data.py) and a tiny base.
 #   B (grounding, CPT): pretrained here on CPT-painted synthetic scenes with several objects, where the
-#     query names one of them (tests/finetune/make_pretrain_set.py, as the finetune_fewshot test).
+#     query names one of them (tests/finetune/make_pretrain_set.py, as the finetune tests' grounding fixture).
 # Every stage is cached in $OUT (rerunning continues where it stopped); every run is `nice -n 19` with
 # one thread per rank. The environment sets the size: SHOTS, SEEDS, STEPS, BATCH, LR_SHOTS (the K of the
 # validation runs), ONLY (a regex over row names), GROUND (0 skips the grounding rows), NP (ranks per run).
