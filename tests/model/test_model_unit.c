@@ -58,14 +58,25 @@ static void test_views_init(void) {
                           "dec.1.mlp.fc1.bias", "dec.1.mlp.fc2.weight", "dec.ln_f.bias"};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) CHECK_MSG(pvlm_model_view(&m, must[i]), "%s", must[i]);
     const pvlm_view *v = pvlm_model_view(&m, "patch_embed.weight");
-    CHECK(v->ndim == 2 && v->shape[0] == 512 && v->shape[1] == 3 * 64 && v->decay);
+    CHECK(v->ndim == 2 && v->shape[0] == 512 && v->shape[1] == 3 * 64 && pvlm_view_decays(v));
     v = pvlm_model_view(&m, "enc.0.attn.qkv.weight");
-    CHECK(v->shape[0] == 3 * 512 && v->shape[1] == 512 && v->decay);
+    CHECK(v->shape[0] == 3 * 512 && v->shape[1] == 512 && pvlm_view_decays(v));
     v = pvlm_model_view(&m, "dec.0.cross.kv.weight");
     CHECK(v->shape[0] == 2 * 512 && v->shape[1] == 512);
-    CHECK(!pvlm_model_view(&m, "img_pos")->decay && !pvlm_model_view(&m, "dec_pos")->decay);
-    CHECK(!pvlm_model_view(&m, "enc.0.ln1.weight")->decay && !pvlm_model_view(&m, "enc.0.attn.qkv.bias")->decay);
-    CHECK(pvlm_model_view(&m, "tok_embed")->decay);
+    CHECK(!pvlm_view_decays(pvlm_model_view(&m, "img_pos")) && !pvlm_view_decays(pvlm_model_view(&m, "dec_pos")));
+    CHECK(!pvlm_view_decays(pvlm_model_view(&m, "enc.0.ln1.weight")) &&
+          !pvlm_view_decays(pvlm_model_view(&m, "enc.0.attn.qkv.bias")));
+    /* kinds set at registration, and the typed tensors point at the named views */
+    CHECK(pvlm_model_view(&m, "enc.0.ln1.weight")->kind == PVLM_VIEW_NORM);
+    CHECK(pvlm_model_view(&m, "dec.1.ln_cross.bias")->kind == PVLM_VIEW_BIAS);
+    CHECK(pvlm_model_view(&m, "img_pos")->kind == PVLM_VIEW_EMBEDDING);
+    CHECK(pvlm_model_view(&m, "dec.1.mlp.fc2.weight")->kind == PVLM_VIEW_MATRIX &&
+          pvlm_model_view(&m, "dec.1.mlp.fc2.weight")->resid && !pvlm_model_view(&m, "dec.1.mlp.fc1.weight")->resid);
+    CHECK(m.w.dec[1].ckv_w == m.params + pvlm_model_view(&m, "dec.1.cross.kv.weight")->offset);
+    CHECK(m.g.enc[1].fc2_b == m.grads + pvlm_model_view(&m, "enc.1.mlp.fc2.bias")->offset);
+    CHECK(m.w.tok_embed == m.params + pvlm_model_view(&m, "tok_embed")->offset);
+    CHECK(m.w.dec_lnf_b == m.params + pvlm_model_view(&m, "dec.ln_f.bias")->offset);
+    CHECK(pvlm_view_decays(pvlm_model_view(&m, "tok_embed")));
     CHECK(!pvlm_model_view(&m, "vpt.prompts") && !pvlm_model_view(&m, "nope"));
     /* init: LN weight 1, bias 0, std 0.02, residual projections scaled by 1/sqrt(2*4) */
     CHECK(m.params[pvlm_model_view(&m, "enc.0.ln1.weight")->offset] == 1.0f);
@@ -85,7 +96,7 @@ static void test_views_init(void) {
     c.n_vpt = 3, c.vpt_deep = 1, c.n_ctx = 2, c.n_ctx_sets = 4;
     CHECK_OK(pvlm_model_create(&m, &c, &err), &err);
     v = pvlm_model_view(&m, "vpt.prompts");
-    CHECK(v && v->ndim == 3 && v->shape[0] == 2 && v->shape[1] == 3 && v->shape[2] == 8 && !v->decay);
+    CHECK(v && v->ndim == 3 && v->shape[0] == 2 && v->shape[1] == 3 && v->shape[2] == 8 && !pvlm_view_decays(v));
     v = pvlm_model_view(&m, "coop.ctx");
     CHECK(v && v->shape[0] == 4 && v->shape[1] == 2 && v->shape[2] == 8);
     CHECK(pvlm_model_enc_len(&c) == 4 + 3 + 4);
@@ -275,7 +286,7 @@ static void test_optim(void) {
         size_t i = v->offset + v->numel / 2;
         double gi = m.grads[i] * gs, p = p0[i];
         double mm = 0.1 * gi, vv = 0.001 * gi * gi;
-        double expect = p * (1 - (v->decay ? lr * 0.1 : 0)) - lr / 0.1 * mm / (sqrt(vv) / sqrt(0.001) + 1e-8);
+        double expect = p * (1 - (pvlm_view_decays(v) ? lr * 0.1 : 0)) - lr / 0.1 * mm / (sqrt(vv) / sqrt(0.001) + 1e-8);
         if (vi == frozen) expect = p;
         CHECK_MSG(fabs(m.params[i] - expect) <= 1e-6 + 1e-5 * fabs(expect), "%s: %g vs %g", v->name, m.params[i], expect);
     }

@@ -106,7 +106,7 @@ static int run_case(const char *name, const pvlm_model_config *cfg) {
         CHECK_OK(pvlm_st_writer_add(&w, names[2 * i], PVLM_ST_F32, v->ndim, v->shape, g0 + v->offset, &err), &err);
         CHECK_OK(pvlm_st_writer_add(&w, names[2 * i + 1], PVLM_ST_F32, v->ndim, v->shape, m.params + v->offset, &err),
                  &err);
-        pvlm_st_writer_meta(&w, names[2 * i] + 5, v->decay ? "decay" : "no_decay", &err);
+        pvlm_st_writer_meta(&w, names[2 * i] + 5, pvlm_view_decays(v) ? "decay" : "no_decay", &err);
     }
     snprintf(path, sizeof path, "%s/result.safetensors", dir);
     CHECK_OK(pvlm_st_writer_write(&w, path, &err), &err);
