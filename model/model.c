@@ -382,7 +382,22 @@ void pvlm_model_free(pvlm_model *m) {
     pvlm_free(m->views);
     pvlm_free(m->w.enc);
     pvlm_free(m->g.enc);
+    pvlm_matmul_free(m->mm);
     memset(m, 0, sizeof *m);
+}
+
+int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err) {
+    pvlm_matmul *mm = NULL;
+    if (p != PVLM_PREC_FP32 && pvlm_matmul_create(&mm, p, err)) return -1;
+    pvlm_matmul_free(m->mm);
+    m->mm = mm;
+    return 0;
+}
+
+int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err) {
+    pvlm_precision p;
+    if (pvlm_precision_parse(name, &p, err)) return -1;
+    return pvlm_model_set_precision(m, p, err);
 }
 
 int pvlm_model_view_index(const pvlm_model *m, const char *name) {
@@ -600,20 +615,20 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     } else {
         int H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
         pvlm_op_patchify_fwd(p->p0, p->img, B, S, S, 3, 2);                   /* [M, 12] */
-        pvlm_op_linear_fwd(p->xs[0], p->p0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
+        pvlm_op_linear_fwd(m->mm, p->xs[0], p->p0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
         for (int i = 0; i < c->conv_blocks; i++) {
             pvlm_op_groupnorm_fwd(p->gn[i], p->gnm[i], p->gnr[i], p->xs[i], m->w.stem[i].gn_w, m->w.stem[i].gn_b, B,
                                   H2 * H2, C, G, c->ln_eps);
             pvlm_op_gelu_fwd(p->gl[i], p->gn[i], (size_t)M * C);
             pvlm_op_im2col3_fwd(p->cols[i], p->gl[i], B, H2, H2, C);            /* [M, 9C] */
-            pvlm_op_linear_fwd(p->xs[i + 1], p->cols[i], m->w.stem[i].conv_w, m->w.stem[i].conv_b, M, 9 * C, C);
+            pvlm_op_linear_fwd(m->mm, p->xs[i + 1], p->cols[i], m->w.stem[i].conv_w, m->w.stem[i].conv_b, M, 9 * C, C);
             pvlm_op_add_inplace(p->xs[i + 1], p->xs[i], (size_t)M * C);
         }
         pvlm_op_groupnorm_fwd(p->gnf, p->gnfm, p->gnfr, p->xs[c->conv_blocks], m->w.gn_f_w, m->w.gn_f_b, B,
                               H2 * H2, C, G, c->ln_eps);
         pvlm_op_patchify_fwd(p->patches, p->gnf, B, H2, H2, C, c->patch_size / 2); /* [B*Np, C(P/2)^2] */
     }
-    pvlm_op_linear_fwd(p->timg, p->patches, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
+    pvlm_op_linear_fwd(m->mm, p->timg, p->patches, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
     /* assemble x0 [Ne,d]: image tokens, prompts, prefix text (visible ones, packed) */
     const float *ipos = m->w.img_pos, *tpos = m->w.enc_pos, *tok = m->w.tok_embed;
 #pragma omp parallel for schedule(static)
@@ -649,15 +664,15 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
                 memcpy(x + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d, m->w.vpt + (size_t)l * nv * d,
                        sizeof(float) * (size_t)nv * d);
         pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->qkv, a->ln1, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
+        pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
         pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
                                      0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
-        pvlm_op_linear_fwd(a->xm, a->ao, e->out_w, e->out_b, Ne, d, d);
+        pvlm_op_linear_fwd(m->mm, a->xm, a->ao, e->out_w, e->out_b, Ne, d, d);
         pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
         pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->fc1, a->ln2, e->fc1_w, e->fc1_b, Ne, d, F);
+        pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Ne, d, F);
         pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
-        pvlm_op_linear_fwd(a->out, a->gl, e->fc2_w, e->fc2_b, Ne, F, d);
+        pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Ne, F, d);
         pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
         x = a->out;
     }
@@ -685,7 +700,7 @@ int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const
     for (int r = 0; r < p->Ne; r++)
         memcpy(p->Epad + ((size_t)p->erb[r] * p->T + p->ert[r]) * d, p->E + (size_t)r * d, sizeof(float) * (size_t)d);
     *E = p->Epad, *kmask = p->kmask, *T = p->T;
-    return 0;
+    return pvlm_matmul_check(m->mm, err);
 }
 
 int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_global, float *loss,
@@ -720,24 +735,24 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
         dec_a *a = &p->da[l];
         /* causal self-attention */
         pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->qkv, a->ln1, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
+        pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
         pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 1,
                                      B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
-        pvlm_op_linear_fwd(a->xm1, a->ao, e->out_w, e->out_b, Nd, d, d);
+        pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, e->out_w, e->out_b, Nd, d, d);
         pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
         /* cross-attention to the encoder output with its key-padding mask */
         pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->qc, a->lnc, e->cq_w, e->cq_b, Nd, d, d);
-        pvlm_op_linear_fwd(a->kvc, p->E, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
+        pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, e->cq_w, e->cq_b, Nd, d, d);
+        pvlm_op_linear_fwd(m->mm, a->kvc, p->E, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
         pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
                                      d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
-        pvlm_op_linear_fwd(a->xm2, a->aoc, e->cout_w, e->cout_b, Nd, d, d);
+        pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, e->cout_w, e->cout_b, Nd, d, d);
         pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
         /* MLP */
         pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->fc1, a->ln2, e->fc1_w, e->fc1_b, Nd, d, F);
+        pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Nd, d, F);
         pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
-        pvlm_op_linear_fwd(a->out, a->gl, e->fc2_w, e->fc2_b, Nd, F, d);
+        pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Nd, F, d);
         pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
         y = a->out;
     }
@@ -745,7 +760,7 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     double t1 = pvlm_now();
     p->times[PVLM_TIME_DEC] += t1 - t0;
     /* tied output projection and the loss */
-    pvlm_op_linear_fwd(p->probs, p->yf, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
+    pvlm_op_linear_fwd(m->mm, p->probs, p->yf, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
     pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V);
     pvlm_loss_stats st = {0};
     double total = 0.0;
@@ -765,6 +780,7 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     if (loss) *loss = n_targets_global > 0 ? (float)(total / n_targets_global) : 0.0f;
     p->times[PVLM_TIME_HEAD] += pvlm_now() - t1;
     p->inv_ntg = n_targets_global > 0 ? 1.0 / n_targets_global : 0.0;
+    if (pvlm_matmul_check(m->mm, err)) return -1;
     p->have_fwd = 1;
     return 0;
 }
@@ -792,7 +808,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     for (int r = 0; r < Nd; r++) p->scale[r] = sample_scale ? (float)sample_scale[p->rsample[r]] : (float)p->inv_ntg;
     pvlm_op_softmax_ce_bwd(p->probs, p->rtgt, p->scale, Nd, V); /* probs -> dlogits */
     /* logits = yf @ tok^T */
-    pvlm_op_linear_bwd(p->dln, 0, m->g.tok_embed, NULL, p->probs, p->yf, m->w.tok_embed, Nd, d, V);
+    pvlm_op_linear_bwd(m->mm, p->dln, 0, m->g.tok_embed, NULL, p->probs, p->yf, m->w.tok_embed, Nd, d, V);
     memset(p->dy, 0, sizeof(float) * (size_t)Nd * d);
     const float *ylast = p->da[c->n_dec_layers - 1].out;
     pvlm_op_layernorm_bwd(p->dy, m->g.dec_lnf_w, m->g.dec_lnf_b, p->dln, ylast, m->w.dec_lnf_w, p->yfm, p->yfr, Nd, d);
@@ -804,26 +820,26 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         dec_a *a = &p->da[l];
         const float *yin = l ? p->da[l - 1].out : p->y0;
         /* MLP: out = xm2 + fc2(gelu(fc1(ln2(xm2)))) */
-        pvlm_op_linear_bwd(p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dy, a->gl, e->fc2_w, Nd, F, d);
+        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dy, a->gl, e->fc2_w, Nd, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Nd * F);
-        pvlm_op_linear_bwd(p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Nd, d, F);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Nd, d, F);
         pvlm_op_layernorm_bwd(p->dy, ge->ln2_w, ge->ln2_b, p->dln, a->xm2, e->ln2_w, a->m2, a->r2, Nd, d);
         /* cross-attention: xm2 = xm1 + out(attn(q(lnc(xm1)), kv(E))) */
-        pvlm_op_linear_bwd(p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, e->cout_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, e->cout_w, Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
         pvlm_op_attention_ragged_bwd(p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc, 2 * d,
                                      a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
-        pvlm_op_linear_bwd(p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, e->ckv_w, Ne, d, 2 * d);
-        pvlm_op_linear_bwd(p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, e->cq_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, e->ckv_w, Ne, d, 2 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, e->cq_w, Nd, d, d);
         pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
-        pvlm_op_linear_bwd(p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, e->out_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, e->out_w, Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
         pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
                                      a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen, p->doff,
                                      p->dlen, p->aself);
-        pvlm_op_linear_bwd(p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Nd, d, 3 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Nd, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dy, ge->ln1_w, ge->ln1_b, p->dln, yin, e->ln1_w, a->m1, a->r1, Nd, d);
         report(hook, hook_ctx, goff(m, ge->ln1_w),
                l == c->n_dec_layers - 1 ? m->n_params : goff(m, m->g.dec[l + 1].ln1_w));
@@ -840,16 +856,16 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         const pvlm_enc_layer *e = &m->w.enc[l], *ge = &m->g.enc[l];
         enc_a *a = &p->ea[l];
         const float *xin = l ? p->ea[l - 1].out : p->x0;
-        pvlm_op_linear_bwd(p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dx, a->gl, e->fc2_w, Ne, F, d);
+        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dx, a->gl, e->fc2_w, Ne, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Ne * F);
-        pvlm_op_linear_bwd(p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Ne, d, F);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Ne, d, F);
         pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
-        pvlm_op_linear_bwd(p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, e->out_w, Ne, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, e->out_w, Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
         pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
                                      a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen, p->eoff,
                                      p->elen, p->aenc);
-        pvlm_op_linear_bwd(p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Ne, d, 3 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Ne, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dx, ge->ln1_w, ge->ln1_b, p->dln, xin, e->ln1_w, a->m1, a->r1, Ne, d);
         if (nv > 0 && (c->vpt_deep || l == 0)) {
             /* prompt rows: their gradient goes to this layer's prompt set; under VPT-deep the previous
@@ -884,10 +900,10 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         }
     }
     if (!p->conv) {
-        pvlm_op_linear_bwd(NULL, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
+        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
     } else {
         int S = c->image_size, H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
-        pvlm_op_linear_bwd(p->dpatch, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
+        pvlm_op_linear_bwd(m->mm, p->dpatch, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
         memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
         pvlm_op_patchify_bwd(p->dmap, p->dpatch, B, H2, H2, C, c->patch_size / 2);
         memset(p->dmap2, 0, sizeof(float) * (size_t)M * C); /* running d(xs[i]) */
@@ -895,7 +911,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
                               p->gnfm, p->gnfr, B, H2 * H2, C, G);
         for (int i = c->conv_blocks - 1; i >= 0; i--) {
             /* xs[i+1] = xs[i] + conv(gelu(gn(xs[i]))) */
-            pvlm_op_linear_bwd(p->dcols, 0, m->g.stem[i].conv_w, m->g.stem[i].conv_b, p->dmap2, p->cols[i], m->w.stem[i].conv_w, M,
+            pvlm_op_linear_bwd(m->mm, p->dcols, 0, m->g.stem[i].conv_w, m->g.stem[i].conv_b, p->dmap2, p->cols[i], m->w.stem[i].conv_w, M,
                                9 * C, C);
             memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
             pvlm_op_im2col3_bwd(p->dmap, p->dcols, B, H2, H2, C);
@@ -903,11 +919,11 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
             pvlm_op_groupnorm_bwd(p->dmap2, m->g.stem[i].gn_w, m->g.stem[i].gn_b, p->dmap, p->xs[i], m->w.stem[i].gn_w,
                                   p->gnm[i], p->gnr[i], B, H2 * H2, C, G);
         }
-        pvlm_op_linear_bwd(NULL, 0, m->g.conv_in_w, m->g.conv_in_b, p->dmap2, p->p0, m->w.conv_in_w, M, 12, C);
+        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.conv_in_w, m->g.conv_in_b, p->dmap2, p->p0, m->w.conv_in_w, M, 12, C);
     }
     report(hook, hook_ctx, 0, goff(m, m->g.enc[0].ln1_w));
     p->times[PVLM_TIME_STEM] += pvlm_now() - t3;
-    return 0;
+    return pvlm_matmul_check(m->mm, err);
 }
 
 /* ------------------------------------------------------------------ FLOPs */

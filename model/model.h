@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "io/batch.h"
+#include "model/matmul.h"
 
 typedef struct pvlm_model_config {
     int image_size, patch_size; /* S, P; S % P == 0 */
@@ -123,6 +124,7 @@ typedef struct pvlm_model {
     int n_views;
     /* typed access to the same memory (params and grads); the layer arrays are owned by the model */
     pvlm_weights w, g;
+    pvlm_matmul *mm; /* the matrix-product backend (owned); NULL = fp32, see pvlm_model_set_precision */
     /* activations and scratch: private, owned, grown on demand for the batch size */
     void *priv;
 } pvlm_model;
@@ -133,6 +135,11 @@ int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err
  * 1/sqrt(2*(n_enc_layers+n_dec_layers)). Deterministic in seed. */
 void pvlm_model_init_weights(pvlm_model *m, uint64_t seed);
 void pvlm_model_free(pvlm_model *m);
+/* Matrix products in fp32 (the default after create) or bf16 (model/matmul.h); weights, gradients and
+ * everything outside the linear layers' products stay fp32. Fails with the reason when bf16 is unavailable. */
+int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err);
+/* The same from a --precision value ("fp32" | "bf16"). */
+int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err);
 const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name); /* NULL if absent */
 int pvlm_model_view_index(const pvlm_model *m, const char *name);        /* -1 if absent */
 void pvlm_model_zero_grad(pvlm_model *m);

@@ -7,24 +7,23 @@
 
 /* ---------------------------------------------------------------- linear */
 
-void pvlm_op_linear_fwd(float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
     if (N <= 0 || O <= 0) return;
     if (b) {
         /* out = b broadcast, then out += in @ W^T (beta = 1) */
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, b, sizeof(float) * (size_t)O);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
+    pvlm_matmul_gemm(mm, 0, 1, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
 }
 
-void pvlm_op_linear_bwd(float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
+void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
                         const float *W, int N, int In, int O) {
     if (N <= 0) return;
     if (din) /* [N,In] = dout[N,O] @ W[O,In] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, O, 1.0f, dout, O, W, In,
-                    din_acc ? 1.0f : 0.0f, din, In);
+        pvlm_matmul_gemm(mm, 0, 0, N, In, O, 1.0f, dout, O, W, In, din_acc ? 1.0f : 0.0f, din, In);
     if (dW) /* [O,In] += dout^T @ in */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
+        pvlm_matmul_gemm(mm, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
     if (db) {
         /* column sums, each column in row order: deterministic regardless of threads */
 #pragma omp parallel for schedule(static)

@@ -1,6 +1,7 @@
 /* ops.h - the numeric ops of the model, forward and backward side by side (llm.c style).
  *
- * Every matrix product goes through OpenBLAS cblas_sgemm; the elementwise and reduction loops use
+ * The linear layers' matrix products go through the one entry point model/matmul.h (mm: fp32 OpenBLAS
+ * or bf16; NULL = fp32); attention's per-head products use OpenBLAS cblas_sgemm in fp32; the elementwise and reduction loops use
  * OpenMP with static schedules, and every reduction runs in a fixed order, so results are
  * bit-identical for the same inputs and thread count. Backward functions accumulate (+=) into
  * parameter gradients and, unless noted, into input gradients. Nothing here allocates: callers pass
@@ -12,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/matmul.h"
+
 /* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL) */
-void pvlm_op_linear_fwd(float *out, const float *in, const float *W, const float *b, int N, int In, int O);
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O);
 /* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
  * db[O] += column sums of dout (db may be NULL). */
-void pvlm_op_linear_bwd(float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
+void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
                         const float *W, int N, int In, int O);
 
 /* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. */
