@@ -149,6 +149,9 @@ typedef struct priv {
     float *dx, *dy, *dE, *dln, *dao, *dqkv, *datt, *dfc, *dkvc, *dqc, *scale, *dtimg, *dpatch, *dmap, *dmap2,
         *dcols;
     double inv_ntg; /* 1/n_targets_global of the last forward */
+    int recompute;  /* PVLM_RECOMPUTE_*: which activations backward recomputes instead of keeping */
+    enc_a rea;      /* the shared per-layer set for recomputation (unused with PVLM_RECOMPUTE_NONE) */
+    dec_a rda;
     /* packed decoder rows: sample b owns rows doff[b] .. doff[b]+dlen[b]-1 (its positions up to the last
      * target; padded positions after it never influence the loss under the causal mask, so they are not
      * computed); per row: token, target, position, sample. Nd = number of packed rows. */
@@ -394,6 +397,23 @@ int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err) {
     return 0;
 }
 
+int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err) {
+    priv *p = m->priv;
+    int mode;
+    if (name && !strcmp(name, "none")) mode = PVLM_RECOMPUTE_NONE;
+    else if (name && !strcmp(name, "attention")) mode = PVLM_RECOMPUTE_ATTENTION;
+    else if (name && !strcmp(name, "block")) mode = PVLM_RECOMPUTE_BLOCK;
+    else return pvlm_err_set(err, PVLM_EINVAL, "recompute '%s': expected none, attention or block", name ? name : "");
+    if (mode != p->recompute) { /* another activation layout: the next forward allocates it */
+        pvlm_free(p->arena);
+        p->arena = NULL, p->arena_bytes = 0, p->have_fwd = 0;
+        p->recompute = mode;
+    }
+    return 0;
+}
+
+size_t pvlm_model_activation_bytes(const pvlm_model *m) { return ((const priv *)m->priv)->arena_bytes; }
+
 int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err) {
     pvlm_precision p;
     if (pvlm_precision_parse(name, &p, err)) return -1;
@@ -450,21 +470,50 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
     p->timg = TF((size_t)B * Np * d);
     p->x0 = TF(Ne * d);
     p->kmask = take(&bb, Ne);
-    for (int l = 0; l < c->n_enc_layers; l++) {
-        enc_a *a = &p->ea[l];
+    /* Per layer: everything backward needs (recompute none); only the output (block: the next layer's
+     * input; each layer is recomputed from its input during backward into the one shared set p->rea /
+     * p->rda); everything but the attention probabilities, which share one buffer per stack and are
+     * recomputed from q, k, v (attention). The shared set is laid out in every mode: forward of block
+     * mode runs in it. */
+    int rc_mode = p->recompute;
+    for (int l = -1; l < c->n_enc_layers; l++) {
+        enc_a *a = l < 0 ? &p->rea : &p->ea[l];
+        if (l >= 0 && rc_mode == PVLM_RECOMPUTE_BLOCK) {
+            *a = p->rea, a->out = TF(Ne * d);
+            continue;
+        }
+        if (l < 0 && rc_mode != PVLM_RECOMPUTE_BLOCK) { /* none: unused; attention: the shared probabilities */
+            memset(a, 0, sizeof *a);
+            if (rc_mode == PVLM_RECOMPUTE_ATTENTION) a->att = TF((size_t)B * H * T * T);
+            continue;
+        }
         a->ln1 = TF(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
-        a->att = TF((size_t)B * H * T * T), a->ao = TF(Ne * d), a->xm = TF(Ne * d);
+        a->att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION ? p->rea.att : TF((size_t)B * H * T * T);
+        a->ao = TF(Ne * d), a->xm = TF(Ne * d);
         a->ln2 = TF(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TF(Ne * F);
         a->out = TF(Ne * d);
     }
     p->E = TF(Ne * d), p->Em = TF(Ne), p->Er = TF(Ne);
     p->y0 = TF(Nd * d);
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        dec_a *a = &p->da[l];
+    for (int l = -1; l < c->n_dec_layers; l++) {
+        dec_a *a = l < 0 ? &p->rda : &p->da[l];
+        if (l >= 0 && rc_mode == PVLM_RECOMPUTE_BLOCK) {
+            *a = p->rda, a->out = TF(Nd * d);
+            continue;
+        }
+        if (l < 0 && rc_mode != PVLM_RECOMPUTE_BLOCK) {
+            memset(a, 0, sizeof *a);
+            if (rc_mode == PVLM_RECOMPUTE_ATTENTION)
+                a->att = TF((size_t)B * H * Ls * Ls), a->attc = TF((size_t)B * H * Ls * T);
+            continue;
+        }
+        int shared_att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION;
         a->ln1 = TF(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
-        a->att = TF((size_t)B * H * Ls * Ls), a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
+        a->att = shared_att ? p->rda.att : TF((size_t)B * H * Ls * Ls);
+        a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
         a->lnc = TF(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
-        a->attc = TF((size_t)B * H * Ls * T), a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
+        a->attc = shared_att ? p->rda.attc : TF((size_t)B * H * Ls * T);
+        a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
         a->ln2 = TF(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TF(Nd * F);
         a->out = TF(Nd * d);
     }
@@ -587,11 +636,74 @@ static int enc_visible(const pvlm_model_config *c, int Np, const pvlm_batch *b, 
     return j < b->prefix_len[bi] || j < c->n_ctx;
 }
 
+/* Encoder self-attention of layer activations a (its q, k, v) -> a->ao, a->att. */
+static void enc_attention_fwd(pvlm_model *m, enc_a *a, int B) {
+    const priv *p = m->priv;
+    int d = m->cfg.d_model, H = m->cfg.n_heads;
+    pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 0, B,
+                                 H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
+}
+
+/* One encoder layer on the packed rows x [Ne, d]: every activation into a, the output into a->out. */
+static void enc_layer_fwd(pvlm_model *m, const pvlm_enc_layer *e, enc_a *a, const float *x, int B) {
+    const priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    int Ne = p->Ne, d = c->d_model, F = c->d_ff;
+    pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
+    enc_attention_fwd(m, a, B);
+    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, e->out_w, e->out_b, Ne, d, d);
+    pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
+    pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Ne, d, F);
+    pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
+    pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Ne, F, d);
+    pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
+}
+
+/* Decoder self- and cross-attention of layer activations a -> a->ao, a->att, a->aoc, a->attc. */
+static void dec_attention_fwd(pvlm_model *m, dec_a *a, int B, int self, int cross) {
+    const priv *p = m->priv;
+    int d = m->cfg.d_model, H = m->cfg.n_heads;
+    if (self)
+        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
+                                     1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
+    if (cross)
+        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
+                                     d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
+}
+
+/* One decoder layer on the packed rows y [Nd, d] (cross-attending to p->E): every activation into a. */
+static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, const float *y, int B) {
+    const priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    int Nd = p->Nd, Ne = p->Ne, d = c->d_model, F = c->d_ff;
+    /* causal self-attention */
+    pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
+    dec_attention_fwd(m, a, B, 1, 0);
+    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, e->out_w, e->out_b, Nd, d, d);
+    pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
+    /* cross-attention to the encoder output with its key-padding mask */
+    pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, e->cq_w, e->cq_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->kvc, p->E, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
+    dec_attention_fwd(m, a, B, 0, 1);
+    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, e->cout_w, e->cout_b, Nd, d, d);
+    pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
+    /* MLP */
+    pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Nd, d, F);
+    pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
+    pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Nd, F, d);
+    pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
+}
+
 /* Stem + encoder; fills p->E (packed rows), p->kmask and the row tables. */
 static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     priv *p = m->priv;
     const pvlm_model_config *c = &m->cfg;
-    int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, S = c->image_size, Np = p->Np;
+    int B = b->B, T = p->T, d = c->d_model, H = c->n_heads, S = c->image_size, Np = p->Np;
     int nv = c->n_vpt, Lpb = b->Lp, Ne = 0;
     size_t ae = 0;
     for (int bi = 0; bi < B; bi++) {
@@ -663,17 +775,7 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
             for (int bi = 0; bi < B; bi++)
                 memcpy(x + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d, m->w.vpt + (size_t)l * nv * d,
                        sizeof(float) * (size_t)nv * d);
-        pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
-        pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
-        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
-                                     0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
-        pvlm_op_linear_fwd(m->mm, a->xm, a->ao, e->out_w, e->out_b, Ne, d, d);
-        pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
-        pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
-        pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Ne, d, F);
-        pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
-        pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Ne, F, d);
-        pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
+        enc_layer_fwd(m, e, a, x, B);
         x = a->out;
     }
     pvlm_op_layernorm_fwd(p->E, p->Em, p->Er, x, m->w.enc_lnf_w, m->w.enc_lnf_b, Ne, d, c->ln_eps);
@@ -710,8 +812,8 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     const pvlm_model_config *c = &m->cfg;
     encoder_forward(m, b);
     double t0 = pvlm_now();
-    int B = b->B, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = p->Ne, Nd = 0;
+    int B = b->B, Ls = b->Ls, d = c->d_model, H = c->n_heads, V = c->vocab_size;
+    int Nd = 0;
     size_t as = 0, ac = 0;
     for (int bi = 0; bi < B; bi++) {
         int n = 0;
@@ -733,27 +835,7 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     for (int l = 0; l < c->n_dec_layers; l++) {
         const pvlm_dec_layer *e = &m->w.dec[l];
         dec_a *a = &p->da[l];
-        /* causal self-attention */
-        pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
-        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 1,
-                                     B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
-        pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, e->out_w, e->out_b, Nd, d, d);
-        pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
-        /* cross-attention to the encoder output with its key-padding mask */
-        pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, e->cq_w, e->cq_b, Nd, d, d);
-        pvlm_op_linear_fwd(m->mm, a->kvc, p->E, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
-        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
-                                     d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
-        pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, e->cout_w, e->cout_b, Nd, d, d);
-        pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
-        /* MLP */
-        pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Nd, d, F);
-        pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
-        pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Nd, F, d);
-        pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
+        dec_layer_fwd(m, e, a, y, B);
         y = a->out;
     }
     pvlm_op_layernorm_fwd(p->yf, p->yfm, p->yfr, y, m->w.dec_lnf_w, m->w.dec_lnf_b, Nd, d, c->ln_eps);
@@ -819,6 +901,10 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         const pvlm_dec_layer *e = &m->w.dec[l], *ge = &m->g.dec[l];
         dec_a *a = &p->da[l];
         const float *yin = l ? p->da[l - 1].out : p->y0;
+        if (p->recompute == PVLM_RECOMPUTE_BLOCK) /* the layer again from its input, into the shared set */
+            dec_layer_fwd(m, e, a = &p->rda, yin, B);
+        else if (p->recompute == PVLM_RECOMPUTE_ATTENTION)
+            dec_attention_fwd(m, a, B, 1, 1);
         /* MLP: out = xm2 + fc2(gelu(fc1(ln2(xm2)))) */
         pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dy, a->gl, e->fc2_w, Nd, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Nd * F);
@@ -856,6 +942,10 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         const pvlm_enc_layer *e = &m->w.enc[l], *ge = &m->g.enc[l];
         enc_a *a = &p->ea[l];
         const float *xin = l ? p->ea[l - 1].out : p->x0;
+        if (p->recompute == PVLM_RECOMPUTE_BLOCK)
+            enc_layer_fwd(m, e, a = &p->rea, xin, B);
+        else if (p->recompute == PVLM_RECOMPUTE_ATTENTION)
+            enc_attention_fwd(m, a, B);
         pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dx, a->gl, e->fc2_w, Ne, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Ne * F);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Ne, d, F);

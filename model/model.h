@@ -140,6 +140,21 @@ void pvlm_model_free(pvlm_model *m);
 int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err);
 /* The same from a --precision value ("fp32" | "bf16"). */
 int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err);
+
+/* Activation recomputation (--recompute): "none" keeps every activation backward needs; "attention"
+ * keeps all but the attention probabilities, recomputed per layer from q, k, v; "block" keeps only each
+ * layer's input (the previous layer's output) and recomputes the layer during backward. Gradients are
+ * bit-identical in every mode (the same ops on the same inputs). Takes effect at the next forward. */
+enum { PVLM_RECOMPUTE_NONE, PVLM_RECOMPUTE_ATTENTION, PVLM_RECOMPUTE_BLOCK };
+#define PVLM_RECOMPUTE_OPT(dst)                                                                                  \
+    {"recompute", PVLM_ARG_CHOICE, (dst),                                                                        \
+     "activation recomputation: keep all / recompute attention probabilities / keep only each layer's input "   \
+     "and recompute it in backward (less memory, more time; docs/model.md)",                                     \
+     "none|attention|block", 0, 0, 0}
+int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err);
+/* Bytes of the activation arena (activations kept for backward and backward scratch) for the largest batch
+ * seen so far. */
+size_t pvlm_model_activation_bytes(const pvlm_model *m);
 const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name); /* NULL if absent */
 int pvlm_model_view_index(const pvlm_model *m, const char *name);        /* -1 if absent */
 void pvlm_model_zero_grad(pvlm_model *m);

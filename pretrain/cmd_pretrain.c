@@ -51,7 +51,7 @@ typedef struct settings {
     /* model */
     const char *model_config;
     int image_size, patch_size, d_model, n_heads, d_ff, enc_layers, dec_layers, prefix_len, suffix_len;
-    const char *stem, *precision;
+    const char *stem, *precision, *recompute;
     int64_t init_seed;
     /* optimisation */
     int micro_batch, accum;
@@ -90,6 +90,7 @@ static void settings_default(settings *s) {
     s->suffix_len = mc.max_suffix_len;
     s->stem = "patch";
     s->precision = "fp32";
+    s->recompute = "none";
     s->init_seed = 1234;
     s->micro_batch = 32;
     s->accum = 1;
@@ -576,7 +577,8 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
         return -1;
     }
     t->model_ok = 1;
-    if (pvlm_model_set_precision_name(&t->model, s->precision, err)) {
+    if (pvlm_model_set_precision_name(&t->model, s->precision, err) ||
+        pvlm_model_set_recompute(&t->model, s->recompute, err)) {
         json_decref(dec);
         return -1;
     }
@@ -684,6 +686,7 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"patch-size", PVLM_ARG_INT, &s->patch_size, "patch side P", NULL, 1, 1024, 0},
         {"stem", PVLM_ARG_CHOICE, &s->stem, "image stem", "patch|conv", 0, 0, 0},
         PVLM_PRECISION_OPT(&s->precision),
+        PVLM_RECOMPUTE_OPT(&s->recompute),
         {"d-model", PVLM_ARG_INT, &s->d_model, "model width", NULL, 1, 65536, 0},
         {"n-heads", PVLM_ARG_INT, &s->n_heads, "attention heads", NULL, 1, 1024, 0},
         {"d-ff", PVLM_ARG_INT, &s->d_ff, "MLP width", NULL, 1, 1 << 20, 0},

@@ -306,8 +306,54 @@ static void test_optim(void) {
     pvlm_model_free(&m);
 }
 
+/* --recompute attention / block: loss and every gradient bit-identical to keeping all activations, on a
+ * model with every path (conv stem, VPT-deep, which rewrites layer inputs, and class-specific CoOp), at 1
+ * and 2 threads; the activation arena shrinks none > attention > block. */
+static void test_recompute(void) {
+    pvlm_model_config c;
+    pvlm_err err;
+    tiny_config(&c);
+    c.d_model = 16, c.n_heads = 4, c.d_ff = 24, c.vocab_size = 23;
+    c.n_vpt = 2, c.vpt_deep = 1, c.n_ctx = 2, c.n_ctx_sets = 2;
+    snprintf(c.stem, sizeof c.stem, "conv");
+    pvlm_model m;
+    CHECK_OK(pvlm_model_create(&m, &c, &err), &err);
+    tiny_randomize(&m, 4, 0.3f);
+    pvlm_batch b;
+    pvlm_batch_alloc(&b, 6, c.image_size, c.max_prefix_len, c.max_suffix_len, &err);
+    tiny_batch(&b, &c, 9);
+    double ntg = (double)pvlm_batch_count_targets(&b);
+    float *g0 = malloc(sizeof(float) * m.n_params), l0 = 0, l;
+    const char *modes[] = {"none", "attention", "block"};
+    size_t bytes[3];
+    for (int threads = 1; threads <= 2; threads++) {
+        pvlm_threads_set(threads);
+        for (int k = 0; k < 3; k++) {
+            CHECK_OK(pvlm_model_set_recompute(&m, modes[k], &err), &err);
+            pvlm_model_zero_grad(&m);
+            fwd_bwd(&m, &b, ntg, &l);
+            bytes[k] = pvlm_model_activation_bytes(&m);
+            if (k == 0) {
+                l0 = l;
+                memcpy(g0, m.grads, sizeof(float) * m.n_params);
+            } else {
+                CHECK_MSG(l == l0 && !memcmp(g0, m.grads, sizeof(float) * m.n_params),
+                          "recompute %s: not bit-identical to none at %d threads", modes[k], threads);
+            }
+        }
+    }
+    pvlm_threads_set(1);
+    printf("  recompute: activation arena none %zu, attention %zu, block %zu bytes\n", bytes[0], bytes[1], bytes[2]);
+    CHECK(bytes[0] > bytes[1] && bytes[1] > bytes[2]);
+    CHECK(pvlm_model_set_recompute(&m, "some", &err) == -1 && strstr(err.msg, "some"));
+    free(g0);
+    pvlm_batch_free(&b);
+    pvlm_model_free(&m);
+}
+
 int main(void) {
     pvlm_threads_set(1);
+    test_recompute();
     test_config();
     test_views_init();
     test_determinism_accum();
