@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/mem.h"
 
@@ -52,6 +53,45 @@ int pvlm_bf16_available(char *why, size_t why_size) {
     (void)hide;
     if (reason && why && why_size) snprintf(why, why_size, "%s", reason);
     return reason == NULL;
+}
+
+char *openblas_get_corename(void); /* OpenBLAS's own API, not in cblas.h */
+
+/* ISA level of an OpenBLAS x86-64 kernel set (its dynamic-arch core names) and of this CPU. */
+static int core_level(const char *core) {
+    static const struct {
+        const char *name;
+        int level;
+    } t[] = {{"SapphireRapids", 5}, {"Cooperlake", 4}, {"SkylakeX", 3}, {"Haswell", 2}, {"Zen", 2},
+             {"Sandybridge", 1}};
+    for (size_t i = 0; core && i < sizeof t / sizeof *t; i++)
+        if (!strcasecmp(core, t[i].name)) return t[i].level;
+    return 0;
+}
+
+static int cpu_level(const char **best) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("amx-bf16")) return *best = "SapphireRapids", 5;
+    if (__builtin_cpu_supports("avx512bf16")) return *best = "Cooperlake", 4;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+        return *best = "SkylakeX", 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return *best = "Haswell", 2;
+    if (__builtin_cpu_supports("avx")) return *best = "Sandybridge", 1;
+    return *best = "generic", 0;
+}
+
+int pvlm_blas_kernel_check(char *msg, size_t n) {
+    const char *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE"), *best;
+    if (!(ct && *ct) && !(l2 && *l2)) return 0;
+    const char *core = openblas_get_corename();
+    int have = core_level(core), can = cpu_level(&best);
+    if (have >= can) return 0;
+    snprintf(msg, n,
+             "OpenBLAS runs its %s kernels, slower than this CPU's %s set, because %s%s%s%s%s is set in the "
+             "environment; unset it for this command (docs/performance.md)",
+             core ? core : "?", best, ct && *ct ? "OPENBLAS_CORETYPE=" : "", ct && *ct ? ct : "",
+             ct && *ct && l2 && *l2 ? " / " : "", l2 && *l2 ? "OPENBLAS_L2_SIZE=" : "", l2 && *l2 ? l2 : "");
+    return 1;
 }
 
 #define MAX_PRIMS 8

@@ -50,6 +50,12 @@ void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, floa
  * call is skipped. Returns -1 with that error (and clears it), 0 if none. */
 int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err);
 
+/* Is OpenBLAS running a slower kernel set than this CPU supports because OPENBLAS_CORETYPE or
+ * OPENBLAS_L2_SIZE is set (module systems and containers export them)? Compares the ISA level of
+ * openblas_get_corename() with the CPU's (AVX < AVX2 < AVX-512 < AVX512-BF16 < AMX). Returns 1 and a
+ * message naming the variables, the kernel in use and the one the CPU supports; 0 otherwise. */
+int pvlm_blas_kernel_check(char *msg, size_t n);
+
 /* Round-to-nearest-even fp32 -> bf16 -> fp32 (the rounding the bf16 path applies to its inputs; tests). */
 float pvlm_bf16_round(float x);
 

@@ -2,9 +2,11 @@
 #include "model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -244,46 +246,53 @@ static void register_stem(reg *r, pvlm_weights *w, pvlm_weights *g, int *K) {
     *K = C * q * q;
 }
 
-static void register_enc_layer(reg *r, int l, pvlm_enc_layer *w, pvlm_enc_layer *g) {
-    int d = r->m->cfg.d_model, F = r->m->cfg.d_ff;
-    char pre[48];
-    snprintf(pre, sizeof pre, "enc.%d.ln1", l);
-    add_norm(r, pre, &w->ln1_w, &w->ln1_b, &g->ln1_w, &g->ln1_b, d);
-    snprintf(pre, sizeof pre, "enc.%d.attn.qkv", l);
-    add_linear(r, pre, &w->qkv_w, &w->qkv_b, &g->qkv_w, &g->qkv_b, 3 * d, d, 0);
-    snprintf(pre, sizeof pre, "enc.%d.attn.out", l);
-    add_linear(r, pre, &w->out_w, &w->out_b, &g->out_w, &g->out_b, d, d, 1);
-    snprintf(pre, sizeof pre, "enc.%d.ln2", l);
-    add_norm(r, pre, &w->ln2_w, &w->ln2_b, &g->ln2_w, &g->ln2_b, d);
-    snprintf(pre, sizeof pre, "enc.%d.mlp.fc1", l);
-    add_linear(r, pre, &w->fc1_w, &w->fc1_b, &g->fc1_w, &g->fc1_b, F, d, 0);
-    snprintf(pre, sizeof pre, "enc.%d.mlp.fc2", l);
-    add_linear(r, pre, &w->fc2_w, &w->fc2_b, &g->fc2_w, &g->fc2_b, d, F, 1);
-}
+/* The tensors of one transformer layer, in buffer order: a LayerNorm (weight and bias) or a linear layer
+ * ([O, I] weight and [O] bias), its name under the layer prefix, where its pointers sit in the layer
+ * struct, and the linear shape in multiples of d (D, 2D, 3D) or d_ff (FF). */
+enum { D1 = 1, D2, D3, FF };
+typedef struct layer_tensor {
+    const char *name;
+    int norm, O, I, resid;
+    size_t w, b; /* offsetof the weight / bias pointer */
+} layer_tensor;
 
-static void register_dec_layer(reg *r, int l, pvlm_dec_layer *w, pvlm_dec_layer *g) {
-    int d = r->m->cfg.d_model, F = r->m->cfg.d_ff;
+#define LN_T(nm, T, f) {nm, 1, 0, 0, 0, offsetof(T, f##_w), offsetof(T, f##_b)}
+#define LIN_T(nm, T, f, O, I, r) {nm, 0, O, I, r, offsetof(T, f##_w), offsetof(T, f##_b)}
+static const layer_tensor enc_tensors[] = {
+    LN_T("ln1", pvlm_enc_layer, ln1),           LIN_T("attn.qkv", pvlm_enc_layer, qkv, D3, D1, 0),
+    LIN_T("attn.out", pvlm_enc_layer, out, D1, D1, 1), LN_T("ln2", pvlm_enc_layer, ln2),
+    LIN_T("mlp.fc1", pvlm_enc_layer, fc1, FF, D1, 0), LIN_T("mlp.fc2", pvlm_enc_layer, fc2, D1, FF, 1),
+};
+static const layer_tensor dec_tensors[] = {
+    LN_T("ln1", pvlm_dec_layer, ln1),
+    LIN_T("self.qkv", pvlm_dec_layer, qkv, D3, D1, 0),
+    LIN_T("self.out", pvlm_dec_layer, out, D1, D1, 1),
+    LN_T("ln_cross", pvlm_dec_layer, lnc),
+    LIN_T("cross.q", pvlm_dec_layer, cq, D1, D1, 0),
+    LIN_T("cross.kv", pvlm_dec_layer, ckv, D2, D1, 0),
+    LIN_T("cross.out", pvlm_dec_layer, cout, D1, D1, 1),
+    LN_T("ln2", pvlm_dec_layer, ln2),
+    LIN_T("mlp.fc1", pvlm_dec_layer, fc1, FF, D1, 0),
+    LIN_T("mlp.fc2", pvlm_dec_layer, fc2, D1, FF, 1),
+};
+#undef LN_T
+#undef LIN_T
+
+static int layer_dim(const pvlm_model_config *c, int code) { return code == FF ? c->d_ff : code * c->d_model; }
+
+/* Registers "<prefix>.<name>.*" for every tensor of the table; w / g are the layer structs in m->w / m->g. */
+static void register_layer(reg *r, const char *prefix, const layer_tensor *t, size_t n, void *w, void *g) {
+    const pvlm_model_config *c = &r->m->cfg;
     char pre[48];
-    snprintf(pre, sizeof pre, "dec.%d.ln1", l);
-    add_norm(r, pre, &w->ln1_w, &w->ln1_b, &g->ln1_w, &g->ln1_b, d);
-    snprintf(pre, sizeof pre, "dec.%d.self.qkv", l);
-    add_linear(r, pre, &w->qkv_w, &w->qkv_b, &g->qkv_w, &g->qkv_b, 3 * d, d, 0);
-    snprintf(pre, sizeof pre, "dec.%d.self.out", l);
-    add_linear(r, pre, &w->out_w, &w->out_b, &g->out_w, &g->out_b, d, d, 1);
-    snprintf(pre, sizeof pre, "dec.%d.ln_cross", l);
-    add_norm(r, pre, &w->lnc_w, &w->lnc_b, &g->lnc_w, &g->lnc_b, d);
-    snprintf(pre, sizeof pre, "dec.%d.cross.q", l);
-    add_linear(r, pre, &w->cq_w, &w->cq_b, &g->cq_w, &g->cq_b, d, d, 0);
-    snprintf(pre, sizeof pre, "dec.%d.cross.kv", l);
-    add_linear(r, pre, &w->ckv_w, &w->ckv_b, &g->ckv_w, &g->ckv_b, 2 * d, d, 0);
-    snprintf(pre, sizeof pre, "dec.%d.cross.out", l);
-    add_linear(r, pre, &w->cout_w, &w->cout_b, &g->cout_w, &g->cout_b, d, d, 1);
-    snprintf(pre, sizeof pre, "dec.%d.ln2", l);
-    add_norm(r, pre, &w->ln2_w, &w->ln2_b, &g->ln2_w, &g->ln2_b, d);
-    snprintf(pre, sizeof pre, "dec.%d.mlp.fc1", l);
-    add_linear(r, pre, &w->fc1_w, &w->fc1_b, &g->fc1_w, &g->fc1_b, F, d, 0);
-    snprintf(pre, sizeof pre, "dec.%d.mlp.fc2", l);
-    add_linear(r, pre, &w->fc2_w, &w->fc2_b, &g->fc2_w, &g->fc2_b, d, F, 1);
+    for (size_t i = 0; i < n; i++) {
+        float **pw = (float **)((char *)w + t[i].w), **pb = (float **)((char *)w + t[i].b);
+        float **gw = (float **)((char *)g + t[i].w), **gb = (float **)((char *)g + t[i].b);
+        snprintf(pre, sizeof pre, "%s.%s", prefix, t[i].name);
+        if (t[i].norm)
+            add_norm(r, pre, pw, pb, gw, gb, c->d_model);
+        else
+            add_linear(r, pre, pw, pb, gw, gb, layer_dim(c, t[i].O), layer_dim(c, t[i].I), t[i].resid);
+    }
 }
 
 /* Every view in buffer order: embeddings / stem / prompts, encoder layers, enc.ln_f, decoder layers, dec.ln_f. */
@@ -304,9 +313,16 @@ static void register_views(pvlm_model *m, int *K) {
                   c->n_vpt, d);
     if (c->n_ctx > 0)
         add_table(&r, "coop.ctx", &w->coop, &g->coop, PVLM_VIEW_EMBEDDING, 3, c->n_ctx_sets, c->n_ctx, d);
-    for (int l = 0; l < c->n_enc_layers; l++) register_enc_layer(&r, l, &w->enc[l], &g->enc[l]);
+    char pre[32];
+    for (int l = 0; l < c->n_enc_layers; l++) {
+        snprintf(pre, sizeof pre, "enc.%d", l);
+        register_layer(&r, pre, enc_tensors, sizeof enc_tensors / sizeof *enc_tensors, &w->enc[l], &g->enc[l]);
+    }
     add_norm(&r, "enc.ln_f", &w->enc_lnf_w, &w->enc_lnf_b, &g->enc_lnf_w, &g->enc_lnf_b, d);
-    for (int l = 0; l < c->n_dec_layers; l++) register_dec_layer(&r, l, &w->dec[l], &g->dec[l]);
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        snprintf(pre, sizeof pre, "dec.%d", l);
+        register_layer(&r, pre, dec_tensors, sizeof dec_tensors / sizeof *dec_tensors, &w->dec[l], &g->dec[l]);
+    }
     add_norm(&r, "dec.ln_f", &w->dec_lnf_w, &w->dec_lnf_b, &g->dec_lnf_w, &g->dec_lnf_b, d);
 }
 
@@ -415,6 +431,12 @@ int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err) {
 size_t pvlm_model_activation_bytes(const pvlm_model *m) { return ((const priv *)m->priv)->arena_bytes; }
 
 int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err) {
+    /* the commands that run the model come through here once: the place to warn, once per process, about
+     * an environment that slows every fp32 product down (the flag is this warning's only state) */
+    static int warned;
+    char msg[400];
+    if (!warned && pvlm_blas_kernel_check(msg, sizeof msg)) pvlm_warn("%s", msg);
+    warned = 1;
     pvlm_precision p;
     if (pvlm_precision_parse(name, &p, err)) return -1;
     return pvlm_model_set_precision(m, p, err);

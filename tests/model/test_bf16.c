@@ -164,8 +164,26 @@ static void test_curve(void) {
     CHECK(fabs(t16 - t32) <= 0.02 * t32);
 }
 
+/* The OpenBLAS kernel warning: silent without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; when the environment
+ * forces a kernel set below the CPU's (this process's OpenBLAS chose at load time), the message names it. */
+static void test_blas_kernel_check(void) {
+    char msg[400] = "", *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE");
+    char save_ct[64] = "", save_l2[64] = "";
+    if (ct) snprintf(save_ct, sizeof save_ct, "%s", ct);
+    if (l2) snprintf(save_l2, sizeof save_l2, "%s", l2);
+    int forced = pvlm_blas_kernel_check(msg, sizeof msg);
+    printf("  OpenBLAS kernel check (OPENBLAS_CORETYPE=%s): %s\n", save_ct[0] ? save_ct : "unset",
+           forced ? msg : "no warning");
+    if (forced) CHECK(strstr(msg, "OPENBLAS_") && strstr(msg, "unset it"));
+    unsetenv("OPENBLAS_CORETYPE"), unsetenv("OPENBLAS_L2_SIZE");
+    CHECK(pvlm_blas_kernel_check(msg, sizeof msg) == 0);
+    if (save_ct[0]) setenv("OPENBLAS_CORETYPE", save_ct, 1);
+    if (save_l2[0]) setenv("OPENBLAS_L2_SIZE", save_l2, 1);
+}
+
 int main(void) {
     pvlm_threads_set(1);
+    test_blas_kernel_check();
     if (test_hidden()) {
         test_gradients();
         test_curve();
