@@ -105,6 +105,7 @@ struct pvlm_matmul {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     struct {
+        int ta, tb;
         float alpha, beta;
         dnnl_primitive_t prim;
     } prims[MAX_PRIMS];
@@ -155,25 +156,14 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err) {
 }
 
 #ifdef PVLM_HAVE_DNNL
-/* dst [R, Cc] row-major bf16 = op(X), where X is [R, ld] (t = 0) or [Cc, ld] holding op(X)^T (t = 1).
- * The transpose runs in 32x32 tiles so both sides stay in cache. */
-static void pack_bf16(uint16_t *dst, const float *X, int ld, int t, int R, int Cc) {
-    if (!t) {
+/* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
+ * oneDNN's (a column-major memory layout), not copied here. */
+static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
 #pragma omp parallel for schedule(static)
-        for (int r = 0; r < R; r++) {
-            const float *x = X + (size_t)r * ld;
-            uint16_t *d = dst + (size_t)r * Cc;
-            for (int c = 0; c < Cc; c++) d[c] = to_bf16(x[c]);
-        }
-        return;
-    }
-    int tr = (R + 31) / 32, tc = (Cc + 31) / 32;
-#pragma omp parallel for schedule(static)
-    for (int tile = 0; tile < tr * tc; tile++) {
-        int r0 = tile / tc * 32, c0 = tile % tc * 32;
-        int r1 = r0 + 32 < R ? r0 + 32 : R, c1 = c0 + 32 < Cc ? c0 + 32 : Cc;
-        for (int c = c0; c < c1; c++)
-            for (int r = r0; r < r1; r++) dst[(size_t)r * Cc + c] = to_bf16(X[(size_t)c * ld + r]);
+    for (int r = 0; r < R; r++) {
+        const float *x = X + (size_t)r * ld;
+        uint16_t *d = dst + (size_t)r * Cc;
+        for (int c = 0; c < Cc; c++) d[c] = to_bf16(x[c]);
     }
 }
 
@@ -185,11 +175,12 @@ static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
     return *buf ? 0 : -1;
 }
 
-/* The matmul primitive for bf16 [M,K] x [K,N] -> f32 [M,N], all dims set at run time, dst = alpha * AB +
- * beta * dst (output scale and sum post-op). */
-static dnnl_primitive_t get_prim(pvlm_matmul *mm, float alpha, float beta) {
+/* The matmul primitive for bf16 op(A) [M,K] x op(B) [K,N] -> f32 [M,N], all dims set at run time, A / B
+ * row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum post-op). */
+static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, float beta) {
     for (int i = 0; i < mm->n_prims; i++)
-        if (mm->prims[i].alpha == alpha && mm->prims[i].beta == beta) return mm->prims[i].prim;
+        if (mm->prims[i].ta == ta && mm->prims[i].tb == tb && mm->prims[i].alpha == alpha && mm->prims[i].beta == beta)
+            return mm->prims[i].prim;
     if (mm->n_prims == MAX_PRIMS) { /* a new (alpha, beta) pair: drop the oldest */
         dnnl_primitive_destroy(mm->prims[0].prim);
         memmove(&mm->prims[0], &mm->prims[1], sizeof mm->prims[0] * (MAX_PRIMS - 1));
@@ -202,8 +193,8 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, float alpha, float beta) {
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    int ok = dnnl_memory_desc_init_by_tag(&a, 2, rt, dnnl_bf16, dnnl_ab) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&b, 2, rt, dnnl_bf16, dnnl_ab) == dnnl_success &&
+    int ok = dnnl_memory_desc_init_by_tag(&a, 2, rt, dnnl_bf16, ta ? dnnl_ba : dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&b, 2, rt, dnnl_bf16, tb ? dnnl_ba : dnnl_ab) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&c, 2, rt, dnnl_f32, dnnl_ab) == dnnl_success &&
              dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
@@ -220,6 +211,7 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, float alpha, float beta) {
                      (double)alpha, (double)beta);
         return NULL;
     }
+    mm->prims[mm->n_prims].ta = ta, mm->prims[mm->n_prims].tb = tb;
     mm->prims[mm->n_prims].alpha = alpha, mm->prims[mm->n_prims].beta = beta, mm->prims[mm->n_prims].prim = prim;
     mm->n_prims++;
     return prim;
@@ -229,11 +221,13 @@ static void gemm_bf16(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, floa
                       const float *B, int ldb, float beta, float *C, int ldc) {
     if (mm->err.code) return;
     if (grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K) || grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)) return;
-    dnnl_primitive_t prim = get_prim(mm, alpha, beta);
+    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta);
     if (!prim) return;
-    pack_bf16(mm->a16, A, lda, ta, M, K);
-    pack_bf16(mm->b16, B, ldb, tb, K, N);
-    dnnl_dims_t da = {M, K}, sa = {K, 1}, db = {K, N}, sb = {N, 1}, dc = {M, N}, sc = {ldc, 1};
+    pack_bf16(mm->a16, A, lda, ta ? K : M, ta ? M : K);
+    pack_bf16(mm->b16, B, ldb, tb ? N : K, tb ? K : N);
+    /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
+    dnnl_dims_t da = {M, K}, sa = {ta ? 1 : K, ta ? M : 1}, db = {K, N}, sb = {tb ? 1 : N, tb ? K : 1};
+    dnnl_dims_t dc = {M, N}, sc = {ldc, 1};
     dnnl_memory_desc_t a, b, c;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
     int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
