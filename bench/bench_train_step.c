@@ -9,10 +9,18 @@
  * measured SGEMM peak (median of cblas_sgemm 2048^3), peak RSS, and the time split per layer type. With
  * --torch (default on) it runs bench/torch_step.py on the same batch (written to --tmp as safetensors) at
  * the same thread count and prints the ratio pvlm/PyTorch measured in the same run.
+ * --precision bf16 runs pvlm in bf16 and fp32, PyTorch in fp32 and under torch.autocast("cpu", bf16), all
+ * in the same run, and adds the measured bf16 GEMM peak (model/matmul.h's bf16 path, 2048^3: bf16 inputs,
+ * fp32 accumulation, the same conversion the model pays). --recompute none|attention|block sets the
+ * activation recomputation; the activation arena size is printed for each run.
+ * Run it as a user's node would: with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this command
+ * (`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/bench_train_step ...`); it prints the kernel
+ * in use and warns when the environment forces a slower one.
  *
  * Usage: bench_train_step [--threads N (0 = 1 and 2)] [--steps 5] [--warmup 1] [--batch 32] [--torch 1]
  *                         [--python /usr/bin/python3] [--script bench/torch_step.py] [--tmp /tmp]
  *                         [--sgemm-only 1]   (SGEMM peak only; run under different OPENBLAS_CORETYPE values)
+ *                         [--precision fp32|bf16] [--recompute none|attention|block]
  */
 #include <cblas.h>
 #include <math.h>
@@ -46,6 +54,83 @@ static double sgemm_peak(int n, int reps, int threads, double *cpu_based) {
     pvlm_free(a), pvlm_free(b), pvlm_free(c);
     *cpu_based = 2.0 * n * (double)n * n / bench_median(tc, reps) / 1e9;
     return 2.0 * n * (double)n * n / bench_median(t, reps) / 1e9;
+}
+
+/* The bf16 product peak through the model's own entry point (median of reps, 2048^3). */
+static double bf16_peak(int n, int reps, int threads, double *cpu_based) {
+    pvlm_err err;
+    pvlm_matmul *mm;
+    if (pvlm_matmul_create(&mm, PVLM_PREC_BF16, &err)) return 0;
+    float *a = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL), *b = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL);
+    float *c = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 13) * 0.01f, b[i] = (float)(i % 7) * 0.01f;
+    double t[16], tc[16];
+    pvlm_matmul_gemm(mm, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+        pvlm_matmul_gemm(mm, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        t[r] = pvlm_now() - t0, tc[r] = (bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / threads;
+    }
+    *cpu_based = 2.0 * n * (double)n * n / bench_median(tc, reps) / 1e9;
+    int bad = pvlm_matmul_check(mm, &err);
+    pvlm_free(a), pvlm_free(b), pvlm_free(c);
+    pvlm_matmul_free(mm);
+    return bad ? 0 : 2.0 * n * (double)n * n / bench_median(t, reps) / 1e9;
+}
+
+typedef struct run_result {
+    double step, stepc, sps, gf; /* median wall step, by CPU time, samples/s, GFLOP/s (wall) */
+    double tm[PVLM_TIME_N];
+} run_result;
+
+/* warmup + steps training steps (zero_grad, forward, backward, clip, AdamW) at the model's precision. */
+static int run_steps(pvlm_model *m, const pvlm_batch *b, float *m1, float *m2, int warmup, int steps, int th,
+                     int64_t *stepno, run_result *r) {
+    pvlm_err err;
+    pvlm_optim_config oc;
+    pvlm_optim_config_default(&oc);
+    double ntg = (double)pvlm_batch_count_targets(b), ts[16], tcs[16];
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) pvlm_model_times_reset(m);
+        double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+        float loss;
+        pvlm_model_zero_grad(m);
+        if (pvlm_model_forward(m, b, ntg, &loss, NULL, NULL, &err) || pvlm_model_backward(m, b, NULL, NULL, NULL, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return -1;
+        }
+        double gn = sqrt(pvlm_optim_sqnorm(m->grads, m->n_params));
+        (*stepno)++;
+        pvlm_optim_adamw(m, m->params, m->grads, m1, m2, 0, m->n_params, NULL, 1e-5, pvlm_optim_clip_scale(gn, 1.0),
+                         *stepno, &oc);
+        if (s >= warmup) ts[s - warmup] = pvlm_now() - t0, tcs[s - warmup] = (bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / th;
+    }
+    pvlm_model_times(m, r->tm);
+    r->step = bench_median(ts, steps), r->stepc = bench_median(tcs, steps);
+    r->sps = b->B / r->step, r->gf = pvlm_model_flops(m, b) / r->step / 1e9;
+    return 0;
+}
+
+/* Runs bench/torch_step.py (autocast: "" or "bf16"); returns its samples/s (0 on failure). */
+static double run_torch(const char *python, const char *script, const char *bpath, int th, int steps, int warmup,
+                        const char *autocast, double *cpu_sps) {
+    char cmdline[9000];
+    snprintf(cmdline, sizeof cmdline, "OMP_NUM_THREADS=%d '%s' '%s' --batch '%s' --threads %d --steps %d --warmup %d%s%s",
+             th, python, script, bpath, th, steps, warmup, *autocast ? " --autocast " : "", autocast);
+    FILE *f = popen(cmdline, "r");
+    double tsps = 0;
+    char line[1024];
+    *cpu_sps = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        fputs(line, stdout);
+        char *p = strstr(line, "samples_per_s=");
+        if (p) tsps = atof(p + 14);
+        p = strstr(line, "cpu_samples_per_s=");
+        if (p) *cpu_sps = atof(p + 18);
+    }
+    int rc = f ? pclose(f) : -1;
+    if (rc != 0) printf("[threads %d] PyTorch%s peer failed (status %d)\n", th, *autocast ? " bf16" : "", rc);
+    return rc == 0 ? tsps : 0;
 }
 
 static void make_batch(pvlm_batch *b, const pvlm_model_config *c) {
@@ -98,6 +183,7 @@ static int write_batch(const pvlm_batch *b, const pvlm_model_config *c, const ch
 int main(int argc, char **argv) {
     int threads = 0, steps = 5, warmup = 1, batch = 32, torch = 1, sgemm_only = 0;
     const char *python = "/usr/bin/python3", *script = "bench/torch_step.py", *tmp = "/tmp";
+    const char *precision = "fp32", *recompute = "none";
     pvlm_opt opts[] = {
         {"threads", PVLM_ARG_INT, &threads, "thread count (0 = measure 1 and 2)", NULL, 0, 1024, 0},
         {"steps", PVLM_ARG_INT, &steps, "timed steps per measurement (median reported)", NULL, 1, 15, 0},
@@ -107,6 +193,8 @@ int main(int argc, char **argv) {
         {"python", PVLM_ARG_STR, &python, "python with torch", NULL, 0, 0, 0},
         {"script", PVLM_ARG_STR, &script, "path of bench/torch_step.py", NULL, 0, 0, 0},
         {"tmp", PVLM_ARG_STR, &tmp, "folder for the shared batch file", NULL, 0, 0, 0},
+        PVLM_PRECISION_OPT(&precision),
+        PVLM_RECOMPUTE_OPT(&recompute),
         {"sgemm-only", PVLM_ARG_INT, &sgemm_only, "only measure the SGEMM peak (1/0), e.g. under OPENBLAS_CORETYPE",
          NULL, 0, 1, 0},
     };
@@ -144,8 +232,6 @@ int main(int argc, char **argv) {
     snprintf(bpath, sizeof bpath, "%s/pvlm_bench_batch.safetensors", tmp);
     if (torch && write_batch(&b, &c, bpath)) return 1;
     float *m1 = pvlm_alloc(sizeof(float) * m.n_params, &err), *m2 = pvlm_alloc(sizeof(float) * m.n_params, &err);
-    pvlm_optim_config oc;
-    pvlm_optim_config_default(&oc);
     double ntg = (double)pvlm_batch_count_targets(&b);
     double flops = pvlm_model_flops(&m, &b);
     const char *core = getenv("OPENBLAS_CORETYPE");
@@ -155,66 +241,65 @@ int main(int argc, char **argv) {
     printf("analytic FLOPs per step (fwd+bwd): %.1f GFLOP; targets %.0f\n", flops / 1e9, ntg);
     printf("OpenBLAS: %s; kernel core %s; OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
            core ? core : "(unset)");
+    char warn[400];
+    if (pvlm_blas_kernel_check(warn, sizeof warn)) printf("WARNING: %s\n", warn);
+    if (pvlm_model_set_recompute(&m, recompute, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 2;
+    }
+    int bf16 = !strcmp(precision, "bf16");
+    if (bf16 && pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("precision %s%s, recompute %s\n", precision, bf16 ? " (and fp32 for comparison)" : "", recompute);
     int tlist[2] = {1, 2}, nt = 2;
     if (threads > 0) tlist[0] = threads, nt = 1;
     int64_t stepno = 0;
     for (int ti = 0; ti < nt; ti++) {
         int th = pvlm_threads_set(tlist[ti]);
-        double peak_cpu, peak = sgemm_peak(2048, 5, th, &peak_cpu);
-        double ts[16], tcs[16];
-        double tm[PVLM_TIME_N] = {0};
-        for (int s = 0; s < warmup + steps; s++) {
-            if (s == warmup) pvlm_model_times_reset(&m);
-            double t0 = pvlm_now(), c0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
-            float loss;
-            pvlm_model_zero_grad(&m);
-            if (pvlm_model_forward(&m, &b, ntg, &loss, NULL, NULL, &err) ||
-                pvlm_model_backward(&m, &b, NULL, NULL, NULL, &err)) {
-                fprintf(stderr, "bench: %s\n", err.msg);
-                return 1;
-            }
-            double gn = sqrt(pvlm_optim_sqnorm(m.grads, m.n_params));
-            stepno++;
-            pvlm_optim_adamw(&m, m.params, m.grads, m1, m2, 0, m.n_params, NULL, 1e-5, pvlm_optim_clip_scale(gn, 1.0),
-                             stepno, &oc);
-            if (s >= warmup) ts[s - warmup] = pvlm_now() - t0, tcs[s - warmup] = (bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / th;
-        }
-        pvlm_model_times(&m, tm);
-        double step = bench_median(ts, steps), stepc = bench_median(tcs, steps);
-        double spsc = batch / stepc, gfc = flops / stepc / 1e9;
-        double sps = batch / step, gf = flops / step / 1e9;
+        double peak_cpu, peak = sgemm_peak(2048, 5, th, &peak_cpu), peak16_cpu = 0;
+        double peak16 = bf16 ? bf16_peak(2048, 5, th, &peak16_cpu) : 0;
         printf("\n[threads %d] SGEMM peak (2048^3, median of 5): %.1f GFLOP/s wall, %.1f GFLOP/s by CPU time\n", th,
                peak, peak_cpu);
-        printf("[threads %d] pvlm: step %.3f s (median of %d), %.2f samples/s, %.1f GFLOP/s = %.0f%% of SGEMM peak, "
-               "peak RSS %.0f MiB\n",
-               th, step, steps, sps, gf, 100.0 * gf / peak, pvlm_peak_rss() / 1048576.0);
-        printf("[threads %d] pvlm by CPU time: step %.3f s, %.2f samples/s, %.1f GFLOP/s = %.0f%% of SGEMM peak (CPU time)\n",
-               th, stepc, spsc, gfc, 100.0 * gfc / peak_cpu);
-        double tot = tm[0] + tm[1] + tm[2] + tm[3];
-        printf("[threads %d] time per step by layer type: stem %.3f s, encoder %.3f s (%.3f/layer), decoder %.3f s "
-               "(%.3f/layer), output+loss %.3f s, optimizer+rest %.3f s\n",
-               th, tm[0] / steps, tm[1] / steps, tm[1] / steps / c.n_enc_layers, tm[2] / steps,
-               tm[2] / steps / c.n_dec_layers, tm[3] / steps, step - tot / steps);
+        if (bf16)
+            printf("[threads %d] bf16 GEMM peak (2048^3 through model/matmul, median of 5): %.1f GFLOP/s wall, %.1f "
+                   "GFLOP/s by CPU time\n", th, peak16, peak16_cpu);
+        run_result r[2]; /* [0] = the requested precision, [1] = fp32 when that was bf16 */
+        for (int k = 0; k < 1 + bf16; k++) {
+            const char *pn = k == 0 ? precision : "fp32";
+            if (k == 1) pvlm_model_set_precision(&m, PVLM_PREC_FP32, &err);
+            if (run_steps(&m, &b, m1, m2, warmup, steps, th, &stepno, &r[k])) return 1;
+            double pk = !strcmp(pn, "bf16") ? peak16 : peak;
+            printf("[threads %d] pvlm %s: step %.3f s (median of %d), %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s "
+                   "GEMM peak, activations %.0f MiB, peak RSS %.0f MiB\n",
+                   th, pn, r[k].step, steps, r[k].sps, r[k].gf, 100.0 * r[k].gf / pk, pn,
+                   pvlm_model_activation_bytes(&m) / 1048576.0, pvlm_peak_rss() / 1048576.0);
+            double gfc = pvlm_model_flops(&m, &b) / r[k].stepc / 1e9, pkc = !strcmp(pn, "bf16") ? peak16_cpu : peak_cpu;
+            printf("[threads %d] pvlm %s by CPU time: step %.3f s, %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s GEMM "
+                   "peak (CPU time)\n", th, pn, r[k].stepc, batch / r[k].stepc, gfc, 100.0 * gfc / pkc, pn);
+            const double *tm = r[k].tm;
+            double tot = tm[0] + tm[1] + tm[2] + tm[3];
+            printf("[threads %d] pvlm %s time per step by layer type: stem %.3f s, encoder %.3f s (%.3f/layer), decoder "
+                   "%.3f s (%.3f/layer), output+loss %.3f s, optimizer+rest %.3f s\n",
+                   th, pn, tm[0] / steps, tm[1] / steps, tm[1] / steps / c.n_enc_layers, tm[2] / steps,
+                   tm[2] / steps / c.n_dec_layers, tm[3] / steps, r[k].step - tot / steps);
+        }
+        if (bf16) {
+            pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err);
+            printf("[threads %d] pvlm bf16 / pvlm fp32: %.2fx wall, %.2fx by CPU time\n", th, r[0].sps / r[1].sps,
+                   r[1].stepc / r[0].stepc);
+        }
         if (torch) {
-            char cmdline[9000];
-            snprintf(cmdline, sizeof cmdline, "OMP_NUM_THREADS=%d '%s' '%s' --batch '%s' --threads %d --steps %d --warmup %d",
-                     th, python, script, bpath, th, steps, warmup);
-            FILE *f = popen(cmdline, "r");
-            double tsps = 0, tspsc = 0;
-            char line[1024];
-            while (f && fgets(line, sizeof line, f)) {
-                fputs(line, stdout);
-                char *p = strstr(line, "samples_per_s=");
-                if (p) tsps = atof(p + 14);
-                p = strstr(line, "cpu_samples_per_s=");
-                if (p) tspsc = atof(p + 18);
-            }
-            int rc = f ? pclose(f) : -1;
-            if (rc == 0 && tsps > 0)
-                printf("[threads %d] ratio pvlm/PyTorch samples/s: %.2fx wall, %.2fx by CPU time\n", th, sps / tsps,
-                       tspsc > 0 ? spsc / tspsc : 0.0);
-            else
-                printf("[threads %d] PyTorch peer failed (status %d)\n", th, rc);
+            double c32, c16 = 0, t32 = run_torch(python, script, bpath, th, steps, warmup, "", &c32);
+            double t16 = bf16 ? run_torch(python, script, bpath, th, steps, warmup, "bf16", &c16) : 0;
+            run_result *r32 = &r[bf16 ? 1 : 0];
+            if (t32 > 0)
+                printf("[threads %d] ratio pvlm fp32 / PyTorch fp32 samples/s: %.2fx wall, %.2fx by CPU time\n", th,
+                       r32->sps / t32, c32 > 0 ? batch / r32->stepc / c32 : 0.0);
+            if (t16 > 0)
+                printf("[threads %d] ratio pvlm bf16 / PyTorch bf16 autocast samples/s: %.2fx wall, %.2fx by CPU time\n",
+                       th, r[0].sps / t16, c16 > 0 ? batch / r[0].stepc / c16 : 0.0);
         }
     }
     pvlm_free(m1), pvlm_free(m2);

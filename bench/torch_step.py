@@ -2,9 +2,11 @@
 """PyTorch peer of bench/bench_train_step.c: the same model (tests/model/torch_ref.py, written from issue 4's
 spec) in float32, the same batch (read from the safetensors file the C bench writes), the same step
 (zero_grad, forward, backward, clip_grad_norm_, AdamW over all parameters), at the same thread count.
-Prints the median step time and `samples_per_s=<x>`.
+Prints the median step time and `samples_per_s=<x>`. With --autocast bf16 the forward (and so the backward)
+runs under torch.autocast("cpu", dtype=torch.bfloat16): PyTorch's own CPU mixed precision, the peer of
+pvlm's --precision bf16 (float32 parameters, gradients and optimizer).
 
-Usage: torch_step.py --batch FILE --threads N [--steps 5] [--warmup 1]
+Usage: torch_step.py --batch FILE --threads N [--steps 5] [--warmup 1] [--autocast bf16]
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ def main():
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--autocast", choices=["", "bf16"], default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -64,7 +67,8 @@ def main():
     for s in range(a.warmup + a.steps):
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=False)
-        loss = model.loss(bt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            loss = model.loss(bt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
         opt.step()
@@ -78,7 +82,8 @@ def main():
 
     med, cmed = median(times), median(ctimes)
     B = bt["prefix"].shape[0]
-    print(f"[threads {a.threads}] torch {torch.__version__}: step {med:.3f} s (median of {a.steps}), "
+    tag = " bf16 autocast" if a.autocast else " fp32"
+    print(f"[threads {a.threads}] torch {torch.__version__}{tag}: step {med:.3f} s (median of {a.steps}), "
           f"samples_per_s={B / med:.3f}; by CPU time: step {cmed:.3f} s, cpu_samples_per_s={B / cmed:.3f} "
           f"(loss {float(loss):.4f}, torch threads {torch.get_num_threads()})")
 

@@ -152,7 +152,7 @@ static int from_shard(pvlm_imgshard_reader *sh, itemlist *l, pvlm_err *err) {
 
 int pvlm_cmd_caption(int argc, char **argv) {
     const char *ckpt = NULL, *tokdir = NULL, *ann = NULL, *images = NULL, *image_dir = NULL, *shard_path = NULL;
-    const char *out = NULL, *prompt = "a picture of", *resize = "crop";
+    const char *out = NULL, *prompt = "a picture of", *resize = "crop", *precision = "fp32";
     int beam = 1, max_len = 20, min_len = 0, no_repeat = 3, batch = 16, threads = 0, limit = 0, keep_prompt = 0;
     double length_penalty = 0.0;
     const pvlm_opt opts[] = {
@@ -174,6 +174,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
         {"resize", PVLM_ARG_CHOICE, &resize, "fit images by centre crop or with a border", "crop|border", 0, 0, 0},
         {"limit", PVLM_ARG_INT, &limit, "caption only the first N images (0 = all)", NULL, 0, 2147483647, 0},
         {"threads", PVLM_ARG_INT, &threads, "threads per rank (0 = cores / local ranks)", NULL, 0, 1024, 0},
+        PVLM_PRECISION_OPT(&precision),
     };
     pvlm_cmd cmd = {"pvlm caption", "Zero-shot captioning from a checkpoint; writes COCO results JSON. An image that cannot be read "
                     "(missing, a directory, truncated or corrupt) gets no caption: it is named in a warning and counted.", "",
@@ -203,6 +204,7 @@ int pvlm_cmd_caption(int argc, char **argv) {
     itemlist l = {0};
     char **texts = NULL;
     int rc = pvlm_ftckpt_load_any(ckpt, tokdir, &m, &tok, &err);
+    if (rc == 0) rc = pvlm_model_set_precision_name(&m, precision, &err);
     if (rc == 0 && shard_path) {
         shard = pvlm_imgshard_open(shard_path, 0, &err);
         rc = shard ? from_shard(shard, &l, &err) : -1;

@@ -93,6 +93,7 @@ static int load_candidates(const char *path, char ***out, int *n, pvlm_err *err)
 int pvlm_cmd_vqa(int argc, char **argv) {
     const char *ckpt = NULL, *tokdir = NULL, *questions = NULL, *images = NULL, *image_list = NULL;
     const char *pattern = NULL, *out = NULL, *tmpl = "question: {q} answer:", *cand_path = NULL;
+    const char *precision = "fp32";
     int beam = 1, max_len = 8, batch = 16, threads = 0, limit = 0, length_norm = 0;
     const pvlm_opt opts[] = {
         {"ckpt", PVLM_ARG_STR, &ckpt, "model .safetensors, finetune file, checkpoint step dir, or run dir (newest valid step)", NULL, 0, 0, 1},
@@ -110,6 +111,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
         {"batch-size", PVLM_ARG_INT, &batch, "questions per micro-batch", NULL, 1, 4096, 0},
         {"limit", PVLM_ARG_INT, &limit, "answer only the first N questions (0 = all)", NULL, 0, 2147483647, 0},
         {"threads", PVLM_ARG_INT, &threads, "threads per rank (0 = cores / local ranks)", NULL, 0, 1024, 0},
+        PVLM_PRECISION_OPT(&precision),
     };
     pvlm_cmd cmd = {"pvlm vqa", "Generative or closed-set VQA from a checkpoint; writes VQA results JSON. A question whose image "
                     "cannot be read (missing, a directory, truncated or corrupt) gets no answer: it is named and counted.", "",
@@ -136,6 +138,7 @@ int pvlm_cmd_vqa(int argc, char **argv) {
     int ncand = 0;
     size_t n = 0;
     int rc = pvlm_ftckpt_load_any(ckpt, tokdir, &m, &tok, &err);
+    if (rc == 0) rc = pvlm_model_set_precision_name(&m, precision, &err);
     if (rc == 0 && cand_path) rc = load_candidates(cand_path, &cands, &ncand, &err);
     if (rc == 0 && !(qroot = pvlm_json_load_file(questions, &err))) rc = -1;
     json_t *qs = qroot ? json_object_get(qroot, "questions") : NULL;

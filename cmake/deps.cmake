@@ -24,6 +24,20 @@ pvlm_require_pkg(xxhash   libxxhash     libxxhash-dev)
 pvlm_require_pkg(zlib     zlib          zlib1g-dev)
 pvlm_require_pkg(archive  libarchive    libarchive-dev)
 
+# oneDNN (libdnnl-dev) runs the bf16 matrix products of --precision bf16 (model/matmul.c). Optional: a
+# build without it works, and --precision bf16 then fails saying so.
+find_path(PVLM_DNNL_INCLUDE oneapi/dnnl/dnnl.h)
+find_library(PVLM_DNNL_LIB dnnl)
+add_library(pvlm_dnnl INTERFACE)
+add_library(pvlm::dnnl ALIAS pvlm_dnnl)
+if(PVLM_DNNL_INCLUDE AND PVLM_DNNL_LIB)
+  target_include_directories(pvlm_dnnl INTERFACE ${PVLM_DNNL_INCLUDE})
+  target_link_libraries(pvlm_dnnl INTERFACE ${PVLM_DNNL_LIB})
+  target_compile_definitions(pvlm_dnnl INTERFACE PVLM_HAVE_DNNL=1)
+else()
+  message(WARNING "oneDNN not found: --precision bf16 will be unavailable (apt-get install libdnnl-dev)")
+endif()
+
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)
   message(FATAL_ERROR "MPI not found: apt-get install libopenmpi-dev openmpi-bin")

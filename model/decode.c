@@ -26,23 +26,6 @@ void pvlm_decode_config_default(pvlm_decode_config *c, const pvlm_model_config *
     c->no_repeat_ngram = 0;
 }
 
-typedef struct layer_w {
-    const float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *out_w, *out_b, *lnc_w, *lnc_b, *cq_w, *cq_b, *ckv_w, *ckv_b;
-    const float *cout_w, *cout_b, *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-} layer_w;
-
-static const float *NV(const pvlm_model *m, const char *name) {
-    const pvlm_view *v = pvlm_model_view(m, name);
-    return v ? m->params + v->offset : NULL;
-}
-
-/* parameter "dec.<l>.<what>" */
-static const float *W(const pvlm_model *m, const char *what, int l) {
-    char nm[64];
-    snprintf(nm, sizeof nm, "dec.%d.%s", l, what);
-    return NV(m, nm);
-}
-
 typedef struct hyp {
     double score; /* normalised */
     double logp;
@@ -96,7 +79,6 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
     if (pvlm_model_encode(m, b, &E, &kmask, &T, err)) return -1;
     int d = mc->d_model, H = mc->n_heads, F = mc->d_ff, V = mc->vocab_size, L = mc->n_dec_layers, dh = d / H;
     int R = B * K;
-    layer_w *lw = pvlm_alloc(sizeof(layer_w) * (size_t)L, err);
     size_t nE = (size_t)B * T * 2 * d;
     size_t ncache = (size_t)R * Lmax * 2 * d;
     /* attention probabilities: self-attention over <= Lmax cached positions, cross-attention over T */
@@ -109,22 +91,9 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
     int32_t *tok = pvlm_alloc(sizeof(int32_t) * (size_t)R, err);
     uint8_t *done = pvlm_alloc((size_t)B, err);
     int rc = -1;
-    if (!lw || !buf || !alive || !nalive || !fin || !nfin || !parent || !tok || !done) goto out;
-    for (int l = 0; l < L; l++) {
-        layer_w *w = &lw[l];
-        w->ln1_w = W(m, "ln1.weight", l), w->ln1_b = W(m, "ln1.bias", l);
-        w->qkv_w = W(m, "self.qkv.weight", l), w->qkv_b = W(m, "self.qkv.bias", l);
-        w->out_w = W(m, "self.out.weight", l), w->out_b = W(m, "self.out.bias", l);
-        w->lnc_w = W(m, "ln_cross.weight", l), w->lnc_b = W(m, "ln_cross.bias", l);
-        w->cq_w = W(m, "cross.q.weight", l), w->cq_b = W(m, "cross.q.bias", l);
-        w->ckv_w = W(m, "cross.kv.weight", l), w->ckv_b = W(m, "cross.kv.bias", l);
-        w->cout_w = W(m, "cross.out.weight", l), w->cout_b = W(m, "cross.out.bias", l);
-        w->ln2_w = W(m, "ln2.weight", l), w->ln2_b = W(m, "ln2.bias", l);
-        w->fc1_w = W(m, "mlp.fc1.weight", l), w->fc1_b = W(m, "mlp.fc1.bias", l);
-        w->fc2_w = W(m, "mlp.fc2.weight", l), w->fc2_b = W(m, "mlp.fc2.bias", l);
-    }
-    const float *tokw = NV(m, "tok_embed"), *dpos = NV(m, "dec_pos");
-    const float *fw = NV(m, "dec.ln_f.weight"), *fb = NV(m, "dec.ln_f.bias");
+    if (!buf || !alive || !nalive || !fin || !nfin || !parent || !tok || !done) goto out;
+    const pvlm_dec_layer *lw = m->w.dec;
+    const float *tokw = m->w.tok_embed, *dpos = m->w.dec_pos, *fw = m->w.dec_lnf_w, *fb = m->w.dec_lnf_b;
     float *p = buf;
     float *kvc = p; p += (size_t)L * nE;           /* [L][B*T, 2d] cross K,V, computed once */
     float *cache = p; p += (size_t)L * ncache;     /* [L][R, Lmax, 2d] self K,V */
@@ -141,7 +110,7 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
     float *logits = p; p += (size_t)R * V;
     float *scores = p; p += natt;
     for (int l = 0; l < L; l++)
-        pvlm_op_linear_fwd(kvc + (size_t)l * nE, E, lw[l].ckv_w, lw[l].ckv_b, B * T, d, 2 * d);
+        pvlm_op_linear_fwd(m->mm, kvc + (size_t)l * nE, E, lw[l].ckv_w, lw[l].ckv_b, B * T, d, 2 * d);
     for (int r = 0; r < R; r++) {
         alive[r].logp = (r % K) ? -INFINITY : 0.0; /* only beam 0 is live at the start */
         alive[r].len = 0;
@@ -156,29 +125,29 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
             for (int k = 0; k < d; k++) y[(size_t)r * d + k] = e[k] + ps[k];
         }
         for (int l = 0; l < L; l++) {
-            const layer_w *w = &lw[l];
+            const pvlm_dec_layer *w = &lw[l];
             float *cl = cache + (size_t)l * ncache;
             pvlm_op_layernorm_fwd(ln, mean, rstd, y, w->ln1_w, w->ln1_b, R, d, mc->ln_eps);
-            pvlm_op_linear_fwd(qkv, ln, w->qkv_w, w->qkv_b, R, d, 3 * d);
+            pvlm_op_linear_fwd(m->mm, qkv, ln, w->qkv_w, w->qkv_b, R, d, 3 * d);
             for (int r = 0; r < R; r++) /* append k, v */
                 memcpy(cl + ((size_t)r * Lmax + t) * 2 * d, qkv + (size_t)r * 3 * d + d, sizeof(float) * 2 * (size_t)d);
             cached_attention(ao, qkv, 3 * d, cl, Lmax, R, H, dh, t, scores);
-            pvlm_op_linear_fwd(tmp, ao, w->out_w, w->out_b, R, d, d);
+            pvlm_op_linear_fwd(m->mm, tmp, ao, w->out_w, w->out_b, R, d, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
             pvlm_op_layernorm_fwd(ln, mean, rstd, y, w->lnc_w, w->lnc_b, R, d, mc->ln_eps);
-            pvlm_op_linear_fwd(qkv, ln, w->cq_w, w->cq_b, R, d, d); /* q [B, K, d]: the K beams are queries */
+            pvlm_op_linear_fwd(m->mm, qkv, ln, w->cq_w, w->cq_b, R, d, d); /* q [B, K, d]: the K beams are queries */
             const float *kv = kvc + (size_t)l * nE;
             pvlm_op_attention_fwd(ao, d, scores, qkv, d, kv, 2 * d, kv + d, 2 * d, kmask, 0, B, H, K, T, dh);
-            pvlm_op_linear_fwd(tmp, ao, w->cout_w, w->cout_b, R, d, d);
+            pvlm_op_linear_fwd(m->mm, tmp, ao, w->cout_w, w->cout_b, R, d, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
             pvlm_op_layernorm_fwd(ln, mean, rstd, y, w->ln2_w, w->ln2_b, R, d, mc->ln_eps);
-            pvlm_op_linear_fwd(fc, ln, w->fc1_w, w->fc1_b, R, d, F);
+            pvlm_op_linear_fwd(m->mm, fc, ln, w->fc1_w, w->fc1_b, R, d, F);
             pvlm_op_gelu_fwd(gl, fc, (size_t)R * F);
-            pvlm_op_linear_fwd(tmp, gl, w->fc2_w, w->fc2_b, R, F, d);
+            pvlm_op_linear_fwd(m->mm, tmp, gl, w->fc2_w, w->fc2_b, R, F, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
         }
         pvlm_op_layernorm_fwd(ln, mean, rstd, y, fw, fb, R, d, mc->ln_eps);
-        pvlm_op_linear_fwd(logits, ln, tokw, NULL, R, d, V);
+        pvlm_op_linear_fwd(m->mm, logits, ln, tokw, NULL, R, d, V);
         /* log-softmax per row */
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < R; r++) {
@@ -282,10 +251,10 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
         out_len[bi] = h->len;
         if (out_logp) out_logp[bi] = (float)h->logp;
     }
-    rc = 0;
+    rc = pvlm_matmul_check(m->mm, err);
 out:
     if (rc && err && err->code == 0) pvlm_err_set(err, PVLM_ENOMEM, "decode: out of memory");
-    pvlm_free(lw), pvlm_free(buf), pvlm_free(alive), pvlm_free(nalive), pvlm_free(fin);
+    pvlm_free(buf), pvlm_free(alive), pvlm_free(nalive), pvlm_free(fin);
     pvlm_free(nfin), pvlm_free(parent), pvlm_free(tok), pvlm_free(done);
     return rc;
 }

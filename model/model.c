@@ -2,9 +2,11 @@
 #include "model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -123,13 +125,6 @@ int pvlm_model_enc_len(const pvlm_model_config *c) {
 
 /* ------------------------------------------------------------------ private state */
 
-typedef struct enc_p { /* parameter offsets of one encoder layer */
-    size_t ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b, start, end;
-} enc_p;
-typedef struct dec_p {
-    size_t ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, lnc_w, lnc_b, cq_w, cq_b, ckv_w, ckv_b, cout_w, cout_b;
-    size_t ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b, start, end;
-} dec_p;
 typedef struct enc_a { /* saved activations of one encoder layer; N = B*T rows */
     float *ln1, *m1, *r1, *qkv, *att, *ao, *xm, *ln2, *m2, *r2, *fc1, *gl, *out;
 } enc_a;
@@ -139,11 +134,6 @@ typedef struct dec_a {
 } dec_a;
 
 typedef struct priv {
-    /* parameter offsets */
-    size_t tok, enc_pos, dec_pos, pe_w, pe_b, img_pos, vpt, coop, encf_w, encf_b, decf_w, decf_b;
-    size_t ci_w, ci_b, gnf_w, gnf_b, *bgn_w, *bgn_b, *bcv_w, *bcv_b;
-    enc_p *enc;
-    dec_p *dec;
     int conv, Np, K; /* conv stem?, patches, patch row width */
     /* activations for batch capacity (cB, cT, cLs) */
     void *arena;
@@ -161,6 +151,9 @@ typedef struct priv {
     float *dx, *dy, *dE, *dln, *dao, *dqkv, *datt, *dfc, *dkvc, *dqc, *scale, *dtimg, *dpatch, *dmap, *dmap2,
         *dcols;
     double inv_ntg; /* 1/n_targets_global of the last forward */
+    int recompute;  /* PVLM_RECOMPUTE_*: which activations backward recomputes instead of keeping */
+    enc_a rea;      /* the shared per-layer set for recomputation (unused with PVLM_RECOMPUTE_NONE) */
+    dec_a rda;
     /* packed decoder rows: sample b owns rows doff[b] .. doff[b]+dlen[b]-1 (its positions up to the last
      * target; padded positions after it never influence the loss under the causal mask, so they are not
      * computed); per row: token, target, position, sample. Nd = number of packed rows. */
@@ -177,150 +170,199 @@ typedef struct priv {
     double times[PVLM_TIME_N];
 } priv;
 
-static size_t add_view(pvlm_model *m, int cap, const char *name, int decay, int ndim, int64_t s0, int64_t s1,
-                       int64_t s2, int64_t s3) {
-    (void)cap;
-    pvlm_view *v = &m->views[m->n_views++];
-    memset(v, 0, sizeof *v);
-    snprintf(v->name, sizeof v->name, "%s", name);
-    v->ndim = ndim;
+/* View registration runs twice: first with m->views NULL to count views and floats, then, once the
+ * buffers exist, to fill the view table and point the typed tensors (m->w, m->g) into them (only the
+ * table for pvlm_model_layout, which allocates no parameters). The order of
+ * the calls is the buffer order (model.h). */
+typedef struct reg {
+    pvlm_model *m;
+    char name[64];
+} reg;
+
+static void add_view(reg *r, float **w, float **g, pvlm_view_kind kind, int resid, int ndim, int64_t s0, int64_t s1,
+                     int64_t s2, int64_t s3) {
+    pvlm_model *m = r->m;
     int64_t sh[4] = {s0, s1, s2, s3};
     size_t n = 1;
-    for (int i = 0; i < ndim; i++) v->shape[i] = sh[i], n *= (size_t)sh[i];
-    v->numel = n;
-    v->offset = m->n_params;
-    v->decay = decay;
+    for (int i = 0; i < ndim; i++) n *= (size_t)sh[i];
+    if (m->views) {
+        pvlm_view *v = &m->views[m->n_views];
+        memset(v, 0, sizeof *v);
+        snprintf(v->name, sizeof v->name, "%s", r->name);
+        v->ndim = ndim;
+        for (int i = 0; i < ndim; i++) v->shape[i] = sh[i];
+        v->numel = n, v->offset = m->n_params, v->kind = kind, v->resid = resid;
+    }
+    if (m->params) *w = m->params + m->n_params, *g = m->grads + m->n_params;
+    m->n_views++;
     m->n_params += n;
-    return v->offset;
 }
 
-static int count_views(const pvlm_model_config *c) {
-    int n = 5 + 2; /* tok, enc_pos, dec_pos, pe w/b, img_pos ... */
-    n += 1;
-    if (!strcmp(c->stem, "conv")) n += 2 + 4 * c->conv_blocks + 2;
-    n += 2; /* vpt, coop */
-    n += 12 * c->n_enc_layers + 2 + 20 * c->n_dec_layers + 2;
-    return n;
+/* "<prefix>.weight" [O, I] (kind MATRIX) and "<prefix>.bias" [O]; a residual output projection if resid. */
+static void add_linear(reg *r, const char *prefix, float **w, float **b, float **gw, float **gb, int O, int I,
+                       int resid) {
+    snprintf(r->name, sizeof r->name, "%s.weight", prefix);
+    add_view(r, w, gw, PVLM_VIEW_MATRIX, resid, 2, O, I, 0, 0);
+    snprintf(r->name, sizeof r->name, "%s.bias", prefix);
+    add_view(r, b, gb, PVLM_VIEW_BIAS, 0, 1, O, 0, 0, 0);
+}
+
+/* "<prefix>.weight" (kind NORM) and "<prefix>.bias" [C] of a LayerNorm / GroupNorm. */
+static void add_norm(reg *r, const char *prefix, float **w, float **b, float **gw, float **gb, int C) {
+    snprintf(r->name, sizeof r->name, "%s.weight", prefix);
+    add_view(r, w, gw, PVLM_VIEW_NORM, 0, 1, C, 0, 0, 0);
+    snprintf(r->name, sizeof r->name, "%s.bias", prefix);
+    add_view(r, b, gb, PVLM_VIEW_BIAS, 0, 1, C, 0, 0, 0);
+}
+
+static void add_table(reg *r, const char *name, float **w, float **g, pvlm_view_kind kind, int ndim, int64_t s0,
+                      int64_t s1, int64_t s2) {
+    snprintf(r->name, sizeof r->name, "%s", name);
+    add_view(r, w, g, kind, 0, ndim, s0, s1, s2, 0);
+}
+
+static void register_stem(reg *r, pvlm_weights *w, pvlm_weights *g, int *K) {
+    const pvlm_model_config *c = &r->m->cfg;
+    char pre[48];
+    if (strcmp(c->stem, "conv")) {
+        *K = 3 * c->patch_size * c->patch_size;
+        return;
+    }
+    int C = c->conv_channels;
+    snprintf(r->name, sizeof r->name, "stem.conv_in.weight");
+    add_view(r, &w->conv_in_w, &g->conv_in_w, PVLM_VIEW_MATRIX, 0, 4, C, 3, 2, 2);
+    snprintf(r->name, sizeof r->name, "stem.conv_in.bias");
+    add_view(r, &w->conv_in_b, &g->conv_in_b, PVLM_VIEW_BIAS, 0, 1, C, 0, 0, 0);
+    for (int i = 0; i < c->conv_blocks; i++) {
+        pvlm_stem_block *bw = &w->stem[i], *bg = &g->stem[i];
+        snprintf(pre, sizeof pre, "stem.block.%d.gn", i);
+        add_norm(r, pre, &bw->gn_w, &bw->gn_b, &bg->gn_w, &bg->gn_b, C);
+        snprintf(r->name, sizeof r->name, "stem.block.%d.conv.weight", i);
+        add_view(r, &bw->conv_w, &bg->conv_w, PVLM_VIEW_MATRIX, 1, 4, C, C, 3, 3);
+        snprintf(r->name, sizeof r->name, "stem.block.%d.conv.bias", i);
+        add_view(r, &bw->conv_b, &bg->conv_b, PVLM_VIEW_BIAS, 0, 1, C, 0, 0, 0);
+    }
+    add_norm(r, "stem.gn_f", &w->gn_f_w, &w->gn_f_b, &g->gn_f_w, &g->gn_f_b, C);
+    int q = c->patch_size / 2;
+    *K = C * q * q;
+}
+
+/* The tensors of one transformer layer, in buffer order: a LayerNorm (weight and bias) or a linear layer
+ * ([O, I] weight and [O] bias), its name under the layer prefix, where its pointers sit in the layer
+ * struct, and the linear shape in multiples of d (D, 2D, 3D) or d_ff (FF). */
+enum { D1 = 1, D2, D3, FF };
+typedef struct layer_tensor {
+    const char *name;
+    int norm, O, I, resid;
+    size_t w, b; /* offsetof the weight / bias pointer */
+} layer_tensor;
+
+#define LN_T(nm, T, f) {nm, 1, 0, 0, 0, offsetof(T, f##_w), offsetof(T, f##_b)}
+#define LIN_T(nm, T, f, O, I, r) {nm, 0, O, I, r, offsetof(T, f##_w), offsetof(T, f##_b)}
+static const layer_tensor enc_tensors[] = {
+    LN_T("ln1", pvlm_enc_layer, ln1),           LIN_T("attn.qkv", pvlm_enc_layer, qkv, D3, D1, 0),
+    LIN_T("attn.out", pvlm_enc_layer, out, D1, D1, 1), LN_T("ln2", pvlm_enc_layer, ln2),
+    LIN_T("mlp.fc1", pvlm_enc_layer, fc1, FF, D1, 0), LIN_T("mlp.fc2", pvlm_enc_layer, fc2, D1, FF, 1),
+};
+static const layer_tensor dec_tensors[] = {
+    LN_T("ln1", pvlm_dec_layer, ln1),
+    LIN_T("self.qkv", pvlm_dec_layer, qkv, D3, D1, 0),
+    LIN_T("self.out", pvlm_dec_layer, out, D1, D1, 1),
+    LN_T("ln_cross", pvlm_dec_layer, lnc),
+    LIN_T("cross.q", pvlm_dec_layer, cq, D1, D1, 0),
+    LIN_T("cross.kv", pvlm_dec_layer, ckv, D2, D1, 0),
+    LIN_T("cross.out", pvlm_dec_layer, cout, D1, D1, 1),
+    LN_T("ln2", pvlm_dec_layer, ln2),
+    LIN_T("mlp.fc1", pvlm_dec_layer, fc1, FF, D1, 0),
+    LIN_T("mlp.fc2", pvlm_dec_layer, fc2, D1, FF, 1),
+};
+#undef LN_T
+#undef LIN_T
+
+static int layer_dim(const pvlm_model_config *c, int code) { return code == FF ? c->d_ff : code * c->d_model; }
+
+/* Registers "<prefix>.<name>.*" for every tensor of the table; w / g are the layer structs in m->w / m->g. */
+static void register_layer(reg *r, const char *prefix, const layer_tensor *t, size_t n, void *w, void *g) {
+    const pvlm_model_config *c = &r->m->cfg;
+    char pre[48];
+    for (size_t i = 0; i < n; i++) {
+        float **pw = (float **)((char *)w + t[i].w), **pb = (float **)((char *)w + t[i].b);
+        float **gw = (float **)((char *)g + t[i].w), **gb = (float **)((char *)g + t[i].b);
+        snprintf(pre, sizeof pre, "%s.%s", prefix, t[i].name);
+        if (t[i].norm)
+            add_norm(r, pre, pw, pb, gw, gb, c->d_model);
+        else
+            add_linear(r, pre, pw, pb, gw, gb, layer_dim(c, t[i].O), layer_dim(c, t[i].I), t[i].resid);
+    }
+}
+
+/* Every view in buffer order: embeddings / stem / prompts, encoder layers, enc.ln_f, decoder layers, dec.ln_f. */
+static void register_views(pvlm_model *m, int *K) {
+    const pvlm_model_config *c = &m->cfg;
+    pvlm_weights *w = &m->w, *g = &m->g;
+    int d = c->d_model, g1 = c->image_size / c->patch_size;
+    reg r = {m, {0}};
+    m->n_views = 0, m->n_params = 0;
+    add_table(&r, "tok_embed", &w->tok_embed, &g->tok_embed, PVLM_VIEW_MATRIX, 2, c->vocab_size, d, 0);
+    add_table(&r, "enc_text_pos", &w->enc_pos, &g->enc_pos, PVLM_VIEW_EMBEDDING, 2, c->max_prefix_len, d, 0);
+    add_table(&r, "dec_pos", &w->dec_pos, &g->dec_pos, PVLM_VIEW_EMBEDDING, 2, c->max_suffix_len, d, 0);
+    register_stem(&r, w, g, K);
+    add_linear(&r, "patch_embed", &w->patch_w, &w->patch_b, &g->patch_w, &g->patch_b, d, *K, 0);
+    add_table(&r, "img_pos", &w->img_pos, &g->img_pos, PVLM_VIEW_EMBEDDING, 2, g1 * g1, d, 0);
+    if (c->n_vpt > 0)
+        add_table(&r, "vpt.prompts", &w->vpt, &g->vpt, PVLM_VIEW_EMBEDDING, 3, c->vpt_deep ? c->n_enc_layers : 1,
+                  c->n_vpt, d);
+    if (c->n_ctx > 0)
+        add_table(&r, "coop.ctx", &w->coop, &g->coop, PVLM_VIEW_EMBEDDING, 3, c->n_ctx_sets, c->n_ctx, d);
+    char pre[32];
+    for (int l = 0; l < c->n_enc_layers; l++) {
+        snprintf(pre, sizeof pre, "enc.%d", l);
+        register_layer(&r, pre, enc_tensors, sizeof enc_tensors / sizeof *enc_tensors, &w->enc[l], &g->enc[l]);
+    }
+    add_norm(&r, "enc.ln_f", &w->enc_lnf_w, &w->enc_lnf_b, &g->enc_lnf_w, &g->enc_lnf_b, d);
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        snprintf(pre, sizeof pre, "dec.%d", l);
+        register_layer(&r, pre, dec_tensors, sizeof dec_tensors / sizeof *dec_tensors, &w->dec[l], &g->dec[l]);
+    }
+    add_norm(&r, "dec.ln_f", &w->dec_lnf_w, &w->dec_lnf_b, &g->dec_lnf_w, &g->dec_lnf_b, d);
+}
+
+/* The layer arrays of one pvlm_weights (one allocation; w->enc owns it). */
+static int alloc_layers(pvlm_weights *w, const pvlm_model_config *c, pvlm_err *err) {
+    size_t ne = sizeof(pvlm_enc_layer) * (size_t)c->n_enc_layers, nd = sizeof(pvlm_dec_layer) * (size_t)c->n_dec_layers;
+    size_t ns = sizeof(pvlm_stem_block) * (size_t)(c->conv_blocks > 0 ? c->conv_blocks : 1);
+    char *b = pvlm_alloc(ne + nd + ns, err);
+    if (!b) return -1;
+    w->enc = (pvlm_enc_layer *)b, w->dec = (pvlm_dec_layer *)(b + ne), w->stem = (pvlm_stem_block *)(b + ne + nd);
+    return 0;
 }
 
 static int create(pvlm_model *m, const pvlm_model_config *cfg, int layout_only, pvlm_err *err) {
     memset(m, 0, sizeof *m);
     if (pvlm_model_config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
-    const pvlm_model_config *c = &m->cfg;
-    int cap = count_views(c);
     priv *p = pvlm_alloc(sizeof *p, err);
-    m->views = pvlm_alloc(sizeof(pvlm_view) * (size_t)cap, err);
-    if (!p || !m->views) goto fail;
+    if (!p) goto fail;
     m->priv = p;
-    int d = c->d_model, V = c->vocab_size, Le = c->n_enc_layers, Ld = c->n_dec_layers, F = c->d_ff;
-    int g = c->image_size / c->patch_size;
+    int g = m->cfg.image_size / m->cfg.patch_size;
     p->Np = g * g;
-    p->conv = !strcmp(c->stem, "conv");
-    p->enc = pvlm_alloc(sizeof(enc_p) * (size_t)Le, err);
-    p->dec = pvlm_alloc(sizeof(dec_p) * (size_t)Ld, err);
-    int nb = c->conv_blocks > 0 ? c->conv_blocks : 1;
-    p->bgn_w = pvlm_alloc(sizeof(size_t) * 4 * (size_t)nb, err);
-    if (!p->enc || !p->dec || !p->bgn_w) goto fail;
-    p->bgn_b = p->bgn_w + nb, p->bcv_w = p->bgn_b + nb, p->bcv_b = p->bcv_w + nb;
-    char nm[64];
-    /* embeddings, stem, prompts: reported last by the grad-ready hook */
-    p->tok = add_view(m, cap, "tok_embed", 1, 2, V, d, 0, 0);
-    p->enc_pos = add_view(m, cap, "enc_text_pos", 0, 2, c->max_prefix_len, d, 0, 0);
-    p->dec_pos = add_view(m, cap, "dec_pos", 0, 2, c->max_suffix_len, d, 0, 0);
-    if (p->conv) {
-        int C = c->conv_channels;
-        p->ci_w = add_view(m, cap, "stem.conv_in.weight", 1, 4, C, 3, 2, 2);
-        p->ci_b = add_view(m, cap, "stem.conv_in.bias", 0, 1, C, 0, 0, 0);
-        for (int i = 0; i < c->conv_blocks; i++) {
-            snprintf(nm, sizeof nm, "stem.block.%d.gn.weight", i);
-            p->bgn_w[i] = add_view(m, cap, nm, 0, 1, C, 0, 0, 0);
-            snprintf(nm, sizeof nm, "stem.block.%d.gn.bias", i);
-            p->bgn_b[i] = add_view(m, cap, nm, 0, 1, C, 0, 0, 0);
-            snprintf(nm, sizeof nm, "stem.block.%d.conv.weight", i);
-            p->bcv_w[i] = add_view(m, cap, nm, 1, 4, C, C, 3, 3);
-            snprintf(nm, sizeof nm, "stem.block.%d.conv.bias", i);
-            p->bcv_b[i] = add_view(m, cap, nm, 0, 1, C, 0, 0, 0);
-        }
-        p->gnf_w = add_view(m, cap, "stem.gn_f.weight", 0, 1, C, 0, 0, 0);
-        p->gnf_b = add_view(m, cap, "stem.gn_f.bias", 0, 1, C, 0, 0, 0);
-        int q = c->patch_size / 2;
-        p->K = C * q * q;
-    } else {
-        p->K = 3 * c->patch_size * c->patch_size;
+    p->conv = !strcmp(m->cfg.stem, "conv");
+    if (alloc_layers(&m->w, &m->cfg, err) || alloc_layers(&m->g, &m->cfg, err)) goto fail;
+    register_views(m, &p->K); /* count */
+    m->views = pvlm_alloc(sizeof(pvlm_view) * (size_t)m->n_views, err);
+    if (!m->views) goto fail;
+    if (layout_only) { /* names, shapes and offsets only: no parameter buffers */
+        register_views(m, &p->K);
+        return 0;
     }
-    p->pe_w = add_view(m, cap, "patch_embed.weight", 1, 2, d, p->K, 0, 0);
-    p->pe_b = add_view(m, cap, "patch_embed.bias", 0, 1, d, 0, 0, 0);
-    p->img_pos = add_view(m, cap, "img_pos", 0, 2, p->Np, d, 0, 0);
-    if (c->n_vpt > 0) p->vpt = add_view(m, cap, "vpt.prompts", 0, 3, c->vpt_deep ? Le : 1, c->n_vpt, d, 0);
-    if (c->n_ctx > 0) p->coop = add_view(m, cap, "coop.ctx", 0, 3, c->n_ctx_sets, c->n_ctx, d, 0);
-#define LN(dst_w, dst_b, pre)                                     \
-    snprintf(nm, sizeof nm, "%s.weight", pre);                    \
-    dst_w = add_view(m, cap, nm, 0, 1, d, 0, 0, 0);               \
-    snprintf(nm, sizeof nm, "%s.bias", pre);                      \
-    dst_b = add_view(m, cap, nm, 0, 1, d, 0, 0, 0);
-#define LIN(dst_w, dst_b, pre, O, I)                              \
-    snprintf(nm, sizeof nm, "%s.weight", pre);                    \
-    dst_w = add_view(m, cap, nm, 1, 2, O, I, 0, 0);               \
-    snprintf(nm, sizeof nm, "%s.bias", pre);                      \
-    dst_b = add_view(m, cap, nm, 0, 1, O, 0, 0, 0);
-    char pre[48];
-    for (int l = 0; l < Le; l++) {
-        enc_p *e = &p->enc[l];
-        e->start = m->n_params;
-        snprintf(pre, sizeof pre, "enc.%d.ln1", l);
-        LN(e->ln1_w, e->ln1_b, pre);
-        snprintf(pre, sizeof pre, "enc.%d.attn.qkv", l);
-        LIN(e->qkv_w, e->qkv_b, pre, 3 * d, d);
-        snprintf(pre, sizeof pre, "enc.%d.attn.out", l);
-        LIN(e->out_w, e->out_b, pre, d, d);
-        snprintf(pre, sizeof pre, "enc.%d.ln2", l);
-        LN(e->ln2_w, e->ln2_b, pre);
-        snprintf(pre, sizeof pre, "enc.%d.mlp.fc1", l);
-        LIN(e->fc1_w, e->fc1_b, pre, F, d);
-        snprintf(pre, sizeof pre, "enc.%d.mlp.fc2", l);
-        LIN(e->fc2_w, e->fc2_b, pre, d, F);
-        e->end = m->n_params;
-    }
-    LN(p->encf_w, p->encf_b, "enc.ln_f");
-    for (int l = 0; l < Ld; l++) {
-        dec_p *e = &p->dec[l];
-        e->start = m->n_params;
-        snprintf(pre, sizeof pre, "dec.%d.ln1", l);
-        LN(e->ln1_w, e->ln1_b, pre);
-        snprintf(pre, sizeof pre, "dec.%d.self.qkv", l);
-        LIN(e->qkv_w, e->qkv_b, pre, 3 * d, d);
-        snprintf(pre, sizeof pre, "dec.%d.self.out", l);
-        LIN(e->out_w, e->out_b, pre, d, d);
-        snprintf(pre, sizeof pre, "dec.%d.ln_cross", l);
-        LN(e->lnc_w, e->lnc_b, pre);
-        snprintf(pre, sizeof pre, "dec.%d.cross.q", l);
-        LIN(e->cq_w, e->cq_b, pre, d, d);
-        snprintf(pre, sizeof pre, "dec.%d.cross.kv", l);
-        LIN(e->ckv_w, e->ckv_b, pre, 2 * d, d);
-        snprintf(pre, sizeof pre, "dec.%d.cross.out", l);
-        LIN(e->cout_w, e->cout_b, pre, d, d);
-        snprintf(pre, sizeof pre, "dec.%d.ln2", l);
-        LN(e->ln2_w, e->ln2_b, pre);
-        snprintf(pre, sizeof pre, "dec.%d.mlp.fc1", l);
-        LIN(e->fc1_w, e->fc1_b, pre, F, d);
-        snprintf(pre, sizeof pre, "dec.%d.mlp.fc2", l);
-        LIN(e->fc2_w, e->fc2_b, pre, d, F);
-        e->end = m->n_params;
-    }
-    LN(p->decf_w, p->decf_b, "dec.ln_f");
-#undef LN
-#undef LIN
-    if (layout_only) return 0;
     m->params = pvlm_alloc(sizeof(float) * m->n_params, err);
     m->grads = pvlm_alloc(sizeof(float) * m->n_params, err);
-    if (!m->params || !m->grads) goto fail;
+    if (!m->views || !m->params || !m->grads) goto fail;
+    register_views(m, &p->K); /* fill */
     /* LayerNorm / GroupNorm weights start at 1 so a freshly created model is usable before init */
     for (int i = 0; i < m->n_views; i++) {
         const pvlm_view *v = &m->views[i];
-        size_t L = strlen(v->name);
-        int is_norm = (strstr(v->name, "ln") || strstr(v->name, ".gn")) && L > 7 && !strcmp(v->name + L - 7, ".weight");
-        if (is_norm)
+        if (v->kind == PVLM_VIEW_NORM)
             for (size_t k = 0; k < v->numel; k++) m->params[v->offset + k] = 1.0f;
     }
     return 0;
@@ -336,20 +378,16 @@ void pvlm_model_init_weights(pvlm_model *m, uint64_t seed) {
     for (int i = 0; i < m->n_views; i++) {
         const pvlm_view *v = &m->views[i];
         float *w = m->params + v->offset;
-        size_t L = strlen(v->name);
-        int is_bias = L > 5 && !strcmp(v->name + L - 5, ".bias");
-        int is_norm = (strstr(v->name, "ln") || strstr(v->name, ".gn")) && L > 7 && !strcmp(v->name + L - 7, ".weight");
-        if (is_bias) {
+        if (v->kind == PVLM_VIEW_BIAS) {
             memset(w, 0, sizeof(float) * v->numel);
-        } else if (is_norm) {
+        } else if (v->kind == PVLM_VIEW_NORM) {
             for (size_t k = 0; k < v->numel; k++) w[k] = 1.0f;
         } else {
             /* an independent stream per view, so adding a view never changes the others */
             pvlm_rng r;
             pvlm_rng_seed(&r, seed, (uint64_t)i + 1);
             float sd = 0.02f;
-            if (strstr(v->name, ".out.weight") || strstr(v->name, ".fc2.weight") || strstr(v->name, ".conv.weight"))
-                sd *= resid;
+            if (v->resid) sd *= resid;
             for (size_t k = 0; k < v->numel; k++) w[k] = (float)pvlm_rng_normal(&r) * sd;
         }
     }
@@ -367,9 +405,6 @@ void pvlm_model_free(pvlm_model *m) {
     if (!m) return;
     priv *p = m->priv;
     if (p) {
-        pvlm_free(p->enc);
-        pvlm_free(p->dec);
-        pvlm_free(p->bgn_w);
         pvlm_free(p->ea);
         pvlm_free(p->da);
         pvlm_free(p->xs);
@@ -379,7 +414,47 @@ void pvlm_model_free(pvlm_model *m) {
     pvlm_free(m->params);
     pvlm_free(m->grads);
     pvlm_free(m->views);
+    pvlm_free(m->w.enc);
+    pvlm_free(m->g.enc);
+    pvlm_matmul_free(m->mm);
     memset(m, 0, sizeof *m);
+}
+
+int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err) {
+    pvlm_matmul *mm = NULL;
+    if (p != PVLM_PREC_FP32 && pvlm_matmul_create(&mm, p, err)) return -1;
+    pvlm_matmul_free(m->mm);
+    m->mm = mm;
+    return 0;
+}
+
+int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err) {
+    priv *p = m->priv;
+    int mode;
+    if (name && !strcmp(name, "none")) mode = PVLM_RECOMPUTE_NONE;
+    else if (name && !strcmp(name, "attention")) mode = PVLM_RECOMPUTE_ATTENTION;
+    else if (name && !strcmp(name, "block")) mode = PVLM_RECOMPUTE_BLOCK;
+    else return pvlm_err_set(err, PVLM_EINVAL, "recompute '%s': expected none, attention or block", name ? name : "");
+    if (mode != p->recompute) { /* another activation layout: the next forward allocates it */
+        pvlm_free(p->arena);
+        p->arena = NULL, p->arena_bytes = 0, p->have_fwd = 0;
+        p->recompute = mode;
+    }
+    return 0;
+}
+
+size_t pvlm_model_activation_bytes(const pvlm_model *m) { return ((const priv *)m->priv)->arena_bytes; }
+
+int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err) {
+    /* the commands that run the model come through here once: the place to warn, once per process, about
+     * an environment that slows every fp32 product down (the flag is this warning's only state) */
+    static int warned;
+    char msg[400];
+    if (!warned && pvlm_blas_kernel_check(msg, sizeof msg)) pvlm_warn("%s", msg);
+    warned = 1;
+    pvlm_precision p;
+    if (pvlm_precision_parse(name, &p, err)) return -1;
+    return pvlm_model_set_precision(m, p, err);
 }
 
 int pvlm_model_view_index(const pvlm_model *m, const char *name) {
@@ -432,21 +507,50 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
     p->timg = TF((size_t)B * Np * d);
     p->x0 = TF(Ne * d);
     p->kmask = take(&bb, Ne);
-    for (int l = 0; l < c->n_enc_layers; l++) {
-        enc_a *a = &p->ea[l];
+    /* Per layer: everything backward needs (recompute none); only the output (block: the next layer's
+     * input; each layer is recomputed from its input during backward into the one shared set p->rea /
+     * p->rda); everything but the attention probabilities, which share one buffer per stack and are
+     * recomputed from q, k, v (attention). The shared set is laid out in every mode: forward of block
+     * mode runs in it. */
+    int rc_mode = p->recompute;
+    for (int l = -1; l < c->n_enc_layers; l++) {
+        enc_a *a = l < 0 ? &p->rea : &p->ea[l];
+        if (l >= 0 && rc_mode == PVLM_RECOMPUTE_BLOCK) {
+            *a = p->rea, a->out = TF(Ne * d);
+            continue;
+        }
+        if (l < 0 && rc_mode != PVLM_RECOMPUTE_BLOCK) { /* none: unused; attention: the shared probabilities */
+            memset(a, 0, sizeof *a);
+            if (rc_mode == PVLM_RECOMPUTE_ATTENTION) a->att = TF((size_t)B * H * T * T);
+            continue;
+        }
         a->ln1 = TF(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
-        a->att = TF((size_t)B * H * T * T), a->ao = TF(Ne * d), a->xm = TF(Ne * d);
+        a->att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION ? p->rea.att : TF((size_t)B * H * T * T);
+        a->ao = TF(Ne * d), a->xm = TF(Ne * d);
         a->ln2 = TF(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TF(Ne * F);
         a->out = TF(Ne * d);
     }
     p->E = TF(Ne * d), p->Em = TF(Ne), p->Er = TF(Ne);
     p->y0 = TF(Nd * d);
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        dec_a *a = &p->da[l];
+    for (int l = -1; l < c->n_dec_layers; l++) {
+        dec_a *a = l < 0 ? &p->rda : &p->da[l];
+        if (l >= 0 && rc_mode == PVLM_RECOMPUTE_BLOCK) {
+            *a = p->rda, a->out = TF(Nd * d);
+            continue;
+        }
+        if (l < 0 && rc_mode != PVLM_RECOMPUTE_BLOCK) {
+            memset(a, 0, sizeof *a);
+            if (rc_mode == PVLM_RECOMPUTE_ATTENTION)
+                a->att = TF((size_t)B * H * Ls * Ls), a->attc = TF((size_t)B * H * Ls * T);
+            continue;
+        }
+        int shared_att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION;
         a->ln1 = TF(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
-        a->att = TF((size_t)B * H * Ls * Ls), a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
+        a->att = shared_att ? p->rda.att : TF((size_t)B * H * Ls * Ls);
+        a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
         a->lnc = TF(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
-        a->attc = TF((size_t)B * H * Ls * T), a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
+        a->attc = shared_att ? p->rda.attc : TF((size_t)B * H * Ls * T);
+        a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
         a->ln2 = TF(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TF(Nd * F);
         a->out = TF(Nd * d);
     }
@@ -522,8 +626,6 @@ static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
 
 /* ------------------------------------------------------------------ forward */
 
-#define PP(off) (m->params + (off))
-#define GG(off) (m->grads + (off))
 
 static int check_batch(const pvlm_model *m, const pvlm_batch *b, int need_targets, pvlm_err *err) {
     const pvlm_model_config *c = &m->cfg;
@@ -571,11 +673,74 @@ static int enc_visible(const pvlm_model_config *c, int Np, const pvlm_batch *b, 
     return j < b->prefix_len[bi] || j < c->n_ctx;
 }
 
+/* Encoder self-attention of layer activations a (its q, k, v) -> a->ao, a->att. */
+static void enc_attention_fwd(pvlm_model *m, enc_a *a, int B) {
+    const priv *p = m->priv;
+    int d = m->cfg.d_model, H = m->cfg.n_heads;
+    pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 0, B,
+                                 H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
+}
+
+/* One encoder layer on the packed rows x [Ne, d]: every activation into a, the output into a->out. */
+static void enc_layer_fwd(pvlm_model *m, const pvlm_enc_layer *e, enc_a *a, const float *x, int B) {
+    const priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    int Ne = p->Ne, d = c->d_model, F = c->d_ff;
+    pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
+    enc_attention_fwd(m, a, B);
+    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, e->out_w, e->out_b, Ne, d, d);
+    pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
+    pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Ne, d, F);
+    pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
+    pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Ne, F, d);
+    pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
+}
+
+/* Decoder self- and cross-attention of layer activations a -> a->ao, a->att, a->aoc, a->attc. */
+static void dec_attention_fwd(pvlm_model *m, dec_a *a, int B, int self, int cross) {
+    const priv *p = m->priv;
+    int d = m->cfg.d_model, H = m->cfg.n_heads;
+    if (self)
+        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
+                                     1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
+    if (cross)
+        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
+                                     d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
+}
+
+/* One decoder layer on the packed rows y [Nd, d] (cross-attending to p->E): every activation into a. */
+static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, const float *y, int B) {
+    const priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    int Nd = p->Nd, Ne = p->Ne, d = c->d_model, F = c->d_ff;
+    /* causal self-attention */
+    pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
+    dec_attention_fwd(m, a, B, 1, 0);
+    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, e->out_w, e->out_b, Nd, d, d);
+    pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
+    /* cross-attention to the encoder output with its key-padding mask */
+    pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, e->cq_w, e->cq_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->kvc, p->E, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
+    dec_attention_fwd(m, a, B, 0, 1);
+    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, e->cout_w, e->cout_b, Nd, d, d);
+    pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
+    /* MLP */
+    pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Nd, d, F);
+    pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
+    pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Nd, F, d);
+    pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
+}
+
 /* Stem + encoder; fills p->E (packed rows), p->kmask and the row tables. */
 static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     priv *p = m->priv;
     const pvlm_model_config *c = &m->cfg;
-    int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, S = c->image_size, Np = p->Np;
+    int B = b->B, T = p->T, d = c->d_model, H = c->n_heads, S = c->image_size, Np = p->Np;
     int nv = c->n_vpt, Lpb = b->Lp, Ne = 0;
     size_t ae = 0;
     for (int bi = 0; bi < B; bi++) {
@@ -599,22 +764,22 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     } else {
         int H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
         pvlm_op_patchify_fwd(p->p0, p->img, B, S, S, 3, 2);                   /* [M, 12] */
-        pvlm_op_linear_fwd(p->xs[0], p->p0, PP(p->ci_w), PP(p->ci_b), M, 12, C); /* [B,H2,H2,C] */
+        pvlm_op_linear_fwd(m->mm, p->xs[0], p->p0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
         for (int i = 0; i < c->conv_blocks; i++) {
-            pvlm_op_groupnorm_fwd(p->gn[i], p->gnm[i], p->gnr[i], p->xs[i], PP(p->bgn_w[i]), PP(p->bgn_b[i]), B,
+            pvlm_op_groupnorm_fwd(p->gn[i], p->gnm[i], p->gnr[i], p->xs[i], m->w.stem[i].gn_w, m->w.stem[i].gn_b, B,
                                   H2 * H2, C, G, c->ln_eps);
             pvlm_op_gelu_fwd(p->gl[i], p->gn[i], (size_t)M * C);
             pvlm_op_im2col3_fwd(p->cols[i], p->gl[i], B, H2, H2, C);            /* [M, 9C] */
-            pvlm_op_linear_fwd(p->xs[i + 1], p->cols[i], PP(p->bcv_w[i]), PP(p->bcv_b[i]), M, 9 * C, C);
+            pvlm_op_linear_fwd(m->mm, p->xs[i + 1], p->cols[i], m->w.stem[i].conv_w, m->w.stem[i].conv_b, M, 9 * C, C);
             pvlm_op_add_inplace(p->xs[i + 1], p->xs[i], (size_t)M * C);
         }
-        pvlm_op_groupnorm_fwd(p->gnf, p->gnfm, p->gnfr, p->xs[c->conv_blocks], PP(p->gnf_w), PP(p->gnf_b), B,
+        pvlm_op_groupnorm_fwd(p->gnf, p->gnfm, p->gnfr, p->xs[c->conv_blocks], m->w.gn_f_w, m->w.gn_f_b, B,
                               H2 * H2, C, G, c->ln_eps);
         pvlm_op_patchify_fwd(p->patches, p->gnf, B, H2, H2, C, c->patch_size / 2); /* [B*Np, C(P/2)^2] */
     }
-    pvlm_op_linear_fwd(p->timg, p->patches, PP(p->pe_w), PP(p->pe_b), B * Np, p->K, d);
+    pvlm_op_linear_fwd(m->mm, p->timg, p->patches, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
     /* assemble x0 [Ne,d]: image tokens, prompts, prefix text (visible ones, packed) */
-    const float *ipos = PP(p->img_pos), *tpos = PP(p->enc_pos), *tok = PP(p->tok);
+    const float *ipos = m->w.img_pos, *tpos = m->w.enc_pos, *tok = m->w.tok_embed;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < Ne; r++) {
         int bi = p->erb[r], t = p->ert[r];
@@ -623,11 +788,11 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
         if (t < Np) {
             a = p->timg + ((size_t)bi * Np + t) * d, pos = ipos + (size_t)t * d;
         } else if (t < Np + nv) {
-            a = PP(p->vpt) + (size_t)(t - Np) * d;
+            a = m->w.vpt + (size_t)(t - Np) * d;
         } else {
             int j = t - Np - nv;
             if (j < c->n_ctx)
-                a = PP(p->coop) + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d;
+                a = m->w.coop + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d;
             else
                 a = tok + (size_t)b->prefix[(size_t)bi * Lpb + j] * d;
             pos = tpos + (size_t)j * d;
@@ -641,26 +806,16 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     p->times[PVLM_TIME_STEM] += t1 - t0;
     float *x = p->x0;
     for (int l = 0; l < c->n_enc_layers; l++) {
-        const enc_p *e = &p->enc[l];
+        const pvlm_enc_layer *e = &m->w.enc[l];
         enc_a *a = &p->ea[l];
         if (nv > 0 && c->vpt_deep && l > 0) /* VPT-deep: layer l's own prompts replace the previous outputs */
             for (int bi = 0; bi < B; bi++)
-                memcpy(x + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d, PP(p->vpt) + (size_t)l * nv * d,
+                memcpy(x + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d, m->w.vpt + (size_t)l * nv * d,
                        sizeof(float) * (size_t)nv * d);
-        pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, PP(e->ln1_w), PP(e->ln1_b), Ne, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->qkv, a->ln1, PP(e->qkv_w), PP(e->qkv_b), Ne, d, 3 * d);
-        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
-                                     0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
-        pvlm_op_linear_fwd(a->xm, a->ao, PP(e->out_w), PP(e->out_b), Ne, d, d);
-        pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
-        pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, PP(e->ln2_w), PP(e->ln2_b), Ne, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->fc1, a->ln2, PP(e->fc1_w), PP(e->fc1_b), Ne, d, F);
-        pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
-        pvlm_op_linear_fwd(a->out, a->gl, PP(e->fc2_w), PP(e->fc2_b), Ne, F, d);
-        pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
+        enc_layer_fwd(m, e, a, x, B);
         x = a->out;
     }
-    pvlm_op_layernorm_fwd(p->E, p->Em, p->Er, x, PP(p->encf_w), PP(p->encf_b), Ne, d, c->ln_eps);
+    pvlm_op_layernorm_fwd(p->E, p->Em, p->Er, x, m->w.enc_lnf_w, m->w.enc_lnf_b, Ne, d, c->ln_eps);
     p->times[PVLM_TIME_ENC] += pvlm_now() - t1;
 }
 
@@ -684,7 +839,7 @@ int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const
     for (int r = 0; r < p->Ne; r++)
         memcpy(p->Epad + ((size_t)p->erb[r] * p->T + p->ert[r]) * d, p->E + (size_t)r * d, sizeof(float) * (size_t)d);
     *E = p->Epad, *kmask = p->kmask, *T = p->T;
-    return 0;
+    return pvlm_matmul_check(m->mm, err);
 }
 
 int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_global, float *loss,
@@ -694,8 +849,8 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     const pvlm_model_config *c = &m->cfg;
     encoder_forward(m, b);
     double t0 = pvlm_now();
-    int B = b->B, Ls = b->Ls, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = p->Ne, Nd = 0;
+    int B = b->B, Ls = b->Ls, d = c->d_model, H = c->n_heads, V = c->vocab_size;
+    int Nd = 0;
     size_t as = 0, ac = 0;
     for (int bi = 0; bi < B; bi++) {
         int n = 0;
@@ -712,45 +867,19 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     }
     p->Nd = Nd;
     /* y0 [Nd,d] = tok_embed[dec_in] + dec_pos[j] over the packed rows */
-    const float *tokw = PP(p->tok), *dpos = PP(p->dec_pos);
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < Nd; r++) {
-        const float *e = tokw + (size_t)p->rtok[r] * d, *ps = dpos + (size_t)p->rpos[r] * d;
-        float *o = p->y0 + (size_t)r * d;
-        for (int k = 0; k < d; k++) o[k] = e[k] + ps[k];
-    }
+    pvlm_op_embed_fwd(p->y0, p->rtok, m->w.tok_embed, p->rpos, m->w.dec_pos, Nd, d);
     float *y = p->y0;
     for (int l = 0; l < c->n_dec_layers; l++) {
-        const dec_p *e = &p->dec[l];
+        const pvlm_dec_layer *e = &m->w.dec[l];
         dec_a *a = &p->da[l];
-        /* causal self-attention */
-        pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, PP(e->ln1_w), PP(e->ln1_b), Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->qkv, a->ln1, PP(e->qkv_w), PP(e->qkv_b), Nd, d, 3 * d);
-        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 1,
-                                     B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
-        pvlm_op_linear_fwd(a->xm1, a->ao, PP(e->out_w), PP(e->out_b), Nd, d, d);
-        pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
-        /* cross-attention to the encoder output with its key-padding mask */
-        pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, PP(e->lnc_w), PP(e->lnc_b), Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->qc, a->lnc, PP(e->cq_w), PP(e->cq_b), Nd, d, d);
-        pvlm_op_linear_fwd(a->kvc, p->E, PP(e->ckv_w), PP(e->ckv_b), Ne, d, 2 * d);
-        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
-                                     d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
-        pvlm_op_linear_fwd(a->xm2, a->aoc, PP(e->cout_w), PP(e->cout_b), Nd, d, d);
-        pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
-        /* MLP */
-        pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, PP(e->ln2_w), PP(e->ln2_b), Nd, d, c->ln_eps);
-        pvlm_op_linear_fwd(a->fc1, a->ln2, PP(e->fc1_w), PP(e->fc1_b), Nd, d, F);
-        pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
-        pvlm_op_linear_fwd(a->out, a->gl, PP(e->fc2_w), PP(e->fc2_b), Nd, F, d);
-        pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
+        dec_layer_fwd(m, e, a, y, B);
         y = a->out;
     }
-    pvlm_op_layernorm_fwd(p->yf, p->yfm, p->yfr, y, PP(p->decf_w), PP(p->decf_b), Nd, d, c->ln_eps);
+    pvlm_op_layernorm_fwd(p->yf, p->yfm, p->yfr, y, m->w.dec_lnf_w, m->w.dec_lnf_b, Nd, d, c->ln_eps);
     double t1 = pvlm_now();
     p->times[PVLM_TIME_DEC] += t1 - t0;
     /* tied output projection and the loss */
-    pvlm_op_linear_fwd(p->probs, p->yf, PP(p->tok), NULL, Nd, d, V); /* logits [Nd,V] */
+    pvlm_op_linear_fwd(m->mm, p->probs, p->yf, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
     pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V);
     pvlm_loss_stats st = {0};
     double total = 0.0;
@@ -770,11 +899,15 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     if (loss) *loss = n_targets_global > 0 ? (float)(total / n_targets_global) : 0.0f;
     p->times[PVLM_TIME_HEAD] += pvlm_now() - t1;
     p->inv_ntg = n_targets_global > 0 ? 1.0 / n_targets_global : 0.0;
+    if (pvlm_matmul_check(m->mm, err)) return -1;
     p->have_fwd = 1;
     return 0;
 }
 
 /* ------------------------------------------------------------------ backward */
+
+/* Offset in floats of a gradient tensor inside m->grads (the grad-ready hook reports offsets). */
+static size_t goff(const pvlm_model *m, const float *g) { return (size_t)(g - m->grads); }
 
 static void report(pvlm_grad_ready_fn hook, void *ctx, size_t a, size_t b) {
     if (hook && b > a) hook(ctx, a, b - a);
@@ -794,79 +927,85 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     for (int r = 0; r < Nd; r++) p->scale[r] = sample_scale ? (float)sample_scale[p->rsample[r]] : (float)p->inv_ntg;
     pvlm_op_softmax_ce_bwd(p->probs, p->rtgt, p->scale, Nd, V); /* probs -> dlogits */
     /* logits = yf @ tok^T */
-    pvlm_op_linear_bwd(p->dln, 0, GG(p->tok), NULL, p->probs, p->yf, PP(p->tok), Nd, d, V);
+    pvlm_op_linear_bwd(m->mm, p->dln, 0, m->g.tok_embed, NULL, p->probs, p->yf, m->w.tok_embed, Nd, d, V);
     memset(p->dy, 0, sizeof(float) * (size_t)Nd * d);
     const float *ylast = p->da[c->n_dec_layers - 1].out;
-    pvlm_op_layernorm_bwd(p->dy, GG(p->decf_w), GG(p->decf_b), p->dln, ylast, PP(p->decf_w), p->yfm, p->yfr, Nd, d);
+    pvlm_op_layernorm_bwd(p->dy, m->g.dec_lnf_w, m->g.dec_lnf_b, p->dln, ylast, m->w.dec_lnf_w, p->yfm, p->yfr, Nd, d);
     double t1 = pvlm_now();
     p->times[PVLM_TIME_HEAD] += t1 - t0;
     memset(p->dE, 0, sizeof(float) * (size_t)Ne * d);
     for (int l = c->n_dec_layers - 1; l >= 0; l--) {
-        const dec_p *e = &p->dec[l];
+        const pvlm_dec_layer *e = &m->w.dec[l], *ge = &m->g.dec[l];
         dec_a *a = &p->da[l];
         const float *yin = l ? p->da[l - 1].out : p->y0;
+        if (p->recompute == PVLM_RECOMPUTE_BLOCK) /* the layer again from its input, into the shared set */
+            dec_layer_fwd(m, e, a = &p->rda, yin, B);
+        else if (p->recompute == PVLM_RECOMPUTE_ATTENTION)
+            dec_attention_fwd(m, a, B, 1, 1);
         /* MLP: out = xm2 + fc2(gelu(fc1(ln2(xm2)))) */
-        pvlm_op_linear_bwd(p->dfc, 0, GG(e->fc2_w), GG(e->fc2_b), p->dy, a->gl, PP(e->fc2_w), Nd, F, d);
+        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dy, a->gl, e->fc2_w, Nd, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Nd * F);
-        pvlm_op_linear_bwd(p->dln, 0, GG(e->fc1_w), GG(e->fc1_b), p->dfc, a->ln2, PP(e->fc1_w), Nd, d, F);
-        pvlm_op_layernorm_bwd(p->dy, GG(e->ln2_w), GG(e->ln2_b), p->dln, a->xm2, PP(e->ln2_w), a->m2, a->r2, Nd, d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Nd, d, F);
+        pvlm_op_layernorm_bwd(p->dy, ge->ln2_w, ge->ln2_b, p->dln, a->xm2, e->ln2_w, a->m2, a->r2, Nd, d);
         /* cross-attention: xm2 = xm1 + out(attn(q(lnc(xm1)), kv(E))) */
-        pvlm_op_linear_bwd(p->dao, 0, GG(e->cout_w), GG(e->cout_b), p->dy, a->aoc, PP(e->cout_w), Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, e->cout_w, Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
         pvlm_op_attention_ragged_bwd(p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc, 2 * d,
                                      a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
-        pvlm_op_linear_bwd(p->dE, 1, GG(e->ckv_w), GG(e->ckv_b), p->dkvc, p->E, PP(e->ckv_w), Ne, d, 2 * d);
-        pvlm_op_linear_bwd(p->dln, 0, GG(e->cq_w), GG(e->cq_b), p->dqc, a->lnc, PP(e->cq_w), Nd, d, d);
-        pvlm_op_layernorm_bwd(p->dy, GG(e->lnc_w), GG(e->lnc_b), p->dln, a->xm1, PP(e->lnc_w), a->mc, a->rc, Nd, d);
+        pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, e->ckv_w, Ne, d, 2 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, e->cq_w, Nd, d, d);
+        pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
-        pvlm_op_linear_bwd(p->dao, 0, GG(e->out_w), GG(e->out_b), p->dy, a->ao, PP(e->out_w), Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, e->out_w, Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
         pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
                                      a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen, p->doff,
                                      p->dlen, p->aself);
-        pvlm_op_linear_bwd(p->dln, 0, GG(e->qkv_w), GG(e->qkv_b), p->dqkv, a->ln1, PP(e->qkv_w), Nd, d, 3 * d);
-        pvlm_op_layernorm_bwd(p->dy, GG(e->ln1_w), GG(e->ln1_b), p->dln, yin, PP(e->ln1_w), a->m1, a->r1, Nd, d);
-        report(hook, hook_ctx, e->start, l == c->n_dec_layers - 1 ? m->n_params : e->end);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Nd, d, 3 * d);
+        pvlm_op_layernorm_bwd(p->dy, ge->ln1_w, ge->ln1_b, p->dln, yin, e->ln1_w, a->m1, a->r1, Nd, d);
+        report(hook, hook_ctx, goff(m, ge->ln1_w),
+               l == c->n_dec_layers - 1 ? m->n_params : goff(m, m->g.dec[l + 1].ln1_w));
     }
     /* decoder embeddings (tok_embed and dec_pos are reported with the other embeddings at the end) */
-    for (int r = 0; r < Nd; r++) { /* serial: fixed accumulation order */
-        float *gt = GG(p->tok) + (size_t)p->rtok[r] * d, *gp = GG(p->dec_pos) + (size_t)p->rpos[r] * d;
-        const float *g = p->dy + (size_t)r * d;
-        for (int k = 0; k < d; k++) gt[k] += g[k], gp[k] += g[k];
-    }
+    pvlm_op_embed_bwd(m->g.tok_embed, m->g.dec_pos, p->rtok, p->rpos, p->dy, Nd, d);
     double t2 = pvlm_now();
     p->times[PVLM_TIME_DEC] += t2 - t1;
     /* encoder */
     memset(p->dx, 0, sizeof(float) * (size_t)Ne * d);
     const float *xlast = p->ea[c->n_enc_layers - 1].out;
-    pvlm_op_layernorm_bwd(p->dx, GG(p->encf_w), GG(p->encf_b), p->dE, xlast, PP(p->encf_w), p->Em, p->Er, Ne, d);
+    pvlm_op_layernorm_bwd(p->dx, m->g.enc_lnf_w, m->g.enc_lnf_b, p->dE, xlast, m->w.enc_lnf_w, p->Em, p->Er, Ne, d);
     for (int l = c->n_enc_layers - 1; l >= 0; l--) {
-        const enc_p *e = &p->enc[l];
+        const pvlm_enc_layer *e = &m->w.enc[l], *ge = &m->g.enc[l];
         enc_a *a = &p->ea[l];
         const float *xin = l ? p->ea[l - 1].out : p->x0;
-        pvlm_op_linear_bwd(p->dfc, 0, GG(e->fc2_w), GG(e->fc2_b), p->dx, a->gl, PP(e->fc2_w), Ne, F, d);
+        if (p->recompute == PVLM_RECOMPUTE_BLOCK)
+            enc_layer_fwd(m, e, a = &p->rea, xin, B);
+        else if (p->recompute == PVLM_RECOMPUTE_ATTENTION)
+            enc_attention_fwd(m, a, B);
+        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dx, a->gl, e->fc2_w, Ne, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Ne * F);
-        pvlm_op_linear_bwd(p->dln, 0, GG(e->fc1_w), GG(e->fc1_b), p->dfc, a->ln2, PP(e->fc1_w), Ne, d, F);
-        pvlm_op_layernorm_bwd(p->dx, GG(e->ln2_w), GG(e->ln2_b), p->dln, a->xm, PP(e->ln2_w), a->m2, a->r2, Ne, d);
-        pvlm_op_linear_bwd(p->dao, 0, GG(e->out_w), GG(e->out_b), p->dx, a->ao, PP(e->out_w), Ne, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Ne, d, F);
+        pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, e->out_w, Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
         pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
                                      a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen, p->eoff,
                                      p->elen, p->aenc);
-        pvlm_op_linear_bwd(p->dln, 0, GG(e->qkv_w), GG(e->qkv_b), p->dqkv, a->ln1, PP(e->qkv_w), Ne, d, 3 * d);
-        pvlm_op_layernorm_bwd(p->dx, GG(e->ln1_w), GG(e->ln1_b), p->dln, xin, PP(e->ln1_w), a->m1, a->r1, Ne, d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Ne, d, 3 * d);
+        pvlm_op_layernorm_bwd(p->dx, ge->ln1_w, ge->ln1_b, p->dln, xin, e->ln1_w, a->m1, a->r1, Ne, d);
         if (nv > 0 && (c->vpt_deep || l == 0)) {
             /* prompt rows: their gradient goes to this layer's prompt set; under VPT-deep the previous
              * layer's outputs at these rows were replaced, so they receive nothing */
-            float *gp = GG(p->vpt) + (size_t)(c->vpt_deep ? l : 0) * nv * d;
+            float *gp = m->g.vpt + (size_t)(c->vpt_deep ? l : 0) * nv * d;
             for (int bi = 0; bi < B; bi++) {
                 float *r = p->dx + ((size_t)p->eoff[bi] + (b->has_image[bi] ? Np : 0)) * d;
                 for (int k = 0; k < nv * d; k++) gp[k] += r[k];
                 if (l > 0) memset(r, 0, sizeof(float) * (size_t)nv * d);
             }
         }
-        report(hook, hook_ctx, e->start, l == c->n_enc_layers - 1 ? p->dec[0].start : e->end);
+        report(hook, hook_ctx, goff(m, ge->ln1_w),
+               goff(m, l == c->n_enc_layers - 1 ? m->g.dec[0].ln1_w : m->g.enc[l + 1].ln1_w));
     }
     double t3 = pvlm_now();
     p->times[PVLM_TIME_ENC] += t3 - t2;
@@ -877,41 +1016,41 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         const float *g = p->dx + (size_t)r * d;
         if (t < Np) {
             memcpy(p->dtimg + ((size_t)bi * Np + t) * d, g, sizeof(float) * (size_t)d);
-            float *gpos = GG(p->img_pos) + (size_t)t * d;
+            float *gpos = m->g.img_pos + (size_t)t * d;
             for (int k = 0; k < d; k++) gpos[k] += g[k];
         } else if (t >= Np + nv) {
             int j = t - Np - nv;
-            float *gt = j < c->n_ctx ? GG(p->coop) + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d
-                                     : GG(p->tok) + (size_t)b->prefix[(size_t)bi * Lpb + j] * d;
-            float *gpos = GG(p->enc_pos) + (size_t)j * d;
+            float *gt = j < c->n_ctx ? m->g.coop + ((size_t)b->ctx_set[bi] * c->n_ctx + j) * d
+                                     : m->g.tok_embed + (size_t)b->prefix[(size_t)bi * Lpb + j] * d;
+            float *gpos = m->g.enc_pos + (size_t)j * d;
             for (int k = 0; k < d; k++) gt[k] += g[k], gpos[k] += g[k];
         }
     }
     if (!p->conv) {
-        pvlm_op_linear_bwd(NULL, 0, GG(p->pe_w), GG(p->pe_b), p->dtimg, p->patches, PP(p->pe_w), B * Np, p->K, d);
+        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
     } else {
         int S = c->image_size, H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
-        pvlm_op_linear_bwd(p->dpatch, 0, GG(p->pe_w), GG(p->pe_b), p->dtimg, p->patches, PP(p->pe_w), B * Np, p->K, d);
+        pvlm_op_linear_bwd(m->mm, p->dpatch, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
         memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
         pvlm_op_patchify_bwd(p->dmap, p->dpatch, B, H2, H2, C, c->patch_size / 2);
         memset(p->dmap2, 0, sizeof(float) * (size_t)M * C); /* running d(xs[i]) */
-        pvlm_op_groupnorm_bwd(p->dmap2, GG(p->gnf_w), GG(p->gnf_b), p->dmap, p->xs[c->conv_blocks], PP(p->gnf_w),
+        pvlm_op_groupnorm_bwd(p->dmap2, m->g.gn_f_w, m->g.gn_f_b, p->dmap, p->xs[c->conv_blocks], m->w.gn_f_w,
                               p->gnfm, p->gnfr, B, H2 * H2, C, G);
         for (int i = c->conv_blocks - 1; i >= 0; i--) {
             /* xs[i+1] = xs[i] + conv(gelu(gn(xs[i]))) */
-            pvlm_op_linear_bwd(p->dcols, 0, GG(p->bcv_w[i]), GG(p->bcv_b[i]), p->dmap2, p->cols[i], PP(p->bcv_w[i]), M,
+            pvlm_op_linear_bwd(m->mm, p->dcols, 0, m->g.stem[i].conv_w, m->g.stem[i].conv_b, p->dmap2, p->cols[i], m->w.stem[i].conv_w, M,
                                9 * C, C);
             memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
             pvlm_op_im2col3_bwd(p->dmap, p->dcols, B, H2, H2, C);
             pvlm_op_gelu_bwd(p->dmap, 0, p->gn[i], p->dmap, (size_t)M * C);
-            pvlm_op_groupnorm_bwd(p->dmap2, GG(p->bgn_w[i]), GG(p->bgn_b[i]), p->dmap, p->xs[i], PP(p->bgn_w[i]),
+            pvlm_op_groupnorm_bwd(p->dmap2, m->g.stem[i].gn_w, m->g.stem[i].gn_b, p->dmap, p->xs[i], m->w.stem[i].gn_w,
                                   p->gnm[i], p->gnr[i], B, H2 * H2, C, G);
         }
-        pvlm_op_linear_bwd(NULL, 0, GG(p->ci_w), GG(p->ci_b), p->dmap2, p->p0, PP(p->ci_w), M, 12, C);
+        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.conv_in_w, m->g.conv_in_b, p->dmap2, p->p0, m->w.conv_in_w, M, 12, C);
     }
-    report(hook, hook_ctx, 0, p->enc[0].start);
+    report(hook, hook_ctx, 0, goff(m, m->g.enc[0].ln1_w));
     p->times[PVLM_TIME_STEM] += pvlm_now() - t3;
-    return 0;
+    return pvlm_matmul_check(m->mm, err);
 }
 
 /* ------------------------------------------------------------------ FLOPs */

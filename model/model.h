@@ -1,7 +1,8 @@
 /* model.h - the SimVLM-style PrefixLM encoder-decoder (issue 4).
  *
  * Owns: the flat parameter and gradient buffers (one allocation each) with a
- * table of named views (checkpoint names), and private activation / scratch
+ * table of named views (checkpoint names, each with a kind), typed per-layer
+ * pointers into both (pvlm_weights: model code uses these, never names), and private activation / scratch
  * buffers grown on demand for the batch size. pvlm_model_create allocates
  * everything, pvlm_model_free releases it; the caller owns the pvlm_model
  * struct itself (usually on its stack).
@@ -21,6 +22,7 @@
 
 #include "core/error.h"
 #include "io/batch.h"
+#include "model/matmul.h"
 
 typedef struct pvlm_model_config {
     int image_size, patch_size; /* S, P; S % P == 0 */
@@ -48,13 +50,71 @@ json_t *pvlm_model_config_to_json(const pvlm_model_config *c); /* new ref */
 int pvlm_model_config_from_json(pvlm_model_config *c, const json_t *j, pvlm_err *err);
 int pvlm_model_config_validate(const pvlm_model_config *c, pvlm_err *err);
 
+/* What a view is, set where it is registered; it decides initialisation and weight decay:
+ * MATRIX    linear / conv weights and the token table (it is also the tied output projection):
+ *           N(0, 0.02), AdamW weight decay;
+ * BIAS      zero init, no decay;
+ * NORM      LayerNorm / GroupNorm weights: init 1, no decay (their biases are BIAS);
+ * EMBEDDING learned tables added to tokens (positional tables, VPT prompts, CoOp context): N(0, 0.02),
+ *           no decay. */
+typedef enum pvlm_view_kind { PVLM_VIEW_MATRIX, PVLM_VIEW_BIAS, PVLM_VIEW_NORM, PVLM_VIEW_EMBEDDING } pvlm_view_kind;
+
 typedef struct pvlm_view { /* a named tensor inside the flat parameter buffer */
     char name[64];         /* checkpoint name, e.g. "enc.0.attn.qkv.weight" */
     size_t offset, numel;  /* in floats, into params/grads */
     int ndim;
     int64_t shape[4];
-    int decay; /* 1: AdamW weight decay applies (matrices only) */
+    pvlm_view_kind kind;
+    int resid; /* 1: a residual output projection, initialised with sd 0.02/sqrt(2*(n_enc+n_dec)) */
 } pvlm_view;
+
+/* AdamW weight decay applies to matrices only. */
+static inline int pvlm_view_decays(const pvlm_view *v) { return v->kind == PVLM_VIEW_MATRIX; }
+
+/* Typed per-layer tensors (llm.c's ParameterTensors): pointers into the flat params or grads buffer.
+ * Shapes in PyTorch Linear layout [out, in]; d = d_model, F = d_ff, C = conv_channels. */
+typedef struct pvlm_enc_layer {
+    float *ln1_w, *ln1_b;   /* [d] */
+    float *qkv_w, *qkv_b;   /* [3d, d], [3d] */
+    float *out_w, *out_b;   /* [d, d], [d] */
+    float *ln2_w, *ln2_b;   /* [d] */
+    float *fc1_w, *fc1_b;   /* [F, d], [F] */
+    float *fc2_w, *fc2_b;   /* [d, F], [d] */
+} pvlm_enc_layer;
+
+typedef struct pvlm_dec_layer {
+    float *ln1_w, *ln1_b;   /* [d] */
+    float *qkv_w, *qkv_b;   /* causal self-attention [3d, d] */
+    float *out_w, *out_b;   /* [d, d] */
+    float *lnc_w, *lnc_b;   /* LayerNorm before cross-attention */
+    float *cq_w, *cq_b;     /* cross-attention query [d, d] */
+    float *ckv_w, *ckv_b;   /* cross-attention key/value from the encoder output [2d, d] */
+    float *cout_w, *cout_b; /* [d, d] */
+    float *ln2_w, *ln2_b;
+    float *fc1_w, *fc1_b;   /* [F, d] */
+    float *fc2_w, *fc2_b;   /* [d, F] */
+} pvlm_dec_layer;
+
+typedef struct pvlm_stem_block { /* conv stem residual block: x + conv3x3(gelu(groupnorm(x))) */
+    float *gn_w, *gn_b;     /* [C] */
+    float *conv_w, *conv_b; /* [C, C, 3, 3], [C] */
+} pvlm_stem_block;
+
+typedef struct pvlm_weights {
+    float *tok_embed;                 /* [V, d], tied output projection */
+    float *enc_pos, *dec_pos;         /* [Lp, d], [Ls, d] */
+    float *conv_in_w, *conv_in_b;     /* conv stem only: [C, 3, 2, 2], [C] */
+    pvlm_stem_block *stem;            /* [conv_blocks] (conv stem only) */
+    float *gn_f_w, *gn_f_b;           /* conv stem only: [C] */
+    float *patch_w, *patch_b;         /* [d, K], [d] */
+    float *img_pos;                   /* [Np, d] */
+    float *vpt;                       /* [vpt_deep ? Le : 1, n_vpt, d] or NULL */
+    float *coop;                      /* [n_ctx_sets, n_ctx, d] or NULL */
+    pvlm_enc_layer *enc;              /* [n_enc_layers] */
+    float *enc_lnf_w, *enc_lnf_b;     /* [d] */
+    pvlm_dec_layer *dec;              /* [n_dec_layers] */
+    float *dec_lnf_w, *dec_lnf_b;     /* [d] */
+} pvlm_weights;
 
 typedef struct pvlm_model {
     pvlm_model_config cfg;
@@ -62,6 +122,9 @@ typedef struct pvlm_model {
     size_t n_params;
     pvlm_view *views; /* owned; in buffer order */
     int n_views;
+    /* typed access to the same memory (params and grads); the layer arrays are owned by the model */
+    pvlm_weights w, g;
+    pvlm_matmul *mm; /* the matrix-product backend (owned); NULL = fp32, see pvlm_model_set_precision */
     /* activations and scratch: private, owned, grown on demand for the batch size */
     void *priv;
 } pvlm_model;
@@ -75,6 +138,26 @@ int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err
  * 1/sqrt(2*(n_enc_layers+n_dec_layers)). Deterministic in seed. */
 void pvlm_model_init_weights(pvlm_model *m, uint64_t seed);
 void pvlm_model_free(pvlm_model *m);
+/* Matrix products in fp32 (the default after create) or bf16 (model/matmul.h); weights, gradients and
+ * everything outside the linear layers' products stay fp32. Fails with the reason when bf16 is unavailable. */
+int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err);
+/* The same from a --precision value ("fp32" | "bf16"). */
+int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err);
+
+/* Activation recomputation (--recompute): "none" keeps every activation backward needs; "attention"
+ * keeps all but the attention probabilities, recomputed per layer from q, k, v; "block" keeps only each
+ * layer's input (the previous layer's output) and recomputes the layer during backward. Gradients are
+ * bit-identical in every mode (the same ops on the same inputs). Takes effect at the next forward. */
+enum { PVLM_RECOMPUTE_NONE, PVLM_RECOMPUTE_ATTENTION, PVLM_RECOMPUTE_BLOCK };
+#define PVLM_RECOMPUTE_OPT(dst)                                                                                  \
+    {"recompute", PVLM_ARG_CHOICE, (dst),                                                                        \
+     "activation recomputation: keep all / recompute attention probabilities / keep only each layer's input "   \
+     "and recompute it in backward (less memory, more time; docs/model.md)",                                     \
+     "none|attention|block", 0, 0, 0}
+int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err);
+/* Bytes of the activation arena (activations kept for backward and backward scratch) for the largest batch
+ * seen so far. */
+size_t pvlm_model_activation_bytes(const pvlm_model *m);
 const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name); /* NULL if absent */
 int pvlm_model_view_index(const pvlm_model *m, const char *name);        /* -1 if absent */
 void pvlm_model_zero_grad(pvlm_model *m);

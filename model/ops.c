@@ -7,24 +7,23 @@
 
 /* ---------------------------------------------------------------- linear */
 
-void pvlm_op_linear_fwd(float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
     if (N <= 0 || O <= 0) return;
     if (b) {
         /* out = b broadcast, then out += in @ W^T (beta = 1) */
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, b, sizeof(float) * (size_t)O);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
+    pvlm_matmul_gemm(mm, 0, 1, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
 }
 
-void pvlm_op_linear_bwd(float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
+void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
                         const float *W, int N, int In, int O) {
     if (N <= 0) return;
     if (din) /* [N,In] = dout[N,O] @ W[O,In] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, O, 1.0f, dout, O, W, In,
-                    din_acc ? 1.0f : 0.0f, din, In);
+        pvlm_matmul_gemm(mm, 0, 0, N, In, O, 1.0f, dout, O, W, In, din_acc ? 1.0f : 0.0f, din, In);
     if (dW) /* [O,In] += dout^T @ in */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
+        pvlm_matmul_gemm(mm, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
     if (db) {
         /* column sums, each column in row order: deterministic regardless of threads */
 #pragma omp parallel for schedule(static)
@@ -217,20 +216,6 @@ void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int 
     }
 }
 
-void pvlm_op_attention_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
-                           const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
-                           int ldv, int B, int H, int Tq, int Tk, int dh) {
-    float scale = 1.0f / sqrtf((float)dh);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        size_t qo = (size_t)b * Tq * ldq + h * dh, ko = (size_t)b * Tk * ldk + h * dh;
-        size_t vo = (size_t)b * Tk * ldv + h * dh;
-        attn_one_bwd(dq + qo, dk + ko, dv + vo, datt + (size_t)bh * Tq * Tk, dout + (size_t)b * Tq * ldo + h * dh, ldo,
-                     att + (size_t)bh * Tq * Tk, q + qo, ldq, k + ko, ldk, v + vo, ldv, Tq, Tk, dh, scale);
-    }
-}
-
 void pvlm_op_attention_ragged_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
                                   const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int dh,
                                   const int *qoff, const int *qlen, const int *koff, const int *klen,
@@ -262,31 +247,30 @@ void pvlm_op_attention_ragged_bwd(float *dq, float *dk, float *dv, float *datt, 
 
 /* ---------------------------------------------------------------- embedding */
 
-void pvlm_op_embed_fwd(float *out, int ldo, const int32_t *ids, const float *table, const float *pos, int N,
-                       int T, int C) {
+void pvlm_op_embed_fwd(float *out, const int32_t *ids, const float *table, const int *pos_ids, const float *pos,
+                       int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        float *y = out + (size_t)n * ldo;
+        float *y = out + (size_t)n * C;
         const float *e = table + (size_t)ids[n] * C;
         if (pos) {
-            const float *p = pos + (size_t)(n % T) * C;
+            const float *p = pos + (size_t)pos_ids[n] * C;
             for (int c = 0; c < C; c++) y[c] = e[c] + p[c];
         } else {
             memcpy(y, e, sizeof(float) * (size_t)C);
         }
     }
 }
-
-void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const float *dout, int ldo, int N, int T,
+void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const int *pos_ids, const float *dout, int N,
                        int C) {
     for (int n = 0; n < N; n++) {
-        const float *g = dout + (size_t)n * ldo;
+        const float *g = dout + (size_t)n * C;
         if (dtable) {
             float *d = dtable + (size_t)ids[n] * C;
             for (int c = 0; c < C; c++) d[c] += g[c];
         }
         if (dpos) {
-            float *d = dpos + (size_t)(n % T) * C;
+            float *d = dpos + (size_t)pos_ids[n] * C;
             for (int c = 0; c < C; c++) d[c] += g[c];
         }
     }

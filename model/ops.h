@@ -1,6 +1,7 @@
 /* ops.h - the numeric ops of the model, forward and backward side by side (llm.c style).
  *
- * Every matrix product goes through OpenBLAS cblas_sgemm; the elementwise and reduction loops use
+ * The linear layers' matrix products go through the one entry point model/matmul.h (mm: fp32 OpenBLAS
+ * or bf16; NULL = fp32); attention's per-head products use OpenBLAS cblas_sgemm in fp32; the elementwise and reduction loops use
  * OpenMP with static schedules, and every reduction runs in a fixed order, so results are
  * bit-identical for the same inputs and thread count. Backward functions accumulate (+=) into
  * parameter gradients and, unless noted, into input gradients. Nothing here allocates: callers pass
@@ -12,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/matmul.h"
+
 /* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL) */
-void pvlm_op_linear_fwd(float *out, const float *in, const float *W, const float *b, int N, int In, int O);
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O);
 /* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
  * db[O] += column sums of dout (db may be NULL). */
-void pvlm_op_linear_bwd(float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
+void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
                         const float *W, int N, int In, int O);
 
 /* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. */
@@ -34,16 +37,12 @@ void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, s
 /* Multi-head scaled dot-product attention on strided head slices.
  * q [B,Tq,(ldq)], k [B,Tk,(ldk)], v [B,Tk,(ldv)]: head h uses columns h*dh..h*dh+dh-1 of each row.
  * kmask [B,Tk] (1 = visible; NULL = all visible), causal: key j visible to query i only if j <= i.
- * att [B,H,Tq,Tk] receives the probabilities (saved for backward; masked entries exactly 0).
- * out [B,Tq,(ldo)] receives head h at columns h*dh.. (heads merged). Scale 1/sqrt(dh). */
+ * att [B,H,Tq,Tk] receives the probabilities (masked entries exactly 0).
+ * out [B,Tq,(ldo)] receives head h at columns h*dh.. (heads merged). Scale 1/sqrt(dh).
+ * Forward only (decoding); training uses the ragged form below, whose backward the model needs. */
 void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
                            const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int Tq,
                            int Tk, int dh);
-/* dq, dk, dv += ... (same strides as q, k, v); datt [B,H,Tq,Tk] is scratch. */
-void pvlm_op_attention_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
-                           const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
-                           int ldv, int B, int H, int Tq, int Tk, int dh);
-
 /* Ragged ("packed") attention: sample b's queries are rows qoff[b] .. qoff[b]+qlen[b]-1 of q (row stride
  * ldq), its keys/values rows koff[b] .. koff[b]+klen[b]-1 of k/v; kmask (NULL = all visible) is indexed
  * like the key rows (kmask[koff[b] + j]); causal as above. att holds, from attoff[b], sample b's
@@ -58,11 +57,12 @@ void pvlm_op_attention_ragged_bwd(float *dq, float *dk, float *dv, float *datt, 
                                   int ldv, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
                                   const int *klen, const size_t *attoff);
 
-/* out[n,:] = table[ids[n],:] + pos[n % T,:] (pos may be NULL), N rows of width C, out row stride ldo. */
-void pvlm_op_embed_fwd(float *out, int ldo, const int32_t *ids, const float *table, const float *pos, int N,
-                       int T, int C);
-/* dtable[ids[n]] += dout[n]; dpos[n % T] += dout[n] (either may be NULL). Serial over n (fixed order). */
-void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const float *dout, int ldo, int N, int T,
+/* out[n,:] = table[ids[n],:] + pos[pos_ids[n],:] (pos may be NULL), N rows of width C. */
+void pvlm_op_embed_fwd(float *out, const int32_t *ids, const float *table, const int *pos_ids, const float *pos,
+                       int N, int C);
+/* dtable[ids[n]] += dout[n]; dpos[pos_ids[n]] += dout[n] (either may be NULL). Serial over n: a fixed
+ * accumulation order for rows that share an id. */
+void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const int *pos_ids, const float *dout, int N,
                        int C);
 
 /* Softmax cross-entropy over V classes, in place: logits [N,V] become probabilities; loss[n] =

@@ -87,7 +87,7 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
         const pvlm_view *v = &m->views[vi];
         size_t a = v->offset > off ? v->offset : off, b = v->offset + v->numel < end ? v->offset + v->numel : end;
         if (a >= b || (trainable && !trainable[vi])) continue;
-        float decay = v->decay ? (float)(1.0 - lr * c->weight_decay) : 1.0f;
+        float decay = pvlm_view_decays(v) ? (float)(1.0 - lr * c->weight_decay) : 1.0f;
         float *pp = p + (a - off), *mm = m1 + (a - off), *vv = m2 + (a - off);
         const float *gg = g + (a - off);
         size_t cnt = b - a;

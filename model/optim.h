@@ -5,7 +5,7 @@
  * Weight Decay Regularization" (2019), in the exact update order of PyTorch's torch.optim.AdamW:
  *   p *= 1 - lr*wd;  m1 = b1 m1 + (1-b1) g;  m2 = b2 m2 + (1-b2) g^2;
  *   p -= lr/(1-b1^t) * m1 / (sqrt(m2)/sqrt(1-b2^t) + eps).
- * Weight decay only on views with decay=1 (matrices; not biases, LN, positional tables, prompts).
+ * Weight decay only on views of kind MATRIX (pvlm_view_decays: not biases, norms, positional tables, prompts).
  */
 #ifndef PVLM_OPTIM_H
 #define PVLM_OPTIM_H
@@ -35,7 +35,7 @@ double pvlm_optim_sqnorm(const float *g, size_t n);
 double pvlm_optim_clip_scale(double global_norm, double clip);
 /* AdamW on the flat-buffer range [off, off+n): p, g, m1, m2 point at element `off`
  * (m1/m2 may be a ZeRO-1 slice: they hold only this range). `trainable` (NULL = all) is a per-view flag
- * array (m->n_views); untrained views keep params and moments. Weight decay only on views with decay=1.
+ * array (m->n_views); untrained views keep params and moments. Weight decay only where pvlm_view_decays.
  * step is 1-based (bias correction). grad_scale multiplies g first (clipping). */
 void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, float *m2, size_t off,
                       size_t n, const uint8_t *trainable, double lr, double grad_scale, int64_t step,

@@ -56,7 +56,7 @@ typedef struct settings {
      * tokenizer); stem is copied into it once parsed (a choice flag points at a string) */
     const char *model_config;
     pvlm_model_config mc;
-    const char *stem;
+    const char *stem, *precision, *recompute;
     int64_t init_seed;
     /* optimisation: the flags write into the library's config; schedule is copied like stem */
     int micro_batch, accum;
@@ -87,6 +87,8 @@ static void settings_default(settings *s) {
     s->text_ratio = 0.5;
     s->loader_threads = 2;
     s->stem = "patch";
+    s->precision = "fp32";
+    s->recompute = "none";
     s->init_seed = 1234;
     s->micro_batch = 32;
     s->accum = 1;
@@ -654,6 +656,9 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
                             s->tokenizer, pvlm_tokenizer_vocab_size(t->tok));
     if (pvlm_model_create(&t->model, &mc, err)) return -1;
     t->model_ok = 1;
+    if (pvlm_model_set_precision_name(&t->model, s->precision, err) ||
+        pvlm_model_set_recompute(&t->model, s->recompute, err))
+        return -1;
     if (!resuming) pvlm_model_init_weights(&t->model, (uint64_t)s->init_seed);
     if (c->rank == 0) pvlm_info("model: %zu parameters, %d views", t->model.n_params, t->model.n_views);
 
@@ -741,6 +746,8 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"image-size", PVLM_ARG_INT, &s->mc.image_size, "image side S", NULL, 1, 4096, 0},
         {"patch-size", PVLM_ARG_INT, &s->mc.patch_size, "patch side P", NULL, 1, 1024, 0},
         {"stem", PVLM_ARG_CHOICE, &s->stem, "image stem", "patch|conv", 0, 0, 0},
+        PVLM_PRECISION_OPT(&s->precision),
+        PVLM_RECOMPUTE_OPT(&s->recompute),
         {"d-model", PVLM_ARG_INT, &s->mc.d_model, "model width", NULL, 1, 65536, 0},
         {"n-heads", PVLM_ARG_INT, &s->mc.n_heads, "attention heads", NULL, 1, 1024, 0},
         {"d-ff", PVLM_ARG_INT, &s->mc.d_ff, "MLP width", NULL, 1, 1 << 20, 0},

@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake pkg-config git ca-certificates
   # libraries pvlm links against
   libopenmpi-dev openmpi-bin libpmix-dev
-  libopenblas-openmp-dev
+  libopenblas-openmp-dev libdnnl-dev
   liblmdb-dev lmdb-utils libzstd-dev zstd zlib1g-dev
   libcurl4-openssl-dev libturbojpeg0-dev libpng-dev
   libjansson-dev libxxhash-dev

@@ -49,7 +49,7 @@ static void check_grad(const char *what, float *x, const float *g, size_t n, obj
 typedef struct { float in[5 * 7], W[4 * 7], b[4], out[5 * 4], R[5 * 4]; } lin_ctx;
 static double lin_obj(void *v) {
     lin_ctx *c = v;
-    pvlm_op_linear_fwd(c->out, c->in, c->W, c->b, 5, 7, 4);
+    pvlm_op_linear_fwd(NULL, c->out, c->in, c->W, c->b, 5, 7, 4);
     return dotd(c->out, c->R, 20);
 }
 static void test_linear(void) {
@@ -57,7 +57,7 @@ static void test_linear(void) {
     fill(c.in, 35, 1), fill(c.W, 28, 0.5f), fill(c.b, 4, 0.5f), fill(c.R, 20, 1);
     float din[35], dW[28] = {0}, db[4] = {0};
     for (int i = 0; i < 35; i++) din[i] = 1.0f; /* din_acc: must add to it */
-    pvlm_op_linear_bwd(din, 1, dW, db, c.R, c.in, c.W, 5, 7, 4);
+    pvlm_op_linear_bwd(NULL, din, 1, dW, db, c.R, c.in, c.W, 5, 7, 4);
     for (int i = 0; i < 35; i++) din[i] -= 1.0f;
     check_grad("linear.in", c.in, din, 35, lin_obj, &c, 1e-2f, 1e-3);
     check_grad("linear.W", c.W, dW, 28, lin_obj, &c, 1e-2f, 1e-3);
@@ -99,22 +99,33 @@ static void test_gelu(void) {
 
 /* ---------------------------------------------------------------- attention */
 enum { AB = 2, AH = 2, ADH = 3, ATQ = 4, ATK = 5, AD = AH * ADH };
+/* The ragged (packed) form the model trains with, here with every sample at full length, so its
+ * probabilities also equal the padded pvlm_op_attention_fwd that decoding uses. */
 typedef struct {
     int causal;
     float qkv[AB * ATK * 3 * AD];   /* self: q,k,v in one buffer (strided); cross: q uses it with Tq rows */
     float kv[AB * ATK * 2 * AD];
     float out[AB * ATK * AD], att[AB * AH * ATK * ATK], R[AB * ATK * AD];
     uint8_t mask[AB * ATK];
+    int qoff[AB], qlen[AB], koff[AB], klen[AB];
+    size_t attoff[AB];
 } att_ctx;
+static void att_rows(att_ctx *c, int Tq) {
+    for (int b = 0; b < AB; b++)
+        c->qoff[b] = b * Tq, c->qlen[b] = Tq, c->koff[b] = b * ATK, c->klen[b] = ATK,
+        c->attoff[b] = (size_t)b * AH * Tq * ATK;
+}
 static double att_obj(void *v) {
     att_ctx *c = v;
     if (c->causal) {
-        pvlm_op_attention_fwd(c->out, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD, 3 * AD, NULL, 1,
-                              AB, AH, ATK, ATK, ADH);
+        att_rows(c, ATK);
+        pvlm_op_attention_ragged_fwd(c->out, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD, 3 * AD,
+                                     NULL, 1, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
         return dotd(c->out, c->R, AB * ATK * AD);
     }
-    pvlm_op_attention_fwd(c->out, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0, AB, AH, ATQ,
-                          ATK, ADH);
+    att_rows(c, ATQ);
+    pvlm_op_attention_ragged_fwd(c->out, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0, AB, AH,
+                                 ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
     return dotd(c->out, c->R, AB * ATQ * AD);
 }
 static void test_attention(void) {
@@ -128,8 +139,12 @@ static void test_attention(void) {
     static float dq[AB * ATK * 3 * AD], dkv[AB * ATK * 2 * AD];
     memset(dq, 0, sizeof dq), memset(dkv, 0, sizeof dkv);
     att_obj(&c);
-    pvlm_op_attention_bwd(dq, dkv, dkv + AD, datt, c.R, AD, c.att, c.qkv, AD, c.kv, 2 * AD, c.kv + AD, 2 * AD, AB, AH,
-                          ATQ, ATK, ADH);
+    /* decoding's padded forward gives the same probabilities and outputs */
+    static float out2[AB * ATK * AD], att2[AB * AH * ATK * ATK];
+    pvlm_op_attention_fwd(out2, AD, att2, c.qkv, AD, c.kv, 2 * AD, c.kv + AD, 2 * AD, c.mask, 0, AB, AH, ATQ, ATK, ADH);
+    CHECK(!memcmp(out2, c.out, sizeof(float) * AB * ATQ * AD) && !memcmp(att2, c.att, sizeof(float) * AB * AH * ATQ * ATK));
+    pvlm_op_attention_ragged_bwd(dq, dkv, dkv + AD, datt, c.R, AD, c.att, c.qkv, AD, c.kv, 2 * AD, c.kv + AD, 2 * AD,
+                                 AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
     for (int i = 0; i < ATQ; i++) CHECK(c.att[i * ATK + 3] == 0.0f && c.att[i * ATK + 4] == 0.0f);
     for (int j = 0; j < AD; j++) CHECK(dkv[3 * 2 * AD + j] == 0.0f); /* masked key gets no gradient */
     check_grad("attention.cross.q", c.qkv, dq, AB * ATQ * AD, att_obj, &c, 1e-2f, 2e-3);
@@ -138,26 +153,27 @@ static void test_attention(void) {
     c.causal = 1;
     memset(dq, 0, sizeof dq);
     att_obj(&c);
-    pvlm_op_attention_bwd(dq, dq + AD, dq + 2 * AD, datt, c.R, AD, c.att, c.qkv, 3 * AD, c.qkv + AD, 3 * AD,
-                          c.qkv + 2 * AD, 3 * AD, AB, AH, ATK, ATK, ADH);
+    pvlm_op_attention_ragged_bwd(dq, dq + AD, dq + 2 * AD, datt, c.R, AD, c.att, c.qkv, 3 * AD, c.qkv + AD, 3 * AD,
+                                 c.qkv + 2 * AD, 3 * AD, AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
     CHECK(c.att[0 * ATK + 1] == 0.0f && c.att[1 * ATK + 2] == 0.0f); /* future keys invisible */
     check_grad("attention.causal.qkv", c.qkv, dq, sizeof c.qkv / 4, att_obj, &c, 1e-2f, 2e-3);
 }
 
 /* ---------------------------------------------------------------- embedding */
-typedef struct { float table[10 * 4], pos[3 * 4], out[6 * 4], R[24]; int32_t ids[6]; } emb_ctx;
+typedef struct { float table[10 * 4], pos[3 * 4], out[6 * 4], R[24]; int32_t ids[6]; int pids[6]; } emb_ctx;
 static double emb_obj(void *v) {
     emb_ctx *c = v;
-    pvlm_op_embed_fwd(c->out, 4, c->ids, c->table, c->pos, 6, 3, 4);
+    pvlm_op_embed_fwd(c->out, c->ids, c->table, c->pids, c->pos, 6, 4);
     return dotd(c->out, c->R, 24);
 }
 static void test_embed(void) {
     emb_ctx c;
     fill(c.table, 40, 1), fill(c.pos, 12, 1), fill(c.R, 24, 1);
     int32_t ids[6] = {3, 7, 3, 0, 9, 7};
-    memcpy(c.ids, ids, sizeof ids);
+    int pids[6] = {0, 1, 2, 0, 1, 0}; /* packed rows: positions restart per sample */
+    memcpy(c.ids, ids, sizeof ids), memcpy(c.pids, pids, sizeof pids);
     float dt[40] = {0}, dp[12] = {0};
-    pvlm_op_embed_bwd(dt, dp, c.ids, c.R, 4, 6, 3, 4);
+    pvlm_op_embed_bwd(dt, dp, c.ids, c.pids, c.R, 6, 4);
     check_grad("embedding.table", c.table, dt, 40, emb_obj, &c, 1e-2f, 1e-3);
     check_grad("embedding.pos", c.pos, dp, 12, emb_obj, &c, 1e-2f, 1e-3);
 }
@@ -192,7 +208,7 @@ typedef struct { float img[PB * PS * PS * PC], W[PD * PK], b[PD], patches[PB * P
 static double pst_obj(void *v) {
     pst_ctx *c = v;
     pvlm_op_patchify_fwd(c->patches, c->img, PB, PS, PS, PC, PP);
-    pvlm_op_linear_fwd(c->out, c->patches, c->W, c->b, PB * PNP, PK, PD);
+    pvlm_op_linear_fwd(NULL, c->out, c->patches, c->W, c->b, PB * PNP, PK, PD);
     return dotd(c->out, c->R, PB * PNP * PD);
 }
 static void test_patch_stem(void) {
@@ -202,7 +218,7 @@ static void test_patch_stem(void) {
     /* (c, y, x) flattening: patch 1 (top row, second column) element (c=2, y=1, x=0) */
     CHECK(c.patches[1 * PK + (2 * PP + 1) * PP + 0] == c.img[((0 * PS + 1) * PS + 2) * PC + 2]);
     static float dpatch[PB * PNP * PK], dimg[PB * PS * PS * PC], dW[PD * PK], db[PD];
-    pvlm_op_linear_bwd(dpatch, 0, dW, db, c.R, c.patches, c.W, PB * PNP, PK, PD);
+    pvlm_op_linear_bwd(NULL, dpatch, 0, dW, db, c.R, c.patches, c.W, PB * PNP, PK, PD);
     pvlm_op_patchify_bwd(dimg, dpatch, PB, PS, PS, PC, PP);
     check_grad("patch_stem.pixels", c.img, dimg, sizeof c.img / 4, pst_obj, &c, 1e-2f, 1e-3);
     check_grad("patch_stem.weight", c.W, dW, sizeof c.W / 4, pst_obj, &c, 1e-2f, 1e-3);
@@ -219,7 +235,7 @@ static double conv_obj(void *v) {
     conv_ctx *c = v;
     pvlm_op_groupnorm_fwd(c->g, c->gm, c->gr, c->x, c->gw, c->gb, CB, CH * CW, CC, CG, 1e-5f);
     pvlm_op_im2col3_fwd(c->cols, c->g, CB, CH, CW, CC);
-    pvlm_op_linear_fwd(c->out, c->cols, c->W, c->b, CB * CH * CW, CC * 9, CO);
+    pvlm_op_linear_fwd(NULL, c->out, c->cols, c->W, c->b, CB * CH * CW, CC * 9, CO);
     return dotd(c->out, c->R, sizeof c->out / 4);
 }
 static void test_conv_groupnorm(void) {
@@ -229,7 +245,7 @@ static void test_conv_groupnorm(void) {
     conv_obj(&c);
     static float dcols[sizeof c.cols / 4], dg[sizeof c.g / 4], dx[sizeof c.x / 4], dW[sizeof c.W / 4], db[CO], dgw[CC],
         dgb[CC];
-    pvlm_op_linear_bwd(dcols, 0, dW, db, c.R, c.cols, c.W, CB * CH * CW, CC * 9, CO);
+    pvlm_op_linear_bwd(NULL, dcols, 0, dW, db, c.R, c.cols, c.W, CB * CH * CW, CC * 9, CO);
     pvlm_op_im2col3_bwd(dg, dcols, CB, CH, CW, CC);
     pvlm_op_groupnorm_bwd(dx, dgw, dgb, dg, c.x, c.gw, c.gm, c.gr, CB, CH * CW, CC, CG);
     check_grad("conv3x3.weight", c.W, dW, sizeof c.W / 4, conv_obj, &c, 1e-2f, 1e-3);

@@ -58,14 +58,25 @@ static void test_views_init(void) {
                           "dec.1.mlp.fc1.bias", "dec.1.mlp.fc2.weight", "dec.ln_f.bias"};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) CHECK_MSG(pvlm_model_view(&m, must[i]), "%s", must[i]);
     const pvlm_view *v = pvlm_model_view(&m, "patch_embed.weight");
-    CHECK(v->ndim == 2 && v->shape[0] == 512 && v->shape[1] == 3 * 64 && v->decay);
+    CHECK(v->ndim == 2 && v->shape[0] == 512 && v->shape[1] == 3 * 64 && pvlm_view_decays(v));
     v = pvlm_model_view(&m, "enc.0.attn.qkv.weight");
-    CHECK(v->shape[0] == 3 * 512 && v->shape[1] == 512 && v->decay);
+    CHECK(v->shape[0] == 3 * 512 && v->shape[1] == 512 && pvlm_view_decays(v));
     v = pvlm_model_view(&m, "dec.0.cross.kv.weight");
     CHECK(v->shape[0] == 2 * 512 && v->shape[1] == 512);
-    CHECK(!pvlm_model_view(&m, "img_pos")->decay && !pvlm_model_view(&m, "dec_pos")->decay);
-    CHECK(!pvlm_model_view(&m, "enc.0.ln1.weight")->decay && !pvlm_model_view(&m, "enc.0.attn.qkv.bias")->decay);
-    CHECK(pvlm_model_view(&m, "tok_embed")->decay);
+    CHECK(!pvlm_view_decays(pvlm_model_view(&m, "img_pos")) && !pvlm_view_decays(pvlm_model_view(&m, "dec_pos")));
+    CHECK(!pvlm_view_decays(pvlm_model_view(&m, "enc.0.ln1.weight")) &&
+          !pvlm_view_decays(pvlm_model_view(&m, "enc.0.attn.qkv.bias")));
+    /* kinds set at registration, and the typed tensors point at the named views */
+    CHECK(pvlm_model_view(&m, "enc.0.ln1.weight")->kind == PVLM_VIEW_NORM);
+    CHECK(pvlm_model_view(&m, "dec.1.ln_cross.bias")->kind == PVLM_VIEW_BIAS);
+    CHECK(pvlm_model_view(&m, "img_pos")->kind == PVLM_VIEW_EMBEDDING);
+    CHECK(pvlm_model_view(&m, "dec.1.mlp.fc2.weight")->kind == PVLM_VIEW_MATRIX &&
+          pvlm_model_view(&m, "dec.1.mlp.fc2.weight")->resid && !pvlm_model_view(&m, "dec.1.mlp.fc1.weight")->resid);
+    CHECK(m.w.dec[1].ckv_w == m.params + pvlm_model_view(&m, "dec.1.cross.kv.weight")->offset);
+    CHECK(m.g.enc[1].fc2_b == m.grads + pvlm_model_view(&m, "enc.1.mlp.fc2.bias")->offset);
+    CHECK(m.w.tok_embed == m.params + pvlm_model_view(&m, "tok_embed")->offset);
+    CHECK(m.w.dec_lnf_b == m.params + pvlm_model_view(&m, "dec.ln_f.bias")->offset);
+    CHECK(pvlm_view_decays(pvlm_model_view(&m, "tok_embed")));
     CHECK(!pvlm_model_view(&m, "vpt.prompts") && !pvlm_model_view(&m, "nope"));
     /* init: LN weight 1, bias 0, std 0.02, residual projections scaled by 1/sqrt(2*4) */
     CHECK(m.params[pvlm_model_view(&m, "enc.0.ln1.weight")->offset] == 1.0f);
@@ -85,7 +96,7 @@ static void test_views_init(void) {
     c.n_vpt = 3, c.vpt_deep = 1, c.n_ctx = 2, c.n_ctx_sets = 4;
     CHECK_OK(pvlm_model_create(&m, &c, &err), &err);
     v = pvlm_model_view(&m, "vpt.prompts");
-    CHECK(v && v->ndim == 3 && v->shape[0] == 2 && v->shape[1] == 3 && v->shape[2] == 8 && !v->decay);
+    CHECK(v && v->ndim == 3 && v->shape[0] == 2 && v->shape[1] == 3 && v->shape[2] == 8 && !pvlm_view_decays(v));
     v = pvlm_model_view(&m, "coop.ctx");
     CHECK(v && v->shape[0] == 4 && v->shape[1] == 2 && v->shape[2] == 8);
     CHECK(pvlm_model_enc_len(&c) == 4 + 3 + 4);
@@ -275,7 +286,7 @@ static void test_optim(void) {
         size_t i = v->offset + v->numel / 2;
         double gi = m.grads[i] * gs, p = p0[i];
         double mm = 0.1 * gi, vv = 0.001 * gi * gi;
-        double expect = p * (1 - (v->decay ? lr * 0.1 : 0)) - lr / 0.1 * mm / (sqrt(vv) / sqrt(0.001) + 1e-8);
+        double expect = p * (1 - (pvlm_view_decays(v) ? lr * 0.1 : 0)) - lr / 0.1 * mm / (sqrt(vv) / sqrt(0.001) + 1e-8);
         if (vi == frozen) expect = p;
         CHECK_MSG(fabs(m.params[i] - expect) <= 1e-6 + 1e-5 * fabs(expect), "%s: %g vs %g", v->name, m.params[i], expect);
     }
@@ -295,8 +306,54 @@ static void test_optim(void) {
     pvlm_model_free(&m);
 }
 
+/* --recompute attention / block: loss and every gradient bit-identical to keeping all activations, on a
+ * model with every path (conv stem, VPT-deep, which rewrites layer inputs, and class-specific CoOp), at 1
+ * and 2 threads; the activation arena shrinks none > attention > block. */
+static void test_recompute(void) {
+    pvlm_model_config c;
+    pvlm_err err;
+    tiny_config(&c);
+    c.d_model = 16, c.n_heads = 4, c.d_ff = 24, c.vocab_size = 23;
+    c.n_vpt = 2, c.vpt_deep = 1, c.n_ctx = 2, c.n_ctx_sets = 2;
+    snprintf(c.stem, sizeof c.stem, "conv");
+    pvlm_model m;
+    CHECK_OK(pvlm_model_create(&m, &c, &err), &err);
+    tiny_randomize(&m, 4, 0.3f);
+    pvlm_batch b;
+    pvlm_batch_alloc(&b, 6, c.image_size, c.max_prefix_len, c.max_suffix_len, &err);
+    tiny_batch(&b, &c, 9);
+    double ntg = (double)pvlm_batch_count_targets(&b);
+    float *g0 = malloc(sizeof(float) * m.n_params), l0 = 0, l;
+    const char *modes[] = {"none", "attention", "block"};
+    size_t bytes[3];
+    for (int threads = 1; threads <= 2; threads++) {
+        pvlm_threads_set(threads);
+        for (int k = 0; k < 3; k++) {
+            CHECK_OK(pvlm_model_set_recompute(&m, modes[k], &err), &err);
+            pvlm_model_zero_grad(&m);
+            fwd_bwd(&m, &b, ntg, &l);
+            bytes[k] = pvlm_model_activation_bytes(&m);
+            if (k == 0) {
+                l0 = l;
+                memcpy(g0, m.grads, sizeof(float) * m.n_params);
+            } else {
+                CHECK_MSG(l == l0 && !memcmp(g0, m.grads, sizeof(float) * m.n_params),
+                          "recompute %s: not bit-identical to none at %d threads", modes[k], threads);
+            }
+        }
+    }
+    pvlm_threads_set(1);
+    printf("  recompute: activation arena none %zu, attention %zu, block %zu bytes\n", bytes[0], bytes[1], bytes[2]);
+    CHECK(bytes[0] > bytes[1] && bytes[1] > bytes[2]);
+    CHECK(pvlm_model_set_recompute(&m, "some", &err) == -1 && strstr(err.msg, "some"));
+    free(g0);
+    pvlm_batch_free(&b);
+    pvlm_model_free(&m);
+}
+
 int main(void) {
     pvlm_threads_set(1);
+    test_recompute();
     test_config();
     test_views_init();
     test_determinism_accum();

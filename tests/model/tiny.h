@@ -55,8 +55,7 @@ static inline void tiny_randomize(pvlm_model *m, uint64_t seed, float scale) {
     pvlm_rng_seed(&r, seed, 7);
     for (int i = 0; i < m->n_views; i++) {
         const pvlm_view *v = &m->views[i];
-        size_t L = strlen(v->name);
-        int norm = (strstr(v->name, "ln") || strstr(v->name, ".gn")) && !strcmp(v->name + L - 7, ".weight");
+        int norm = v->kind == PVLM_VIEW_NORM;
         for (size_t k = 0; k < v->numel; k++)
             m->params[v->offset + k] = norm ? 1.0f + 0.1f * (float)pvlm_rng_normal(&r) : scale * (float)pvlm_rng_normal(&r);
     }

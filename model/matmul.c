@@ -1,0 +1,263 @@
+/* matmul.c - see matmul.h. */
+#include "matmul.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/mem.h"
+
+#ifdef PVLM_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+int pvlm_precision_parse(const char *s, pvlm_precision *p, pvlm_err *err) {
+    if (s && !strcmp(s, "fp32")) return *p = PVLM_PREC_FP32, 0;
+    if (s && !strcmp(s, "bf16")) return *p = PVLM_PREC_BF16, 0;
+    return pvlm_err_set(err, PVLM_EINVAL, "precision '%s': expected fp32 or bf16", s ? s : "(null)");
+}
+
+const char *pvlm_precision_name(pvlm_precision p) { return p == PVLM_PREC_BF16 ? "bf16" : "fp32"; }
+
+/* bfloat16 is the upper half of an IEEE fp32; round to nearest even on the dropped 16 bits, NaN stays NaN. */
+static inline uint16_t to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float pvlm_bf16_round(float x) {
+    uint32_t u = (uint32_t)to_bf16(x) << 16;
+    float y;
+    memcpy(&y, &u, sizeof y);
+    return y;
+}
+
+int pvlm_bf16_available(char *why, size_t why_size) {
+    const char *hide = getenv("PVLM_HIDE_BF16");
+    const char *reason = NULL;
+#ifndef PVLM_HAVE_DNNL
+    reason = "this pvlm was built without oneDNN (install libdnnl-dev and reconfigure)";
+#else
+    __builtin_cpu_init();
+    if (hide && *hide && strcmp(hide, "0"))
+        reason = "PVLM_HIDE_BF16 is set, hiding the CPU's bf16 instructions";
+    else if (!__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16"))
+        reason = "this CPU has no bf16 dot-product instructions (AVX512-BF16 or AMX-BF16)";
+#endif
+    (void)hide;
+    if (reason && why && why_size) snprintf(why, why_size, "%s", reason);
+    return reason == NULL;
+}
+
+char *openblas_get_corename(void); /* OpenBLAS's own API, not in cblas.h */
+
+/* ISA level of an OpenBLAS x86-64 kernel set (its dynamic-arch core names) and of this CPU. */
+static int core_level(const char *core) {
+    static const struct {
+        const char *name;
+        int level;
+    } t[] = {{"SapphireRapids", 5}, {"Cooperlake", 4}, {"SkylakeX", 3}, {"Haswell", 2}, {"Zen", 2},
+             {"Sandybridge", 1}};
+    for (size_t i = 0; core && i < sizeof t / sizeof *t; i++)
+        if (!strcasecmp(core, t[i].name)) return t[i].level;
+    return 0;
+}
+
+static int cpu_level(const char **best) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("amx-bf16")) return *best = "SapphireRapids", 5;
+    if (__builtin_cpu_supports("avx512bf16")) return *best = "Cooperlake", 4;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+        return *best = "SkylakeX", 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return *best = "Haswell", 2;
+    if (__builtin_cpu_supports("avx")) return *best = "Sandybridge", 1;
+    return *best = "generic", 0;
+}
+
+int pvlm_blas_kernel_check(char *msg, size_t n) {
+    const char *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE"), *best;
+    if (!(ct && *ct) && !(l2 && *l2)) return 0;
+    const char *core = openblas_get_corename();
+    int have = core_level(core), can = cpu_level(&best);
+    if (have >= can) return 0;
+    snprintf(msg, n,
+             "OpenBLAS runs its %s kernels, slower than this CPU's %s set, because %s%s%s%s%s is set in the "
+             "environment; unset it for this command (docs/performance.md)",
+             core ? core : "?", best, ct && *ct ? "OPENBLAS_CORETYPE=" : "", ct && *ct ? ct : "",
+             ct && *ct && l2 && *l2 ? " / " : "", l2 && *l2 ? "OPENBLAS_L2_SIZE=" : "", l2 && *l2 ? l2 : "");
+    return 1;
+}
+
+#define MAX_PRIMS 8
+
+struct pvlm_matmul {
+    pvlm_precision prec;
+    pvlm_err err; /* first bf16 failure, sticky until pvlm_matmul_check */
+    uint16_t *a16, *b16;
+    size_t a_cap, b_cap; /* elements */
+#ifdef PVLM_HAVE_DNNL
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    struct {
+        int ta, tb;
+        float alpha, beta;
+        dnnl_primitive_t prim;
+    } prims[MAX_PRIMS];
+    int n_prims;
+#endif
+};
+
+int pvlm_matmul_create(pvlm_matmul **out, pvlm_precision p, pvlm_err *err) {
+    *out = NULL;
+    char why[160];
+    if (p == PVLM_PREC_BF16 && !pvlm_bf16_available(why, sizeof why))
+        return pvlm_err_set(err, PVLM_EINVAL, "--precision bf16 unavailable: %s; use --precision fp32", why);
+    pvlm_matmul *mm = pvlm_alloc(sizeof *mm, err); /* zero-filled */
+    if (!mm) return -1;
+    mm->prec = p;
+#ifdef PVLM_HAVE_DNNL
+    if (p == PVLM_PREC_BF16) {
+        if (dnnl_engine_create(&mm->eng, dnnl_cpu, 0) != dnnl_success ||
+            dnnl_stream_create(&mm->stream, mm->eng, dnnl_stream_default_flags) != dnnl_success) {
+            pvlm_matmul_free(mm);
+            return pvlm_err_set(err, PVLM_EINVAL, "--precision bf16: oneDNN could not create a CPU engine");
+        }
+    }
+#endif
+    *out = mm;
+    return 0;
+}
+
+void pvlm_matmul_free(pvlm_matmul *mm) {
+    if (!mm) return;
+#ifdef PVLM_HAVE_DNNL
+    for (int i = 0; i < mm->n_prims; i++) dnnl_primitive_destroy(mm->prims[i].prim);
+    if (mm->stream) dnnl_stream_destroy(mm->stream);
+    if (mm->eng) dnnl_engine_destroy(mm->eng);
+#endif
+    pvlm_free(mm->a16);
+    pvlm_free(mm->b16);
+    pvlm_free(mm);
+}
+
+pvlm_precision pvlm_matmul_precision(const pvlm_matmul *mm) { return mm ? mm->prec : PVLM_PREC_FP32; }
+
+int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err) {
+    if (!mm || mm->err.code == 0) return 0;
+    if (err) *err = mm->err;
+    memset(&mm->err, 0, sizeof mm->err);
+    return -1;
+}
+
+#ifdef PVLM_HAVE_DNNL
+/* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
+ * oneDNN's (a column-major memory layout), not copied here. */
+static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) {
+        const float *x = X + (size_t)r * ld;
+        uint16_t *d = dst + (size_t)r * Cc;
+        for (int c = 0; c < Cc; c++) d[c] = to_bf16(x[c]);
+    }
+}
+
+static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    pvlm_free(*buf);
+    *buf = pvlm_alloc(n * sizeof(uint16_t), &mm->err);
+    *cap = *buf ? n : 0;
+    return *buf ? 0 : -1;
+}
+
+/* The matmul primitive for bf16 op(A) [M,K] x op(B) [K,N] -> f32 [M,N], all dims set at run time, A / B
+ * row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum post-op). */
+static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, float beta) {
+    for (int i = 0; i < mm->n_prims; i++)
+        if (mm->prims[i].ta == ta && mm->prims[i].tb == tb && mm->prims[i].alpha == alpha && mm->prims[i].beta == beta)
+            return mm->prims[i].prim;
+    if (mm->n_prims == MAX_PRIMS) { /* a new (alpha, beta) pair: drop the oldest */
+        dnnl_primitive_destroy(mm->prims[0].prim);
+        memmove(&mm->prims[0], &mm->prims[1], sizeof mm->prims[0] * (MAX_PRIMS - 1));
+        mm->n_prims--;
+    }
+    dnnl_dims_t rt = {DNNL_RUNTIME_DIM_VAL, DNNL_RUNTIME_DIM_VAL};
+    dnnl_memory_desc_t a, b, c;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    int ok = dnnl_memory_desc_init_by_tag(&a, 2, rt, dnnl_bf16, ta ? dnnl_ba : dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&b, 2, rt, dnnl_bf16, tb ? dnnl_ba : dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&c, 2, rt, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
+    if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == dnnl_success;
+    if (ok && beta != 0.0f)
+        ok = dnnl_post_ops_append_sum(po, beta) == dnnl_success && dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    if (ok) ok = dnnl_primitive_desc_create(&pd, &md, attr, mm->eng, NULL) == dnnl_success;
+    if (ok) ok = dnnl_primitive_create(&prim, pd) == dnnl_success;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) {
+        pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN has no bf16 matmul (alpha %g, beta %g) on this CPU",
+                     (double)alpha, (double)beta);
+        return NULL;
+    }
+    mm->prims[mm->n_prims].ta = ta, mm->prims[mm->n_prims].tb = tb;
+    mm->prims[mm->n_prims].alpha = alpha, mm->prims[mm->n_prims].beta = beta, mm->prims[mm->n_prims].prim = prim;
+    mm->n_prims++;
+    return prim;
+}
+
+static void gemm_bf16(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    if (mm->err.code) return;
+    if (grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K) || grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)) return;
+    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta);
+    if (!prim) return;
+    pack_bf16(mm->a16, A, lda, ta ? K : M, ta ? M : K);
+    pack_bf16(mm->b16, B, ldb, tb ? N : K, tb ? K : N);
+    /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
+    dnnl_dims_t da = {M, K}, sa = {ta ? 1 : K, ta ? M : 1}, db = {K, N}, sb = {tb ? 1 : N, tb ? K : 1};
+    dnnl_dims_t dc = {M, N}, sc = {ldc, 1};
+    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc) == dnnl_success &&
+             dnnl_memory_create(&ma, &a, mm->eng, mm->a16) == dnnl_success &&
+             dnnl_memory_create(&mb, &b, mm->eng, mm->b16) == dnnl_success &&
+             dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        ok = dnnl_primitive_execute(prim, mm->stream, 3, args) == dnnl_success &&
+             dnnl_stream_wait(mm->stream) == dnnl_success;
+    }
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (!ok) pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN failed on [%d x %d] x [%d x %d]", M, K, K, N);
+}
+#endif
+
+void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef PVLM_HAVE_DNNL
+    if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
+        gemm_bf16(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    (void)mm;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}

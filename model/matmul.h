@@ -1,0 +1,62 @@
+/* matmul.h - the model's one matrix-product entry point, dispatched on precision.
+ *
+ * C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major, op = transpose when ta / tb.
+ *   fp32: OpenBLAS cblas_sgemm, exactly as the ops called it before (bit-identical).
+ *   bf16: A and B are rounded to bfloat16 (round to nearest even) into compact row-major scratch, the
+ *         product runs in oneDNN's matmul primitive with bf16 inputs and fp32 accumulation and output
+ *         (AVX512-BF16 or AMX at oneDNN's choice). One primitive per (alpha, beta) with run-time M, N, K,
+ *         so varying batch shapes never build new kernels.
+ * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes
+ * through pvlm_matmul_gemm; attention's per-head products stay fp32 (docs/model.md).
+ *
+ * Owns: the oneDNN engine, stream, primitives and the bf16 scratch (grown on demand). Not thread-safe:
+ * one pvlm_matmul per model, called from the thread that runs the model.
+ */
+#ifndef PVLM_MODEL_MATMUL_H
+#define PVLM_MODEL_MATMUL_H
+
+#include "core/args.h"
+#include "core/error.h"
+
+typedef enum pvlm_precision { PVLM_PREC_FP32 = 0, PVLM_PREC_BF16 = 1 } pvlm_precision;
+
+/* The --precision flag, one definition for every command that runs the model (dst: const char **). */
+#define PVLM_PRECISION_OPT(dst)                                                                                     \
+    {"precision", PVLM_ARG_CHOICE, (dst),                                                                            \
+     "matrix products: fp32, or bf16 inputs with fp32 accumulation (weights, optimizer and checkpoints stay fp32; " \
+     "needs a CPU with AVX512-BF16 or AMX)",                                                                         \
+     "fp32|bf16", 0, 0, 0}
+
+/* "fp32" | "bf16" -> *p; anything else is an error naming the value. */
+int pvlm_precision_parse(const char *s, pvlm_precision *p, pvlm_err *err);
+const char *pvlm_precision_name(pvlm_precision p);
+
+/* 1 when this build has oneDNN and this CPU has bf16 dot products (AVX512-BF16 or AMX-BF16) and the
+ * environment variable PVLM_HIDE_BF16 is unset or "0" (setting it simulates a CPU without them).
+ * why (may be NULL) receives the reason when 0. */
+int pvlm_bf16_available(char *why, size_t why_size);
+
+typedef struct pvlm_matmul pvlm_matmul;
+
+/* *out = a new context (caller frees with pvlm_matmul_free). bf16 without support fails with the reason. */
+int pvlm_matmul_create(pvlm_matmul **out, pvlm_precision p, pvlm_err *err);
+void pvlm_matmul_free(pvlm_matmul *mm);
+/* mm may be NULL everywhere: NULL is fp32. */
+pvlm_precision pvlm_matmul_precision(const pvlm_matmul *mm);
+
+void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc);
+/* A bf16 product can fail (out of memory, a oneDNN error): the first failure is kept in mm and every later
+ * call is skipped. Returns -1 with that error (and clears it), 0 if none. */
+int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err);
+
+/* Is OpenBLAS running a slower kernel set than this CPU supports because OPENBLAS_CORETYPE or
+ * OPENBLAS_L2_SIZE is set (module systems and containers export them)? Compares the ISA level of
+ * openblas_get_corename() with the CPU's (AVX < AVX2 < AVX-512 < AVX512-BF16 < AMX). Returns 1 and a
+ * message naming the variables, the kernel in use and the one the CPU supports; 0 otherwise. */
+int pvlm_blas_kernel_check(char *msg, size_t n);
+
+/* Round-to-nearest-even fp32 -> bf16 -> fp32 (the rounding the bf16 path applies to its inputs; tests). */
+float pvlm_bf16_round(float x);
+
+#endif
