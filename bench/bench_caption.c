@@ -1,4 +1,4 @@
-/* bench_caption.c - caption generation throughput on the bench model (issue 6).
+/* bench_caption.c - caption generation throughput on the bench model.
  *
  * Model: the issue-4 bench config (S=64, P=8, d=512, h=8, d_ff=2048, 6+6 layers, V=8192, Lp=16,
  * Ls=48), randomly initialised (throughput does not depend on the weights except through the

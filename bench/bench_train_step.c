@@ -1,4 +1,4 @@
-/* bench_train_step.c - training-step throughput of the pvlm model against PyTorch (issue 4, Benchmark).
+/* bench_train_step.c - training-step throughput of the pvlm model against PyTorch (docs/performance.md).
  *
  * One step = zero_grad + forward + backward + global-norm clip + AdamW over all parameters, on the bench
  * config (S=64, P=8, d=512, h=8, d_ff=2048, 6+6 layers, V=8192, Lp=16, Ls=48) and a synthetic batch of 32

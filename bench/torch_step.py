@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch peer of bench/bench_train_step.c: the same model (tests/model/torch_ref.py, written from issue 4's
+"""PyTorch peer of bench/bench_train_step.c: the same model (tests/model/torch_ref.py, written from docs/model.md's
 spec) in float32, the same batch (read from the safetensors file the C bench writes), the same step
 (zero_grad, forward, backward, clip_grad_norm_, AdamW over all parameters), at the same thread count.
 Prints the median step time and `samples_per_s=<x>`. With --autocast bf16 the forward (and so the backward)

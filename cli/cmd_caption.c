@@ -1,4 +1,4 @@
-/* cmd_caption.c - `pvlm caption`: zero-shot captioning from a checkpoint (issue 6).
+/* cmd_caption.c - `pvlm caption`: zero-shot captioning from a checkpoint.
  *
  * The prompt ("a picture of", as SimVLM section 4.2) is the encoder's text prefix after the image;
  * the decoder's continuation is the caption. Images come from a COCO/NoCaps-style annotation file plus

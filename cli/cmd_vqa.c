@@ -1,4 +1,4 @@
-/* cmd_vqa.c - `pvlm vqa`: generative (or closed-set) VQA from a checkpoint (issue 6).
+/* cmd_vqa.c - `pvlm vqa`: generative (or closed-set) VQA from a checkpoint.
  *
  * Prefix = image + the question formatted by --template ("question: {q} answer:"); the decoder's
  * continuation is the answer. With --candidates, each candidate answer is scored as the continuation

@@ -1,4 +1,4 @@
-/* cmd_finetune.c - `pvlm finetune`: full finetuning and prompt tuning (CoOp, VPT, CPT) (issue 8).
+/* cmd_finetune.c - `pvlm finetune`: full finetuning and prompt tuning (CoOp, VPT, CPT).
  *
  * Methods, adapted to the generative PrefixLM model (docs/finetune.md):
  *   full  - all parameters, or a group (decoder only, top-k layers of each stack);

@@ -1,5 +1,5 @@
 /* ckptdir.h - training checkpoint directories: atomic commit, `latest` pointer, retention, verification,
- * resume discovery (issue 7).
+ * resume discovery.
  *
  * Layout of a checkpoint root <dir>:
  *   <dir>/step_00000123/          one committed checkpoint (step zero-padded to 8 digits, more if needed)

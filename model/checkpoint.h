@@ -1,4 +1,4 @@
-/* checkpoint.h - model weights and AdamW optimizer state as safetensors files (issue 4, issue 7).
+/* checkpoint.h - model weights and AdamW optimizer state as safetensors files.
  *
  * Model file ("format": "pvlm-model", "version": "1"): one F32 tensor per view of the model's table
  * (model.h), under the view's name and shape (PyTorch Linear layout [out, in], row-major), and in

@@ -1,4 +1,4 @@
-/* model.c - see model.h. Architecture: issue 4 and docs/model.md. */
+/* model.c - see model.h. Architecture: docs/model.md. */
 #include "model.h"
 
 #include <math.h>

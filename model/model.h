@@ -1,4 +1,4 @@
-/* model.h - the SimVLM-style PrefixLM encoder-decoder (issue 4).
+/* model.h - the SimVLM-style PrefixLM encoder-decoder.
  *
  * Owns: the flat parameter and gradient buffers (one allocation each) with a
  * table of named views (checkpoint names, each with a kind), typed per-layer
@@ -41,7 +41,7 @@ typedef struct pvlm_model_config {
     int n_ctx_sets; /* 1 = unified context, K = class-specific (batch->ctx_set picks the set) */
 } pvlm_model_config;
 
-/* Defaults: the bench config of issue 4 (S=64, P=8, patch stem, d=512, h=8, d_ff=2048, 6+6 layers,
+/* Defaults: the bench config of docs/model.md (S=64, P=8, patch stem, d=512, h=8, d_ff=2048, 6+6 layers,
  * V=8192, Lp=16, Ls=48), pad 0, bos 1, eos 2, ln_eps 1e-5, conv stem C=32, 2 blocks, 8 groups,
  * no prompts (n_ctx_sets 1). */
 void pvlm_model_config_default(pvlm_model_config *c);
@@ -133,7 +133,7 @@ int pvlm_model_create(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err
 /* Only the view table and n_params of cfg's model (params and grads stay NULL; free with
  * pvlm_model_free): what a file must hold, checked before the buffers are allocated. */
 int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err);
-/* Issue 4 item 9: N(0,0.02) matrices/embeddings/positional tables/prompts, zero biases, LN/GN weight 1,
+/* N(0,0.02) matrices/embeddings/positional tables/prompts, zero biases, LN/GN weight 1,
  * residual output projections (attn.out, self.out, cross.out, mlp.fc2, conv block output conv) scaled by
  * 1/sqrt(2*(n_enc_layers+n_dec_layers)). Deterministic in seed. */
 void pvlm_model_init_weights(pvlm_model *m, uint64_t seed);

@@ -71,7 +71,7 @@ void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, 
 /* In place: probs [N,V] become dlogits = (p - onehot(target)) * scale[n] (rows with target < 0: 0). */
 void pvlm_op_softmax_ce_bwd(float *probs, const int32_t *targets, const float *scale, int N, int V);
 
-/* Image normalisation (issue 4 item 1): x = (pixel/255 - 0.5)/0.5, uint8 HWC -> float NHWC [n,S,S,3]. */
+/* Image normalisation (docs/model.md): x = (pixel/255 - 0.5)/0.5, uint8 HWC -> float NHWC [n,S,S,3]. */
 void pvlm_op_image_norm(float *out, const uint8_t *img, size_t n_pixels_x3);
 /* Patchify a float NHWC map in [B,H,W,C] into rows [B*(H/p)*(W/p), C*p*p]; patches in row-major order,
  * each flattened in (c, y, x) order (a PyTorch Conv2d weight [d,C,p,p] reshaped). */

@@ -1,5 +1,5 @@
 /* cmd_pretrain.c - `pvlm pretrain`: data-parallel SimVLM PrefixLM pretraining over MPI with exact
- * checkpoint/resume and preemption handling (issue 7). docs/pretrain.md describes every flag, the
+ * checkpoint/resume and preemption handling. docs/pretrain.md describes every flag, the
  * progress line, the metrics file, the checkpoint layout and the exit codes:
  *   0 finished, 1 error, 2 usage, 3 stopped after a complete checkpoint (requeue me),
  *   4 watchdog: a step took far longer than usual (MPI_Abort ends every rank).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # demo.sh - the README's main command: a fresh Debian 12 machine to a pretrained model and zero-shot
-# results on real data, in one go (issue 9). Steps:
+# results on real data, in one go. Steps:
 #   1. install dependencies, build
 #   2. real data: emoji images + names from the emoji-datasource-{apple,twitter,facebook,google} npm
 #      packages (train on three vendors' art styles, hold out $HOLDOUT, default google), WordNet glosses

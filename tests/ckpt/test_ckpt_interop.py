@@ -102,7 +102,7 @@ def bits(t):
 
 
 def spec_names(c):
-    """Tensor names and shapes required by issue 4 item 8 (+ the prompt tensors of docs/checkpoint.md)."""
+    """Tensor names and shapes required by docs/model.md (+ the prompt tensors of docs/checkpoint.md)."""
     d, P, V, F = c["d_model"], c["patch_size"], c["vocab_size"], c["d_ff"]
     Np = (c["image_size"] // P) ** 2
     s = {"patch_embed.weight": [d, 3 * P * P], "patch_embed.bias": [d], "img_pos": [Np, d], "tok_embed": [V, d],

@@ -1,4 +1,4 @@
-/* test_model_unit.c - model behaviour beyond gradients: config JSON, views and init (issue 4 items 8-9),
+/* test_model_unit.c - model behaviour beyond gradients: config JSON, views and init (docs/model.md),
  * determinism (bit-identical at 1 and 2 threads), gradient accumulation equivalence, batch validation,
  * decoding (KV cache vs full forward, beam, guards) and the optimizer (schedule, AdamW, clipping).
  */

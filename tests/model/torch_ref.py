@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference SimVLM-style PrefixLM written in PyTorch from issue 4's specification (not from pvlm's C).
+"""Reference SimVLM-style PrefixLM written in PyTorch from docs/model.md's specification (not from pvlm's C).
 
 Usage: torch_ref.py DIR   (DIR holds model.safetensors, batch.safetensors, result.safetensors written by
 tests/model/test_torch_parity.c). Runs in float64 and checks pvlm's results:

@@ -9,7 +9,7 @@
  *   dp      : all P ranks, micro-batch 2, overlap on, small buckets (many launched from the hook)
  *   dp_noov : all P ranks, no overlap, one big bucket
  *   zero1   : all P ranks, ZeRO-1
- * Parameters after N steps must agree with ref to rel 1e-6 (issue 7); losses per step too.
+ * Parameters after N steps must agree with ref to rel 1e-6; losses per step too.
  * Also: an all-NaN step is skipped on every rank and counted; max_nonfinite aborts; the stop flag
  * raised on one rank is seen by all.
  */
@@ -150,7 +150,7 @@ static int train(const pvlm_comm *c, const run_cfg *rc, int G, float *params_out
 static const pvlm_model *g_probe; /* for naming the view of a differing parameter */
 
 /* Parameters: the relative error of the whole parameter vector, ||p - ref||_2 / ||ref||_2, must be
- * <= 1e-6 (issue 7), and, to catch a wrong tensor hidden in a big vector, every tensor's
+ * <= 1e-6, and, to catch a wrong tensor hidden in a big vector, every tensor's
  * max |p - ref| / max |ref| must be <= 1e-5. Element-wise relative error is not used: float32 summation
  * order differs between batch layouts (a few ulp), and parameters that sit near zero (biases after 3
  * steps from 0) make ulp-level differences look large. */
