@@ -14,8 +14,8 @@
 #     categories. --smoke: synthetic shapes (scripts/make_finetune_data.py) and a tiny base.
 #   B (grounding, CPT): pretrained here on CPT-painted synthetic scenes with several objects, where the
 #     query names one of them (tests/finetune/make_pretrain_set.py, as the finetune tests' grounding fixture).
-# Every stage is cached in $OUT (rerunning continues where it stopped); every run is `nice -n 19` with
-# one thread per rank. The environment sets the size: SHOTS, SEEDS, STEPS, BATCH, LR_SHOTS (the K of the
+# Every stage is cached in $OUT (rerunning continues where it stopped); every run is `nice -n $NICE`
+# (default 19: a study yields the CPU to other work; the ctest smoke run uses 0) with one thread per rank. The environment sets the size: SHOTS, SEEDS, STEPS, BATCH, LR_SHOTS (the K of the
 # validation runs), ONLY (a regex over row names), GROUND (0 skips the grounding rows), NP (ranks per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,7 @@ SMOKE=0
 PVLM=${PVLM:-$ROOT/build/cli/pvlm}
 PY=${PVLM_PYTHON:-/usr/bin/python3}
 NP=${NP:-1}
+NICE=${NICE:-19}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 if [ "$SMOKE" = 1 ]; then
   OUT=${OUT:-$ROOT/study-smoke}
@@ -39,7 +40,7 @@ mkdir -p "$OUT"
 T0=$(date +%s)
 say() { printf '[study %5ds] %s\n' $(( $(date +%s) - T0 )) "$*"; }
 pvlm() { # nice, one thread per rank, NP ranks
-  if [ "$NP" = 1 ]; then nice -n 19 "$PVLM" "$@"; else nice -n 19 mpirun -np "$NP" --bind-to none "$PVLM" "$@"; fi
+  if [ "$NP" = 1 ]; then nice -n "$NICE" "$PVLM" "$@"; else nice -n "$NICE" mpirun -np "$NP" --bind-to none "$PVLM" "$@"; fi
 }
 logged() { # log-file command...: run quietly, show the log's tail on failure
   local log=$1; shift
@@ -89,7 +90,7 @@ else
     f="$OUT/npm/emoji-datasource-$v-16.0.0.tgz"
     [ -s "$f" ] || (cd "$OUT/npm" && npm pack --silent "emoji-datasource-$v@16.0.0" >/dev/null)
   done
-  [ -s "$D/summary.json" ] || nice -n 19 "$PY" scripts/demo_data.py --npm-dir "$OUT/npm" --out "$D" >/dev/null
+  [ -s "$D/summary.json" ] || nice -n "$NICE" "$PY" scripts/demo_data.py --npm-dir "$OUT/npm" --out "$D" >/dev/null
   [ -s "$TASKS/classify_test.json" ] || "$PY" "$STUDY" emoji-split "$D" "$TASKS"
   CLS_IMAGES=$D/images
   TOK=$OUT/tok
@@ -101,11 +102,11 @@ import json, sys
 for i, line in enumerate(sys.stdin):
     if i % 4 == 0: print(json.loads(line)["text"])' >> "$OUT/tok_corpus.txt"
     cat "$OUT/pre-ground/corpus.txt" >> "$OUT/tok_corpus.txt"
-    logged "$OUT/tok.log" nice -n 19 "$PVLM" tokenizer train --vocab-size 2048 --out "$TOK" "$OUT/tok_corpus.txt"
+    logged "$OUT/tok.log" nice -n "$NICE" "$PVLM" tokenizer train --vocab-size 2048 --out "$TOK" "$OUT/tok_corpus.txt"
   fi
-  [ -s "$OUT/shards-cls/manifest.json" ] || logged "$OUT/shard-cls.log" nice -n 19 "$PVLM" shard images \
+  [ -s "$OUT/shards-cls/manifest.json" ] || logged "$OUT/shard-cls.log" nice -n "$NICE" "$PVLM" shard images \
     --coco "$D/train_captions.json" --images "$D/images" --out "$OUT/shards-cls" --image-size 32 --store raw --shards 2
-  [ -s "$OUT/shards-txt/manifest.json" ] || logged "$OUT/shard-txt.log" nice -n 19 "$PVLM" shard text \
+  [ -s "$OUT/shards-txt/manifest.json" ] || logged "$OUT/shard-txt.log" nice -n "$NICE" "$PVLM" shard text \
     --input "$D/c4-train.00000-of-00001.json.zst" --out "$OUT/shards-txt"
   say "pretraining base A (emoji + WordNet)"
   pretrain "$OUT/base-cls" "$OUT/shards-cls/manifest.json" 1200 32 2e-3 "$OUT/shards-txt/manifest.json" \
@@ -119,7 +120,7 @@ for i, line in enumerate(sys.stdin):
 fi
 base_ground() { # base B, pretrained when the first grounding row needs it
   [ "$SMOKE" = 1 ] && return 0
-  [ -s "$OUT/shards-ground/manifest.json" ] || logged "$OUT/shard-ground.log" nice -n 19 "$PVLM" shard images \
+  [ -s "$OUT/shards-ground/manifest.json" ] || logged "$OUT/shard-ground.log" nice -n "$NICE" "$PVLM" shard images \
     --coco "$OUT/pre-ground/pretrain.json" --images "$OUT/pre-ground" --out "$OUT/shards-ground" --image-size 32 \
     --store raw --shards 1
   [ -f "$BASE_GROUND/done" ] || say "pretraining base B (painted scenes)"

@@ -10,7 +10,7 @@
 set -euo pipefail
 bin=${PVLM_BIN:?}; py=${PVLM_PYTHON:-/usr/bin/python3}; src=${PVLM_SOURCE_DIR:?}
 w=${PVLM_TMP:?}; rm -rf "$w"; mkdir -p "$w"
-OUT=$w PVLM=$bin PVLM_PYTHON=$py bash "$src/scripts/finetune_study.sh" --smoke > "$w/study.log" 2>&1 || {
+OUT=$w NICE=0 PVLM=$bin PVLM_PYTHON=$py bash "$src/scripts/finetune_study.sh" --smoke > "$w/study.log" 2>&1 || {
   tail -n 30 "$w/study.log"; exit 1; }
 tail -n 25 "$w/study.log"
 "$py" - "$w" <<'PY'
