@@ -111,6 +111,15 @@ static int state_hash(const json_t *state, uint64_t *out, pvlm_err *err) {
     return 0;
 }
 
+int pvlm_ckptdir_seal(json_t *state, pvlm_err *err) {
+    uint64_t h;
+    if (state_hash(state, &h, err)) return -1;
+    char hex[17];
+    pvlm_hash_hex(h, hex);
+    json_object_set_new(state, "state_xxh3", json_string(hex));
+    return 0;
+}
+
 /* Hash and size of every file of tmp into files (an object); rejects subdirectories and partial files. */
 static int describe_files(const char *tmp, json_t *files, pvlm_err *err) {
     DIR *d = opendir(tmp);
@@ -189,14 +198,10 @@ int pvlm_ckptdir_commit(const char *dir, int64_t step, const json_t *state, cons
     json_object_set_new(j, "step", json_integer(step));
     json_object_set_new(j, "time_unix", json_integer((json_int_t)time(NULL)));
     json_object_set_new(j, "files", files);
-    uint64_t h;
-    if (state_hash(j, &h, err)) {
+    if (pvlm_ckptdir_seal(j, err)) {
         json_decref(j);
         return -1;
     }
-    char hex[17];
-    pvlm_hash_hex(h, hex);
-    json_object_set_new(j, "state_xxh3", json_string(hex));
     int rc = pvlm_json_save_atomic(j, sp, err);
     json_decref(j);
     if (rc) return pvlm_err_prefix(err, "checkpoint step %" PRId64, step);

@@ -88,6 +88,10 @@ int pvlm_ckptdir_abort(const char *dir, int64_t step, pvlm_err *err);
  * to .trash.* first and then deleted, so a half-deleted directory never looks like a checkpoint. */
 int pvlm_ckptdir_prune(const char *dir, const pvlm_ckptdir_retention *keep, int64_t protect_step, pvlm_err *err);
 
+/* Set state's "state_xxh3" to the hash that protects state.json (the commit does this; tests that forge a
+ * checkpoint as an attacker would use it too). Returns 0, or -1 with err (out of memory). */
+int pvlm_ckptdir_seal(json_t *state, pvlm_err *err);
+
 /* Check a step directory: state.json parses, has format/version, its state_xxh3 matches, its step
  * matches the directory name, and every listed file exists with the listed size and XXH3. The first
  * problem is returned as PVLM_EFORMAT (or PVLM_EIO / PVLM_ENOTFOUND) naming the file. state (may be NULL)

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "core/fsutil.h"
-#include "core/hash.h"
 #include "core/json.h"
 #include "core/rng.h"
 #include "io/ckptdir.h"
@@ -167,12 +166,7 @@ static int do_reseal(const char *step_dir, pvlm_err *err) {
     if (pvlm_path_join(sp, sizeof sp, step_dir, PVLM_CKPTDIR_STATE, err)) return -1;
     json_t *j = pvlm_json_load_file(sp, err);
     if (!j) return -1;
-    json_object_del(j, "state_xxh3");
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS), hex[17];
-    pvlm_hash_hex(pvlm_hash64(s, strlen(s)), hex);
-    free(s);
-    json_object_set_new(j, "state_xxh3", json_string(hex));
-    int rc = pvlm_json_save_atomic(j, sp, err);
+    int rc = pvlm_ckptdir_seal(j, err) ? -1 : pvlm_json_save_atomic(j, sp, err);
     json_decref(j);
     return rc;
 }

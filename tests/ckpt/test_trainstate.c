@@ -68,13 +68,7 @@ static int forge(int64_t step, edit_fn edit, pvlm_err *err) {
     json_t *j = pvlm_json_load_file(sp, err);
     if (!j) return -1;
     edit(j);
-    json_object_del(j, "state_xxh3");
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    char hex[17];
-    pvlm_hash_hex(pvlm_hash64(s, strlen(s)), hex);
-    free(s);
-    json_object_set_new(j, "state_xxh3", json_string(hex));
-    int rc = pvlm_json_save_atomic(j, sp, err);
+    int rc = pvlm_ckptdir_seal(j, err) ? -1 : pvlm_json_save_atomic(j, sp, err);
     json_decref(j);
     return rc;
 }
