@@ -177,7 +177,7 @@ for m in run init; do
   done
 done
 # baselines: strongest constant caption per metric (chosen on the validation split) and nearest neighbour
-[ -s "$OUT/baselines/baselines.json" ] || /usr/bin/python3 scripts/demo_baselines.py "$PVLM" "$D" "$OUT/baselines"
+[ -s "$OUT/baselines/baselines.json" ] && [ -s "$OUT/baselines/ceiling_test.json" ] || /usr/bin/python3 scripts/demo_baselines.py "$PVLM" "$D" "$OUT/baselines"
 /usr/bin/python3 - "$D" "$EV" <<'PY'
 import collections, json, sys
 d, ev = sys.argv[1], sys.argv[2]
@@ -194,7 +194,7 @@ score() { "$PVLM" score captions --annotations "$D/test_captions.json" --results
 vqa() { "$PVLM" score vqa --questions "$D/test_questions.json" --annotations "$D/test_annotations.json" --results "$1" --json 2>/dev/null; }
 novel() { "$PVLM" score captions --annotations "$D/novel_captions.json" --results "$1" --json 2>/dev/null; }
 for m in run init; do score "$EV/captions_$m.json" > "$EV/score_$m.json"; novel "$EV/novel_$m.json" > "$EV/novel_score_$m.json"; done
-for b in constant_cider constant_bleu4 constant_rouge_l nn; do
+for b in constant_cider constant_bleu4 constant_rouge_l nn ceiling; do
   score "$OUT/baselines/${b}_test.json" > "$EV/score_$b.json"
   novel "$OUT/baselines/${b}_novel.json" > "$EV/novel_score_$b.json"
 done
@@ -228,6 +228,7 @@ def table(prefix, with_vqa):
             ("strongest constant caption per metric (chosen on validation) / answer prior",
              [f"{ev}/{prefix}_{c}.json" for _, _, c in keys], f"{ev}/vqa_score_prior.json"),
             ("nearest training image by pixels (its caption)", [f"{ev}/{prefix}_nn.json"] * 3, None)]
+    ceil = [100 * L(f"{ev}/{prefix}_ceiling.json")[k] for k, _, _ in keys]
     for name, files, vqa in spec:
         cells = cap_row(name, files, vqa if with_vqa else None)
         if with_vqa and vqa is None:
@@ -240,7 +241,10 @@ def table(prefix, with_vqa):
     best_cider = max(o[0] for o in others)
     verdict = ("the pretrained model beats every baseline on every caption metric" if beats else
                "the pretrained model does NOT beat every baseline on every caption metric") + \
-        f"; CIDEr-D {m[0]:.2f} = {m[0] / best_cider if best_cider > 0 else float('inf'):.2f}x the best baseline's {best_cider:.2f}"
+        f"; CIDEr-D {m[0]:.2f} = {m[0] / best_cider if best_cider > 0 else float('inf'):.2f}x the best baseline's {best_cider:.2f}" + \
+        f" (2x that baseline = {200 * best_cider / ceil[0]:.0f}% of the ceiling {ceil[0]:.2f})"
+    rows.append("| ceiling: each image's own first reference (not a baseline) | " +
+                " | ".join(f"{c:.2f}" for c in ceil) + (" | - | - | - | - |" if with_vqa else " |"))
     return "\n".join(rows), verdict
 t1, v1 = table("score", True)
 t2, v2 = table("novel_score", False)

@@ -12,8 +12,11 @@
    any constant can be) is recorded too.
 2. Nearest neighbour by pixels: each held-out image gets the name of the training image closest to it
    in squared RGB distance at 16x16 (PIL, alpha composited on white as pvlm's decoder does).
+3. The ceiling, not a baseline: each image gets its own first reference ("a <name>"), i.e. what a model
+   that names every concept exactly would score. It puts the other rows in proportion: CIDEr-D is not
+   bounded by 1, and a target such as "2x the best baseline" can exceed what any caption can reach.
 
-Writes OUT_DIR/constant_<metric>_<split>.json and nn_<split>.json (COCO results files, <split> = test
+Writes OUT_DIR/constant_<metric>_<split>.json, nn_<split>.json, ceiling_<split>.json (COCO results files, <split> = test
 and novel) and OUT_DIR/baselines.json (the chosen captions, their validation scores and the oracle).
 Uses Debian's python3 with python3-numpy and python3-pil.
 """
@@ -51,6 +54,13 @@ def candidates(train, n):
         for k in range(1, len(w) + 1):
             count[" ".join(w[:k])] += 1
     return [c for c, _ in count.most_common(n)]
+
+
+def ceiling(split):
+    first = {}
+    for a in split["annotations"]:
+        first.setdefault(a["image_id"], a["caption"])
+    return [{"image_id": im["id"], "caption": first[im["id"]]} for im in split["images"]]
 
 
 def pixels(path, side=16):
@@ -106,6 +116,8 @@ def main():
     for s in ("test", "novel"):
         with open(os.path.join(a.out, f"nn_{s}.json"), "w") as f:
             json.dump(nearest(a.data, train, split[s]), f)
+        with open(os.path.join(a.out, f"ceiling_{s}.json"), "w") as f:
+            json.dump(ceiling(split[s]), f)
     with open(os.path.join(a.out, "baselines.json"), "w") as f:
         json.dump(summary, f, indent=1)
     for short, b in summary["constant"].items():
