@@ -45,7 +45,23 @@ static int format_image_name(const char *pattern, long long id, char *buf, size_
         return pvlm_err_set(err, PVLM_EINVAL, "--image-pattern '%s' must hold exactly one %%d-style conversion", pattern);
     char num[160];
     snprintf(num, sizeof num, zero ? "%0*lld" : "%*lld", width, id);
-    snprintf(buf, cap, "%.*s%s%s", (int)(p - pattern), pattern, num, q + 1);
+    int len = snprintf(buf, cap, "%.*s%s%s", (int)(p - pattern), pattern, num, q + 1);
+    if (len < 0 || (size_t)len >= cap)
+        return pvlm_err_set(err, PVLM_EINVAL, "--image-pattern '%s': the file name of image id %lld is too long",
+                            pattern, id);
+    return 0;
+}
+
+/* Append a copy of s to the growing list v (k entries, room for *cap). */
+static int push_candidate(char ***v, int *k, int *cap, const char *s) {
+    if (*k == *cap) {
+        char **nv = realloc(*v, (size_t)*cap * 2 * sizeof *nv);
+        if (!nv) return -1;
+        *v = nv;
+        *cap *= 2;
+    }
+    if (!((*v)[*k] = strdup(s))) return -1;
+    (*k)++;
     return 0;
 }
 
@@ -54,33 +70,35 @@ static int load_candidates(const char *path, char ***out, int *n, pvlm_err *err)
     char *text = NULL;
     size_t len = 0;
     if (pvlm_read_file(path, &text, &len, err)) return -1;
-    int cap = 64, k = 0;
+    int cap = 64, k = 0, oom = 0;
     char **v = malloc((size_t)cap * sizeof *v);
     json_t *j = text[0] == '[' ? pvlm_json_loadb(text, len, path, err) : NULL;
     if (text[0] == '[' && !j) {
         free(text), free(v);
         return -1;
     }
-    if (j) {
+    if (!v) {
+        oom = 1;
+    } else if (j) {
         size_t i;
         json_t *s;
         json_array_foreach(j, i, s) {
-            if (!json_is_string(s)) continue;
-            if (k == cap) v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-            v[k++] = strdup(json_string_value(s));
+            if (json_is_string(s) && push_candidate(&v, &k, &cap, json_string_value(s))) {
+                oom = 1;
+                break;
+            }
         }
-        json_decref(j);
     } else {
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-            if (!*line) continue;
-            if (k == cap) v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-            v[k++] = strdup(line);
-        }
+        for (char *line = strtok(text, "\n"); line && !oom; line = strtok(NULL, "\n"))
+            if (*line) oom = push_candidate(&v, &k, &cap, line) != 0;
     }
+    json_decref(j);
     free(text);
-    if (k == 0) {
+    if (oom || k == 0) {
+        for (int i = 0; i < k; i++) free(v[i]);
         free(v);
-        return pvlm_err_set(err, PVLM_EINVAL, "--candidates %s: no answers in the file", path);
+        return oom ? pvlm_err_set(err, PVLM_ENOMEM, "--candidates %s: out of memory", path)
+                   : pvlm_err_set(err, PVLM_EINVAL, "--candidates %s: no answers in the file", path);
     }
     *out = v;
     *n = k;
@@ -152,18 +170,18 @@ static int load_image_list(const char *path, json_t **out, pvlm_err *err) {
 static int image_path(const vqa_flags *f, const json_t *id2file, long long image_id, long long qid, char *path,
                       size_t cap, pvlm_err *err) {
     char name[1024];
+    const char *fn = name;
     if (id2file) {
         char key[32];
         snprintf(key, sizeof key, "%lld", image_id);
-        const char *fn = json_string_value(json_object_get(id2file, key));
+        fn = json_string_value(json_object_get(id2file, key));
         if (!fn)
             return pvlm_err_set(err, PVLM_EFORMAT, "%s: image_id %lld of question %lld is not in %s", f->questions,
                                 image_id, qid, f->image_list);
-        snprintf(name, sizeof name, "%s", fn);
     } else if (format_image_name(f->pattern, image_id, name, sizeof name, err)) {
         return -1;
     }
-    return pvlm_path_join(path, cap, f->images, name, err);
+    return pvlm_path_join(path, cap, f->images, fn, err);
 }
 
 /* The first n questions of qs as generation items: image path and the formatted prefix. */

@@ -72,8 +72,8 @@ static json_t *results_json(const pvlm_genjob *j, const pvlm_genjob_items *l, co
             snprintf(buf, sizeof buf, "%s %s", o->lead, j->texts[i]);
             text = buf;
         }
-        if (json_array_append_new(res, json_pack("{s:I, s:s}", o->id_key, (json_int_t)l->items[i].id, o->text_key,
-                                                 text))) {
+        if (json_array_append_new(res,
+                                  json_pack("{s:I, s:s}", o->id_key, (json_int_t)l->items[i].id, o->text_key, text))) {
             json_decref(res);
             res = NULL;
         }
