@@ -319,7 +319,10 @@ static int save_model_files(trainer *t, const char *tmp, int64_t step, pvlm_err 
     if (pvlm_path_join(path, sizeof path, tmp, PVLM_TRAINSTATE_MODEL, err)) return -1;
     json_t *meta = json_pack("{s:I}", "step", (json_int_t)step);
     if (!meta) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
-    if (realpath(t->S.tokenizer, tokabs)) json_object_set_new(meta, "tokenizer", json_string(tokabs));
+    if (realpath(t->S.tokenizer, tokabs) && json_object_set_new(meta, "tokenizer", json_string(tokabs))) {
+        json_decref(meta);
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
+    }
     int rc = pvlm_model_save(&t->model, path, meta, err);
     json_decref(meta);
     return rc ? -1 : copy_tokenizer(t->S.tokenizer, tmp, err);
@@ -645,10 +648,10 @@ static int log_settings(trainer *t, int nthreads, pvlm_err *err) {
     const settings *s = &t->S;
     const pvlm_comm *c = &t->comm;
     t->config_json = pvlm_args_to_json(&t->cmd);
-    if (!t->config_json) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for the settings");
-    json_object_set_new(t->config_json, "resolved_threads", json_integer(nthreads));
-    json_object_set_new(t->config_json, "world_size", json_integer(c->size));
-    json_object_set_new(t->config_json, "global_batch", json_integer((json_int_t)c->size * s->micro_batch * s->accum));
+    if (!t->config_json || json_object_set_new(t->config_json, "resolved_threads", json_integer(nthreads)) ||
+        json_object_set_new(t->config_json, "world_size", json_integer(c->size)) ||
+        json_object_set_new(t->config_json, "global_batch", json_integer((json_int_t)c->size * s->micro_batch * s->accum)))
+        return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for the settings");
     if (c->rank == 0) {
         char *txt = json_dumps(t->config_json, JSON_SORT_KEYS | JSON_INDENT(1) | JSON_REAL_PRECISION(17));
         pvlm_info("pvlm pretrain: %d ranks x micro-batch %d x accumulation %d = global batch %d; settings:\n%s", c->size,
