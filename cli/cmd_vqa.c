@@ -47,8 +47,9 @@ static int format_image_name(const char *pattern, long long id, char *buf, size_
     snprintf(num, sizeof num, zero ? "%0*lld" : "%*lld", width, id);
     int len = snprintf(buf, cap, "%.*s%s%s", (int)(p - pattern), pattern, num, q + 1);
     if (len < 0 || (size_t)len >= cap)
-        return pvlm_err_set(err, PVLM_EINVAL, "--image-pattern '%s': the file name of image id %lld is too long",
-                            pattern, id);
+        return pvlm_err_set(err, PVLM_EINVAL,
+                            "--image-pattern '%.64s...': the file name of image id %lld is longer than %zu bytes",
+                            pattern, id, cap - 1);
     return 0;
 }
 
