@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
 #include "core/fsutil.h"
 #include "core/timer.h"
 #include "score/capscore.h"
-#include "bench/bench_util.h"
 
 int main(int argc, char **argv) {
     const char *shared = getenv("PVLM_SHARED") ? getenv("PVLM_SHARED") : "../shared";
@@ -44,8 +44,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_score: --system %.64s: name too long\n", system);
         return 2;
     }
-    if (pvlm_path_join(refs_path, sizeof refs_path, shared, "data/captions/coco-karpathy-test/captions_karpathy_test.json",
-                       &perr) ||
+    if (pvlm_path_join(refs_path, sizeof refs_path, shared,
+                       "data/captions/coco-karpathy-test/captions_karpathy_test.json", &perr) ||
         pvlm_path_join(res_path, sizeof res_path, shared, res_name, &perr)) {
         fprintf(stderr, "bench_score: %s\n", perr.msg);
         return 1;
