@@ -28,6 +28,7 @@
 #include <zdict.h>
 #include <zstd.h>
 
+#include "bench/bench_util.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/hash.h"
@@ -36,15 +37,14 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "io/batch.h"
+#include "io/bpe_train.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/loader.h"
 #include "io/manifest.h"
 #include "io/textshard.h"
-#include "io/bpe_train.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
-#include "bench/bench_util.h"
 
 typedef struct strv {
     char **s;
@@ -59,8 +59,10 @@ static void strv_push(strv *v, char *s) {
 static void load_captions(strv *caps) {
     const char *sh = getenv("PVLM_SHARED");
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/captions/coco-karpathy-test/captions_karpathy_test.json",
-             sh ? sh : "../shared");
+    pvlm_err err = {0};
+    /* a path too long leaves path empty: the load fails and the fallback below is tried */
+    pvlm_path_join(path, sizeof path, sh ? sh : "../shared",
+                   "data/captions/coco-karpathy-test/captions_karpathy_test.json", &err);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j) {
@@ -120,9 +122,8 @@ static void load_docs(strv *docs, const strv *caps) {
 
 static int add_shard(pvlm_manifest *m, const char *dir, const char *name, int64_t records, pvlm_err *err) {
     char path[8400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
     uint64_t ck;
-    if (pvlm_hash_file(path, &ck, err)) return -1;
+    if (pvlm_path_join(path, sizeof path, dir, name, err) || pvlm_hash_file(path, &ck, err)) return -1;
     FILE *f = fopen(path, "rb");
     fseeko(f, 0, SEEK_END);
     uint64_t sz = (uint64_t)ftello(f);
@@ -134,15 +135,14 @@ static int build_text(const char *dir, const strv *docs, pvlm_err *err) {
     pvlm_manifest m;
     pvlm_manifest_init(&m, "text", err);
     char path[8400];
-    snprintf(path, sizeof path, "%s/text-00000.pvt", dir);
+    if (pvlm_path_join(path, sizeof path, dir, "text-00000.pvt", err)) return -1;
     pvlm_textshard_writer *w = pvlm_textshard_writer_open(path, 1 << 20, 3, err);
     if (!w) return -1;
     for (size_t i = 0; i < docs->n; i++)
         if (pvlm_textshard_writer_add(w, docs->s[i], strlen(docs->s[i]), err)) return -1;
     if (pvlm_textshard_writer_close(w, NULL, err) || add_shard(&m, dir, "text-00000.pvt", (int64_t)docs->n, err))
         return -1;
-    snprintf(path, sizeof path, "%s/manifest.json", dir);
-    int rc = pvlm_manifest_save(&m, path, err);
+    int rc = pvlm_path_join(path, sizeof path, dir, "manifest.json", err) || pvlm_manifest_save(&m, path, err) ? -1 : 0;
     pvlm_manifest_free(&m);
     return rc;
 }
@@ -151,7 +151,7 @@ static int build_images(const char *dir, const strv *caps, int n, int stored, pv
     pvlm_manifest m;
     pvlm_manifest_init(&m, "images", err);
     char path[8400];
-    snprintf(path, sizeof path, "%s/images-00000-of-00001.lmdb", dir);
+    if (pvlm_path_join(path, sizeof path, dir, "images-00000-of-00001.lmdb", err)) return -1;
     pvlm_imgshard_writer *w = pvlm_imgshard_writer_open(path, NULL, err);
     if (!w) return -1;
     pvlm_image im;
@@ -185,8 +185,7 @@ static int build_images(const char *dir, const strv *caps, int n, int stored, pv
     pvlm_image_free(&im);
     if (pvlm_imgshard_writer_finish(w, NULL, err) || add_shard(&m, dir, "images-00000-of-00001.lmdb", n, err))
         return -1;
-    snprintf(path, sizeof path, "%s/manifest.json", dir);
-    int rc = pvlm_manifest_save(&m, path, err);
+    int rc = pvlm_path_join(path, sizeof path, dir, "manifest.json", err) || pvlm_manifest_save(&m, path, err) ? -1 : 0;
     pvlm_manifest_free(&m);
     return rc;
 }
@@ -309,170 +308,223 @@ static void compression(const strv *docs, int reps) {
     if (comp_dict)
         printf("  per doc, %zu B dict:     ratio %.2f (on held-out half; no-dict on same half %.2f)   decompress one "
                "doc: %.1f us\n",
-               dlen, (double)raw_test / comp_dict, (double)raw_doc_test / comp_doc_test, bench_median(t_doc, reps) * 1e6);
+               dlen, (double)raw_test / comp_dict, (double)raw_doc_test / comp_doc_test,
+               bench_median(t_doc, reps) * 1e6);
     ZSTD_freeCCtx(cc), ZSTD_freeDCtx(dc);
     free(cbuf), free(dbuf), free(dict), free(all), free(sz);
 }
 
-int main(int argc, char **argv) {
-    const char *dir = "/tmp/pvlm_bench_loader", *tokdir = NULL;
-    int reps = 5, nb = 40, stored = 96, nimg = 2048, vocab = 4096;
-    double step_ms = 0;
-    int model_steps = 2;
+typedef struct bench_opts {
+    const char *dir, *tokdir;
+    int reps, nb, stored, nimg, vocab, model_steps;
+    double step_ms;
+} bench_opts;
+
+/* The flags (usage in the header comment); 0, or 2 for an unknown flag. */
+static int parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){.dir = "/tmp/pvlm_bench_loader",
+                      .reps = 5,
+                      .nb = 40,
+                      .stored = 96,
+                      .nimg = 2048,
+                      .vocab = 4096,
+                      .model_steps = 2};
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dir"))
-            dir = argv[i + 1];
+            o->dir = argv[i + 1];
         else if (!strcmp(argv[i], "--reps"))
-            reps = atoi(argv[i + 1]);
+            o->reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batches"))
-            nb = atoi(argv[i + 1]);
+            o->nb = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--step-ms"))
-            step_ms = atof(argv[i + 1]);
+            o->step_ms = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--tokenizer"))
-            tokdir = argv[i + 1];
+            o->tokdir = argv[i + 1];
         else if (!strcmp(argv[i], "--stored"))
-            stored = atoi(argv[i + 1]);
+            o->stored = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--vocab"))
-            vocab = atoi(argv[i + 1]);
+            o->vocab = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--model-steps"))
-            model_steps = atoi(argv[i + 1]);
+            o->model_steps = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_loader: unknown flag %s\n", argv[i]);
             return 2;
         }
     }
+    if (o->reps < 1) o->reps = 1;
+    if (o->reps > 32) o->reps = 32;
+    return 0;
+}
+
+/* --tokenizer DIR, else a BPE vocabulary trained on the documents and saved under bdir. */
+static int get_tokenizer(const bench_opts *o, const strv *docs, const char *bdir, pvlm_tokenizer **tok, pvlm_err *err) {
+    if (o->tokdir) {
+        if (pvlm_tokenizer_load(o->tokdir, tok, err)) return -1;
+        printf("tokenizer: %s (vocab %d)\n", o->tokdir, pvlm_tokenizer_vocab_size(*tok));
+        return 0;
+    }
+    pvlm_bpe_trainer *tr = pvlm_bpe_trainer_new(err);
+    for (size_t i = 0; i < docs->n && i < 4000; i++) pvlm_bpe_trainer_add(tr, docs->s[i], strlen(docs->s[i]), err);
+    if (pvlm_bpe_trainer_run(tr, o->vocab, 2, err) || pvlm_bpe_trainer_save(tr, bdir, err) ||
+        pvlm_tokenizer_load(bdir, tok, err))
+        return pvlm_err_prefix(err, "tokenizer");
+    pvlm_bpe_trainer_free(tr);
+    printf("tokenizer: BPE trained here on the documents (vocab %d)\n", pvlm_tokenizer_vocab_size(*tok));
+    return 0;
+}
+
+/* The tokenizer alone: whole documents, one thread, with a word cache. */
+static void bench_tokenize(const pvlm_tokenizer *tok, const strv *docs, int reps) {
+    pvlm_err err = {0};
+    pvlm_tok_cache *tc = pvlm_tok_cache_new(0, &err);
+    int32_t *ids = malloc(sizeof(int32_t) * 65536);
+    double mbs[32], tks[32];
+    for (int r = 0; r < reps; r++) {
+        size_t bytes = 0;
+        int64_t ntok = 0;
+        double t0 = pvlm_now();
+        for (size_t i = 0; i < docs->n && i < 3000; i++) {
+            size_t n = strlen(docs->s[i]);
+            ntok += pvlm_tokenizer_encode(tok, tc, docs->s[i], n, ids, 65536, &err);
+            bytes += n;
+        }
+        double dt = pvlm_now() - t0;
+        mbs[r] = bytes / dt / 1e6, tks[r] = ntok / dt;
+    }
+    printf("tokenizer encode (whole docs, 1 core): %.2f MB/s, %.0f tokens/s\n", bench_median(mbs, reps),
+           bench_median(tks, reps));
+    free(ids);
+    pvlm_tok_cache_free(tc);
+}
+
+/* Per-core throughput of the three mixes, everything on the calling thread. */
+static int bench_per_core(pvlm_loader_config *c, const bench_opts *o) {
+    run_result r;
+    printf("loader, bench config B=32 S=64 Lp=16 Ls=48, per core (threads=0: everything on the calling thread):\n");
+    double ratios[3] = {0.0, 1.0, 0.5};
+    const char *names[3] = {"image-text only", "text-only", "mixed 50/50"};
+    for (int a = 0; a < 3; a++) {
+        c->text_ratio = ratios[a], c->threads = 0;
+        if (run(c, o->nb, 0, o->reps, &r)) return -1;
+        printf("  %-16s %8.0f samples/s  %9.0f tokens/s  %.2f ms/batch  %.4f frames/text sample\n", names[a],
+               r.samples_per_s, r.tokens_per_s, 1e3 * c->B / r.samples_per_s, r.frames_per_text);
+    }
+    return 0;
+}
+
+/* The trainer's consumption: forward+backward of the bench model on one loader batch, 1 thread; the
+ * median step time into *step_s. */
+static int model_peer(pvlm_loader_config *c, const pvlm_tokenizer *tok, int model_steps, double *step_s,
+                      pvlm_err *err) {
+    pvlm_threads_set(1);
+    pvlm_model_config mc;
+    pvlm_model_config_default(&mc);
+    mc.pad_id = c->pad_id, mc.bos_id = c->bos_id, mc.eos_id = c->eos_id;
+    if (mc.vocab_size < pvlm_tokenizer_vocab_size(tok)) mc.vocab_size = pvlm_tokenizer_vocab_size(tok);
+    pvlm_model m;
+    if (pvlm_model_create(&m, &mc, err)) return pvlm_err_prefix(err, "model");
+    pvlm_model_init_weights(&m, 1);
+    c->text_ratio = 0.5, c->threads = 0, c->S = mc.image_size, c->Lp = mc.max_prefix_len, c->Ls = mc.max_suffix_len;
+    pvlm_loader *L = pvlm_loader_open(c, err);
+    pvlm_batch b;
+    pvlm_batch_alloc(&b, c->B, c->S, c->Lp, c->Ls, err);
+    if (!L || pvlm_loader_next(L, &b, err)) return -1;
+    double ts[32];
+    for (int k = 0; k < model_steps && k < 32; k++) {
+        double t0 = pvlm_now();
+        float loss;
+        pvlm_model_zero_grad(&m);
+        if (pvlm_model_forward(&m, &b, (double)pvlm_batch_count_targets(&b), &loss, NULL, NULL, err) ||
+            pvlm_model_backward(&m, &b, NULL, NULL, NULL, err))
+            return pvlm_err_prefix(err, "model step");
+        ts[k] = pvlm_now() - t0;
+    }
+    double st = bench_median(ts, model_steps < 32 ? model_steps : 32);
+    printf("trainer peer: forward+backward of the model bench config (%.1fM params) on a loader batch, 1 thread: "
+           "%.0f ms/step = %.0f samples/s\n",
+           m.n_params / 1e6, st * 1e3, c->B / st);
+    *step_s = st;
+    pvlm_batch_free(&b);
+    pvlm_loader_close(L);
+    pvlm_model_free(&m);
+    return 0;
+}
+
+/* A trainer busy step_ms per batch, fed by 1 and 2 prefetch threads: how long it waits. */
+static int bench_prefetch(pvlm_loader_config *c, const bench_opts *o, double step_ms) {
+    run_result r;
+    printf("simulated trainer at %.0f ms/step, mixed 50/50:\n", step_ms);
+    for (int th = 1; th <= 2; th++) {
+        c->text_ratio = 0.5, c->threads = th;
+        /* a slow simulated step needs only a few batches to show whether the loader keeps up */
+        int nsim = step_ms > 500 ? 6 : o->nb, rsim = step_ms > 500 && o->reps > 3 ? 3 : o->reps;
+        if (run(c, nsim, step_ms / 1e3, rsim, &r)) return -1;
+        printf("  prefetch threads %d: wait %.2f%% of step time, worker %.2f ms/batch\n", th, 100 * r.wait_frac,
+               1e3 * r.produce_per_batch);
+    }
+    return 0;
+}
+
+/* The image and text shards under dir (img/, txt/; bpe/ holds a trained vocabulary). */
+static int build_data(const bench_opts *o, const strv *caps, const strv *docs, char *idir, char *tdir, char *bdir,
+                      size_t cap, pvlm_err *err) {
+    if (pvlm_path_join(idir, cap, o->dir, "img", err) || pvlm_path_join(tdir, cap, o->dir, "txt", err) ||
+        pvlm_path_join(bdir, cap, o->dir, "bpe", err))
+        return -1;
+    pvlm_err ignored = {0};
+    pvlm_rm_rf(o->dir, &ignored);
+    return pvlm_mkdir_p(idir, err) || pvlm_mkdir_p(tdir, err) || build_text(tdir, docs, err) ||
+                   build_images(idir, caps, o->nimg, o->stored, err)
+               ? -1
+               : 0;
+}
+
+int main(int argc, char **argv) {
+    bench_opts o;
+    if (parse_args(argc, argv, &o)) return 2;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible when redirected */
-    if (reps < 1) reps = 1;
-    if (reps > 32) reps = 32;
     pvlm_log_set_level(PVLM_LOG_WARN);
     pvlm_err err = {0};
     strv caps = {0}, docs = {0};
     load_captions(&caps);
     load_docs(&docs, &caps);
     char idir[4200], tdir[4200], bdir[4200];
-    snprintf(idir, sizeof idir, "%s/img", dir);
-    snprintf(tdir, sizeof tdir, "%s/txt", dir);
-    snprintf(bdir, sizeof bdir, "%s/bpe", dir);
-    pvlm_rm_rf(dir, &err);
-    if (pvlm_mkdir_p(idir, &err) || pvlm_mkdir_p(tdir, &err) || build_text(tdir, &docs, &err) ||
-        build_images(idir, &caps, nimg, stored, &err)) {
+    if (build_data(&o, &caps, &docs, idir, tdir, bdir, sizeof idir, &err)) {
         fprintf(stderr, "bench_loader: building data: %s\n", err.msg);
         return 1;
     }
-    printf("data: %zu captions, %zu documents, %d JPEG images %dx%d\n", caps.n, docs.n, nimg, stored, stored);
+    printf("data: %zu captions, %zu documents, %d JPEG images %dx%d\n", caps.n, docs.n, o.nimg, o.stored, o.stored);
     pvlm_tokenizer *tok = NULL;
-    if (tokdir) {
-        if (pvlm_tokenizer_load(tokdir, &tok, &err)) {
-            fprintf(stderr, "bench_loader: %s\n", err.msg);
-            return 1;
-        }
-        printf("tokenizer: %s (vocab %d)\n", tokdir, pvlm_tokenizer_vocab_size(tok));
-    } else {
-        pvlm_bpe_trainer *tr = pvlm_bpe_trainer_new(&err);
-        for (size_t i = 0; i < docs.n && i < 4000; i++) pvlm_bpe_trainer_add(tr, docs.s[i], strlen(docs.s[i]), &err);
-        if (pvlm_bpe_trainer_run(tr, vocab, 2, &err) || pvlm_bpe_trainer_save(tr, bdir, &err) ||
-            pvlm_tokenizer_load(bdir, &tok, &err)) {
-            fprintf(stderr, "bench_loader: tokenizer: %s\n", err.msg);
-            return 1;
-        }
-        pvlm_bpe_trainer_free(tr);
-        printf("tokenizer: BPE trained here on the documents (vocab %d)\n", pvlm_tokenizer_vocab_size(tok));
+    if (get_tokenizer(&o, &docs, bdir, &tok, &err)) {
+        fprintf(stderr, "bench_loader: %s\n", err.msg);
+        return 1;
     }
-    /* tokenizer alone: whole documents, one thread, with a word cache */
-    {
-        pvlm_tok_cache *tc = pvlm_tok_cache_new(0, &err);
-        int32_t *ids = malloc(sizeof(int32_t) * 65536);
-        double mbs[32], tks[32];
-        for (int r = 0; r < reps; r++) {
-            size_t bytes = 0;
-            int64_t ntok = 0;
-            double t0 = pvlm_now();
-            for (size_t i = 0; i < docs.n && i < 3000; i++) {
-                size_t n = strlen(docs.s[i]);
-                ntok += pvlm_tokenizer_encode(tok, tc, docs.s[i], n, ids, 65536, &err);
-                bytes += n;
-            }
-            double dt = pvlm_now() - t0;
-            mbs[r] = bytes / dt / 1e6, tks[r] = ntok / dt;
-        }
-        printf("tokenizer encode (whole docs, 1 core): %.2f MB/s, %.0f tokens/s\n", bench_median(mbs, reps),
-               bench_median(tks, reps));
-        free(ids);
-        pvlm_tok_cache_free(tc);
-    }
-    compression(&docs, reps);
+    bench_tokenize(tok, &docs, o.reps);
+    compression(&docs, o.reps);
 
     char im[4300], tm[4300];
-    snprintf(im, sizeof im, "%s/manifest.json", idir);
-    snprintf(tm, sizeof tm, "%s/manifest.json", tdir);
+    if (pvlm_path_join(im, sizeof im, idir, "manifest.json", &err) ||
+        pvlm_path_join(tm, sizeof tm, tdir, "manifest.json", &err)) {
+        fprintf(stderr, "bench_loader: %s\n", err.msg);
+        return 1;
+    }
     pvlm_loader_config c;
     pvlm_loader_config_default(&c);
     c.image_manifest = im, c.text_manifest = tm;
     c.tokenizer = tok;
     c.pad_id = pvlm_tokenizer_pad_id(tok), c.bos_id = pvlm_tokenizer_bos_id(tok), c.eos_id = pvlm_tokenizer_eos_id(tok);
     c.B = 32, c.S = 64, c.Lp = 16, c.Ls = 48;
-    run_result r;
-    printf("loader, bench config B=32 S=64 Lp=16 Ls=48, per core (threads=0: everything on the calling thread):\n");
-    double ratios[3] = {0.0, 1.0, 0.5};
-    const char *names[3] = {"image-text only", "text-only", "mixed 50/50"};
-    for (int a = 0; a < 3; a++) {
-        c.text_ratio = ratios[a], c.threads = 0;
-        if (run(&c, nb, 0, reps, &r)) return 1;
-        printf("  %-16s %8.0f samples/s  %9.0f tokens/s  %.2f ms/batch  %.4f frames/text sample\n", names[a],
-               r.samples_per_s, r.tokens_per_s, 1e3 * c.B / r.samples_per_s, r.frames_per_text);
-    }
-    if (model_steps > 0) {
-        /* the trainer's consumption: one forward+backward of the bench model on a loader batch */
-        pvlm_threads_set(1);
-        pvlm_model_config mc;
-        pvlm_model_config_default(&mc);
-        mc.pad_id = c.pad_id, mc.bos_id = c.bos_id, mc.eos_id = c.eos_id;
-        if (mc.vocab_size < pvlm_tokenizer_vocab_size(tok)) mc.vocab_size = pvlm_tokenizer_vocab_size(tok);
-        pvlm_model m;
-        if (pvlm_model_create(&m, &mc, &err)) {
-            fprintf(stderr, "bench_loader: model: %s\n", err.msg);
-            return 1;
-        }
-        pvlm_model_init_weights(&m, 1);
-        c.text_ratio = 0.5, c.threads = 0, c.S = mc.image_size, c.Lp = mc.max_prefix_len, c.Ls = mc.max_suffix_len;
-        pvlm_loader *L = pvlm_loader_open(&c, &err);
-        pvlm_batch b;
-        pvlm_batch_alloc(&b, c.B, c.S, c.Lp, c.Ls, &err);
-        if (!L || pvlm_loader_next(L, &b, &err)) {
+    if (bench_per_core(&c, &o)) return 1;
+    double step_ms = o.step_ms, st = 0;
+    if (o.model_steps > 0) {
+        if (model_peer(&c, tok, o.model_steps, &st, &err)) {
             fprintf(stderr, "bench_loader: %s\n", err.msg);
             return 1;
         }
-        double ts[32];
-        for (int k = 0; k < model_steps && k < 32; k++) {
-            double t0 = pvlm_now();
-            float loss;
-            pvlm_model_zero_grad(&m);
-            if (pvlm_model_forward(&m, &b, (double)pvlm_batch_count_targets(&b), &loss, NULL, NULL, &err) ||
-                pvlm_model_backward(&m, &b, NULL, NULL, NULL, &err)) {
-                fprintf(stderr, "bench_loader: model step: %s\n", err.msg);
-                return 1;
-            }
-            ts[k] = pvlm_now() - t0;
-        }
-        double st = bench_median(ts, model_steps < 32 ? model_steps : 32);
-        printf("trainer peer: forward+backward of the model bench config (%.1fM params) on a loader batch, 1 thread: "
-               "%.0f ms/step = %.0f samples/s\n",
-               m.n_params / 1e6, st * 1e3, c.B / st);
         if (step_ms <= 0) step_ms = st * 1e3;
-        pvlm_batch_free(&b);
-        pvlm_loader_close(L);
-        pvlm_model_free(&m);
     }
     if (step_ms <= 0) step_ms = 120;
-    printf("simulated trainer at %.0f ms/step, mixed 50/50:\n", step_ms);
-    for (int th = 1; th <= 2; th++) {
-        c.text_ratio = 0.5, c.threads = th;
-        /* a slow simulated step needs only a few batches to show whether the loader keeps up */
-        int nsim = step_ms > 500 ? 6 : nb, rsim = step_ms > 500 && reps > 3 ? 3 : reps;
-        if (run(&c, nsim, step_ms / 1e3, rsim, &r)) return 1;
-        printf("  prefetch threads %d: wait %.2f%% of step time, worker %.2f ms/batch\n", th, 100 * r.wait_frac,
-               1e3 * r.produce_per_batch);
-    }
+    if (bench_prefetch(&c, &o, step_ms)) return 1;
     pvlm_tokenizer_free(tok);
     for (size_t i = 0; i < caps.n; i++) free(caps.s[i]);
     for (size_t i = 0; i < docs.n; i++) free(docs.s[i]);

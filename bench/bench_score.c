@@ -14,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
+#include "core/fsutil.h"
 #include "core/timer.h"
 #include "score/capscore.h"
-#include "bench/bench_util.h"
 
 int main(int argc, char **argv) {
     const char *shared = getenv("PVLM_SHARED") ? getenv("PVLM_SHARED") : "../shared";
@@ -36,9 +37,19 @@ int main(int argc, char **argv) {
         }
     }
     if (runs < 1 || runs > 1000) runs = 7;
-    char refs_path[2048], res_path[2048];
-    snprintf(refs_path, sizeof refs_path, "%s/data/captions/coco-karpathy-test/captions_karpathy_test.json", shared);
-    snprintf(res_path, sizeof res_path, "%s/data/captions/coco-karpathy-test/results_%s.json", shared, system);
+    char refs_path[2048], res_path[2048], res_name[256];
+    pvlm_err perr = {0};
+    int nn = snprintf(res_name, sizeof res_name, "data/captions/coco-karpathy-test/results_%s.json", system);
+    if (nn < 0 || (size_t)nn >= sizeof res_name) {
+        fprintf(stderr, "bench_score: --system %.64s: name too long\n", system);
+        return 2;
+    }
+    if (pvlm_path_join(refs_path, sizeof refs_path, shared,
+                       "data/captions/coco-karpathy-test/captions_karpathy_test.json", &perr) ||
+        pvlm_path_join(res_path, sizeof res_path, shared, res_name, &perr)) {
+        fprintf(stderr, "bench_score: %s\n", perr.msg);
+        return 1;
+    }
     double *t[7], *c[7];
     for (int k = 0; k < 7; k++) {
         t[k] = calloc((size_t)runs, sizeof(double));

@@ -21,12 +21,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "core/fsutil.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "io/image.h"
 #include "io/imgshard.h"
-#include "bench/bench_util.h"
 
 extern char **environ;
 
@@ -87,87 +87,109 @@ static double pipeline(char **files, int n, int S, int scaled, double *wall_rate
     return n / dc;
 }
 
-int main(int argc, char **argv) {
-    const char *pvlm = "./cli/pvlm", *dir = "/tmp/pvlm-bench-shard";
-    int n = 400, W = 640, H = 480, S = 224, T = 2, runs = 5, keep = 0;
+typedef struct shard_opts {
+    const char *pvlm, *dir;
+    int n, W, H, S, T, runs, keep;
+} shard_opts;
+
+/* The flags (usage in the header comment); 0, or 2 for an unknown flag or a bad count. */
+static int parse_args(int argc, char **argv, shard_opts *o) {
+    *o = (shard_opts){.pvlm = "./cli/pvlm",
+                      .dir = "/tmp/pvlm-bench-shard",
+                      .n = 400,
+                      .W = 640,
+                      .H = 480,
+                      .S = 224,
+                      .T = 2,
+                      .runs = 5};
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--pvlm"))
-            pvlm = argv[i + 1];
+            o->pvlm = argv[i + 1];
         else if (!strcmp(argv[i], "--images"))
-            n = atoi(argv[i + 1]);
+            o->n = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--width"))
-            W = atoi(argv[i + 1]);
+            o->W = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--height"))
-            H = atoi(argv[i + 1]);
+            o->H = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--size"))
-            S = atoi(argv[i + 1]);
+            o->S = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
-            T = atoi(argv[i + 1]);
+            o->T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--runs"))
-            runs = atoi(argv[i + 1]);
+            o->runs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
-            dir = argv[i + 1];
+            o->dir = argv[i + 1];
         else if (!strcmp(argv[i], "--keep"))
-            keep = atoi(argv[i + 1]);
+            o->keep = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_shard: unknown flag %s\n", argv[i]);
             return 2;
         }
     }
-    if (n < 1 || runs < 1 || runs > 100) return 2;
-    char pairs[1024], out[1024];
-    snprintf(pairs, sizeof pairs, "%s/pairs", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    pvlm_rm_rf(dir, NULL);
-    pvlm_mkdir_p(pairs, NULL);
-    char **files = calloc((size_t)n, sizeof(char *));
+    return o->n < 1 || o->runs < 1 || o->runs > 100 ? 2 : 0;
+}
+
+/* n photo-like JPEGs with their caption files into pairs; their paths into files[] (malloc'd), the
+ * JPEG bytes into *total. */
+static int write_pairs(const shard_opts *o, const char *pairs, char **files, size_t *total, pvlm_err *err) {
     pvlm_rng r;
     pvlm_rng_seed(&r, 1, 0);
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
+    *total = 0;
+    for (int i = 0; i < o->n; i++) {
+        char name[32], path[1100], tp[1100], cap[64];
+        snprintf(name, sizeof name, "img%06d.jpg", i);
+        if (pvlm_path_join(path, sizeof path, pairs, name, err)) return -1;
+        snprintf(name, sizeof name, "img%06d.txt", i);
+        if (pvlm_path_join(tp, sizeof tp, pairs, name, err)) return -1;
+        if (!(files[i] = strdup(path))) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for %s", path);
         pvlm_image im;
-        pvlm_image_alloc(&im, W, H, NULL);
+        pvlm_image_alloc(&im, o->W, o->H, NULL);
         photo(&im, &r);
         uint8_t *j;
         size_t jn;
         pvlm_image_encode_jpeg(NULL, &im, 90, &j, &jn, NULL);
-        files[i] = malloc(1100);
-        snprintf(files[i], 1100, "%s/img%06d.jpg", pairs, i);
         pvlm_write_file_atomic(files[i], j, jn, NULL);
-        char tp[1100], cap[64];
-        snprintf(tp, sizeof tp, "%s/img%06d.txt", pairs, i);
         snprintf(cap, sizeof cap, "synthetic photo number %d", i);
         pvlm_write_file_atomic(tp, cap, strlen(cap), NULL);
-        total += jn;
+        *total += jn;
         free(j);
         pvlm_image_free(&im);
     }
-    printf("bench_shard: %d JPEGs %dx%d (mean %.0f KB), S=%d, %d runs, median images/s\n", n, W, H, total / 1024.0 / n,
-           S, runs);
-    double *v = calloc((size_t)runs, sizeof(double)), *peer = calloc((size_t)runs, sizeof(double));
-    double *vw = calloc((size_t)runs, sizeof(double)), *pw = calloc((size_t)runs, sizeof(double));
-    /* interleaved (scaled, full, scaled, full, ...) so load changes hit both alike */
-    for (int k = 0; k < runs; k++) {
-        v[k] = pipeline(files, n, S, 1, &vw[k]);
-        peer[k] = pipeline(files, n, S, 0, &pw[k]);
+    return 0;
+}
+
+/* Sections 1 and 2: the in-process pipeline with and without DCT scaling, interleaved (scaled, full,
+ * scaled, full, ...) so load changes hit both alike. */
+static void bench_pipeline(const shard_opts *o, char **files) {
+    double *v = calloc((size_t)o->runs, sizeof(double)), *peer = calloc((size_t)o->runs, sizeof(double));
+    double *vw = calloc((size_t)o->runs, sizeof(double)), *pw = calloc((size_t)o->runs, sizeof(double));
+    for (int k = 0; k < o->runs; k++) {
+        v[k] = pipeline(files, o->n, o->S, 1, &vw[k]);
+        peer[k] = pipeline(files, o->n, o->S, 0, &pw[k]);
     }
     printf("  %-40s %9s %14s\n", "", "images/s", "images/CPU-s");
-    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, DCT-scaled decode", bench_median(vw, runs), bench_median(v, runs));
-    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, full-size decode (peer)", bench_median(pw, runs),
-           bench_median(peer, runs));
-    free(peer);
-    free(pw);
+    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, DCT-scaled decode", bench_median(vw, o->runs),
+           bench_median(v, o->runs));
+    printf("  %-40s %9.1f %14.1f\n", "pipeline 1 thread, full-size decode (peer)", bench_median(pw, o->runs),
+           bench_median(peer, o->runs));
+    free(v), free(peer), free(vw), free(pw);
+}
+
+/* Section 3: `pvlm shard images` end to end, images per wall and per CPU second of the child. */
+static int bench_e2e(const shard_opts *o, const char *pairs, const char *out) {
+    double *v = calloc((size_t)o->runs, sizeof(double)), *vw = calloc((size_t)o->runs, sizeof(double));
     char targ[16], sarg[16];
-    snprintf(targ, sizeof targ, "%d", T);
-    snprintf(sarg, sizeof sarg, "%d", S);
-    for (int k = 0; k < runs; k++) {
+    snprintf(targ, sizeof targ, "%d", o->T);
+    snprintf(sarg, sizeof sarg, "%d", o->S);
+    for (int k = 0; k < o->runs; k++) {
         pvlm_rm_rf(out, NULL);
-        char *args[] = {(char *)pvlm, "shard",        "images", "--pairs",    pairs, "--out",    out, "--threads",
-                        targ,         "--image-size", sarg,     "--progress", "0",   "--shards", "1", NULL};
+        char *args[] = {
+            (char *)o->pvlm, "shard", "images",     "--pairs", (char *)pairs, "--out", (char *)out, "--threads", targ,
+            "--image-size",  sarg,    "--progress", "0",       "--shards",    "1",     NULL};
         double t0 = pvlm_now();
         pid_t pid;
-        if (posix_spawn(&pid, pvlm, NULL, NULL, args, environ) != 0) {
-            fprintf(stderr, "bench_shard: cannot run %s (give --pvlm PATH)\n", pvlm);
+        if (posix_spawn(&pid, o->pvlm, NULL, NULL, args, environ) != 0) {
+            fprintf(stderr, "bench_shard: cannot run %s (give --pvlm PATH)\n", o->pvlm);
             return 1;
         }
         int st;
@@ -177,16 +199,41 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_shard: pvlm shard images failed\n");
             return 1;
         }
-        vw[k] = n / (pvlm_now() - t0);
-        v[k] = n / (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6);
+        vw[k] = o->n / (pvlm_now() - t0);
+        v[k] =
+            o->n / (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6);
     }
     char label[64];
-    snprintf(label, sizeof label, "pvlm shard images --threads %d (e2e)", T);
-    printf("  %-40s %9.1f %14.1f\n", label, bench_median(vw, runs), bench_median(v, runs));
-    free(vw);
-    for (int i = 0; i < n; i++) free(files[i]);
+    snprintf(label, sizeof label, "pvlm shard images --threads %d (e2e)", o->T);
+    printf("  %-40s %9.1f %14.1f\n", label, bench_median(vw, o->runs), bench_median(v, o->runs));
+    free(v), free(vw);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    shard_opts o;
+    if (parse_args(argc, argv, &o)) return 2;
+    char pairs[1024], out[1024];
+    pvlm_err err = {0};
+    char **files = calloc((size_t)o.n, sizeof(char *));
+    size_t total = 0;
+    if (!files || pvlm_path_join(pairs, sizeof pairs, o.dir, "pairs", &err) ||
+        pvlm_path_join(out, sizeof out, o.dir, "out", &err)) {
+        fprintf(stderr, "bench_shard: %s\n", files ? err.msg : "out of memory");
+        return 1;
+    }
+    pvlm_rm_rf(o.dir, NULL);
+    pvlm_mkdir_p(pairs, NULL);
+    if (write_pairs(&o, pairs, files, &total, &err)) {
+        fprintf(stderr, "bench_shard: %s\n", err.msg);
+        return 1;
+    }
+    printf("bench_shard: %d JPEGs %dx%d (mean %.0f KB), S=%d, %d runs, median images/s\n", o.n, o.W, o.H,
+           total / 1024.0 / o.n, o.S, o.runs);
+    bench_pipeline(&o, files);
+    if (bench_e2e(&o, pairs, out)) return 1;
+    for (int i = 0; i < o.n; i++) free(files[i]);
     free(files);
-    free(v);
-    if (!keep) pvlm_rm_rf(dir, NULL);
+    if (!o.keep) pvlm_rm_rf(o.dir, NULL);
     return 0;
 }

@@ -96,6 +96,153 @@ static int model_matches(const pvlm_st_file *f, pvlm_model_config *cfg, pvlm_err
 }
 
 /* Inspect one safetensors file; into `out` when JSON is wanted, else printed. Returns 0 intact, 1 not. */
+/* What inspect_file found out about one safetensors file, for either output. */
+typedef struct file_facts {
+    const char *fmt;  /* "format" metadata, or NULL */
+    const char *csum; /* "absent", "ok" or "MISMATCH" */
+    int crc;          /* checksum mismatch: cerr says how */
+    pvlm_err cerr;
+    int match; /* model_matches (1 yes, 0 no, -1 bad config: merr), -2 not a model file */
+    pvlm_err merr;
+    uint64_t nparams;
+} file_facts;
+
+static int file_facts_get(const pvlm_st_file *f, file_facts *x) {
+    memset(x, 0, sizeof *x);
+    int present = 0, bad = 0;
+    x->crc = pvlm_st_verify_checksum(f, &present, &x->cerr);
+    x->csum = !present ? "absent" : x->crc ? "MISMATCH" : "ok";
+    if (x->crc) bad = 1;
+    x->fmt = pvlm_st_meta(f, "format");
+    pvlm_model_config cfg;
+    int is_model = x->fmt && !strcmp(x->fmt, "pvlm-model");
+    x->match = is_model ? model_matches(f, &cfg, &x->merr) : -2;
+    if (x->match == 0 || x->match == -1) bad = 1;
+    uint64_t total_numel = 0, f32_numel = 0;
+    for (int i = 0; i < f->n_tensors; i++) {
+        total_numel += f->tensors[i].numel;
+        if (f->tensors[i].dtype == PVLM_ST_F32) f32_numel += f->tensors[i].numel;
+    }
+    /* The parameter count of a model file is the number of F32 elements; for other files, all elements. */
+    x->nparams = is_model ? f32_numel : total_numel;
+    return bad;
+}
+
+/* The tensor table as JSON (with each tensor's xxh3 under --checksums). */
+static json_t *tensors_json(const pvlm_st_file *f, const opts *o) {
+    json_t *ts = json_array();
+    for (int i = 0; i < f->n_tensors; i++) {
+        const pvlm_st_tensor *t = &f->tensors[i];
+        json_t *sh = json_array();
+        for (int k = 0; k < t->ndim; k++) json_array_append_new(sh, json_integer(t->shape[k]));
+        json_t *e = json_pack("{s:s, s:s, s:o, s:I, s:[I,I]}", "name", t->name, "dtype", pvlm_st_dtype_name(t->dtype),
+                              "shape", sh, "numel", (json_int_t)t->numel, "data_offsets", (json_int_t)t->begin,
+                              (json_int_t)t->end);
+        if (o->checksums) {
+            uint64_t h;
+            char hex[17];
+            pvlm_err err = {0};
+            if (tensor_hash(f, t, &h, &err) == 0) {
+                pvlm_hash_hex(h, hex);
+                json_object_set_new(e, "xxh3", json_string(hex));
+            }
+        }
+        json_array_append_new(ts, e);
+    }
+    return ts;
+}
+
+static void file_json(const char *path, const pvlm_st_file *f, const file_facts *x, int bad, const opts *o,
+                      json_t *out) {
+    json_object_set_new(out, "path", json_string(path));
+    json_object_set_new(out, "valid", json_boolean(!bad));
+    json_object_set_new(out, "file_size", json_integer((json_int_t)f->file_size));
+    json_object_set_new(out, "header_size", json_integer((json_int_t)f->header_len));
+    json_object_set_new(out, "data_checksum", json_string(x->csum));
+    if (x->crc) json_object_set_new(out, "error", json_string(x->cerr.msg));
+    json_t *meta = json_deep_copy(f->metadata);
+    const char *cs = pvlm_st_meta(f, "pvlm_config");
+    if (cs) {
+        json_t *cj = json_loads(cs, 0, NULL);
+        if (cj) json_object_set_new(out, "config", cj);
+        json_object_del(meta, "pvlm_config");
+    }
+    json_object_set_new(out, "metadata", meta);
+    if (x->match >= 0) json_object_set_new(out, "matches_config", json_boolean(x->match == 1));
+    if (x->match == 0 || x->match == -1) json_object_set_new(out, "error", json_string(x->merr.msg));
+    json_object_set_new(out, "tensors", tensors_json(f, o));
+    json_object_set_new(out, "n_tensors", json_integer(f->n_tensors));
+    json_object_set_new(out, "n_params", json_integer((json_int_t)x->nparams));
+}
+
+/* The metadata other than the fields printed elsewhere, and the model config one key a line. */
+static void print_metadata(const pvlm_st_file *f) {
+    const char *k;
+    json_t *v;
+    int nmeta = 0;
+    json_object_foreach(f->metadata, k, v) {
+        if (!strcmp(k, "pvlm_config") || !strcmp(k, "format") || !strcmp(k, "version") || !strcmp(k, "pvlm_data_xxh3"))
+            continue;
+        if (!nmeta++) printf("metadata:\n");
+        const char *s = json_string_value(v);
+        printf("  %-22s %.*s%s\n", k, 200, s, strlen(s) > 200 ? "..." : "");
+    }
+    const char *cs = pvlm_st_meta(f, "pvlm_config");
+    if (!cs) return;
+    json_t *cj = json_loads(cs, 0, NULL);
+    printf("config:\n");
+    if (!cj) {
+        printf("  (not valid JSON)\n");
+        return;
+    }
+    json_object_foreach(cj, k, v) {
+        char *vs = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+        printf("  %-22s %s\n", k, vs ? vs : "?");
+        free(vs);
+    }
+    json_decref(cj);
+}
+
+/* The tensor table, names padded to the longest. */
+static void print_tensors(const pvlm_st_file *f, const opts *o) {
+    printf("tensors:     %d\n", f->n_tensors);
+    int wname = 4;
+    for (int i = 0; i < f->n_tensors; i++) {
+        int l = (int)strlen(f->tensors[i].name);
+        if (l > wname) wname = l;
+    }
+    printf("  %-*s  %-5s  %-22s  %12s%s\n", wname, "name", "dtype", "shape", "numel", o->checksums ? "  xxh3" : "");
+    for (int i = 0; i < f->n_tensors; i++) {
+        const pvlm_st_tensor *t = &f->tensors[i];
+        char sh[160], hex[17] = "";
+        shape_str(t, sh, sizeof sh);
+        if (o->checksums) {
+            uint64_t h;
+            pvlm_err err = {0};
+            if (tensor_hash(f, t, &h, &err) == 0)
+                pvlm_hash_hex(h, hex);
+            else
+                snprintf(hex, sizeof hex, "read-error");
+        }
+        printf("  %-*s  %-5s  %-22s  %12" PRIu64 "%s%s\n", wname, t->name, pvlm_st_dtype_name(t->dtype), sh, t->numel,
+               o->checksums ? "  " : "", hex);
+    }
+}
+
+static void print_file(const char *path, const pvlm_st_file *f, const file_facts *x, const opts *o) {
+    printf("file:        %s\n", path);
+    printf("size:        %" PRIu64 " bytes (header %" PRIu64 ", data %" PRIu64 ")\n", f->file_size, f->header_len,
+           f->file_size - f->data_start);
+    printf("format:      %s version %s\n", x->fmt ? x->fmt : "(none: not written by pvlm)",
+           pvlm_st_meta(f, "version") ? pvlm_st_meta(f, "version") : "-");
+    printf("checksum:    %s%s%s\n", x->csum, x->crc ? ": " : "", x->crc ? x->cerr.msg : "");
+    print_metadata(f);
+    if (x->match == 1) printf("tensors match the config: yes\n");
+    if (x->match == 0 || x->match == -1) printf("tensors match the config: NO: %s\n", x->merr.msg);
+    print_tensors(f, o);
+    printf("parameters:  %" PRIu64 " (%.2f M)\n", x->nparams, (double)x->nparams / 1e6);
+}
+
 static int inspect_file(const char *path, const opts *o, json_t *out) {
     pvlm_err err = {0};
     pvlm_st_file f;
@@ -109,122 +256,10 @@ static int inspect_file(const char *path, const opts *o, json_t *out) {
         }
         return 1;
     }
-    int bad = 0;
-    int present = 0;
-    pvlm_err cerr = {0};
-    int crc = pvlm_st_verify_checksum(&f, &present, &cerr);
-    const char *csum = !present ? "absent" : crc ? "MISMATCH" : "ok";
-    if (crc) bad = 1;
-    const char *fmt = pvlm_st_meta(&f, "format");
-    pvlm_model_config cfg;
-    pvlm_err merr = {0};
-    int match = fmt && !strcmp(fmt, "pvlm-model") ? model_matches(&f, &cfg, &merr) : -2;
-    if (match == 0 || match == -1) bad = 1;
-    uint64_t total_numel = 0, f32_numel = 0;
-    for (int i = 0; i < f.n_tensors; i++) {
-        total_numel += f.tensors[i].numel;
-        if (f.tensors[i].dtype == PVLM_ST_F32) f32_numel += f.tensors[i].numel;
-    }
-    /* The parameter count of a model file is the number of F32 elements; for other files, all elements. */
-    uint64_t nparams = fmt && !strcmp(fmt, "pvlm-model") ? f32_numel : total_numel;
-
-    if (out) {
-        json_object_set_new(out, "path", json_string(path));
-        json_object_set_new(out, "valid", json_boolean(!bad));
-        json_object_set_new(out, "file_size", json_integer((json_int_t)f.file_size));
-        json_object_set_new(out, "header_size", json_integer((json_int_t)f.header_len));
-        json_object_set_new(out, "data_checksum", json_string(csum));
-        if (crc) json_object_set_new(out, "error", json_string(cerr.msg));
-        json_t *meta = json_deep_copy(f.metadata);
-        const char *cs = pvlm_st_meta(&f, "pvlm_config");
-        if (cs) {
-            json_t *cj = json_loads(cs, 0, NULL);
-            if (cj) json_object_set_new(out, "config", cj);
-            json_object_del(meta, "pvlm_config");
-        }
-        json_object_set_new(out, "metadata", meta);
-        if (match >= 0) json_object_set_new(out, "matches_config", json_boolean(match == 1));
-        if (match == 0 || match == -1) json_object_set_new(out, "error", json_string(merr.msg));
-        json_t *ts = json_array();
-        for (int i = 0; i < f.n_tensors; i++) {
-            const pvlm_st_tensor *t = &f.tensors[i];
-            json_t *sh = json_array();
-            for (int k = 0; k < t->ndim; k++) json_array_append_new(sh, json_integer(t->shape[k]));
-            json_t *e = json_pack("{s:s, s:s, s:o, s:I, s:[I,I]}", "name", t->name, "dtype",
-                                  pvlm_st_dtype_name(t->dtype), "shape", sh, "numel", (json_int_t)t->numel,
-                                  "data_offsets", (json_int_t)t->begin, (json_int_t)t->end);
-            if (o->checksums) {
-                uint64_t h;
-                char hex[17];
-                if (tensor_hash(&f, t, &h, &err) == 0) {
-                    pvlm_hash_hex(h, hex);
-                    json_object_set_new(e, "xxh3", json_string(hex));
-                }
-            }
-            json_array_append_new(ts, e);
-        }
-        json_object_set_new(out, "tensors", ts);
-        json_object_set_new(out, "n_tensors", json_integer(f.n_tensors));
-        json_object_set_new(out, "n_params", json_integer((json_int_t)nparams));
-        pvlm_st_close(&f);
-        return bad;
-    }
-
-    printf("file:        %s\n", path);
-    printf("size:        %" PRIu64 " bytes (header %" PRIu64 ", data %" PRIu64 ")\n", f.file_size, f.header_len,
-           f.file_size - f.data_start);
-    printf("format:      %s version %s\n", fmt ? fmt : "(none: not written by pvlm)",
-           pvlm_st_meta(&f, "version") ? pvlm_st_meta(&f, "version") : "-");
-    printf("checksum:    %s%s%s\n", csum, crc ? ": " : "", crc ? cerr.msg : "");
-    const char *k;
-    json_t *v;
-    int nmeta = 0;
-    json_object_foreach(f.metadata, k, v) {
-        if (!strcmp(k, "pvlm_config") || !strcmp(k, "format") || !strcmp(k, "version") || !strcmp(k, "pvlm_data_xxh3"))
-            continue;
-        if (!nmeta++) printf("metadata:\n");
-        const char *s = json_string_value(v);
-        printf("  %-22s %.*s%s\n", k, 200, s, strlen(s) > 200 ? "..." : "");
-    }
-    const char *cs = pvlm_st_meta(&f, "pvlm_config");
-    if (cs) {
-        json_t *cj = json_loads(cs, 0, NULL);
-        printf("config:\n");
-        if (cj) {
-            json_object_foreach(cj, k, v) {
-                char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
-                printf("  %-22s %s\n", k, s ? s : "?");
-                free(s);
-            }
-            json_decref(cj);
-        } else {
-            printf("  (not valid JSON)\n");
-        }
-    }
-    if (match == 1) printf("tensors match the config: yes\n");
-    if (match == 0 || match == -1) printf("tensors match the config: NO: %s\n", merr.msg);
-    printf("tensors:     %d\n", f.n_tensors);
-    int wname = 4;
-    for (int i = 0; i < f.n_tensors; i++) {
-        int l = (int)strlen(f.tensors[i].name);
-        if (l > wname) wname = l;
-    }
-    printf("  %-*s  %-5s  %-22s  %12s%s\n", wname, "name", "dtype", "shape", "numel", o->checksums ? "  xxh3" : "");
-    for (int i = 0; i < f.n_tensors; i++) {
-        const pvlm_st_tensor *t = &f.tensors[i];
-        char sh[160], hex[17] = "";
-        shape_str(t, sh, sizeof sh);
-        if (o->checksums) {
-            uint64_t h;
-            if (tensor_hash(&f, t, &h, &err) == 0)
-                pvlm_hash_hex(h, hex);
-            else
-                snprintf(hex, sizeof hex, "read-error");
-        }
-        printf("  %-*s  %-5s  %-22s  %12" PRIu64 "%s%s\n", wname, t->name, pvlm_st_dtype_name(t->dtype), sh, t->numel,
-               o->checksums ? "  " : "", hex);
-    }
-    printf("parameters:  %" PRIu64 " (%.2f M)\n", nparams, (double)nparams / 1e6);
+    file_facts x;
+    int bad = file_facts_get(&f, &x);
+    if (out) file_json(path, &f, &x, bad, o, out);
+    else print_file(path, &f, &x, o);
     pvlm_st_close(&f);
     return bad;
 }

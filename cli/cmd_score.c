@@ -36,28 +36,105 @@ static int write_json_or_fail(json_t *j, const char *path, pvlm_err *err) {
     return rc;
 }
 
+typedef struct captions_flags {
+    const char *annotations, *results, *per_image, *meteor, *spice, *java, *nocaps_out, *submission;
+    int as_json, bleu_stats;
+} captions_flags;
+
+/* The scores on stdout (a table, or --json) and the --bleu-stats line; err says what failed. */
+static int print_scores(const captions_flags *f, const pvlm_capscore *sc, pvlm_err *err) {
+    if (f->bleu_stats) {
+        char buf[512];
+        pvlm_bleu_stats_format(&sc->split[0].bleu_stats, buf, sizeof buf);
+        fputs(buf, stderr);
+    }
+    if (f->as_json) {
+        json_t *j = pvlm_capscore_to_json(sc);
+        int bad = pvlm_capscore_print_json(j, stdout);
+        json_decref(j);
+        return bad ? pvlm_err_set(err, PVLM_EIO, "writing stdout failed") : 0;
+    }
+    print_split(&sc->split[0], "");
+    for (int k = 1; k < sc->n_split; k++) {
+        printf("domain %s:\n", sc->split[k].name);
+        print_split(&sc->split[k], "  ");
+    }
+    return 0;
+}
+
+/* The --per-image and --nocaps-out files. */
+static int write_score_files(const captions_flags *f, const pvlm_capscore *sc, const pvlm_caprefs *refs,
+                             pvlm_err *err) {
+    if (f->per_image) {
+        json_t *j = pvlm_capscore_per_image_json(sc, refs);
+        FILE *out = fopen(f->per_image, "w");
+        int bad = !out || json_dumpf(j, out, JSON_REAL_PRECISION(17) | JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        if (out && fclose(out)) bad = 1;
+        json_decref(j);
+        if (bad) return pvlm_err_set(err, PVLM_EIO, "cannot write per-image scores to %s", f->per_image);
+    }
+    if (f->nocaps_out && write_json_or_fail(pvlm_capscore_nocaps_json(sc, err), f->nocaps_out, err)) return -1;
+    return 0;
+}
+
+/* Load both files, write the --submission, score, and report. Returns the exit code. */
+static int score_captions(const captions_flags *f) {
+    pvlm_log_set_rank(-1);
+    pvlm_err err = {0};
+    pvlm_caprefs refs;
+    pvlm_capres res;
+    pvlm_capscore sc;
+    pvlm_capscore_opts so = {f->meteor, f->spice, f->java, NULL};
+    if (pvlm_caprefs_load(&refs, f->annotations, &err)) {
+        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+        return 1;
+    }
+    if (pvlm_capres_load(&res, f->results, &err)) {
+        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+        pvlm_caprefs_free(&refs);
+        return 1;
+    }
+    int rc = 1;
+    if (f->submission && write_json_or_fail(pvlm_capres_submission_json(&res, &refs, &err), f->submission, &err)) {
+        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+    } else if (pvlm_capscore_run(&sc, &refs, &res, &so, &err)) {
+        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+    } else {
+        if (print_scores(f, &sc, &err) || write_score_files(f, &sc, &refs, &err)) {
+            fprintf(stderr, "pvlm score captions: %s\n", err.msg);
+        } else {
+            fflush(stdout);
+            pvlm_info("scored %d images: tokenize %.3f s, BLEU %.3f s, ROUGE-L %.3f s, CIDEr %.3f s", sc.n_img,
+                      sc.t_tokenize, sc.t_bleu, sc.t_rouge, sc.t_cider);
+            rc = 0;
+        }
+        pvlm_capscore_free(&sc);
+    }
+    pvlm_capres_free(&res);
+    pvlm_caprefs_free(&refs);
+    return rc;
+}
+
 static int cmd_captions(int argc, char **argv) {
-    const char *annotations = NULL, *results = NULL, *per_image = NULL, *meteor = NULL, *spice = NULL, *java = "java";
-    const char *nocaps_out = NULL, *submission = NULL;
-    int as_json = 0, bleu_stats = 0;
+    captions_flags f = {.java = "java"};
     const pvlm_opt opts[] = {
-        {"annotations", PVLM_ARG_STR, &annotations,
+        {"annotations", PVLM_ARG_STR, &f.annotations,
          "COCO captions reference file (images[].domain present: NoCaps per-domain scores)", NULL, 0, 0, 1},
-        {"results", PVLM_ARG_STR, &results, "COCO results file [{\"image_id\", \"caption\"}] (the evaluated set)", NULL,
+        {"results", PVLM_ARG_STR, &f.results, "COCO results file [{\"image_id\", \"caption\"}] (the evaluated set)", NULL,
          0, 0, 1},
-        {"json", PVLM_ARG_FLAG, &as_json, "print one JSON object (full double precision)", NULL, 0, 0, 0},
-        {"per-image", PVLM_ARG_STR, &per_image, "also write per-image scores (JSON) to this file", NULL, 0, 0, 0},
-        {"bleu-stats", PVLM_ARG_FLAG, &bleu_stats, "print the BLEU statistics line as pycocoevalcap does (stderr)",
+        {"json", PVLM_ARG_FLAG, &f.as_json, "print one JSON object (full double precision)", NULL, 0, 0, 0},
+        {"per-image", PVLM_ARG_STR, &f.per_image, "also write per-image scores (JSON) to this file", NULL, 0, 0, 0},
+        {"bleu-stats", PVLM_ARG_FLAG, &f.bleu_stats, "print the BLEU statistics line as pycocoevalcap does (stderr)",
          NULL, 0, 0, 0},
-        {"meteor-jar", PVLM_ARG_STR, &meteor, "official meteor-1.5.jar: compute METEOR as pycocoevalcap (java)", NULL,
+        {"meteor-jar", PVLM_ARG_STR, &f.meteor, "official meteor-1.5.jar: compute METEOR as pycocoevalcap (java)", NULL,
          0, 0, 0},
-        {"spice-jar", PVLM_ARG_STR, &spice, "official spice-1.0.jar: compute SPICE as pycocoevalcap (java)", NULL, 0, 0,
+        {"spice-jar", PVLM_ARG_STR, &f.spice, "official spice-1.0.jar: compute SPICE as pycocoevalcap (java)", NULL, 0, 0,
          0},
-        {"java", PVLM_ARG_STR, &java, "java executable for --meteor-jar / --spice-jar", NULL, 0, 0, 0},
-        {"nocaps-out", PVLM_ARG_STR, &nocaps_out,
+        {"java", PVLM_ARG_STR, &f.java, "java executable for --meteor-jar / --spice-jar", NULL, 0, 0, 0},
+        {"nocaps-out", PVLM_ARG_STR, &f.nocaps_out,
          "NoCaps: write the per-domain scores as the evaluation server reports them (in/near/out-domain, entire)",
          NULL, 0, 0, 0},
-        {"submission", PVLM_ARG_STR, &submission,
+        {"submission", PVLM_ARG_STR, &f.submission,
          "write the results as the evaluation server's submission for this split (every image, reference order)",
          NULL, 0, 0, 0},
     };
@@ -71,75 +148,7 @@ static int cmd_captions(int argc, char **argv) {
     int a = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (a == PVLM_ARGS_HELP) return 0;
     if (a != PVLM_ARGS_OK) return 2;
-    pvlm_log_set_rank(-1);
-    pvlm_err err = {0};
-    pvlm_caprefs refs;
-    pvlm_capres res;
-    pvlm_capscore sc;
-    pvlm_capscore_opts so = {meteor, spice, java, NULL};
-    if (pvlm_caprefs_load(&refs, annotations, &err)) {
-        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
-        return 1;
-    }
-    if (pvlm_capres_load(&res, results, &err)) {
-        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
-        pvlm_caprefs_free(&refs);
-        return 1;
-    }
-    int rc = 1;
-    if (submission && write_json_or_fail(pvlm_capres_submission_json(&res, &refs, &err), submission, &err)) {
-        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
-        goto done;
-    }
-    if (pvlm_capscore_run(&sc, &refs, &res, &so, &err)) {
-        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
-        goto done;
-    }
-    if (bleu_stats) {
-        char buf[512];
-        pvlm_bleu_stats_format(&sc.split[0].bleu_stats, buf, sizeof buf);
-        fputs(buf, stderr);
-    }
-    if (as_json) {
-        json_t *j = pvlm_capscore_to_json(&sc);
-        int bad = pvlm_capscore_print_json(j, stdout);
-        json_decref(j);
-        if (bad) {
-            fprintf(stderr, "pvlm score captions: writing stdout failed\n");
-            goto free_sc;
-        }
-    } else {
-        print_split(&sc.split[0], "");
-        for (int k = 1; k < sc.n_split; k++) {
-            printf("domain %s:\n", sc.split[k].name);
-            print_split(&sc.split[k], "  ");
-        }
-    }
-    if (per_image) {
-        json_t *j = pvlm_capscore_per_image_json(&sc, &refs);
-        FILE *f = fopen(per_image, "w");
-        int bad = !f || json_dumpf(j, f, JSON_REAL_PRECISION(17) | JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        if (f && fclose(f)) bad = 1;
-        json_decref(j);
-        if (bad) {
-            fprintf(stderr, "pvlm score captions: cannot write per-image scores to %s\n", per_image);
-            goto free_sc;
-        }
-    }
-    if (nocaps_out && write_json_or_fail(pvlm_capscore_nocaps_json(&sc, &err), nocaps_out, &err)) {
-        fprintf(stderr, "pvlm score captions: %s\n", err.msg);
-        goto free_sc;
-    }
-    fflush(stdout);
-    pvlm_info("scored %d images: tokenize %.3f s, BLEU %.3f s, ROUGE-L %.3f s, CIDEr %.3f s", sc.n_img, sc.t_tokenize,
-              sc.t_bleu, sc.t_rouge, sc.t_cider);
-    rc = 0;
-free_sc:
-    pvlm_capscore_free(&sc);
-done:
-    pvlm_capres_free(&res);
-    pvlm_caprefs_free(&refs);
-    return rc;
+    return score_captions(&f);
 }
 
 static int cmd_vqa(int argc, char **argv) {

@@ -14,25 +14,21 @@
 int pvlm_load_resolve_ckpt(const char *ckpt, char *buf, size_t cap, pvlm_err *err) {
     if (!pvlm_is_dir(ckpt)) {
         if (!pvlm_file_exists(ckpt)) return pvlm_err_set(err, PVLM_ENOTFOUND, "--ckpt %s: no such file or directory", ckpt);
-        snprintf(buf, cap, "%s", ckpt);
-        return 0;
+        return pvlm_path_join(buf, cap, "", ckpt, err);
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", ckpt);
-    if (pvlm_file_exists(path)) {
-        snprintf(buf, cap, "%s", path);
-        return 0;
-    }
+    if (pvlm_path_join(path, sizeof path, ckpt, "model.safetensors", err)) return -1;
+    if (pvlm_file_exists(path)) return pvlm_path_join(buf, cap, "", path, err);
     pvlm_ckptdir_resume r;
     if (pvlm_trainstate_find_resume(ckpt, &r, err)) return -1; /* files it loads: inside the step dir, checksummed */
     for (int i = 0; i < r.n_skipped; i++)
         pvlm_warn("checkpoint step %lld skipped: %s", (long long)r.skipped[i].step, r.skipped[i].reason);
     int found = r.found;
-    if (found) snprintf(buf, cap, "%s/model.safetensors", r.path);
+    int rc = found ? pvlm_path_join(buf, cap, r.path, "model.safetensors", err) : 0;
     pvlm_ckptdir_resume_free(&r);
     if (!found)
         return pvlm_err_set(err, PVLM_ENOTFOUND, "--ckpt %s: no model.safetensors and no verified checkpoint inside", ckpt);
-    return 0;
+    return rc;
 }
 
 /* The vocabulary must fit the model and agree on the special ids; frees *tok otherwise. */
@@ -62,8 +58,11 @@ int pvlm_load_tokenizer(const char *model_path, const char *tokenizer_dir, pvlm_
     char beside[4096], dir[4096], merges[4200];
     const char *tdir = tokenizer_dir;
     pvlm_dirname(model_path, dir, sizeof dir);
-    snprintf(beside, sizeof beside, "%s/tokenizer-encoder.json", dir);
-    snprintf(merges, sizeof merges, "%s/tokenizer-vocab.bpe", dir);
+    if (pvlm_path_join(beside, sizeof beside, dir, "tokenizer-encoder.json", err) ||
+        pvlm_path_join(merges, sizeof merges, dir, "tokenizer-vocab.bpe", err)) {
+        json_decref(meta);
+        return -1;
+    }
     if (!tdir && pvlm_file_exists(beside) && pvlm_file_exists(merges)) {
         int rc = pvlm_tokenizer_load_files(beside, merges, PVLM_TOK_PAIRS_AUTO, tok, err);
         if (rc) pvlm_err_prefix(err, "tokenizer of %s", model_path);

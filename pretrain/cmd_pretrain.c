@@ -44,6 +44,7 @@
 int pvlm_cmd_pretrain(int argc, char **argv);
 
 enum { EXIT_DONE = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_STOPPED = 3, EXIT_WATCHDOG = 4 };
+enum { MAX_FLAGS = 80 };
 
 typedef struct settings {
     const char *config;
@@ -112,7 +113,8 @@ static void settings_default(settings *s) {
 
 typedef struct trainer {
     settings S;
-    const pvlm_cmd *cmd;
+    pvlm_opt opts[MAX_FLAGS]; /* the flag table bound to S (bind_flags) */
+    pvlm_cmd cmd;
     pvlm_comm comm;
     pvlm_tokenizer *tok;
     pvlm_model model;
@@ -317,7 +319,10 @@ static int save_model_files(trainer *t, const char *tmp, int64_t step, pvlm_err 
     if (pvlm_path_join(path, sizeof path, tmp, PVLM_TRAINSTATE_MODEL, err)) return -1;
     json_t *meta = json_pack("{s:I}", "step", (json_int_t)step);
     if (!meta) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
-    if (realpath(t->S.tokenizer, tokabs)) json_object_set_new(meta, "tokenizer", json_string(tokabs));
+    if (realpath(t->S.tokenizer, tokabs) && json_object_set_new(meta, "tokenizer", json_string(tokabs))) {
+        json_decref(meta);
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
+    }
     int rc = pvlm_model_save(&t->model, path, meta, err);
     json_decref(meta);
     return rc ? -1 : copy_tokenizer(t->S.tokenizer, tmp, err);
@@ -463,110 +468,134 @@ static void fmt_eta(double s, char *buf, size_t cap) {
     snprintf(buf, cap, "%ldh%02ldm%02lds", x / 3600, (x / 60) % 60, x % 60);
 }
 
-static int train(trainer *t, int *exit_code, pvlm_err *err) {
-    settings *s = &t->S;
+/* Sums over the steps since the last progress line, which prints their means. */
+typedef struct window {
+    double t0, data, comm, flops, loss, img, txt, gn;
+    int64_t samples, tokens, ok, img_n, txt_n;
+} window;
+
+static void window_reset(window *w) {
+    memset(w, 0, sizeof *w);
+    w->t0 = pvlm_now();
+}
+
+static void window_add(window *w, const pvlm_dp_result *r, double tdata) {
+    w->data += tdata;
+    w->comm += r->t_comm;
+    w->flops += r->flops;
+    w->samples += r->nsamples;
+    w->tokens += r->ntok;
+    if (!r->skipped) {
+        w->ok++;
+        w->loss += r->loss;
+        w->gn += r->grad_norm;
+    }
+    if (r->ntok_img) {
+        w->img += r->loss_img * (double)r->ntok_img;
+        w->img_n += r->ntok_img;
+    }
+    if (r->ntok_txt) {
+        w->txt += r->loss_txt * (double)r->ntok_txt;
+        w->txt_n += r->ntok_txt;
+    }
+}
+
+/* Rank 0: one JSON line per step into --metrics (docs/pretrain.md lists the keys). */
+static void write_metrics(trainer *t, const pvlm_dp_result *r, double tstep, double tdata) {
+    fprintf(t->metrics,
+            "{\"step\":%lld,\"loss\":%.17g,\"loss_img\":%.17g,\"loss_txt\":%.17g,\"ntok\":%lld,\"samples\":%lld,"
+            "\"grad_norm\":%.17g,\"clip_scale\":%.17g,\"lr\":%.17g,\"skipped\":%d,\"step_s\":%.6f,\"data_s\":%.6f,"
+            "\"compute_s\":%.6f,\"comm_s\":%.6f,\"optim_s\":%.6f,\"flops\":%.6g,\"bytes\":%llu,\"samples_seen\":%lld,"
+            "\"time\":%.3f}\n",
+            (long long)r->step, r->loss, isfinite(r->loss_img) ? r->loss_img : -1.0,
+            isfinite(r->loss_txt) ? r->loss_txt : -1.0, (long long)r->ntok, (long long)r->nsamples, r->grad_norm,
+            r->clip_scale, r->lr, r->skipped, tstep, tdata, r->t_compute, r->t_comm, r->t_optim, r->flops,
+            (unsigned long long)r->bytes, (long long)t->samples_seen, pvlm_uptime());
+    fflush(t->metrics);
+}
+
+/* Rank 0: the progress line over the window, then a fresh window (and a new peak measurement). */
+static void print_progress(trainer *t, window *w, const pvlm_dp_result *r, double avg_step) {
+    const settings *s = &t->S;
+    double wt = pvlm_now() - w->t0;
+    double mfu = t->peak_flops > 0 ? w->flops / (wt * t->peak_flops) : NAN;
+    char eta[32];
+    fmt_eta(avg_step * (double)(s->oc.total_steps - t->dp.step), eta, sizeof eta);
+    double ok_steps = w->ok > 0 ? (double)w->ok : NAN;
+    char limg[32] = "-", ltxt[32] = "-";
+    if (w->img_n) snprintf(limg, sizeof limg, "%.4f", w->img / (double)w->img_n);
+    if (w->txt_n) snprintf(ltxt, sizeof ltxt, "%.4f", w->txt / (double)w->txt_n);
+    char val[96];
+    pvlm_evalloop_brief(&t->esched, val, sizeof val);
+    pvlm_info("step %lld/%lld | loss %.4f (img %s, txt %s) | lr %.3e | gnorm %.3f | %.1f samples/s | "
+              "%.0f tok/s | MFU %.1f%% | data %.1f%% | comm %.1f%% | skipped %lld | ETA %s%s%s",
+              (long long)t->dp.step, (long long)s->oc.total_steps, w->loss / ok_steps, limg, ltxt, r->lr,
+              w->gn / ok_steps, (double)w->samples / wt, (double)w->tokens / wt, 100.0 * mfu, 100.0 * w->data / wt,
+              100.0 * w->comm / wt, (long long)t->dp.n_skipped, eta, val[0] ? " | " : "", val);
+    if (s->peak_gflops <= 0) t->peak_flops = fmax(t->peak_flops, measure_peak());
+    window_reset(w);
+}
+
+/* Load the micro-batches and take one data-parallel step; seconds spent loading into *tdata, in the whole
+ * step into *tstep. */
+static int step_once(trainer *t, pvlm_dp_result *r, double *tdata, double *tstep, pvlm_err *err) {
+    const settings *s = &t->S;
     const pvlm_comm *c = &t->comm;
-    int n_micro = s->accum;
-    double win_t0 = pvlm_now(), win_data = 0, win_comm = 0, win_flops = 0;
-    int64_t win_samples = 0, win_tokens = 0, win_steps = 0, win_ok = 0;
-    double win_loss = 0, win_img = 0, win_txt = 0, win_gn = 0;
-    int64_t win_img_n = 0, win_txt_n = 0;
+    double t0 = pvlm_now();
+    if (s->hang_at_step >= 0 && c->rank == c->size - 1 && t->dp.step + 1 == s->hang_at_step)
+        for (;;) pause(); /* a hung rank for the watchdog tests: only MPI_Abort ends it */
+    for (int k = 0; k < s->accum; k++)
+        if (pvlm_loader_next(t->loader, &t->micro[k], err))
+            return pvlm_err_prefix(err, "loader at step %lld", (long long)t->dp.step);
+    *tdata = pvlm_now() - t0;
+    int local_stop = pvlm_comm_stop_local() != 0;
+    if (s->stop_at_step >= 0 && c->rank == 0 && t->dp.step + 1 >= s->stop_at_step) local_stop = 1;
+    if (pvlm_dp_step(&t->dp, t->micro_ptr, s->accum, local_stop, r, err)) return -1;
+    *tstep = pvlm_now() - t0;
+    pvlm_watchdog_beat(&t->wd, "train");
+    return 0;
+}
+
+/* A stop request (signal or --stop-at-step): checkpoint when there is a --ckpt-dir, and exit code 3. */
+static int stop_now(trainer *t, int *exit_code, pvlm_err *err) {
+    if (t->comm.rank == 0) pvlm_info("stop requested (signal): checkpointing at step %lld", (long long)t->dp.step);
+    if (!t->S.ckpt_dir) pvlm_warn("stop requested but no --ckpt-dir: exiting without a checkpoint");
+    else if (save_checkpoint(t, "stop signal", err)) return -1;
+    *exit_code = EXIT_STOPPED;
+    return 0;
+}
+
+static int train(trainer *t, int *exit_code, pvlm_err *err) {
+    const settings *s = &t->S;
+    const pvlm_comm *c = &t->comm;
+    window w;
+    window_reset(&w);
     double avg_step = 0;
     int64_t timed_steps = 0;
     while (t->dp.step < s->oc.total_steps) {
-        double t0 = pvlm_now();
-        if (s->hang_at_step >= 0 && c->rank == c->size - 1 && t->dp.step + 1 == s->hang_at_step)
-            for (;;) pause(); /* a hung rank for the watchdog tests: only MPI_Abort ends it */
-        for (int k = 0; k < n_micro; k++)
-            if (pvlm_loader_next(t->loader, &t->micro[k], err))
-                return pvlm_err_prefix(err, "loader at step %lld", (long long)t->dp.step);
-        double tdata = pvlm_now() - t0;
-        int local_stop = pvlm_comm_stop_local() != 0;
-        if (s->stop_at_step >= 0 && c->rank == 0 && t->dp.step + 1 >= s->stop_at_step) local_stop = 1;
         pvlm_dp_result r;
-        if (pvlm_dp_step(&t->dp, t->micro_ptr, n_micro, local_stop, &r, err)) return -1;
-        double tstep = pvlm_now() - t0;
-        pvlm_watchdog_beat(&t->wd, "train");
+        double tdata = 0, tstep = 0;
+        if (step_once(t, &r, &tdata, &tstep, err)) return -1;
         t->samples_seen += r.nsamples;
         t->tokens_seen += r.ntok;
         if (timed_steps > 0 || t->dp.step > 1) {
             avg_step = (avg_step * (double)timed_steps + tstep) / (double)(timed_steps + 1);
             timed_steps++;
         }
-        /* window statistics for the progress line */
-        win_steps++;
-        win_data += tdata;
-        win_comm += r.t_comm;
-        win_flops += r.flops;
-        win_samples += r.nsamples;
-        win_tokens += r.ntok;
-        if (!r.skipped) {
-            win_ok++;
-            win_loss += r.loss;
-            win_gn += r.grad_norm;
-        }
-        if (r.ntok_img) {
-            win_img += r.loss_img * (double)r.ntok_img;
-            win_img_n += r.ntok_img;
-        }
-        if (r.ntok_txt) {
-            win_txt += r.loss_txt * (double)r.ntok_txt;
-            win_txt_n += r.ntok_txt;
-        }
-        if (c->rank == 0 && t->metrics) {
-            fprintf(t->metrics,
-                    "{\"step\":%lld,\"loss\":%.17g,\"loss_img\":%.17g,\"loss_txt\":%.17g,\"ntok\":%lld,\"samples\":%lld,"
-                    "\"grad_norm\":%.17g,\"clip_scale\":%.17g,\"lr\":%.17g,\"skipped\":%d,\"step_s\":%.6f,\"data_s\":%.6f,"
-                    "\"compute_s\":%.6f,\"comm_s\":%.6f,\"optim_s\":%.6f,\"flops\":%.6g,\"bytes\":%llu,\"samples_seen\":%lld,"
-                    "\"time\":%.3f}\n",
-                    (long long)r.step, r.loss, isfinite(r.loss_img) ? r.loss_img : -1.0,
-                    isfinite(r.loss_txt) ? r.loss_txt : -1.0, (long long)r.ntok, (long long)r.nsamples, r.grad_norm,
-                    r.clip_scale, r.lr, r.skipped, tstep, tdata, r.t_compute, r.t_comm, r.t_optim, r.flops,
-                    (unsigned long long)r.bytes, (long long)t->samples_seen, pvlm_uptime());
-            fflush(t->metrics);
-        }
+        window_add(&w, &r, tdata);
+        if (c->rank == 0 && t->metrics) write_metrics(t, &r, tstep, tdata);
         if (r.skipped && c->rank == 0)
             pvlm_warn("step %lld: non-finite loss %g / grad norm %g: update skipped (%lld in a row, %lld total)",
                       (long long)r.step, r.loss, r.grad_norm, (long long)t->dp.nonfinite_run,
                       (long long)t->dp.n_skipped);
-        if (c->rank == 0 && (t->dp.step % s->log_every == 0 || t->dp.step == s->oc.total_steps || r.stop)) {
-            double wt = pvlm_now() - win_t0;
-            double mfu = t->peak_flops > 0 ? win_flops / (wt * t->peak_flops) : NAN;
-            char eta[32];
-            fmt_eta(avg_step * (double)(s->oc.total_steps - t->dp.step), eta, sizeof eta);
-            double ok_steps = win_ok > 0 ? (double)win_ok : NAN;
-            char limg[32] = "-", ltxt[32] = "-";
-            if (win_img_n) snprintf(limg, sizeof limg, "%.4f", win_img / (double)win_img_n);
-            if (win_txt_n) snprintf(ltxt, sizeof ltxt, "%.4f", win_txt / (double)win_txt_n);
-            char val[96];
-            pvlm_evalloop_brief(&t->esched, val, sizeof val);
-            pvlm_info("step %lld/%lld | loss %.4f (img %s, txt %s) | lr %.3e | gnorm %.3f | %.1f samples/s | "
-                      "%.0f tok/s | MFU %.1f%% | data %.1f%% | comm %.1f%% | skipped %lld | ETA %s%s%s",
-                      (long long)t->dp.step, (long long)s->oc.total_steps, win_loss / ok_steps, limg, ltxt, r.lr,
-                      win_gn / ok_steps, (double)win_samples / wt, (double)win_tokens / wt, 100.0 * mfu,
-                      100.0 * win_data / wt, 100.0 * win_comm / wt, (long long)t->dp.n_skipped, eta,
-                      val[0] ? " | " : "", val);
-            if (s->peak_gflops <= 0) t->peak_flops = fmax(t->peak_flops, measure_peak());
-            win_t0 = pvlm_now();
-            win_data = win_comm = win_flops = win_loss = win_img = win_txt = win_gn = 0;
-            win_samples = win_tokens = win_steps = win_ok = win_img_n = win_txt_n = 0;
-        }
+        if (c->rank == 0 && (t->dp.step % s->log_every == 0 || t->dp.step == s->oc.total_steps || r.stop))
+            print_progress(t, &w, &r, avg_step);
         t->esched.train_s += tstep;
         if (!r.stop && pvlm_evalloop_due(&t->esched, t->dp.step, s->oc.total_steps)) {
             if (evaluate(t, err)) return -1;
-            win_t0 += t->esched.last.seconds; /* throughput and MFU count training time only */
+            w.t0 += t->esched.last.seconds; /* throughput and MFU count training time only */
         }
-        if (r.stop) {
-            if (c->rank == 0) pvlm_info("stop requested (signal): checkpointing at step %lld", (long long)t->dp.step);
-            if (!s->ckpt_dir) {
-                pvlm_warn("stop requested but no --ckpt-dir: exiting without a checkpoint");
-                *exit_code = EXIT_STOPPED;
-                return 0;
-            }
-            if (save_checkpoint(t, "stop signal", err)) return -1;
-            *exit_code = EXIT_STOPPED;
-            return 0;
-        }
+        if (r.stop) return stop_now(t, exit_code, err);
         if (s->ckpt_dir && s->ckpt_every > 0 && t->dp.step % s->ckpt_every == 0 && t->dp.step < s->oc.total_steps)
             if (save_checkpoint(t, "periodic", err)) return -1;
     }
@@ -614,20 +643,118 @@ static int setup_eval(trainer *t, pvlm_err *err) {
     return 0;
 }
 
-static int run(trainer *t, int *exit_code, pvlm_err *err) {
-    settings *s = &t->S;
+/* Every resolved setting into t->config_json (saved in each checkpoint); rank 0 prints them. */
+static int log_settings(trainer *t, int nthreads, pvlm_err *err) {
+    const settings *s = &t->S;
     const pvlm_comm *c = &t->comm;
-    int nthreads = pvlm_threads_set(pvlm_threads_resolve(s->threads));
-    t->config_json = pvlm_args_to_json(t->cmd);
-    json_object_set_new(t->config_json, "resolved_threads", json_integer(nthreads));
-    json_object_set_new(t->config_json, "world_size", json_integer(c->size));
-    json_object_set_new(t->config_json, "global_batch", json_integer((json_int_t)c->size * s->micro_batch * s->accum));
+    t->config_json = pvlm_args_to_json(&t->cmd);
+    if (!t->config_json || json_object_set_new(t->config_json, "resolved_threads", json_integer(nthreads)) ||
+        json_object_set_new(t->config_json, "world_size", json_integer(c->size)) ||
+        json_object_set_new(t->config_json, "global_batch", json_integer((json_int_t)c->size * s->micro_batch * s->accum)))
+        return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for the settings");
     if (c->rank == 0) {
         char *txt = json_dumps(t->config_json, JSON_SORT_KEYS | JSON_INDENT(1) | JSON_REAL_PRECISION(17));
         pvlm_info("pvlm pretrain: %d ranks x micro-batch %d x accumulation %d = global batch %d; settings:\n%s", c->size,
                   s->micro_batch, s->accum, c->size * s->micro_batch * s->accum, txt ? txt : "?");
         free(txt);
     }
+    return 0;
+}
+
+/* The model: its config from the checkpoint when resuming, else from the flags; fresh weights when not
+ * resuming (restore_from loads them otherwise). */
+static int create_model(trainer *t, pvlm_model_config *mc, pvlm_err *err) {
+    const settings *s = &t->S;
+    if (t->resuming) {
+        pvlm_model_config_default(mc);
+        if (pvlm_model_config_from_json(mc, t->resume.model_config, err))
+            return pvlm_err_prefix(err, "resume %s/state.json model_config", t->resume_dir);
+    } else if (build_model_config(t, mc, err)) {
+        return -1;
+    }
+    if (mc->vocab_size != pvlm_tokenizer_vocab_size(t->tok))
+        return pvlm_err_set(err, PVLM_EINVAL, "model vocabulary %d != tokenizer %s vocabulary %d", mc->vocab_size,
+                            s->tokenizer, pvlm_tokenizer_vocab_size(t->tok));
+    if (pvlm_model_create(&t->model, mc, err)) return -1;
+    t->model_ok = 1;
+    if (pvlm_model_set_precision_name(&t->model, s->precision, err) ||
+        pvlm_model_set_recompute(&t->model, s->recompute, err))
+        return -1;
+    if (!t->resuming) pvlm_model_init_weights(&t->model, (uint64_t)s->init_seed);
+    if (t->comm.rank == 0) pvlm_info("model: %zu parameters, %d views", t->model.n_params, t->model.n_views);
+    return 0;
+}
+
+/* mpi/dp over the model with the data-parallel flags (collective). */
+static int init_dp(trainer *t, pvlm_err *err) {
+    const settings *s = &t->S;
+    pvlm_dp_config dc;
+    pvlm_dp_config_default(&dc);
+    dc.zero1 = s->zero1;
+    dc.bucket_elems = (size_t)(s->bucket_mb * 1024.0 * 1024.0 / 4.0);
+    if (dc.bucket_elems < 1) dc.bucket_elems = 1;
+    dc.overlap = !s->no_overlap;
+    dc.max_nonfinite = s->max_nonfinite;
+    dc.progress_thread = s->progress_thread;
+    if (pvlm_dp_init(&t->dp, &t->comm, &t->model, &t->ocfg, &dc, NULL, err)) return -1;
+    t->dp_ok = 1;
+    return 0;
+}
+
+/* This rank's loader over the training manifests and the --accum micro-batches it fills. */
+static int open_loader(trainer *t, const pvlm_model_config *mc, pvlm_err *err) {
+    const settings *s = &t->S;
+    pvlm_loader_config lc;
+    pvlm_loader_config_default(&lc);
+    lc.image_manifest = s->images;
+    lc.text_manifest = s->text;
+    lc.tokenizer = t->tok; /* the loader's cached path, the one bench_loader measures */
+    lc.rank = t->comm.rank;
+    lc.world = t->comm.size;
+    lc.B = s->micro_batch;
+    lc.S = mc->image_size;
+    lc.Lp = mc->max_prefix_len;
+    lc.Ls = mc->max_suffix_len;
+    lc.text_ratio = !s->images ? 1.0 : !s->text ? 0.0 : s->text_ratio;
+    lc.seed = (uint64_t)s->data_seed;
+    lc.mode = s->resample ? PVLM_LOADER_RESAMPLE : PVLM_LOADER_EPOCH;
+    lc.threads = s->loader_threads;
+    lc.pad_id = mc->pad_id;
+    lc.bos_id = mc->bos_id;
+    lc.eos_id = mc->eos_id;
+    t->loader = pvlm_loader_open(&lc, err);
+    if (!t->loader) return -1;
+    t->micro = calloc((size_t)s->accum, sizeof *t->micro);
+    t->micro_ptr = calloc((size_t)s->accum, sizeof *t->micro_ptr);
+    if (!t->micro || !t->micro_ptr) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for micro-batches");
+    for (int k = 0; k < s->accum; k++) {
+        if (pvlm_batch_alloc(&t->micro[k], s->micro_batch, mc->image_size, mc->max_prefix_len, mc->max_suffix_len, err))
+            return -1;
+        t->micro_ptr[k] = &t->micro[k];
+    }
+    return 0;
+}
+
+/* When resuming, every rank restores (and all must succeed, or nobody trains); else a fresh start. */
+static int restore_or_start(trainer *t, pvlm_err *err) {
+    const pvlm_comm *c = &t->comm;
+    if (!t->resuming) {
+        t->last_ckpt_step = -1;
+        return 0;
+    }
+    int rc = restore_from(t, err);
+    int any = 0;
+    if (pvlm_comm_or(c, rc != 0, &any, err) == 0 && any && rc == 0)
+        pvlm_err_set(err, PVLM_EFORMAT, "another rank failed to restore the checkpoint");
+    if (rc || any) return -1;
+    if (c->rank == 0) pvlm_info("resumed at step %lld (%lld samples seen)", (long long)t->dp.step, (long long)t->samples_seen);
+    return 0;
+}
+
+static int run(trainer *t, int *exit_code, pvlm_err *err) {
+    settings *s = &t->S;
+    const pvlm_comm *c = &t->comm;
+    if (log_settings(t, pvlm_threads_set(pvlm_threads_resolve(s->threads)), err)) return -1;
     if (!s->images && !s->text) return pvlm_err_set(err, PVLM_EINVAL, "pvlm pretrain: give --images and/or --text manifests");
     if (!s->ckpt_dir && c->rank == 0) pvlm_warn("no --ckpt-dir: nothing will be saved");
     if (setup_eval(t, err)) return -1;
@@ -640,78 +767,8 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
 
     json_t *dec = NULL;
     if (decide_resume(t, &dec, err) || take_decision(t, dec, err)) return -1;
-    int resuming = t->resuming;
-
-    /* model: from the checkpoint's config when resuming, else from the flags */
     pvlm_model_config mc;
-    if (resuming) {
-        pvlm_model_config_default(&mc);
-        if (pvlm_model_config_from_json(&mc, t->resume.model_config, err))
-            return pvlm_err_prefix(err, "resume %s/state.json model_config", t->resume_dir);
-    } else if (build_model_config(t, &mc, err)) {
-        return -1;
-    }
-    if (mc.vocab_size != pvlm_tokenizer_vocab_size(t->tok))
-        return pvlm_err_set(err, PVLM_EINVAL, "model vocabulary %d != tokenizer %s vocabulary %d", mc.vocab_size,
-                            s->tokenizer, pvlm_tokenizer_vocab_size(t->tok));
-    if (pvlm_model_create(&t->model, &mc, err)) return -1;
-    t->model_ok = 1;
-    if (pvlm_model_set_precision_name(&t->model, s->precision, err) ||
-        pvlm_model_set_recompute(&t->model, s->recompute, err))
-        return -1;
-    if (!resuming) pvlm_model_init_weights(&t->model, (uint64_t)s->init_seed);
-    if (c->rank == 0) pvlm_info("model: %zu parameters, %d views", t->model.n_params, t->model.n_views);
-
-    pvlm_dp_config dc;
-    pvlm_dp_config_default(&dc);
-    dc.zero1 = s->zero1;
-    dc.bucket_elems = (size_t)(s->bucket_mb * 1024.0 * 1024.0 / 4.0);
-    if (dc.bucket_elems < 1) dc.bucket_elems = 1;
-    dc.overlap = !s->no_overlap;
-    dc.max_nonfinite = s->max_nonfinite;
-    dc.progress_thread = s->progress_thread;
-    if (pvlm_dp_init(&t->dp, c, &t->model, &t->ocfg, &dc, NULL, err)) return -1;
-    t->dp_ok = 1;
-
-    pvlm_loader_config lc;
-    pvlm_loader_config_default(&lc);
-    lc.image_manifest = s->images;
-    lc.text_manifest = s->text;
-    lc.tokenizer = t->tok; /* the loader's cached path, the one bench_loader measures */
-    lc.rank = c->rank;
-    lc.world = c->size;
-    lc.B = s->micro_batch;
-    lc.S = mc.image_size;
-    lc.Lp = mc.max_prefix_len;
-    lc.Ls = mc.max_suffix_len;
-    lc.text_ratio = !s->images ? 1.0 : !s->text ? 0.0 : s->text_ratio;
-    lc.seed = (uint64_t)s->data_seed;
-    lc.mode = s->resample ? PVLM_LOADER_RESAMPLE : PVLM_LOADER_EPOCH;
-    lc.threads = s->loader_threads;
-    lc.pad_id = mc.pad_id;
-    lc.bos_id = mc.bos_id;
-    lc.eos_id = mc.eos_id;
-    t->loader = pvlm_loader_open(&lc, err);
-    if (!t->loader) return -1;
-    t->micro = calloc((size_t)s->accum, sizeof *t->micro);
-    t->micro_ptr = calloc((size_t)s->accum, sizeof *t->micro_ptr);
-    if (!t->micro || !t->micro_ptr) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory for micro-batches");
-    for (int k = 0; k < s->accum; k++) {
-        if (pvlm_batch_alloc(&t->micro[k], s->micro_batch, mc.image_size, mc.max_prefix_len, mc.max_suffix_len, err))
-            return -1;
-        t->micro_ptr[k] = &t->micro[k];
-    }
-    if (resuming) {
-        int rc = restore_from(t, err);
-        /* every rank must succeed, or nobody trains */
-        int any = 0;
-        if (pvlm_comm_or(c, rc != 0, &any, err) == 0 && any && rc == 0)
-            pvlm_err_set(err, PVLM_EFORMAT, "another rank failed to restore the checkpoint");
-        if (rc || any) return -1;
-        if (c->rank == 0) pvlm_info("resumed at step %lld (%lld samples seen)", (long long)t->dp.step, (long long)t->samples_seen);
-    } else {
-        t->last_ckpt_step = -1;
-    }
+    if (create_model(t, &mc, err) || init_dp(t, err) || open_loader(t, &mc, err) || restore_or_start(t, err)) return -1;
 
     t->peak_flops = s->peak_gflops > 0 ? s->peak_gflops * 1e9 : measure_peak();
     if (c->rank == 0 && s->metrics) {
@@ -722,17 +779,10 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
     return train(t, exit_code, err);
 }
 
-int pvlm_cmd_pretrain(int argc, char **argv) {
-    pvlm_err err = {0};
-    /* Slurm may deliver USR1/TERM before MPI is up: handlers first (shared/notes/slurm-and-mpi.md). */
-    if (pvlm_comm_install_signals(&err)) {
-        fprintf(stderr, "pvlm pretrain: %s\n", err.msg);
-        return EXIT_ERROR;
-    }
-    trainer *t = calloc(1, sizeof *t);
-    if (!t) return EXIT_ERROR;
+/* Every flag bound to its field of t->S; t->cmd describes the command (--help, --config, and the settings
+ * saved in each checkpoint). */
+static void bind_flags(trainer *t) {
     settings *s = &t->S;
-    settings_default(s);
     const pvlm_opt opts[] = {
         {"config", PVLM_ARG_STR, &s->config, "JSON object of flag values, applied before the command line", NULL, 0, 0, 0},
         {"images", PVLM_ARG_STR, &s->images, "manifest.json of image-text LMDB shards", NULL, 0, 0, 0},
@@ -798,12 +848,48 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         {"eval-caption-every", PVLM_ARG_I64, &s->eval_caption_every, "caption only at evaluations whose step is a multiple of M (0: every evaluation)", NULL, 0, 1e15, 0},
         {"best-metric", PVLM_ARG_STR, &s->best_metric, "keep D/best naming the checkpoint with the best METRIC[:min|max]: val_loss_image, val_loss_text, cider, bleu4", NULL, 0, 0, 0},
     };
-    const pvlm_cmd cmd = {"pvlm pretrain",
-                          "Data-parallel PrefixLM pretraining over MPI (mpirun/srun) with exact checkpoint/resume. "
-                          "Exit codes: 0 done, 1 error, 2 usage, 3 stopped after a checkpoint (requeue), 4 watchdog.",
-                          "", opts, (int)(sizeof opts / sizeof *opts), 0, 0};
-    t->cmd = &cmd;
-    int prc = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
+    _Static_assert(sizeof opts / sizeof *opts <= MAX_FLAGS, "raise MAX_FLAGS");
+    memcpy(t->opts, opts, sizeof opts);
+    t->cmd = (pvlm_cmd){"pvlm pretrain",
+                        "Data-parallel PrefixLM pretraining over MPI (mpirun/srun) with exact checkpoint/resume. "
+                        "Exit codes: 0 done, 1 error, 2 usage, 3 stopped after a checkpoint (requeue), 4 watchdog.",
+                        "", t->opts, (int)(sizeof opts / sizeof *opts), 0, 0};
+}
+
+/* Everything run() set up. After an error with several ranks the others wait in a collective: end the job. */
+static void trainer_close(trainer *t, int exit_code) {
+    pvlm_watchdog_stop(&t->wd);
+    if (t->metrics) fclose(t->metrics);
+    if (t->loader) pvlm_loader_close(t->loader);
+    if (t->micro)
+        for (int k = 0; k < t->S.accum; k++) pvlm_batch_free(&t->micro[k]);
+    free(t->micro);
+    free(t->micro_ptr);
+    if (t->dp_ok) pvlm_dp_free(&t->dp);
+    if (t->model_ok) pvlm_model_free(&t->model);
+    if (t->tok) pvlm_tokenizer_free(t->tok);
+    json_decref(t->config_json);
+    pvlm_trainstate_free(&t->resume);
+    if (exit_code == EXIT_ERROR && t->comm.size > 1) pvlm_comm_abort(&t->comm, EXIT_ERROR);
+    pvlm_comm_finalize(&t->comm);
+}
+
+int pvlm_cmd_pretrain(int argc, char **argv) {
+    pvlm_err err = {0};
+    /* Slurm may deliver USR1/TERM before MPI is up: handlers first (shared/notes/slurm-and-mpi.md). */
+    if (pvlm_comm_install_signals(&err)) {
+        fprintf(stderr, "pvlm pretrain: %s\n", err.msg);
+        return EXIT_ERROR;
+    }
+    trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        fprintf(stderr, "pvlm pretrain: out of memory\n");
+        return EXIT_ERROR;
+    }
+    settings *s = &t->S;
+    settings_default(s);
+    bind_flags(t);
+    int prc = pvlm_args_parse(&t->cmd, argc, argv, NULL, NULL);
     if (prc != PVLM_ARGS_OK) {
         free(t);
         return prc == PVLM_ARGS_HELP ? EXIT_DONE : EXIT_USAGE;
@@ -823,23 +909,7 @@ int pvlm_cmd_pretrain(int argc, char **argv) {
         pvlm_error("pvlm pretrain: %s", err.msg);
         exit_code = EXIT_ERROR;
     }
-    pvlm_watchdog_stop(&t->wd);
-    if (t->metrics) fclose(t->metrics);
-    if (t->loader) pvlm_loader_close(t->loader);
-    if (t->micro)
-        for (int k = 0; k < s->accum; k++) pvlm_batch_free(&t->micro[k]);
-    free(t->micro);
-    free(t->micro_ptr);
-    if (t->dp_ok) pvlm_dp_free(&t->dp);
-    if (t->model_ok) pvlm_model_free(&t->model);
-    if (t->tok) pvlm_tokenizer_free(t->tok);
-    json_decref(t->config_json);
-    pvlm_trainstate_free(&t->resume);
-    if (exit_code == EXIT_ERROR && t->comm.size > 1) {
-        /* An error on one rank leaves the others in a collective: end the job instead of hanging. */
-        pvlm_comm_abort(&t->comm, EXIT_ERROR);
-    }
-    pvlm_comm_finalize(&t->comm);
+    trainer_close(t, exit_code);
     free(t);
     return exit_code;
 }

@@ -105,7 +105,7 @@ static int stream_loss(const pvlm_comm *c, pvlm_model *m, pvlm_tokenizer *tok, c
     if (have_b) pvlm_batch_free(&b);
     free(ce);
     pvlm_loader_close(L);
-    if (rc) return pvlm_err_prefix(err, "held-out %s loss (%s): ", sid == PVLM_EVAL_IMAGE ? "image-text" : "text",
+    if (rc) return pvlm_err_prefix(err, "held-out %s loss (%s)", sid == PVLM_EVAL_IMAGE ? "image-text" : "text",
                                    sid == PVLM_EVAL_IMAGE ? cfg->images : cfg->text);
     return 0;
 }
@@ -263,7 +263,7 @@ int pvlm_evalloop_captions(const pvlm_comm *c, pvlm_model *m, pvlm_tokenizer *to
     if (any) {
         if (fail) *err = e;
         else pvlm_err_set(err, PVLM_EIO, "another rank failed while captioning held-out images");
-        return pvlm_err_prefix(err, "held-out captions (%s): ", cfg->images);
+        return pvlm_err_prefix(err, "held-out captions (%s)", cfg->images);
     }
     if (c->rank != 0) v[0] = v[1] = v[2] = 0;
     if (pvlm_comm_sum_f64(c, v, 3, err)) return -1; /* rank 0's scores to everyone */
@@ -356,10 +356,10 @@ static void log_result(const pvlm_evalloop_result *r, int64_t step, double share
 int pvlm_evalloop_run(pvlm_evalloop_sched *s, const pvlm_evalloop_config *cfg, const pvlm_comm *c, pvlm_model *m,
                       pvlm_tokenizer *tok, int64_t step, FILE *metrics, pvlm_err *err) {
     pvlm_evalloop_result r = {.loss = {NAN, NAN}, .cider = NAN, .bleu4 = NAN};
-    if (pvlm_evalloop_loss(c, m, tok, cfg, &r, err)) return pvlm_err_prefix(err, "evaluation at step %lld: ", (long long)step);
+    if (pvlm_evalloop_loss(c, m, tok, cfg, &r, err)) return pvlm_err_prefix(err, "evaluation at step %lld", (long long)step);
     int cap = cfg->captions > 0 && (s->caption_every <= 0 || step % s->caption_every == 0);
     if (cap && pvlm_evalloop_captions(c, m, tok, cfg, &r, err))
-        return pvlm_err_prefix(err, "evaluation at step %lld: ", (long long)step);
+        return pvlm_err_prefix(err, "evaluation at step %lld", (long long)step);
     s->train_total_s += s->train_s;
     s->eval_total_s += r.seconds;
     /* cost as a share of training: evaluation seconds / step seconds over the same interval */
