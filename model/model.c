@@ -824,6 +824,7 @@ static int prepare(pvlm_model *m, const pvlm_batch *b, int need_targets, pvlm_er
     if (check_batch(m, b, need_targets, err)) return -1;
     int T = p->Np + m->cfg.n_vpt + b->Lp;
     if (ensure_arena(m, b->B, T, b->Ls, err)) return -1;
+    pvlm_matmul_weights_changed(m->mm); /* every forward starts here: bf16 weight copies are made afresh */
     p->B = b->B, p->T = T, p->Lpb = b->Lp, p->Ls = b->Ls, p->have_fwd = 0;
     return 0;
 }
