@@ -273,7 +273,10 @@ static const uint16_t *weight_bf16(pvlm_matmul *mm, const float *X, int ld, int 
 
 static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (mm->err.code) return;
+    if (mm->err.code) {
+        mm->a_src = NULL;
+        return;
+    }
     int aR = ta ? K : M, aC = ta ? M : K, bR = tb ? N : K, bC = tb ? K : N;
     const uint16_t *b16 = (hints & PVLM_MM_B_WEIGHT) ? weight_bf16(mm, B, ldb, bR, bC) : NULL;
     int a_again = (hints & PVLM_MM_A_AGAIN) && mm->a_src == A && mm->a_R == aR && mm->a_C == aC && mm->a_ld == lda;
@@ -313,6 +316,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
 
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (mm && (M <= 0 || N <= 0 || K <= 0)) mm->a_src = NULL; /* no bf16 copy made: none to repeat */
     if (M <= 0 || N <= 0) return;
 #ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
