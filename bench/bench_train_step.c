@@ -21,6 +21,13 @@
  *                         [--python /usr/bin/python3] [--script bench/torch_step.py] [--tmp /tmp]
  *                         [--sgemm-only 1]   (SGEMM peak only; run under different OPENBLAS_CORETYPE values)
  *                         [--precision fp32|bf16] [--recompute none|attention|block]
+ *                         [--memory-table GiB]  (no timing: the largest batch per model and recompute mode)
+ * --memory-table G plans memory without allocating it: for a ladder of model sizes (the bench config's
+ * widths and depths scaled up) and each recompute mode, the activation arena per batch size
+ * (pvlm_model_plan_activations, exact for the bench batch's shapes: full prefix, Ls suffix positions) plus
+ * 16 bytes per parameter (fp32 weights, gradients, two AdamW moments) and, in bf16, 2 more (the kept bf16
+ * weight copies), plus a fixed 64 MiB (libraries and the bf16 scratch: at batch 32 the peak RSS exceeded
+ * the planned bytes by 12 MiB in fp32 and 51 MiB in bf16); it prints the largest batch that fits in G GiB.
  */
 #include <cblas.h>
 #include <math.h>
@@ -180,7 +187,63 @@ static int write_batch(const pvlm_batch *b, const pvlm_model_config *c, const ch
     return rc;
 }
 
+/* Largest batch whose planned bytes fit `limit` (0 if none), by bisection over the exact plan. */
+static int largest_batch(pvlm_model *m, const pvlm_model_config *c, double fixed, double limit, double *per_sample) {
+    pvlm_err err;
+    int T = pvlm_model_enc_len(c), Ls = c->max_suffix_len, lo = 0, hi = 1 << 16;
+    size_t b1, b2;
+    if (pvlm_model_plan_activations(m, 1, T, Ls, &b1, &err) || pvlm_model_plan_activations(m, 2, T, Ls, &b2, &err))
+        return 0;
+    *per_sample = (double)b2 - (double)b1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        size_t bytes;
+        if (pvlm_model_plan_activations(m, mid, T, Ls, &bytes, &err)) return 0;
+        if (fixed + (double)bytes <= limit) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+static int memory_table(double gib, double overhead_mib) {
+    static const struct {
+        int d, layers, heads;
+    } ladder[] = {{512, 6, 8}, {768, 12, 12}, {1024, 12, 16}, {1024, 24, 16}, {1152, 24, 16}, {1280, 24, 16}};
+    static const char *modes[] = {"none", "attention", "block"};
+    double limit = gib * 1073741824.0, mib = 1048576.0;
+    printf("memory plan for %.0f GiB per rank (bench batch shapes; fixed overhead %.0f MiB)\n", gib,
+           overhead_mib);
+    printf("| d | layers | params | fp32 state | %s | %s | %s |\n", "none: MiB/sample, max batch fp32 / bf16",
+           "attention", "block");
+    for (size_t i = 0; i < sizeof ladder / sizeof *ladder; i++) {
+        pvlm_model_config c;
+        pvlm_model_config_default(&c);
+        c.d_model = ladder[i].d, c.n_heads = ladder[i].heads, c.d_ff = 4 * ladder[i].d;
+        c.n_enc_layers = c.n_dec_layers = ladder[i].layers;
+        pvlm_model m;
+        pvlm_err err;
+        if (pvlm_model_layout(&m, &c, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return 1;
+        }
+        double state = 16.0 * (double)m.n_params, fixed = state + overhead_mib * mib;
+        printf("| %d | %d+%d | %.0fM | %.0f MiB |", c.d_model, c.n_enc_layers, c.n_dec_layers, m.n_params / 1e6,
+               state / mib);
+        for (int k = 0; k < 3; k++) {
+            double per = 0;
+            if (pvlm_model_set_recompute(&m, modes[k], &err)) return 1;
+            int b32 = largest_batch(&m, &c, fixed, limit, &per);
+            int b16 = largest_batch(&m, &c, fixed + 2.0 * (double)m.n_params, limit, &per);
+            printf(" %.1f, **%d** / %d |", per / mib, b32, b16);
+        }
+        printf("\n");
+        pvlm_model_free(&m);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    double mem_table = 0;
     int threads = 0, steps = 5, warmup = 1, batch = 32, torch = 1, sgemm_only = 0;
     const char *python = "/usr/bin/python3", *script = "bench/torch_step.py", *tmp = "/tmp";
     const char *precision = "fp32", *recompute = "none";
@@ -195,6 +258,9 @@ int main(int argc, char **argv) {
         {"tmp", PVLM_ARG_STR, &tmp, "folder for the shared batch file", NULL, 0, 0, 0},
         PVLM_PRECISION_OPT(&precision),
         PVLM_RECOMPUTE_OPT(&recompute),
+        {"memory-table", PVLM_ARG_DOUBLE, &mem_table,
+         "only print the largest batch per model and recompute mode that fits this many GiB (no timing)", NULL, 0, 1e6,
+         0},
         {"sgemm-only", PVLM_ARG_INT, &sgemm_only, "only measure the SGEMM peak (1/0), e.g. under OPENBLAS_CORETYPE",
          NULL, 0, 1, 0},
     };
@@ -205,6 +271,7 @@ int main(int argc, char **argv) {
     if (pr != PVLM_ARGS_OK) return 2;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines even when redirected */
 
+    if (mem_table > 0) return memory_table(mem_table, 64.0); /* measured at batch 32: 12 MiB fp32, 51 bf16 */
     if (sgemm_only) {
         const char *ct = getenv("OPENBLAS_CORETYPE");
         for (int th = 1; th <= 2; th++) {

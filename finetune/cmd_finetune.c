@@ -45,7 +45,7 @@ int pvlm_cmd_finetune(int argc, char **argv);
 typedef struct ft_opts {
     const char *base, *tokdir, *task, *data, *annotations, *images, *method, *out, *prompt, *target_template;
     const char *class_position, *ctx_init, *ctx_phrase, *groups, *cpt_mode, *query_suffix, *shots, *schedule;
-    const char *precision;
+    const char *precision, *recompute;
     int n_ctx, class_specific, n_prompt, deep, train_head, top_k, steps, batch, seeds, threads, length_norm;
     int zero_shot_only, eval_batch, val_every, warmup;
     int64_t seed;
@@ -331,6 +331,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         .task = "classify", .method = "coop", .prompt = NULL, .target_template = NULL, .class_position = "end",
         .ctx_init = "random", .ctx_phrase = "a photo of a", .groups = "all", .cpt_mode = "multi",
         .query_suffix = " is in", .shots = "1,2,4,8,16", .schedule = "cosine", .precision = "fp32",
+        .recompute = "none",
         .n_ctx = 4, .n_prompt = 8, .top_k = 1, .steps = 60, .batch = 4, .seeds = 3, .eval_batch = 8, .val_every = 10,
         .seed = 1, .lr = 2e-3, .weight_decay = 0.0, .grad_clip = 1.0,
     };
@@ -373,6 +374,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         {"val-every", PVLM_ARG_INT, &o.val_every, "caption/vqa: every N-th item is held out for validation", NULL, 0, 1000000, 0},
         {"threads", PVLM_ARG_INT, &o.threads, "threads per rank (0 = cores / local ranks)", NULL, 0, 1024, 0},
         PVLM_PRECISION_OPT(&o.precision),
+        PVLM_RECOMPUTE_OPT(&o.recompute),
     };
     pvlm_cmd cmd = {"pvlm finetune", "Finetune or prompt-tune a pvlm checkpoint (full, CoOp, VPT, CPT) with the few-shot protocol.",
                     "", opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
@@ -433,6 +435,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
     if (!strcmp(o.method, "vpt")) ec.n_vpt = o.n_prompt, ec.vpt_deep = o.deep;
     if (rc == 0) rc = pvlm_model_create(&m, &ec, &err);
     if (rc == 0) rc = pvlm_model_set_precision_name(&m, o.precision, &err);
+    if (rc == 0) rc = pvlm_model_set_recompute(&m, o.recompute, &err);
     if (rc == 0) rc = pvlm_model_load_params(&m, base_path, PVLM_LOAD_ALLOW_MISSING, NULL, &err);
     if (rc == 0) {
         trainable = calloc((size_t)m.n_views, 1);

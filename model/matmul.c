@@ -11,6 +11,7 @@
 #include "core/mem.h"
 
 #ifdef PVLM_HAVE_DNNL
+#include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
@@ -95,12 +96,27 @@ int pvlm_blas_kernel_check(char *msg, size_t n) {
 }
 
 #define MAX_PRIMS 8
+#define MAX_WEIGHTS 512 /* cached bf16 weight matrices; more are rounded per call, as any operand */
+
+/* A weight matrix's bf16 copy: valid while gen equals the context's generation. */
+typedef struct wcache {
+    const float *src;
+    int R, C, ld;
+    unsigned gen;
+    uint16_t *bf;
+} wcache;
 
 struct pvlm_matmul {
     pvlm_precision prec;
     pvlm_err err; /* first bf16 failure, sticky until pvlm_matmul_check */
     uint16_t *a16, *b16;
     size_t a_cap, b_cap; /* elements */
+    const float *a_src;  /* the stored matrix a16 holds (rows, cols, ld), for PVLM_MM_A_AGAIN */
+    int a_R, a_C, a_ld;
+    unsigned gen; /* bumped by pvlm_matmul_weights_changed */
+    wcache w[MAX_WEIGHTS];
+    int n_w;
+    size_t w_bytes;
 #ifdef PVLM_HAVE_DNNL
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -141,12 +157,19 @@ void pvlm_matmul_free(pvlm_matmul *mm) {
     if (mm->stream) dnnl_stream_destroy(mm->stream);
     if (mm->eng) dnnl_engine_destroy(mm->eng);
 #endif
+    for (int i = 0; i < mm->n_w; i++) pvlm_free(mm->w[i].bf);
     pvlm_free(mm->a16);
     pvlm_free(mm->b16);
     pvlm_free(mm);
 }
 
 pvlm_precision pvlm_matmul_precision(const pvlm_matmul *mm) { return mm ? mm->prec : PVLM_PREC_FP32; }
+
+void pvlm_matmul_weights_changed(pvlm_matmul *mm) {
+    if (mm) mm->gen++;
+}
+
+size_t pvlm_matmul_weight_bytes(const pvlm_matmul *mm) { return mm ? mm->w_bytes : 0; }
 
 int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err) {
     if (!mm || mm->err.code == 0) return 0;
@@ -156,15 +179,28 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err) {
 }
 
 #ifdef PVLM_HAVE_DNNL
+/* to_bf16 on 16 floats at once, the same bits: AVX-512F integer ops (every CPU with AVX512-BF16 or AMX has
+ * them). The CPU's own VCVTNEPS2BF16 is not used because it flushes fp32 denormals to zero. */
+__attribute__((target("avx512f"))) static void row_bf16_avx512(uint16_t *d, const float *x, int n) {
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), absm = _mm512_set1_epi32(0x7fffffff);
+    const __m512i inf = _mm512_set1_epi32(0x7f800000), quiet = _mm512_set1_epi32(0x40);
+    int c = 0;
+    for (; c + 16 <= n; c += 16) {
+        __m512i u = _mm512_loadu_si512((const void *)(x + c));
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+        _mm256_storeu_si256((__m256i *)(void *)(d + c), _mm512_cvtepi32_epi16(r));
+    }
+    for (; c < n; c++) d[c] = to_bf16(x[c]);
+}
+
 /* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
  * oneDNN's (a column-major memory layout), not copied here. */
 static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; r++) {
-        const float *x = X + (size_t)r * ld;
-        uint16_t *d = dst + (size_t)r * Cc;
-        for (int c = 0; c < Cc; c++) d[c] = to_bf16(x[c]);
-    }
+    for (int r = 0; r < R; r++) row_bf16_avx512(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
 }
 
 static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
@@ -217,14 +253,44 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
     return prim;
 }
 
-static void gemm_bf16(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
-    if (mm->err.code) return;
-    if (grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K) || grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)) return;
+/* The bf16 copy of weight matrix X [R, ld] (first C columns): converted once per generation. NULL when the
+ * table is full or memory is short (the caller then rounds it into scratch as any operand). */
+static const uint16_t *weight_bf16(pvlm_matmul *mm, const float *X, int ld, int R, int C) {
+    wcache *w = NULL;
+    for (int i = 0; i < mm->n_w && !w; i++)
+        if (mm->w[i].src == X && mm->w[i].R == R && mm->w[i].C == C && mm->w[i].ld == ld) w = &mm->w[i];
+    if (!w) {
+        if (mm->n_w == MAX_WEIGHTS) return NULL;
+        uint16_t *bf = pvlm_alloc((size_t)R * C * sizeof(uint16_t), NULL);
+        if (!bf) return NULL;
+        w = &mm->w[mm->n_w++];
+        *w = (wcache){X, R, C, ld, mm->gen - 1u, bf};
+        mm->w_bytes += (size_t)R * C * sizeof(uint16_t);
+    }
+    if (w->gen != mm->gen) pack_bf16(w->bf, X, ld, R, C), w->gen = mm->gen;
+    return w->bf;
+}
+
+static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (mm->err.code) {
+        mm->a_src = NULL;
+        return;
+    }
+    int aR = ta ? K : M, aC = ta ? M : K, bR = tb ? N : K, bC = tb ? K : N;
+    const uint16_t *b16 = (hints & PVLM_MM_B_WEIGHT) ? weight_bf16(mm, B, ldb, bR, bC) : NULL;
+    int a_again = (hints & PVLM_MM_A_AGAIN) && mm->a_src == A && mm->a_R == aR && mm->a_C == aC && mm->a_ld == lda;
+    if (!a_again) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
+    if ((!a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
+        (!b16 && grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)))
+        return;
     dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta);
     if (!prim) return;
-    pack_bf16(mm->a16, A, lda, ta ? K : M, ta ? M : K);
-    pack_bf16(mm->b16, B, ldb, tb ? N : K, tb ? K : N);
+    if (!a_again) {
+        pack_bf16(mm->a16, A, lda, aR, aC);
+        mm->a_src = A, mm->a_R = aR, mm->a_C = aC, mm->a_ld = lda;
+    }
+    if (!b16) pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16;
     /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
     dnnl_dims_t da = {M, K}, sa = {ta ? 1 : K, ta ? M : 1}, db = {K, N}, sb = {tb ? 1 : N, tb ? K : 1};
     dnnl_dims_t dc = {M, N}, sc = {ldc, 1};
@@ -234,7 +300,7 @@ static void gemm_bf16(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, floa
              dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc) == dnnl_success &&
              dnnl_memory_create(&ma, &a, mm->eng, mm->a16) == dnnl_success &&
-             dnnl_memory_create(&mb, &b, mm->eng, mm->b16) == dnnl_success &&
+             dnnl_memory_create(&mb, &b, mm->eng, (void *)b16) == dnnl_success &&
              dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
@@ -248,16 +314,22 @@ static void gemm_bf16(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, floa
 }
 #endif
 
-void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
+void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (mm && (M <= 0 || N <= 0 || K <= 0)) mm->a_src = NULL; /* no bf16 copy made: none to repeat */
     if (M <= 0 || N <= 0) return;
 #ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
-        gemm_bf16(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_bf16(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif
-    (void)mm;
+    (void)mm, (void)hints;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
                 B, ldb, beta, C, ldc);
+}
+
+void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    pvlm_matmul_gemm_hint(mm, 0, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -5,11 +5,17 @@
  *   bf16: A and B are rounded to bfloat16 (round to nearest even) into compact row-major scratch, the
  *         product runs in oneDNN's matmul primitive with bf16 inputs and fp32 accumulation and output
  *         (AVX512-BF16 or AMX at oneDNN's choice). One primitive per (alpha, beta) with run-time M, N, K,
- *         so varying batch shapes never build new kernels.
+ *         so varying batch shapes never build new kernels (measured on the bench shapes, oneDNN 2.6's
+ *         run-time-shape gemm kernel is as fast as its fixed-shape brgemm one, docs/performance.md).
+ *         Hints save roundings: a weight operand (PVLM_MM_B_WEIGHT) is rounded once per generation and
+ *         its bf16 copy kept (the forward and input-gradient products of a step share it), and an A operand
+ *         repeated from the previous call (PVLM_MM_A_AGAIN: dout in a linear layer's two backward
+ *         products) reuses the copy already made. fp32 ignores hints.
  * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes
  * through pvlm_matmul_gemm; attention's per-head products stay fp32 (docs/model.md).
  *
- * Owns: the oneDNN engine, stream, primitives and the bf16 scratch (grown on demand). Not thread-safe:
+ * Owns: the oneDNN engine, stream, primitives, the bf16 scratch (grown on demand) and the bf16 copies of
+ * weight matrices (one per distinct weight operand, freed with the context). Not thread-safe:
  * one pvlm_matmul per model, called from the thread that runs the model.
  */
 #ifndef PVLM_MODEL_MATMUL_H
@@ -46,6 +52,20 @@ pvlm_precision pvlm_matmul_precision(const pvlm_matmul *mm);
 
 void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Hints for pvlm_matmul_gemm_hint (bits); a wrong hint gives wrong bf16 products, so callers state them
+ * only where they hold by construction. */
+enum {
+    PVLM_MM_B_WEIGHT = 1, /* B is a weight matrix, unchanged since the last pvlm_matmul_weights_changed */
+    PVLM_MM_A_AGAIN = 2   /* A is the same memory, shape and contents as the previous call's A */
+};
+void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The weights may have changed (an optimizer step, a load): the kept bf16 copies are stale. The model calls
+ * it at the start of every forward pass (encode, forward, decode), so one step rounds each weight once. */
+void pvlm_matmul_weights_changed(pvlm_matmul *mm);
+/* Bytes held by the kept bf16 weight copies (0 in fp32). */
+size_t pvlm_matmul_weight_bytes(const pvlm_matmul *mm);
 /* A bf16 product can fail (out of memory, a oneDNN error): the first failure is kept in mm and every later
  * call is skipped. Returns -1 with that error (and clears it), 0 if none. */
 int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err);

@@ -595,7 +595,8 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
 }
 #undef TF
 
-static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
+/* The per-layer tables of activation pointers that layout() fills (once per model). */
+static int layer_tables(pvlm_model *m, pvlm_err *err) {
     priv *p = m->priv;
     const pvlm_model_config *c = &m->cfg;
     if (!p->ea) {
@@ -606,6 +607,20 @@ static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
         if (!p->ea || !p->da || !p->xs) return -1;
         p->gn = p->xs + nb, p->gnm = p->gn + nb, p->gnr = p->gnm + nb, p->gl = p->gnr + nb, p->cols = p->gl + nb;
     }
+    return 0;
+}
+
+int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, size_t *bytes, pvlm_err *err) {
+    priv *p = m->priv;
+    if (layer_tables(m, err)) return -1;
+    *bytes = layout(m, NULL, B, T, Ls);
+    if (p->arena) layout(m, p->arena, p->B, p->T, p->Ls); /* the current batch's pointers, as they were */
+    return 0;
+}
+
+static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
+    priv *p = m->priv;
+    if (layer_tables(m, err)) return -1;
     if (p->arena && B <= p->cB && T == p->cT && Ls == p->cLs) {
         layout(m, p->arena, B, T, Ls);
         return 0;
@@ -824,6 +839,7 @@ static int prepare(pvlm_model *m, const pvlm_batch *b, int need_targets, pvlm_er
     if (check_batch(m, b, need_targets, err)) return -1;
     int T = p->Np + m->cfg.n_vpt + b->Lp;
     if (ensure_arena(m, b->B, T, b->Ls, err)) return -1;
+    pvlm_matmul_weights_changed(m->mm); /* every forward starts here: bf16 weight copies are made afresh */
     p->B = b->B, p->T = T, p->Lpb = b->Lp, p->Ls = b->Ls, p->have_fwd = 0;
     return 0;
 }

@@ -158,6 +158,10 @@ int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err);
 /* Bytes of the activation arena (activations kept for backward and backward scratch) for the largest batch
  * seen so far. */
 size_t pvlm_model_activation_bytes(const pvlm_model *m);
+/* *bytes = the activation arena a batch of B samples with T encoder tokens and Ls suffix positions needs
+ * under the current recompute mode, without allocating it (works on a pvlm_model_layout model too: memory
+ * planning for configs that are not built). Leaves the current batch's activations usable. */
+int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, size_t *bytes, pvlm_err *err);
 const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name); /* NULL if absent */
 int pvlm_model_view_index(const pvlm_model *m, const char *name);        /* -1 if absent */
 void pvlm_model_zero_grad(pvlm_model *m);

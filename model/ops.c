@@ -14,16 +14,17 @@ void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const floa
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, b, sizeof(float) * (size_t)O);
     }
-    pvlm_matmul_gemm(mm, 0, 1, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
+    pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT, 0, 1, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
 }
 
 void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
                         const float *W, int N, int In, int O) {
     if (N <= 0) return;
     if (din) /* [N,In] = dout[N,O] @ W[O,In] */
-        pvlm_matmul_gemm(mm, 0, 0, N, In, O, 1.0f, dout, O, W, In, din_acc ? 1.0f : 0.0f, din, In);
-    if (dW) /* [O,In] += dout^T @ in */
-        pvlm_matmul_gemm(mm, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
+        pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT, 0, 0, N, In, O, 1.0f, dout, O, W, In, din_acc ? 1.0f : 0.0f, din,
+                              In);
+    if (dW) /* [O,In] += dout^T @ in; dout is the previous product's A when din was computed */
+        pvlm_matmul_gemm_hint(mm, din ? PVLM_MM_A_AGAIN : 0, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
     if (db) {
         /* column sums, each column in row order: deterministic regardless of threads */
 #pragma omp parallel for schedule(static)

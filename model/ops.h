@@ -15,7 +15,8 @@
 
 #include "model/matmul.h"
 
-/* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL) */
+/* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL). W is a weight: with a
+ * bf16 mm its rounded copy is kept and reused until pvlm_matmul_weights_changed(mm) (model/matmul.h). */
 void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O);
 /* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
  * db[O] += column sums of dout (db may be NULL). */

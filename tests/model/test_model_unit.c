@@ -308,7 +308,8 @@ static void test_optim(void) {
 
 /* --recompute attention / block: loss and every gradient bit-identical to keeping all activations, on a
  * model with every path (conv stem, VPT-deep, which rewrites layer inputs, and class-specific CoOp), at 1
- * and 2 threads; the activation arena shrinks none > attention > block. */
+ * and 2 threads; the activation arena shrinks none > attention > block, and pvlm_model_plan_activations
+ * predicts its size exactly, on the model itself and on a parameter-less pvlm_model_layout one. */
 static void test_recompute(void) {
     pvlm_model_config c;
     pvlm_err err;
@@ -333,6 +334,15 @@ static void test_recompute(void) {
             pvlm_model_zero_grad(&m);
             fwd_bwd(&m, &b, ntg, &l);
             bytes[k] = pvlm_model_activation_bytes(&m);
+            size_t plan = 0, plan_layout = 0;
+            pvlm_model lm;
+            CHECK_OK(pvlm_model_plan_activations(&m, b.B, pvlm_model_enc_len(&c), b.Ls, &plan, &err), &err);
+            CHECK_OK(pvlm_model_layout(&lm, &c, &err), &err);
+            CHECK_OK(pvlm_model_set_recompute(&lm, modes[k], &err), &err);
+            CHECK_OK(pvlm_model_plan_activations(&lm, b.B, pvlm_model_enc_len(&c), b.Ls, &plan_layout, &err), &err);
+            pvlm_model_free(&lm);
+            CHECK_MSG(plan == bytes[k] && plan_layout == bytes[k], "recompute %s: planned %zu / %zu, arena %zu", modes[k],
+                      plan, plan_layout, bytes[k]);
             if (k == 0) {
                 l0 = l;
                 memcpy(g0, m.grads, sizeof(float) * m.n_params);

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench_bf16.sh BUILD [RUN_DIR DATA_DIR]: every figure of docs/performance.md's bf16 section in one sitting.
+#  1. bench_train_step --precision bf16 --torch 1 at 1 and 2 threads: pvlm bf16, pvlm fp32, PyTorch fp32 and
+#     PyTorch bf16 autocast, with the measured SGEMM and bf16 GEMM peaks;
+#  2. the 16 GiB plan (bench_train_step --memory-table 16) and one point of it run for real (bench config,
+#     --recompute block, batch 256, fp32: peak RSS against the plan);
+#  3. with a trained run folder and its data (images/, test_captions.json): `pvlm caption` in fp32 and bf16,
+#     greedy and beam 3, and how many captions differ.
+# Run it on a quiet machine; it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own commands only.
+set -u
+b=${1:-build}; run=${2:-}; data=${3:-}
+nob=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+echo "== $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), CPU family $(sed -n 's/^cpu family[^0-9]*//p' /proc/cpuinfo | head -1); load $(cut -d' ' -f1-3 /proc/loadavg)"
+"${nob[@]}" "$b/bench/bench_train_step" --threads 0 --steps 3 --warmup 1 --torch 1 --precision bf16
+"$b/bench/bench_train_step" --memory-table 16
+/usr/bin/time -f "batch 256, recompute block: peak RSS %M KiB (getrusage)" "${nob[@]}" "$b/bench/bench_train_step" \
+  --threads 1 --steps 1 --warmup 0 --torch 0 --batch 256 --recompute block | grep -E "activations|RSS"
+[ -n "$run" ] && [ -n "$data" ] || exit 0
+out=$(mktemp -d)
+for beam in 1 3; do
+  for p in fp32 bf16; do
+    "${nob[@]}" "$b/cli/pvlm" caption --ckpt "$run" --annotations "$data/test_captions.json" --images "$data/images" \
+      --out "$out/$p-$beam.json" --beam "$beam" --threads 1 --precision "$p" 2>&1 | grep -E "wrote|ERROR"
+  done
+  /usr/bin/python3 - "$out/fp32-$beam.json" "$out/bf16-$beam.json" "$beam" <<'PY'
+import json, sys
+a = {r["image_id"]: r["caption"] for r in json.load(open(sys.argv[1]))}
+b = {r["image_id"]: r["caption"] for r in json.load(open(sys.argv[2]))}
+diff = [k for k in sorted(a) if a[k] != b.get(k)]
+print(f"beam {sys.argv[3]}: {len(diff)} of {len(a)} bf16 captions differ from fp32")
+for k in diff: print(f"  image {k}: fp32 {a[k]!r}, bf16 {b[k]!r}")
+PY
+done
+rm -rf "$out"
