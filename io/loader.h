@@ -97,6 +97,8 @@ typedef struct pvlm_loader_stats {
                                         depends on thread count, unlike everything else here) */
     double wait_s;                   /* time next() spent waiting for a prefetched batch */
     double produce_s;                /* worker time spent producing the returned batches */
+    int64_t resize_dropped[2];       /* per stream: positions of an interrupted epoch left out because
+                                        the rest did not split evenly over a new world size */
 } pvlm_loader_stats;
 
 typedef struct pvlm_loader pvlm_loader;
@@ -112,9 +114,10 @@ void pvlm_loader_close(pvlm_loader *L);
 /* Exact resume state of the next batch to be returned (new JSON reference, caller decrefs). */
 json_t *pvlm_loader_state_save(const pvlm_loader *L);
 /* Restore a saved state: the next batch returned is the one the saving run would have returned
- * next. A state saved under another world size, micro-batch or text ratio is accepted and
- * re-based (docs/loader.md: the interrupted epoch continues at the same fraction; exact
- * partitioning resumes at the next epoch). Discards any prefetched batches. */
+ * next. A state saved under another world size, micro-batch or text ratio is accepted: under
+ * another world size the rest of the interrupted epoch (exactly the positions no saving rank had
+ * drawn) is split evenly over the new ranks, the remainder (< world) dropped and counted in
+ * stats.resize_dropped; then the normal partition (docs/loader.md). Discards prefetched batches. */
 int pvlm_loader_state_restore(pvlm_loader *L, const json_t *state, pvlm_err *err);
 
 void pvlm_loader_stats_get(const pvlm_loader *L, pvlm_loader_stats *s);
