@@ -237,11 +237,8 @@ static int wctx_init(pvlm_loader *L, wctx *w, pvlm_err *err) {
     if (!w->frames || !w->tok) return pvlm_err_set(err, PVLM_ENOMEM, "loader: out of memory");
     for (int i = 0; i < w->nframes; i++) w->frames[i].f.frame = -1, w->frames[i].shard = -1;
     if (L->st[ST_IMG].used && pvlm_imgprep_init(&w->prep, err)) return -1;
-    if (!L->c.test_tokenize) {
-        w->cache = pvlm_tok_cache_new(8u << 20, err);
-        if (!w->cache) return -1;
-    }
-    return 0;
+    w->cache = pvlm_tok_cache_new(8u << 20, err);
+    return w->cache ? 0 : -1;
 }
 
 static void wctx_free(wctx *w) {
@@ -269,7 +266,7 @@ pvlm_loader *pvlm_loader_open(const pvlm_loader_config *c, pvlm_err *err) {
         pvlm_err_set(err, PVLM_EINVAL, "loader: text_ratio %g not in [0,1] or no manifest given", c->text_ratio);
         return NULL;
     }
-    if (!c->test_tokenize && !c->tokenizer) {
+    if (!c->tokenizer) {
         pvlm_err_set(err, PVLM_EINVAL, "loader: no tokenizer");
         return NULL;
     }
@@ -388,10 +385,6 @@ static int tokenize(pvlm_loader *L, wctx *w, const char *text, size_t n, size_t 
     }
     if (!pvlm_utf8_valid(text, n)) return pvlm_err_set(err, PVLM_EFORMAT, "invalid UTF-8"), -2;
     if (cap > w->tok_cap) cap = w->tok_cap;
-    if (L->c.test_tokenize) {
-        int r = L->c.test_tokenize(NULL, text, n, w->tok, cap, err);
-        return r < 0 ? -1 : (r > cap ? cap : r);
-    }
     int64_t r = pvlm_tokenizer_encode(L->c.tokenizer, w->cache, text, n, w->tok, (size_t)cap, err);
     if (r < 0) return -1;
     return r > cap ? cap : (int)r;

@@ -46,11 +46,6 @@
 #include "io/batch.h"
 #include "io/tokenizer.h"
 
-/* Tests only (see pvlm_loader_config.test_tokenize): tokenize text[0..n) into ids (at most cap);
- * returns the number of ids written (the first cap ids of the encoding) or -1 with err. Called
- * concurrently from prefetch threads. */
-typedef int (*pvlm_loader_tokenize_fn)(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err);
-
 enum { PVLM_LOADER_EPOCH = 0, PVLM_LOADER_RESAMPLE = 1 };
 
 /* Skip reasons counted in pvlm_loader_stats.skipped[]. */
@@ -68,10 +63,7 @@ extern const char *const pvlm_loader_skip_names[PVLM_SKIP_NREASONS]; /* "image_r
 typedef struct pvlm_loader_config {
     const char *image_manifest; /* manifest.json of image shards (NULL: text-only) */
     const char *text_manifest;  /* manifest.json of text shards (NULL: image-text only) */
-    const pvlm_tokenizer *tokenizer; /* the vocabulary (pvlm pretrain, bench_loader: one path, cached) */
-    /* Tests only: a synthetic tokenizer used instead of `tokenizer`, so a batch can be checked id by
-     * id against its source (tests/loader/fixtures.h). Programs leave it NULL. */
-    pvlm_loader_tokenize_fn test_tokenize;
+    const pvlm_tokenizer *tokenizer; /* the vocabulary (required; one path, with a per-thread word cache) */
     int rank, world;
     int B, S, Lp, Ls;  /* micro-batch and shapes (io/batch.h) */
     double text_ratio; /* text-only fraction of each batch: round(text_ratio*B) samples */
