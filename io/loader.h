@@ -11,7 +11,9 @@
  * Determinism: batch k is a pure function of (config, k): every sample's identity and every
  * random choice are derived from counters, not from a running RNG. So prefetch threads may fill
  * batches in any order and the result does not depend on thread count or timing, and the resume
- * state is tiny: a batch counter and two per-stream sample counters (pvlm_loader_state_save).
+ * state is tiny: a batch counter and two per-stream sample counters (pvlm_loader_state_save), plus
+ * a few numbers per stream after a resume under another world size (the interrupted epoch's
+ * remaining positions are split evenly over the new ranks: docs/loader.md).
  *
  * Partitioning (per stream, images and text independently): each epoch is a seeded permutation
  * of the N samples listed in the manifests (N = sum of per-shard record counts); rank r of W
