@@ -810,6 +810,10 @@ json_t *pvlm_loader_state_save(const pvlm_loader *L) {
     return j;
 }
 
+/* Counters and epochs in a state stay below 2^53 (exact in any JSON reader), so the arithmetic on
+ * them cannot overflow. */
+#define STATE_MAX ((int64_t)1 << 53)
+
 /* One stream of a saved state: the counter, the saving run's partition, its resize object. */
 typedef struct saved_stream {
     int64_t t, N, q, t0, e0;
@@ -828,7 +832,7 @@ static int parse_resize(const json_t *o, int64_t world, saved_stream *v, const c
         if (pvlm_json_get_int(rz, "origin_t", &v->t0, what, err) ||
             pvlm_json_get_int(rz, "origin_epoch", &v->e0, what, err))
             return -1;
-        if (v->t0 < 0 || v->e0 < 0 || v->t < v->t0)
+        if (v->t0 < 0 || v->e0 < 0 || v->e0 > STATE_MAX || v->t < v->t0)
             return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s origin %lld/%lld does not fit t %lld", name,
                                 (long long)v->t0, (long long)v->e0, (long long)v->t);
         return 0;
@@ -850,7 +854,8 @@ static int parse_resize(const json_t *o, int64_t world, saved_stream *v, const c
         M -= W * C;
     }
     v->cut_M = M, v->cut_q = M / world;
-    if (v->cut_epoch < 0 || v->cut_q < 1 || v->t < v->cut_start || v->t >= v->cut_start + v->cut_q)
+    if (v->cut_epoch < 0 || v->cut_epoch > STATE_MAX || v->cut_q < 1 || v->t < v->cut_start ||
+        v->t >= v->cut_start + v->cut_q)
         return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s resize epoch %lld start %lld does not fit t %lld", name,
                             (long long)v->cut_epoch, (long long)v->cut_start, (long long)v->t);
     v->t0 = v->cut_start + v->cut_q, v->e0 = v->cut_epoch + 1;
@@ -961,7 +966,7 @@ static int parse_state(const pvlm_loader *L, const json_t *st, int64_t *k, int64
         return -1;
     uint64_t seed;
     if (strcmp(fmt, "pvlm-loader-state") || version < 1 || version > 2 || pvlm_hash_parse(seed_s, &seed) || *k < 0 ||
-        *world < 1)
+        *k > STATE_MAX || *world < 1 || *world > (1 << 30))
         return pvlm_err_set(err, PVLM_EFORMAT, "loader state: unsupported format/version or bad fields");
     if (seed != L->c.seed)
         return pvlm_err_set(err, PVLM_EINVAL, "loader state: seed %s differs from the configured seed", seed_s);
@@ -973,7 +978,12 @@ static int parse_state(const pvlm_loader *L, const json_t *st, int64_t *k, int64
         if (pvlm_json_get_int(o, "t", &v[sid].t, what, err) || pvlm_json_get_int(o, "samples", &v[sid].N, what, err) ||
             pvlm_json_get_int(o, "per_rank_epoch", &v[sid].q, what, err))
             return -1;
-        if (v[sid].t < 0) return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s t < 0", names[sid]);
+        if (v[sid].t < 0 || v[sid].t > STATE_MAX || v[sid].N < 0 || v[sid].N > STATE_MAX || v[sid].q < 0)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s t %lld or samples %lld out of range", names[sid],
+                                (long long)v[sid].t, (long long)v[sid].N);
+        if (L->c.mode == PVLM_LOADER_RESAMPLE && v[sid].t > STATE_MAX / *world)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s t %lld out of range", names[sid],
+                                (long long)v[sid].t);
         if (L->st[sid].used && L->c.mode == PVLM_LOADER_EPOCH && parse_resize(o, *world, &v[sid], names[sid], err))
             return -1;
         if (L->st[sid].used && L->c.mode == PVLM_LOADER_EPOCH && v[sid].N == L->st[sid].N && !v[sid].ncut &&
