@@ -880,9 +880,11 @@ static void saved_position(const saved_stream *v, int64_t N, int64_t *e, int64_t
 
 /* Exact continuation under another world size (same data): the positions the saving ranks drew
  * in the current epoch become one more cut level, the rest of the epoch (including the tail no
- * saving rank owned) is split evenly over the new ranks, and M % W_new positions are dropped
- * (*dropped: the change in the epoch's dropped count). Takes v's levels. From the next epoch on, the normal partition. */
-static int rebase_world(pvlm_loader *L, stream *s, saved_stream *v, int64_t world, int64_t *dropped, pvlm_err *err) {
+ * saving rank owned) is split evenly over the new ranks, and the *rem = M % W_new positions past
+ * the last piece are dropped (*dropped: the change in the epoch's dropped count, since a previous
+ * change's remainder is back in the list). Takes v's levels. From the next epoch on, the normal partition. */
+static int rebase_world(pvlm_loader *L, stream *s, saved_stream *v, int64_t world, int64_t *dropped, int64_t *rem,
+                        pvlm_err *err) {
     int64_t e, c, M;
     saved_position(v, s->N, &e, &c, &M);
     /* the remainder a previous change in this epoch counted as dropped is back in the list */
@@ -897,13 +899,14 @@ static int rebase_world(pvlm_loader *L, stream *s, saved_stream *v, int64_t worl
         s->cut[s->ncut++] = (cut_level){M, world, c};
         M -= world * c;
     }
-    *dropped = 0;
+    *dropped = *rem = 0;
     if (s->ncut == 0) { /* at an epoch boundary: nothing to continue */
         s->t0 = v->t, s->e0 = e;
         return 0;
     }
     int64_t q = M / L->c.world;
-    *dropped = M - q * L->c.world - back;
+    *rem = M - q * L->c.world;
+    *dropped = *rem - back;
     if (q == 0) { /* fewer positions left than ranks: all dropped, next epoch */
         free(s->cut);
         s->cut = NULL, s->ncut = 0;
@@ -1013,12 +1016,19 @@ int pvlm_loader_state_restore(pvlm_loader *L, const json_t *st, pvlm_err *err) {
                           "continues at the same fraction",
                           (long long)v[sid].N, names[sid], (long long)s->N);
             } else if (world != L->c.world) {
-                rc = rebase_world(L, s, &v[sid], world, &dropped, err);
+                int64_t rem = 0;
+                rc = rebase_world(L, s, &v[sid], world, &dropped, &rem, err);
                 L->stats.resize_dropped[sid] += dropped;
-                pvlm_info("loader: %s stream: world %lld -> %d at epoch %lld: the rest of the epoch is %lld samples "
-                          "per rank (%lld dropped)",
-                          names[sid], (long long)world, L->c.world, (long long)(s->ncut ? s->cut_epoch : s->e0),
-                          (long long)(s->ncut ? s->cut_q : 0), (long long)dropped);
+                if (s->ncut)
+                    pvlm_info("loader: %s stream: world %lld -> %d in epoch %lld: the rest of the epoch is %lld samples "
+                              "per rank, %lld left out",
+                              names[sid], (long long)world, L->c.world, (long long)s->cut_epoch, (long long)s->cut_q,
+                              (long long)rem);
+                else
+                    pvlm_info("loader: %s stream: world %lld -> %d: epoch %lld starts with the new partition (%lld "
+                              "left out of epoch %lld)",
+                              names[sid], (long long)world, L->c.world, (long long)s->e0, (long long)rem,
+                              (long long)(s->e0 - (rem > 0)));
             } else {
                 adopt(s, &v[sid]);
             }
