@@ -832,7 +832,8 @@ static int parse_resize(const json_t *o, int64_t world, saved_stream *v, const c
         if (pvlm_json_get_int(rz, "origin_t", &v->t0, what, err) ||
             pvlm_json_get_int(rz, "origin_epoch", &v->e0, what, err))
             return -1;
-        if (v->t0 < 0 || v->e0 < 0 || v->e0 > STATE_MAX || v->t < v->t0)
+        /* origin_t may be negative: a data change re-bases the epoch to start before t = 0 */
+        if (v->t0 < -STATE_MAX || v->e0 < 0 || v->e0 > STATE_MAX || v->t < v->t0)
             return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s origin %lld/%lld does not fit t %lld", name,
                                 (long long)v->t0, (long long)v->e0, (long long)v->t);
         return 0;
