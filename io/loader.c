@@ -74,6 +74,13 @@ int64_t pvlm_loader_permute(uint64_t seed, int stream, int64_t epoch, int64_t n,
 
 /* ---------------------------------------------------------------- structures */
 
+/* One earlier partition of an interrupted epoch (docs/loader.md, "Changing the number of ranks"):
+ * a list of M positions split over W ranks, q = M / W each, of which the first c of every rank's
+ * slice were consumed before the world size changed. */
+typedef struct cut_level {
+    int64_t M, W, c;
+} cut_level;
+
 typedef struct stream {
     int used;
     int64_t N;              /* samples in all shards */
@@ -81,6 +88,14 @@ typedef struct stream {
     int64_t block;          /* shuffle block */
     int n;                  /* samples of this stream per batch */
     int64_t t_base, k_base; /* rank-local sample counter t_base at batch k_base */
+    /* Epoch origin: rank-local sample t >= t0 is slice offset (t - t0) % q of epoch e0 + (t - t0) / q.
+     * (0, 0) unless a resume changed the world size. */
+    int64_t t0, e0;
+    /* An interrupted epoch continued under a new world size, for t in [cut_start, t0): the positions
+     * of epoch cut_epoch that the ncut levels left (cut_M of them), cut_q per current rank. */
+    int ncut;
+    cut_level *cut; /* [ncut], owned */
+    int64_t cut_epoch, cut_start, cut_M, cut_q;
     int nshards;
     int64_t *start; /* [nshards+1] first global index of each shard */
     pvlm_imgshard_reader **img;
@@ -209,7 +224,7 @@ static void close_stream(stream *s) {
         if (s->img && s->img[i]) pvlm_imgshard_close(s->img[i]);
         if (s->txt && s->txt[i]) pvlm_textshard_close(s->txt[i]);
     }
-    free(s->img), free(s->txt), free(s->start);
+    free(s->img), free(s->txt), free(s->start), free(s->cut);
     memset(s, 0, sizeof *s);
 }
 
@@ -222,11 +237,8 @@ static int wctx_init(pvlm_loader *L, wctx *w, pvlm_err *err) {
     if (!w->frames || !w->tok) return pvlm_err_set(err, PVLM_ENOMEM, "loader: out of memory");
     for (int i = 0; i < w->nframes; i++) w->frames[i].f.frame = -1, w->frames[i].shard = -1;
     if (L->st[ST_IMG].used && pvlm_imgprep_init(&w->prep, err)) return -1;
-    if (!L->c.test_tokenize) {
-        w->cache = pvlm_tok_cache_new(8u << 20, err);
-        if (!w->cache) return -1;
-    }
-    return 0;
+    w->cache = pvlm_tok_cache_new(8u << 20, err);
+    return w->cache ? 0 : -1;
 }
 
 static void wctx_free(wctx *w) {
@@ -254,7 +266,7 @@ pvlm_loader *pvlm_loader_open(const pvlm_loader_config *c, pvlm_err *err) {
         pvlm_err_set(err, PVLM_EINVAL, "loader: text_ratio %g not in [0,1] or no manifest given", c->text_ratio);
         return NULL;
     }
-    if (!c->test_tokenize && !c->tokenizer) {
+    if (!c->tokenizer) {
         pvlm_err_set(err, PVLM_EINVAL, "loader: no tokenizer");
         return NULL;
     }
@@ -373,10 +385,6 @@ static int tokenize(pvlm_loader *L, wctx *w, const char *text, size_t n, size_t 
     }
     if (!pvlm_utf8_valid(text, n)) return pvlm_err_set(err, PVLM_EFORMAT, "invalid UTF-8"), -2;
     if (cap > w->tok_cap) cap = w->tok_cap;
-    if (L->c.test_tokenize) {
-        int r = L->c.test_tokenize(NULL, text, n, w->tok, cap, err);
-        return r < 0 ? -1 : (r > cap ? cap : r);
-    }
     int64_t r = pvlm_tokenizer_encode(L->c.tokenizer, w->cache, text, n, w->tok, (size_t)cap, err);
     if (r < 0) return -1;
     return r > cap ? cap : (int)r;
@@ -523,6 +531,30 @@ static void clear_row(pvlm_loader *L, pvlm_batch *b, int i) {
     b->has_image[i] = 0;
 }
 
+/* Position in the interrupted epoch's permutation of index x of the list the cut levels left. Each
+ * level took, from a list of M, the first c of every rank's slice [r*q, (r+1)*q); what is left, in
+ * order, is the rest of each slice and then the tail [W*q, M) that no rank owned. */
+static int64_t cut_position(const stream *s, int64_t x) {
+    for (int i = s->ncut - 1; i >= 0; i--) {
+        const cut_level *l = &s->cut[i];
+        int64_t q = l->M / l->W, k = q - l->c;
+        x = x < l->W * k ? (x / k) * q + l->c + x % k : l->W * q + (x - l->W * k);
+    }
+    return x;
+}
+
+/* Epoch e and permutation position p of this rank's sample t of stream s (epoch mode). */
+static void locate(const pvlm_loader *L, const stream *s, int64_t t, int64_t *e, int64_t *p) {
+    if (s->ncut > 0 && t < s->t0) {
+        *e = s->cut_epoch;
+        *p = cut_position(s, (int64_t)L->c.rank * s->cut_q + (t - s->cut_start));
+        return;
+    }
+    int64_t u = t - s->t0;
+    *e = s->e0 + u / s->q;
+    *p = (int64_t)L->c.rank * s->q + u % s->q;
+}
+
 /* Produce batch k into sl. Every choice is derived from (seed, stream, epoch, position). */
 static int produce(pvlm_loader *L, wctx *w, int64_t k, slot *sl) {
     double t0 = pvlm_now();
@@ -538,8 +570,7 @@ static int produce(pvlm_loader *L, wctx *w, int64_t k, slot *sl) {
             int64_t t = s->t_base + (k - s->k_base) * s->n + j;
             int64_t e, p, g;
             if (L->c.mode == PVLM_LOADER_EPOCH) {
-                e = t / s->q;
-                p = (int64_t)L->c.rank * s->q + t % s->q;
+                locate(L, s, t, &e, &p);
                 g = pvlm_loader_permute(L->c.seed, sid, e, s->N, s->block, p);
             } else {
                 e = 0, p = t * L->c.world + L->c.rank;
@@ -662,11 +693,12 @@ static void account(pvlm_loader *L, const slot *sl, int64_t k) {
     for (int sid = 0; sid < 2; sid++) {
         const stream *st = &L->st[sid];
         if (!st->used || L->c.mode != PVLM_LOADER_EPOCH) continue;
-        int64_t t = st->t_base + (k + 1 - st->k_base) * st->n - 1;
+        int64_t t = st->t_base + (k + 1 - st->k_base) * st->n - 1, e, p;
+        locate(L, st, t, &e, &p);
         if (sid == ST_IMG)
-            s->epoch_image = t / st->q;
+            s->epoch_image = e;
         else
-            s->epoch_text = t / st->q;
+            s->epoch_text = e;
     }
 }
 
@@ -731,6 +763,20 @@ static int64_t stream_t(const stream *s, int64_t k) {
     return s->t_base + (k - s->k_base) * s->n;
 }
 
+/* A stream's "resize" object: the continued epoch (while it lasts) or the epoch origin, only when a
+ * resume changed the world size; NULL otherwise, so a run that never did saves version 1 as before. */
+static json_t *save_resize(const stream *s, int64_t t) {
+    if (s->ncut > 0 && t < s->t0) {
+        json_t *lv = json_array();
+        for (int i = 0; i < s->ncut; i++)
+            json_array_append_new(lv, json_pack("[I,I]", (json_int_t)s->cut[i].W, (json_int_t)s->cut[i].c));
+        return json_pack("{s:I, s:I, s:o}", "epoch", (json_int_t)s->cut_epoch, "start", (json_int_t)s->cut_start,
+                         "levels", lv);
+    }
+    if (s->t0 == 0 && s->e0 == 0) return NULL;
+    return json_pack("{s:I, s:I}", "origin_t", (json_int_t)s->t0, "origin_epoch", (json_int_t)s->e0);
+}
+
 json_t *pvlm_loader_state_save(const pvlm_loader *L) {
     int64_t k = L->next_consume;
     char seed[17];
@@ -744,74 +790,258 @@ json_t *pvlm_loader_state_save(const pvlm_loader *L) {
     const char *names[2] = {"image", "text"};
     for (int sid = 0; sid < 2; sid++) {
         const stream *s = &L->st[sid];
-        json_object_set_new(j, names[sid],
-                            json_pack("{s:I, s:I, s:I, s:i, s:I}", "samples", (json_int_t)s->N, "t",
-                                      (json_int_t)stream_t(s, k), "per_rank_epoch", (json_int_t)s->q, "per_batch", s->n,
-                                      "block", (json_int_t)s->block));
+        json_t *o = json_pack("{s:I, s:I, s:I, s:i, s:I}", "samples", (json_int_t)s->N, "t", (json_int_t)stream_t(s, k),
+                              "per_rank_epoch", (json_int_t)s->q, "per_batch", s->n, "block", (json_int_t)s->block);
+        json_t *rz = s->used ? save_resize(s, stream_t(s, k)) : NULL;
+        if (rz) {
+            json_object_set_new(o, "resize", rz);
+            json_object_set_new(j, "version", json_integer(2));
+        }
+        json_object_set_new(j, names[sid], o);
     }
-    json_object_set_new(j, "stats",
-                        json_pack("{s:I, s:I, s:I, s:I, s:o}", "batches", (json_int_t)L->stats.batches, "samples_image",
-                                  (json_int_t)L->stats.samples_image, "samples_text", (json_int_t)L->stats.samples_text,
-                                  "tokens", (json_int_t)L->stats.tokens, "skipped", skipped));
+    json_t *stats = json_pack("{s:I, s:I, s:I, s:I, s:o}", "batches", (json_int_t)L->stats.batches, "samples_image",
+                              (json_int_t)L->stats.samples_image, "samples_text", (json_int_t)L->stats.samples_text,
+                              "tokens", (json_int_t)L->stats.tokens, "skipped", skipped);
+    if (L->stats.resize_dropped[0] || L->stats.resize_dropped[1])
+        json_object_set_new(stats, "resize_dropped",
+                            json_pack("[I,I]", (json_int_t)L->stats.resize_dropped[0],
+                                      (json_int_t)L->stats.resize_dropped[1]));
+    json_object_set_new(j, "stats", stats);
     return j;
 }
 
-int pvlm_loader_state_restore(pvlm_loader *L, const json_t *st, pvlm_err *err) {
+/* Counters and epochs in a state stay below 2^53 (exact in any JSON reader), so the arithmetic on
+ * them cannot overflow. */
+#define STATE_MAX ((int64_t)1 << 53)
+
+/* One stream of a saved state: the counter, the saving run's partition, its resize object. */
+typedef struct saved_stream {
+    int64_t t, N, q, t0, e0;
+    int ncut;
+    cut_level *cut; /* owned until moved into a stream */
+    int64_t cut_epoch, cut_start, cut_M, cut_q;
+} saved_stream;
+
+/* Parse the optional "resize" object of saved stream o (world: the saving run's world size). */
+static int parse_resize(const json_t *o, int64_t world, saved_stream *v, const char *name, pvlm_err *err) {
+    const json_t *rz = json_object_get(o, "resize");
+    const char *what = "loader state resize";
+    if (!rz) return 0;
+    const json_t *lv = json_object_get(rz, "levels");
+    if (!lv) {
+        if (pvlm_json_get_int(rz, "origin_t", &v->t0, what, err) ||
+            pvlm_json_get_int(rz, "origin_epoch", &v->e0, what, err))
+            return -1;
+        /* origin_t may be negative: a data change re-bases the epoch to start before t = 0 */
+        if (v->t0 < -STATE_MAX || v->e0 < 0 || v->e0 > STATE_MAX || v->t < v->t0)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s origin %lld/%lld does not fit t %lld", name,
+                                (long long)v->t0, (long long)v->e0, (long long)v->t);
+        return 0;
+    }
+    if (pvlm_json_get_int(rz, "epoch", &v->cut_epoch, what, err) ||
+        pvlm_json_get_int(rz, "start", &v->cut_start, what, err))
+        return -1;
+    size_t n = json_array_size(lv);
+    if (n < 1 || n > 4096 || !(v->cut = calloc(n, sizeof *v->cut)))
+        return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s resize levels: %zu entries", name, n);
+    int64_t M = v->N;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_array_get(lv, i), *w = json_array_get(a, 0), *c = json_array_get(a, 1);
+        int64_t W = json_is_integer(w) ? json_integer_value(w) : 0, C = json_is_integer(c) ? json_integer_value(c) : 0;
+        if (W < 1 || W > M || C < 1 || C > M / W)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s resize level %zu [%lld, %lld] does not fit %lld "
+                                "positions", name, i, (long long)W, (long long)C, (long long)M);
+        v->cut[v->ncut++] = (cut_level){M, W, C};
+        M -= W * C;
+    }
+    v->cut_M = M, v->cut_q = M / world;
+    if (v->cut_epoch < 0 || v->cut_epoch > STATE_MAX || v->cut_q < 1 || v->t < v->cut_start ||
+        v->t >= v->cut_start + v->cut_q)
+        return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s resize epoch %lld start %lld does not fit t %lld", name,
+                            (long long)v->cut_epoch, (long long)v->cut_start, (long long)v->t);
+    v->t0 = v->cut_start + v->cut_q, v->e0 = v->cut_epoch + 1;
+    return 0;
+}
+
+/* The saving run's epoch of sample t, how many samples of it every saving rank had drawn, and the
+ * size of the list those draws came from (N, or what earlier levels left). */
+static void saved_position(const saved_stream *v, int64_t N, int64_t *e, int64_t *c, int64_t *M) {
+    if (v->ncut) {
+        *e = v->cut_epoch, *c = v->t - v->cut_start, *M = v->cut_M;
+        return;
+    }
+    int64_t u = v->t - v->t0;
+    *M = N;
+    if (v->q < 1) { /* the stream was not used by the saving run */
+        *e = 0, *c = 0;
+        return;
+    }
+    *e = v->e0 + u / v->q, *c = u % v->q;
+}
+
+/* Exact continuation under another world size (same data): the positions the saving ranks drew
+ * in the current epoch become one more cut level, the rest of the epoch (including the tail no
+ * saving rank owned) is split evenly over the new ranks, and the *rem = M % W_new positions past
+ * the last piece are dropped (*dropped: the change in the epoch's dropped count, since a previous
+ * change's remainder is back in the list). Takes v's levels. From the next epoch on, the normal partition. */
+static int rebase_world(pvlm_loader *L, stream *s, saved_stream *v, int64_t world, int64_t *dropped, int64_t *rem,
+                        pvlm_err *err) {
+    int64_t e, c, M;
+    saved_position(v, s->N, &e, &c, &M);
+    /* the remainder a previous change in this epoch counted as dropped is back in the list */
+    int64_t back = v->ncut ? v->cut_M % world : 0;
+    free(s->cut);
+    s->cut = v->cut, s->ncut = v->ncut;
+    v->cut = NULL, v->ncut = 0;
+    if (c > 0) {
+        cut_level *nc = realloc(s->cut, (size_t)(s->ncut + 1) * sizeof *nc);
+        if (!nc) return pvlm_err_set(err, PVLM_ENOMEM, "loader: out of memory");
+        s->cut = nc;
+        s->cut[s->ncut++] = (cut_level){M, world, c};
+        M -= world * c;
+    }
+    *dropped = *rem = 0;
+    if (s->ncut == 0) { /* at an epoch boundary: nothing to continue */
+        s->t0 = v->t, s->e0 = e;
+        return 0;
+    }
+    int64_t q = M / L->c.world;
+    *rem = M - q * L->c.world;
+    *dropped = *rem - back;
+    if (q == 0) { /* fewer positions left than ranks: all dropped, next epoch */
+        free(s->cut);
+        s->cut = NULL, s->ncut = 0;
+        s->t0 = v->t, s->e0 = e + 1;
+        return 0;
+    }
+    s->cut_epoch = e, s->cut_start = v->t, s->cut_M = M, s->cut_q = q;
+    s->t0 = v->t + q, s->e0 = e + 1;
+    return 0;
+}
+
+/* Another data set (N changed): positions of the old partition mean nothing, so the current epoch
+ * continues at the same fraction of the new per-rank slice (docs/loader.md). */
+static void rebase_data(stream *s, const saved_stream *v) {
+    int64_t e, j, M;
+    saved_position(v, s->N, &e, &j, &M);
+    int64_t qref = v->ncut ? v->cut_q : v->q;
+    int64_t jn = qref > 0 ? (int64_t)((double)j * (double)s->q / (double)qref) : 0;
+    free(s->cut);
+    s->cut = NULL, s->ncut = 0;
+    s->t0 = v->t - jn, s->e0 = e;
+}
+
+/* Take the saved stream as it is (same world size and data). */
+static void adopt(stream *s, saved_stream *v) {
+    free(s->cut);
+    s->cut = v->cut, s->ncut = v->ncut;
+    v->cut = NULL, v->ncut = 0;
+    s->t0 = v->t0, s->e0 = v->e0;
+    s->cut_epoch = v->cut_epoch, s->cut_start = v->cut_start, s->cut_M = v->cut_M, s->cut_q = v->cut_q;
+}
+
+static void restore_stats(pvlm_loader *L, const json_t *stats) {
+    const char *what = "loader state";
+    memset(&L->stats, 0, sizeof L->stats);
+    if (!stats) return;
+    int64_t v;
+    if (!pvlm_json_get_int(stats, "batches", &v, what, NULL)) L->stats.batches = v;
+    if (!pvlm_json_get_int(stats, "samples_image", &v, what, NULL)) L->stats.samples_image = v;
+    if (!pvlm_json_get_int(stats, "samples_text", &v, what, NULL)) L->stats.samples_text = v;
+    if (!pvlm_json_get_int(stats, "tokens", &v, what, NULL)) L->stats.tokens = v;
+    json_t *sk = json_object_get(stats, "skipped");
+    for (int i = 0; i < PVLM_SKIP_NREASONS; i++)
+        if (!pvlm_json_get_int(sk, pvlm_loader_skip_names[i], &v, what, NULL)) L->stats.skipped[i] = v;
+    json_t *rd = json_object_get(stats, "resize_dropped");
+    for (int i = 0; i < 2; i++)
+        if (json_is_integer(json_array_get(rd, (size_t)i)))
+            L->stats.resize_dropped[i] = json_integer_value(json_array_get(rd, (size_t)i));
+}
+
+/* Parse the header and both streams of a state into v (levels owned by v). */
+static int parse_state(const pvlm_loader *L, const json_t *st, int64_t *k, int64_t *world, saved_stream v[2],
+                       pvlm_err *err) {
     const char *what = "loader state";
     const char *fmt, *seed_s, *mode;
-    int64_t k, world, version;
+    int64_t version;
     if (pvlm_json_get_str(st, "format", &fmt, what, err) || pvlm_json_get_int(st, "version", &version, what, err) ||
-        pvlm_json_get_int(st, "batch", &k, what, err) || pvlm_json_get_str(st, "seed", &seed_s, what, err) ||
-        pvlm_json_get_int(st, "world", &world, what, err) || pvlm_json_get_str(st, "mode", &mode, what, err))
+        pvlm_json_get_int(st, "batch", k, what, err) || pvlm_json_get_str(st, "seed", &seed_s, what, err) ||
+        pvlm_json_get_int(st, "world", world, what, err) || pvlm_json_get_str(st, "mode", &mode, what, err))
         return -1;
     uint64_t seed;
-    if (strcmp(fmt, "pvlm-loader-state") || version != 1 || pvlm_hash_parse(seed_s, &seed) || k < 0 || world < 1)
+    if (strcmp(fmt, "pvlm-loader-state") || version < 1 || version > 2 || pvlm_hash_parse(seed_s, &seed) || *k < 0 ||
+        *k > STATE_MAX || *world < 1 || *world > (1 << 30))
         return pvlm_err_set(err, PVLM_EFORMAT, "loader state: unsupported format/version or bad fields");
     if (seed != L->c.seed)
         return pvlm_err_set(err, PVLM_EINVAL, "loader state: seed %s differs from the configured seed", seed_s);
     if (strcmp(mode, L->c.mode == PVLM_LOADER_EPOCH ? "epoch" : "resample"))
         return pvlm_err_set(err, PVLM_EINVAL, "loader state: mode '%s' differs from the configured mode", mode);
-    int64_t tb[2], Ns[2], qs[2];
     const char *names[2] = {"image", "text"};
     for (int sid = 0; sid < 2; sid++) {
         json_t *o = json_object_get(st, names[sid]);
-        if (pvlm_json_get_int(o, "t", &tb[sid], what, err) || pvlm_json_get_int(o, "samples", &Ns[sid], what, err) ||
-            pvlm_json_get_int(o, "per_rank_epoch", &qs[sid], what, err))
+        if (pvlm_json_get_int(o, "t", &v[sid].t, what, err) || pvlm_json_get_int(o, "samples", &v[sid].N, what, err) ||
+            pvlm_json_get_int(o, "per_rank_epoch", &v[sid].q, what, err))
             return -1;
+        if (v[sid].t < 0 || v[sid].t > STATE_MAX || v[sid].N < 0 || v[sid].N > STATE_MAX || v[sid].q < 0)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s t %lld or samples %lld out of range", names[sid],
+                                (long long)v[sid].t, (long long)v[sid].N);
+        if (L->c.mode == PVLM_LOADER_RESAMPLE && v[sid].t > STATE_MAX / *world)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s t %lld out of range", names[sid],
+                                (long long)v[sid].t);
+        if (L->st[sid].used && L->c.mode == PVLM_LOADER_EPOCH && parse_resize(o, *world, &v[sid], names[sid], err))
+            return -1;
+        if (L->st[sid].used && L->c.mode == PVLM_LOADER_EPOCH && v[sid].N == L->st[sid].N && !v[sid].ncut &&
+            v[sid].q != L->st[sid].N / *world)
+            return pvlm_err_set(err, PVLM_EFORMAT, "loader state: %s per_rank_epoch %lld is not %lld / %lld",
+                                names[sid], (long long)v[sid].q, (long long)L->st[sid].N, (long long)*world);
     }
+    return 0;
+}
+
+int pvlm_loader_state_restore(pvlm_loader *L, const json_t *st, pvlm_err *err) {
+    int64_t k, world;
+    saved_stream v[2];
+    memset(v, 0, sizeof v);
+    const char *names[2] = {"image", "text"};
+    int rc = parse_state(L, st, &k, &world, v, err);
+    if (rc) goto out;
     stop_threads(L);
-    for (int sid = 0; sid < 2; sid++) {
+    restore_stats(L, json_object_get(st, "stats"));
+    for (int sid = 0; sid < 2 && !rc; sid++) {
         stream *s = &L->st[sid];
-        int64_t t = tb[sid];
-        if (s->used && L->c.mode == PVLM_LOADER_EPOCH && (qs[sid] != s->q || Ns[sid] != s->N)) {
-            /* Another world size or data set: keep the epoch, continue it at the same fraction. */
-            if (qs[sid] > 0) {
-                int64_t e = t / qs[sid], j = t % qs[sid];
-                t = e * s->q + (int64_t)((double)j * (double)s->q / (double)qs[sid]);
-            } else
-                t = 0;
-            pvlm_warn("loader: state from world %lld (%lld %s samples/rank/epoch) re-based to world %d (%lld): "
-                      "the current epoch continues at the same fraction",
-                      (long long)world, (long long)qs[sid], names[sid], L->c.world, (long long)s->q);
+        int64_t t = v[sid].t, dropped = 0;
+        if (s->used && L->c.mode == PVLM_LOADER_EPOCH) {
+            if (v[sid].N != s->N) {
+                rebase_data(s, &v[sid]);
+                pvlm_warn("loader: state saved for %lld %s samples, the manifest now lists %lld: the current epoch "
+                          "continues at the same fraction",
+                          (long long)v[sid].N, names[sid], (long long)s->N);
+            } else if (world != L->c.world) {
+                int64_t rem = 0;
+                rc = rebase_world(L, s, &v[sid], world, &dropped, &rem, err);
+                L->stats.resize_dropped[sid] += dropped;
+                if (s->ncut)
+                    pvlm_info("loader: %s stream: world %lld -> %d in epoch %lld: the rest of the epoch is %lld samples "
+                              "per rank, %lld left out",
+                              names[sid], (long long)world, L->c.world, (long long)s->cut_epoch, (long long)s->cut_q,
+                              (long long)rem);
+                else
+                    pvlm_info("loader: %s stream: world %lld -> %d: epoch %lld starts with the new partition (%lld "
+                              "left out of epoch %lld)",
+                              names[sid], (long long)world, L->c.world, (long long)s->e0, (long long)rem,
+                              (long long)(s->e0 - (rem > 0)));
+            } else {
+                adopt(s, &v[sid]);
+            }
         } else if (s->used && L->c.mode == PVLM_LOADER_RESAMPLE && world != L->c.world) {
-            t = t * world / L->c.world;
+            t = t * world / L->c.world; /* keep the global draw count */
         }
         s->t_base = t, s->k_base = k;
     }
     L->next_consume = L->next_claim = k;
-    json_t *stats = json_object_get(st, "stats");
-    memset(&L->stats, 0, sizeof L->stats);
-    if (stats) {
-        int64_t v;
-        if (!pvlm_json_get_int(stats, "batches", &v, what, NULL)) L->stats.batches = v;
-        if (!pvlm_json_get_int(stats, "samples_image", &v, what, NULL)) L->stats.samples_image = v;
-        if (!pvlm_json_get_int(stats, "samples_text", &v, what, NULL)) L->stats.samples_text = v;
-        if (!pvlm_json_get_int(stats, "tokens", &v, what, NULL)) L->stats.tokens = v;
-        json_t *sk = json_object_get(stats, "skipped");
-        for (int i = 0; i < PVLM_SKIP_NREASONS; i++)
-            if (!pvlm_json_get_int(sk, pvlm_loader_skip_names[i], &v, what, NULL)) L->stats.skipped[i] = v;
-    }
-    return 0;
+out:
+    free(v[0].cut), free(v[1].cut);
+    return rc;
 }
 
 void pvlm_loader_stats_get(const pvlm_loader *L, pvlm_loader_stats *s) {

@@ -11,7 +11,9 @@
  * Determinism: batch k is a pure function of (config, k): every sample's identity and every
  * random choice are derived from counters, not from a running RNG. So prefetch threads may fill
  * batches in any order and the result does not depend on thread count or timing, and the resume
- * state is tiny: a batch counter and two per-stream sample counters (pvlm_loader_state_save).
+ * state is tiny: a batch counter and two per-stream sample counters (pvlm_loader_state_save), plus
+ * a few numbers per stream after a resume under another world size (the interrupted epoch's
+ * remaining positions are split evenly over the new ranks: docs/loader.md).
  *
  * Partitioning (per stream, images and text independently): each epoch is a seeded permutation
  * of the N samples listed in the manifests (N = sum of per-shard record counts); rank r of W
@@ -46,11 +48,6 @@
 #include "io/batch.h"
 #include "io/tokenizer.h"
 
-/* Tests only (see pvlm_loader_config.test_tokenize): tokenize text[0..n) into ids (at most cap);
- * returns the number of ids written (the first cap ids of the encoding) or -1 with err. Called
- * concurrently from prefetch threads. */
-typedef int (*pvlm_loader_tokenize_fn)(void *ctx, const char *text, size_t n, int32_t *ids, int cap, pvlm_err *err);
-
 enum { PVLM_LOADER_EPOCH = 0, PVLM_LOADER_RESAMPLE = 1 };
 
 /* Skip reasons counted in pvlm_loader_stats.skipped[]. */
@@ -68,10 +65,7 @@ extern const char *const pvlm_loader_skip_names[PVLM_SKIP_NREASONS]; /* "image_r
 typedef struct pvlm_loader_config {
     const char *image_manifest; /* manifest.json of image shards (NULL: text-only) */
     const char *text_manifest;  /* manifest.json of text shards (NULL: image-text only) */
-    const pvlm_tokenizer *tokenizer; /* the vocabulary (pvlm pretrain, bench_loader: one path, cached) */
-    /* Tests only: a synthetic tokenizer used instead of `tokenizer`, so a batch can be checked id by
-     * id against its source (tests/loader/fixtures.h). Programs leave it NULL. */
-    pvlm_loader_tokenize_fn test_tokenize;
+    const pvlm_tokenizer *tokenizer; /* the vocabulary (required; one path, with a per-thread word cache) */
     int rank, world;
     int B, S, Lp, Ls;  /* micro-batch and shapes (io/batch.h) */
     double text_ratio; /* text-only fraction of each batch: round(text_ratio*B) samples */
@@ -97,6 +91,8 @@ typedef struct pvlm_loader_stats {
                                         depends on thread count, unlike everything else here) */
     double wait_s;                   /* time next() spent waiting for a prefetched batch */
     double produce_s;                /* worker time spent producing the returned batches */
+    int64_t resize_dropped[2];       /* per stream: positions of an interrupted epoch left out because
+                                        the rest did not split evenly over a new world size */
 } pvlm_loader_stats;
 
 typedef struct pvlm_loader pvlm_loader;
@@ -112,9 +108,10 @@ void pvlm_loader_close(pvlm_loader *L);
 /* Exact resume state of the next batch to be returned (new JSON reference, caller decrefs). */
 json_t *pvlm_loader_state_save(const pvlm_loader *L);
 /* Restore a saved state: the next batch returned is the one the saving run would have returned
- * next. A state saved under another world size, micro-batch or text ratio is accepted and
- * re-based (docs/loader.md: the interrupted epoch continues at the same fraction; exact
- * partitioning resumes at the next epoch). Discards any prefetched batches. */
+ * next. A state saved under another world size, micro-batch or text ratio is accepted: under
+ * another world size the rest of the interrupted epoch (exactly the positions no saving rank had
+ * drawn) is split evenly over the new ranks, the remainder (< world) dropped and counted in
+ * stats.resize_dropped; then the normal partition (docs/loader.md). Discards prefetched batches. */
 int pvlm_loader_state_restore(pvlm_loader *L, const json_t *state, pvlm_err *err);
 
 void pvlm_loader_stats_get(const pvlm_loader *L, pvlm_loader_stats *s);

@@ -73,7 +73,7 @@ typedef struct settings {
     int keep_last;
     /* logging, threads, watchdog */
     int log_every, threads;
-    const char *metrics;
+    const char *metrics, *log_samples;
     double peak_gflops, watchdog_factor, watchdog_min, watchdog_first, ckpt_timeout;
     /* held-out evaluation (pretrain/evalloop.h) */
     const char *val_images, *val_text, *best_metric;
@@ -129,6 +129,7 @@ typedef struct trainer {
     json_t *config_json; /* every resolved flag */
     pvlm_watchdog wd;
     FILE *metrics;
+    FILE *samples_log; /* --log-samples: this rank's file */
     double peak_flops; /* per rank, FLOP/s */
     int64_t last_ckpt_step;
     int resuming; /* 1: resume_dir / resume hold the checkpoint to start from */
@@ -468,6 +469,18 @@ static void fmt_eta(double s, char *buf, size_t cap) {
     snprintf(buf, cap, "%ldh%02ldm%02lds", x / 3600, (x / 60) % 60, x % 60);
 }
 
+/* --log-samples: one line per micro-batch of the step just done, "STEP RANK/WORLD id...", so a test
+ * can check which samples every step consumed (docs/pretrain.md, "Changing the number of ranks"). */
+static void log_samples(trainer *t) {
+    for (int k = 0; k < t->S.accum; k++) {
+        const pvlm_batch *b = &t->micro[k];
+        fprintf(t->samples_log, "%lld %d/%d", (long long)t->dp.step, t->comm.rank, t->comm.size);
+        for (int i = 0; i < b->B; i++) fprintf(t->samples_log, " %lld", (long long)b->sample_id[i]);
+        fputc('\n', t->samples_log);
+    }
+    fflush(t->samples_log);
+}
+
 /* Sums over the steps since the last progress line, which prints their means. */
 typedef struct window {
     double t0, data, comm, flops, loss, img, txt, gn;
@@ -578,6 +591,7 @@ static int train(trainer *t, int *exit_code, pvlm_err *err) {
         if (step_once(t, &r, &tdata, &tstep, err)) return -1;
         t->samples_seen += r.nsamples;
         t->tokens_seen += r.ntok;
+        if (t->samples_log) log_samples(t);
         if (timed_steps > 0 || t->dp.step > 1) {
             avg_step = (avg_step * (double)timed_steps + tstep) / (double)(timed_steps + 1);
             timed_steps++;
@@ -775,6 +789,13 @@ static int run(trainer *t, int *exit_code, pvlm_err *err) {
         t->metrics = fopen(s->metrics, "a");
         if (!t->metrics) return pvlm_err_errno(err, "--metrics %s", s->metrics);
     }
+    if (s->log_samples) {
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s.%d", s->log_samples, c->rank) >= (int)sizeof path)
+            return pvlm_err_set(err, PVLM_EINVAL, "--log-samples %s: path too long", s->log_samples);
+        t->samples_log = fopen(path, "a");
+        if (!t->samples_log) return pvlm_err_errno(err, "--log-samples %s", path);
+    }
     if (pvlm_watchdog_start(&t->wd, s->watchdog_factor, s->watchdog_min, s->watchdog_first, on_watchdog, t, err)) return -1;
     return train(t, exit_code, err);
 }
@@ -833,6 +854,7 @@ static void bind_flags(trainer *t) {
         {"hang-at-step", PVLM_ARG_I64, &s->hang_at_step, "the last rank stops making progress before this step (tests of the watchdog; -1: off)", NULL, -1, 1e15, 0},
         {"log-every", PVLM_ARG_INT, &s->log_every, "progress line every k steps (rank 0)", NULL, 1, 1 << 30, 0},
         {"metrics", PVLM_ARG_STR, &s->metrics, "append one JSON line per step to this file (rank 0)", NULL, 0, 0, 0},
+        {"log-samples", PVLM_ARG_STR, &s->log_samples, "append the sample ids of every micro-batch to FILE.RANK, a line 'STEP RANK/WORLD id...' each (data-order tests)", NULL, 0, 0, 0},
         {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: highest SGEMM rate measured at start and at each progress line)", NULL, 0, 1e9, 0},
         {"threads", PVLM_ARG_INT, &s->threads, "threads per rank (0: cores / ranks on the node)", NULL, 0, 4096, 0},
         {"watchdog-factor", PVLM_ARG_DOUBLE, &s->watchdog_factor, "abort when a step takes this many times the slowest recent step (0: off)", NULL, 0, 1e9, 0},
@@ -860,6 +882,7 @@ static void bind_flags(trainer *t) {
 static void trainer_close(trainer *t, int exit_code) {
     pvlm_watchdog_stop(&t->wd);
     if (t->metrics) fclose(t->metrics);
+    if (t->samples_log) fclose(t->samples_log);
     if (t->loader) pvlm_loader_close(t->loader);
     if (t->micro)
         for (int k = 0; k < t->S.accum; k++) pvlm_batch_free(&t->micro[k]);

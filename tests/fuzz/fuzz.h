@@ -40,6 +40,7 @@ int pvlm_fuzz_ckptdir(const uint8_t *data, size_t size);
 /* fuzz_ckptdir's fixed files of a step directory (gen_seeds writes the matching state.json). */
 int pvlm_fuzz_ckptdir_files(const char *step_dir, pvlm_err *err);
 int pvlm_fuzz_wds(const uint8_t *data, size_t size);
+int pvlm_fuzz_loaderstate(const uint8_t *data, size_t size);
 
 /* The bytes as an anonymous in-memory file (memfd): *fd is its descriptor (caller closes),
  * path receives "/proc/self/fd/N" for the path-based APIs. Returns 0, or -1 on failure. */

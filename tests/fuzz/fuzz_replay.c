@@ -24,6 +24,7 @@ static const target k_targets[] = {
     {"lmdb", pvlm_fuzz_lmdb},               {"coco", pvlm_fuzz_coco},       {"http", pvlm_fuzz_http},
     {"ckptdir", pvlm_fuzz_ckptdir},
     {"wds", pvlm_fuzz_wds},
+    {"loaderstate", pvlm_fuzz_loaderstate},
 };
 enum { NTARGETS = (int)(sizeof k_targets / sizeof k_targets[0]) };
 

@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 secs=${1:-120}
 shift || true
-all="safetensors imgrec textshard tokfiles tokrt ptb image urlsrc manifest json args vqa capscore checkpoint lmdb coco http ckptdir wds"
+all="safetensors imgrec textshard tokfiles tokrt ptb image urlsrc manifest json args vqa capscore checkpoint lmdb coco http ckptdir wds loaderstate"
 targets=${*:-$all}
 build=${PVLM_FUZZ_BUILD:-$src/build-fuzz}
 work=${PVLM_FUZZ_WORK:-/tmp/pvlm-fuzz}

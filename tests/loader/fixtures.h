@@ -1,8 +1,9 @@
 /* fixtures.h - synthetic image and text shard sets for the loader tests and bench.
  *
- * Text doc g (global index over all shards) is the words "g*1000+j" for j < doc_len(g), and the
- * test tokenizer maps a word w to id w + 10, so every id names its document and position and a
- * batch row can be checked against its source exactly. Image record g is an S x S raw RGB image
+ * Text doc g (global index over all shards) is the words "g*1000+j" for j < doc_len(g), so every
+ * document is different and a batch row (through its sample_id) can be checked exactly against the
+ * tokenizer's own encoding of its source; fx_tokenizer trains a real byte-level BPE (io/bpe_train.h)
+ * on these texts, the same tokenizer type training uses. Image record g is an S x S raw RGB image
  * with pixel (y, x) = (g & 255, g >> 8, (y*S + x) & 255) (or, when jpeg_every > 0, every
  * jpeg_every-th record a JPEG of that image at 2S x 2S), with caption words "g*1000+j" for
  * j < cap_len(g) + an offset of 500 so captions and documents never collide.
@@ -17,32 +18,18 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "io/bpe_train.h"
 #include "io/image.h"
 #include "io/imgshard.h"
 #include "io/manifest.h"
 #include "io/textshard.h"
+#include "io/tokenizer.h"
 
 static inline int fx_doc_len(int64_t g) {
     return g % 13 == 7 ? 300 : 2 + (int)((g * 7) % 90);
 }
 static inline int fx_cap_len(int64_t g) {
     return 1 + (int)((g * 5) % 23);
-}
-
-/* Test tokenizer: whitespace-separated decimal words -> word + 10. Returns the total count. */
-static inline int fx_tokenize(void *ctx, const char *t, size_t n, int32_t *ids, int cap, pvlm_err *err) {
-    (void)ctx, (void)err;
-    int c = 0;
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && t[i] == ' ') i++;
-        if (i >= n) break;
-        int64_t v = 0;
-        while (i < n && t[i] != ' ') v = v * 10 + (t[i] - '0'), i++;
-        if (c < cap) ids[c] = (int32_t)(v + 10);
-        c++;
-    }
-    return c;
 }
 
 static inline char *fx_words(int64_t g, int len, int off) {
@@ -52,6 +39,27 @@ static inline char *fx_words(int64_t g, int len, int off) {
     for (int j = 0; j < len; j++)
         n += (size_t)snprintf(s + n, cap - n, j ? " %lld" : "%lld", (long long)(g * 1000 + off + j));
     return s;
+}
+
+static inline int fx_train_on(pvlm_bpe_trainer *tr, int64_t g, int len, int off, pvlm_err *err) {
+    char *t = fx_words(g, len, off);
+    int rc = pvlm_bpe_trainer_add(tr, t, strlen(t), err);
+    free(t);
+    return rc;
+}
+
+/* A byte-level BPE tokenizer of vocab_size ids trained on documents 0..ndocs-1 and captions
+ * 0..ncaps-1 of the fixtures. NULL + err on failure; the caller frees it. */
+static inline pvlm_tokenizer *fx_tokenizer(int64_t ndocs, int64_t ncaps, int32_t vocab_size, pvlm_err *err) {
+    pvlm_bpe_trainer *tr = pvlm_bpe_trainer_new(err);
+    if (!tr) return NULL;
+    int rc = 0;
+    for (int64_t g = 0; g < ndocs && !rc; g++) rc = fx_train_on(tr, g, fx_doc_len(g), 0, err);
+    for (int64_t g = 0; g < ncaps && !rc; g++) rc = fx_train_on(tr, g, fx_cap_len(g), 500, err);
+    pvlm_tokenizer *tok = NULL;
+    if (!rc && !pvlm_bpe_trainer_run(tr, vocab_size, 2, err)) pvlm_bpe_trainer_tokenizer(tr, &tok, err);
+    pvlm_bpe_trainer_free(tr);
+    return tok;
 }
 
 static inline int fx_add_shard(pvlm_manifest *m, const char *dir, const char *name, int64_t records, pvlm_err *err) {

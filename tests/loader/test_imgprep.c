@@ -96,10 +96,14 @@ static void check_loader(const char *dir, uint8_t want[NREC][IMG_S * IMG_S * 3])
     pvlm_loader_config c;
     pvlm_loader_config_default(&c);
     c.image_manifest = mp;
-    c.test_tokenize = fx_tokenize;
+    pvlm_tokenizer *tok = fx_tokenizer(0, NREC, 300, &err); /* any real tokenizer: captions are not checked here */
+    CHECK_MSG(tok != NULL, "fixture tokenizer: %s", err.msg);
+    c.tokenizer = tok;
     c.B = NREC, c.S = IMG_S, c.Lp = 4, c.Ls = 4, c.seed = 7, c.threads = 1, c.shuffle_block = 4;
-    c.pad_id = 0, c.bos_id = 1, c.eos_id = 2;
-    pvlm_loader *L = pvlm_loader_open(&c, &err);
+    if (tok)
+        c.pad_id = pvlm_tokenizer_pad_id(tok), c.bos_id = pvlm_tokenizer_bos_id(tok),
+        c.eos_id = pvlm_tokenizer_eos_id(tok);
+    pvlm_loader *L = tok ? pvlm_loader_open(&c, &err) : NULL;
     CHECK_MSG(L != NULL, "%s", err.msg);
     pvlm_batch b;
     CHECK_OK(pvlm_batch_alloc(&b, NREC, IMG_S, 4, 4, &err), &err);
@@ -119,6 +123,7 @@ static void check_loader(const char *dir, uint8_t want[NREC][IMG_S * IMG_S * 3])
     CHECK_MSG(seen == (1 << NREC) - 1, "loader batch holds every record once (mask %d)", seen);
     pvlm_batch_free(&b);
     if (L) pvlm_loader_close(L);
+    pvlm_tokenizer_free(tok);
 }
 
 /* want[i] := what io/imgprep makes of record i (crop); eval/gen must give the same from the shard

@@ -4,6 +4,9 @@
  *                with N % W != 0 no sample repeats and exactly N % W are left out
  *   resume       stop at batch k, save (through JSON text), reopen, restore: the next batches equal an
  *                uninterrupted run byte for byte, for prefetch threads 0, 1, 3; world-size change
+ *   resize       world size changed on resume inside an epoch (2->3, 3->2, 2->1, two changes, a same-world
+ *                resume between): every sample of the epoch drawn exactly once except the counted remainder
+ *                (< new world), the next epoch normally partitioned; same-world resume stays byte-exact
  *   mix          every batch holds round(ratio*B) text-only rows, the rest image-text
  *   prefixlm     every row is a valid PrefixLM example of its source sample (ids, split, eos, pads, image)
  *   corrupt      corrupt zstd frame (flipped byte), truncated zstd frame (checksums recomputed, zstd
@@ -29,6 +32,8 @@
 #include "io/tokenizer.h"
 
 static char dir[4096], img_m[4300], txt_m[4300];
+static pvlm_tokenizer *tok_; /* fx_tokenizer: a real BPE trained on the fixture texts */
+static int32_t pad_, bos_, eos_;
 #define S_ 8
 #define LP 16
 #define LS 48
@@ -56,14 +61,14 @@ static void config(pvlm_loader_config *c, int B, double ratio, int rank, int wor
     pvlm_loader_config_default(c);
     c->image_manifest = ratio < 1 ? img_m : NULL;
     c->text_manifest = ratio > 0 ? txt_m : NULL;
-    c->test_tokenize = fx_tokenize;
+    c->tokenizer = tok_;
     c->rank = rank, c->world = world;
     c->B = B, c->S = S_, c->Lp = LP, c->Ls = LS;
     c->text_ratio = ratio;
     c->seed = 1234;
     c->threads = threads;
     c->shuffle_block = 64;
-    c->pad_id = 0, c->bos_id = 1, c->eos_id = 2;
+    c->pad_id = pad_, c->bos_id = bos_, c->eos_id = eos_;
 }
 
 static pvlm_loader *open_l(const pvlm_loader_config *c) {
@@ -327,12 +332,35 @@ static void t_mix(void) {
     }
 }
 
+/* Row i against ref[0..n), the tokenizer's encoding of the row's whole source text. */
+static int row_matches(const pvlm_batch *b, int i, const int32_t *ref, int n, int *hist_k) {
+    int pl = b->prefix_len[i], sl = b->suffix_len[i];
+    const int32_t *pre = b->prefix + (size_t)i * LP, *din = b->dec_in + (size_t)i * LS,
+                  *tg = b->targets + (size_t)i * LS;
+    int fits = n <= LP + LS - 1;
+    for (int j = 0; j < pl; j++)
+        if (j >= n || pre[j] != ref[j]) return 0;
+    for (int j = pl; j < LP; j++)
+        if (pre[j] != pad_) return 0;
+    int ns = fits ? sl - 1 : sl;
+    if (fits && pl + ns != n) return 0; /* whole text used */
+    if (!fits && sl != LS) return 0;    /* long texts fill the decoder, no eos */
+    for (int j = 0; j < ns; j++)
+        if (pl + j >= n || tg[j] != ref[pl + j]) return 0;
+    if (fits && tg[sl - 1] != eos_) return 0;
+    if (din[0] != bos_) return 0;
+    for (int j = 1; j < sl; j++)
+        if (din[j] != tg[j - 1]) return 0;
+    for (int j = sl; j < LS; j++)
+        if (din[j] != pad_ || tg[j] != -1) return 0;
+    if (hist_k && pl <= LP) hist_k[pl]++;
+    return 1;
+}
+
 /* Check row i against its source sample. Returns 1 if valid. */
 static int check_row(const pvlm_batch *b, int i, int *hist_k, int jpeg_every) {
     int64_t sid = b->sample_id[i];
     int pl = b->prefix_len[i], sl = b->suffix_len[i];
-    const int32_t *pre = b->prefix + (size_t)i * LP, *din = b->dec_in + (size_t)i * LS,
-                  *tg = b->targets + (size_t)i * LS;
     if (pl < 0 || pl > LP || sl < 1 || sl > LS) return 0;
     int64_t g;
     int len, off;
@@ -349,25 +377,14 @@ static int check_row(const pvlm_batch *b, int i, int *hist_k, int jpeg_every) {
         for (int j = 0; j < S_ * S_ * 3; j++)
             if (b->images[(size_t)i * S_ * S_ * 3 + j]) return 0;
     }
-    int32_t base = (int32_t)(g * 1000 + off + 10);
-    int fits = len <= LP + LS - 1;
-    for (int j = 0; j < pl; j++)
-        if (pre[j] != base + j) return 0;
-    for (int j = pl; j < LP; j++)
-        if (pre[j] != 0) return 0;
-    int ns = fits ? sl - 1 : sl;
-    if (fits && pl + ns != len) return 0;                 /* whole text used */
-    if (!fits && (sl != LS || b->has_image[i])) return 0; /* long docs fill the decoder, no eos */
-    for (int j = 0; j < ns; j++)
-        if (tg[j] != base + pl + j) return 0;
-    if (fits && tg[sl - 1] != 2) return 0;
-    if (din[0] != 1) return 0;
-    for (int j = 1; j < sl; j++)
-        if (din[j] != tg[j - 1]) return 0;
-    for (int j = sl; j < LS; j++)
-        if (din[j] != 0 || tg[j] != -1) return 0;
-    if (hist_k && pl <= LP) hist_k[pl]++;
-    return 1;
+    char *src = fx_words(g, len, off);
+    int32_t *ref = NULL;
+    size_t n = 0;
+    pvlm_err err = {0};
+    int ok = !pvlm_tokenizer_encode_alloc(tok_, NULL, src, strlen(src), &ref, &n, &err) &&
+             row_matches(b, i, ref, (int)n, hist_k);
+    free(src), free(ref);
+    return ok;
 }
 
 static void t_prefixlm(void) {
@@ -574,7 +591,8 @@ static void t_corrupt(void) {
         snprintf(tp, sizeof tp, "%s/text-00000.pvt", td);
         pvlm_textshard_writer *tw = pvlm_textshard_writer_open(tp, 256, 3, &err);
         for (int64_t g = 0; g < 20 && tw; g++) {
-            char *t = fx_words(g, g == 3 || g == 11 ? 1 : fx_doc_len(g), 0);
+            /* "x": one byte, so one token in any byte-level BPE */
+            char *t = g == 3 || g == 11 ? strdup("x") : fx_words(g, fx_doc_len(g), 0);
             if (g == 5) t[1] = (char)0xff;
             CHECK_OK(pvlm_textshard_writer_add(tw, t, strlen(t), &err), &err);
             free(t);
@@ -727,7 +745,7 @@ static void t_tokenizer(void) {
     if (!tok) return;
     pvlm_loader_config c;
     config(&c, 8, 0.5, 0, 1, 2);
-    c.test_tokenize = NULL, c.tokenizer = tok;
+    c.tokenizer = tok;
     c.pad_id = pvlm_tokenizer_pad_id(tok), c.bos_id = pvlm_tokenizer_bos_id(tok), c.eos_id = pvlm_tokenizer_eos_id(tok);
     pvlm_loader *L = open_l(&c);
     pvlm_batch b;
@@ -762,18 +780,216 @@ static void t_tokenizer(void) {
     pvlm_tokenizer_free(tok);
 }
 
+/* ---------------------------------------------------------------- resize */
+
+/* A resume under another world size inside an epoch (docs/loader.md, "Changing the number of
+ * ranks"). Phases run one after another, each resuming (through JSON text) the state the previous
+ * one saved; nb = 0 in the last phase: enough batches to finish the interrupted epoch and the next. */
+typedef struct rz_phase {
+    int W, nb;
+} rz_phase;
+#define RZ_B 4 /* 2 image + 2 text samples per batch */
+
+/* Samples left of the interrupted epoch of a stream of N after the phases before the last. */
+static int64_t rz_left(const rz_phase *ph, int np, int64_t N) {
+    int64_t M = N;
+    for (int p = 0; p + 1 < np; p++) M -= (int64_t)ph[p].W * ph[p].nb * (RZ_B / 2);
+    return M;
+}
+
+/* Run phase ph with state *text (NULL: fresh); append ids to ids[r][sid] (count n[r][sid]); replace
+ * *text with the state the phase ends in (the same on every rank). */
+static void rz_run(const rz_phase *ph, char **text, int64_t *ids[3][2], int n[3][2], pvlm_loader_stats *st0) {
+    pvlm_err err = {0};
+    pvlm_batch b;
+    pvlm_batch_alloc(&b, RZ_B, S_, LP, LS, &err);
+    char *next = NULL, *pos0 = NULL;
+    for (int r = 0; r < ph->W; r++) {
+        pvlm_loader_config c;
+        config(&c, RZ_B, 0.5, r, ph->W, r % 2 ? 2 : 0);
+        pvlm_loader *L = open_l(&c);
+        if (!L) break;
+        if (*text) {
+            json_error_t je;
+            json_t *j = json_loads(*text, 0, &je);
+            CHECK_OK(pvlm_loader_state_restore(L, j, &err), &err);
+            json_decref(j);
+        }
+        n[r][0] = n[r][1] = 0;
+        for (int k = 0; k < ph->nb; k++) {
+            CHECK_OK(pvlm_loader_next(L, &b, &err), &err);
+            for (int i = 0; i < RZ_B; i++) {
+                int sid = !b.has_image[i];
+                ids[r][sid][n[r][sid]++] = b.sample_id[i] - (sid ? NIMG : 0);
+            }
+        }
+        json_t *st = pvlm_loader_state_save(L);
+        char *t = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+        json_object_del(st, "stats"); /* tokens and skips are per rank; the positions are not */
+        char *pos = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(st);
+        if (r == 0) {
+            next = t, pos0 = pos;
+            pvlm_loader_stats_get(L, st0);
+        } else {
+            CHECK_MSG(pos0 && pos && !strcmp(pos0, pos), "rank %d saved other positions than rank 0", r);
+            free(t), free(pos);
+        }
+        pvlm_loader_close(L);
+    }
+    free(*text), free(pos0);
+    *text = next;
+    pvlm_batch_free(&b);
+}
+
+static void rz_case(rz_phase *ph, int np) {
+    const int64_t Ns[2] = {NIMG, NTXT};
+    int64_t q_last[2], R[2];
+    int Wl = ph[np - 1].W, need = 0;
+    for (int sid = 0; sid < 2; sid++) {
+        int64_t M = rz_left(ph, np, Ns[sid]);
+        q_last[sid] = M / Wl, R[sid] = M % Wl;
+        int64_t m = (q_last[sid] + Ns[sid] / Wl + 1) / (RZ_B / 2);
+        if (m > need) need = (int)m;
+    }
+    ph[np - 1].nb = need;
+    char *text = NULL;
+    int *cnt[2] = {calloc(NIMG, sizeof(int)), calloc(NTXT, sizeof(int))};
+    int64_t *ids[3][2];
+    int n[3][2];
+    for (int r = 0; r < 3; r++)
+        for (int sid = 0; sid < 2; sid++) ids[r][sid] = malloc(sizeof(int64_t) * 4096);
+    pvlm_loader_stats st0;
+    char what[128];
+    int w = snprintf(what, sizeof what, "W");
+    for (int p = 0; p < np; p++) {
+        w += snprintf(what + w, sizeof what - (size_t)w, " %d(%d)", ph[p].W, ph[p].nb);
+        rz_run(&ph[p], &text, ids, n, &st0);
+        for (int sid = 0; sid < 2; sid++)
+            for (int r = 0; r < ph[p].W; r++) {
+                int take = p + 1 < np ? n[r][sid] : (int)q_last[sid];
+                for (int j = 0; j < take && j < n[r][sid]; j++) cnt[sid][ids[r][sid][j]]++;
+            }
+    }
+    for (int sid = 0; sid < 2; sid++) {
+        int once = 0, over = 0;
+        for (int64_t g = 0; g < Ns[sid]; g++) once += cnt[sid][g] == 1, over += cnt[sid][g] > 1;
+        CHECK_MSG(over == 0 && once == Ns[sid] - R[sid] && st0.resize_dropped[sid] == R[sid],
+                  "%s, %s stream: %d drawn once, %d more than once, want %lld once and %lld dropped (counted %lld)",
+                  what, sid ? "text" : "image", once, over, (long long)(Ns[sid] - R[sid]), (long long)R[sid],
+                  (long long)st0.resize_dropped[sid]);
+        /* the next epoch: the normal partition of the last world size, no sample twice */
+        int64_t q = Ns[sid] / Wl;
+        memset(cnt[sid], 0, sizeof(int) * (size_t)Ns[sid]);
+        for (int r = 0; r < Wl; r++)
+            for (int64_t j = q_last[sid]; j < q_last[sid] + q; j++) cnt[sid][ids[r][sid][j]]++;
+        over = 0;
+        for (int64_t g = 0; g < Ns[sid]; g++) over += cnt[sid][g] > 1;
+        CHECK_MSG(over == 0, "%s, %s stream: %d samples twice in the epoch after", what, sid ? "text" : "image", over);
+    }
+    CHECK_MSG(st0.epoch_image >= 1 && st0.epoch_text >= 1, "%s: epochs %lld %lld", what, (long long)st0.epoch_image,
+              (long long)st0.epoch_text);
+    for (int r = 0; r < 3; r++)
+        for (int sid = 0; sid < 2; sid++) free(ids[r][sid]);
+    free(cnt[0]), free(cnt[1]), free(text);
+}
+
+/* From `text`, rank `rank` of W: nb batches straight equal nb/2 + save/restore + the rest. */
+static void rz_same_world(const char *text, int rank, int W, int nb) {
+    pvlm_loader_config c;
+    config(&c, RZ_B, 0.5, rank, W, 1);
+    pvlm_err err = {0};
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    pvlm_batch *ref = calloc((size_t)nb, sizeof *ref), b;
+    pvlm_batch_alloc(&b, RZ_B, S_, LP, LS, &err);
+    pvlm_loader *L = open_l(&c);
+    if (L) CHECK_OK(pvlm_loader_state_restore(L, j, &err), &err);
+    for (int k = 0; k < nb && L; k++) {
+        pvlm_batch_alloc(&ref[k], RZ_B, S_, LP, LS, &err);
+        CHECK_OK(pvlm_loader_next(L, &ref[k], &err), &err);
+    }
+    pvlm_loader_close(L);
+    L = open_l(&c);
+    if (L) CHECK_OK(pvlm_loader_state_restore(L, j, &err), &err);
+    for (int k = 0; k < nb / 2 && L; k++) CHECK_OK(pvlm_loader_next(L, &b, &err), &err);
+    json_t *mid = L ? pvlm_loader_state_save(L) : NULL;
+    pvlm_loader_close(L);
+    L = open_l(&c);
+    if (L && mid) CHECK_OK(pvlm_loader_state_restore(L, mid, &err), &err);
+    int same = 1;
+    for (int k = nb / 2; k < nb && L; k++) {
+        CHECK_OK(pvlm_loader_next(L, &b, &err), &err);
+        same &= batch_equal(&b, &ref[k]);
+    }
+    CHECK_MSG(same, "same-world resume inside a continued epoch is not exact");
+    pvlm_loader_close(L);
+    json_decref(mid), json_decref(j);
+    free_n(ref, nb);
+    pvlm_batch_free(&b);
+}
+
+static void t_resize(void) {
+    rz_phase a[] = {{2, 5}, {3, 0}}; /* 100 images left: 33 per rank, 1 dropped */
+    rz_case(a, 2);
+    rz_phase b[] = {{3, 7}, {2, 0}};
+    rz_case(b, 2);
+    rz_phase c[] = {{2, 5}, {1, 0}};
+    rz_case(c, 2);
+    rz_phase d[] = {{2, 5}, {3, 4}, {2, 0}}; /* two changes in one epoch */
+    rz_case(d, 3);
+    rz_phase e[] = {{2, 3}, {3, 4}, {3, 3}, {1, 4}, {2, 0}}; /* a same-world resume between them */
+    rz_case(e, 5);
+    /* a same-world resume inside the continued epoch is byte-identical to not stopping */
+    rz_phase f[] = {{2, 5}, {3, 4}};
+    char *text = NULL;
+    int64_t *ids[3][2];
+    int n[3][2];
+    for (int r = 0; r < 3; r++)
+        for (int sid = 0; sid < 2; sid++) ids[r][sid] = malloc(sizeof(int64_t) * 4096);
+    pvlm_loader_stats st0;
+    rz_run(&f[0], &text, ids, n, &st0);
+    rz_run(&f[1], &text, ids, n, &st0);
+    CHECK(text && strstr(text, "\"version\":2") && strstr(text, "levels"));
+    if (text) rz_same_world(text, 1, 3, 12);
+    /* a damaged resize object is refused with a message, never a crash */
+    pvlm_loader_config cf;
+    config(&cf, RZ_B, 0.5, 0, 3, 0);
+    pvlm_loader *L = open_l(&cf);
+    json_error_t je;
+    json_t *j = text ? json_loads(text, 0, &je) : NULL;
+    json_t *lv = json_object_get(json_object_get(json_object_get(j, "image"), "resize"), "levels");
+    if (L && lv) {
+        pvlm_err err = {0};
+        json_array_set_new(json_array_get(lv, 0), 1, json_integer(1000));
+        CHECK(pvlm_loader_state_restore(L, j, &err) == -1 && strstr(err.msg, "resize"));
+    }
+    json_decref(j);
+    pvlm_loader_close(L);
+    for (int r = 0; r < 3; r++)
+        for (int sid = 0; sid < 2; sid++) free(ids[r][sid]);
+    free(text);
+}
+
 int main(int argc, char **argv) {
     const char *which = argc > 1 ? argv[1] : "all";
     pvlm_log_set_level(PVLM_LOG_WARN);
     setup(0);
+    pvlm_err err = {0};
+    tok_ = fx_tokenizer(NTXT, NIMG, 400, &err);
+    CHECK_MSG(tok_ != NULL, "fixture tokenizer: %s", err.msg);
+    if (!tok_) return pvlm_test_done(which);
+    pad_ = pvlm_tokenizer_pad_id(tok_), bos_ = pvlm_tokenizer_bos_id(tok_), eos_ = pvlm_tokenizer_eos_id(tok_);
     int all = !strcmp(which, "all");
     if (all || !strcmp(which, "permutation")) t_permutation();
     if (all || !strcmp(which, "partition")) t_partition();
     if (all || !strcmp(which, "resume")) t_resume();
+    if (all || !strcmp(which, "resize")) t_resize();
     if (all || !strcmp(which, "mix")) t_mix();
     if (all || !strcmp(which, "resample")) t_resample();
     if (all || !strcmp(which, "corrupt")) t_corrupt();
     if (all || !strcmp(which, "tokenizer")) t_tokenizer();
     if (all || !strcmp(which, "prefixlm")) t_prefixlm();
+    pvlm_tokenizer_free(tok_);
     return pvlm_test_done(which);
 }

@@ -3,14 +3,16 @@
 # (node3 drained, the job checkpoints on the time-limit signal and requeues itself, node3's slurmd
 # is stopped, the user lowers the pending job to 2 nodes with scontrol update), and the requeued
 # job runs on the 2 remaining hosts with --resume auto. Checked, as docs/pretrain.md promises for a world-size change: the resume warns
-# 3 -> 2 ranks and continues at the checkpoint's step with the samples-seen count carried over, the
-# loss is continuous, and the 2-host continuation is bit-identical to a 2-rank single-host resume
-# from the same checkpoint (re-sliced optimizer state, re-derived data order).
+# 3 -> 2 ranks and continues at the checkpoint's step with the samples-seen count carried over, no
+# sample of the interrupted epoch (images and text) is skipped or drawn twice (the sample ids every
+# step consumed, from --log-samples, checked by shrink_samples.py), the loss is continuous, and the
+# 2-host continuation is bit-identical to a 2-rank single-host resume from the same checkpoint
+# (re-sliced optimizer state, re-derived data order).
 source "$(dirname "$0")/lib.sh"
 
 STEPS=300
 ARGS=(--steps "$STEPS" --ckpt-every 50 --keep-last 3 --log-every 10)
-submit 3 "${ARGS[@]}"
+submit 3 "${ARGS[@]}" --log-samples "$PVLM_TMP/samples"
 log0=logs/pretrain-$JOB-r0.log
 wait_for '[ -f ck/latest ] && grep -qE "step ([6-9][0-9]|[12][0-9]{2})/" '"$log0"' 2>/dev/null' 120 ||
   fail "job did not reach a checkpoint: $(tc run squeue -j "$JOB" 2>&1 | tail -1) $(tail -3 logs/*.log 2>/dev/null)"
@@ -39,5 +41,11 @@ read -r s0 before < <(sed -nE 's/.*step ([0-9]+)\/[0-9]+ \| loss ([0-9.]+).*/\1 
 read -r s1 after < <(sed -nE 's/.*step ([0-9]+)\/[0-9]+ \| loss ([0-9.]+).*/\1 \2/p' "$log1" | head -1)
 awk -v a="$before" -v b="$after" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d / a < 0.25) }' ||
   fail "loss not continuous: $before at step $s0 (3 hosts), $after at step $s1 (2 hosts)"
+# the interrupted epoch of each stream: every sample exactly once, except the documented remainder
+MANIFESTS=(data/img/manifest.json)
+[ -f data/text/manifest.json ] && MANIFESTS+=(data/text/manifest.json)
+EPOCH=$("$PY" "$(dirname "$0")/shrink_samples.py" "$PVLM_TMP/samples" "$K" "${MANIFESTS[@]}") ||
+  fail "data order after the world-size change: $EPOCH"
+echo "$EPOCH"
 same_as_single_host_resume "$STEPS" "${ARGS[@]}"
-pass "job $JOB: 3 hosts -> checkpoint at step $K -> node3 removed -> resumed on node1 node2 (loss $before at step $s0 -> $after at step $s1, $SEEN -> $DONE samples); == single-host 2-rank resume"
+pass "job $JOB: 3 hosts -> checkpoint at step $K -> node3 removed -> resumed on node1 node2 (loss $before at step $s0 -> $after at step $s1, $SEEN -> $DONE samples; interrupted epochs drawn exactly once); == single-host 2-rank resume"
