@@ -2,6 +2,7 @@
 #include "matmul.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,16 +40,35 @@ float pvlm_bf16_round(float x) {
     return y;
 }
 
+/* The bf16 features, from CPUID leaf 7 (Intel SDM vol. 2A, "CPUID"): AVX512_BF16 is subleaf 1 EAX bit 5,
+ * AMX-BF16 subleaf 0 EDX bit 22. Read directly because __builtin_cpu_supports does not know these names
+ * in every compiler (clang 14 rejects "amx-bf16"); the OS-enabled state comes from avx512f (which the
+ * builtin checks against XCR0) and, for AMX, XCR0's tile bits 17-18. */
+static int cpu_bf16_level(void) {
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int amx_cpu = (d >> 22) & 1u;
+    unsigned a1 = 0, b1, c1, d1;
+    int avx = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1u);
+    int amx = 0;
+    if (amx_cpu) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        amx = ((lo >> 17) & 3u) == 3u;
+    }
+    return amx ? 2 : avx ? 1 : 0;
+}
+
 int pvlm_bf16_available(char *why, size_t why_size) {
     const char *hide = getenv("PVLM_HIDE_BF16");
     const char *reason = NULL;
 #ifndef PVLM_HAVE_DNNL
     reason = "this pvlm was built without oneDNN (install libdnnl-dev and reconfigure)";
 #else
-    __builtin_cpu_init();
     if (hide && *hide && strcmp(hide, "0"))
         reason = "PVLM_HIDE_BF16 is set, hiding the CPU's bf16 instructions";
-    else if (!__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16"))
+    else if (!cpu_bf16_level())
         reason = "this CPU has no bf16 dot-product instructions (AVX512-BF16 or AMX-BF16)";
 #endif
     (void)hide;
@@ -72,8 +92,9 @@ static int core_level(const char *core) {
 
 static int cpu_level(const char **best) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("amx-bf16")) return *best = "SapphireRapids", 5;
-    if (__builtin_cpu_supports("avx512bf16")) return *best = "Cooperlake", 4;
+    int bf16 = cpu_bf16_level();
+    if (bf16 == 2) return *best = "SapphireRapids", 5;
+    if (bf16 == 1) return *best = "Cooperlake", 4;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
         return *best = "SkylakeX", 3;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return *best = "Haswell", 2;
