@@ -44,7 +44,7 @@ static int add_image(pvlm_ft_data *d, img_loader *il, const char *dir, const cha
         il->cap = nc;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (pvlm_path_join(path, sizeof path, dir, name, err)) return -1;
     char *buf = NULL;
     size_t n = 0;
     int rc = pvlm_read_file(path, &buf, &n, err);

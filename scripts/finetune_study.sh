@@ -105,9 +105,9 @@ for i, line in enumerate(sys.stdin):
     cat "$OUT/pre-ground/corpus.txt" >> "$OUT/tok_corpus.txt"
     logged "$OUT/tok.log" nice -n "$NICE" "$PVLM" tokenizer train --vocab-size 2048 --out "$TOK" "$OUT/tok_corpus.txt"
   fi
-  [ -s "$OUT/shards-cls/manifest.json" ] || logged "$OUT/shard-cls.log" nice -n "$NICE" "$PVLM" shard images \
+  [ "$CLASSIFY" = 0 ] || [ -s "$OUT/shards-cls/manifest.json" ] || logged "$OUT/shard-cls.log" nice -n "$NICE" "$PVLM" shard images \
     --coco "$D/train_captions.json" --images "$D/images" --out "$OUT/shards-cls" --image-size 32 --store raw --shards 2
-  [ -s "$OUT/shards-txt/manifest.json" ] || logged "$OUT/shard-txt.log" nice -n "$NICE" "$PVLM" shard text \
+  [ "$CLASSIFY" = 0 ] || [ -s "$OUT/shards-txt/manifest.json" ] || logged "$OUT/shard-txt.log" nice -n "$NICE" "$PVLM" shard text \
     --input "$D/c4-train.00000-of-00001.json.zst" --out "$OUT/shards-txt"
   [ "$CLASSIFY" = 1 ] && say "pretraining base A (emoji + WordNet)"
   [ "$CLASSIFY" = 1 ] && pretrain "$OUT/base-cls" "$OUT/shards-cls/manifest.json" 1200 32 2e-3 "$OUT/shards-txt/manifest.json" \
@@ -116,10 +116,10 @@ for i, line in enumerate(sys.stdin):
   BASE_CLS=$OUT/base-cls
   BASE_CLS_NAME="A (emoji+WordNet)"; BASE_GROUND_NAME="B (painted scenes)"
   PROMPTS=("a picture of a" "a photo of a" "question: what category is this? answer:" "a picture of a emoji of the category")
-  GRID_LR=(3e-3 1e-2 3e-2); GRID_FULL=(1e-4 3e-4 1e-3); GRID_L2=(1e-3 1e-2 1e-1); GRID_CPT=(1e-5 3e-5 1e-4)
+  GRID_LR=(3e-3 1e-2 3e-2); GRID_FULL=(1e-4 3e-4 1e-3); GRID_L2=(1e-3 1e-2 1e-1); GRID_CPT=(3e-6 1e-5 3e-5 1e-4)
   # region fine-tuning starts its head from scratch: one more value than the others, from full fine-tuning's
   # smallest rate up
-  GRID_RFT=(1e-4 3e-4 1e-3 3e-3)
+  GRID_RFT=(1e-4 3e-4 1e-3 3e-3 1e-2)
   BASE_GROUND=$OUT/base-ground
 fi
 base_ground() { # base B, pretrained when the first grounding row needs it
