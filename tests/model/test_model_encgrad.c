@@ -34,13 +34,10 @@ static int encoder_reads(const pvlm_view *v) { return strncmp(v->name, "dec.", 4
 
 static void run_case(const char *name, pvlm_model_config *cfg) {
     pvlm_err err;
-    pvlm_model m;
-    CHECK_OK(pvlm_model_create(&m, cfg, &err), &err);
-    if (!m.params) return;
-    tiny_randomize(&m, 42, 0.3f);
+    pvlm_model m = {0};
     pvlm_batch b;
-    CHECK_OK(pvlm_batch_alloc(&b, 4, cfg->image_size, cfg->max_prefix_len, cfg->max_suffix_len, &err), &err);
-    tiny_batch(&b, cfg, 5);
+    CHECK_OK(tiny_model_and_batch(&m, &b, cfg, &err), &err);
+    if (!m.params) return;
     int T = pvlm_model_enc_len(cfg), d = cfg->d_model;
     float *R = malloc(sizeof(float) * (size_t)b.B * T * d), *g = malloc(sizeof(float) * m.n_params);
     pvlm_rng r;
