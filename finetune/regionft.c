@@ -172,7 +172,7 @@ int pvlm_regionft_train(const pvlm_regionft_run *run, pvlm_model *m, float *head
      * permutations of the subset (as the other methods' training); rank r takes its G consecutive positions */
     pvlm_rng rng;
     pvlm_rng_seed(&rng, seed, 0xf1e);
-    int epoch_pos = n;
+    int epoch_pos = n, no_gold = 0; /* groups whose gold box is not among the candidates: no loss, counted */
     for (int i = 0; rc == 0 && i < n; i++) s.order[i] = idx[i];
     for (int step = 0; step < run->steps && rc == 0; step++) {
         s.b.B = G;
@@ -185,6 +185,7 @@ int pvlm_regionft_train(const pvlm_regionft_run *run, pvlm_model *m, float *head
             s.label[r] = it->label;
             s.ncand[r] = pvlm_regionft_fill(d, it, run->rs, &s.b, r, s.w + (size_t)r * PVLM_REGIONFT_MAX_CAND * Np, err);
             if (s.ncand[r] < 0) rc = -1;
+            else no_gold += it->label < 0 || it->label >= s.ncand[r];
         }
         double loss = 0;
         pvlm_model_zero_grad(m);
@@ -204,6 +205,9 @@ int pvlm_regionft_train(const pvlm_regionft_run *run, pvlm_model *m, float *head
         if (rc == 0 && pvlm_comm_stop_local())
             rc = pvlm_err_set(err, PVLM_ESTOP, "stopped by a signal at step %d", step + 1);
     }
+    if (rc == 0 && no_gold)
+        pvlm_warn("region fine-tuning: %d of the groups this rank trained on had their gold box beyond the first %d "
+                  "candidates and added no loss", no_gold, PVLM_REGIONFT_MAX_CAND);
     s.b.B = G;
     state_free(&s);
     return rc;
