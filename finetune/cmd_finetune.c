@@ -34,6 +34,7 @@
 #include "finetune/fttask.h"
 #include "finetune/paint.h"
 #include "finetune/probe.h"
+#include "finetune/regionft.h"
 #include "model/checkpoint.h"
 #include "model/decode.h"
 #include "model/load.h"
@@ -71,6 +72,7 @@ static void select_trainable(const pvlm_model *m, const ft_opts *o, uint8_t *tr)
         if (!strcmp(o->method, "probe")) t = 0; /* the probe's weights live outside the model */
         else if (!strcmp(o->method, "coop")) t = !strcmp(n, "coop.ctx");
         else if (!strcmp(o->method, "vpt")) t = !strcmp(n, "vpt.prompts") || (o->train_head && starts_with(n, "dec.ln_f."));
+        else if (!strcmp(o->method, "regionft")) t = !starts_with(n, "dec.") && strcmp(n, "dec_pos"); /* what the encoder reads */
         else if (!strcmp(o->groups, "all")) t = 1;
         else if (!strcmp(o->groups, "decoder")) t = starts_with(n, "dec.");
         else { /* top-k: the last k layers of each stack plus the final LayerNorms */
@@ -180,6 +182,13 @@ typedef struct run_ctx {
     const uint8_t *trainable;
 } run_ctx;
 
+static void optim_config(const ft_opts *o, pvlm_optim_config *oc) {
+    pvlm_optim_config_default(oc);
+    oc->lr = o->lr, oc->weight_decay = o->weight_decay, oc->grad_clip = o->grad_clip;
+    oc->warmup_steps = o->warmup, oc->total_steps = o->steps;
+    snprintf(oc->schedule, sizeof oc->schedule, "%s", o->schedule);
+}
+
 /* Train m on the subset idx[0..n) of the training items; returns 0 or -1. */
 static int train(const run_ctx *rc_, pvlm_model *m, const int *idx, int n, uint64_t seed, double *last_loss,
                  pvlm_err *err) {
@@ -190,10 +199,7 @@ static int train(const run_ctx *rc_, pvlm_model *m, const int *idx, int n, uint6
     int per = pvlm_ft_max_group_rows(d);
     int G = o->batch, Gglob = G * world;
     pvlm_optim_config oc;
-    pvlm_optim_config_default(&oc);
-    oc.lr = o->lr, oc.weight_decay = o->weight_decay, oc.grad_clip = o->grad_clip;
-    oc.warmup_steps = o->warmup, oc.total_steps = o->steps;
-    snprintf(oc.schedule, sizeof oc.schedule, "%s", o->schedule);
+    optim_config(o, &oc);
     pvlm_dp_config dc;
     pvlm_dp_config_default(&dc);
     pvlm_dp dp;
@@ -326,6 +332,239 @@ static int probe_run(const pvlm_ft_data *d, const float *feat, int dim, const in
 
 /* ---- the command ---- */
 
+typedef struct ft_state { /* what one invocation loads and owns (ft_free) */
+    pvlm_comm comm;
+    int task, lm, probe, regionft;
+    char base_path[4096];
+    uint64_t base_hash;
+    pvlm_model_config cfg;
+    pvlm_tokenizer *tok;
+    pvlm_model base, m;
+    pvlm_ft_data d;
+    uint8_t *trainable;
+    int64_t n_trained; /* parameters the method trains (report.json "trained_params") */
+    float *init0, *feat, *probe_w, *probe_b, *head;
+    pvlm_ft_rowspec rs, rs0; /* rows of the tuned model; zero-shot: the base model with the hand-written prompt */
+    json_t *runs;
+    int frozen_ok;
+} ft_state;
+
+static void ft_free(ft_state *s) {
+    json_decref(s->runs);
+    free(s->trainable), free(s->init0), free(s->feat), free(s->probe_w), free(s->probe_b), free(s->head);
+    pvlm_ft_data_free(&s->d);
+    pvlm_model_free(&s->m), pvlm_model_free(&s->base);
+    pvlm_tokenizer_free(s->tok);
+}
+
+/* Flag combinations and defaults that depend on other flags; 0, or 2 (usage error, printed). */
+static int check_opts(ft_opts *o, int *task, int *shots, int *nshots) {
+    *task = !strcmp(o->task, "classify") ? PVLM_FT_CLASSIFY : !strcmp(o->task, "ground") ? PVLM_FT_GROUND
+          : !strcmp(o->task, "caption") ? PVLM_FT_CAPTION : PVLM_FT_VQA;
+    int lm = *task == PVLM_FT_CAPTION || *task == PVLM_FT_VQA;
+    if ((*task == PVLM_FT_GROUND) != (!strcmp(o->method, "cpt") || !strcmp(o->method, "regionft"))) {
+        fprintf(stderr, "pvlm finetune: --method cpt and regionft go with --task ground (and only they)\n");
+        return 2;
+    }
+    if (!strcmp(o->method, "probe") && *task != PVLM_FT_CLASSIFY) {
+        fprintf(stderr, "pvlm finetune: --method probe goes with --task classify\n");
+        return 2;
+    }
+    if (lm && strcmp(o->method, "full") && strcmp(o->method, "vpt")) {
+        fprintf(stderr, "pvlm finetune: --task %s trains with --method full or vpt\n", o->task);
+        return 2;
+    }
+    *nshots = parse_shots(o->shots, shots, 32);
+    if (*nshots <= 0) {
+        fprintf(stderr, "pvlm finetune: --shots must be a comma-separated list of integers >= 0\n");
+        return 2;
+    }
+    if (lm) shots[0] = 0, *nshots = 1;
+    if (!o->prompt) o->prompt = !strcmp(o->method, "coop") ? "" : *task == PVLM_FT_CAPTION ? "a picture of" : "a picture of a";
+    if (!o->target_template) o->target_template = !strcmp(o->class_position, "middle") ? "{class} shape in the picture" : "{class}";
+    return 0;
+}
+
+/* The base, its tokenizer, the data, the model being tuned (the base config plus the method's prompt
+ * tensors) with its trainable selection, and the method's own buffers. */
+static int ft_load(ft_state *s, const ft_opts *o, pvlm_err *err) {
+    int rc = pvlm_load_resolve_ckpt(o->base, s->base_path, sizeof s->base_path, err);
+    if (rc == 0) rc = pvlm_load_tokenizer(s->base_path, o->tokdir, &s->cfg, &s->tok, err);
+    if (rc == 0) rc = pvlm_hash_file(s->base_path, &s->base_hash, err);
+    if (rc == 0) rc = pvlm_model_load(&s->base, s->base_path, err);
+    if (rc == 0) rc = pvlm_mkdir_p(o->out, err);
+    if (rc == 0) rc = pvlm_ft_data_load(&s->d, s->task, o->data, o->annotations, o->images, s->cfg.image_size, o->prompt, o->val_every, err);
+    pvlm_model_config ec = s->cfg;
+    if (!strcmp(o->method, "coop")) ec.n_ctx = o->n_ctx, ec.n_ctx_sets = o->class_specific ? s->d.n_classes : 1;
+    if (!strcmp(o->method, "vpt")) ec.n_vpt = o->n_prompt, ec.vpt_deep = o->deep;
+    if (rc == 0) rc = pvlm_model_create(&s->m, &ec, err);
+    if (rc == 0) rc = pvlm_model_set_precision_name(&s->m, o->precision, err);
+    if (rc == 0) rc = pvlm_model_set_recompute(&s->m, o->recompute, err);
+    if (rc == 0) rc = pvlm_model_load_params(&s->m, s->base_path, PVLM_LOAD_ALLOW_MISSING, NULL, err);
+    if (rc) return rc;
+    pvlm_model *m = &s->m;
+    int dim = s->cfg.d_model;
+    s->trainable = calloc((size_t)m->n_views, 1);
+    s->init0 = malloc(m->n_params * sizeof *s->init0);
+    s->head = malloc(sizeof(float) * (size_t)dim);
+    if (!s->trainable || !s->init0 || !s->head) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    select_trainable(m, o, s->trainable);
+    memcpy(s->init0, m->params, m->n_params * sizeof *s->init0);
+    for (int v = 0; v < m->n_views; v++) s->n_trained += s->trainable[v] ? (int64_t)m->views[v].numel : 0;
+    if (s->regionft) s->n_trained += dim; /* the head */
+    if (s->probe && !o->zero_shot_only) { /* every rank computes the same features and fits */
+        s->n_trained = (int64_t)s->d.n_classes * (dim + 1);
+        s->feat = malloc(sizeof(float) * (size_t)s->d.n_images * dim);
+        s->probe_w = malloc(sizeof(float) * (size_t)s->d.n_classes * dim);
+        s->probe_b = malloc(sizeof(float) * (size_t)s->d.n_classes);
+        rc = s->feat && s->probe_w && s->probe_b ? pvlm_probe_features(&s->base, &s->d, 32, s->feat, err)
+                                                 : pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    }
+    s->rs = (pvlm_ft_rowspec){s->tok, &m->cfg, o->prompt, o->query_suffix, o->class_specific, o->target_template,
+                              strcmp(o->cpt_mode, "single") ? PVLM_CPT_MULTI : PVLM_CPT_SINGLE};
+    s->rs0 = s->rs;
+    s->rs0.mc = &s->base.cfg, s->rs0.class_specific = 0;
+    if (!strcmp(o->method, "coop") && !*o->prompt) s->rs0.prompt = "a picture of a";
+    return rc;
+}
+
+/* Every non-trained view of the tuned model must equal the base bit for bit; logs each that does not. */
+static void check_frozen(ft_state *s) {
+    for (int v = 0; v < s->m.n_views; v++) {
+        if (s->trainable[v]) continue;
+        const pvlm_view *bv = pvlm_model_view(&s->base, s->m.views[v].name);
+        if (bv && memcmp(s->m.params + s->m.views[v].offset, s->base.params + bv->offset, bv->numel * sizeof(float))) {
+            s->frozen_ok = 0;
+            pvlm_error("frozen tensor %s changed during finetuning", s->m.views[v].name);
+        }
+    }
+}
+
+/* The region head as finetune-checkpoint metadata: "region_head" = its d floats, "%.9g" (exact for floats). */
+static json_t *head_info(const float *head, int d) {
+    char *buf = malloc((size_t)d * 18 + 3);
+    if (!buf) return NULL;
+    size_t n = 0;
+    buf[n++] = '[';
+    for (int k = 0; k < d; k++) n += (size_t)sprintf(buf + n, "%s%.9g", k ? "," : "", (double)head[k]);
+    buf[n++] = ']', buf[n] = 0;
+    json_t *j = json_pack("{s:s}", "region_head", buf);
+    free(buf);
+    return j;
+}
+
+/* Rank 0 saves what run (K, seed) trained: a probe file or a finetune checkpoint (regionft: with its head). */
+static int save_run(ft_state *s, const ft_opts *o, const char *name, pvlm_err *err) {
+    char path[4200];
+    if (pvlm_path_join(path, sizeof path, o->out, name, err)) return -1;
+    if (s->probe)
+        return pvlm_probe_save(path, s->probe_w, s->probe_b, s->d.n_classes, s->cfg.d_model, s->base_path, s->base_hash, err);
+    json_t *info = s->regionft ? head_info(s->head, s->cfg.d_model) : NULL;
+    if (s->regionft && !info) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    int rc = pvlm_ftckpt_save(&s->m, s->trainable, path, s->base_path, s->base_hash, o->method, info, err);
+    json_decref(info);
+    return rc;
+}
+
+/* One few-shot run: reset, draw K shots with seed, train and score by the method, check the frozen base,
+ * save and log. *acc receives the test score. */
+static int one_run(ft_state *s, const ft_opts *o, int K, uint64_t seed, int *idx, double *acc, pvlm_err *err) {
+    pvlm_model *m = &s->m;
+    eval_ctx ev = {&s->comm, &s->d, &s->rs, o->eval_batch, o->length_norm};
+    pvlm_optim_config oc;
+    optim_config(o, &oc);
+    pvlm_regionft_run rr = {&s->comm, &s->d, &s->rs, s->trainable, &oc, o->steps, o->batch};
+    memcpy(m->params, s->init0, m->n_params * sizeof *s->init0);
+    int rc = init_prompts(m, o, s->tok, seed, err);
+    int n = rc == 0 ? draw_shots(&s->d, K, seed, idx) : -1;
+    if (rc == 0 && n <= 0) rc = pvlm_err_set(err, PVLM_EINVAL, "no training items for K=%d", K);
+    double loss = NAN, t0 = pvlm_now();
+    *acc = NAN;
+    if (rc == 0 && s->probe) rc = probe_run(&s->d, s->feat, s->cfg.d_model, idx, n, o->weight_decay, s->probe_w, s->probe_b, acc, err);
+    if (rc == 0 && s->regionft) {
+        pvlm_regionft_init_head(s->head, s->cfg.d_model, seed);
+        rc = pvlm_regionft_train(&rr, m, s->head, idx, n, seed, &loss, err);
+        if (rc == 0) rc = pvlm_regionft_evaluate(&rr, m, s->head, o->eval_batch, acc, err);
+    } else if (rc == 0 && !s->probe) {
+        rc = train(&(run_ctx){&s->comm, &s->d, &s->rs, o, s->trainable}, m, idx, n, seed, &loss, err);
+        if (rc == 0) rc = evaluate(&ev, m, acc, err);
+    }
+    if (rc == 0) check_frozen(s);
+    char name[128];
+    snprintf(name, sizeof name, "%s-%s-k%d-s%llu.safetensors", o->method, o->task, K, (unsigned long long)seed);
+    if (rc == 0 && s->comm.rank == 0) rc = save_run(s, o, name, err);
+    int any = rc != 0;
+    if (pvlm_comm_or(&s->comm, rc != 0, &any, err) || any) rc = rc ? rc : pvlm_err_set(err, PVLM_EIO, "a rank failed");
+    if (rc == 0 && s->comm.rank == 0) {
+        pvlm_info("K=%d seed %llu: %s %.4f (train items %d, final loss %.4f, %.1fs) -> %s/%s", K, (unsigned long long)seed,
+                  s->lm ? "validation CE" : "accuracy", *acc, n, loss, pvlm_now() - t0, o->out, name);
+        /* the probe has no model loss: final_loss is null there (JSON has no NaN) */
+        json_array_append_new(s->runs, json_pack("{s:i, s:I, s:f, s:o, s:i, s:s}", "shots", K, "seed", (json_int_t)seed,
+                                                 "score", *acc, "final_loss", isfinite(loss) ? json_real(loss) : json_null(),
+                                                 "train_items", n, "checkpoint", name));
+    }
+    return rc;
+}
+
+/* Rank 0: the summary on stdout and report.json. */
+static int write_report(ft_state *s, const ft_opts *o, const pvlm_cmd *cmd, const int *shots, int nshots,
+                        double accs[][100], double zero, pvlm_err *err) {
+    int lm = s->lm;
+    const char *metric = lm ? "validation CE" : "accuracy";
+    printf("\n%s / %s on %s: %d test items, %s, %d seed(s)\n", o->method, o->task, o->data, s->d.n_test, metric, o->seeds);
+    printf("  trained parameters: %lld (base model: %zu)\n", (long long)s->n_trained, s->base.n_params);
+    printf("  %-10s %.2f%s\n", "zero-shot", lm ? zero : 100 * zero, lm ? "" : " %");
+    json_t *report = json_object(), *summary = json_array();
+    for (int k = 0; !o->zero_shot_only && k < nshots; k++) {
+        double mu = mean_of(accs[k], o->seeds), sd = std_of(accs[k], o->seeds);
+        char kname[32];
+        snprintf(kname, sizeof kname, shots[k] ? "K=%d" : "all", shots[k]);
+        printf("  %-10s %.2f +- %.2f%s   (zero-shot %.2f)\n", kname, lm ? mu : 100 * mu, lm ? sd : 100 * sd,
+               lm ? "" : " %", lm ? zero : 100 * zero);
+        json_array_append_new(summary, json_pack("{s:i, s:f, s:f}", "shots", shots[k], "mean", mu, "std", sd));
+    }
+    json_object_set_new(report, "zero_shot", json_real(zero));
+    json_object_set_new(report, "method", json_string(o->method));
+    json_object_set_new(report, "task", json_string(o->task));
+    json_object_set_new(report, "metric", json_string(metric));
+    json_object_set_new(report, "summary", summary);
+    json_object_set(report, "runs", s->runs);
+    json_object_set_new(report, "frozen_bit_identical", json_boolean(s->frozen_ok));
+    json_object_set_new(report, "trained_params", json_integer((json_int_t)s->n_trained));
+    json_object_set_new(report, "base_params", json_integer((json_int_t)s->base.n_params));
+    json_object_set_new(report, "settings", pvlm_args_to_json(cmd));
+    char path[4200];
+    int rc = pvlm_path_join(path, sizeof path, o->out, "report.json", err);
+    if (rc == 0) rc = pvlm_json_save_results(report, path, err);
+    json_decref(report);
+    return rc;
+}
+
+/* Zero-shot, then every K and seed, then the report. */
+static int ft_main(ft_state *s, const ft_opts *o, const pvlm_cmd *cmd, const int *shots, int nshots, pvlm_err *err) {
+    int rc = ft_load(s, o, err);
+    double zero = NAN;
+    if (rc == 0) {
+        if (s->comm.rank == 0)
+            pvlm_info("finetune %s on %s: %d train / %d test items%s, base %s", o->method, o->task, s->d.n_train,
+                      s->d.n_test, s->task == PVLM_FT_CLASSIFY ? " (classes from the data)" : "", s->base_path);
+        eval_ctx ev0 = {&s->comm, &s->d, &s->rs0, o->eval_batch, o->length_norm};
+        rc = evaluate(&ev0, &s->base, &zero, err);
+        if (rc == 0 && s->comm.rank == 0)
+            pvlm_info("zero-shot %s: %.4f (prompt \"%s\")", s->lm ? "validation CE" : "accuracy", zero, s->rs0.prompt);
+    }
+    int *idx = rc == 0 ? malloc((size_t)s->d.n_train * sizeof *idx) : NULL;
+    if (rc == 0 && !idx) rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    double accs[32][100];
+    for (int k = 0; rc == 0 && !o->zero_shot_only && k < nshots; k++)
+        for (int sd = 0; rc == 0 && sd < o->seeds; sd++)
+            rc = one_run(s, o, shots[k], (uint64_t)o->seed + (uint64_t)sd, idx, &accs[k][sd], err);
+    free(idx);
+    if (rc == 0 && s->comm.rank == 0) rc = write_report(s, o, cmd, shots, nshots, accs, zero, err);
+    if (rc == 0 && !s->frozen_ok) rc = pvlm_err_set(err, PVLM_EINVAL, "frozen base tensors changed (see errors above)");
+    return rc;
+}
+
 int pvlm_cmd_finetune(int argc, char **argv) {
     ft_opts o = {
         .task = "classify", .method = "coop", .prompt = NULL, .target_template = NULL, .class_position = "end",
@@ -342,7 +581,7 @@ int pvlm_cmd_finetune(int argc, char **argv) {
         {"data", PVLM_ARG_STR, &o.data, "classification.json, grounding.json, COCO captions or VQA questions", NULL, 0, 0, 1},
         {"annotations", PVLM_ARG_STR, &o.annotations, "VQA annotations (with an \"images\" list) for --task vqa", NULL, 0, 0, 0},
         {"images", PVLM_ARG_STR, &o.images, "image folder (default: the folder of --data)", NULL, 0, 0, 0},
-        {"method", PVLM_ARG_CHOICE, &o.method, "what to train (probe: linear probe on the frozen encoder)", "full|coop|vpt|cpt|probe", 0, 0, 0},
+        {"method", PVLM_ARG_CHOICE, &o.method, "what to train (probe: linear probe on the frozen encoder; regionft: encoder + a head over candidate regions, grounding)", "full|coop|vpt|cpt|probe|regionft", 0, 0, 0},
         {"out", PVLM_ARG_STR, &o.out, "output folder (finetune checkpoints, report.json)", NULL, 0, 0, 1},
         {"prompt", PVLM_ARG_STR, &o.prompt, "hand-written prompt (default \"a picture of a\"; captions \"a picture of\"; CoOp: none)", NULL, 0, 0, 0},
         {"class-position", PVLM_ARG_CHOICE, &o.class_position, "class name at the end of the target or in the middle", "end|middle", 0, 0, 0},
@@ -380,177 +619,23 @@ int pvlm_cmd_finetune(int argc, char **argv) {
                     "", opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     int prc = pvlm_args_parse(&cmd, argc, argv, NULL, NULL);
     if (prc) return prc == PVLM_ARGS_HELP ? 0 : 2;
-    int task = !strcmp(o.task, "classify") ? PVLM_FT_CLASSIFY : !strcmp(o.task, "ground") ? PVLM_FT_GROUND
-             : !strcmp(o.task, "caption") ? PVLM_FT_CAPTION : PVLM_FT_VQA;
-    int lm = task == PVLM_FT_CAPTION || task == PVLM_FT_VQA;
-    if ((task == PVLM_FT_GROUND) != !strcmp(o.method, "cpt")) {
-        fprintf(stderr, "pvlm finetune: --method cpt goes with --task ground (and only it)\n");
-        return 2;
-    }
-    int probe = !strcmp(o.method, "probe");
-    if (probe && task != PVLM_FT_CLASSIFY) {
-        fprintf(stderr, "pvlm finetune: --method probe goes with --task classify\n");
-        return 2;
-    }
-    if (lm && strcmp(o.method, "full") && strcmp(o.method, "vpt")) {
-        fprintf(stderr, "pvlm finetune: --task %s trains with --method full or vpt\n", o.task);
-        return 2;
-    }
-    int shots[32], nshots = parse_shots(o.shots, shots, 32);
-    if (nshots <= 0) {
-        fprintf(stderr, "pvlm finetune: --shots must be a comma-separated list of integers >= 0\n");
-        return 2;
-    }
-    if (lm) shots[0] = 0, nshots = 1;
-    if (!o.prompt) o.prompt = !strcmp(o.method, "coop") ? "" : task == PVLM_FT_CAPTION ? "a picture of" : "a picture of a";
-    if (!o.target_template) o.target_template = !strcmp(o.class_position, "middle") ? "{class} shape in the picture" : "{class}";
-
+    ft_state s;
+    memset(&s, 0, sizeof s);
+    int shots[32], nshots;
+    if (check_opts(&o, &s.task, shots, &nshots)) return 2;
+    s.lm = s.task == PVLM_FT_CAPTION || s.task == PVLM_FT_VQA;
+    s.probe = !strcmp(o.method, "probe"), s.regionft = !strcmp(o.method, "regionft");
+    s.frozen_ok = 1;
+    s.runs = json_array();
     pvlm_err err;
-    pvlm_comm comm;
-    if (pvlm_comm_start(&comm, &argc, &argv, o.threads, &err)) {
+    if (pvlm_comm_start(&s.comm, &argc, &argv, o.threads, &err)) {
         fprintf(stderr, "pvlm finetune: %s\n", err.msg);
+        json_decref(s.runs);
         return 1;
     }
-    char base_path[4096];
-    pvlm_model_config cfg;
-    pvlm_tokenizer *tok = NULL;
-    pvlm_model base, m;
-    memset(&base, 0, sizeof base), memset(&m, 0, sizeof m);
-    pvlm_ft_data d;
-    memset(&d, 0, sizeof d);
-    uint64_t base_hash = 0;
-    uint8_t *trainable = NULL;
-    int64_t n_trained = 0; /* parameters the method trains (report.json "trained_params") */
-    float *init0 = NULL, *feat = NULL, *probe_w = NULL, *probe_b = NULL;
-    json_t *report = json_object(), *runs = json_array();
-    int rc = pvlm_load_resolve_ckpt(o.base, base_path, sizeof base_path, &err);
-    if (rc == 0) rc = pvlm_load_tokenizer(base_path, o.tokdir, &cfg, &tok, &err);
-    if (rc == 0) rc = pvlm_hash_file(base_path, &base_hash, &err);
-    if (rc == 0) rc = pvlm_model_load(&base, base_path, &err);
-    if (rc == 0) rc = pvlm_mkdir_p(o.out, &err);
-    if (rc == 0) rc = pvlm_ft_data_load(&d, task, o.data, o.annotations, o.images, cfg.image_size, o.prompt, o.val_every, &err);
-    /* the model being tuned: the base config plus the method's prompt tensors */
-    pvlm_model_config ec = cfg;
-    if (!strcmp(o.method, "coop")) ec.n_ctx = o.n_ctx, ec.n_ctx_sets = o.class_specific ? d.n_classes : 1;
-    if (!strcmp(o.method, "vpt")) ec.n_vpt = o.n_prompt, ec.vpt_deep = o.deep;
-    if (rc == 0) rc = pvlm_model_create(&m, &ec, &err);
-    if (rc == 0) rc = pvlm_model_set_precision_name(&m, o.precision, &err);
-    if (rc == 0) rc = pvlm_model_set_recompute(&m, o.recompute, &err);
-    if (rc == 0) rc = pvlm_model_load_params(&m, base_path, PVLM_LOAD_ALLOW_MISSING, NULL, &err);
-    if (rc == 0) {
-        trainable = calloc((size_t)m.n_views, 1);
-        init0 = malloc(m.n_params * sizeof *init0);
-        if (!trainable || !init0) rc = pvlm_err_set(&err, PVLM_ENOMEM, "out of memory");
-    }
-    if (rc == 0) {
-        select_trainable(&m, &o, trainable);
-        memcpy(init0, m.params, m.n_params * sizeof *init0);
-        if (!probe) for (int v = 0; v < m.n_views; v++) n_trained += trainable[v] ? (int64_t)m.views[v].numel : 0;
-    }
-    int dim = cfg.d_model;
-    if (rc == 0 && probe && !o.zero_shot_only) { /* every rank computes the same features and fits */
-        n_trained = (int64_t)d.n_classes * (dim + 1);
-        feat = malloc(sizeof(float) * (size_t)d.n_images * dim);
-        probe_w = malloc(sizeof(float) * (size_t)d.n_classes * dim), probe_b = malloc(sizeof(float) * (size_t)d.n_classes);
-        rc = feat && probe_w && probe_b ? pvlm_probe_features(&base, &d, 32, feat, &err)
-                                        : pvlm_err_set(&err, PVLM_ENOMEM, "out of memory");
-    }
-    pvlm_ft_rowspec rs = {tok, &m.cfg, o.prompt, o.query_suffix, o.class_specific, o.target_template,
-                          strcmp(o.cpt_mode, "single") ? PVLM_CPT_MULTI : PVLM_CPT_SINGLE};
-    pvlm_ft_rowspec rs0 = rs; /* zero-shot: the base model with the hand-written prompt */
-    rs0.mc = &base.cfg, rs0.class_specific = 0;
-    if (!strcmp(o.method, "coop") && !*o.prompt) rs0.prompt = "a picture of a";
-    eval_ctx ev = {&comm, &d, &rs0, o.eval_batch, o.length_norm};
-    double zero = NAN;
-    if (rc == 0) {
-        if (comm.rank == 0)
-            pvlm_info("finetune %s on %s: %d train / %d test items%s, base %s", o.method, o.task, d.n_train, d.n_test,
-                      task == PVLM_FT_CLASSIFY ? " (classes from the data)" : "", base_path);
-        rc = evaluate(&ev, &base, &zero, &err);
-        if (rc == 0 && comm.rank == 0)
-            pvlm_info("zero-shot %s: %.4f (prompt \"%s\")", lm ? "validation CE" : "accuracy", zero, rs0.prompt);
-    }
-    json_object_set_new(report, "zero_shot", json_real(zero));
-    int *idx = d.n_train > 0 ? malloc((size_t)d.n_train * sizeof *idx) : NULL;
-    double accs[32][100];
-    int frozen_ok = 1;
-    ev.rs = &rs;
-    for (int k = 0; rc == 0 && !o.zero_shot_only && k < nshots; k++) {
-        for (int s = 0; rc == 0 && s < o.seeds; s++) {
-            uint64_t seed = (uint64_t)o.seed + (uint64_t)s;
-            memcpy(m.params, init0, m.n_params * sizeof *init0);
-            rc = init_prompts(&m, &o, tok, seed, &err);
-            int n = rc == 0 ? draw_shots(&d, shots[k], seed, idx) : -1;
-            if (rc == 0 && n <= 0) rc = pvlm_err_set(&err, PVLM_EINVAL, "no training items for K=%d", shots[k]);
-            double loss = NAN, acc = NAN;
-            double t0 = pvlm_now();
-            if (rc == 0 && probe) rc = probe_run(&d, feat, dim, idx, n, o.weight_decay, probe_w, probe_b, &acc, &err);
-            if (rc == 0 && !probe) rc = train(&(run_ctx){&comm, &d, &rs, &o, trainable}, &m, idx, n, seed, &loss, &err);
-            if (rc == 0 && !probe) rc = evaluate(&ev, &m, &acc, &err);
-            /* the frozen base must be bit-identical: compare every non-trained view with the base model */
-            for (int v = 0; rc == 0 && v < m.n_views; v++) {
-                if (trainable[v]) continue;
-                const pvlm_view *bv = pvlm_model_view(&base, m.views[v].name);
-                if (bv && memcmp(m.params + m.views[v].offset, base.params + bv->offset, bv->numel * sizeof(float))) {
-                    frozen_ok = 0;
-                    pvlm_error("frozen tensor %s changed during finetuning", m.views[v].name);
-                }
-            }
-            accs[k][s] = acc;
-            char path[4200], name[128];
-            snprintf(name, sizeof name, "%s-%s-k%d-s%llu.safetensors", o.method, o.task, shots[k], (unsigned long long)seed);
-            snprintf(path, sizeof path, "%s/%s", o.out, name);
-            if (rc == 0 && comm.rank == 0)
-                rc = probe ? pvlm_probe_save(path, probe_w, probe_b, d.n_classes, dim, base_path, base_hash, &err)
-                           : pvlm_ftckpt_save(&m, trainable, path, base_path, base_hash, o.method, NULL, &err);
-            int any = rc != 0;
-            if (pvlm_comm_or(&comm, rc != 0, &any, &err) || any) rc = rc ? rc : pvlm_err_set(&err, PVLM_EIO, "a rank failed");
-            if (rc == 0 && comm.rank == 0) {
-                pvlm_info("K=%d seed %llu: %s %.4f (train items %d, final loss %.4f, %.1fs) -> %s", shots[k],
-                          (unsigned long long)seed, lm ? "validation CE" : "accuracy", acc, n, loss, pvlm_now() - t0, path);
-                /* the probe has no model loss: final_loss is null there (JSON has no NaN) */
-                json_array_append_new(runs, json_pack("{s:i, s:I, s:f, s:o, s:i, s:s}", "shots", shots[k], "seed",
-                                                      (json_int_t)seed, "score", acc, "final_loss",
-                                                      isfinite(loss) ? json_real(loss) : json_null(), "train_items", n,
-                                                      "checkpoint", name));
-            }
-        }
-    }
-    free(idx);
-    if (rc == 0 && comm.rank == 0) {
-        const char *metric = lm ? "validation CE" : "accuracy";
-        printf("\n%s / %s on %s: %d test items, %s, %d seed(s)\n", o.method, o.task, o.data, d.n_test, metric, o.seeds);
-        printf("  trained parameters: %lld (base model: %zu)\n", (long long)n_trained, base.n_params);
-        printf("  %-10s %.2f%s\n", "zero-shot", lm ? zero : 100 * zero, lm ? "" : " %");
-        json_t *summary = json_array();
-        for (int k = 0; !o.zero_shot_only && k < nshots; k++) {
-            double mu = mean_of(accs[k], o.seeds), sd = std_of(accs[k], o.seeds);
-            char kname[32];
-            snprintf(kname, sizeof kname, shots[k] ? "K=%d" : "all", shots[k]);
-            printf("  %-10s %.2f +- %.2f%s   (zero-shot %.2f)\n", kname, lm ? mu : 100 * mu, lm ? sd : 100 * sd,
-                   lm ? "" : " %", lm ? zero : 100 * zero);
-            json_array_append_new(summary, json_pack("{s:i, s:f, s:f}", "shots", shots[k], "mean", mu, "std", sd));
-        }
-        json_object_set_new(report, "method", json_string(o.method));
-        json_object_set_new(report, "task", json_string(o.task));
-        json_object_set_new(report, "metric", json_string(metric));
-        json_object_set_new(report, "summary", summary);
-        json_object_set(report, "runs", runs);
-        json_object_set_new(report, "frozen_bit_identical", json_boolean(frozen_ok));
-        json_object_set_new(report, "trained_params", json_integer((json_int_t)n_trained));
-        json_object_set_new(report, "base_params", json_integer((json_int_t)base.n_params));
-        json_object_set_new(report, "settings", pvlm_args_to_json(&cmd));
-        char path[4200];
-        snprintf(path, sizeof path, "%s/report.json", o.out);
-        rc = pvlm_json_save_results(report, path, &err);
-    }
-    if (rc == 0 && !frozen_ok) rc = pvlm_err_set(&err, PVLM_EINVAL, "frozen base tensors changed (see errors above)");
+    int rc = ft_main(&s, &o, &cmd, shots, nshots, &err);
     if (rc) fprintf(stderr, "pvlm finetune: %s\n", err.msg);
-    json_decref(report), json_decref(runs);
-    free(trainable), free(init0), free(feat), free(probe_w), free(probe_b);
-    pvlm_ft_data_free(&d);
-    pvlm_model_free(&m), pvlm_model_free(&base);
-    pvlm_tokenizer_free(tok);
-    pvlm_comm_finalize(&comm);
+    ft_free(&s);
+    pvlm_comm_finalize(&s.comm);
     return rc ? 1 : 0;
 }

@@ -44,7 +44,7 @@ static int add_image(pvlm_ft_data *d, img_loader *il, const char *dir, const cha
         il->cap = nc;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (pvlm_path_join(path, sizeof path, dir, name, err)) return -1;
     char *buf = NULL;
     size_t n = 0;
     int rc = pvlm_read_file(path, &buf, &n, err);
@@ -272,6 +272,13 @@ static void class_target(const char *tmpl, const char *name, char *out, size_t c
     const char *at = tmpl ? strstr(tmpl, "{class}") : NULL;
     if (!at) snprintf(out, cap, " %s", name);
     else snprintf(out, cap, " %.*s%s%s", (int)(at - tmpl), tmpl, name, at + 7);
+}
+
+int pvlm_ft_fill_query(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b, int r,
+                       pvlm_err *err) {
+    if (r >= b->B) return pvlm_err_set(err, PVLM_EINVAL, "finetune batch too small for row %d", r);
+    const uint8_t *img = d->pixels + (size_t)it->image * (size_t)d->S * (size_t)d->S * 3;
+    return fill_row(b, r, img, it->prefix, "", 0, rs, err);
 }
 
 int pvlm_ft_fill_group(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b,

@@ -72,6 +72,11 @@ int pvlm_ft_max_group_rows(const pvlm_ft_data *d);
 int pvlm_ft_fill_group(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b,
                        int r0, pvlm_err *err);
 
+/* Row r of b: item it's image as it is (no paint) with its prefix (ground: the expression, without
+ * query_suffix) and an empty target: one encoder input per group (finetune/regionft.h). */
+int pvlm_ft_fill_query(const pvlm_ft_data *d, const pvlm_ft_item *it, const pvlm_ft_rowspec *rs, pvlm_batch *b, int r,
+                       pvlm_err *err);
+
 /* The group cross-entropy objective (mpi/dp.h objective hook). */
 typedef struct pvlm_ft_objective {
     int n_groups;          /* groups in the current micro-batch */

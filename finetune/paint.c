@@ -12,17 +12,21 @@ const pvlm_cpt_colour pvlm_cpt_colours[PVLM_CPT_NCOLOURS] = {
     {"green", {0, 255, 0}},
 };
 
-void pvlm_cpt_paint(uint8_t *rgb, int S, int orig_w, int orig_h, const float box[4], const pvlm_cpt_colour *c) {
+void pvlm_cpt_box_pixels(int S, int orig_w, int orig_h, const float box[4], int r[4]) {
     /* crop fit: scale = S / shorter side, then the centred S x S window */
     double short_side = orig_w < orig_h ? orig_w : orig_h;
     double scale = short_side > 0 ? S / short_side : 1.0;
     double ox = (orig_w * scale - S) / 2, oy = (orig_h * scale - S) / 2;
     int x0 = (int)floor(box[0] * scale - ox), y0 = (int)floor(box[1] * scale - oy);
     int x1 = (int)ceil((box[0] + box[2]) * scale - ox), y1 = (int)ceil((box[1] + box[3]) * scale - oy);
-    if (x0 < 0) x0 = 0;
-    if (y0 < 0) y0 = 0;
-    if (x1 > S) x1 = S;
-    if (y1 > S) y1 = S;
+    r[0] = x0 < 0 ? 0 : x0, r[1] = y0 < 0 ? 0 : y0;
+    r[2] = x1 > S ? S : x1, r[3] = y1 > S ? S : y1;
+}
+
+void pvlm_cpt_paint(uint8_t *rgb, int S, int orig_w, int orig_h, const float box[4], const pvlm_cpt_colour *c) {
+    int r[4];
+    pvlm_cpt_box_pixels(S, orig_w, orig_h, box, r);
+    int x0 = r[0], y0 = r[1], x1 = r[2], y1 = r[3];
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++)
             for (int k = 0; k < 3; k++) {

@@ -152,6 +152,7 @@ typedef struct priv {
         *dcols;
     double inv_ntg; /* 1/n_targets_global of the last forward */
     int recompute;  /* PVLM_RECOMPUTE_*: which activations backward recomputes instead of keeping */
+    int have_enc;   /* the last call was pvlm_model_encode (pvlm_model_encode_backward may follow) */
     enc_a rea;      /* the shared per-layer set for recomputation (unused with PVLM_RECOMPUTE_NONE) */
     dec_a rda;
     /* packed decoder rows: sample b owns rows doff[b] .. doff[b]+dlen[b]-1 (its positions up to the last
@@ -840,7 +841,7 @@ static int prepare(pvlm_model *m, const pvlm_batch *b, int need_targets, pvlm_er
     int T = p->Np + m->cfg.n_vpt + b->Lp;
     if (ensure_arena(m, b->B, T, b->Ls, err)) return -1;
     pvlm_matmul_weights_changed(m->mm); /* every forward starts here: bf16 weight copies are made afresh */
-    p->B = b->B, p->T = T, p->Lpb = b->Lp, p->Ls = b->Ls, p->have_fwd = 0;
+    p->B = b->B, p->T = T, p->Lpb = b->Lp, p->Ls = b->Ls, p->have_fwd = 0, p->have_enc = 0;
     return 0;
 }
 
@@ -855,7 +856,9 @@ int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const
     for (int r = 0; r < p->Ne; r++)
         memcpy(p->Epad + ((size_t)p->erb[r] * p->T + p->ert[r]) * d, p->E + (size_t)r * d, sizeof(float) * (size_t)d);
     *E = p->Epad, *kmask = p->kmask, *T = p->T;
-    return pvlm_matmul_check(m->mm, err);
+    if (pvlm_matmul_check(m->mm, err)) return -1;
+    p->have_enc = 1;
+    return 0;
 }
 
 int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_global, float *loss,
@@ -929,6 +932,9 @@ static void report(pvlm_grad_ready_fn hook, void *ctx, size_t a, size_t b) {
     if (hook && b > a) hook(ctx, a, b - a);
 }
 
+static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_fn hook, void *hook_ctx,
+                            pvlm_err *err);
+
 int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample_scale,
                         pvlm_grad_ready_fn hook, void *hook_ctx, pvlm_err *err) {
     priv *p = m->priv;
@@ -936,7 +942,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     if (!p->have_fwd || b->B != p->B || b->Ls != p->Ls || b->Lp != p->Lpb)
         return pvlm_err_set(err, PVLM_EINVAL, "model backward: no matching forward for this batch");
     int B = b->B, T = p->T, d = c->d_model, F = c->d_ff, H = c->n_heads, V = c->vocab_size;
-    int Ne = p->Ne, Nd = p->Nd, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
+    int Ne = p->Ne, Nd = p->Nd;
     (void)T;
     double t0 = pvlm_now();
     /* NULL sample_scale: the pretraining loss, d(loss)/d(sample CE sum) = 1/n_targets_global */
@@ -985,8 +991,19 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     }
     /* decoder embeddings (tok_embed and dec_pos are reported with the other embeddings at the end) */
     pvlm_op_embed_bwd(m->g.tok_embed, m->g.dec_pos, p->rtok, p->rpos, p->dy, Nd, d);
+    p->times[PVLM_TIME_DEC] += pvlm_now() - t1;
+    return encoder_backward(m, b, hook, hook_ctx, err);
+}
+
+/* Backward of the encoder from p->dE (d(loss)/d(final-LN encoder output), packed rows) into the encoder,
+ * prompt, embedding and stem gradients: the second half of pvlm_model_backward, and all of
+ * pvlm_model_encode_backward. */
+static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_fn hook, void *hook_ctx,
+                            pvlm_err *err) {
+    priv *p = m->priv;
+    const pvlm_model_config *c = &m->cfg;
+    int B = b->B, d = c->d_model, F = c->d_ff, H = c->n_heads, Ne = p->Ne, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
     double t2 = pvlm_now();
-    p->times[PVLM_TIME_DEC] += t2 - t1;
     /* encoder */
     memset(p->dx, 0, sizeof(float) * (size_t)Ne * d);
     const float *xlast = p->ea[c->n_enc_layers - 1].out;
@@ -1067,6 +1084,17 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     report(hook, hook_ctx, 0, goff(m, m->g.enc[0].ln1_w));
     p->times[PVLM_TIME_STEM] += pvlm_now() - t3;
     return pvlm_matmul_check(m->mm, err);
+}
+
+int pvlm_model_encode_backward(pvlm_model *m, const pvlm_batch *b, const float *dE, pvlm_err *err) {
+    priv *p = m->priv;
+    if (!p->have_enc || b->B != p->B || b->Lp != p->Lpb || b->Ls != p->Ls)
+        return pvlm_err_set(err, PVLM_EINVAL, "model encode backward: no matching pvlm_model_encode for this batch");
+    int d = m->cfg.d_model;
+    /* the padded [B, T] layout of pvlm_model_encode back to the packed rows; hidden rows carry nothing */
+    for (int r = 0; r < p->Ne; r++)
+        memcpy(p->dE + (size_t)r * d, dE + ((size_t)p->erb[r] * p->T + p->ert[r]) * d, sizeof(float) * (size_t)d);
+    return encoder_backward(m, b, NULL, NULL, err);
 }
 
 /* ------------------------------------------------------------------ FLOPs */

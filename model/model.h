@@ -196,6 +196,12 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
 int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const uint8_t **kmask, int *T,
                       pvlm_err *err);
 
+/* Backward of the last pvlm_model_encode on the same batch b: grads += d(loss)/d(params) for the stem,
+ * embeddings (image and prefix positions, prefix token rows of tok_embed), prompts and encoder layers, given
+ * dE [B*T, d] = d(loss)/d(E) in encode's padded layout (rows of hidden tokens are ignored). Decoder
+ * gradients are untouched. For objectives on the encoder's outputs (a head over region features). */
+int pvlm_model_encode_backward(pvlm_model *m, const pvlm_batch *b, const float *dE, pvlm_err *err);
+
 /* Analytic FLOPs of forward+backward for one batch (for MFU); documented in docs/model.md. */
 double pvlm_model_flops(const pvlm_model *m, const pvlm_batch *b);
 

@@ -16,7 +16,8 @@
 #     query names one of them (tests/finetune/make_pretrain_set.py, as the finetune tests' grounding fixture).
 # Every stage is cached in $OUT (rerunning continues where it stopped); every run is `nice -n $NICE`
 # (default 19: a study yields the CPU to other work; the ctest smoke run uses 0) with one thread per rank. The environment sets the size: SHOTS, SEEDS, STEPS, BATCH, LR_SHOTS (the K of the
-# validation runs), ONLY (a regex over row names), GROUND (0 skips the grounding rows), NP (ranks per run).
+# validation runs), ONLY (a regex over row names), GROUND (0 skips the grounding rows), CLASSIFY (0 skips the
+# classification rows and base A's pretraining; the shared tokenizer is still built), NP (ranks per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -34,7 +35,7 @@ else
   OUT=${OUT:-$ROOT/study-out}
   SHOTS=${SHOTS:-1,2,4,8,16}; SEEDS=${SEEDS:-3}; STEPS=${STEPS:-50}; LR_SHOTS=${LR_SHOTS:-4}
 fi
-BATCH=${BATCH:-4}; ONLY=${ONLY:-.}; GROUND=${GROUND:-1}
+BATCH=${BATCH:-4}; ONLY=${ONLY:-.}; GROUND=${GROUND:-1}; CLASSIFY=${CLASSIFY:-1}
 STUDY=$ROOT/scripts/finetune_study.py
 mkdir -p "$OUT"
 T0=$(date +%s)
@@ -81,7 +82,7 @@ if [ "$SMOKE" = 1 ]; then
   BASE_CLS=$OUT/base-ground; BASE_GROUND=$OUT/base-ground
   BASE_CLS_NAME="S (tiny smoke base)"; BASE_GROUND_NAME="S"
   PROMPTS=("a picture of a" "there is a")
-  GRID_LR=(3e-3 3e-2); GRID_FULL=(1e-4 1e-3); GRID_L2=(1e-2 1e-1); GRID_CPT=(1e-5 1e-4)
+  GRID_LR=(3e-3 3e-2); GRID_FULL=(1e-4 1e-3); GRID_L2=(1e-2 1e-1); GRID_CPT=(1e-5 1e-4); GRID_RFT=(1e-4 1e-3)
 else
   # base A: the demo's data (real emoji images and names, WordNet text)
   D=$OUT/data
@@ -104,18 +105,21 @@ for i, line in enumerate(sys.stdin):
     cat "$OUT/pre-ground/corpus.txt" >> "$OUT/tok_corpus.txt"
     logged "$OUT/tok.log" nice -n "$NICE" "$PVLM" tokenizer train --vocab-size 2048 --out "$TOK" "$OUT/tok_corpus.txt"
   fi
-  [ -s "$OUT/shards-cls/manifest.json" ] || logged "$OUT/shard-cls.log" nice -n "$NICE" "$PVLM" shard images \
+  [ "$CLASSIFY" = 0 ] || [ -s "$OUT/shards-cls/manifest.json" ] || logged "$OUT/shard-cls.log" nice -n "$NICE" "$PVLM" shard images \
     --coco "$D/train_captions.json" --images "$D/images" --out "$OUT/shards-cls" --image-size 32 --store raw --shards 2
-  [ -s "$OUT/shards-txt/manifest.json" ] || logged "$OUT/shard-txt.log" nice -n "$NICE" "$PVLM" shard text \
+  [ "$CLASSIFY" = 0 ] || [ -s "$OUT/shards-txt/manifest.json" ] || logged "$OUT/shard-txt.log" nice -n "$NICE" "$PVLM" shard text \
     --input "$D/c4-train.00000-of-00001.json.zst" --out "$OUT/shards-txt"
-  say "pretraining base A (emoji + WordNet)"
-  pretrain "$OUT/base-cls" "$OUT/shards-cls/manifest.json" 1200 32 2e-3 "$OUT/shards-txt/manifest.json" \
+  [ "$CLASSIFY" = 1 ] && say "pretraining base A (emoji + WordNet)"
+  [ "$CLASSIFY" = 1 ] && pretrain "$OUT/base-cls" "$OUT/shards-cls/manifest.json" 1200 32 2e-3 "$OUT/shards-txt/manifest.json" \
     --image-size 32 --patch-size 8 --d-model 128 --n-heads 4 --d-ff 512 --enc-layers 2 --dec-layers 2 \
     --prefix-len 16 --suffix-len 16
   BASE_CLS=$OUT/base-cls
   BASE_CLS_NAME="A (emoji+WordNet)"; BASE_GROUND_NAME="B (painted scenes)"
   PROMPTS=("a picture of a" "a photo of a" "question: what category is this? answer:" "a picture of a emoji of the category")
-  GRID_LR=(3e-3 1e-2 3e-2); GRID_FULL=(1e-4 3e-4 1e-3); GRID_L2=(1e-3 1e-2 1e-1); GRID_CPT=(1e-5 3e-5 1e-4)
+  GRID_LR=(3e-3 1e-2 3e-2); GRID_FULL=(1e-4 3e-4 1e-3); GRID_L2=(1e-3 1e-2 1e-1); GRID_CPT=(3e-6 1e-5 3e-5 1e-4)
+  # region fine-tuning starts its head from scratch: one more value than the others, from full fine-tuning's
+  # smallest rate up
+  GRID_RFT=(1e-4 3e-4 1e-3 3e-3 1e-2)
   BASE_GROUND=$OUT/base-ground
 fi
 base_ground() { # base B, pretrained when the first grounding row needs it
@@ -130,7 +134,8 @@ base_ground() { # base B, pretrained when the first grounding row needs it
 
 # ---- the rows ----
 # task | name | description | learning-rate flag | grid (array name) | finetune flags
-ROWS=(
+ROWS=()
+[ "$CLASSIFY" = 1 ] && ROWS+=(
   "classify|zero-shot|hand-written prompt (best on val), zero-shot|prompt|PROMPTS|--method full"
   "classify|probe|linear probe, frozen encoder|--weight-decay|GRID_L2|--method probe"
   "classify|full|full fine-tuning|--lr|GRID_FULL|--method full --groups all"
@@ -143,8 +148,9 @@ ROWS=(
   "ground|zero-shot|CPT zero-shot (one colour per box)|none|NONE|--method cpt --zero-shot-only"
   "ground|cpt-fs|CPT few-shot, all parameters (prompt-based fine-tuning)|--lr|GRID_CPT|--method cpt --groups all"
   "ground|cpt-fs-dec|CPT few-shot, decoder only|--lr|GRID_CPT|--method cpt --groups decoder"
+  "ground|regionft|fine-tuning: encoder + linear head over the candidate regions, no colour prompts|--lr|GRID_RFT|--method regionft"
 )
-ROWS+=( # CoOp's ablations (class token position, context length), last
+[ "$CLASSIFY" = 1 ] && ROWS+=( # CoOp's ablations (class token position, context length), last
   "classify|coop-mid|CoOp unified, M=4, class in the middle|--lr|GRID_LR|--method coop --n-ctx 4 --class-position middle"
   "classify|coop-m8|CoOp unified, M=8|--lr|GRID_LR|--method coop --n-ctx 8"
   "classify|coop-m16|CoOp unified, M=16|--lr|GRID_LR|--method coop --n-ctx 16"

@@ -47,6 +47,16 @@ elif case == "cpt-few":
     names, _ = checkpoint_tensors(r)
     check(names and all(k.startswith("dec.") for k in names),
           f"cpt few-shot: checkpoint holds only the {len(names)} dec.* tensors")
+elif case == "regionft":
+    rand, acc = random_box_rate(), r["runs"][0]["score"] if r["runs"] else 0.0
+    check(acc > rand + 0.10, f"regionft: grounding accuracy {acc:.3f} > random box {rand:.3f} + 0.10 "
+          f"(zero-shot CPT on the same base {r['zero_shot']:.3f}, printed only)")
+    check(r["frozen_bit_identical"] is True, "regionft: decoder bit-identical after fine-tuning")
+    names, meta = checkpoint_tensors(r)
+    head = json.loads(meta.get("region_head", "[]"))
+    check(names and not any(k.startswith("dec") for k in names) and "enc.0.attn.qkv.weight" in names
+          and meta["method"] == "regionft" and len(head) == 64 and any(head),
+          f"regionft: checkpoint holds the {len(names)} encoder-side tensors and a {len(head)}-float head")
 elif case in ("caption", "vqa"):
     after, zero = r["runs"][0]["score"], r["zero_shot"]
     # validation items (every 10th) are never trained on; the base never saw this caption style or

@@ -6,6 +6,9 @@
 #   cpt-zero  CPT zero-shot grounding (multi-colour) > random box + 0.10, nothing trained
 #   cpt-few   CPT few-shot, each box alone in red, training the decoder: single-colour zero-shot
 #             > random box + 0.10, the encoder bit-identical, the checkpoint holds only dec.* tensors
+#   regionft  region fine-tuning (CPT's fine-tuning baseline: encoder + a head over candidate regions, no
+#             colour prompts) on the whole training split: grounding accuracy > random box + 0.10, the
+#             decoder bit-identical, the checkpoint holds no dec.* tensor and the head as metadata
 #   caption   caption finetuning (full) in a new caption style: validation cross-entropy falls, and
 #             `pvlm caption` from the finetune file scores a higher CIDEr-D than from the base
 #   vqa       VQA finetuning (full): validation cross-entropy falls, and `pvlm vqa` from the
@@ -29,6 +32,8 @@ cpt-zero) ft --base "$f/run-cpt" --task ground --data "$f/data/grounding.json" -
 # format, so few-shot finetuning has little to add (docs/finetune.md)
 cpt-few) ft --base "$f/run-cpt" --task ground --data "$f/data/grounding.json" --method cpt --cpt-mode single \
   --groups decoder --shots 4 --seeds 1 --steps 10 --batch-size 6 --lr 3e-5 ;;
+regionft) ft --base "$f/run-cpt" --task ground --data "$f/data/grounding.json" --method regionft --shots 0 \
+  --seeds 1 --steps 100 --batch-size 4 --lr 3e-3 ;;
 caption)
   ft "${lm[@]}" --task caption --data "$f/data/captions_train.json"
   for m in base ft; do # the base, then the finetune file (loaded on its base) on the held-out images

@@ -3,7 +3,8 @@
 # painted scenes) runs every row of the study end to end, and then:
 #  - the table has a number in every cell and the PNG is written;
 #  - each method trains the parameters it should (probe K(d+1), CoOp M d or K M d, VPT p d or L p d,
-#    full = the whole base, CPT decoder-only < the base, zero-shot 0) and the frozen base stays bit-identical;
+#    full = the whole base, CPT decoder-only < the base, region fine-tuning = everything the encoder reads + a
+#    d-vector head, zero-shot 0) and the frozen base stays bit-identical;
 #  - every chosen learning rate / L2 weight / prompt is the best of its grid on the validation reports,
 #    those reports scored the validation file, and the validation items are disjoint from the training
 #    pool and from the test split (the test split is never used to choose).
@@ -21,7 +22,7 @@ check = lambda ok, what: verdicts.append((bool(ok), what))
 res = json.load(open(f"{w}/results.json"))["results"]
 table = open(f"{w}/table.md").read()
 rows = [l for l in table.splitlines() if l.startswith("| ") and not l.startswith("| method")]
-check("not run" not in table and len(rows) == 10 + 3, f"table.md: {len(rows)} rows (10 + 3), every cell filled")
+check("not run" not in table and len(rows) == 10 + 4, f"table.md: {len(rows)} rows (10 + 4), every cell filled")
 check(open(f"{w}/accuracy_vs_shots.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n", "accuracy_vs_shots.png is a PNG")
 cls, gr = res["classify"], res["ground"]
 base = cls["full"]["base_params"]
@@ -33,6 +34,10 @@ for name, n in want.items():
     check(cls[name]["params"] == n, f"classify/{name}: trains {cls[name]['params']} parameters (expected {n})")
 check(gr["zero-shot"]["params"] == 0 and gr["cpt-fs"]["params"] == base and 0 < gr["cpt-fs-dec"]["params"] < base,
       "ground: zero-shot trains nothing, CPT all = the base, decoder-only fewer")
+Ls = 12  # the smoke base's suffix length: dec_pos is [Ls, d]
+rft = base - gr["cpt-fs-dec"]["params"] - Ls * d + d
+check(gr["regionft"]["params"] == rft, f"ground/regionft: trains {gr['regionft']['params']} parameters (expected {rft}: "
+      "all but the decoder, plus the head)")
 check(all(e.get("frozen_ok", True) for t in res.values() for e in t.values()), "frozen base bit-identical in every run")
 for task, rows in res.items():
     for name, e in rows.items():

@@ -36,13 +36,10 @@ static double objective(pvlm_model *m, const pvlm_batch *b, const double *scale,
 
 static void run_case(const char *name, pvlm_model_config *cfg, int use_scale) {
     pvlm_err err;
-    pvlm_model m;
-    CHECK_OK(pvlm_model_create(&m, cfg, &err), &err);
-    if (!m.params) return;
-    tiny_randomize(&m, 42, 0.3f);
+    pvlm_model m = {0};
     pvlm_batch b;
-    CHECK_OK(pvlm_batch_alloc(&b, 4, cfg->image_size, cfg->max_prefix_len, cfg->max_suffix_len, &err), &err);
-    tiny_batch(&b, cfg, 5);
+    CHECK_OK(tiny_model_and_batch(&m, &b, cfg, &err), &err);
+    if (!m.params) return;
     double ntg = (double)pvlm_batch_count_targets(&b) + 3.0; /* "global" count larger than local */
     double scale[4] = {0.3, -0.7, 1.1, 0.5};
     const double *sc = use_scale ? scale : NULL;

@@ -61,4 +61,18 @@ static inline void tiny_randomize(pvlm_model *m, uint64_t seed, float scale) {
     }
 }
 
+/* A tiny model with tiny_randomize(42, 0.3) weights and a 4-sample tiny_batch (seed 5): the common start of
+ * the gradient checks. Returns 0, or -1 with err set and *m zeroed (nothing to free). */
+static inline int tiny_model_and_batch(pvlm_model *m, pvlm_batch *b, const pvlm_model_config *cfg, pvlm_err *err) {
+    if (pvlm_model_create(m, cfg, err)) return -1;
+    tiny_randomize(m, 42, 0.3f);
+    if (pvlm_batch_alloc(b, 4, cfg->image_size, cfg->max_prefix_len, cfg->max_suffix_len, err)) {
+        pvlm_model_free(m);
+        memset(m, 0, sizeof *m);
+        return -1;
+    }
+    tiny_batch(b, cfg, 5);
+    return 0;
+}
+
 #endif
