@@ -47,7 +47,8 @@ static int build_segments(pvlm_dp *dp, pvlm_err *err) {
 /* overlap = -1: launch buckets during backward only when every node has a core left over for the
  * polling (ranks x threads < cores). Without one, the MPI_Test calls between layers and the progress
  * of the collectives take time from the other rank's GEMMs: on 2 cores x 2 ranks the overlapped step
- * was measured at 53.6 ms against 31.6 ms reduced after backward (docs/perf-scaling.md). Agreed by
+ * was measured at 28.6 ms against 27.8 ms reduced after backward (53.6 against 31.6 ms before the
+ * malloc and single-copy defaults of mpi/comm.c; docs/perf-scaling.md). Agreed by
  * all ranks (MIN), since both modes must issue the same collectives in the same order. */
 static int resolve_overlap(pvlm_dp *dp, pvlm_err *err) {
     const pvlm_comm *c = dp->comm;
