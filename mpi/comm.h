@@ -10,7 +10,9 @@
  * scancel) only set the flag; the training loop OR-reduces it across ranks at the end of every
  * step (mpi/dp.h), so every rank finishes the same step, checkpoints and exits together.
  *
- * pvlm_comm_init logs "rank R of P on host H" on every rank of a multi-rank job.
+ * pvlm_comm_init logs "rank R of P on host H" on every rank of a multi-rank job. Before MPI_Init it
+ * raises glibc's mmap and trim thresholds (process-wide malloc policy) and, unless already set,
+ * sets OMPI_MCA_btl_vader_single_copy_mechanism=none (comm.c says why; rank 0 logs the value).
  * pvlm_comm is a caller-owned struct; pvlm_comm_init fills it, pvlm_comm_finalize tears down MPI.
  * Helpers that return malloc'd memory say so; the caller frees.
  */
@@ -70,6 +72,10 @@ int pvlm_comm_bcast_json(const pvlm_comm *c, json_t **j, int root, pvlm_err *err
 /* Gather one JSON value per rank to root as a JSON array indexed by rank (new reference in *out
  * on root, NULL elsewhere). */
 int pvlm_comm_gather_json(const pvlm_comm *c, const json_t *mine, json_t **out, int root, pvlm_err *err);
+
+/* Ranks on this rank's node (MPI_COMM_TYPE_SHARED) and the cores they may run on (the union of
+ * their CPU affinity masks, which follows Slurm's allocation and mpirun's binding). Collective. */
+int pvlm_comm_node_cores(const pvlm_comm *c, int *node_ranks, int *node_cores, pvlm_err *err);
 
 /* Even split of n elements over size ranks: rank r owns [*off, *off + *cnt). The first n % size
  * ranks get one more element. Used for ZeRO-1 slices and documented so checkpoints can name

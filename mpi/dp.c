@@ -8,13 +8,14 @@
 
 #include "core/fsutil.h"
 #include "core/mem.h"
+#include "core/threads.h"
 #include "core/timer.h"
 #include "model/checkpoint.h"
 
 void pvlm_dp_config_default(pvlm_dp_config *c) {
     memset(c, 0, sizeof *c);
     c->bucket_elems = (size_t)1 << 20;
-    c->overlap = 1;
+    c->overlap = -1;
     c->max_nonfinite = 10;
 }
 
@@ -43,6 +44,35 @@ static int build_segments(pvlm_dp *dp, pvlm_err *err) {
     return 0;
 }
 
+/* overlap = -1: launch buckets during backward only when every node has a core left over for the
+ * polling (ranks x threads < cores). Without one, the MPI_Test calls between layers and the progress
+ * of the collectives take time from the other rank's GEMMs: on 2 cores x 2 ranks the overlapped step
+ * was measured at 28.6 ms against 27.8 ms reduced after backward (53.6 against 31.6 ms before the
+ * malloc and single-copy defaults of mpi/comm.c; docs/perf-scaling.md). Agreed by
+ * all ranks (MIN), since both modes must issue the same collectives in the same order. */
+static int resolve_overlap(pvlm_dp *dp, pvlm_err *err) {
+    const pvlm_comm *c = dp->comm;
+    if (dp->cfg.overlap >= 0) {
+        snprintf(dp->overlap_why, sizeof dp->overlap_why, "overlap %s (set)", dp->cfg.overlap ? "on" : "off");
+        return 0;
+    }
+    if (c->size == 1) {
+        dp->cfg.overlap = 0;
+        snprintf(dp->overlap_why, sizeof dp->overlap_why, "overlap off (one rank: nothing to reduce)");
+        return 0;
+    }
+    int ranks = 1, cores = 1, threads = pvlm_threads_get();
+    if (pvlm_comm_node_cores(c, &ranks, &cores, err)) return -1;
+    int spare = ranks * threads < cores, all = spare;
+    int rc = MPI_Allreduce(&spare, &all, 1, MPI_INT, MPI_MIN, c->comm);
+    if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, "dp: agreeing on overlap");
+    dp->cfg.overlap = all;
+    snprintf(dp->overlap_why, sizeof dp->overlap_why,
+             "overlap %s (auto: %d ranks x %d threads on %d cores of rank 0's node%s)", all ? "on" : "off", ranks,
+             threads, cores, all ? "" : "; no spare core on some node, so buckets are reduced after backward");
+    return 0;
+}
+
 int pvlm_dp_init(pvlm_dp *dp, const pvlm_comm *c, pvlm_model *m, const pvlm_optim_config *ocfg,
                  const pvlm_dp_config *cfg, const uint8_t *trainable, pvlm_err *err) {
     memset(dp, 0, sizeof *dp);
@@ -53,6 +83,10 @@ int pvlm_dp_init(pvlm_dp *dp, const pvlm_comm *c, pvlm_model *m, const pvlm_opti
     else pvlm_dp_config_default(&dp->cfg);
     dp->trainable = trainable;
     if (build_segments(dp, err)) {
+        pvlm_dp_free(dp);
+        return -1;
+    }
+    if (resolve_overlap(dp, err)) {
         pvlm_dp_free(dp);
         return -1;
     }
@@ -88,14 +122,21 @@ void pvlm_dp_set_objective(pvlm_dp *dp, pvlm_dp_objective_fn fn, void *ctx) {
     dp->objective_ctx = ctx;
 }
 
-/* Squared norm of the reduced gradient that this rank accounts for: plain = every segment (all
- * ranks hold the same sum and compute the same value; only rank 0 contributes it to the allreduce),
- * ZeRO-1 = this rank's slice (zero outside segments). */
+/* Squared norm of the part of the reduced gradient this rank accounts for: its pvlm_comm_split
+ * share of the buffer (ZeRO-1: its slice, zero outside segments; plain: every rank holds the whole
+ * sum, so each sums only its share of the segments instead of rank 0 summing all while the others
+ * wait). The shares are added in the step's small allreduce. */
 static double local_sqnorm(const pvlm_dp *dp) {
     if (dp->cfg.zero1) return pvlm_optim_sqnorm(dp->red.slice, dp->red.shard_n);
-    if (dp->nseg == 0) return pvlm_optim_sqnorm(dp->m->grads, dp->m->n_params);
+    size_t lo, cnt;
+    pvlm_comm_split(dp->m->n_params, dp->comm->size, dp->comm->rank, &lo, &cnt);
+    size_t hi = lo + cnt, whole_off = 0, whole_n = dp->m->n_params;
+    const size_t *so = dp->nseg ? dp->seg_off : &whole_off, *sn = dp->nseg ? dp->seg_n : &whole_n;
     double s = 0;
-    for (int i = 0; i < dp->nseg; i++) s += pvlm_optim_sqnorm(dp->m->grads + dp->seg_off[i], dp->seg_n[i]);
+    for (int i = 0; i < (dp->nseg ? dp->nseg : 1); i++) {
+        size_t a = so[i] > lo ? so[i] : lo, e = so[i] + sn[i] < hi ? so[i] + sn[i] : hi;
+        if (e > a) s += pvlm_optim_sqnorm(dp->m->grads + a, e - a);
+    }
     return s;
 }
 
@@ -165,7 +206,7 @@ int pvlm_dp_step(pvlm_dp *dp, pvlm_batch *const *micro, int n_micro, int local_s
     if (pvlm_reducer_finish(&dp->red, err)) return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);
 
     /* 3. one small allreduce for every decision */
-    sums[4] = (dp->cfg.zero1 || c->rank == 0) ? local_sqnorm(dp) : 0.0;
+    sums[4] = local_sqnorm(dp);
     sums[5] = local_stop ? 1.0 : 0.0;
     sums[6] = loss_local;
     if (pvlm_comm_sum_f64(c, sums, 7, err)) return pvlm_err_prefix(err, "dp step %lld", (long long)dp->step);

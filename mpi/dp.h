@@ -8,8 +8,8 @@
  *     during the last micro-batch's backward the model's grad-ready hook launches the gradient
  *     buckets (mpi/reducer.h: non-blocking allreduce, or reduce-scatter with ZeRO-1, polled with
  *     MPI_Test because Open MPI 4.1 makes no asynchronous progress);
- *  3. wait for the buckets; one small allreduce carries the loss sums, the ZeRO-1 partial squared
- *     norms, the non-finite flag and every rank's stop flag (OR), so all ranks take the same
+ *  3. wait for the buckets; one small allreduce carries the loss sums, the partial squared norms
+ *     (every rank sums its pvlm_comm_split share of the reduced gradient), the non-finite flag and every rank's stop flag (OR), so all ranks take the same
  *     decisions: skip or update, stop or go on;
  *  4. a non-finite loss or gradient norm skips the update (counted; after max_nonfinite in a row the
  *     step returns an error); otherwise global-norm clipping (as torch.nn.utils.clip_grad_norm_) and
@@ -42,11 +42,14 @@
 typedef struct pvlm_dp_config {
     int zero1;           /* 1: ZeRO-1 (optimizer state sharded over ranks) */
     size_t bucket_elems; /* floats per gradient bucket; 0 = 1M (4 MiB) */
-    int overlap;         /* 1: launch buckets from backward's hook (default); 0: all after backward */
+    int overlap;         /* 1: launch buckets from backward's hook; 0: all after backward (blocking);
+                          * -1 (default): 1 only when every node has a core to spare beyond ranks x
+                          * threads (polling inside backward otherwise competes with the GEMMs of
+                          * the ranks: docs/perf-scaling.md); the same on every rank */
     int max_nonfinite;   /* error after this many non-finite steps in a row; 0 = never */
     int progress_thread; /* 1: a thread polls the gradient buckets (mpi/reducer.h); 0: the hook polls */
 } pvlm_dp_config;
-void pvlm_dp_config_default(pvlm_dp_config *c); /* zero1 0, bucket 1M floats, overlap 1, max_nonfinite 10, no thread */
+void pvlm_dp_config_default(pvlm_dp_config *c); /* zero1 0, bucket 1M floats, overlap -1, max_nonfinite 10, no thread */
 
 /* Optional custom objective (finetune: classification losses). Called after each micro-batch's
  * forward with its per-sample CE sums; must fill sample_scale[B] = d(objective)/d(sample CE sum)
@@ -59,7 +62,8 @@ typedef struct pvlm_dp {
     const pvlm_comm *comm;
     pvlm_model *m;
     pvlm_optim_config ocfg;
-    pvlm_dp_config cfg;
+    pvlm_dp_config cfg;       /* cfg.overlap resolved to 0 or 1 by init */
+    char overlap_why[160];    /* how cfg.overlap was decided, for the run's settings log line */
     const uint8_t *trainable; /* per view, borrowed; NULL = all */
     pvlm_reducer red;
     float *m1, *m2;           /* AdamW moments of [opt_off, opt_off + opt_n), owned */

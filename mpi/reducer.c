@@ -10,8 +10,9 @@
 #include "core/timer.h"
 
 #define DEFAULT_BUCKET_ELEMS ((size_t)1 << 20)
-/* 4M floats = 16 MiB per blocking call: above 16 MiB Open MPI 4.1's default MPI_Allreduce choice was
- * measured to fall to a fraction of its bandwidth (docs/perf-scaling.md). */
+/* 4M floats = 16 MiB per blocking call: Open MPI's blocking collectives allocate a temporary as large
+ * as the message on every call; the cap bounds it (pvlm_comm_init keeps such temporaries in the heap,
+ * which removed the measured drop above 16 MiB: docs/perf-scaling.md). */
 #define DEFAULT_MERGE_ELEMS ((size_t)4 << 20)
 
 static int add_bucket(pvlm_reducer *r, int *cap, size_t off, size_t n, pvlm_err *err) {
@@ -347,8 +348,8 @@ int pvlm_reducer_finish(pvlm_reducer *r, pvlm_err *err) {
     return ret;
 }
 
-/* The all-gather in chunks of at most merge_elems floats (like the blocking reductions: Open MPI
- * 4.1's blocking collectives were measured to slow down sharply above 16 MiB): chunk [a, e) gathers
+/* The all-gather in chunks of at most merge_elems floats (like the blocking reductions, which bounds
+ * Open MPI's per-call temporaries): chunk [a, e) gathers
  * from every rank the part of its slice inside the chunk, in place. */
 int pvlm_reducer_allgather(pvlm_reducer *r, float *params, pvlm_err *err) {
     if (!r->zero1 || r->comm->size == 1) return 0;

@@ -64,7 +64,7 @@ typedef struct settings {
     pvlm_optim_config oc;
     const char *schedule;
     /* data parallel */
-    int zero1, no_overlap, max_nonfinite, progress_thread;
+    int zero1, no_overlap, overlap, max_nonfinite, progress_thread;
     double bucket_mb;
     /* checkpoints */
     const char *ckpt_dir, *resume;
@@ -707,11 +707,12 @@ static int init_dp(trainer *t, pvlm_err *err) {
     dc.zero1 = s->zero1;
     dc.bucket_elems = (size_t)(s->bucket_mb * 1024.0 * 1024.0 / 4.0);
     if (dc.bucket_elems < 1) dc.bucket_elems = 1;
-    dc.overlap = !s->no_overlap;
+    dc.overlap = s->no_overlap ? 0 : s->overlap ? 1 : -1; /* -1: mpi/dp.h decides from the node's cores */
     dc.max_nonfinite = s->max_nonfinite;
     dc.progress_thread = s->progress_thread;
     if (pvlm_dp_init(&t->dp, &t->comm, &t->model, &t->ocfg, &dc, NULL, err)) return -1;
     t->dp_ok = 1;
+    if (t->comm.rank == 0) pvlm_info("data parallel: %s", t->dp.overlap_why);
     return 0;
 }
 
@@ -842,6 +843,7 @@ static void bind_flags(trainer *t) {
         {"zero1", PVLM_ARG_FLAG, &s->zero1, "shard the optimizer state over ranks (ZeRO-1)", NULL, 0, 0, 0},
         {"bucket-mb", PVLM_ARG_DOUBLE, &s->bucket_mb, "gradient bucket size in MiB", NULL, 1e-6, 4096, 0},
         {"no-overlap", PVLM_ARG_FLAG, &s->no_overlap, "reduce gradients after backward instead of during it", NULL, 0, 0, 0},
+        {"overlap", PVLM_ARG_FLAG, &s->overlap, "reduce gradients during backward even without a spare core (default: only with one)", NULL, 0, 0, 0},
         {"progress-thread", PVLM_ARG_FLAG, &s->progress_thread, "poll gradient buckets from a thread (spare core) instead of between layers", NULL, 0, 0, 0},
         {"max-nonfinite", PVLM_ARG_INT, &s->max_nonfinite, "abort after this many non-finite steps in a row (0: never)", NULL, 0, 1 << 30, 0},
         {"ckpt-dir", PVLM_ARG_STR, &s->ckpt_dir, "checkpoint root directory (shared by all ranks)", NULL, 0, 0, 0},

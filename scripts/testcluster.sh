@@ -168,6 +168,8 @@ up() {
   rm -rf "$S"
   mkdir -p "$S"/ns "$S"/ctld "$S"/spool "$S"/tmp "$S"/run "$S"/log
   S=$(cd "$S" && pwd)
+  # munged runs as user munge and needs to reach its socket and key under $S
+  runuser -u munge -- test -x "$S" || die "user munge cannot reach $S (a directory above it is not searchable by others, e.g. one made by mktemp -d, mode 0700): choose a PVLM_CLUSTER_DIR under searchable directories"
   : > "$S/pids"
   : > "$S/hosts"
   echo "$n" > "$S/nodes"

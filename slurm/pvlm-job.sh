@@ -16,6 +16,11 @@
 #    mark the node down and requeue the job (--requeue) on the remaining nodes (up to
 #    PVLM_NODE_FAIL_WAIT seconds, default 2 x SlurmdTimeout + 30), and the requeued job resumes.
 #
+# Data-parallel defaults (docs/slurm.md, docs/perf-scaling.md) are pvlm's own, not set here: gradient
+# reduction overlapped with backward only when a node has a core beyond ranks x threads, glibc malloc
+# thresholds raised for Open MPI's temporaries, OMPI_MCA_btl_vader_single_copy_mechanism=none unless
+# exported before sbatch; rank 0's log names them ("shared memory: ...", "data parallel: ...").
+#
 # Environment: PVLM_BIN (default: pvlm on PATH), PVLM_CKPT_DIR (required; on a file system all
 # nodes share), PVLM_LOG_DIR (default $PVLM_CKPT_DIR/logs), PVLM_MAX_REQUEUES (default 20),
 # PVLM_SRUN_ARGS (extra srun flags), PVLM_NODE_FAIL_WAIT, PVLM_PROBE_TIMEOUT (the node probe's
