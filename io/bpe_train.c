@@ -31,7 +31,7 @@ static int pairidx_grow(pairidx *m) {
     memset(k, 0xff, ncap * sizeof *k);
     for (size_t i = 0; i < m->cap; i++) {
         if (m->keys[i] == UINT64_MAX) continue;
-        size_t j = (size_t)pvlm_tok_mix64(m->keys[i]) & (ncap - 1);
+        size_t j = (size_t)pvlm_mix64(m->keys[i]) & (ncap - 1);
         while (k[j] != UINT64_MAX) j = (j + 1) & (ncap - 1);
         k[j] = m->keys[i];
         v[j] = m->val[i];
@@ -199,7 +199,7 @@ static int32_t tpair_find(train_ctx *c, int32_t a, int32_t b, int create) {
         if (!create) return -1;
         if (pairidx_grow(&c->idx) != 0) return -2;
     }
-    size_t mask = c->idx.cap - 1, h = (size_t)pvlm_tok_mix64(key) & mask;
+    size_t mask = c->idx.cap - 1, h = (size_t)pvlm_mix64(key) & mask;
     while (c->idx.keys[h] != UINT64_MAX && c->idx.keys[h] != key) h = (h + 1) & mask;
     if (c->idx.keys[h] == key) return c->idx.val[h];
     if (!create) return -1;

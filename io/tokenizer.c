@@ -167,7 +167,7 @@ static void pairmap_free(pairmap *m) {
 }
 
 static inline size_t pairmap_slot(const pairmap *m, uint64_t key) {
-    size_t mask = m->cap - 1, h = (size_t)pvlm_tok_mix64(key) & mask;
+    size_t mask = m->cap - 1, h = (size_t)pvlm_mix64(key) & mask;
     while (m->keys[h] != UINT64_MAX && m->keys[h] != key) h = (h + 1) & mask;
     return h;
 }

@@ -1,5 +1,5 @@
 /* tokenizer_impl.h - what io/tokenizer.c shares with io/bpe_train.c, and nobody else:
- * the hash mixer, the string -> id map (keys copied into an arena), GPT-2's byte alphabet
+ * the string -> id map (keys copied into an arena), GPT-2's byte alphabet
  * and building a tokenizer from learned tables. Not part of the io/ interface.
  */
 #ifndef PVLM_IO_TOKENIZER_IMPL_H
@@ -9,17 +9,8 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/rng.h" /* pvlm_mix64 spreads pair keys over the tables */
 #include "io/tokenizer.h"
-
-/* A 64-bit finaliser (MurmurHash3's fmix64) spreading pair keys over the tables. */
-static inline uint64_t pvlm_tok_mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 /* string -> int32 (ids of token strings), keys copied into an arena; the map owns all of it
  * (pvlm_tok_strmap_free). */
