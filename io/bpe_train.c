@@ -495,7 +495,7 @@ int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err 
     if (!text) goto nomem;
     size_t tl = strlen(text);
     text[tl] = '\n';
-    snprintf(path, sizeof path, "%s/encoder.json", dir);
+    if (pvlm_path_join(path, sizeof path, dir, "encoder.json", err) != 0) goto out;
     if (pvlm_write_file_atomic(path, text, tl + 1, err) != 0) goto out;
     /* vocab.bpe: "#version: 0.2" then "left right" per merge, highest priority first */
     size_t mcap = 64 + (size_t)tr->nmerges * (4 * maxlen + 2), mn = 0;
@@ -511,7 +511,7 @@ int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err 
         mn += l2;
         merges[mn++] = '\n';
     }
-    snprintf(path, sizeof path, "%s/vocab.bpe", dir);
+    if (pvlm_path_join(path, sizeof path, dir, "vocab.bpe", err) != 0) goto out;
     if (pvlm_write_file_atomic(path, merges, mn, err) != 0) goto out;
     rc = 0;
     goto out;

@@ -698,12 +698,13 @@ fail:
 
 int pvlm_tokenizer_load(const char *dir, pvlm_tokenizer **out, pvlm_err *err) {
     char vocab[4096], merges[4096];
-    snprintf(vocab, sizeof vocab, "%s/encoder.json", dir);
-    if (!pvlm_file_exists(vocab)) snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
-    snprintf(merges, sizeof merges, "%s/vocab.bpe", dir);
-    if (!pvlm_file_exists(merges)) snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    *out = NULL;
+    if (pvlm_path_join(vocab, sizeof vocab, dir, "encoder.json", err) != 0 ||
+        (!pvlm_file_exists(vocab) && pvlm_path_join(vocab, sizeof vocab, dir, "vocab.json", err) != 0) ||
+        pvlm_path_join(merges, sizeof merges, dir, "vocab.bpe", err) != 0 ||
+        (!pvlm_file_exists(merges) && pvlm_path_join(merges, sizeof merges, dir, "merges.txt", err) != 0))
+        return -1;
     if (!pvlm_file_exists(vocab) || !pvlm_file_exists(merges)) {
-        *out = NULL;
         return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: needs encoder.json (or vocab.json) and vocab.bpe (or merges.txt)",
                             dir);
     }

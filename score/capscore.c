@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fsutil.h"
 #include "core/i64map.h"
 #include "core/json.h"
 #include "core/timer.h"
@@ -497,6 +498,17 @@ done:
     return rc;
 }
 
+/* The scratch files of one SPICE run under tmp, named by pid so that concurrent scorers do not collide. */
+static int spice_paths(const char *tmp, char *in, char *out, char *cache, size_t cap, pvlm_err *err) {
+    char in_name[64], out_name[64];
+    snprintf(in_name, sizeof in_name, "pvlm-spice-in-%d.json", (int)getpid());
+    snprintf(out_name, sizeof out_name, "pvlm-spice-out-%d.json", (int)getpid());
+    if (pvlm_path_join(in, cap, tmp, in_name, err) != 0 || pvlm_path_join(out, cap, tmp, out_name, err) != 0 ||
+        pvlm_path_join(cache, cap, tmp, "pvlm-spice-cache", err) != 0)
+        return -1;
+    return 0;
+}
+
 /* SPICE 1.0: write [{"image_id", "test", "refs"}] (image ids sorted, as
  * spice.py), run `java -jar -Xmx8G spice-1.0.jar IN -cache DIR -out OUT
  * -subset -silent`, read scores.All.f per image; corpus = np.mean. */
@@ -504,9 +516,7 @@ static int spice_score(const pvlm_capscore_opts *o, int32_t n, const int64_t *id
                        const int32_t *rb, const char *const *rs, double *mean, double *per, pvlm_err *err) {
     const char *tmp = o->tmp_dir ? o->tmp_dir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     char in_path[4096], out_path[4096], cache[4096];
-    snprintf(in_path, sizeof in_path, "%s/pvlm-spice-in-%d.json", tmp, (int)getpid());
-    snprintf(out_path, sizeof out_path, "%s/pvlm-spice-out-%d.json", tmp, (int)getpid());
-    snprintf(cache, sizeof cache, "%s/pvlm-spice-cache", tmp);
+    if (spice_paths(tmp, in_path, out_path, cache, sizeof in_path, err) != 0) return -1;
     json_t *arr = json_array(), *res = NULL;
     int rc = -1;
     /* spice.py writes the images sorted by id; the output (and np.mean) follow that order */
