@@ -69,8 +69,7 @@ struct pvlm_bpe_trainer {
     int64_t *tok_off;
     char *tok_bytes;
     size_t tok_cap, tok_bytes_cap, tok_bytes_n;
-    int32_t *ma, *mb, *mr; /* merges: left, right, result id */
-    int32_t nmerges, mcap;
+    pvlm_tok_merges merges; /* learned, in priority order */
     double seconds;
 };
 
@@ -91,9 +90,7 @@ void pvlm_bpe_trainer_free(pvlm_bpe_trainer *tr) {
     free(tr->wcount);
     free(tr->tok_off);
     free(tr->tok_bytes);
-    free(tr->ma);
-    free(tr->mb);
-    free(tr->mr);
+    pvlm_tok_merges_free(&tr->merges);
     free(tr);
 }
 
@@ -361,28 +358,6 @@ static int train_next_pair(const pvlm_bpe_trainer *tr, train_ctx *c, int64_t min
     return 0;
 }
 
-/* Append merge (a, b) -> res to the trainer's merge list. */
-static int record_merge(pvlm_bpe_trainer *tr, int32_t a, int32_t b, int32_t res) {
-    if (tr->nmerges == tr->mcap) {
-        int32_t mc = tr->mcap ? tr->mcap * 2 : 1024;
-        int32_t *a2 = realloc(tr->ma, (size_t)mc * sizeof *a2);
-        if (!a2) return -1;
-        tr->ma = a2;
-        a2 = realloc(tr->mb, (size_t)mc * sizeof *a2);
-        if (!a2) return -1;
-        tr->mb = a2;
-        a2 = realloc(tr->mr, (size_t)mc * sizeof *a2);
-        if (!a2) return -1;
-        tr->mr = a2;
-        tr->mcap = mc;
-    }
-    tr->ma[tr->nmerges] = a;
-    tr->mb[tr->nmerges] = b;
-    tr->mr[tr->nmerges] = res;
-    tr->nmerges++;
-    return 0;
-}
-
 /* Remember that pair o's count changed in this merge (once per merge). */
 static int touch_pair(train_ctx *c, int32_t o) {
     if (c->pairs[o].touched == c->stamp) return 0;
@@ -436,7 +411,7 @@ static int train_merge(pvlm_bpe_trainer *tr, train_ctx *c, int32_t q, pvlm_err *
     int32_t res = pvlm_tok_strmap_put(&c->tokmap, c->cat, c->catn, tr->ntok);
     if (res == -2) return train_oom(err);
     if (res == tr->ntok && trainer_add_token(tr, c->cat, c->catn) != 0) return train_oom(err);
-    if (record_merge(tr, a, b, res) != 0) return train_oom(err);
+    if (pvlm_tok_merges_push(&tr->merges, a, b, res) != 0) return train_oom(err);
     c->stamp++;
     c->ntouched = 0;
     int32_t *wl = p->words, nwl = p->nwords; /* p is not used below: tpair_add may move c->pairs */
@@ -486,7 +461,7 @@ void pvlm_bpe_trainer_stats(const pvlm_bpe_trainer *tr, pvlm_bpe_train_stats *st
     st->bytes = tr->bytes;
     st->words = tr->pieces;
     st->unique_words = (int64_t)tr->nw;
-    st->merges = tr->nmerges;
+    st->merges = tr->merges.n;
     st->vocab_size = tr->ntok;
     st->seconds = tr->seconds;
 }
@@ -541,12 +516,12 @@ int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err 
     if (pvlm_path_join(path, sizeof path, dir, "encoder.json", err) != 0) goto out;
     if (pvlm_write_file_atomic(path, text, tl + 1, err) != 0) goto out;
     /* vocab.bpe: "#version: 0.2" then "left right" per merge, highest priority first */
-    size_t mcap = 64 + (size_t)tr->nmerges * (4 * maxlen + 2), mn = 0;
+    size_t mcap = 64 + (size_t)tr->merges.n * (4 * maxlen + 2), mn = 0;
     merges = malloc(mcap);
     if (!merges) goto nomem;
     mn += (size_t)sprintf(merges, "#version: 0.2\n");
-    for (int32_t m = 0; m < tr->nmerges; m++) {
-        size_t l1 = token_key(tr, tr->ma[m], cp_of_byte, key), l2 = token_key(tr, tr->mb[m], cp_of_byte, key2);
+    for (int32_t m = 0; m < tr->merges.n; m++) {
+        size_t l1 = token_key(tr, tr->merges.a[m], cp_of_byte, key), l2 = token_key(tr, tr->merges.b[m], cp_of_byte, key2);
         memcpy(merges + mn, key, l1);
         mn += l1;
         merges[mn++] = ' ';
@@ -572,6 +547,6 @@ out:
 int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err) {
     *out = NULL;
     if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: no vocabulary before training");
-    return pvlm_tokenizer_from_merges(tr->ntok, tr->tok_off, tr->tok_bytes, tr->tok_bytes_n, tr->nmerges, tr->ma,
-                                      tr->mb, tr->mr, out, err);
+    return pvlm_tokenizer_from_merges(tr->ntok, tr->tok_off, tr->tok_bytes, tr->tok_bytes_n, tr->merges.n,
+                                      tr->merges.a, tr->merges.b, tr->merges.r, out, err);
 }

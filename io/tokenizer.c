@@ -476,16 +476,13 @@ out:
 /* The merges file's rules in file order (ids of left, right and result), plus a scratch buffer for
  * joining keys; freed by merge_list_free. */
 typedef struct merge_list {
-    int32_t *a, *b, *r;
-    int32_t n, cap;
+    pvlm_tok_merges rules;
     char *cat;
     size_t cat_cap;
 } merge_list;
 
 static void merge_list_free(merge_list *ml) {
-    free(ml->a);
-    free(ml->b);
-    free(ml->r);
+    pvlm_tok_merges_free(&ml->rules);
     free(ml->cat);
 }
 
@@ -500,25 +497,32 @@ static int grow_cat(merge_list *ml, size_t need) {
     return 0;
 }
 
-static int merge_list_push(merge_list *ml, int32_t ia, int32_t ib, int32_t ir) {
-    if (ml->n == ml->cap) {
-        int32_t cap = ml->cap ? ml->cap * 2 : 1024;
-        int32_t *a2 = realloc(ml->a, (size_t)cap * sizeof *a2);
+int pvlm_tok_merges_push(pvlm_tok_merges *m, int32_t a, int32_t b, int32_t r) {
+    if (m->n == m->cap) {
+        int32_t cap = m->cap ? m->cap * 2 : 1024;
+        int32_t *a2 = realloc(m->a, (size_t)cap * sizeof *a2);
         if (!a2) return -1;
-        ml->a = a2;
-        a2 = realloc(ml->b, (size_t)cap * sizeof *a2);
+        m->a = a2;
+        a2 = realloc(m->b, (size_t)cap * sizeof *a2);
         if (!a2) return -1;
-        ml->b = a2;
-        a2 = realloc(ml->r, (size_t)cap * sizeof *a2);
+        m->b = a2;
+        a2 = realloc(m->r, (size_t)cap * sizeof *a2);
         if (!a2) return -1;
-        ml->r = a2;
-        ml->cap = cap;
+        m->r = a2;
+        m->cap = cap;
     }
-    ml->a[ml->n] = ia;
-    ml->b[ml->n] = ib;
-    ml->r[ml->n] = ir;
-    ml->n++;
+    m->a[m->n] = a;
+    m->b[m->n] = b;
+    m->r[m->n] = r;
+    m->n++;
     return 0;
+}
+
+void pvlm_tok_merges_free(pvlm_tok_merges *m) {
+    free(m->a);
+    free(m->b);
+    free(m->r);
+    memset(m, 0, sizeof *m);
 }
 
 /* One "left right" line of the merges file: both parts and their concatenation must be byte-level
@@ -545,7 +549,7 @@ static int parse_merge_line(const pvlm_tokenizer *t, load_state *ls, char *line,
         return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merged token \"%s\" is not in %s", ls->merges_path, lineno,
                             ml->cat, ls->vocab_path);
     }
-    if (merge_list_push(ml, ia, ib, ir) != 0)
+    if (pvlm_tok_merges_push(&ml->rules, ia, ib, ir) != 0)
         return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
     ls->is_result[ir] = 1;
     return 0;
@@ -600,13 +604,13 @@ static int rank_pairs_js(pvlm_tokenizer *t, const load_state *ls, merge_list *ml
     memset(&keyrank, 0, sizeof keyrank);
     size_t splits = 0;
     int rc = -1;
-    if (pvlm_tok_strmap_init(&keyrank, (size_t)ml->n) != 0) goto out;
-    for (int32_t r = ml->n - 1; r >= 0; r--) { /* reverse: first insert = highest rank wins */
-        size_t la = ls->key_len[ml->a[r]], lb = ls->key_len[ml->b[r]];
+    if (pvlm_tok_strmap_init(&keyrank, (size_t)ml->rules.n) != 0) goto out;
+    for (int32_t r = ml->rules.n - 1; r >= 0; r--) { /* reverse: first insert = highest rank wins */
+        size_t la = ls->key_len[ml->rules.a[r]], lb = ls->key_len[ml->rules.b[r]];
         if (grow_cat(ml, la + lb + 2) != 0) goto out;
-        memcpy(ml->cat, ls->keys[ml->a[r]], la);
+        memcpy(ml->cat, ls->keys[ml->rules.a[r]], la);
         ml->cat[la] = ',';
-        memcpy(ml->cat + la + 1, ls->keys[ml->b[r]], lb);
+        memcpy(ml->cat + la + 1, ls->keys[ml->rules.b[r]], lb);
         if (pvlm_tok_strmap_put(&keyrank, ml->cat, la + lb + 1, r) == -2) goto out;
         for (size_t k = 0; k < la + lb + 1; k++) splits += ml->cat[k] == ',';
     }
@@ -644,17 +648,18 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
         merge_list_free(&ml);
         return -1;
     }
-    t->n_merges = ml.n;
+    t->n_merges = ml.rules.n;
     int has_eot = mark_specials(t, ls);
     if (pairs == PVLM_TOK_PAIRS_AUTO) pairs = has_eot ? PVLM_TOK_PAIRS_JS : PVLM_TOK_PAIRS_EXACT;
     t->pairs = pairs;
     int rc = 0;
     if (pairs == PVLM_TOK_PAIRS_EXACT) {
         /* later duplicates win, as Python's dict(zip(merges, range(n))) */
-        if (pairmap_init(&t->merges, (size_t)ml.n) != 0)
+        if (pairmap_init(&t->merges, (size_t)ml.rules.n) != 0)
             rc = -1;
         else
-            for (int32_t r = 0; r < ml.n; r++) pairmap_put(&t->merges, ml.a[r], ml.b[r], r, ml.r[r]);
+            for (int32_t r = 0; r < ml.rules.n; r++)
+                pairmap_put(&t->merges, ml.rules.a[r], ml.rules.b[r], r, ml.rules.r[r]);
     } else {
         rc = rank_pairs_js(t, ls, &ml);
     }

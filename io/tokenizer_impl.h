@@ -29,6 +29,15 @@ int32_t pvlm_tok_strmap_get(const pvlm_tok_strmap *m, const char *s, size_t n); 
 /* Insert s -> v unless present; returns the existing value, v if inserted, -2 on ENOMEM. */
 int32_t pvlm_tok_strmap_put(pvlm_tok_strmap *m, const char *s, size_t n, int32_t v);
 
+/* Merge rules (left, right) -> result as token ids, in priority order (the trainer's output, the
+ * loaded merges file); the list owns its arrays (pvlm_tok_merges_free). */
+typedef struct pvlm_tok_merges {
+    int32_t *a, *b, *r;
+    int32_t n, cap;
+} pvlm_tok_merges;
+int pvlm_tok_merges_push(pvlm_tok_merges *m, int32_t a, int32_t b, int32_t r); /* 0, -1 out of memory */
+void pvlm_tok_merges_free(pvlm_tok_merges *m);
+
 /* GPT-2's bytes_to_unicode: byte -> code point, and code point (< 324) -> byte or -1. */
 void pvlm_tok_byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]);
 
