@@ -332,8 +332,7 @@ static int train_concat(const pvlm_bpe_trainer *tr, train_ctx *c, int32_t a, int
  * smaller ids. Heap entries whose count changed since they were pushed are stale: the current count
  * is queued once instead. A pair whose merge would spell a special token's name is never merged.
  * 1: found; 0: none left at min_frequency or above; -1: error. */
-static int train_next_pair(const pvlm_bpe_trainer *tr, train_ctx *c, int64_t min_frequency, int32_t *q,
-                           pvlm_err *err) {
+static int train_next_pair(const pvlm_bpe_trainer *tr, train_ctx *c, int64_t min_frequency, int32_t *q, pvlm_err *err) {
     while (c->hn) {
         theap top = theap_pop(c->heap, &c->hn);
         *q = tpair_find(c, top.a, top.b, 0);
@@ -351,7 +350,8 @@ static int train_next_pair(const pvlm_bpe_trainer *tr, train_ctx *c, int64_t min
         if (train_concat(tr, c, p->a, p->b) != 0) return train_oom(err);
         int is_special_name = 0;
         for (int k = 0; k < 3; k++)
-            if (c->catn == strlen(train_specials[k]) && !memcmp(c->cat, train_specials[k], c->catn)) is_special_name = 1;
+            if (c->catn == strlen(train_specials[k]) && !memcmp(c->cat, train_specials[k], c->catn))
+                is_special_name = 1;
         if (!is_special_name) return 1;
         p->forbidden = 1;
     }
@@ -521,7 +521,8 @@ int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err 
     if (!merges) goto nomem;
     mn += (size_t)sprintf(merges, "#version: 0.2\n");
     for (int32_t m = 0; m < tr->merges.n; m++) {
-        size_t l1 = token_key(tr, tr->merges.a[m], cp_of_byte, key), l2 = token_key(tr, tr->merges.b[m], cp_of_byte, key2);
+        size_t l1 = token_key(tr, tr->merges.a[m], cp_of_byte, key),
+               l2 = token_key(tr, tr->merges.b[m], cp_of_byte, key2);
         memcpy(merges + mn, key, l1);
         mn += l1;
         merges[mn++] = ' ';
@@ -547,6 +548,6 @@ out:
 int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err) {
     *out = NULL;
     if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: no vocabulary before training");
-    return pvlm_tokenizer_from_merges(tr->ntok, tr->tok_off, tr->tok_bytes, tr->tok_bytes_n, tr->merges.n,
-                                      tr->merges.a, tr->merges.b, tr->merges.r, out, err);
+    return pvlm_tokenizer_from_merges(tr->ntok, tr->tok_off, tr->tok_bytes, tr->tok_bytes_n, tr->merges.n, tr->merges.a,
+                                      tr->merges.b, tr->merges.r, out, err);
 }

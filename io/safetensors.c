@@ -162,8 +162,9 @@ static int open_checked(pvlm_st_file *f, const char *path, pvlm_err *err) {
     if (!S_ISREG(st.st_mode)) return pvlm_err_set(err, PVLM_EINVAL, "%s: not a regular file", path);
     f->file_size = (uint64_t)st.st_size;
     if (f->file_size < 8)
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s: %llu bytes, too short for a safetensors file (8-byte header length)",
-                            path, (unsigned long long)f->file_size);
+        return pvlm_err_set(err, PVLM_EFORMAT,
+                            "%s: %llu bytes, too short for a safetensors file (8-byte header length)", path,
+                            (unsigned long long)f->file_size);
     unsigned char lenb[8];
     if (pread_full(f->fd, lenb, 8, 0, path, err)) return -1;
     uint64_t n = 0;
@@ -259,9 +260,10 @@ static int check_tiling(pvlm_st_file *f, const char *path, pvlm_err *err) {
                 t->name, (unsigned long long)t->begin, (unsigned long long)t->end, i ? " " : "",
                 i ? f->tensors[i - 1].name : "", (unsigned long long)expect);
         if (t->begin > expect)
-            return pvlm_err_set(err, PVLM_EFORMAT,
-                                "%s: tensor '%s': data_offsets begin %llu leaves a gap after byte %llu of the data buffer",
-                                path, t->name, (unsigned long long)t->begin, (unsigned long long)expect);
+            return pvlm_err_set(
+                err, PVLM_EFORMAT,
+                "%s: tensor '%s': data_offsets begin %llu leaves a gap after byte %llu of the data buffer", path,
+                t->name, (unsigned long long)t->begin, (unsigned long long)expect);
         if (t->end > data_len)
             return pvlm_err_set(
                 err, PVLM_EFORMAT,
@@ -270,9 +272,10 @@ static int check_tiling(pvlm_st_file *f, const char *path, pvlm_err *err) {
         expect = t->end;
     }
     if (expect != data_len)
-        return pvlm_err_set(err, PVLM_EFORMAT,
-                            "%s: tensors cover %llu bytes but the data buffer has %llu (trailing bytes or wrong header)",
-                            path, (unsigned long long)expect, (unsigned long long)data_len);
+        return pvlm_err_set(
+            err, PVLM_EFORMAT,
+            "%s: tensors cover %llu bytes but the data buffer has %llu (trailing bytes or wrong header)", path,
+            (unsigned long long)expect, (unsigned long long)data_len);
     return 0;
 }
 

@@ -538,8 +538,8 @@ static int parse_merge_line(const pvlm_tokenizer *t, load_state *ls, char *line,
         return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not in %s", ls->merges_path, lineno,
                             ia < 0 ? a : b, ls->vocab_path);
     if (t->special[ia] || t->special[ib])
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not a byte-level token",
-                            ls->merges_path, lineno, t->special[ia] ? a : b);
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not a byte-level token", ls->merges_path,
+                            lineno, t->special[ia] ? a : b);
     if (grow_cat(ml, la + lb + 2) != 0) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
     memcpy(ml->cat, a, la);
     memcpy(ml->cat + la, b, lb);

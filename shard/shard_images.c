@@ -1065,7 +1065,8 @@ static int plan_shards(run *R, pvlm_err *err) {
     if (c->shards > 0)
         R->N = c->shards;
     else
-        R->N = (int)((R->items.n + c->records_per_shard - 1) / (c->records_per_shard > 0 ? c->records_per_shard : 10000));
+        R->N =
+            (int)((R->items.n + c->records_per_shard - 1) / (c->records_per_shard > 0 ? c->records_per_shard : 10000));
     if (R->N < 1) R->N = 1;
     if (R->N > MAX_SHARDS)
         return pvlm_err_set(err, PVLM_EINVAL, "%d shards is over the limit of %d (raise --records-per-shard)", R->N,
@@ -1324,9 +1325,11 @@ int pvlm_shard_images_main(int argc, char **argv) {
     const pvlm_opt opts[] = {
         {"config", PVLM_ARG_STR, &config, "JSON file of flag values (command line overrides)", NULL, 0, 0, 0},
         {"out", PVLM_ARG_STR, &c.out, "output folder for shards and manifest.json", NULL, 0, 0, 1},
-        {"coco", PVLM_ARG_STR, &c.coco, "COCO-style caption JSON (COCO, NoCaps, Karpathy dataset_*.json)", NULL, 0, 0, 0},
+        {"coco", PVLM_ARG_STR, &c.coco, "COCO-style caption JSON (COCO, NoCaps, Karpathy dataset_*.json)", NULL, 0, 0,
+         0},
         {"images", PVLM_ARG_STR, &c.images, "image folder for --coco", NULL, 0, 0, 0},
-        {"split", PVLM_ARG_STR, &c.split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0, 0},
+        {"split", PVLM_ARG_STR, &c.split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0,
+         0},
         {"pairs", PVLM_ARG_STR, &c.pairs, "folder of name.jpg|png + name.txt (one caption per line)", NULL, 0, 0, 0},
         {"urls", PVLM_ARG_STR, &c.urls, "URL list (TSV/CSV/JSONL, plain or .gz) with url + caption columns", NULL, 0, 0,
          0},
@@ -1334,12 +1337,12 @@ int pvlm_shard_images_main(int argc, char **argv) {
         {"url-col", PVLM_ARG_STR, &c.url_col, "URL column: header name / JSON key or 0-based index", NULL, 0, 0, 0},
         {"caption-col", PVLM_ARG_STR, &c.caption_col, "caption column: header name / JSON key or 0-based index", NULL,
          0, 0, 0},
-        {"retry-failed", PVLM_ARG_STR, &c.retry_failed, "failures.jsonl of an earlier --urls build: fetch only those rows", NULL,
-         0, 0, 0},
+        {"retry-failed", PVLM_ARG_STR, &c.retry_failed,
+         "failures.jsonl of an earlier --urls build: fetch only those rows", NULL, 0, 0, 0},
         {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons,
          "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
-        {"webdataset", PVLM_ARG_STR, &c.webdataset, "img2dataset/webdataset tars: 'dir/{00000..00123}.tar' or a glob", NULL, 0,
-         0, 0},
+        {"webdataset", PVLM_ARG_STR, &c.webdataset, "img2dataset/webdataset tars: 'dir/{00000..00123}.tar' or a glob",
+         NULL, 0, 0, 0},
         {"concurrency", PVLM_ARG_INT, &c.dl.max_total, "concurrent downloads", NULL, 1, 10000, 0},
         {"per-host", PVLM_ARG_INT, &c.dl.max_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
         {"max-bytes", PVLM_ARG_I64, &c.dl.max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},

@@ -416,8 +416,8 @@ static int write_text_manifest(const job *J, int64_t frame_bytes, int level, dou
         pvlm_manifest_add_total(&m, "text_bytes", t);
         docs += d, tb += t, bytes += b;
     }
-    pvlm_manifest_set_settings(&m, json_pack("{s:s, s:I, s:i}", "content", "utf8", "frame_bytes",
-                                             (json_int_t)frame_bytes, "level", level));
+    pvlm_manifest_set_settings(
+        &m, json_pack("{s:s, s:I, s:i}", "content", "utf8", "frame_bytes", (json_int_t)frame_bytes, "level", level));
     char mpath[4096];
     if (rc == 0) rc = pvlm_path_join(mpath, sizeof mpath, J->out_dir, "manifest.json", err);
     if (rc == 0 && pvlm_manifest_save(&m, mpath, err) != 0) {
