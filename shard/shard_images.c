@@ -163,103 +163,109 @@ static void count_fail(json_t *o, const char *reason, int64_t n) {
     json_object_set_new(o, reason, json_integer((json_int_t)((v ? json_integer_value(v) : 0) + n)));
 }
 
-/* COCO format: images [{id, file_name}], annotations [{image_id, caption}];
- * Karpathy format: images [{filepath?, filename, cocoid?|imgid?, split, sentences [{raw}]}]. */
+/* COCO / NoCaps: images [{id, file_name}], annotations [{image_id, caption}]. An annotation without
+ * a caption or with an unknown image id is counted (bad_annotation) and skipped. */
+static int list_coco_anns(const pvlm_shard_images_cfg *c, const json_t *imgs, const json_t *anns, item_list *l,
+                          pvlm_err *err) {
+    json_t *byid = json_object(); /* image id string -> index in l */
+    int rc = -1;
+    size_t i;
+    json_t *e;
+    if (!byid) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
+    json_array_foreach(imgs, i, e) {
+        char *id = id_string(json_object_get(e, "id"));
+        const char *fn = json_string_value(json_object_get(e, "file_name"));
+        if (!id || !fn) {
+            free(id);
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'id' or 'file_name'", c->coco, i);
+            goto out;
+        }
+        item *it = items_push(l, err);
+        if (!it) {
+            free(id);
+            goto out;
+        }
+        it->id = id;
+        if (!(it->path = join_path(c->images, fn))) {
+            pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
+            goto out;
+        }
+        json_object_set_new(byid, id, json_integer((json_int_t)(l->n - 1)));
+    }
+    json_array_foreach(anns, i, e) {
+        char *id = id_string(json_object_get(e, "image_id"));
+        const char *cap = json_string_value(json_object_get(e, "caption"));
+        json_t *ix = id ? json_object_get(byid, id) : NULL;
+        free(id);
+        if (!ix || !cap) { /* counted in the manifest as bad_annotation, logged up to 10 times */
+            count_fail(l->fails, "bad_annotation", 1);
+            if (json_integer_value(json_object_get(l->fails, "bad_annotation")) <= LOG_PER_REASON)
+                pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
+            continue;
+        }
+        if (add_caption(&l->v[json_integer_value(ix)], cap, strlen(cap), err) != 0) goto out;
+    }
+    rc = 0;
+out:
+    json_decref(byid);
+    return rc;
+}
+
+/* Karpathy: images [{filepath?, filename, cocoid?|imgid?, split, sentences [{raw}]}], only --split's
+ * when given; the image is DIR/filepath/filename, or DIR/filename when that is absent. */
+static int list_karpathy(const pvlm_shard_images_cfg *c, const json_t *imgs, item_list *l, pvlm_err *err) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(imgs, i, e) {
+        const char *split = json_string_value(json_object_get(e, "split"));
+        if (c->split && *c->split && (!split || strcmp(split, c->split) != 0)) continue;
+        const char *fn = json_string_value(json_object_get(e, "filename"));
+        const char *fp = json_string_value(json_object_get(e, "filepath"));
+        json_t *idv = json_object_get(e, "cocoid");
+        if (!idv) idv = json_object_get(e, "imgid");
+        char *id = idv ? id_string(idv) : (fn ? strdup(fn) : NULL);
+        json_t *sents = json_object_get(e, "sentences");
+        if (!fn || !id || !json_is_array(sents)) {
+            free(id);
+            return pvlm_err_set(
+                err, PVLM_EFORMAT,
+                "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)", c->coco,
+                i);
+        }
+        item *it = items_push(l, err);
+        if (!it) {
+            free(id);
+            return -1;
+        }
+        it->id = id;
+        char *dir = fp ? join_path(c->images, fp) : NULL;
+        it->path = !fp ? join_path(c->images, fn) : dir ? join_path(dir, fn) : NULL;
+        free(dir);
+        if (!it->path || (fp && !(it->alt_path = join_path(c->images, fn))))
+            return pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
+        size_t k;
+        json_t *sn;
+        json_array_foreach(sents, k, sn) {
+            const char *raw = json_string_value(json_object_get(sn, "raw"));
+            if (raw && add_caption(it, raw, strlen(raw), err) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* --coco: COCO / NoCaps files (with "annotations") or Karpathy dataset_*.json (without). */
 static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
     if (!c->images || !*c->images) return pvlm_err_set(err, PVLM_EINVAL, "--coco needs --images DIR");
     json_t *j = pvlm_json_load_file(c->coco, err);
     if (!j) return -1;
-    int rc = -1;
+    int rc;
     json_t *imgs = json_object_get(j, "images"), *anns = json_object_get(j, "annotations");
-    if (!json_is_array(imgs)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: no 'images' array", c->coco);
-        goto out;
-    }
-    size_t i;
-    json_t *e;
-    if (json_is_array(anns)) {        /* COCO / NoCaps */
-        json_t *byid = json_object(); /* image id string -> index in l */
-        json_array_foreach(imgs, i, e) {
-            char *id = id_string(json_object_get(e, "id"));
-            const char *fn = json_string_value(json_object_get(e, "file_name"));
-            if (!id || !fn) {
-                free(id);
-                json_decref(byid);
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'id' or 'file_name'", c->coco, i);
-                goto out;
-            }
-            item *it = items_push(l, err);
-            if (!it) {
-                free(id);
-                json_decref(byid);
-                goto out;
-            }
-            it->id = id;
-            if (!(it->path = join_path(c->images, fn))) {
-                json_decref(byid);
-                pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
-                goto out;
-            }
-            json_object_set_new(byid, id, json_integer((json_int_t)(l->n - 1)));
-        }
-        json_array_foreach(anns, i, e) {
-            char *id = id_string(json_object_get(e, "image_id"));
-            const char *cap = json_string_value(json_object_get(e, "caption"));
-            json_t *ix = id ? json_object_get(byid, id) : NULL;
-            free(id);
-            if (!ix || !cap) { /* counted in the manifest as bad_annotation, logged up to 10 times */
-                count_fail(l->fails, "bad_annotation", 1);
-                if (json_integer_value(json_object_get(l->fails, "bad_annotation")) <= LOG_PER_REASON)
-                    pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
-                continue;
-            }
-            if (add_caption(&l->v[json_integer_value(ix)], cap, strlen(cap), err) != 0) {
-                json_decref(byid);
-                goto out;
-            }
-        }
-        json_decref(byid);
-    } else { /* Karpathy */
-        json_array_foreach(imgs, i, e) {
-            const char *split = json_string_value(json_object_get(e, "split"));
-            if (c->split && *c->split && (!split || strcmp(split, c->split) != 0)) continue;
-            const char *fn = json_string_value(json_object_get(e, "filename"));
-            const char *fp = json_string_value(json_object_get(e, "filepath"));
-            json_t *idv = json_object_get(e, "cocoid");
-            if (!idv) idv = json_object_get(e, "imgid");
-            char *id = idv ? id_string(idv) : (fn ? strdup(fn) : NULL);
-            json_t *sents = json_object_get(e, "sentences");
-            if (!fn || !id || !json_is_array(sents)) {
-                free(id);
-                pvlm_err_set(
-                    err, PVLM_EFORMAT,
-                    "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)",
-                    c->coco, i);
-                goto out;
-            }
-            item *it = items_push(l, err);
-            if (!it) {
-                free(id);
-                goto out;
-            }
-            it->id = id;
-            char *dir = fp ? join_path(c->images, fp) : NULL;
-            it->path = !fp ? join_path(c->images, fn) : dir ? join_path(dir, fn) : NULL;
-            free(dir);
-            if (!it->path || (fp && !(it->alt_path = join_path(c->images, fn)))) {
-                pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
-                goto out;
-            }
-            size_t k;
-            json_t *s;
-            json_array_foreach(sents, k, s) {
-                const char *raw = json_string_value(json_object_get(s, "raw"));
-                if (raw && add_caption(it, raw, strlen(raw), err) != 0) goto out;
-            }
-        }
-    }
-    rc = 0;
-out:
+    if (!json_is_array(imgs))
+        rc = pvlm_err_set(err, PVLM_EFORMAT, "%s: no 'images' array", c->coco);
+    else if (json_is_array(anns))
+        rc = list_coco_anns(c, imgs, anns, l, err);
+    else
+        rc = list_karpathy(c, imgs, l, err);
     json_decref(j);
     return rc;
 }

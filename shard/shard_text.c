@@ -184,26 +184,83 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
+/* Resume: a shard whose sidecar names this input and whose file opens is complete (the sidecar is
+ * written only after the shard was renamed into place); returns its sidecar, or NULL to rebuild. */
+static json_t *complete_shard(const job *J, int i, const char *name, const char *path, const char *side) {
+    if (J->force || !pvlm_file_exists(path) || !pvlm_file_exists(side)) return NULL;
+    pvlm_err e2;
+    json_t *j = pvlm_json_load_file(side, &e2);
+    const char *src = NULL;
+    if (j && !pvlm_json_get_str(j, "source", &src, side, &e2) && !strcmp(src, base_name(J->inputs[i]))) {
+        pvlm_textshard *s = pvlm_textshard_open(path, &e2);
+        if (s) {
+            pvlm_textshard_close(s);
+            pvlm_info("shard text: %s already complete, skipping", name);
+            return j;
+        }
+    }
+    json_decref(j);
+    return NULL;
+}
+
+/* Why line (n bytes) is not a document (an SK_ reason; j gets the parsed object, caller decrefs),
+ * or -1 with its text in *text, *tn. */
+static int classify_line(const char *line, size_t n, json_t **j, const char **text, size_t *tn) {
+    *j = NULL;
+    if (!pvlm_utf8_valid(line, n)) return SK_BAD_UTF8;
+    json_error_t je;
+    *j = json_loadb(line, n, JSON_ALLOW_NUL, &je);
+    if (!*j || !json_is_object(*j)) return SK_BAD_JSON;
+    json_t *t = json_object_get(*j, "text");
+    if (!json_is_string(t)) return SK_NO_TEXT;
+    *text = json_string_value(t), *tn = json_string_length(t);
+    if (*tn == 0) return SK_EMPTY;
+    if (*tn > PVLM_TEXTSHARD_MAX_DOC) return SK_TOO_LONG;
+    return -1;
+}
+
+/* Every document of input i into w; skipped lines counted by reason (the first of each logged). */
+static int copy_docs(const job *J, int i, reader *rd, pvlm_textshard_writer *w, int64_t skipped[SK_N],
+                     pvlm_err *err) {
+    int64_t lineno = 0;
+    int logged[SK_N] = {0};
+    char *line;
+    size_t n;
+    while (reader_line(rd, &line, &n)) {
+        lineno++;
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
+        if (n == 0) continue; /* blank lines are not records */
+        json_t *j;
+        const char *text = NULL;
+        size_t tn = 0;
+        int why = classify_line(line, n, &j, &text, &tn);
+        if (why >= 0) {
+            skipped[why]++;
+            if (!logged[why]++)
+                pvlm_warn("shard text: %s line %lld: skipped (%s); further ones are only counted", J->inputs[i],
+                          (long long)lineno, sk_names[why]);
+        } else if (pvlm_textshard_writer_add(w, text, tn, err)) {
+            json_decref(j);
+            return -1;
+        }
+        json_decref(j);
+    }
+    if (rd->error) {
+        skipped[SK_TRUNCATED]++;
+        pvlm_warn(
+            "shard text: %s: truncated or corrupt compressed input after line %lld; kept the %lld lines before it",
+            J->inputs[i], (long long)lineno, (long long)lineno);
+    }
+    return 0;
+}
+
 static json_t *build_shard(job *J, int i, pvlm_err *err) {
     char name[64], path[4096], side[4200];
     shard_name(name, sizeof name, i);
     if (pvlm_path_join(path, sizeof path, J->out_dir, name, err) != 0) return NULL;
     snprintf(side, sizeof side, "%s.json", path); /* fits: side has room for path and the suffix */
-    if (!J->force && pvlm_file_exists(path) && pvlm_file_exists(side)) {
-        /* Resume: the sidecar is written only after the shard was renamed into place. */
-        pvlm_err e2;
-        json_t *j = pvlm_json_load_file(side, &e2);
-        const char *src = NULL;
-        if (j && !pvlm_json_get_str(j, "source", &src, side, &e2) && !strcmp(src, base_name(J->inputs[i]))) {
-            pvlm_textshard *s = pvlm_textshard_open(path, &e2);
-            if (s) {
-                pvlm_textshard_close(s);
-                pvlm_info("shard text: %s already complete, skipping", name);
-                return j;
-            }
-        }
-        json_decref(j);
-    }
+    json_t *done = complete_shard(J, i, name, path, side);
+    if (done) return done;
     reader rd;
     if (reader_open(&rd, J->inputs[i], err)) {
         reader_close(&rd);
@@ -214,57 +271,13 @@ static json_t *build_shard(job *J, int i, pvlm_err *err) {
         reader_close(&rd);
         return NULL;
     }
-    int64_t skipped[SK_N] = {0}, lineno = 0;
-    int logged[SK_N] = {0};
-    char *line;
-    size_t n;
-    while (reader_line(&rd, &line, &n)) {
-        lineno++;
-        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
-        if (n == 0) continue; /* blank lines are not records */
-        int why = -1;
-        json_t *j = NULL;
-        if (!pvlm_utf8_valid(line, n))
-            why = SK_BAD_UTF8;
-        else {
-            json_error_t je;
-            j = json_loadb(line, n, JSON_ALLOW_NUL, &je);
-            if (!j || !json_is_object(j)) why = SK_BAD_JSON;
-        }
-        const char *text = NULL;
-        size_t tn = 0;
-        if (why < 0) {
-            json_t *t = json_object_get(j, "text");
-            if (!json_is_string(t))
-                why = SK_NO_TEXT;
-            else {
-                text = json_string_value(t), tn = json_string_length(t);
-                if (tn == 0)
-                    why = SK_EMPTY;
-                else if (tn > PVLM_TEXTSHARD_MAX_DOC)
-                    why = SK_TOO_LONG;
-            }
-        }
-        if (why >= 0) {
-            skipped[why]++;
-            if (!logged[why]++)
-                pvlm_warn("shard text: %s line %lld: skipped (%s); further ones are only counted", J->inputs[i],
-                          (long long)lineno, sk_names[why]);
-        } else if (pvlm_textshard_writer_add(w, text, tn, err)) {
-            json_decref(j);
-            pvlm_textshard_writer_abort(w);
-            reader_close(&rd);
-            return NULL;
-        }
-        json_decref(j);
-    }
-    if (rd.error) {
-        skipped[SK_TRUNCATED]++;
-        pvlm_warn(
-            "shard text: %s: truncated or corrupt compressed input after line %lld; kept the %lld lines before it",
-            J->inputs[i], (long long)lineno, (long long)lineno);
-    }
+    int64_t skipped[SK_N] = {0};
+    int rc = copy_docs(J, i, &rd, w, skipped, err);
     reader_close(&rd);
+    if (rc != 0) {
+        pvlm_textshard_writer_abort(w);
+        return NULL;
+    }
     pvlm_textshard_info info;
     if (pvlm_textshard_writer_close(w, &info, err)) return NULL;
     char hex[17];
