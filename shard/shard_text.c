@@ -220,8 +220,7 @@ static int classify_line(const char *line, size_t n, json_t **j, const char **te
 }
 
 /* Every document of input i into w; skipped lines counted by reason (the first of each logged). */
-static int copy_docs(const job *J, int i, reader *rd, pvlm_textshard_writer *w, int64_t skipped[SK_N],
-                     pvlm_err *err) {
+static int copy_docs(const job *J, int i, reader *rd, pvlm_textshard_writer *w, int64_t skipped[SK_N], pvlm_err *err) {
     int64_t lineno = 0;
     int logged[SK_N] = {0};
     char *line;
