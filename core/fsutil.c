@@ -178,8 +178,7 @@ int pvlm_rm_rf(const char *path, pvlm_err *err) {
         while ((e = readdir(d))) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
             char sub[PATH_MAX];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            if (pvlm_rm_rf(sub, err)) {
+            if (pvlm_path_join(sub, sizeof sub, path, e->d_name, err) != 0 || pvlm_rm_rf(sub, err)) {
                 closedir(d);
                 return -1;
             }

@@ -4,13 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-uint64_t pvlm_mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 void pvlm_rng_seed(pvlm_rng *r, uint64_t seed, uint64_t stream) {
     uint64_t x = pvlm_mix64(seed) ^ pvlm_mix64(stream + 0x632be59bd9b4e019ull);
     for (int i = 0; i < 4; i++) {

@@ -28,7 +28,17 @@ double pvlm_rng_normal(pvlm_rng *r);  /* standard normal */
  * Algorithm P) from the last element down, swapping i with pvlm_rng_below(i + 1). The same
  * generator state gives the same permutation (shard order, finetune epochs). */
 void pvlm_rng_shuffle(pvlm_rng *r, void *base, size_t n, size_t size);
-/* splitmix64 step, useful to derive seeds: returns a mixed value of x. */
-uint64_t pvlm_mix64(uint64_t x);
+/* The one 64-bit mixer of pvlm: splitmix64's step (Steele, Lea and Flood, "Fast splittable
+ * pseudorandom number generators", 2014: add the golden-ratio increment, then the variant-13
+ * finaliser). It derives seeds (pvlm_rng_seed, the loader's permutation and streams, so its
+ * constants are part of every seeded data order and must not change) and spreads integer keys
+ * over hash tables (core/i64map, the tokenizer's and BPE trainer's pair tables, the PTB
+ * tokenizer's n-gram table). Inline: the tokenizer calls it per pair lookup. */
+static inline uint64_t pvlm_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
 
 #endif

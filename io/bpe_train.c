@@ -31,7 +31,7 @@ static int pairidx_grow(pairidx *m) {
     memset(k, 0xff, ncap * sizeof *k);
     for (size_t i = 0; i < m->cap; i++) {
         if (m->keys[i] == UINT64_MAX) continue;
-        size_t j = (size_t)pvlm_tok_mix64(m->keys[i]) & (ncap - 1);
+        size_t j = (size_t)pvlm_mix64(m->keys[i]) & (ncap - 1);
         while (k[j] != UINT64_MAX) j = (j + 1) & (ncap - 1);
         k[j] = m->keys[i];
         v[j] = m->val[i];
@@ -69,8 +69,7 @@ struct pvlm_bpe_trainer {
     int64_t *tok_off;
     char *tok_bytes;
     size_t tok_cap, tok_bytes_cap, tok_bytes_n;
-    int32_t *ma, *mb, *mr; /* merges: left, right, result id */
-    int32_t nmerges, mcap;
+    pvlm_tok_merges merges; /* learned, in priority order */
     double seconds;
 };
 
@@ -91,9 +90,7 @@ void pvlm_bpe_trainer_free(pvlm_bpe_trainer *tr) {
     free(tr->wcount);
     free(tr->tok_off);
     free(tr->tok_bytes);
-    free(tr->ma);
-    free(tr->mb);
-    free(tr->mr);
+    pvlm_tok_merges_free(&tr->merges);
     free(tr);
 }
 
@@ -186,11 +183,40 @@ static theap theap_pop(theap *h, size_t *n) {
     return top;
 }
 
+/* The state of one training run (pvlm_bpe_trainer_run), freed by train_ctx_free. */
 typedef struct train_ctx {
     pairidx idx;
     tpair *pairs;
     size_t npairs, cappairs;
+    pvlm_tok_strmap tokmap; /* token bytes -> id, so a merge that recreates a token reuses its id */
+    theap *heap;            /* pairs by count (entries go stale; see train_next_pair) */
+    size_t hn, hcap;
+    int32_t *sym, *woff, *wlen; /* each word's current symbols: sym[woff[w] .. woff[w] + wlen[w]) */
+    uint32_t *wstamp, stamp;    /* words already rewritten by the current merge (wstamp[w] == stamp) */
+    int32_t *touched;           /* pairs whose count changed in the current merge */
+    size_t ntouched, captouched;
+    char *cat; /* bytes of the current merge's token (catn of them) */
+    size_t catn, catcap;
 } train_ctx;
+
+static void train_ctx_free(train_ctx *c) {
+    for (size_t q = 0; q < c->npairs; q++) free(c->pairs[q].words);
+    free(c->pairs);
+    free(c->idx.keys);
+    free(c->idx.val);
+    pvlm_tok_strmap_free(&c->tokmap);
+    free(c->heap);
+    free(c->sym);
+    free(c->woff);
+    free(c->wlen);
+    free(c->wstamp);
+    free(c->touched);
+    free(c->cat);
+}
+
+static int train_oom(pvlm_err *err) {
+    return pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
+}
 
 /* Index of pair (a,b); created with count 0 when create is set. -1: absent, -2: ENOMEM. */
 static int32_t tpair_find(train_ctx *c, int32_t a, int32_t b, int create) {
@@ -199,7 +225,7 @@ static int32_t tpair_find(train_ctx *c, int32_t a, int32_t b, int create) {
         if (!create) return -1;
         if (pairidx_grow(&c->idx) != 0) return -2;
     }
-    size_t mask = c->idx.cap - 1, h = (size_t)pvlm_tok_mix64(key) & mask;
+    size_t mask = c->idx.cap - 1, h = (size_t)pvlm_mix64(key) & mask;
     while (c->idx.keys[h] != UINT64_MAX && c->idx.keys[h] != key) h = (h + 1) & mask;
     if (c->idx.keys[h] == key) return c->idx.val[h];
     if (!create) return -1;
@@ -241,6 +267,171 @@ static int32_t tpair_add(train_ctx *c, int32_t a, int32_t b, int64_t cnt, int32_
     return q;
 }
 
+/* The first tokens (the specials, then the 256 bytes), every distinct word as byte symbols, the
+ * pair counts over them and the heap of pairs. */
+static int train_setup(pvlm_bpe_trainer *tr, train_ctx *c, int32_t vocab_size, pvlm_err *err) {
+    if (pvlm_tok_strmap_init(&c->tokmap, (size_t)vocab_size) != 0) return train_oom(err);
+    for (int k = 0; k < 3; k++)
+        if (trainer_add_token(tr, train_specials[k], strlen(train_specials[k])) != 0) return train_oom(err);
+    for (int b = 0; b < 256; b++) {
+        char ch = (char)b;
+        if (trainer_add_token(tr, &ch, 1) != 0 || pvlm_tok_strmap_put(&c->tokmap, &ch, 1, 3 + b) == -2)
+            return train_oom(err);
+    }
+    size_t total = 0, nw = tr->nw;
+    c->woff = malloc((nw + 1) * sizeof *c->woff);
+    c->wlen = malloc((nw + 1) * sizeof *c->wlen);
+    c->wstamp = calloc(nw + 1, sizeof *c->wstamp);
+    if (!c->woff || !c->wlen || !c->wstamp) return train_oom(err);
+    for (size_t slot = 0; slot < tr->words.cap; slot++) {
+        if (tr->words.off[slot] < 0) continue;
+        int32_t w = tr->words.val[slot];
+        c->woff[w] = (int32_t)total; /* filled below */
+        c->wlen[w] = tr->words.len[slot];
+        total += (size_t)tr->words.len[slot];
+    }
+    if (total > INT32_MAX)
+        return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: %zu bytes of distinct words exceed 2 GiB", total);
+    if (!(c->sym = malloc((total + 1) * sizeof *c->sym))) return train_oom(err);
+    for (size_t slot = 0; slot < tr->words.cap; slot++) {
+        if (tr->words.off[slot] < 0) continue;
+        int32_t w = tr->words.val[slot];
+        const uint8_t *k = (const uint8_t *)tr->words.arena + tr->words.off[slot];
+        for (int32_t i = 0; i < c->wlen[w]; i++) c->sym[c->woff[w] + i] = 3 + k[i];
+    }
+    for (size_t w = 0; w < nw; w++) {
+        const int32_t *sy = c->sym + c->woff[w];
+        for (int32_t i = 0; i + 1 < c->wlen[w]; i++)
+            if (tpair_add(c, sy[i], sy[i + 1], tr->wcount[w], (int32_t)w) == -2) return train_oom(err);
+    }
+    for (size_t q = 0; q < c->npairs; q++) {
+        tpair *p = &c->pairs[q];
+        p->pushed = p->count;
+        if (theap_push(&c->heap, &c->hn, &c->hcap, (theap){p->count, p->a, p->b}) != 0) return train_oom(err);
+    }
+    return 0;
+}
+
+/* c->cat = the bytes of tokens a and b. */
+static int train_concat(const pvlm_bpe_trainer *tr, train_ctx *c, int32_t a, int32_t b) {
+    size_t la = (size_t)(tr->tok_off[a + 1] - tr->tok_off[a]), lb = (size_t)(tr->tok_off[b + 1] - tr->tok_off[b]);
+    if (la + lb > c->catcap) {
+        size_t nc = (la + lb) * 2;
+        char *c2 = realloc(c->cat, nc);
+        if (!c2) return -1;
+        c->cat = c2;
+        c->catcap = nc;
+    }
+    memcpy(c->cat, tr->tok_bytes + tr->tok_off[a], la);
+    memcpy(c->cat + la, tr->tok_bytes + tr->tok_off[b], lb);
+    c->catn = la + lb;
+    return 0;
+}
+
+/* The next pair to merge into *q, its token's bytes in c->cat: the most frequent pair, ties by the
+ * smaller ids. Heap entries whose count changed since they were pushed are stale: the current count
+ * is queued once instead. A pair whose merge would spell a special token's name is never merged.
+ * 1: found; 0: none left at min_frequency or above; -1: error. */
+static int train_next_pair(const pvlm_bpe_trainer *tr, train_ctx *c, int64_t min_frequency, int32_t *q, pvlm_err *err) {
+    while (c->hn) {
+        theap top = theap_pop(c->heap, &c->hn);
+        *q = tpair_find(c, top.a, top.b, 0);
+        if (*q < 0) continue;
+        tpair *p = &c->pairs[*q];
+        if (top.count != p->count) {
+            if (top.count == p->pushed && p->count > 0) {
+                p->pushed = p->count;
+                if (theap_push(&c->heap, &c->hn, &c->hcap, (theap){p->count, p->a, p->b}) != 0) return train_oom(err);
+            }
+            continue;
+        }
+        if (p->count < min_frequency) return 0;
+        if (p->forbidden) continue;
+        if (train_concat(tr, c, p->a, p->b) != 0) return train_oom(err);
+        int is_special_name = 0;
+        for (int k = 0; k < 3; k++)
+            if (c->catn == strlen(train_specials[k]) && !memcmp(c->cat, train_specials[k], c->catn))
+                is_special_name = 1;
+        if (!is_special_name) return 1;
+        p->forbidden = 1;
+    }
+    return 0;
+}
+
+/* Remember that pair o's count changed in this merge (once per merge). */
+static int touch_pair(train_ctx *c, int32_t o) {
+    if (c->pairs[o].touched == c->stamp) return 0;
+    c->pairs[o].touched = c->stamp;
+    if (c->ntouched == c->captouched) {
+        size_t nc = c->captouched ? c->captouched * 2 : 1024;
+        int32_t *t2 = realloc(c->touched, nc * sizeof *t2);
+        if (!t2) return -1;
+        c->touched = t2;
+        c->captouched = nc;
+    }
+    c->touched[c->ntouched++] = o;
+    return 0;
+}
+
+/* Rewrite word w if it holds (a,b): remove its old pairs, merge every occurrence left to right into
+ * res, add its new pairs. -1: out of memory. */
+static int rewrite_word(const pvlm_bpe_trainer *tr, train_ctx *c, int32_t w, int32_t a, int32_t b, int32_t res) {
+    if (c->wstamp[w] == c->stamp) return 0;
+    c->wstamp[w] = c->stamp;
+    int32_t *s = c->sym + c->woff[w], n = c->wlen[w], has = 0;
+    for (int32_t i = 0; i + 1 < n && !has; i++) has = s[i] == a && s[i + 1] == b;
+    if (!has) return 0;
+    int64_t cnt = tr->wcount[w];
+    for (int32_t i = 0; i + 1 < n; i++) {
+        int32_t o = tpair_find(c, s[i], s[i + 1], 0);
+        if (o >= 0) c->pairs[o].count -= cnt;
+    }
+    int32_t j = 0;
+    for (int32_t i = 0; i < n;) {
+        if (i + 1 < n && s[i] == a && s[i + 1] == b) {
+            s[j++] = res;
+            i += 2;
+        } else {
+            s[j++] = s[i++];
+        }
+    }
+    c->wlen[w] = n = j;
+    for (int32_t i = 0; i + 1 < n; i++) {
+        int32_t o = tpair_add(c, s[i], s[i + 1], cnt, w);
+        if (o == -2 || touch_pair(c, o) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Merge pair q (its token's bytes in c->cat): a new token (or the existing one with those bytes),
+ * a merge, every word holding the pair rewritten and the pairs whose count grew queued again. */
+static int train_merge(pvlm_bpe_trainer *tr, train_ctx *c, int32_t q, pvlm_err *err) {
+    tpair *p = &c->pairs[q];
+    int32_t a = p->a, b = p->b;
+    int32_t res = pvlm_tok_strmap_put(&c->tokmap, c->cat, c->catn, tr->ntok);
+    if (res == -2) return train_oom(err);
+    if (res == tr->ntok && trainer_add_token(tr, c->cat, c->catn) != 0) return train_oom(err);
+    if (pvlm_tok_merges_push(&tr->merges, a, b, res) != 0) return train_oom(err);
+    c->stamp++;
+    c->ntouched = 0;
+    int32_t *wl = p->words, nwl = p->nwords; /* p is not used below: tpair_add may move c->pairs */
+    p->words = NULL;
+    p->nwords = p->capwords = 0;
+    p->last_word = -1;
+    int rc = 0;
+    for (int32_t k = 0; k < nwl && rc == 0; k++) rc = rewrite_word(tr, c, wl[k], a, b, res);
+    free(wl);
+    if (rc != 0) return train_oom(err);
+    for (size_t k = 0; k < c->ntouched; k++) {
+        tpair *o = &c->pairs[c->touched[k]];
+        if (o->count > o->pushed) {
+            o->pushed = o->count;
+            if (theap_push(&c->heap, &c->hn, &c->hcap, (theap){o->count, o->a, o->b}) != 0) return train_oom(err);
+        }
+    }
+    return 0;
+}
+
 int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_frequency, pvlm_err *err) {
     if (tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: already trained");
     if (vocab_size < 259)
@@ -249,192 +440,19 @@ int pvlm_bpe_trainer_run(pvlm_bpe_trainer *tr, int32_t vocab_size, int64_t min_f
     if (min_frequency < 1) min_frequency = 1;
     tr->ran = 1;
     double t0 = pvlm_now();
-    int rc = -1;
     train_ctx c;
     memset(&c, 0, sizeof c);
-    pvlm_tok_strmap tokmap;
-    memset(&tokmap, 0, sizeof tokmap);
-    theap *heap = NULL;
-    size_t hn = 0, hcap = 0;
-    int32_t *sym = NULL, *woff = NULL, *wlen = NULL, *touched = NULL;
-    uint32_t *wstamp = NULL;
-    char *cat = NULL;
-    size_t ntouched = 0, captouched = 0, catcap = 0;
-    size_t nw = tr->nw;
-
-    /* tokens: specials, then the 256 bytes */
-    if (pvlm_tok_strmap_init(&tokmap, (size_t)vocab_size) != 0) goto nomem;
-    for (int k = 0; k < 3; k++)
-        if (trainer_add_token(tr, train_specials[k], strlen(train_specials[k])) != 0) goto nomem;
-    for (int b = 0; b < 256; b++) {
-        char ch = (char)b;
-        if (trainer_add_token(tr, &ch, 1) != 0 || pvlm_tok_strmap_put(&tokmap, &ch, 1, 3 + b) == -2) goto nomem;
-    }
-    /* word symbols */
-    size_t total = 0;
-    woff = malloc((nw + 1) * sizeof *woff);
-    wlen = malloc((nw + 1) * sizeof *wlen);
-    wstamp = calloc(nw + 1, sizeof *wstamp);
-    if (!woff || !wlen || !wstamp) goto nomem;
-    for (size_t slot = 0; slot < tr->words.cap; slot++) {
-        if (tr->words.off[slot] < 0) continue;
-        int32_t w = tr->words.val[slot];
-        woff[w] = (int32_t)total; /* filled below */
-        wlen[w] = tr->words.len[slot];
-        total += (size_t)tr->words.len[slot];
-    }
-    if (total > INT32_MAX) {
-        pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: %zu bytes of distinct words exceed 2 GiB", total);
-        goto out;
-    }
-    sym = malloc((total + 1) * sizeof *sym);
-    if (!sym) goto nomem;
-    for (size_t slot = 0; slot < tr->words.cap; slot++) {
-        if (tr->words.off[slot] < 0) continue;
-        int32_t w = tr->words.val[slot];
-        const uint8_t *k = (const uint8_t *)tr->words.arena + tr->words.off[slot];
-        for (int32_t i = 0; i < wlen[w]; i++) sym[woff[w] + i] = 3 + k[i];
-    }
-    /* initial pair counts */
-    for (size_t w = 0; w < nw; w++) {
-        const int32_t *s = sym + woff[w];
-        for (int32_t i = 0; i + 1 < wlen[w]; i++)
-            if (tpair_add(&c, s[i], s[i + 1], tr->wcount[w], (int32_t)w) == -2) goto nomem;
-    }
-    for (size_t q = 0; q < c.npairs; q++) {
-        c.pairs[q].pushed = c.pairs[q].count;
-        if (theap_push(&heap, &hn, &hcap, (theap){c.pairs[q].count, c.pairs[q].a, c.pairs[q].b}) != 0) goto nomem;
-    }
-
-    uint32_t stamp = 0;
-    while (tr->ntok < vocab_size && hn) {
-        theap top = theap_pop(heap, &hn);
-        int32_t q = tpair_find(&c, top.a, top.b, 0);
-        if (q < 0) continue;
-        tpair *p = &c.pairs[q];
-        if (top.count != p->count) { /* stale entry: re-queue the current count once */
-            if (top.count == p->pushed && p->count > 0) {
-                p->pushed = p->count;
-                if (theap_push(&heap, &hn, &hcap, (theap){p->count, p->a, p->b}) != 0) goto nomem;
-            }
-            continue;
+    int rc = train_setup(tr, &c, vocab_size, err);
+    while (rc == 0 && tr->ntok < vocab_size) {
+        int32_t q;
+        int got = train_next_pair(tr, &c, min_frequency, &q, err);
+        if (got <= 0) {
+            rc = got;
+            break;
         }
-        if (p->count < min_frequency) break;
-        if (p->forbidden) continue;
-        int32_t a = p->a, b = p->b;
-        size_t la = (size_t)(tr->tok_off[a + 1] - tr->tok_off[a]), lb = (size_t)(tr->tok_off[b + 1] - tr->tok_off[b]);
-        if (la + lb > catcap) {
-            catcap = (la + lb) * 2;
-            char *c2 = realloc(cat, catcap);
-            if (!c2) goto nomem;
-            cat = c2;
-        }
-        memcpy(cat, tr->tok_bytes + tr->tok_off[a], la);
-        memcpy(cat + la, tr->tok_bytes + tr->tok_off[b], lb);
-        int is_special_name = 0;
-        for (int k = 0; k < 3; k++)
-            if (la + lb == strlen(train_specials[k]) && !memcmp(cat, train_specials[k], la + lb)) is_special_name = 1;
-        if (is_special_name) {
-            p->forbidden = 1;
-            continue;
-        }
-        int32_t res = pvlm_tok_strmap_put(&tokmap, cat, la + lb, tr->ntok);
-        if (res == -2) goto nomem;
-        if (res == tr->ntok && trainer_add_token(tr, cat, la + lb) != 0) goto nomem;
-        if (tr->nmerges == tr->mcap) {
-            int32_t mc = tr->mcap ? tr->mcap * 2 : 1024;
-            int32_t *a2 = realloc(tr->ma, (size_t)mc * sizeof *a2);
-            if (!a2) goto nomem;
-            tr->ma = a2;
-            a2 = realloc(tr->mb, (size_t)mc * sizeof *a2);
-            if (!a2) goto nomem;
-            tr->mb = a2;
-            a2 = realloc(tr->mr, (size_t)mc * sizeof *a2);
-            if (!a2) goto nomem;
-            tr->mr = a2;
-            tr->mcap = mc;
-        }
-        tr->ma[tr->nmerges] = a;
-        tr->mb[tr->nmerges] = b;
-        tr->mr[tr->nmerges] = res;
-        tr->nmerges++;
-
-        /* rewrite every word holding (a,b): remove its old pairs, merge, add its new pairs */
-        stamp++;
-        ntouched = 0;
-        int32_t *wl = p->words, nwl = p->nwords;
-        p->words = NULL;
-        p->nwords = p->capwords = 0;
-        p->last_word = -1;
-        for (int32_t k = 0; k < nwl; k++) {
-            int32_t w = wl[k];
-            if (wstamp[w] == stamp) continue;
-            wstamp[w] = stamp;
-            int32_t *s = sym + woff[w], n = wlen[w], has = 0;
-            for (int32_t i = 0; i + 1 < n && !has; i++) has = s[i] == a && s[i + 1] == b;
-            if (!has) continue;
-            int64_t cnt = tr->wcount[w];
-            for (int32_t i = 0; i + 1 < n; i++) {
-                int32_t o = tpair_find(&c, s[i], s[i + 1], 0);
-                if (o >= 0) c.pairs[o].count -= cnt;
-            }
-            int32_t j = 0;
-            for (int32_t i = 0; i < n;) {
-                if (i + 1 < n && s[i] == a && s[i + 1] == b) {
-                    s[j++] = res;
-                    i += 2;
-                } else {
-                    s[j++] = s[i++];
-                }
-            }
-            wlen[w] = n = j;
-            for (int32_t i = 0; i + 1 < n; i++) {
-                int32_t o = tpair_add(&c, s[i], s[i + 1], cnt, w);
-                if (o == -2) {
-                    free(wl);
-                    goto nomem;
-                }
-                if (c.pairs[o].touched != stamp) {
-                    c.pairs[o].touched = stamp;
-                    if (ntouched == captouched) {
-                        captouched = captouched ? captouched * 2 : 1024;
-                        int32_t *t2 = realloc(touched, captouched * sizeof *t2);
-                        if (!t2) {
-                            free(wl);
-                            goto nomem;
-                        }
-                        touched = t2;
-                    }
-                    touched[ntouched++] = o;
-                }
-            }
-        }
-        free(wl);
-        for (size_t k = 0; k < ntouched; k++) {
-            tpair *o = &c.pairs[touched[k]];
-            if (o->count > o->pushed) {
-                o->pushed = o->count;
-                if (theap_push(&heap, &hn, &hcap, (theap){o->count, o->a, o->b}) != 0) goto nomem;
-            }
-        }
+        rc = train_merge(tr, &c, q, err);
     }
-    rc = 0;
-    goto out;
-nomem:
-    pvlm_err_set(err, PVLM_ENOMEM, "bpe trainer: out of memory");
-out:
-    for (size_t q = 0; q < c.npairs; q++) free(c.pairs[q].words);
-    free(c.pairs);
-    free(c.idx.keys);
-    free(c.idx.val);
-    pvlm_tok_strmap_free(&tokmap);
-    free(heap);
-    free(sym);
-    free(woff);
-    free(wlen);
-    free(wstamp);
-    free(touched);
-    free(cat);
+    train_ctx_free(&c);
     tr->seconds = pvlm_now() - t0;
     return rc;
 }
@@ -443,7 +461,7 @@ void pvlm_bpe_trainer_stats(const pvlm_bpe_trainer *tr, pvlm_bpe_train_stats *st
     st->bytes = tr->bytes;
     st->words = tr->pieces;
     st->unique_words = (int64_t)tr->nw;
-    st->merges = tr->nmerges;
+    st->merges = tr->merges.n;
     st->vocab_size = tr->ntok;
     st->seconds = tr->seconds;
 }
@@ -495,15 +513,16 @@ int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err 
     if (!text) goto nomem;
     size_t tl = strlen(text);
     text[tl] = '\n';
-    snprintf(path, sizeof path, "%s/encoder.json", dir);
+    if (pvlm_path_join(path, sizeof path, dir, "encoder.json", err) != 0) goto out;
     if (pvlm_write_file_atomic(path, text, tl + 1, err) != 0) goto out;
     /* vocab.bpe: "#version: 0.2" then "left right" per merge, highest priority first */
-    size_t mcap = 64 + (size_t)tr->nmerges * (4 * maxlen + 2), mn = 0;
+    size_t mcap = 64 + (size_t)tr->merges.n * (4 * maxlen + 2), mn = 0;
     merges = malloc(mcap);
     if (!merges) goto nomem;
     mn += (size_t)sprintf(merges, "#version: 0.2\n");
-    for (int32_t m = 0; m < tr->nmerges; m++) {
-        size_t l1 = token_key(tr, tr->ma[m], cp_of_byte, key), l2 = token_key(tr, tr->mb[m], cp_of_byte, key2);
+    for (int32_t m = 0; m < tr->merges.n; m++) {
+        size_t l1 = token_key(tr, tr->merges.a[m], cp_of_byte, key),
+               l2 = token_key(tr, tr->merges.b[m], cp_of_byte, key2);
         memcpy(merges + mn, key, l1);
         mn += l1;
         merges[mn++] = ' ';
@@ -511,7 +530,7 @@ int pvlm_bpe_trainer_save(const pvlm_bpe_trainer *tr, const char *dir, pvlm_err 
         mn += l2;
         merges[mn++] = '\n';
     }
-    snprintf(path, sizeof path, "%s/vocab.bpe", dir);
+    if (pvlm_path_join(path, sizeof path, dir, "vocab.bpe", err) != 0) goto out;
     if (pvlm_write_file_atomic(path, merges, mn, err) != 0) goto out;
     rc = 0;
     goto out;
@@ -529,6 +548,6 @@ out:
 int pvlm_bpe_trainer_tokenizer(const pvlm_bpe_trainer *tr, pvlm_tokenizer **out, pvlm_err *err) {
     *out = NULL;
     if (!tr->ran) return pvlm_err_set(err, PVLM_EINVAL, "bpe trainer: no vocabulary before training");
-    return pvlm_tokenizer_from_merges(tr->ntok, tr->tok_off, tr->tok_bytes, tr->tok_bytes_n, tr->nmerges, tr->ma,
-                                      tr->mb, tr->mr, out, err);
+    return pvlm_tokenizer_from_merges(tr->ntok, tr->tok_off, tr->tok_bytes, tr->tok_bytes_n, tr->merges.n, tr->merges.a,
+                                      tr->merges.b, tr->merges.r, out, err);
 }

@@ -248,69 +248,65 @@ pvlm_imgshard_reader *pvlm_imgshard_open(const char *path, int flags, pvlm_err *
     return pvlm_imgshard_open_sized(path, flags, 0, err);
 }
 
-pvlm_imgshard_reader *pvlm_imgshard_open_sized(const char *path, int flags, uint64_t bytes, pvlm_err *err) {
+/* The shard is a regular file of the manifest's size (bytes; 0: not checked); *size gets its size. */
+static int stat_shard(const char *path, uint64_t bytes, uint64_t *size, pvlm_err *err) {
     struct stat st;
     if (stat(path, &st) != 0) {
         pvlm_err_errno(err, "%s: cannot open image shard", path);
         if (err && errno == ENOENT) err->code = PVLM_ENOTFOUND;
-        return NULL;
+        return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: not a regular file, cannot be an image shard", path);
-        return NULL;
-    }
-    if (bytes && (uint64_t)st.st_size != bytes) {
-        pvlm_err_set(err, PVLM_EFORMAT,
-                     "%s: damaged or truncated image shard: %lld bytes, the manifest says %" PRIu64 " (rebuild it)",
-                     path, (long long)st.st_size, bytes);
-        return NULL;
-    }
-    pvlm_imgshard_reader *r = calloc(1, sizeof(*r));
-    if (!r) {
-        pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
-        return NULL;
-    }
-    r->path = strdup(path);
-    r->file_bytes = (uint64_t)st.st_size;
-    pthread_rwlock_init(&r->lock, NULL);
+    if (!S_ISREG(st.st_mode))
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: not a regular file, cannot be an image shard", path);
+    if (bytes && (uint64_t)st.st_size != bytes)
+        return pvlm_err_set(err, PVLM_EFORMAT,
+                            "%s: damaged or truncated image shard: %lld bytes, the manifest says %" PRIu64
+                            " (rebuild it)",
+                            path, (long long)st.st_size, bytes);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* The read-only LMDB environment over the shard, its pages checked before anything reads them. */
+static int open_env(pvlm_imgshard_reader *r, const char *path, int flags, pvlm_err *err) {
     int rc = mdb_env_create(&r->env);
     if (rc != 0) {
-        mdb_fail(err, rc, path, "mdb_env_create");
         r->env = NULL;
-        goto fail;
+        return mdb_fail(err, rc, path, "mdb_env_create");
     }
     /* Map only what the file holds (LMDB raises it to the data size): thousands of
      * shards open at once must not each reserve the writer's 1 TiB map. */
-    mdb_env_set_mapsize(r->env, (size_t)st.st_size > 65536 ? (size_t)st.st_size : 65536);
+    mdb_env_set_mapsize(r->env, r->file_bytes > 65536 ? (size_t)r->file_bytes : 65536);
     mdb_env_set_maxreaders(r->env, 1024);
     unsigned int eflags = MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD | MDB_NOSUBDIR;
     if (flags & PVLM_IMGSHARD_NOLOCK) eflags |= MDB_NOLOCK;
     /* LMDB trusts its meta pages (a page size of 0 divides by zero inside mdb_env_open) */
-    if (pvlm_lmdbcheck_file(path, r->file_bytes, err) != 0) goto fail;
+    if (pvlm_lmdbcheck_file(path, r->file_bytes, err) != 0) return -1;
     rc = mdb_env_open(r->env, path, eflags, 0644);
-    if (rc != 0) {
-        mdb_fail(err, rc, path, "opening LMDB read-only");
-        goto fail;
-    }
+    if (rc != 0) return mdb_fail(err, rc, path, "opening LMDB read-only");
     /* before anything reads through the map: LMDB trusts its pages, and a damaged or
      * truncated file would fault inside mdb_get instead of returning an error */
-    if (pvlm_lmdbcheck_env(r->env, path, r->file_bytes, err) != 0) goto fail;
+    if (pvlm_lmdbcheck_env(r->env, path, r->file_bytes, err) != 0) return -1;
     if (!(flags & PVLM_IMGSHARD_NOLOCK)) {
         int dead = 0;
         mdb_reader_check(r->env, &dead); /* clear reader slots left by crashed processes */
     }
+    return 0;
+}
+
+/* The meta entry (r->meta, NUL-terminated) and the number of entries in the database. */
+static int read_meta(pvlm_imgshard_reader *r, const char *path, size_t *entries, pvlm_err *err) {
     MDB_txn *txn;
     pthread_rwlock_rdlock(&r->lock);
     if (begin_read(r, &txn, err) != 0) {
         pthread_rwlock_unlock(&r->lock);
-        goto fail;
+        return -1;
     }
-    rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
+    int rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
     if (rc != 0) {
         mdb_txn_abort(txn);
         pthread_rwlock_unlock(&r->lock);
-        mdb_fail(err, rc, path, "mdb_dbi_open");
-        goto fail;
+        return mdb_fail(err, rc, path, "mdb_dbi_open");
     }
     uint8_t kb[8];
     key_be(kb, PVLM_IMGSHARD_META_KEY);
@@ -318,47 +314,56 @@ pvlm_imgshard_reader *pvlm_imgshard_open_sized(const char *path, int flags, uint
     rc = mdb_get(txn, r->dbi, &k, &v);
     MDB_stat ms;
     int rc2 = mdb_stat(txn, r->dbi, &ms);
-    if (rc == 0) {
-        r->meta = malloc(v.mv_size + 1);
-        if (r->meta) {
-            memcpy(r->meta, v.mv_data, v.mv_size);
-            r->meta[v.mv_size] = 0;
-        }
+    if (rc == 0 && (r->meta = malloc(v.mv_size + 1))) {
+        memcpy(r->meta, v.mv_data, v.mv_size);
+        r->meta[v.mv_size] = 0;
     }
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&r->lock);
-    if (rc == MDB_NOTFOUND) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: no meta entry: the shard is incomplete (rebuild it)", path);
-        goto fail;
-    }
-    if (rc != 0 || rc2 != 0) {
-        mdb_fail(err, rc ? rc : rc2, path, "reading meta entry");
-        goto fail;
-    }
-    if (!r->meta) {
-        pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
-        goto fail;
-    }
+    if (rc == MDB_NOTFOUND)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: no meta entry: the shard is incomplete (rebuild it)", path);
+    if (rc != 0 || rc2 != 0) return mdb_fail(err, rc ? rc : rc2, path, "reading meta entry");
+    if (!r->meta) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
+    *entries = (size_t)ms.ms_entries;
+    return 0;
+}
+
+/* The meta entry is a pvlm-imgshard object whose record count matches the database (records + meta). */
+static int check_meta(pvlm_imgshard_reader *r, const char *path, size_t entries, pvlm_err *err) {
     json_error_t je;
     json_t *mj = json_loads(r->meta, 0, &je);
     json_t *jr = mj ? json_object_get(mj, "records") : NULL;
     const char *fmt = mj ? json_string_value(json_object_get(mj, "format")) : NULL;
     if (!mj || !json_is_integer(jr) || !fmt || strcmp(fmt, "pvlm-imgshard") != 0) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: meta entry is not a pvlm-imgshard JSON object", path);
         json_decref(mj);
-        goto fail;
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: meta entry is not a pvlm-imgshard JSON object", path);
     }
     r->count = (int64_t)json_integer_value(jr);
     json_decref(mj);
-    if (r->count < 0 || (uint64_t)r->count + 1 != (uint64_t)ms.ms_entries) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: meta says %" PRId64 " records but the database holds %zu entries", path,
-                     r->count, (size_t)ms.ms_entries);
-        goto fail;
+    if (r->count < 0 || (uint64_t)r->count + 1 != (uint64_t)entries)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: meta says %" PRId64 " records but the database holds %zu entries",
+                            path, r->count, entries);
+    return 0;
+}
+
+pvlm_imgshard_reader *pvlm_imgshard_open_sized(const char *path, int flags, uint64_t bytes, pvlm_err *err) {
+    uint64_t size = 0;
+    if (stat_shard(path, bytes, &size, err) != 0) return NULL;
+    pvlm_imgshard_reader *r = calloc(1, sizeof(*r));
+    if (!r) {
+        pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    r->path = strdup(path);
+    r->file_bytes = size;
+    pthread_rwlock_init(&r->lock, NULL);
+    size_t entries = 0;
+    if (open_env(r, path, flags, err) != 0 || read_meta(r, path, &entries, err) != 0 ||
+        check_meta(r, path, entries, err) != 0) {
+        pvlm_imgshard_close(r);
+        return NULL;
     }
     return r;
-fail:
-    pvlm_imgshard_close(r);
-    return NULL;
 }
 
 int64_t pvlm_imgshard_count(const pvlm_imgshard_reader *r) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fsutil.h"
 #include "core/hash.h"
 #include "core/json.h"
 
@@ -142,6 +143,76 @@ static int get_u64_nonneg(const json_t *o, const char *key, int64_t *out, const 
     return 0;
 }
 
+/* One entry of "shards": checked (fields, no overflow of the record total, a plain file name) and added. */
+static int load_shard(pvlm_manifest *m, const json_t *e, const char *what, int64_t *total_rec, pvlm_err *err) {
+    const char *file, *ck;
+    int64_t rec, bytes;
+    uint64_t sum;
+    if (!json_is_object(e)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: not an object", what);
+    if (pvlm_json_get_str(e, "file", &file, what, err) != 0 || get_u64_nonneg(e, "records", &rec, what, err) != 0 ||
+        get_u64_nonneg(e, "bytes", &bytes, what, err) != 0 || pvlm_json_get_str(e, "checksum", &ck, what, err) != 0)
+        return -1;
+    if (rec > INT64_MAX - *total_rec)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: %" PRId64 " records overflow the manifest's total", what, rec);
+    *total_rec += rec;
+    if (pvlm_hash_parse(ck, &sum) != 0)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: checksum '%s' is not 16 hex digits", what, ck);
+    if (strstr(file, "..") || file[0] == '/')
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: file '%s' must be a plain name inside the manifest folder", what,
+                            file);
+    json_t *extra = json_deep_copy(e);
+    json_object_del(extra, "file");
+    json_object_del(extra, "records");
+    json_object_del(extra, "bytes");
+    json_object_del(extra, "checksum");
+    return pvlm_manifest_add_shard(m, file, rec, (uint64_t)bytes, sum, extra, err);
+}
+
+static int load_shards(pvlm_manifest *m, const json_t *j, const char *path, pvlm_err *err) {
+    const json_t *shards = json_object_get(j, "shards");
+    if (!json_is_array(shards)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: 'shards' missing or not an array", path);
+    size_t i;
+    const json_t *e;
+    int64_t total_rec = 0; /* kept below INT64_MAX, so the sums over the records cannot overflow */
+    json_array_foreach(shards, i, e) {
+        char what[512];
+        snprintf(what, sizeof what, "%s shard %zu", path, i);
+        if (load_shard(m, e, what, &total_rec, err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* "failures": counts by reason, each a non-negative integer whose sum stays below INT64_MAX. */
+static int load_failures(pvlm_manifest *m, const json_t *o, const char *path, pvlm_err *err) {
+    int64_t total_failed = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT64_MAX - total_failed)
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: failures['%s'] is not a count (or overflows the total)", path,
+                                k);
+        total_failed += (int64_t)json_integer_value(v);
+        pvlm_manifest_add_failures(m, k, (int64_t)json_integer_value(v));
+    }
+    return 0;
+}
+
+/* "totals": records must match the shards; records/bytes/shards/failed are derived, the rest kept. */
+static int load_totals(pvlm_manifest *m, const json_t *o, const char *path, pvlm_err *err) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        if (!json_is_integer(v)) continue;
+        int64_t n = (int64_t)json_integer_value(v);
+        if (!strcmp(k, "records") && n != pvlm_manifest_records(m))
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: totals.records %" PRId64 " != sum over shards %" PRId64, path,
+                                n, pvlm_manifest_records(m));
+        if (!strcmp(k, "records") || !strcmp(k, "bytes") || !strcmp(k, "shards") || !strcmp(k, "failed")) continue;
+        pvlm_manifest_add_total(m, k, n);
+    }
+    return 0;
+}
+
 int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err) {
     memset(m, 0, sizeof(*m));
     json_t *j = pvlm_json_load_file(path, err);
@@ -168,91 +239,27 @@ int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err) {
         goto out;
     }
     m->version = (int)ver;
-    json_t *shards = json_object_get(j, "shards");
-    if (!json_is_array(shards)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: 'shards' missing or not an array", path);
-        goto out;
-    }
-    size_t i;
-    json_t *e;
-    int64_t total_rec = 0, total_failed = 0; /* kept below INT64_MAX, so the sums over them cannot overflow */
-    json_array_foreach(shards, i, e) {
-        char what[512];
-        snprintf(what, sizeof what, "%s shard %zu", path, i);
-        const char *file, *ck;
-        int64_t rec, bytes;
-        uint64_t sum;
-        if (!json_is_object(e)) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: not an object", what);
-            goto out;
-        }
-        if (pvlm_json_get_str(e, "file", &file, what, err) != 0 || get_u64_nonneg(e, "records", &rec, what, err) != 0 ||
-            get_u64_nonneg(e, "bytes", &bytes, what, err) != 0 || pvlm_json_get_str(e, "checksum", &ck, what, err) != 0)
-            goto out;
-        if (rec > INT64_MAX - total_rec) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: %" PRId64 " records overflow the manifest's total", what, rec);
-            goto out;
-        }
-        total_rec += rec;
-        if (pvlm_hash_parse(ck, &sum) != 0) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: checksum '%s' is not 16 hex digits", what, ck);
-            goto out;
-        }
-        if (strstr(file, "..") || file[0] == '/') {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: file '%s' must be a plain name inside the manifest folder", what,
-                         file);
-            goto out;
-        }
-        json_t *extra = json_deep_copy(e);
-        json_object_del(extra, "file");
-        json_object_del(extra, "records");
-        json_object_del(extra, "bytes");
-        json_object_del(extra, "checksum");
-        if (pvlm_manifest_add_shard(m, file, rec, (uint64_t)bytes, sum, extra, err) != 0) goto out;
-    }
+    if (load_shards(m, j, path, err) != 0) goto out;
     json_t *o;
     if ((o = json_object_get(j, "settings")) && json_is_object(o)) pvlm_manifest_set_settings(m, json_deep_copy(o));
-    if ((o = json_object_get(j, "failures")) && json_is_object(o)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(o, k, v) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT64_MAX - total_failed) {
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: failures['%s'] is not a count (or overflows the total)", path, k);
-                goto out;
-            }
-            total_failed += (int64_t)json_integer_value(v);
-            pvlm_manifest_add_failures(m, k, (int64_t)json_integer_value(v));
-        }
-    }
-    if ((o = json_object_get(j, "totals")) && json_is_object(o)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(o, k, v) {
-            if (!json_is_integer(v)) continue;
-            int64_t n = (int64_t)json_integer_value(v);
-            if (!strcmp(k, "records") && n != pvlm_manifest_records(m)) {
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: totals.records %" PRId64 " != sum over shards %" PRId64, path, n,
-                             pvlm_manifest_records(m));
-                goto out;
-            }
-            if (!strcmp(k, "records") || !strcmp(k, "bytes") || !strcmp(k, "shards") || !strcmp(k, "failed")) continue;
-            pvlm_manifest_add_total(m, k, n);
-        }
-    }
+    if ((o = json_object_get(j, "failures")) && json_is_object(o) && load_failures(m, o, path, err) != 0) goto out;
+    if ((o = json_object_get(j, "totals")) && json_is_object(o) && load_totals(m, o, path, err) != 0) goto out;
     rc = 0;
 out:
     json_decref(j);
     return rc;
 }
 
-void pvlm_manifest_shard_path(const pvlm_manifest *m, int i, const char *dir, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%s", dir && *dir ? dir : ".", m->shards[i].file);
+int pvlm_manifest_shard_path(const pvlm_manifest *m, int i, const char *dir, char *buf, size_t cap) {
+    return pvlm_path_join(buf, cap, dir && *dir ? dir : ".", m->shards[i].file, NULL);
 }
 
 int pvlm_manifest_verify_shard(const pvlm_manifest *m, int i, const char *dir, int full, pvlm_err *err) {
     if (i < 0 || i >= m->nshards) return pvlm_err_set(err, PVLM_EINVAL, "manifest: no shard %d", i);
     char p[4096];
-    pvlm_manifest_shard_path(m, i, dir, p, sizeof p);
+    if (pvlm_manifest_shard_path(m, i, dir, p, sizeof p) != 0)
+        return pvlm_err_set(err, PVLM_EINVAL, "manifest: shard %d: path too long: %.200s/%.200s", i, dir ? dir : ".",
+                            m->shards[i].file);
     struct stat st;
     if (stat(p, &st) != 0) {
         pvlm_err_errno(err, "%s: shard listed in the manifest", p);

@@ -75,7 +75,8 @@ int pvlm_manifest_load(const char *path, pvlm_manifest *m, pvlm_err *err);
 /* Check shard i on disk against its entry: size, and the XXH3 checksum when
  * full != 0 (reads the whole file). dir is the manifest's folder. */
 int pvlm_manifest_verify_shard(const pvlm_manifest *m, int i, const char *dir, int full, pvlm_err *err);
-/* "<dir>/<file>" of shard i into buf. */
-void pvlm_manifest_shard_path(const pvlm_manifest *m, int i, const char *dir, char *buf, size_t cap);
+/* "<dir>/<file>" of shard i into buf (cap bytes; a NULL or empty dir means "."), joined by
+ * pvlm_path_join: 0, or -1 with buf emptied when the path does not fit (the caller reports it). */
+int pvlm_manifest_shard_path(const pvlm_manifest *m, int i, const char *dir, char *buf, size_t cap);
 
 #endif

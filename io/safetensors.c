@@ -146,155 +146,149 @@ static int parse_tensor(pvlm_st_tensor *t, const char *path, const char *key, co
     return 0;
 }
 
-static int open_fail(pvlm_st_file *f, char *hdr, json_t *root) {
-    free(hdr);
+static int open_fail(pvlm_st_file *f, json_t *root) {
     if (root) json_decref(root);
     pvlm_st_close(f);
     return -1;
+}
+
+/* Open path as a regular file and check its 8-byte little-endian header length against the limit
+ * and the file size (f->fd, file_size, header_len, data_start). */
+static int open_checked(pvlm_st_file *f, const char *path, pvlm_err *err) {
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) return pvlm_err_errno(err, "%s: cannot open", path);
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return pvlm_err_errno(err, "%s: cannot stat", path);
+    if (!S_ISREG(st.st_mode)) return pvlm_err_set(err, PVLM_EINVAL, "%s: not a regular file", path);
+    f->file_size = (uint64_t)st.st_size;
+    if (f->file_size < 8)
+        return pvlm_err_set(err, PVLM_EFORMAT,
+                            "%s: %llu bytes, too short for a safetensors file (8-byte header length)", path,
+                            (unsigned long long)f->file_size);
+    unsigned char lenb[8];
+    if (pread_full(f->fd, lenb, 8, 0, path, err)) return -1;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
+    f->header_len = n;
+    if (n > PVLM_ST_MAX_HEADER)
+        return pvlm_err_set(err, PVLM_EFORMAT,
+                            "%s: header length %llu exceeds the %llu-byte limit (corrupt or not safetensors)", path,
+                            (unsigned long long)n, (unsigned long long)PVLM_ST_MAX_HEADER);
+    if (n < 2 || 8 + n > f->file_size)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: header length %llu does not fit the file size %llu (truncated?)",
+                            path, (unsigned long long)n, (unsigned long long)f->file_size);
+    f->data_start = 8 + n;
+    return 0;
+}
+
+/* The JSON header (f->header_len bytes after the length) as an object; *root gets it (caller decrefs). */
+static int read_header(pvlm_st_file *f, const char *path, json_t **root, pvlm_err *err) {
+    uint64_t n = f->header_len;
+    char *hdr = malloc(n + 1);
+    if (!hdr)
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n);
+    int rc = -1;
+    if (pread_full(f->fd, hdr, n, 8, path, err)) goto out;
+    hdr[n] = '\0';
+    if (hdr[0] != '{') {
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: header does not start with '{' (not a safetensors file)", path);
+        goto out;
+    }
+    json_error_t je;
+    /* Duplicate keys would make a tensor's identity ambiguous: reject them (jansson would keep the last). */
+    *root = json_loadb(hdr, n, JSON_REJECT_DUPLICATES, &je);
+    if (!*root)
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: header JSON invalid at byte %d: %s", path, je.position, je.text);
+    else if (!json_is_object(*root))
+        pvlm_err_set(err, PVLM_EFORMAT, "%s: header JSON is not an object", path);
+    else
+        rc = 0;
+out:
+    free(hdr);
+    return rc;
+}
+
+/* "__metadata__": absent or null gives an empty object; otherwise an object of strings. */
+static int load_metadata(pvlm_st_file *f, const json_t *root, const char *path, pvlm_err *err) {
+    json_t *meta = json_object_get(root, "__metadata__");
+    if (json_is_null(meta)) meta = NULL; /* the reference reader treats a null metadata as absent */
+    if (!meta) {
+        f->metadata = json_object();
+        return 0;
+    }
+    if (!json_is_object(meta)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: \"__metadata__\" is not an object", path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(meta, k, v) {
+        if (!json_is_string(v))
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: __metadata__ value of \"%.64s\" is not a string", path, k);
+    }
+    f->metadata = json_incref(meta);
+    return 0;
+}
+
+/* Every other key of the header is a tensor entry (f->tensors, n_tensors; f->by_name allocated). */
+static int load_tensors(pvlm_st_file *f, json_t *root, const char *path, pvlm_err *err) {
+    int has_meta_key = json_object_get(root, "__metadata__") != NULL;
+    size_t nt = json_object_size(root) - (has_meta_key ? 1 : 0);
+    if (nt > (size_t)INT_MAX / 2) return pvlm_err_set(err, PVLM_EFORMAT, "%s: too many tensors (%zu)", path, nt);
+    f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
+    f->by_name = calloc(nt ? nt : 1, sizeof *f->by_name);
+    if (!f->tensors || !f->by_name)
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for %zu tensor entries", path, nt);
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        if (!strcmp(key, "__metadata__")) continue;
+        if (parse_tensor(&f->tensors[f->n_tensors], path, key, val, err)) return -1;
+        f->n_tensors++;
+    }
+    return 0;
+}
+
+/* Sorted by offset, the tensors must tile the data buffer exactly, as the specification's validation
+ * requires: each begins where the previous ended (no overlap, no hole) and the last ends at EOF. */
+static int check_tiling(pvlm_st_file *f, const char *path, pvlm_err *err) {
+    qsort(f->tensors, (size_t)f->n_tensors, sizeof *f->tensors, cmp_offset);
+    uint64_t data_len = f->file_size - f->data_start, expect = 0;
+    for (int i = 0; i < f->n_tensors; i++) {
+        const pvlm_st_tensor *t = &f->tensors[i];
+        if (t->begin < expect)
+            return pvlm_err_set(
+                err, PVLM_EFORMAT,
+                "%s: tensor '%s': data_offsets [%llu, %llu) overlap the previous tensor%s%s (which ends at %llu)", path,
+                t->name, (unsigned long long)t->begin, (unsigned long long)t->end, i ? " " : "",
+                i ? f->tensors[i - 1].name : "", (unsigned long long)expect);
+        if (t->begin > expect)
+            return pvlm_err_set(
+                err, PVLM_EFORMAT,
+                "%s: tensor '%s': data_offsets begin %llu leaves a gap after byte %llu of the data buffer", path,
+                t->name, (unsigned long long)t->begin, (unsigned long long)expect);
+        if (t->end > data_len)
+            return pvlm_err_set(
+                err, PVLM_EFORMAT,
+                "%s: tensor '%s': data_offsets end %llu is beyond the %llu-byte data buffer (file truncated?)", path,
+                t->name, (unsigned long long)t->end, (unsigned long long)data_len);
+        expect = t->end;
+    }
+    if (expect != data_len)
+        return pvlm_err_set(
+            err, PVLM_EFORMAT,
+            "%s: tensors cover %llu bytes but the data buffer has %llu (trailing bytes or wrong header)", path,
+            (unsigned long long)expect, (unsigned long long)data_len);
+    return 0;
 }
 
 int pvlm_st_open(pvlm_st_file *f, const char *path, pvlm_err *err) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
     snprintf(f->path, sizeof f->path, "%s", path);
-    char *hdr = NULL;
     json_t *root = NULL;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0) {
-        pvlm_err_errno(err, "%s: cannot open", path);
-        return open_fail(f, hdr, root);
-    }
-    struct stat st;
-    if (fstat(f->fd, &st) != 0) {
-        pvlm_err_errno(err, "%s: cannot stat", path);
-        return open_fail(f, hdr, root);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        pvlm_err_set(err, PVLM_EINVAL, "%s: not a regular file", path);
-        return open_fail(f, hdr, root);
-    }
-    f->file_size = (uint64_t)st.st_size;
-    if (f->file_size < 8) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: %llu bytes, too short for a safetensors file (8-byte header length)", path,
-                     (unsigned long long)f->file_size);
-        return open_fail(f, hdr, root);
-    }
-    unsigned char lenb[8];
-    if (pread_full(f->fd, lenb, 8, 0, path, err)) return open_fail(f, hdr, root);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
-    f->header_len = n;
-    if (n > PVLM_ST_MAX_HEADER) {
-        pvlm_err_set(err, PVLM_EFORMAT,
-                     "%s: header length %llu exceeds the %llu-byte limit (corrupt or not safetensors)", path,
-                     (unsigned long long)n, (unsigned long long)PVLM_ST_MAX_HEADER);
-        return open_fail(f, hdr, root);
-    }
-    if (n < 2 || 8 + n > f->file_size) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: header length %llu does not fit the file size %llu (truncated?)", path,
-                     (unsigned long long)n, (unsigned long long)f->file_size);
-        return open_fail(f, hdr, root);
-    }
-    f->data_start = 8 + n;
-    hdr = malloc(n + 1);
-    if (!hdr) {
-        pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n);
-        return open_fail(f, hdr, root);
-    }
-    if (pread_full(f->fd, hdr, n, 8, path, err)) return open_fail(f, hdr, root);
-    hdr[n] = '\0';
-    if (hdr[0] != '{') {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: header does not start with '{' (not a safetensors file)", path);
-        return open_fail(f, hdr, root);
-    }
-    json_error_t je;
-    /* Duplicate keys would make a tensor's identity ambiguous: reject them (jansson would keep the last). */
-    root = json_loadb(hdr, n, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: header JSON invalid at byte %d: %s", path, je.position, je.text);
-        return open_fail(f, hdr, root);
-    }
-    if (!json_is_object(root)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: header JSON is not an object", path);
-        return open_fail(f, hdr, root);
-    }
-    free(hdr);
-    hdr = NULL;
-
-    json_t *meta = json_object_get(root, "__metadata__");
-    if (json_is_null(meta)) meta = NULL; /* the reference reader treats a null metadata as absent */
-    int has_meta_key = json_object_get(root, "__metadata__") != NULL;
-    if (meta) {
-        if (!json_is_object(meta)) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: \"__metadata__\" is not an object", path);
-            return open_fail(f, hdr, root);
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(meta, k, v) {
-            if (!json_is_string(v)) {
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: __metadata__ value of \"%.64s\" is not a string", path, k);
-                return open_fail(f, hdr, root);
-            }
-        }
-        f->metadata = json_incref(meta);
-    } else {
-        f->metadata = json_object();
-    }
-    size_t nt = json_object_size(root) - (has_meta_key ? 1 : 0);
-    if (nt > (size_t)INT_MAX / 2) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: too many tensors (%zu)", path, nt);
-        return open_fail(f, hdr, root);
-    }
-    f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
-    f->by_name = calloc(nt ? nt : 1, sizeof *f->by_name);
-    if (!f->tensors || !f->by_name) {
-        pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for %zu tensor entries", path, nt);
-        return open_fail(f, hdr, root);
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        if (!strcmp(key, "__metadata__")) continue;
-        if (parse_tensor(&f->tensors[f->n_tensors], path, key, val, err)) return open_fail(f, hdr, root);
-        f->n_tensors++;
-    }
+    if (open_checked(f, path, err) != 0 || read_header(f, path, &root, err) != 0 ||
+        load_metadata(f, root, path, err) != 0 || load_tensors(f, root, path, err) != 0)
+        return open_fail(f, root);
     json_decref(root);
-    root = NULL;
-
-    /* Sorted by offset, the tensors must tile the data buffer exactly, as the specification's validation
-     * requires: each begins where the previous ended (no overlap, no hole) and the last ends at EOF. */
-    qsort(f->tensors, (size_t)f->n_tensors, sizeof *f->tensors, cmp_offset);
-    uint64_t data_len = f->file_size - f->data_start, expect = 0;
-    for (int i = 0; i < f->n_tensors; i++) {
-        const pvlm_st_tensor *t = &f->tensors[i];
-        if (t->begin != expect) {
-            if (t->begin < expect)
-                pvlm_err_set(
-                    err, PVLM_EFORMAT,
-                    "%s: tensor '%s': data_offsets [%llu, %llu) overlap the previous tensor%s%s (which ends at %llu)",
-                    path, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, i ? " " : "",
-                    i ? f->tensors[i - 1].name : "", (unsigned long long)expect);
-            else
-                pvlm_err_set(err, PVLM_EFORMAT,
-                             "%s: tensor '%s': data_offsets begin %llu leaves a gap after byte %llu of the data buffer",
-                             path, t->name, (unsigned long long)t->begin, (unsigned long long)expect);
-            return open_fail(f, hdr, root);
-        }
-        if (t->end > data_len) {
-            pvlm_err_set(err, PVLM_EFORMAT,
-                         "%s: tensor '%s': data_offsets end %llu is beyond the %llu-byte data buffer (file truncated?)",
-                         path, t->name, (unsigned long long)t->end, (unsigned long long)data_len);
-            return open_fail(f, hdr, root);
-        }
-        expect = t->end;
-    }
-    if (expect != data_len) {
-        pvlm_err_set(err, PVLM_EFORMAT,
-                     "%s: tensors cover %llu bytes but the data buffer has %llu (trailing bytes or wrong header)", path,
-                     (unsigned long long)expect, (unsigned long long)data_len);
-        return open_fail(f, hdr, root);
-    }
+    if (check_tiling(f, path, err) != 0) return open_fail(f, NULL);
     for (int i = 0; i < f->n_tensors; i++) f->by_name[i] = i;
     tl_sort_base = f->tensors;
     qsort(f->by_name, (size_t)f->n_tensors, sizeof *f->by_name, cmp_name_idx);

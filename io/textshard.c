@@ -32,8 +32,10 @@ static uint64_t get64(const uint8_t *p) {
 
 /* ---------------------------------------------------------------- writer */
 
+enum { WRITER_PATH_CAP = 4096 }; /* the shard's path; its temp name adds ".tmp.<pid>" */
+
 struct pvlm_textshard_writer {
-    char path[4096], tmp[4200];
+    char path[WRITER_PATH_CAP], tmp[WRITER_PATH_CAP + 32];
     FILE *f;
     size_t frame_bytes;
     int level;
@@ -62,6 +64,11 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, pvlm_err *err) 
 }
 
 pvlm_textshard_writer *pvlm_textshard_writer_open(const char *path, size_t frame_bytes, int level, pvlm_err *err) {
+    if (strlen(path) >= WRITER_PATH_CAP) { /* never write to a truncated name */
+        pvlm_err_set(err, PVLM_EINVAL, "textshard: path too long (%zu bytes, the limit is %d): %.200s...", strlen(path),
+                     WRITER_PATH_CAP - 1, path);
+        return NULL;
+    }
     pvlm_textshard_writer *w = calloc(1, sizeof *w);
     if (!w) {
         pvlm_err_set(err, PVLM_ENOMEM, "textshard: out of memory");

@@ -167,7 +167,7 @@ static void pairmap_free(pairmap *m) {
 }
 
 static inline size_t pairmap_slot(const pairmap *m, uint64_t key) {
-    size_t mask = m->cap - 1, h = (size_t)pvlm_tok_mix64(key) & mask;
+    size_t mask = m->cap - 1, h = (size_t)pvlm_mix64(key) & mask;
     while (m->keys[h] != UINT64_MAX && m->keys[h] != key) h = (h + 1) & mask;
     return h;
 }
@@ -473,20 +473,97 @@ out:
     return rc;
 }
 
-static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, pvlm_err *err) {
+/* The merges file's rules in file order (ids of left, right and result), plus a scratch buffer for
+ * joining keys; freed by merge_list_free. */
+typedef struct merge_list {
+    pvlm_tok_merges rules;
+    char *cat;
+    size_t cat_cap;
+} merge_list;
+
+static void merge_list_free(merge_list *ml) {
+    pvlm_tok_merges_free(&ml->rules);
+    free(ml->cat);
+}
+
+/* ml->cat holds at least need bytes. */
+static int grow_cat(merge_list *ml, size_t need) {
+    if (need <= ml->cat_cap) return 0;
+    size_t nc = need * 2;
+    char *c2 = realloc(ml->cat, nc);
+    if (!c2) return -1;
+    ml->cat = c2;
+    ml->cat_cap = nc;
+    return 0;
+}
+
+int pvlm_tok_merges_push(pvlm_tok_merges *m, int32_t a, int32_t b, int32_t r) {
+    if (m->n == m->cap) {
+        int32_t cap = m->cap ? m->cap * 2 : 1024;
+        int32_t *a2 = realloc(m->a, (size_t)cap * sizeof *a2);
+        if (!a2) return -1;
+        m->a = a2;
+        a2 = realloc(m->b, (size_t)cap * sizeof *a2);
+        if (!a2) return -1;
+        m->b = a2;
+        a2 = realloc(m->r, (size_t)cap * sizeof *a2);
+        if (!a2) return -1;
+        m->r = a2;
+        m->cap = cap;
+    }
+    m->a[m->n] = a;
+    m->b[m->n] = b;
+    m->r[m->n] = r;
+    m->n++;
+    return 0;
+}
+
+void pvlm_tok_merges_free(pvlm_tok_merges *m) {
+    free(m->a);
+    free(m->b);
+    free(m->r);
+    memset(m, 0, sizeof *m);
+}
+
+/* One "left right" line of the merges file: both parts and their concatenation must be byte-level
+ * tokens of the vocabulary. */
+static int parse_merge_line(const pvlm_tokenizer *t, load_state *ls, char *line, long lineno, merge_list *ml,
+                            pvlm_err *err) {
+    char *a, *b;
+    if (split_merge_line(line, &a, &b) != 0)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: expected two tokens \"left right\"", ls->merges_path, lineno);
+    size_t la = strlen(a), lb = strlen(b);
+    int32_t ia = pvlm_tok_strmap_get(&ls->key_ids, a, la), ib = pvlm_tok_strmap_get(&ls->key_ids, b, lb);
+    if (ia < 0 || ib < 0)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not in %s", ls->merges_path, lineno,
+                            ia < 0 ? a : b, ls->vocab_path);
+    if (t->special[ia] || t->special[ib])
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not a byte-level token", ls->merges_path,
+                            lineno, t->special[ia] ? a : b);
+    if (grow_cat(ml, la + lb + 2) != 0) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
+    memcpy(ml->cat, a, la);
+    memcpy(ml->cat + la, b, lb);
+    int32_t ir = pvlm_tok_strmap_get(&ls->key_ids, ml->cat, la + lb);
+    if (ir < 0) {
+        ml->cat[la + lb] = 0;
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merged token \"%s\" is not in %s", ls->merges_path, lineno,
+                            ml->cat, ls->vocab_path);
+    }
+    if (pvlm_tok_merges_push(&ml->rules, ia, ib, ir) != 0)
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
+    ls->is_result[ir] = 1;
+    return 0;
+}
+
+/* Every rule of the merges file (an optional "#version" first line; blank lines skipped). */
+static int read_merges(const pvlm_tokenizer *t, load_state *ls, merge_list *ml, pvlm_err *err) {
     char *buf;
     size_t blen;
     if (pvlm_read_file(ls->merges_path, &buf, &blen, err) != 0) return -1;
-    int rc = -1;
-    int32_t nm = 0, cap = 0;
-    int32_t *ma = NULL, *mb = NULL, *mr = NULL;
-    char *cat = NULL;
-    size_t cat_cap = 0;
-    pvlm_tok_strmap keyrank;
-    memset(&keyrank, 0, sizeof keyrank);
     char *p = buf, *end = buf + blen;
     long lineno = 0;
-    while (p < end) {
+    int rc = 0;
+    while (p < end && rc == 0) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         char *le = nl ? nl : end;
         *le = 0;
@@ -494,65 +571,21 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
         char *line = p;
         p = le + 1;
         if (memchr(line, 0, (size_t)(le - line))) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: NUL byte in merge line", ls->merges_path, lineno);
-            goto out;
+            rc = pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: NUL byte in merge line", ls->merges_path, lineno);
+            break;
         }
         if (le > line && le[-1] == '\r') le[-1] = 0;
         if (lineno == 1 && !strncmp(line, "#version", 8)) continue;
         if (!line[0]) continue;
-        char *a, *b;
-        if (split_merge_line(line, &a, &b) != 0) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: expected two tokens \"left right\"", ls->merges_path, lineno);
-            goto out;
-        }
-        size_t la = strlen(a), lb = strlen(b);
-        int32_t ia = pvlm_tok_strmap_get(&ls->key_ids, a, la), ib = pvlm_tok_strmap_get(&ls->key_ids, b, lb);
-        if (ia < 0 || ib < 0) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not in %s", ls->merges_path, lineno,
-                         ia < 0 ? a : b, ls->vocab_path);
-            goto out;
-        }
-        if (t->special[ia] || t->special[ib]) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merge part \"%s\" is not a byte-level token", ls->merges_path,
-                         lineno, t->special[ia] ? a : b);
-            goto out;
-        }
-        if (la + lb + 2 > cat_cap) {
-            cat_cap = (la + lb + 2) * 2;
-            char *c2 = realloc(cat, cat_cap);
-            if (!c2) goto nomem;
-            cat = c2;
-        }
-        memcpy(cat, a, la);
-        memcpy(cat + la, b, lb);
-        int32_t ir = pvlm_tok_strmap_get(&ls->key_ids, cat, la + lb);
-        if (ir < 0) {
-            cat[la + lb] = 0;
-            pvlm_err_set(err, PVLM_EFORMAT, "%s:%ld: merged token \"%s\" is not in %s", ls->merges_path, lineno, cat,
-                         ls->vocab_path);
-            goto out;
-        }
-        if (nm == cap) {
-            cap = cap ? cap * 2 : 1024;
-            int32_t *a2 = realloc(ma, (size_t)cap * sizeof *ma);
-            if (!a2) goto nomem;
-            ma = a2;
-            a2 = realloc(mb, (size_t)cap * sizeof *mb);
-            if (!a2) goto nomem;
-            mb = a2;
-            a2 = realloc(mr, (size_t)cap * sizeof *mr);
-            if (!a2) goto nomem;
-            mr = a2;
-        }
-        ma[nm] = ia;
-        mb[nm] = ib;
-        mr[nm] = ir;
-        nm++;
-        ls->is_result[ir] = 1;
+        rc = parse_merge_line(t, ls, line, lineno, ml, err);
     }
-    t->n_merges = nm;
+    free(buf);
+    return rc;
+}
 
-    /* which tokens are special: not a byte token and produced by no merge */
+/* Which tokens are special: not a byte token and produced by no merge. Returns whether
+ * <|endoftext|> is one of them (GPT-2's files: rank pairs as Encoder.js does). */
+static int mark_specials(pvlm_tokenizer *t, const load_state *ls) {
     int has_eot = 0;
     for (int32_t id = 0; id < ls->n; id++) {
         int is_byte =
@@ -560,72 +593,79 @@ static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, 
         t->special[id] = (!is_byte && !ls->is_result[id]) ? 1 : 0;
         if (t->special[id] && ls->key_len[id] == 13 && !memcmp(ls->keys[id], "<|endoftext|>", 13)) has_eot = 1;
     }
-    if (pairs == PVLM_TOK_PAIRS_AUTO) pairs = has_eot ? PVLM_TOK_PAIRS_JS : PVLM_TOK_PAIRS_EXACT;
-    t->pairs = pairs;
+    return has_eot;
+}
 
-    if (pairs == PVLM_TOK_PAIRS_EXACT) {
-        /* later duplicates win, as Python's dict(zip(merges, range(n))) */
-        if (pairmap_init(&t->merges, (size_t)nm) != 0) goto nomem;
-        for (int32_t r = 0; r < nm; r++) pairmap_put(&t->merges, ma[r], mb[r], r, mr[r]);
-    } else {
-        /* Encoder.js: bpe_ranks[[a, b]] keys an object with String([a, b]) = a + "," + b, later
-         * lines overwriting earlier ones; a pair is then ranked by whichever merge owns that
-         * string. Register every split of every key at a comma into two vocabulary tokens. */
-        size_t splits = 0;
-        if (pvlm_tok_strmap_init(&keyrank, (size_t)nm) != 0) goto nomem;
-        for (int32_t r = nm - 1; r >= 0; r--) { /* reverse: first insert = highest rank wins */
-            size_t la = ls->key_len[ma[r]], lb = ls->key_len[mb[r]];
-            if (la + lb + 2 > cat_cap) {
-                cat_cap = (la + lb + 2) * 2;
-                char *c2 = realloc(cat, cat_cap);
-                if (!c2) goto nomem;
-                cat = c2;
-            }
-            memcpy(cat, ls->keys[ma[r]], la);
-            cat[la] = ',';
-            memcpy(cat + la + 1, ls->keys[mb[r]], lb);
-            if (pvlm_tok_strmap_put(&keyrank, cat, la + lb + 1, r) == -2) goto nomem;
-            for (size_t k = 0; k < la + lb + 1; k++) splits += cat[k] == ',';
-        }
-        if (pairmap_init(&t->merges, splits) != 0) goto nomem;
-        for (size_t slot = 0; slot < keyrank.cap; slot++) {
-            if (keyrank.off[slot] < 0) continue;
-            const char *k = keyrank.arena + keyrank.off[slot];
-            size_t kl = (size_t)keyrank.len[slot];
-            int32_t r = keyrank.val[slot];
-            if (kl + 1 > cat_cap) {
-                cat_cap = (kl + 1) * 2;
-                char *c2 = realloc(cat, cat_cap);
-                if (!c2) goto nomem;
-                cat = c2;
-            }
-            for (size_t c = 1; c + 1 < kl; c++) {
-                if (k[c] != ',') continue;
-                int32_t ia = pvlm_tok_strmap_get(&ls->key_ids, k, c),
-                        ib = pvlm_tok_strmap_get(&ls->key_ids, k + c + 1, kl - c - 1);
-                if (ia < 0 || ib < 0 || t->special[ia] || t->special[ib]) continue;
-                memcpy(cat, k, c);
-                memcpy(cat + c, k + c + 1, kl - c - 1);
-                int32_t ir = pvlm_tok_strmap_get(&ls->key_ids, cat, kl - 1);
-                /* a split whose concatenation is no token would make Encoder.js emit
-                 * `undefined`; it cannot happen with GPT-2's files, and is left unranked */
-                if (ir < 0) continue;
-                pairmap_put(&t->merges, ia, ib, r, ir);
-            }
+/* Encoder.js: bpe_ranks[[a, b]] keys an object with String([a, b]) = a + "," + b, later lines
+ * overwriting earlier ones; a pair is then ranked by whichever merge owns that string. Register
+ * every split of every key at a comma into two vocabulary tokens. */
+static int rank_pairs_js(pvlm_tokenizer *t, const load_state *ls, merge_list *ml) {
+    pvlm_tok_strmap keyrank;
+    memset(&keyrank, 0, sizeof keyrank);
+    size_t splits = 0;
+    int rc = -1;
+    if (pvlm_tok_strmap_init(&keyrank, (size_t)ml->rules.n) != 0) goto out;
+    for (int32_t r = ml->rules.n - 1; r >= 0; r--) { /* reverse: first insert = highest rank wins */
+        size_t la = ls->key_len[ml->rules.a[r]], lb = ls->key_len[ml->rules.b[r]];
+        if (grow_cat(ml, la + lb + 2) != 0) goto out;
+        memcpy(ml->cat, ls->keys[ml->rules.a[r]], la);
+        ml->cat[la] = ',';
+        memcpy(ml->cat + la + 1, ls->keys[ml->rules.b[r]], lb);
+        if (pvlm_tok_strmap_put(&keyrank, ml->cat, la + lb + 1, r) == -2) goto out;
+        for (size_t k = 0; k < la + lb + 1; k++) splits += ml->cat[k] == ',';
+    }
+    if (pairmap_init(&t->merges, splits) != 0) goto out;
+    for (size_t slot = 0; slot < keyrank.cap; slot++) {
+        if (keyrank.off[slot] < 0) continue;
+        const char *k = keyrank.arena + keyrank.off[slot];
+        size_t kl = (size_t)keyrank.len[slot];
+        int32_t r = keyrank.val[slot];
+        if (grow_cat(ml, kl + 1) != 0) goto out;
+        for (size_t c = 1; c + 1 < kl; c++) {
+            if (k[c] != ',') continue;
+            int32_t ia = pvlm_tok_strmap_get(&ls->key_ids, k, c),
+                    ib = pvlm_tok_strmap_get(&ls->key_ids, k + c + 1, kl - c - 1);
+            if (ia < 0 || ib < 0 || t->special[ia] || t->special[ib]) continue;
+            memcpy(ml->cat, k, c);
+            memcpy(ml->cat + c, k + c + 1, kl - c - 1);
+            int32_t ir = pvlm_tok_strmap_get(&ls->key_ids, ml->cat, kl - 1);
+            /* a split whose concatenation is no token would make Encoder.js emit
+             * `undefined`; it cannot happen with GPT-2's files, and is left unranked */
+            if (ir < 0) continue;
+            pairmap_put(&t->merges, ia, ib, r, ir);
         }
     }
     rc = 0;
-    goto out;
-nomem:
-    pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
 out:
     pvlm_tok_strmap_free(&keyrank);
-    free(cat);
-    free(ma);
-    free(mb);
-    free(mr);
-    free(buf);
     return rc;
+}
+
+static int load_merges(pvlm_tokenizer *t, load_state *ls, pvlm_tok_pairs pairs, pvlm_err *err) {
+    merge_list ml;
+    memset(&ml, 0, sizeof ml);
+    if (read_merges(t, ls, &ml, err) != 0) {
+        merge_list_free(&ml);
+        return -1;
+    }
+    t->n_merges = ml.rules.n;
+    int has_eot = mark_specials(t, ls);
+    if (pairs == PVLM_TOK_PAIRS_AUTO) pairs = has_eot ? PVLM_TOK_PAIRS_JS : PVLM_TOK_PAIRS_EXACT;
+    t->pairs = pairs;
+    int rc = 0;
+    if (pairs == PVLM_TOK_PAIRS_EXACT) {
+        /* later duplicates win, as Python's dict(zip(merges, range(n))) */
+        if (pairmap_init(&t->merges, (size_t)ml.rules.n) != 0)
+            rc = -1;
+        else
+            for (int32_t r = 0; r < ml.rules.n; r++)
+                pairmap_put(&t->merges, ml.rules.a[r], ml.rules.b[r], r, ml.rules.r[r]);
+    } else {
+        rc = rank_pairs_js(t, ls, &ml);
+    }
+    merge_list_free(&ml);
+    if (rc != 0) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", ls->merges_path);
+    return 0;
 }
 
 static int32_t find_special(const pvlm_tokenizer *t, const char *const *names, int nnames) {
@@ -698,12 +738,13 @@ fail:
 
 int pvlm_tokenizer_load(const char *dir, pvlm_tokenizer **out, pvlm_err *err) {
     char vocab[4096], merges[4096];
-    snprintf(vocab, sizeof vocab, "%s/encoder.json", dir);
-    if (!pvlm_file_exists(vocab)) snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
-    snprintf(merges, sizeof merges, "%s/vocab.bpe", dir);
-    if (!pvlm_file_exists(merges)) snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    *out = NULL;
+    if (pvlm_path_join(vocab, sizeof vocab, dir, "encoder.json", err) != 0 ||
+        (!pvlm_file_exists(vocab) && pvlm_path_join(vocab, sizeof vocab, dir, "vocab.json", err) != 0) ||
+        pvlm_path_join(merges, sizeof merges, dir, "vocab.bpe", err) != 0 ||
+        (!pvlm_file_exists(merges) && pvlm_path_join(merges, sizeof merges, dir, "merges.txt", err) != 0))
+        return -1;
     if (!pvlm_file_exists(vocab) || !pvlm_file_exists(merges)) {
-        *out = NULL;
         return pvlm_err_set(err, PVLM_ENOTFOUND, "%s: needs encoder.json (or vocab.json) and vocab.bpe (or merges.txt)",
                             dir);
     }

@@ -1,5 +1,5 @@
 /* tokenizer_impl.h - what io/tokenizer.c shares with io/bpe_train.c, and nobody else:
- * the hash mixer, the string -> id map (keys copied into an arena), GPT-2's byte alphabet
+ * the string -> id map (keys copied into an arena), GPT-2's byte alphabet
  * and building a tokenizer from learned tables. Not part of the io/ interface.
  */
 #ifndef PVLM_IO_TOKENIZER_IMPL_H
@@ -9,17 +9,8 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/rng.h" /* pvlm_mix64 spreads pair keys over the tables */
 #include "io/tokenizer.h"
-
-/* A 64-bit finaliser (MurmurHash3's fmix64) spreading pair keys over the tables. */
-static inline uint64_t pvlm_tok_mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 /* string -> int32 (ids of token strings), keys copied into an arena; the map owns all of it
  * (pvlm_tok_strmap_free). */
@@ -37,6 +28,15 @@ void pvlm_tok_strmap_free(pvlm_tok_strmap *m);
 int32_t pvlm_tok_strmap_get(const pvlm_tok_strmap *m, const char *s, size_t n); /* -1 absent */
 /* Insert s -> v unless present; returns the existing value, v if inserted, -2 on ENOMEM. */
 int32_t pvlm_tok_strmap_put(pvlm_tok_strmap *m, const char *s, size_t n, int32_t v);
+
+/* Merge rules (left, right) -> result as token ids, in priority order (the trainer's output, the
+ * loaded merges file); the list owns its arrays (pvlm_tok_merges_free). */
+typedef struct pvlm_tok_merges {
+    int32_t *a, *b, *r;
+    int32_t n, cap;
+} pvlm_tok_merges;
+int pvlm_tok_merges_push(pvlm_tok_merges *m, int32_t a, int32_t b, int32_t r); /* 0, -1 out of memory */
+void pvlm_tok_merges_free(pvlm_tok_merges *m);
 
 /* GPT-2's bytes_to_unicode: byte -> code point, and code point (< 324) -> byte or -1. */
 void pvlm_tok_byte_alphabet(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fsutil.h"
 #include "core/i64map.h"
 #include "core/json.h"
 #include "core/timer.h"
@@ -112,6 +113,82 @@ static int get_id(const json_t *o, const char *key, int64_t *out, const char *wh
     return 0;
 }
 
+/* "images": each an object with a unique id (file_name and domain kept when given); m maps id -> index. */
+static int add_images(pvlm_caprefs *r, pvlm_i64map *m, const json_t *images, const char *what, pvlm_err *err) {
+    for (size_t i = 0; i < json_array_size(images); i++) {
+        const json_t *im = json_array_get(images, i);
+        int64_t id = 0;
+        if (!json_is_object(im)) return pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] is not an object", what, i);
+        if (get_id(im, "id", &id, what, i, err)) return pvlm_err_prefix(err, "images");
+        int added = pvlm_i64map_add(m, id, r->n_img, NULL);
+        if (added < 0) return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
+        if (!added)
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu]: duplicate image id %lld", what, i, (long long)id);
+        r->image_id[r->n_img] = id;
+        const json_t *fn = json_object_get(im, "file_name"), *dm = json_object_get(im, "domain");
+        if (json_is_string(fn) && !(r->file_name[r->n_img] = xstrdup(json_string_value(fn))))
+            return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
+        if (json_is_string(dm)) {
+            if (!(r->domain[r->n_img] = xstrdup(json_string_value(dm))))
+                return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
+            r->any_domain = 1;
+        }
+        r->n_img++;
+    }
+    return 0;
+}
+
+/* "annotations": each an object with an image id and a string caption; ann_img[a] gets the index of
+ * annotation a's image. Without an "images" list (has_images 0) the images are the annotations' ids
+ * in first-seen order; with one, an unknown id is an error. */
+static int map_annotations(pvlm_caprefs *r, pvlm_i64map *m, const json_t *anns, int has_images, int32_t *ann_img,
+                           const char *what, pvlm_err *err) {
+    for (size_t a = 0; a < json_array_size(anns); a++) {
+        const json_t *an = json_array_get(anns, a);
+        int64_t id = 0;
+        if (!json_is_object(an))
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu] is not an object", what, a);
+        if (get_id(an, "image_id", &id, what, a, err)) return pvlm_err_prefix(err, "annotations");
+        if (!json_is_string(json_object_get(an, "caption")))
+            return pvlm_err_set(err, PVLM_EFORMAT,
+                                "%s: annotations[%zu] (image %lld): missing or non-string \"caption\"", what, a,
+                                (long long)id);
+        int64_t ix = pvlm_i64map_get(m, id);
+        if (ix < 0) {
+            if (has_images)
+                return pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu]: image id %lld is not in \"images\"", what,
+                                    a, (long long)id);
+            if (pvlm_i64map_add(m, id, r->n_img, NULL) < 0)
+                return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
+            ix = r->n_img;
+            r->image_id[r->n_img++] = id;
+        }
+        ann_img[a] = (int32_t)ix;
+    }
+    return 0;
+}
+
+/* Captions grouped per image (r->ref_begin, r->caption), file order within the image. -1: out of memory. */
+static int group_captions(pvlm_caprefs *r, const json_t *anns, const int32_t *ann_img) {
+    size_t n_ann = json_array_size(anns);
+    r->ref_begin = calloc((size_t)r->n_img + 2, sizeof *r->ref_begin);
+    r->caption = calloc(n_ann + 1, sizeof *r->caption);
+    int32_t *cnt = calloc((size_t)r->n_img + 1, sizeof *cnt);
+    int rc = -1;
+    if (!r->ref_begin || !r->caption || !cnt) goto out;
+    for (size_t a = 0; a < n_ann; a++) r->ref_begin[ann_img[a] + 1]++;
+    for (int32_t i = 0; i < r->n_img; i++) r->ref_begin[i + 1] += r->ref_begin[i];
+    for (size_t a = 0; a < n_ann; a++) {
+        int32_t i = ann_img[a];
+        const char *cap_s = json_string_value(json_object_get(json_array_get(anns, a), "caption"));
+        if (!(r->caption[r->ref_begin[i] + cnt[i]++] = xstrdup(cap_s))) goto out;
+    }
+    rc = 0;
+out:
+    free(cnt);
+    return rc;
+}
+
 int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what, pvlm_err *err) {
     memset(r, 0, sizeof *r);
     const json_t *images = json_object_get(root, "images"), *anns = json_object_get(root, "annotations");
@@ -121,7 +198,7 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: \"images\" is not an array", what);
     size_t n_ann = json_array_size(anns), n_images = images ? json_array_size(images) : 0;
     pvlm_i64map m = {0}; /* image id -> index */
-    int32_t *cnt = NULL, *ann_img = NULL;
+    int32_t *ann_img = NULL;
     if (pvlm_i64map_init(&m, n_images + n_ann)) goto oom;
     size_t cap = n_images + n_ann + 1;
     r->image_id = malloc(cap * sizeof *r->image_id);
@@ -129,83 +206,16 @@ int pvlm_caprefs_from_json(pvlm_caprefs *r, const json_t *root, const char *what
     r->domain = calloc(cap, sizeof *r->domain);
     ann_img = malloc((n_ann + 1) * sizeof *ann_img);
     if (!r->image_id || !r->file_name || !r->domain || !ann_img) goto oom;
-    for (size_t i = 0; i < n_images; i++) {
-        const json_t *im = json_array_get(images, i);
-        int64_t id = 0;
-        if (!json_is_object(im)) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] is not an object", what, i);
-            goto fail;
-        }
-        if (get_id(im, "id", &id, what, i, err)) {
-            pvlm_err_prefix(err, "images");
-            goto fail;
-        }
-        int added = pvlm_i64map_add(&m, id, r->n_img, NULL);
-        if (added < 0) goto oom;
-        if (!added) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu]: duplicate image id %lld", what, i, (long long)id);
-            goto fail;
-        }
-        r->image_id[r->n_img] = id;
-        const json_t *fn = json_object_get(im, "file_name"), *dm = json_object_get(im, "domain");
-        if (json_is_string(fn) && !(r->file_name[r->n_img] = xstrdup(json_string_value(fn)))) goto oom;
-        if (json_is_string(dm)) {
-            if (!(r->domain[r->n_img] = xstrdup(json_string_value(dm)))) goto oom;
-            r->any_domain = 1;
-        }
-        r->n_img++;
-    }
-    for (size_t a = 0; a < n_ann; a++) {
-        const json_t *an = json_array_get(anns, a);
-        int64_t id = 0;
-        if (!json_is_object(an)) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu] is not an object", what, a);
-            goto fail;
-        }
-        if (get_id(an, "image_id", &id, what, a, err)) {
-            pvlm_err_prefix(err, "annotations");
-            goto fail;
-        }
-        if (!json_is_string(json_object_get(an, "caption"))) {
-            pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu] (image %lld): missing or non-string \"caption\"",
-                         what, a, (long long)id);
-            goto fail;
-        }
-        int64_t ix = pvlm_i64map_get(&m, id);
-        if (ix < 0) {
-            if (images) {
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: annotations[%zu]: image id %lld is not in \"images\"", what, a,
-                             (long long)id);
-                goto fail;
-            }
-            if (pvlm_i64map_add(&m, id, r->n_img, NULL) < 0) goto oom;
-            ix = r->n_img;
-            r->image_id[r->n_img++] = id;
-        }
-        ann_img[a] = (int32_t)ix;
-    }
-    /* group captions per image, file order within the image */
-    r->ref_begin = calloc((size_t)r->n_img + 2, sizeof *r->ref_begin);
-    r->caption = calloc(n_ann + 1, sizeof *r->caption);
-    cnt = calloc((size_t)r->n_img + 1, sizeof *cnt);
-    if (!r->ref_begin || !r->caption || !cnt) goto oom;
-    for (size_t a = 0; a < n_ann; a++) r->ref_begin[ann_img[a] + 1]++;
-    for (int32_t i = 0; i < r->n_img; i++) r->ref_begin[i + 1] += r->ref_begin[i];
-    for (size_t a = 0; a < n_ann; a++) {
-        int32_t i = ann_img[a];
-        const char *cap_s = json_string_value(json_object_get(json_array_get(anns, a), "caption"));
-        if (!(r->caption[r->ref_begin[i] + cnt[i]++] = xstrdup(cap_s))) goto oom;
-    }
-    if (build_sorted(r)) goto oom;
+    if (add_images(r, &m, images, what, err) != 0 || map_annotations(r, &m, anns, images != NULL, ann_img, what, err))
+        goto fail;
+    if (group_captions(r, anns, ann_img) != 0 || build_sorted(r)) goto oom;
     pvlm_i64map_free(&m);
-    free(cnt);
     free(ann_img);
     return 0;
 oom:
     pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory", what);
 fail:
     pvlm_i64map_free(&m);
-    free(cnt);
     free(ann_img);
     if (!r->ref_begin) { /* captions not yet grouped: free only the image arrays */
         for (int32_t i = 0; i < r->n_img; i++) {
@@ -497,6 +507,17 @@ done:
     return rc;
 }
 
+/* The scratch files of one SPICE run under tmp, named by pid so that concurrent scorers do not collide. */
+static int spice_paths(const char *tmp, char *in, char *out, char *cache, size_t cap, pvlm_err *err) {
+    char in_name[64], out_name[64];
+    snprintf(in_name, sizeof in_name, "pvlm-spice-in-%d.json", (int)getpid());
+    snprintf(out_name, sizeof out_name, "pvlm-spice-out-%d.json", (int)getpid());
+    if (pvlm_path_join(in, cap, tmp, in_name, err) != 0 || pvlm_path_join(out, cap, tmp, out_name, err) != 0 ||
+        pvlm_path_join(cache, cap, tmp, "pvlm-spice-cache", err) != 0)
+        return -1;
+    return 0;
+}
+
 /* SPICE 1.0: write [{"image_id", "test", "refs"}] (image ids sorted, as
  * spice.py), run `java -jar -Xmx8G spice-1.0.jar IN -cache DIR -out OUT
  * -subset -silent`, read scores.All.f per image; corpus = np.mean. */
@@ -504,9 +525,7 @@ static int spice_score(const pvlm_capscore_opts *o, int32_t n, const int64_t *id
                        const int32_t *rb, const char *const *rs, double *mean, double *per, pvlm_err *err) {
     const char *tmp = o->tmp_dir ? o->tmp_dir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     char in_path[4096], out_path[4096], cache[4096];
-    snprintf(in_path, sizeof in_path, "%s/pvlm-spice-in-%d.json", tmp, (int)getpid());
-    snprintf(out_path, sizeof out_path, "%s/pvlm-spice-out-%d.json", tmp, (int)getpid());
-    snprintf(cache, sizeof cache, "%s/pvlm-spice-cache", tmp);
+    if (spice_paths(tmp, in_path, out_path, cache, sizeof in_path, err) != 0) return -1;
     json_t *arr = json_array(), *res = NULL;
     int rc = -1;
     /* spice.py writes the images sorted by id; the output (and np.mean) follow that order */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "core/utf8.h"
 #include "score/ptblex.h"
 #include "score/ucd.h"
@@ -192,21 +193,13 @@ static void ht_free(htab *t) {
     free(t->h);
     free(t->id);
 }
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 static uint64_t hash_bytes(const char *s, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then mixed */
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 0x100000001b3ULL;
     }
-    return mix64(h ^ n);
+    return pvlm_mix64(h ^ n);
 }
 
 /* Words are interned with their full text kept for exact comparison. */
@@ -289,7 +282,7 @@ static uint64_t gram_key(int32_t prefix, int32_t word) {
     return (((uint64_t)(uint32_t)(prefix + 1)) << 32 | (uint32_t)word) + 1;
 }
 
-/* id of the n-gram with this key (hash = mix64(key)), inserting it if new */
+/* id of the n-gram with this key (hash = pvlm_mix64(key)), inserting it if new */
 static int32_t gram_id(grams *g, uint64_t key, uint64_t hash, int order) {
     size_t mask = g->cap - 1, i = (size_t)hash & mask;
     while (g->s[i].key) {
@@ -301,7 +294,7 @@ static int32_t gram_id(grams *g, uint64_t key, uint64_t hash, int order) {
         if (grams_init(&ng, g->cap)) return -1;
         for (size_t j = 0; j < g->cap; j++)
             if (g->s[j].key) {
-                size_t k = (size_t)mix64(g->s[j].key) & (ng.cap - 1);
+                size_t k = (size_t)pvlm_mix64(g->s[j].key) & (ng.cap - 1);
                 while (ng.s[k].key) k = (k + 1) & (ng.cap - 1);
                 ng.s[k] = g->s[j];
             }
@@ -472,7 +465,7 @@ int pvlm_ptb_tokset_build(pvlm_tokset *ts, int32_t n_img, const char *const *can
             for (int64_t q = 0; q + k <= len; q++) {
                 uint64_t key = gram_key(k == 1 ? -1 : prev[q], tok.a[t0 + q + k - 1]);
                 keys[2 * q] = key;
-                keys[2 * q + 1] = mix64(key);
+                keys[2 * q + 1] = pvlm_mix64(key);
                 __builtin_prefetch(&g.s[keys[2 * q + 1] & (g.cap - 1)]);
             }
             for (int64_t q = 0; q + k <= len; q++) {

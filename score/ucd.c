@@ -1,42 +1,28 @@
-/* ucd.c - see ucd.h. */
+/* ucd.c - see ucd.h. The range lookup is core/ucrange.h; the tables are score/ucd_tables.inc. */
 #include "score/ucd.h"
 
 #include <stdlib.h>
 
+#include "core/ucrange.h"
 #include "core/utf8.h"
 #include "score/ucd_tables.inc"
 
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < r[mid][0])
-            hi = mid;
-        else if (c > r[mid][1])
-            lo = mid + 1;
-        else
-            return 1;
-    }
-    return 0;
-}
-#define IN(table, c) in_ranges(table, sizeof table / sizeof table[0], c)
-
 int pvlm_ucd_is_letter(uint32_t c) {
     if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
-    return IN(ucd_letter, c);
+    return PVLM_UCRANGE_IN(ucd_letter, c);
 }
 int pvlm_ucd_is_digit(uint32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
-    return IN(ucd_digit, c);
+    return PVLM_UCRANGE_IN(ucd_digit, c);
 }
 int pvlm_ucd_is_upper(uint32_t c) {
-    return IN(ucd_upper, c);
+    return PVLM_UCRANGE_IN(ucd_upper, c);
 }
 int pvlm_ucd_is_cased(uint32_t c) {
-    return IN(ucd_cased, c);
+    return PVLM_UCRANGE_IN(ucd_cased, c);
 }
 int pvlm_ucd_is_case_ignorable(uint32_t c) {
-    return IN(ucd_case_ignorable, c);
+    return PVLM_UCRANGE_IN(ucd_case_ignorable, c);
 }
 
 uint32_t pvlm_ucd_lower(uint32_t c) {

@@ -136,14 +136,14 @@ static int add_caption(item *it, const char *s, size_t n, pvlm_err *err) {
     return 0;
 }
 
-static char *join_path(const char *a, const char *b, const char *c) {
-    size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 3;
+/* malloc'd "a/b" (pvlm_path_join into a buffer sized to fit); NULL when out of memory. */
+static char *join_path(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
     char *s = malloc(n);
-    if (!s) return NULL;
-    if (c)
-        snprintf(s, n, "%s/%s/%s", a, b, c);
-    else
-        snprintf(s, n, "%s/%s", a, b);
+    if (s && pvlm_path_join(s, n, a, b, NULL) != 0) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -163,94 +163,109 @@ static void count_fail(json_t *o, const char *reason, int64_t n) {
     json_object_set_new(o, reason, json_integer((json_int_t)((v ? json_integer_value(v) : 0) + n)));
 }
 
-/* COCO format: images [{id, file_name}], annotations [{image_id, caption}];
- * Karpathy format: images [{filepath?, filename, cocoid?|imgid?, split, sentences [{raw}]}]. */
+/* COCO / NoCaps: images [{id, file_name}], annotations [{image_id, caption}]. An annotation without
+ * a caption or with an unknown image id is counted (bad_annotation) and skipped. */
+static int list_coco_anns(const pvlm_shard_images_cfg *c, const json_t *imgs, const json_t *anns, item_list *l,
+                          pvlm_err *err) {
+    json_t *byid = json_object(); /* image id string -> index in l */
+    int rc = -1;
+    size_t i;
+    json_t *e;
+    if (!byid) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
+    json_array_foreach(imgs, i, e) {
+        char *id = id_string(json_object_get(e, "id"));
+        const char *fn = json_string_value(json_object_get(e, "file_name"));
+        if (!id || !fn) {
+            free(id);
+            pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'id' or 'file_name'", c->coco, i);
+            goto out;
+        }
+        item *it = items_push(l, err);
+        if (!it) {
+            free(id);
+            goto out;
+        }
+        it->id = id;
+        if (!(it->path = join_path(c->images, fn))) {
+            pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
+            goto out;
+        }
+        json_object_set_new(byid, id, json_integer((json_int_t)(l->n - 1)));
+    }
+    json_array_foreach(anns, i, e) {
+        char *id = id_string(json_object_get(e, "image_id"));
+        const char *cap = json_string_value(json_object_get(e, "caption"));
+        json_t *ix = id ? json_object_get(byid, id) : NULL;
+        free(id);
+        if (!ix || !cap) { /* counted in the manifest as bad_annotation, logged up to 10 times */
+            count_fail(l->fails, "bad_annotation", 1);
+            if (json_integer_value(json_object_get(l->fails, "bad_annotation")) <= LOG_PER_REASON)
+                pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
+            continue;
+        }
+        if (add_caption(&l->v[json_integer_value(ix)], cap, strlen(cap), err) != 0) goto out;
+    }
+    rc = 0;
+out:
+    json_decref(byid);
+    return rc;
+}
+
+/* Karpathy: images [{filepath?, filename, cocoid?|imgid?, split, sentences [{raw}]}], only --split's
+ * when given; the image is DIR/filepath/filename, or DIR/filename when that is absent. */
+static int list_karpathy(const pvlm_shard_images_cfg *c, const json_t *imgs, item_list *l, pvlm_err *err) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(imgs, i, e) {
+        const char *split = json_string_value(json_object_get(e, "split"));
+        if (c->split && *c->split && (!split || strcmp(split, c->split) != 0)) continue;
+        const char *fn = json_string_value(json_object_get(e, "filename"));
+        const char *fp = json_string_value(json_object_get(e, "filepath"));
+        json_t *idv = json_object_get(e, "cocoid");
+        if (!idv) idv = json_object_get(e, "imgid");
+        char *id = idv ? id_string(idv) : (fn ? strdup(fn) : NULL);
+        json_t *sents = json_object_get(e, "sentences");
+        if (!fn || !id || !json_is_array(sents)) {
+            free(id);
+            return pvlm_err_set(
+                err, PVLM_EFORMAT,
+                "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)", c->coco,
+                i);
+        }
+        item *it = items_push(l, err);
+        if (!it) {
+            free(id);
+            return -1;
+        }
+        it->id = id;
+        char *dir = fp ? join_path(c->images, fp) : NULL;
+        it->path = !fp ? join_path(c->images, fn) : dir ? join_path(dir, fn) : NULL;
+        free(dir);
+        if (!it->path || (fp && !(it->alt_path = join_path(c->images, fn))))
+            return pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->coco);
+        size_t k;
+        json_t *sn;
+        json_array_foreach(sents, k, sn) {
+            const char *raw = json_string_value(json_object_get(sn, "raw"));
+            if (raw && add_caption(it, raw, strlen(raw), err) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* --coco: COCO / NoCaps files (with "annotations") or Karpathy dataset_*.json (without). */
 static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
     if (!c->images || !*c->images) return pvlm_err_set(err, PVLM_EINVAL, "--coco needs --images DIR");
     json_t *j = pvlm_json_load_file(c->coco, err);
     if (!j) return -1;
-    int rc = -1;
+    int rc;
     json_t *imgs = json_object_get(j, "images"), *anns = json_object_get(j, "annotations");
-    if (!json_is_array(imgs)) {
-        pvlm_err_set(err, PVLM_EFORMAT, "%s: no 'images' array", c->coco);
-        goto out;
-    }
-    size_t i;
-    json_t *e;
-    if (json_is_array(anns)) {        /* COCO / NoCaps */
-        json_t *byid = json_object(); /* image id string -> index in l */
-        json_array_foreach(imgs, i, e) {
-            char *id = id_string(json_object_get(e, "id"));
-            const char *fn = json_string_value(json_object_get(e, "file_name"));
-            if (!id || !fn) {
-                free(id);
-                json_decref(byid);
-                pvlm_err_set(err, PVLM_EFORMAT, "%s: images[%zu] lacks 'id' or 'file_name'", c->coco, i);
-                goto out;
-            }
-            item *it = items_push(l, err);
-            if (!it) {
-                free(id);
-                json_decref(byid);
-                goto out;
-            }
-            it->id = id;
-            it->path = join_path(c->images, fn, NULL);
-            json_object_set_new(byid, id, json_integer((json_int_t)(l->n - 1)));
-        }
-        json_array_foreach(anns, i, e) {
-            char *id = id_string(json_object_get(e, "image_id"));
-            const char *cap = json_string_value(json_object_get(e, "caption"));
-            json_t *ix = id ? json_object_get(byid, id) : NULL;
-            free(id);
-            if (!ix || !cap) { /* counted in the manifest as bad_annotation, logged up to 10 times */
-                count_fail(l->fails, "bad_annotation", 1);
-                if (json_integer_value(json_object_get(l->fails, "bad_annotation")) <= LOG_PER_REASON)
-                    pvlm_warn("%s: annotations[%zu] has no caption or an unknown image_id; skipped", c->coco, i);
-                continue;
-            }
-            if (add_caption(&l->v[json_integer_value(ix)], cap, strlen(cap), err) != 0) {
-                json_decref(byid);
-                goto out;
-            }
-        }
-        json_decref(byid);
-    } else { /* Karpathy */
-        json_array_foreach(imgs, i, e) {
-            const char *split = json_string_value(json_object_get(e, "split"));
-            if (c->split && *c->split && (!split || strcmp(split, c->split) != 0)) continue;
-            const char *fn = json_string_value(json_object_get(e, "filename"));
-            const char *fp = json_string_value(json_object_get(e, "filepath"));
-            json_t *idv = json_object_get(e, "cocoid");
-            if (!idv) idv = json_object_get(e, "imgid");
-            char *id = idv ? id_string(idv) : (fn ? strdup(fn) : NULL);
-            json_t *sents = json_object_get(e, "sentences");
-            if (!fn || !id || !json_is_array(sents)) {
-                free(id);
-                pvlm_err_set(
-                    err, PVLM_EFORMAT,
-                    "%s: images[%zu] lacks 'filename', an id or 'sentences' (neither COCO nor Karpathy format)",
-                    c->coco, i);
-                goto out;
-            }
-            item *it = items_push(l, err);
-            if (!it) {
-                free(id);
-                goto out;
-            }
-            it->id = id;
-            it->path = fp ? join_path(c->images, fp, fn) : join_path(c->images, fn, NULL);
-            if (fp) it->alt_path = join_path(c->images, fn, NULL);
-            size_t k;
-            json_t *s;
-            json_array_foreach(sents, k, s) {
-                const char *raw = json_string_value(json_object_get(s, "raw"));
-                if (raw && add_caption(it, raw, strlen(raw), err) != 0) goto out;
-            }
-        }
-    }
-    rc = 0;
-out:
+    if (!json_is_array(imgs))
+        rc = pvlm_err_set(err, PVLM_EFORMAT, "%s: no 'images' array", c->coco);
+    else if (json_is_array(anns))
+        rc = list_coco_anns(c, imgs, anns, l, err);
+    else
+        rc = list_karpathy(c, imgs, l, err);
     json_decref(j);
     return rc;
 }
@@ -312,9 +327,16 @@ static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *er
         }
         const char *dot = strrchr(names[i], '.');
         it->id = strndup(names[i], (size_t)(dot - names[i]));
-        it->path = join_path(c->pairs, names[i], NULL);
-        char *tp = malloc(strlen(c->pairs) + strlen(it->id) + 8);
-        sprintf(tp, "%s/%s.txt", c->pairs, it->id);
+        it->path = join_path(c->pairs, names[i]);
+        /* the captions: the image's path with its extension replaced by .txt */
+        size_t stem = it->path ? strlen(it->path) - strlen(dot) : 0;
+        char *tp = it->path ? malloc(stem + 5) : NULL;
+        if (!it->id || !tp) {
+            rc = pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", c->pairs);
+            break;
+        }
+        memcpy(tp, it->path, stem);
+        memcpy(tp + stem, ".txt", 5);
         char *txt = NULL;
         size_t tn = 0;
         if (pvlm_read_file(tp, &txt, &tn, NULL) == 0) {
@@ -683,6 +705,14 @@ static void shard_name(char *buf, size_t n, int k, int N) {
     snprintf(buf, n, "images-%05d-of-%05d.lmdb", k, N);
 }
 
+/* Shard k of N in folder out: its file name into name (64 bytes) and "<out>/<name>" into path
+ * (4096 bytes; the sidecar buffers below leave room for the longest suffix after it). */
+enum { SHARD_PATH_CAP = 4096 };
+static int shard_path(const char *out, int k, int N, char *name, char *path, pvlm_err *err) {
+    shard_name(name, 64, k, N);
+    return pvlm_path_join(path, SHARD_PATH_CAP, out, name, err);
+}
+
 static void rm_shard_files(const char *path) {
     const char *suffix[] = {"", ".tmp", ".compact.tmp", "-lock", ".json", ".failures.jsonl"};
     char p[4200];
@@ -811,9 +841,8 @@ static int url_done(void *ctx, pvlm_dl_result *r) {
 
 static int build_shard(run *R, int k, json_t **side_out, pvlm_err *err) {
     const pvlm_shard_images_cfg *c = R->c;
-    char name[64], path[4200];
-    shard_name(name, sizeof name, k, R->N);
-    snprintf(path, sizeof path, "%s/%s", c->out, name);
+    char name[64], path[SHARD_PATH_CAP];
+    if (shard_path(c->out, k, R->N, name, path, err) != 0) return -1;
     rm_shard_files(path);
     int64_t lo = (int64_t)((__int128)R->items.n * k / R->N), hi = (int64_t)((__int128)R->items.n * (k + 1) / R->N);
     json_t *st = json_deep_copy(R->settings);
@@ -895,9 +924,8 @@ static int write_manifest(run *R, pvlm_err *err) {
     int rc = 0;
     int64_t items = 0;
     for (int k = 0; k < R->N && rc == 0; k++) {
-        char name[64], path[4200];
-        shard_name(name, sizeof name, k, R->N);
-        snprintf(path, sizeof path, "%s/%s", R->c->out, name);
+        char name[64], path[SHARD_PATH_CAP];
+        if ((rc = shard_path(R->c->out, k, R->N, name, path, err)) != 0) break;
         json_t *side;
         if (!shard_complete(path, R->settings_hash, &side)) {
             rc = pvlm_err_set(err, PVLM_ENOTFOUND,
@@ -928,8 +956,9 @@ static int write_manifest(run *R, pvlm_err *err) {
         size_t cap = 0, len = 0;
         char *all = NULL;
         for (int k = 0; k < R->N && rc == 0; k++) {
-            char fp[4300];
-            snprintf(fp, sizeof fp, "%s/images-%05d-of-%05d.lmdb.failures.jsonl", R->c->out, k, R->N);
+            char name[64], path[SHARD_PATH_CAP], fp[4300];
+            if ((rc = shard_path(R->c->out, k, R->N, name, path, err)) != 0) break;
+            snprintf(fp, sizeof fp, "%s.failures.jsonl", path);
             char *d = NULL;
             size_t n = 0;
             if (pvlm_read_file(fp, &d, &n, err) != 0) {
@@ -950,8 +979,8 @@ static int write_manifest(run *R, pvlm_err *err) {
             len += n;
             free(d);
         }
-        char fp[4300];
-        snprintf(fp, sizeof fp, "%s/failures.jsonl", R->c->out);
+        char fp[4096];
+        if (rc == 0) rc = pvlm_path_join(fp, sizeof fp, R->c->out, "failures.jsonl", err);
         if (rc == 0) rc = pvlm_write_file_atomic(fp, all ? all : "", len, err);
         free(all);
     }
@@ -960,18 +989,17 @@ static int write_manifest(run *R, pvlm_err *err) {
         json_object_set_new(s, "settings_hash", json_string(R->settings_hash));
         pvlm_manifest_set_settings(&m, s);
         pvlm_manifest_add_total(&m, "items", items);
-        char mp[4200];
-        snprintf(mp, sizeof mp, "%s/manifest.json", R->c->out);
-        rc = pvlm_manifest_save(&m, mp, err);
+        char mp[4096];
+        rc = pvlm_path_join(mp, sizeof mp, R->c->out, "manifest.json", err);
+        if (rc == 0) rc = pvlm_manifest_save(&m, mp, err);
     }
     pvlm_manifest_free(&m);
     return rc;
 }
 
-int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_stats *st, pvlm_err *err) {
-    pvlm_shard_images_stats dummy;
-    if (!st) st = &dummy;
-    memset(st, 0, sizeof(*st));
+/* The flags a build needs, checked before anything is written; the resize mode and the stored
+ * encoding into *mode and *enc. */
+static int check_cfg(const pvlm_shard_images_cfg *c, int *mode, int *enc, pvlm_err *err) {
     int is_url = (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed);
     int is_wds = c->webdataset && *c->webdataset;
     int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + is_url + is_wds;
@@ -982,128 +1010,137 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
     if (!c->out || !*c->out) return pvlm_err_set(err, PVLM_EINVAL, "--out is required");
     if (c->image_size < 8 || c->image_size > 4096)
         return pvlm_err_set(err, PVLM_EINVAL, "--image-size %d not in 8..4096", c->image_size);
-    int mode = !strcmp(c->resize_mode, "crop")     ? PVLM_RESIZE_CROP
-               : !strcmp(c->resize_mode, "border") ? PVLM_RESIZE_BORDER
-                                                   : -1;
-    if (mode < 0) return pvlm_err_set(err, PVLM_EINVAL, "--resize-mode '%s': want crop or border", c->resize_mode);
-    int enc = !strcmp(c->store, "jpeg") ? PVLM_IMG_ENC_JPEG : !strcmp(c->store, "raw") ? PVLM_IMG_ENC_RAW : -1;
-    if (enc < 0) return pvlm_err_set(err, PVLM_EINVAL, "--store '%s': want jpeg or raw", c->store);
+    *mode = !strcmp(c->resize_mode, "crop")     ? PVLM_RESIZE_CROP
+            : !strcmp(c->resize_mode, "border") ? PVLM_RESIZE_BORDER
+                                                : -1;
+    if (*mode < 0) return pvlm_err_set(err, PVLM_EINVAL, "--resize-mode '%s': want crop or border", c->resize_mode);
+    *enc = !strcmp(c->store, "jpeg") ? PVLM_IMG_ENC_JPEG : !strcmp(c->store, "raw") ? PVLM_IMG_ENC_RAW : -1;
+    if (*enc < 0) return pvlm_err_set(err, PVLM_EINVAL, "--store '%s': want jpeg or raw", c->store);
     if (c->jpeg_quality < 1 || c->jpeg_quality > 100)
         return pvlm_err_set(err, PVLM_EINVAL, "--jpeg-quality %d not in 1..100", c->jpeg_quality);
     if (c->parts < 1 || c->part < 0 || c->part >= c->parts)
         return pvlm_err_set(err, PVLM_EINVAL, "--part %d --parts %d: need 0 <= part < parts", c->part, c->parts);
-    if (pvlm_mkdir_p(c->out, err) != 0) return -1;
-    /* One builder per part at a time: a second process on the same part would delete the
-     * first one's temp files. flock is advisory and per open file; where the file system
-     * does not support it (some network file systems: ENOLCK) we go on without it. */
-    char lockp[4200];
-    snprintf(lockp, sizeof lockp, "%s/.lock-part-%d-of-%d", c->out, c->part, c->parts);
-    int lockfd = c->merge ? -1 : open(lockp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    return 0;
+}
+
+/* One builder per part at a time: a second process on the same part would delete the first one's
+ * temp files. flock is advisory and per open file; where the file system does not support it (some
+ * network file systems: ENOLCK) we go on without it. *fd: the held lock (close releases it), or -1. */
+static int lock_part(const pvlm_shard_images_cfg *c, int *fd, pvlm_err *err) {
+    char name[64], lockp[4096];
+    *fd = -1;
+    if (c->merge) return 0;
+    snprintf(name, sizeof name, ".lock-part-%d-of-%d", c->part, c->parts);
+    if (pvlm_path_join(lockp, sizeof lockp, c->out, name, err) != 0) return -1;
+    int lockfd = open(lockp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     if (lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
         close(lockfd);
         return pvlm_err_set(err, PVLM_EINVAL, "%s: another 'pvlm shard images' is building part %d of %d here", c->out,
                             c->part, c->parts);
     }
+    *fd = lockfd;
+    return 0;
+}
 
-    double t0 = pvlm_now();
-    run R;
-    memset(&R, 0, sizeof R);
-    R.c = c;
-    int rc = -1;
-    R.is_url = is_url;
-    const char *kind = c->coco && *c->coco ? "coco" : is_url ? "urls" : is_wds ? "webdataset" : "pairs";
-    R.items.fails = json_object();
-    if ((c->coco && *c->coco ? list_coco(c, &R.items, err)
-         : is_url            ? list_urls(c, &R.items, err)
-         : is_wds            ? list_wds(c, &R.items, err)
-                             : list_pairs(c, &R.items, err)) != 0)
-        goto out;
-    if (c->limit > 0 && R.items.n > c->limit) {
-        for (int64_t i = c->limit; i < R.items.n; i++) { /* drop the tail */
-            item *it = &R.items.v[i];
+/* Every item of the one input, cut to --limit. */
+static int list_items(run *R, int is_wds, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
+    if (!(R->items.fails = json_object())) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    if ((c->coco && *c->coco ? list_coco(c, &R->items, err)
+         : R->is_url         ? list_urls(c, &R->items, err)
+         : is_wds            ? list_wds(c, &R->items, err)
+                             : list_pairs(c, &R->items, err)) != 0)
+        return -1;
+    if (c->limit > 0 && R->items.n > c->limit) {
+        for (int64_t i = c->limit; i < R->items.n; i++) { /* drop the tail */
+            item *it = &R->items.v[i];
             if (it->id != it->path) free(it->id);
             free(it->path);
             free(it->alt_path);
             for (int k = 0; k < it->ncap; k++) free(it->caps[k]);
             free(it->caps);
         }
-        R.items.n = c->limit;
+        R->items.n = c->limit;
     }
-    /* Shard count and the item permutation. */
+    return 0;
+}
+
+/* The shard count and the item permutation (R->N, R->order). */
+static int plan_shards(run *R, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
     if (c->shards > 0)
-        R.N = c->shards;
+        R->N = c->shards;
     else
-        R.N = (int)((R.items.n + c->records_per_shard - 1) / (c->records_per_shard > 0 ? c->records_per_shard : 10000));
-    if (R.N < 1) R.N = 1;
-    if (R.N > MAX_SHARDS) {
-        pvlm_err_set(err, PVLM_EINVAL, "%d shards is over the limit of %d (raise --records-per-shard)", R.N,
-                     MAX_SHARDS);
-        goto out;
-    }
-    R.order = malloc(sizeof(int64_t) * (size_t)(R.items.n ? R.items.n : 1));
-    if (!R.order) {
-        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int64_t i = 0; i < R.items.n; i++) R.order[i] = i;
+        R->N =
+            (int)((R->items.n + c->records_per_shard - 1) / (c->records_per_shard > 0 ? c->records_per_shard : 10000));
+    if (R->N < 1) R->N = 1;
+    if (R->N > MAX_SHARDS)
+        return pvlm_err_set(err, PVLM_EINVAL, "%d shards is over the limit of %d (raise --records-per-shard)", R->N,
+                            MAX_SHARDS);
+    R->order = malloc(sizeof(int64_t) * (size_t)(R->items.n ? R->items.n : 1));
+    if (!R->order) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < R->items.n; i++) R->order[i] = i;
     if (c->shuffle) { /* Fisher-Yates with the seeded generator: same seed, same order */
         pvlm_rng rng;
         pvlm_rng_seed(&rng, (uint64_t)c->seed, 0x5348415244ull /* "SHARD" */);
-        pvlm_rng_shuffle(&rng, R.order, (size_t)R.items.n, sizeof *R.order);
+        pvlm_rng_shuffle(&rng, R->order, (size_t)R->items.n, sizeof *R->order);
     }
-    /* Inputs hash: every listed item's id, path and captions in order, so a changed
-     * input list invalidates finished shards instead of silently mixing builds. */
+    return 0;
+}
+
+/* Inputs hash: every listed item's id, path and captions in order, so a changed input list
+ * invalidates finished shards instead of silently mixing builds. */
+static int hash_inputs(const item_list *l, char hex[17], pvlm_err *err) {
     pvlm_hasher ih;
-    if (pvlm_hasher_init(&ih, err) != 0) goto out;
-    for (int64_t i = 0; i < R.items.n; i++) {
-        const item *it = &R.items.v[i];
+    if (pvlm_hasher_init(&ih, err) != 0) return -1;
+    for (int64_t i = 0; i < l->n; i++) {
+        const item *it = &l->v[i];
         pvlm_hasher_update(&ih, it->id, strlen(it->id) + 1);
         pvlm_hasher_update(&ih, it->path, strlen(it->path) + 1);
         for (int k = 0; k < it->ncap; k++) pvlm_hasher_update(&ih, it->caps[k], strlen(it->caps[k]) + 1);
         pvlm_hasher_update(&ih, "\n", 1);
     }
-    char ihex[17];
-    pvlm_hash_hex(pvlm_hasher_digest(&ih), ihex);
+    pvlm_hash_hex(pvlm_hasher_digest(&ih), hex);
     pvlm_hasher_free(&ih);
-    R.settings = json_pack("{s:s,s:I,s:s,s:i,s:s,s:i,s:s,s:I,s:b,s:i,s:b,s:s,s:[i,i,i],s:s}", "input", kind, "items",
-                           (json_int_t)R.items.n, "inputs_hash", ihex, "image_size", c->image_size, "resize_mode",
-                           c->resize_mode, "jpeg_quality", c->jpeg_quality, "store", c->store, "seed",
-                           (json_int_t)c->seed, "shuffle", c->shuffle, "shards", R.N, "keep_uncaptioned",
-                           c->keep_uncaptioned, "filter", "bicubic-antialias", "pad_rgb", PVLM_IMAGE_PAD_R,
-                           PVLM_IMAGE_PAD_G, PVLM_IMAGE_PAD_B, "split", c->split ? c->split : "");
-    if (!R.settings) {
-        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (is_url) /* what decides which bytes we got; concurrency and timeouts do not change a good fetch */
-        json_object_set_new(R.settings, "download",
+    return 0;
+}
+
+/* The settings every shard records (R->settings) and their hash (R->settings_hash): what decides
+ * the bytes of a shard, so a finished shard is reused only when they match. */
+static int hash_settings(run *R, const char *kind, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
+    char ihex[17];
+    if (hash_inputs(&R->items, ihex, err) != 0) return -1;
+    R->settings = json_pack("{s:s,s:I,s:s,s:i,s:s,s:i,s:s,s:I,s:b,s:i,s:b,s:s,s:[i,i,i],s:s}", "input", kind, "items",
+                            (json_int_t)R->items.n, "inputs_hash", ihex, "image_size", c->image_size, "resize_mode",
+                            c->resize_mode, "jpeg_quality", c->jpeg_quality, "store", c->store, "seed",
+                            (json_int_t)c->seed, "shuffle", c->shuffle, "shards", R->N, "keep_uncaptioned",
+                            c->keep_uncaptioned, "filter", "bicubic-antialias", "pad_rgb", PVLM_IMAGE_PAD_R,
+                            PVLM_IMAGE_PAD_G, PVLM_IMAGE_PAD_B, "split", c->split ? c->split : "");
+    if (!R->settings) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    if (R->is_url) /* what decides which bytes we got; concurrency and timeouts do not change a good fetch */
+        json_object_set_new(R->settings, "download",
                             json_pack("{s:I,s:i,s:s}", "max_bytes", (json_int_t)c->dl.max_bytes, "max_redirects",
                                       c->dl.max_redirects, "user_agent", c->dl.user_agent));
-    char *sj = json_dumps(R.settings, JSON_SORT_KEYS | JSON_COMPACT);
-    pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R.settings_hash);
+    char *sj = json_dumps(R->settings, JSON_SORT_KEYS | JSON_COMPACT);
+    if (!sj) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    pvlm_hash_hex(pvlm_hash64(sj, strlen(sj)), R->settings_hash);
     free(sj);
+    return 0;
+}
 
-    if (c->merge) {
-        rc = write_manifest(&R, err);
-        st->manifest_written = rc == 0;
-        goto out;
-    }
-
-    /* Which shards are ours, and which of those still need building. */
+/* Which shards are this part's, and which of those still need building (pending[k] = 1); counts
+ * the complete ones into st. Returns the number of items of the pending shards, or -1. */
+static int64_t find_pending(const run *R, int *pending, pvlm_shard_images_stats *st, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
     int64_t pending_items = 0;
-    int *pending = calloc((size_t)R.N, sizeof(int));
-    if (!pending) {
-        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int k = c->part; k < R.N; k += c->parts) {
-        char name[64], path[4200];
-        shard_name(name, sizeof name, k, R.N);
-        snprintf(path, sizeof path, "%s/%s", c->out, name);
+    for (int k = c->part; k < R->N; k += c->parts) {
+        char name[64], path[SHARD_PATH_CAP];
+        if (shard_path(c->out, k, R->N, name, path, err) != 0) return -1;
         json_t *side;
-        int64_t lo = (int64_t)((__int128)R.items.n * k / R.N), hi = (int64_t)((__int128)R.items.n * (k + 1) / R.N);
+        int64_t lo = (int64_t)((__int128)R->items.n * k / R->N), hi = (int64_t)((__int128)R->items.n * (k + 1) / R->N);
         st->items += hi - lo;
-        if (shard_complete(path, R.settings_hash, &side)) {
+        if (shard_complete(path, R->settings_hash, &side)) {
             st->shards_skipped++;
             st->records += (int64_t)json_integer_value(json_object_get(side, "records"));
             json_decref(side);
@@ -1113,76 +1150,125 @@ int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_st
         }
     }
     if (st->shards_skipped) pvlm_info("shard images: %d shard(s) already complete, skipped", st->shards_skipped);
-    R.T = pvlm_threads_resolve(c->threads);
-    R.b.c = c;
-    R.b.mode = mode;
-    R.b.enc = enc;
-    R.b.codecs = calloc((size_t)R.T, sizeof(*R.b.codecs));
-    R.fl.logged = json_object();
-    R.pr.t0 = R.pr.last = pvlm_now();
-    R.pr.every = c->progress_s;
-    R.pr.total = pending_items;
-    int started = 0;
-    if (!R.b.codecs) {
-        pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
-        free(pending);
-        goto out;
+    return pending_items;
+}
+
+/* One image codec per worker thread, the worker queue (when there is work) and, for URL inputs,
+ * the downloader: every pending shard of a URL build runs it, also one with no usable rows.
+ * *started: whether the queue's threads must be stopped. */
+static int start_workers(run *R, int mode, int enc, int64_t pending_items, int *started, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
+    R->T = pvlm_threads_resolve(c->threads);
+    R->b.c = c;
+    R->b.mode = mode;
+    R->b.enc = enc;
+    R->b.codecs = calloc((size_t)R->T, sizeof(*R->b.codecs));
+    R->fl.logged = json_object();
+    R->pr.t0 = R->pr.last = pvlm_now();
+    R->pr.every = c->progress_s;
+    R->pr.total = pending_items;
+    *started = 0;
+    if (!R->b.codecs) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    for (int t = 0; t < R->T; t++)
+        if (!(R->b.codecs[t] = pvlm_image_codec_new(err))) return -1;
+    if (pending_items > 0) {
+        *started = 1; /* threads that did start are joined by wq_stop */
+        if (wq_start(&R->q, R->T, &R->b, err) != 0) return -1;
     }
-    for (int t = 0; t < R.T; t++)
-        if (!(R.b.codecs[t] = pvlm_image_codec_new(err))) break;
-    rc = 0;
-    for (int t = 0; t < R.T; t++)
-        if (!R.b.codecs[t]) rc = -1;
-    if (rc == 0 && pending_items > 0) {
-        rc = wq_start(&R.q, R.T, &R.b, err);
-        started = 1; /* threads that did start are joined below */
-    }
-    /* every pending shard of a URL build runs the downloader, also one with no usable rows */
-    if (rc == 0 && R.is_url) {
+    if (R->is_url) {
         pvlm_dl_config dc = c->dl;
         dc.seed = (uint64_t)c->seed;
         dc.stop_flag = c->stop;
-        if (!(R.dl = pvlm_dl_create(&dc, err))) rc = -1;
+        if (!(R->dl = pvlm_dl_create(&dc, err))) return -1;
     }
-    for (int k = 0; k < R.N && rc == 0; k++) {
+    return 0;
+}
+
+/* Build the pending shards in order, counting them into st. */
+static int build_pending(run *R, const int *pending, pvlm_shard_images_stats *st, pvlm_err *err) {
+    for (int k = 0; k < R->N; k++) {
         if (!pending[k]) continue;
         json_t *side;
-        rc = build_shard(&R, k, &side, err);
-        if (rc == 0) {
-            st->shards_built++;
-            st->records += (int64_t)json_integer_value(json_object_get(side, "records"));
-            json_decref(side);
-        }
+        if (build_shard(R, k, &side, err) != 0) return -1;
+        st->shards_built++;
+        st->records += (int64_t)json_integer_value(json_object_get(side, "records"));
+        json_decref(side);
     }
-    if (started) wq_stop(&R.q);
-    if (R.dl) pvlm_dl_free(R.dl);
+    return 0;
+}
+
+/* Any process that sees every shard complete writes manifest.json; its content depends only on
+ * the shards, so concurrent parts write identical bytes. A part that finishes before the others
+ * only says so. */
+static int finish_manifest(run *R, pvlm_shard_images_stats *st, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
+    pvlm_err e2 = {0};
+    if (write_manifest(R, &e2) == 0) {
+        st->manifest_written = 1;
+        return 0;
+    }
+    if (c->parts > 1) {
+        pvlm_info("shard images: part %d/%d done; manifest.json waits for the other parts (%s)", c->part, c->parts,
+                  e2.msg);
+        return 0;
+    }
+    *err = e2;
+    return -1;
+}
+
+static void run_free(run *R) {
+    if (R->b.codecs)
+        for (int t = 0; t < R->T; t++) pvlm_image_codec_free(R->b.codecs[t]);
+    free(R->b.codecs);
+    json_decref(R->fl.logged);
+    json_decref(R->settings);
+    free(R->order);
+    items_free(&R->items);
+}
+
+/* List, plan and hash, then either only merge (--merge) or build this part's pending shards and
+ * write the manifest when all are complete. */
+static int run_build(run *R, int mode, int enc, pvlm_shard_images_stats *st, pvlm_err *err) {
+    const pvlm_shard_images_cfg *c = R->c;
+    int is_wds = c->webdataset && *c->webdataset;
+    const char *kind = c->coco && *c->coco ? "coco" : R->is_url ? "urls" : is_wds ? "webdataset" : "pairs";
+    if (list_items(R, is_wds, err) != 0 || plan_shards(R, err) != 0 || hash_settings(R, kind, err) != 0) return -1;
+    if (c->merge) {
+        int rc = write_manifest(R, err);
+        st->manifest_written = rc == 0;
+        return rc;
+    }
+    int *pending = calloc((size_t)R->N, sizeof(int));
+    if (!pending) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory");
+    int started = 0;
+    int64_t pending_items = find_pending(R, pending, st, err);
+    int rc = pending_items < 0 ? -1 : start_workers(R, mode, enc, pending_items, &started, err);
+    if (rc == 0) rc = build_pending(R, pending, st, err);
+    if (started) wq_stop(&R->q);
+    if (R->dl) pvlm_dl_free(R->dl);
     free(pending);
-    st->failed = R.pr.failed;
-    if (rc == 0 && R.pr.total && R.pr.every > 0) progress_tick(&R.pr, 1, R.N - 1, R.N);
-    if (rc == 0) {
-        /* Any process that sees every shard complete writes manifest.json; its content
-         * depends only on the shards, so concurrent parts write identical bytes. */
-        pvlm_err e2 = {0};
-        if (write_manifest(&R, &e2) == 0)
-            st->manifest_written = 1;
-        else if (c->parts > 1)
-            pvlm_info("shard images: part %d/%d done; manifest.json waits for the other parts (%s)", c->part, c->parts,
-                      e2.msg);
-        else {
-            *err = e2;
-            rc = -1;
-        }
-    }
-out:
+    st->failed = R->pr.failed;
+    if (rc == 0 && R->pr.total && R->pr.every > 0) progress_tick(&R->pr, 1, R->N - 1, R->N);
+    if (rc == 0) rc = finish_manifest(R, st, err);
+    return rc;
+}
+
+int pvlm_shard_images_build(const pvlm_shard_images_cfg *c, pvlm_shard_images_stats *st, pvlm_err *err) {
+    pvlm_shard_images_stats dummy;
+    if (!st) st = &dummy;
+    memset(st, 0, sizeof(*st));
+    int mode = 0, enc = 0, lockfd = -1;
+    if (check_cfg(c, &mode, &enc, err) != 0 || pvlm_mkdir_p(c->out, err) != 0 || lock_part(c, &lockfd, err) != 0)
+        return -1;
+    double t0 = pvlm_now();
+    run R;
+    memset(&R, 0, sizeof R);
+    R.c = c;
+    R.is_url = (c->urls && *c->urls) || (c->retry_failed && *c->retry_failed);
+    int rc = run_build(&R, mode, enc, st, err);
     if (lockfd >= 0) close(lockfd); /* releases the flock */
     st->seconds = pvlm_now() - t0;
-    if (R.b.codecs)
-        for (int t = 0; t < R.T; t++) pvlm_image_codec_free(R.b.codecs[t]);
-    free(R.b.codecs);
-    json_decref(R.fl.logged);
-    json_decref(R.settings);
-    free(R.order);
-    items_free(&R.items);
+    run_free(&R);
     return rc;
 }
 
@@ -1193,33 +1279,76 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
+/* What the command line must give beyond what each flag checks: one input, --images with --coco,
+ * --part below --parts. 0, or 2 (usage error) after saying why. */
+static int check_cli(const pvlm_shard_images_cfg *c) {
+    int ninputs = (c->coco && *c->coco) + (c->pairs && *c->pairs) + (c->urls && *c->urls) +
+                  (c->retry_failed && *c->retry_failed) + (c->webdataset && *c->webdataset);
+    if (ninputs != 1) {
+        fprintf(stderr,
+                "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed, --webdataset\n");
+        return 2;
+    }
+    if (c->coco && (!c->images || !*c->images)) {
+        fprintf(stderr, "pvlm shard images: --coco needs --images DIR\n");
+        return 2;
+    }
+    if (c->part >= c->parts) {
+        fprintf(stderr, "pvlm shard images: --part %d must be < --parts %d\n", c->part, c->parts);
+        return 2;
+    }
+    return 0;
+}
+
+/* Build with SIGINT/SIGTERM asking for a clean stop (no partial shard) and report the totals. */
+static int build_and_report(pvlm_shard_images_cfg *c) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    c->stop = &g_stop;
+    pvlm_shard_images_stats st;
+    pvlm_err err = {0};
+    if (pvlm_shard_images_build(c, &st, &err) != 0) {
+        pvlm_error("pvlm shard images: %s", err.msg);
+        return 1;
+    }
+    pvlm_info("shard images: %" PRId64 " records from %" PRId64 " items (%" PRId64
+              " failed), %d shard(s) built, %d skipped, %.1f s%s",
+              st.records, st.items, st.failed, st.shards_built, st.shards_skipped, st.seconds,
+              st.manifest_written ? "; manifest.json written" : "");
+    return 0;
+}
+
 int pvlm_shard_images_main(int argc, char **argv) {
     pvlm_shard_images_cfg c;
     pvlm_shard_images_defaults(&c);
-    const char *out = NULL, *coco = NULL, *images = NULL, *pairs = NULL, *urls = NULL, *split = "", *config = NULL,
-               *retry = NULL, *wds = NULL;
-    int64_t seed = 0;
+    c.split = ""; /* all splits */
+    const char *config = NULL;
     double timeout_s = (double)c.dl.timeout_ms / 1000; /* the flag is in seconds */
     int allow_private = !c.dl.block_private;
     const pvlm_opt opts[] = {
         {"config", PVLM_ARG_STR, &config, "JSON file of flag values (command line overrides)", NULL, 0, 0, 0},
-        {"out", PVLM_ARG_STR, &out, "output folder for shards and manifest.json", NULL, 0, 0, 1},
-        {"coco", PVLM_ARG_STR, &coco, "COCO-style caption JSON (COCO, NoCaps, Karpathy dataset_*.json)", NULL, 0, 0, 0},
-        {"images", PVLM_ARG_STR, &images, "image folder for --coco", NULL, 0, 0, 0},
-        {"split", PVLM_ARG_STR, &split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0, 0},
-        {"pairs", PVLM_ARG_STR, &pairs, "folder of name.jpg|png + name.txt (one caption per line)", NULL, 0, 0, 0},
-        {"urls", PVLM_ARG_STR, &urls, "URL list (TSV/CSV/JSONL, plain or .gz) with url + caption columns", NULL, 0, 0,
+        {"out", PVLM_ARG_STR, &c.out, "output folder for shards and manifest.json", NULL, 0, 0, 1},
+        {"coco", PVLM_ARG_STR, &c.coco, "COCO-style caption JSON (COCO, NoCaps, Karpathy dataset_*.json)", NULL, 0, 0,
+         0},
+        {"images", PVLM_ARG_STR, &c.images, "image folder for --coco", NULL, 0, 0, 0},
+        {"split", PVLM_ARG_STR, &c.split, "Karpathy files: keep only this split (train|val|test|restval)", NULL, 0, 0,
+         0},
+        {"pairs", PVLM_ARG_STR, &c.pairs, "folder of name.jpg|png + name.txt (one caption per line)", NULL, 0, 0, 0},
+        {"urls", PVLM_ARG_STR, &c.urls, "URL list (TSV/CSV/JSONL, plain or .gz) with url + caption columns", NULL, 0, 0,
          0},
         {"url-format", PVLM_ARG_CHOICE, &c.url_format, "URL list format", "auto|tsv|csv|jsonl", 0, 0, 0},
         {"url-col", PVLM_ARG_STR, &c.url_col, "URL column: header name / JSON key or 0-based index", NULL, 0, 0, 0},
         {"caption-col", PVLM_ARG_STR, &c.caption_col, "caption column: header name / JSON key or 0-based index", NULL,
          0, 0, 0},
-        {"retry-failed", PVLM_ARG_STR, &retry, "failures.jsonl of an earlier --urls build: fetch only those rows", NULL,
-         0, 0, 0},
+        {"retry-failed", PVLM_ARG_STR, &c.retry_failed,
+         "failures.jsonl of an earlier --urls build: fetch only those rows", NULL, 0, 0, 0},
         {"retry-reasons", PVLM_ARG_STR, &c.retry_reasons,
          "with --retry-failed: \"\" = retryable reasons, \"all\", or a list \"timeout,http_5xx\"", NULL, 0, 0, 0},
-        {"webdataset", PVLM_ARG_STR, &wds, "img2dataset/webdataset tars: 'dir/{00000..00123}.tar' or a glob", NULL, 0,
-         0, 0},
+        {"webdataset", PVLM_ARG_STR, &c.webdataset, "img2dataset/webdataset tars: 'dir/{00000..00123}.tar' or a glob",
+         NULL, 0, 0, 0},
         {"concurrency", PVLM_ARG_INT, &c.dl.max_total, "concurrent downloads", NULL, 1, 10000, 0},
         {"per-host", PVLM_ARG_INT, &c.dl.max_per_host, "concurrent downloads per host", NULL, 1, 10000, 0},
         {"max-bytes", PVLM_ARG_I64, &c.dl.max_bytes, "largest image download in bytes", NULL, 1, 1e12, 0},
@@ -1237,7 +1366,7 @@ int pvlm_shard_images_main(int argc, char **argv) {
         {"jpeg-quality", PVLM_ARG_INT, &c.jpeg_quality, "JPEG quality of stored images", NULL, 1, 100, 0},
         {"store", PVLM_ARG_CHOICE, &c.store, "stored image encoding", "jpeg|raw", 0, 0, 0},
         {"threads", PVLM_ARG_INT, &c.threads, "decode threads (0: cores / local ranks)", NULL, 0, 1024, 0},
-        {"seed", PVLM_ARG_I64, &seed, "seed of the item permutation", NULL, 0, 0, 0},
+        {"seed", PVLM_ARG_I64, &c.seed, "seed of the item permutation", NULL, 0, 0, 0},
         {"shuffle", PVLM_ARG_INT, &c.shuffle, "1: permute items with --seed before sharding; 0: keep input order", NULL,
          0, 1, 0},
         {"keep-uncaptioned", PVLM_ARG_FLAG, &c.keep_uncaptioned, "store images without captions (hidden test sets)",
@@ -1262,46 +1391,8 @@ int pvlm_shard_images_main(int argc, char **argv) {
     int a = pvlm_args_parse(&cmd, argc, argv, pos, &npos);
     if (a == PVLM_ARGS_HELP) return 0;
     if (a != PVLM_ARGS_OK) return 2;
-    c.out = out;
-    c.coco = coco;
-    c.images = images;
-    c.pairs = pairs;
-    c.urls = urls;
-    c.retry_failed = retry;
-    c.webdataset = wds;
-    c.split = split;
-    c.seed = seed;
     c.dl.timeout_ms = (long)(timeout_s * 1000);
     c.dl.block_private = !allow_private;
-    int ninputs = (coco && *coco) + (pairs && *pairs) + (urls && *urls) + (retry && *retry) + (wds && *wds);
-    if (ninputs != 1) {
-        fprintf(stderr,
-                "pvlm shard images: give exactly one of --coco, --pairs, --urls, --retry-failed, --webdataset\n");
-        return 2;
-    }
-    if (coco && (!images || !*images)) {
-        fprintf(stderr, "pvlm shard images: --coco needs --images DIR\n");
-        return 2;
-    }
-    if (c.part >= c.parts) {
-        fprintf(stderr, "pvlm shard images: --part %d must be < --parts %d\n", c.part, c.parts);
-        return 2;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    c.stop = &g_stop;
-    pvlm_shard_images_stats st;
-    pvlm_err err = {0};
-    if (pvlm_shard_images_build(&c, &st, &err) != 0) {
-        pvlm_error("pvlm shard images: %s", err.msg);
-        return 1;
-    }
-    pvlm_info("shard images: %" PRId64 " records from %" PRId64 " items (%" PRId64
-              " failed), %d shard(s) built, %d skipped, %.1f s%s",
-              st.records, st.items, st.failed, st.shards_built, st.shards_skipped, st.seconds,
-              st.manifest_written ? "; manifest.json written" : "");
-    return 0;
+    if (check_cli(&c) != 0) return 2;
+    return build_and_report(&c);
 }

@@ -184,26 +184,82 @@ static const char *base_name(const char *p) {
     return s ? s + 1 : p;
 }
 
-static json_t *build_shard(job *J, int i, pvlm_err *err) {
-    char name[64], path[4096], side[4200];
-    shard_name(name, sizeof name, i);
-    snprintf(path, sizeof path, "%s/%s", J->out_dir, name);
-    snprintf(side, sizeof side, "%s.json", path);
-    if (!J->force && pvlm_file_exists(path) && pvlm_file_exists(side)) {
-        /* Resume: the sidecar is written only after the shard was renamed into place. */
-        pvlm_err e2;
-        json_t *j = pvlm_json_load_file(side, &e2);
-        const char *src = NULL;
-        if (j && !pvlm_json_get_str(j, "source", &src, side, &e2) && !strcmp(src, base_name(J->inputs[i]))) {
-            pvlm_textshard *s = pvlm_textshard_open(path, &e2);
-            if (s) {
-                pvlm_textshard_close(s);
-                pvlm_info("shard text: %s already complete, skipping", name);
-                return j;
-            }
+/* Resume: a shard whose sidecar names this input and whose file opens is complete (the sidecar is
+ * written only after the shard was renamed into place); returns its sidecar, or NULL to rebuild. */
+static json_t *complete_shard(const job *J, int i, const char *name, const char *path, const char *side) {
+    if (J->force || !pvlm_file_exists(path) || !pvlm_file_exists(side)) return NULL;
+    pvlm_err e2;
+    json_t *j = pvlm_json_load_file(side, &e2);
+    const char *src = NULL;
+    if (j && !pvlm_json_get_str(j, "source", &src, side, &e2) && !strcmp(src, base_name(J->inputs[i]))) {
+        pvlm_textshard *s = pvlm_textshard_open(path, &e2);
+        if (s) {
+            pvlm_textshard_close(s);
+            pvlm_info("shard text: %s already complete, skipping", name);
+            return j;
+        }
+    }
+    json_decref(j);
+    return NULL;
+}
+
+/* Why line (n bytes) is not a document (an SK_ reason; j gets the parsed object, caller decrefs),
+ * or -1 with its text in *text, *tn. */
+static int classify_line(const char *line, size_t n, json_t **j, const char **text, size_t *tn) {
+    *j = NULL;
+    if (!pvlm_utf8_valid(line, n)) return SK_BAD_UTF8;
+    json_error_t je;
+    *j = json_loadb(line, n, JSON_ALLOW_NUL, &je);
+    if (!*j || !json_is_object(*j)) return SK_BAD_JSON;
+    json_t *t = json_object_get(*j, "text");
+    if (!json_is_string(t)) return SK_NO_TEXT;
+    *text = json_string_value(t), *tn = json_string_length(t);
+    if (*tn == 0) return SK_EMPTY;
+    if (*tn > PVLM_TEXTSHARD_MAX_DOC) return SK_TOO_LONG;
+    return -1;
+}
+
+/* Every document of input i into w; skipped lines counted by reason (the first of each logged). */
+static int copy_docs(const job *J, int i, reader *rd, pvlm_textshard_writer *w, int64_t skipped[SK_N], pvlm_err *err) {
+    int64_t lineno = 0;
+    int logged[SK_N] = {0};
+    char *line;
+    size_t n;
+    while (reader_line(rd, &line, &n)) {
+        lineno++;
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
+        if (n == 0) continue; /* blank lines are not records */
+        json_t *j;
+        const char *text = NULL;
+        size_t tn = 0;
+        int why = classify_line(line, n, &j, &text, &tn);
+        if (why >= 0) {
+            skipped[why]++;
+            if (!logged[why]++)
+                pvlm_warn("shard text: %s line %lld: skipped (%s); further ones are only counted", J->inputs[i],
+                          (long long)lineno, sk_names[why]);
+        } else if (pvlm_textshard_writer_add(w, text, tn, err)) {
+            json_decref(j);
+            return -1;
         }
         json_decref(j);
     }
+    if (rd->error) {
+        skipped[SK_TRUNCATED]++;
+        pvlm_warn(
+            "shard text: %s: truncated or corrupt compressed input after line %lld; kept the %lld lines before it",
+            J->inputs[i], (long long)lineno, (long long)lineno);
+    }
+    return 0;
+}
+
+static json_t *build_shard(job *J, int i, pvlm_err *err) {
+    char name[64], path[4096], side[4200];
+    shard_name(name, sizeof name, i);
+    if (pvlm_path_join(path, sizeof path, J->out_dir, name, err) != 0) return NULL;
+    snprintf(side, sizeof side, "%s.json", path); /* fits: side has room for path and the suffix */
+    json_t *done = complete_shard(J, i, name, path, side);
+    if (done) return done;
     reader rd;
     if (reader_open(&rd, J->inputs[i], err)) {
         reader_close(&rd);
@@ -214,57 +270,13 @@ static json_t *build_shard(job *J, int i, pvlm_err *err) {
         reader_close(&rd);
         return NULL;
     }
-    int64_t skipped[SK_N] = {0}, lineno = 0;
-    int logged[SK_N] = {0};
-    char *line;
-    size_t n;
-    while (reader_line(&rd, &line, &n)) {
-        lineno++;
-        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
-        if (n == 0) continue; /* blank lines are not records */
-        int why = -1;
-        json_t *j = NULL;
-        if (!pvlm_utf8_valid(line, n))
-            why = SK_BAD_UTF8;
-        else {
-            json_error_t je;
-            j = json_loadb(line, n, JSON_ALLOW_NUL, &je);
-            if (!j || !json_is_object(j)) why = SK_BAD_JSON;
-        }
-        const char *text = NULL;
-        size_t tn = 0;
-        if (why < 0) {
-            json_t *t = json_object_get(j, "text");
-            if (!json_is_string(t))
-                why = SK_NO_TEXT;
-            else {
-                text = json_string_value(t), tn = json_string_length(t);
-                if (tn == 0)
-                    why = SK_EMPTY;
-                else if (tn > PVLM_TEXTSHARD_MAX_DOC)
-                    why = SK_TOO_LONG;
-            }
-        }
-        if (why >= 0) {
-            skipped[why]++;
-            if (!logged[why]++)
-                pvlm_warn("shard text: %s line %lld: skipped (%s); further ones are only counted", J->inputs[i],
-                          (long long)lineno, sk_names[why]);
-        } else if (pvlm_textshard_writer_add(w, text, tn, err)) {
-            json_decref(j);
-            pvlm_textshard_writer_abort(w);
-            reader_close(&rd);
-            return NULL;
-        }
-        json_decref(j);
-    }
-    if (rd.error) {
-        skipped[SK_TRUNCATED]++;
-        pvlm_warn(
-            "shard text: %s: truncated or corrupt compressed input after line %lld; kept the %lld lines before it",
-            J->inputs[i], (long long)lineno, (long long)lineno);
-    }
+    int64_t skipped[SK_N] = {0};
+    int rc = copy_docs(J, i, &rd, w, skipped, err);
     reader_close(&rd);
+    if (rc != 0) {
+        pvlm_textshard_writer_abort(w);
+        return NULL;
+    }
     pvlm_textshard_info info;
     if (pvlm_textshard_writer_close(w, &info, err)) return NULL;
     char hex[17];
@@ -338,13 +350,104 @@ static int list_inputs(const char *dir, char ***v, int *n, int *cap, pvlm_err *e
             closedir(d);
             return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
         }
-        snprintf((*v)[*n], len, "%s/%s", dir, e->d_name);
         (*n)++;
+        if (pvlm_path_join((*v)[*n - 1], len, dir, e->d_name, err) != 0) { /* sized to fit: cannot fail */
+            closedir(d);
+            return -1;
+        }
     }
     closedir(d);
     if (*n > first) qsort(*v + first, (size_t)(*n - first), sizeof(char *), cmp_str);
     if (*n == first) return pvlm_err_set(err, PVLM_EINVAL, "shard text: no .json/.json.gz/.json.zst files in %s", dir);
     return 0;
+}
+
+/* Append a copy of path to the list *v (n entries, cap slots). */
+static int push_input(char ***v, int *n, int *cap, const char *path, pvlm_err *err) {
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 64;
+        char **q = realloc(*v, sizeof(char *) * (size_t)nc);
+        if (!q) return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
+        *v = q, *cap = nc;
+    }
+    if (!((*v)[*n] = strdup(path))) return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
+    (*n)++;
+    return 0;
+}
+
+/* The inputs in shard order: --input (a file, or a directory's files sorted by name) first, then the
+ * positional files. Fills a malloc'd list of malloc'd paths (*files, *nfiles; the caller frees both,
+ * also after a failure). */
+static int collect_inputs(const char *input, char **pos, int npos, char ***files, int *nfiles, pvlm_err *err) {
+    int cap = 0;
+    *files = NULL, *nfiles = 0;
+    if (input && pvlm_is_dir(input)) {
+        if (list_inputs(input, files, nfiles, &cap, err) != 0) return -1;
+    } else if (input && push_input(files, nfiles, &cap, input, err) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < npos; i++)
+        if (push_input(files, nfiles, &cap, pos[i], err) != 0) return -1;
+    return 0;
+}
+
+/* Build every shard: the calling thread and up to threads-1 more take inputs from J->next. */
+static void run_workers(job *J, int threads) {
+    int nt = pvlm_threads_resolve(threads);
+    if (nt > J->ninputs) nt = J->ninputs;
+    if (nt < 1) nt = 1;
+    pthread_t *th = calloc((size_t)nt, sizeof *th);
+    int started = 0;
+    for (int t = 1; th && t < nt; t++)
+        if (!pthread_create(&th[t], NULL, worker, J)) started = t;
+    worker(J);
+    for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+    free(th);
+}
+
+/* manifest.json from the shards' results (J->results, in input order); logs the totals. */
+static int write_text_manifest(const job *J, int64_t frame_bytes, int level, double t0, pvlm_err *err) {
+    pvlm_manifest m;
+    if (pvlm_manifest_init(&m, "text", err)) return -1;
+    int rc = 0;
+    int64_t docs = 0, tb = 0, bytes = 0;
+    for (int i = 0; rc == 0 && i < J->ninputs; i++) {
+        json_t *r = J->results[i];
+        int64_t d = json_integer_value(json_object_get(r, "docs"));
+        int64_t b = json_integer_value(json_object_get(r, "bytes"));
+        int64_t t = json_integer_value(json_object_get(r, "text_bytes"));
+        uint64_t ck = 0;
+        pvlm_hash_parse(json_string_value(json_object_get(r, "checksum")), &ck);
+        json_t *extra = json_pack("{s:O, s:O, s:O}", "frames", json_object_get(r, "frames"), "text_bytes",
+                                  json_object_get(r, "text_bytes"), "source", json_object_get(r, "source"));
+        rc = pvlm_manifest_add_shard(&m, json_string_value(json_object_get(r, "path")), d, (uint64_t)b, ck, extra, err);
+        if (rc != 0) break;
+        json_t *sk = json_object_get(r, "skipped");
+        for (int k = 0; k < SK_N; k++)
+            pvlm_manifest_add_failures(&m, sk_names[k], json_integer_value(json_object_get(sk, sk_names[k])));
+        pvlm_manifest_add_total(&m, "text_bytes", t);
+        docs += d, tb += t, bytes += b;
+    }
+    pvlm_manifest_set_settings(
+        &m, json_pack("{s:s, s:I, s:i}", "content", "utf8", "frame_bytes", (json_int_t)frame_bytes, "level", level));
+    char mpath[4096];
+    if (rc == 0) rc = pvlm_path_join(mpath, sizeof mpath, J->out_dir, "manifest.json", err);
+    if (rc == 0 && pvlm_manifest_save(&m, mpath, err) != 0) {
+        pvlm_err_prefix(err, "writing %s", mpath);
+        rc = -1;
+    } else if (rc == 0) {
+        double dt = pvlm_now() - t0;
+        pvlm_info("shard text: %d shards, %lld docs, %lld text bytes -> %lld bytes (%.2fx) in %.1f s (%.1f MB/s)",
+                  J->ninputs, (long long)docs, (long long)tb, (long long)bytes,
+                  bytes ? (double)tb / (double)bytes : 0.0, dt, dt > 0 ? (double)tb / dt / 1e6 : 0.0);
+    }
+    pvlm_manifest_free(&m);
+    return rc;
+}
+
+static void free_inputs(char **files, int n) {
+    for (int i = 0; i < n; i++) free(files[i]);
+    free(files);
 }
 
 int pvlm_shard_text_main(int argc, char **argv) {
@@ -378,109 +481,46 @@ int pvlm_shard_text_main(int argc, char **argv) {
         return rc == PVLM_ARGS_HELP ? 0 : 2;
     }
     pvlm_err err = {0};
-    /* Inputs: --input (file or directory) first, then the positional files. */
-    char **files = NULL;
-    int nfiles = 0, fcap = 0;
-    if (input) {
-        if (pvlm_is_dir(input)) {
-            if (list_inputs(input, &files, &nfiles, &fcap, &err)) goto early_fail;
-        } else {
-            files = malloc(sizeof(char *) * 1);
-            fcap = 1;
-            files[nfiles++] = strdup(input);
-        }
-    }
-    for (int i = 0; i < npos; i++) {
-        if (nfiles == fcap) {
-            fcap = fcap ? 2 * fcap : 64;
-            files = realloc(files, sizeof(char *) * (size_t)fcap);
-        }
-        files[nfiles++] = strdup(pos[i]);
-    }
+    char **files;
+    int nfiles;
+    rc = collect_inputs(input, pos, npos, &files, &nfiles, &err);
     free(pos);
-    pos = files, npos = nfiles;
-    if (npos == 0) {
+    if (rc == 0 && nfiles == 0) {
         fprintf(stderr, "pvlm shard text: no input (give --input or INPUT files)\n");
-        free(pos);
+        free_inputs(files, nfiles);
         return 2;
     }
-    if (pvlm_mkdir_p(out, &err)) goto early_fail;
+    if (rc != 0 || pvlm_mkdir_p(out, &err) != 0) {
+        pvlm_error("%s", err.msg);
+        free_inputs(files, nfiles);
+        return 1;
+    }
     double t0 = pvlm_now();
     job J;
     memset(&J, 0, sizeof J);
-    J.inputs = pos, J.ninputs = npos, J.out_dir = out, J.frame_bytes = (size_t)frame_bytes, J.level = level;
+    J.inputs = files, J.ninputs = nfiles, J.out_dir = out, J.frame_bytes = (size_t)frame_bytes, J.level = level;
     J.force = force;
     atomic_init(&J.next, 0);
     atomic_init(&J.failed, 0);
     pthread_mutex_init(&J.mu, NULL);
-    J.results = calloc((size_t)npos, sizeof(json_t *));
-    int nt = pvlm_threads_resolve(threads);
-    if (nt > npos) nt = npos;
-    if (nt < 1) nt = 1;
-    pthread_t *th = calloc((size_t)nt, sizeof *th);
-    int started = 0;
-    for (int t = 1; t < nt; t++)
-        if (!pthread_create(&th[t], NULL, worker, &J)) started = t;
-    worker(&J);
-    for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
-    free(th);
+    J.results = calloc((size_t)nfiles, sizeof(json_t *));
+    if (!J.results) {
+        pvlm_err_set(&J.err, PVLM_ENOMEM, "shard text: out of memory");
+        atomic_store(&J.failed, 1);
+    } else {
+        run_workers(&J, threads);
+    }
     rc = 0;
     if (atomic_load(&J.failed)) {
         pvlm_error("%s", J.err.msg);
         rc = 1;
-    } else {
-        pvlm_manifest m;
-        if (pvlm_manifest_init(&m, "text", &err)) {
-            pvlm_error("shard text: %s", err.msg);
-            rc = 1;
-        }
-        int64_t docs = 0, tb = 0, bytes = 0;
-        for (int i = 0; rc == 0 && i < npos; i++) {
-            json_t *r = J.results[i];
-            int64_t d = json_integer_value(json_object_get(r, "docs"));
-            int64_t b = json_integer_value(json_object_get(r, "bytes"));
-            int64_t t = json_integer_value(json_object_get(r, "text_bytes"));
-            uint64_t ck = 0;
-            pvlm_hash_parse(json_string_value(json_object_get(r, "checksum")), &ck);
-            json_t *extra = json_pack("{s:O, s:O, s:O}", "frames", json_object_get(r, "frames"), "text_bytes",
-                                      json_object_get(r, "text_bytes"), "source", json_object_get(r, "source"));
-            if (pvlm_manifest_add_shard(&m, json_string_value(json_object_get(r, "path")), d, (uint64_t)b, ck, extra,
-                                        &err)) {
-                pvlm_error("shard text: %s", err.msg);
-                rc = 1;
-                break;
-            }
-            json_t *sk = json_object_get(r, "skipped");
-            for (int k = 0; k < SK_N; k++)
-                pvlm_manifest_add_failures(&m, sk_names[k], json_integer_value(json_object_get(sk, sk_names[k])));
-            pvlm_manifest_add_total(&m, "text_bytes", t);
-            docs += d, tb += t, bytes += b;
-        }
-        pvlm_manifest_set_settings(&m, json_pack("{s:s, s:I, s:i}", "content", "utf8", "frame_bytes",
-                                                 (json_int_t)frame_bytes, "level", level));
-        char mpath[4096];
-        snprintf(mpath, sizeof mpath, "%s/manifest.json", out);
-        if (rc == 0 && pvlm_manifest_save(&m, mpath, &err)) {
-            pvlm_error("shard text: writing %s: %s", mpath, err.msg);
-            rc = 1;
-        } else if (rc == 0) {
-            double dt = pvlm_now() - t0;
-            pvlm_info("shard text: %d shards, %lld docs, %lld text bytes -> %lld bytes (%.2fx) in %.1f s (%.1f MB/s)",
-                      npos, (long long)docs, (long long)tb, (long long)bytes, bytes ? (double)tb / (double)bytes : 0.0,
-                      dt, dt > 0 ? (double)tb / dt / 1e6 : 0.0);
-        }
-        pvlm_manifest_free(&m);
+    } else if (write_text_manifest(&J, frame_bytes, level, t0, &err) != 0) {
+        pvlm_error("shard text: %s", err.msg);
+        rc = 1;
     }
-    for (int i = 0; i < npos; i++) json_decref(J.results[i]);
+    for (int i = 0; J.results && i < nfiles; i++) json_decref(J.results[i]);
     free(J.results);
     pthread_mutex_destroy(&J.mu);
-    for (int i = 0; i < npos; i++) free(pos[i]);
-    free(pos);
+    free_inputs(files, nfiles);
     return rc;
-early_fail:
-    pvlm_error("%s", err.msg);
-    for (int i = 0; i < nfiles; i++) free(files[i]);
-    free(files);
-    if (pos != files) free(pos);
-    return 1;
 }

@@ -307,6 +307,24 @@ int main(void) {
         char *argv4[] = {"text", "--out", out2, "--input", empty, NULL}; /* no input files */
         CHECK(pvlm_shard_text_main(5, argv4) == 1);
     }
+    /* Paths that do not fit are refused naming the path, never truncated: the shard writer, a
+     * manifest's shard under a long folder. */
+    {
+        char *longp = malloc(5001);
+        memset(longp, 'd', 5000);
+        longp[5000] = 0;
+        CHECK(pvlm_textshard_writer_open(longp, 0, 3, &err) == NULL && err.code == PVLM_EINVAL &&
+              strstr(err.msg, "path too long"));
+        pvlm_manifest lm;
+        CHECK_OK(pvlm_manifest_init(&lm, "text", &err), &err);
+        CHECK_OK(pvlm_manifest_add_shard(&lm, "text-00000.pvt", 1, 1, 0, NULL, &err), &err);
+        char sp[4096];
+        CHECK(pvlm_manifest_shard_path(&lm, 0, longp, sp, sizeof sp) == -1 && sp[0] == '\0');
+        CHECK(pvlm_manifest_verify_shard(&lm, 0, longp, 0, &err) == -1 && err.code == PVLM_EINVAL &&
+              strstr(err.msg, "path too long") && strstr(err.msg, "shard 0"));
+        pvlm_manifest_free(&lm);
+        free(longp);
+    }
     free(in0), free(in1), free(in2), free(z);
     for (int i = 0; i < NDOC; i++) free(docs[i]);
     return pvlm_test_done("shard_text");

@@ -398,6 +398,11 @@ int main(void) {
         char nodir[4096];
         snprintf(nodir, sizeof nodir, "%s/does-not-exist", tmp);
         CHECK(pvlm_tokenizer_load(nodir, &t2, &err) == -1 && err.code == PVLM_ENOTFOUND && strstr(err.msg, nodir));
+        char longdir[5001]; /* a folder whose file paths do not fit: refused, not truncated */
+        memset(longdir, 'd', 5000);
+        longdir[5000] = 0;
+        CHECK(pvlm_tokenizer_load(longdir, &t2, &err) == -1 && err.code == PVLM_EINVAL && t2 == NULL &&
+              strstr(err.msg, "path too long"));
         char emptyf[4096];
         snprintf(emptyf, sizeof emptyf, "%s/encoder.json", cdir);
         write_str(emptyf, "", 0);
