@@ -188,7 +188,11 @@ static int open_stream(pvlm_loader *L, int which, const char *mpath, pvlm_err *e
         return pvlm_err_set(err, PVLM_ENOMEM, "loader: out of memory");
     }
     for (int i = 0; i < m.nshards; i++) {
-        pvlm_manifest_shard_path(&m, i, dir, path, sizeof path);
+        if (pvlm_manifest_shard_path(&m, i, dir, path, sizeof path)) {
+            pvlm_err_set(err, PVLM_EINVAL, "loader: %s: the path of shard %d does not fit in %zu bytes", mpath, i,
+                         sizeof path);
+            goto fail;
+        }
         int64_t have;
         if (which == ST_IMG) {
             s->img[i] = pvlm_imgshard_open_sized(path, 0, m.shards[i].bytes, err);

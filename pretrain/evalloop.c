@@ -225,7 +225,11 @@ static int caption_all(const pvlm_comm *c, pvlm_model *m, pvlm_tokenizer *tok, c
     int64_t next_id = 0;
     for (int s = 0; rc == 0 && s < man.nshards && left > 0; s++) {
         char path[8192];
-        pvlm_manifest_shard_path(&man, s, dir, path, sizeof path);
+        if (pvlm_manifest_shard_path(&man, s, dir, path, sizeof path)) {
+            rc = pvlm_err_set(err, PVLM_EINVAL, "%s: the path of shard %d does not fit in %zu bytes", cfg->images, s,
+                              sizeof path);
+            break;
+        }
         pvlm_imgshard_reader *sh = pvlm_imgshard_open(path, 0, err);
         if (!sh) {
             rc = -1;

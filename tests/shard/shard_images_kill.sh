@@ -64,7 +64,10 @@ done
 # 3. a second builder on the same folder and part is refused while the first runs
 "$PVLM_BIN" "${ARGS[@]}" --out twice 2>>log.txt & pid=$!
 if ! wait_for twice/images-00000-of-00003.lmdb.tmp $pid; then echo "FAIL: build finished too early"; exit 1; fi
+# Stopped, the first builder keeps its lock for as long as the second one needs to start on a loaded machine.
+kill -STOP $pid
 set +e; "$PVLM_BIN" "${ARGS[@]}" --out twice 2>second.txt; rc=$?; set -e
+kill -CONT $pid
 grep -q "another 'pvlm shard images'" second.txt || { echo "FAIL: second builder not refused (rc $rc)"; cat second.txt; exit 1; }
 [ $rc -eq 1 ] || { echo "FAIL: second builder exit $rc"; exit 1; }
 wait $pid
