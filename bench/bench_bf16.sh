@@ -7,14 +7,17 @@
 #  3. with a trained run folder and its data (images/, test_captions.json): `pvlm caption` in fp32 and bf16,
 #     greedy and beam 3, and how many captions differ.
 # Run it on a quiet machine; it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own commands only.
+# BF16_PARTS=captions runs part 3 alone (bench_all.sh runs part 1 itself).
 set -u
 b=${1:-build}; run=${2:-}; data=${3:-}
 nob=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 echo "== $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), CPU family $(sed -n 's/^cpu family[^0-9]*//p' /proc/cpuinfo | head -1); load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${BF16_PARTS:-all}" != captions ]; then
 "${nob[@]}" "$b/bench/bench_train_step" --threads 0 --steps 3 --warmup 1 --torch 1 --precision bf16
 "$b/bench/bench_train_step" --memory-table 16
 /usr/bin/time -f "batch 256, recompute block: peak RSS %M KiB (getrusage)" "${nob[@]}" "$b/bench/bench_train_step" \
   --threads 1 --steps 1 --warmup 0 --torch 0 --batch 256 --recompute block | grep -E "activations|RSS"
+fi
 [ -n "$run" ] && [ -n "$data" ] || exit 0
 out=$(mktemp -d)
 for beam in 1 3; do
