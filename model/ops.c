@@ -9,12 +9,7 @@
 
 void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
     if (N <= 0 || O <= 0) return;
-    if (b) {
-        /* out = b broadcast, then out += in @ W^T (beta = 1) */
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, b, sizeof(float) * (size_t)O);
-    }
-    pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT, 0, 1, N, O, In, 1.0f, in, In, W, In, b ? 1.0f : 0.0f, out, O);
+    pvlm_matmul_gemm_bias(mm, PVLM_MM_B_WEIGHT, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
 }
 
 /* db[o] += sum over rows of dout[., o], each column summed in row order: deterministic for any thread count,
