@@ -4,7 +4,8 @@
  *   fp32: OpenBLAS cblas_sgemm, exactly as the ops called it before (bit-identical).
  *   bf16: A and B are rounded to bfloat16 (round to nearest even) into compact row-major scratch, the
  *         product runs in oneDNN's matmul primitive with bf16 inputs and fp32 accumulation and output
- *         (AVX512-BF16 or AMX at oneDNN's choice). One primitive per (alpha, beta) with run-time M, N, K,
+ *         (AVX512-BF16 or AMX at oneDNN's choice), a bias row (pvlm_matmul_gemm_bias) added by oneDNN after
+ *         the accumulation. One primitive per (alpha, beta, bias or not) with run-time M, N, K,
  *         so varying batch shapes never build new kernels (measured on the bench shapes, oneDNN 2.6's
  *         run-time-shape gemm kernel is as fast as its fixed-shape brgemm one, docs/performance.md).
  *         Hints save roundings: a weight operand (PVLM_MM_B_WEIGHT) is rounded once per generation and
