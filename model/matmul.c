@@ -142,7 +142,7 @@ struct pvlm_matmul {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     struct {
-        int ta, tb;
+        int ta, tb, bias;
         float alpha, beta;
         dnnl_primitive_t prim;
     } prims[MAX_PRIMS];
@@ -233,18 +233,20 @@ static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
 }
 
 /* The matmul primitive for bf16 op(A) [M,K] x op(B) [K,N] -> f32 [M,N], all dims set at run time, A / B
- * row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum post-op). */
-static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, float beta) {
+ * row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum post-op), plus an
+ * f32 [1,N] bias row when bias (added by oneDNN after the accumulation: no pass over dst before the product). */
+static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, float beta, int bias) {
     for (int i = 0; i < mm->n_prims; i++)
-        if (mm->prims[i].ta == ta && mm->prims[i].tb == tb && mm->prims[i].alpha == alpha && mm->prims[i].beta == beta)
+        if (mm->prims[i].ta == ta && mm->prims[i].tb == tb && mm->prims[i].alpha == alpha &&
+            mm->prims[i].beta == beta && mm->prims[i].bias == bias)
             return mm->prims[i].prim;
     if (mm->n_prims == MAX_PRIMS) { /* a new (alpha, beta) pair: drop the oldest */
         dnnl_primitive_destroy(mm->prims[0].prim);
         memmove(&mm->prims[0], &mm->prims[1], sizeof mm->prims[0] * (MAX_PRIMS - 1));
         mm->n_prims--;
     }
-    dnnl_dims_t rt = {DNNL_RUNTIME_DIM_VAL, DNNL_RUNTIME_DIM_VAL};
-    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t rt = {DNNL_RUNTIME_DIM_VAL, DNNL_RUNTIME_DIM_VAL}, rt_bias = {1, DNNL_RUNTIME_DIM_VAL};
+    dnnl_memory_desc_t a, b, c, bi;
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -253,7 +255,8 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
     int ok = dnnl_memory_desc_init_by_tag(&a, 2, rt, dnnl_bf16, ta ? dnnl_ba : dnnl_ab) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&b, 2, rt, dnnl_bf16, tb ? dnnl_ba : dnnl_ab) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&c, 2, rt, dnnl_f32, dnnl_ab) == dnnl_success &&
-             dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&bi, 2, rt_bias, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &a, &b, bias ? &bi : NULL, &c) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
     if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == dnnl_success;
     if (ok && beta != 0.0f)
@@ -264,11 +267,12 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
-        pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN has no bf16 matmul (alpha %g, beta %g) on this CPU",
-                     (double)alpha, (double)beta);
+        pvlm_err_set(&mm->err, PVLM_EINVAL,
+                     "bf16 matmul: oneDNN has no bf16 matmul (alpha %g, beta %g%s) on this CPU", (double)alpha,
+                     (double)beta, bias ? ", bias" : "");
         return NULL;
     }
-    mm->prims[mm->n_prims].ta = ta, mm->prims[mm->n_prims].tb = tb;
+    mm->prims[mm->n_prims].ta = ta, mm->prims[mm->n_prims].tb = tb, mm->prims[mm->n_prims].bias = bias;
     mm->prims[mm->n_prims].alpha = alpha, mm->prims[mm->n_prims].beta = beta, mm->prims[mm->n_prims].prim = prim;
     mm->n_prims++;
     return prim;
@@ -293,7 +297,7 @@ static const uint16_t *weight_bf16(pvlm_matmul *mm, const float *X, int ld, int 
 }
 
 static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                      int lda, const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
     if (mm->err.code) {
         mm->a_src = NULL;
         return;
@@ -305,7 +309,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     if ((!a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
         (!b16 && grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)))
         return;
-    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta);
+    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta, bias != NULL);
     if (!prim) return;
     if (!a_again) {
         pack_bf16(mm->a16, A, lda, aR, aC);
@@ -314,40 +318,66 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     if (!b16) pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16;
     /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
     dnnl_dims_t da = {M, K}, sa = {ta ? 1 : K, ta ? M : 1}, db = {K, N}, sb = {tb ? 1 : N, tb ? K : 1};
-    dnnl_dims_t dc = {M, N}, sc = {ldc, 1};
-    dnnl_memory_desc_t a, b, c;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    dnnl_dims_t dc = {M, N}, sc = {ldc, 1}, dbi = {1, N}, sbi = {N, 1};
+    dnnl_memory_desc_t a, b, c, bi;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbi = NULL;
     int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc) == dnnl_success &&
              dnnl_memory_create(&ma, &a, mm->eng, mm->a16) == dnnl_success &&
              dnnl_memory_create(&mb, &b, mm->eng, (void *)b16) == dnnl_success &&
              dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
+    if (ok && bias)
+        ok = dnnl_memory_desc_init_by_strides(&bi, 2, dbi, dnnl_f32, sbi) == dnnl_success &&
+             dnnl_memory_create(&mbi, &bi, mm->eng, (void *)bias) == dnnl_success;
     if (ok) {
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-        ok = dnnl_primitive_execute(prim, mm->stream, 3, args) == dnnl_success &&
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbi}};
+        ok = dnnl_primitive_execute(prim, mm->stream, bias ? 4 : 3, args) == dnnl_success &&
              dnnl_stream_wait(mm->stream) == dnnl_success;
     }
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
+    if (mbi) dnnl_memory_destroy(mbi);
     if (!ok) pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN failed on [%d x %d] x [%d x %d]", M, K, K, N);
 }
 #endif
 
-void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* fp32 with a bias: the bias copied into every row of C, then the product accumulated onto it (beta = 1),
+ * exactly the steps the linear op always took. */
+static void gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, const float *bias, float *C, int ldc) {
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < M; n++) memcpy(C + (size_t)n * ldc, bias, sizeof(float) * (size_t)N);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
     if (mm && (M <= 0 || N <= 0 || K <= 0)) mm->a_src = NULL; /* no bf16 copy made: none to repeat */
     if (M <= 0 || N <= 0) return;
 #ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
-        gemm_bf16(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_bf16(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
         return;
     }
 #endif
     (void)mm, (void)hints;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
+    gemm_fp32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+}
+
+void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_any(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const float *A,
+                           int lda, const float *B, int ldb, const float *bias, float *C, int ldc) {
+    gemm_any(mm, hints, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }
 
 void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

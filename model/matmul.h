@@ -4,7 +4,8 @@
  *   fp32: OpenBLAS cblas_sgemm, exactly as the ops called it before (bit-identical).
  *   bf16: A and B are rounded to bfloat16 (round to nearest even) into compact row-major scratch, the
  *         product runs in oneDNN's matmul primitive with bf16 inputs and fp32 accumulation and output
- *         (AVX512-BF16 or AMX at oneDNN's choice). One primitive per (alpha, beta) with run-time M, N, K,
+ *         (AVX512-BF16 or AMX at oneDNN's choice), a bias row (pvlm_matmul_gemm_bias) added by oneDNN after
+ *         the accumulation. One primitive per (alpha, beta, bias or not) with run-time M, N, K,
  *         so varying batch shapes never build new kernels (measured on the bench shapes, oneDNN 2.6's
  *         run-time-shape gemm kernel is as fast as its fixed-shape brgemm one, docs/performance.md).
  *         Hints save roundings: a weight operand (PVLM_MM_B_WEIGHT) is rounded once per generation and
@@ -61,6 +62,12 @@ enum {
 };
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* C[M,N] = op(A) @ op(B) + bias, bias [N] added to every row (C's previous contents are ignored; bias may be
+ * NULL: beta = 0). fp32: the bias is copied into every row and the product accumulated onto it (beta = 1), the
+ * linear op's steps before this entry point existed; bf16: oneDNN's bias argument adds it in fp32 after the
+ * accumulation, which saves the copy pass and the slower accumulate-into-dst kernel. */
+void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const float *A,
+                           int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
 /* The weights may have changed (an optimizer step, a load): the kept bf16 copies are stale. The model calls
  * it at the start of every forward pass (encode, forward, decode), so one step rounds each weight once. */
 void pvlm_matmul_weights_changed(pvlm_matmul *mm);
