@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "core/args.h"
+#include "core/fsutil.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -242,21 +243,135 @@ static int memory_table(double gib, double overhead_mib) {
     return 0;
 }
 
+/* --sgemm-only: the SGEMM peak at 1 and/or 2 threads with the kernel set in use. */
+static int sgemm_only_report(int threads) {
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    for (int th = 1; th <= 2; th++) {
+        if (threads > 0 && th != threads) continue;
+        pvlm_threads_set(th);
+        double pc, pk = sgemm_peak(2048, 5, th, &pc);
+        printf("SGEMM 2048^3 threads %d kernel %s (OPENBLAS_CORETYPE=%s): %.1f GFLOP/s wall, %.1f by CPU time\n", th,
+               openblas_get_corename(), ct ? ct : "unset", pk, pc);
+    }
+    return 0;
+}
+
+/* What one benchmark run holds: the model, its batch, the AdamW moments and the settings. */
+typedef struct bench {
+    pvlm_model m;
+    pvlm_model_config c;
+    pvlm_batch b;
+    float *m1, *m2;
+    int steps, warmup, batch, torch, bf16;
+    const char *precision, *python, *script;
+    char bpath[4096];
+} bench;
+
+/* The three result lines of one precision at one thread count (wall, CPU time, per layer type). */
+static void print_run(bench *x, int th, const char *pn, const run_result *r, double pk, double pkc) {
+    int steps = x->steps;
+    printf("[threads %d] pvlm %s: step %.3f s (median of %d), %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s "
+           "GEMM peak, activations %.0f MiB, peak RSS %.0f MiB\n",
+           th, pn, r->step, steps, r->sps, r->gf, 100.0 * r->gf / pk, pn, pvlm_model_activation_bytes(&x->m) / 1048576.0,
+           pvlm_peak_rss() / 1048576.0);
+    double gfc = pvlm_model_flops(&x->m, &x->b) / r->stepc / 1e9;
+    printf("[threads %d] pvlm %s by CPU time: step %.3f s, %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s GEMM "
+           "peak (CPU time)\n", th, pn, r->stepc, x->batch / r->stepc, gfc, 100.0 * gfc / pkc, pn);
+    const double *tm = r->tm;
+    double tot = tm[0] + tm[1] + tm[2] + tm[3];
+    printf("[threads %d] pvlm %s time per step by layer type: stem %.3f s, encoder %.3f s (%.3f/layer), decoder "
+           "%.3f s (%.3f/layer), output+loss %.3f s, optimizer+rest %.3f s\n",
+           th, pn, tm[0] / steps, tm[1] / steps, tm[1] / steps / x->c.n_enc_layers, tm[2] / steps,
+           tm[2] / steps / x->c.n_dec_layers, tm[3] / steps, r->step - tot / steps);
+}
+
+/* The PyTorch peers at this thread count, as ratios to pvlm's runs r (r[0] requested precision, r[1] fp32). */
+static void torch_ratios(bench *x, int th, const run_result *r) {
+    double c32, c16 = 0, t32 = run_torch(x->python, x->script, x->bpath, th, x->steps, x->warmup, "", &c32);
+    double t16 = x->bf16 ? run_torch(x->python, x->script, x->bpath, th, x->steps, x->warmup, "bf16", &c16) : 0;
+    const run_result *r32 = &r[x->bf16 ? 1 : 0];
+    if (t32 > 0)
+        printf("[threads %d] ratio pvlm fp32 / PyTorch fp32 samples/s: %.2fx wall, %.2fx by CPU time\n", th,
+               r32->sps / t32, c32 > 0 ? x->batch / r32->stepc / c32 : 0.0);
+    if (t16 > 0)
+        printf("[threads %d] ratio pvlm bf16 / PyTorch bf16 autocast samples/s: %.2fx wall, %.2fx by CPU time\n", th,
+               r[0].sps / t16, c16 > 0 ? x->batch / r[0].stepc / c16 : 0.0);
+}
+
+/* Peaks, pvlm in the requested precision (and fp32 beside bf16) and the PyTorch peers at th threads. */
+static int bench_threads(bench *x, int th, int64_t *stepno) {
+    pvlm_err err;
+    double peak_cpu, peak = sgemm_peak(2048, 5, th, &peak_cpu), peak16_cpu = 0;
+    double peak16 = x->bf16 ? bf16_peak(2048, 5, th, &peak16_cpu) : 0;
+    printf("\n[threads %d] SGEMM peak (2048^3, median of 5): %.1f GFLOP/s wall, %.1f GFLOP/s by CPU time\n", th, peak,
+           peak_cpu);
+    if (x->bf16)
+        printf("[threads %d] bf16 GEMM peak (2048^3 through model/matmul, median of 5): %.1f GFLOP/s wall, %.1f "
+               "GFLOP/s by CPU time\n", th, peak16, peak16_cpu);
+    run_result r[2]; /* [0] = the requested precision, [1] = fp32 when that was bf16 */
+    for (int k = 0; k < 1 + x->bf16; k++) {
+        const char *pn = k == 0 ? x->precision : "fp32";
+        if (k == 1) pvlm_model_set_precision(&x->m, PVLM_PREC_FP32, &err);
+        if (run_steps(&x->m, &x->b, x->m1, x->m2, x->warmup, x->steps, th, stepno, &r[k])) return -1;
+        int is16 = !strcmp(pn, "bf16");
+        print_run(x, th, pn, &r[k], is16 ? peak16 : peak, is16 ? peak16_cpu : peak_cpu);
+    }
+    if (x->bf16) {
+        pvlm_model_set_precision(&x->m, PVLM_PREC_BF16, &err);
+        printf("[threads %d] pvlm bf16 / pvlm fp32: %.2fx wall, %.2fx by CPU time\n", th, r[0].sps / r[1].sps,
+               r[1].stepc / r[0].stepc);
+    }
+    if (x->torch) torch_ratios(x, th, r);
+    return 0;
+}
+
+/* The bench model, its batch (written for the PyTorch peer) and the moments; prints the configuration. */
+static int bench_setup(bench *x, const char *tmp, const char *recompute, pvlm_err *err) {
+    pvlm_model_config_default(&x->c);
+    if (pvlm_model_create(&x->m, &x->c, err)) return -1;
+    pvlm_model_init_weights(&x->m, 1);
+    const pvlm_model_config *c = &x->c;
+    if (pvlm_batch_alloc(&x->b, x->batch, c->image_size, c->max_prefix_len, c->max_suffix_len, err)) return -1;
+    make_batch(&x->b, c);
+    if (pvlm_path_join(x->bpath, sizeof x->bpath, tmp, "pvlm_bench_batch.safetensors", err)) return -1;
+    if (x->torch && write_batch(&x->b, c, x->bpath)) return pvlm_err_set(err, PVLM_EIO, "cannot write %s", x->bpath);
+    x->m1 = pvlm_alloc(sizeof(float) * x->m.n_params, err);
+    x->m2 = pvlm_alloc(sizeof(float) * x->m.n_params, err);
+    if (!x->m1 || !x->m2) return -1;
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    printf("config: S=%d P=%d d=%d h=%d d_ff=%d layers=%d+%d V=%d Lp=%d Ls=%d batch=%d params=%zu (%.1fM)\n", c->image_size,
+           c->patch_size, c->d_model, c->n_heads, c->d_ff, c->n_enc_layers, c->n_dec_layers, c->vocab_size,
+           c->max_prefix_len, c->max_suffix_len, x->batch, x->m.n_params, x->m.n_params / 1e6);
+    printf("analytic FLOPs per step (fwd+bwd): %.1f GFLOP; targets %.0f\n", pvlm_model_flops(&x->m, &x->b) / 1e9,
+           (double)pvlm_batch_count_targets(&x->b));
+    printf("OpenBLAS: %s; kernel core %s; OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
+           core ? core : "(unset)");
+    char warn[400];
+    if (pvlm_blas_kernel_check(warn, sizeof warn)) printf("WARNING: %s\n", warn);
+    if (pvlm_model_set_recompute(&x->m, recompute, err)) return -1;
+    if (x->bf16 && pvlm_model_set_precision(&x->m, PVLM_PREC_BF16, err)) return -1;
+    printf("precision %s%s, recompute %s\n", x->precision, x->bf16 ? " (and fp32 for comparison)" : "", recompute);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     double mem_table = 0;
-    int threads = 0, steps = 5, warmup = 1, batch = 32, torch = 1, sgemm_only = 0;
-    const char *python = "/usr/bin/python3", *script = "bench/torch_step.py", *tmp = "/tmp";
-    const char *precision = "fp32", *recompute = "none";
+    int threads = 0, sgemm_only = 0;
+    const char *tmp = "/tmp", *recompute = "none";
+    bench x;
+    memset(&x, 0, sizeof x);
+    x.steps = 5, x.warmup = 1, x.batch = 32, x.torch = 1;
+    x.python = "/usr/bin/python3", x.script = "bench/torch_step.py", x.precision = "fp32";
     pvlm_opt opts[] = {
         {"threads", PVLM_ARG_INT, &threads, "thread count (0 = measure 1 and 2)", NULL, 0, 1024, 0},
-        {"steps", PVLM_ARG_INT, &steps, "timed steps per measurement (median reported)", NULL, 1, 15, 0},
-        {"warmup", PVLM_ARG_INT, &warmup, "untimed steps first", NULL, 0, 100, 0},
-        {"batch", PVLM_ARG_INT, &batch, "batch size", NULL, 1, 4096, 0},
-        {"torch", PVLM_ARG_INT, &torch, "also run the PyTorch peer (1/0)", NULL, 0, 1, 0},
-        {"python", PVLM_ARG_STR, &python, "python with torch", NULL, 0, 0, 0},
-        {"script", PVLM_ARG_STR, &script, "path of bench/torch_step.py", NULL, 0, 0, 0},
+        {"steps", PVLM_ARG_INT, &x.steps, "timed steps per measurement (median reported)", NULL, 1, 15, 0},
+        {"warmup", PVLM_ARG_INT, &x.warmup, "untimed steps first", NULL, 0, 100, 0},
+        {"batch", PVLM_ARG_INT, &x.batch, "batch size", NULL, 1, 4096, 0},
+        {"torch", PVLM_ARG_INT, &x.torch, "also run the PyTorch peer (1/0)", NULL, 0, 1, 0},
+        {"python", PVLM_ARG_STR, &x.python, "python with torch", NULL, 0, 0, 0},
+        {"script", PVLM_ARG_STR, &x.script, "path of bench/torch_step.py", NULL, 0, 0, 0},
         {"tmp", PVLM_ARG_STR, &tmp, "folder for the shared batch file", NULL, 0, 0, 0},
-        PVLM_PRECISION_OPT(&precision),
+        PVLM_PRECISION_OPT(&x.precision),
         PVLM_RECOMPUTE_OPT(&recompute),
         {"memory-table", PVLM_ARG_DOUBLE, &mem_table,
          "only print the largest batch per model and recompute mode that fits this many GiB (no timing)", NULL, 0, 1e6,
@@ -272,105 +387,18 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines even when redirected */
 
     if (mem_table > 0) return memory_table(mem_table, 64.0); /* measured at batch 32: 12 MiB fp32, 51 bf16 */
-    if (sgemm_only) {
-        const char *ct = getenv("OPENBLAS_CORETYPE");
-        for (int th = 1; th <= 2; th++) {
-            if (threads > 0 && th != threads) continue;
-            pvlm_threads_set(th);
-            double pc, pk = sgemm_peak(2048, 5, th, &pc);
-            printf("SGEMM 2048^3 threads %d kernel %s (OPENBLAS_CORETYPE=%s): %.1f GFLOP/s wall, %.1f by CPU time\n", th,
-                   openblas_get_corename(), ct ? ct : "unset", pk, pc);
-        }
-        return 0;
-    }
+    if (sgemm_only) return sgemm_only_report(threads);
+    x.bf16 = !strcmp(x.precision, "bf16");
     pvlm_err err;
-    pvlm_model_config c;
-    pvlm_model_config_default(&c);
-    pvlm_model m;
-    if (pvlm_model_create(&m, &c, &err)) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
-    pvlm_model_init_weights(&m, 1);
-    pvlm_batch b;
-    if (pvlm_batch_alloc(&b, batch, c.image_size, c.max_prefix_len, c.max_suffix_len, &err)) return 1;
-    make_batch(&b, &c);
-    char bpath[4096];
-    snprintf(bpath, sizeof bpath, "%s/pvlm_bench_batch.safetensors", tmp);
-    if (torch && write_batch(&b, &c, bpath)) return 1;
-    float *m1 = pvlm_alloc(sizeof(float) * m.n_params, &err), *m2 = pvlm_alloc(sizeof(float) * m.n_params, &err);
-    double ntg = (double)pvlm_batch_count_targets(&b);
-    double flops = pvlm_model_flops(&m, &b);
-    const char *core = getenv("OPENBLAS_CORETYPE");
-    printf("config: S=%d P=%d d=%d h=%d d_ff=%d layers=%d+%d V=%d Lp=%d Ls=%d batch=%d params=%zu (%.1fM)\n", c.image_size,
-           c.patch_size, c.d_model, c.n_heads, c.d_ff, c.n_enc_layers, c.n_dec_layers, c.vocab_size, c.max_prefix_len,
-           c.max_suffix_len, batch, m.n_params, m.n_params / 1e6);
-    printf("analytic FLOPs per step (fwd+bwd): %.1f GFLOP; targets %.0f\n", flops / 1e9, ntg);
-    printf("OpenBLAS: %s; kernel core %s; OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
-           core ? core : "(unset)");
-    char warn[400];
-    if (pvlm_blas_kernel_check(warn, sizeof warn)) printf("WARNING: %s\n", warn);
-    if (pvlm_model_set_recompute(&m, recompute, &err)) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 2;
-    }
-    int bf16 = !strcmp(precision, "bf16");
-    if (bf16 && pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err)) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
-    printf("precision %s%s, recompute %s\n", precision, bf16 ? " (and fp32 for comparison)" : "", recompute);
-    int tlist[2] = {1, 2}, nt = 2;
-    if (threads > 0) tlist[0] = threads, nt = 1;
+    int rc = bench_setup(&x, tmp, recompute, &err) ? 1 : 0;
+    if (rc) fprintf(stderr, "bench: %s\n", err.msg);
+    int tlist[2] = {1, 2}, nt = threads > 0 ? 1 : 2;
+    if (threads > 0) tlist[0] = threads;
     int64_t stepno = 0;
-    for (int ti = 0; ti < nt; ti++) {
-        int th = pvlm_threads_set(tlist[ti]);
-        double peak_cpu, peak = sgemm_peak(2048, 5, th, &peak_cpu), peak16_cpu = 0;
-        double peak16 = bf16 ? bf16_peak(2048, 5, th, &peak16_cpu) : 0;
-        printf("\n[threads %d] SGEMM peak (2048^3, median of 5): %.1f GFLOP/s wall, %.1f GFLOP/s by CPU time\n", th,
-               peak, peak_cpu);
-        if (bf16)
-            printf("[threads %d] bf16 GEMM peak (2048^3 through model/matmul, median of 5): %.1f GFLOP/s wall, %.1f "
-                   "GFLOP/s by CPU time\n", th, peak16, peak16_cpu);
-        run_result r[2]; /* [0] = the requested precision, [1] = fp32 when that was bf16 */
-        for (int k = 0; k < 1 + bf16; k++) {
-            const char *pn = k == 0 ? precision : "fp32";
-            if (k == 1) pvlm_model_set_precision(&m, PVLM_PREC_FP32, &err);
-            if (run_steps(&m, &b, m1, m2, warmup, steps, th, &stepno, &r[k])) return 1;
-            double pk = !strcmp(pn, "bf16") ? peak16 : peak;
-            printf("[threads %d] pvlm %s: step %.3f s (median of %d), %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s "
-                   "GEMM peak, activations %.0f MiB, peak RSS %.0f MiB\n",
-                   th, pn, r[k].step, steps, r[k].sps, r[k].gf, 100.0 * r[k].gf / pk, pn,
-                   pvlm_model_activation_bytes(&m) / 1048576.0, pvlm_peak_rss() / 1048576.0);
-            double gfc = pvlm_model_flops(&m, &b) / r[k].stepc / 1e9, pkc = !strcmp(pn, "bf16") ? peak16_cpu : peak_cpu;
-            printf("[threads %d] pvlm %s by CPU time: step %.3f s, %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s GEMM "
-                   "peak (CPU time)\n", th, pn, r[k].stepc, batch / r[k].stepc, gfc, 100.0 * gfc / pkc, pn);
-            const double *tm = r[k].tm;
-            double tot = tm[0] + tm[1] + tm[2] + tm[3];
-            printf("[threads %d] pvlm %s time per step by layer type: stem %.3f s, encoder %.3f s (%.3f/layer), decoder "
-                   "%.3f s (%.3f/layer), output+loss %.3f s, optimizer+rest %.3f s\n",
-                   th, pn, tm[0] / steps, tm[1] / steps, tm[1] / steps / c.n_enc_layers, tm[2] / steps,
-                   tm[2] / steps / c.n_dec_layers, tm[3] / steps, r[k].step - tot / steps);
-        }
-        if (bf16) {
-            pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err);
-            printf("[threads %d] pvlm bf16 / pvlm fp32: %.2fx wall, %.2fx by CPU time\n", th, r[0].sps / r[1].sps,
-                   r[1].stepc / r[0].stepc);
-        }
-        if (torch) {
-            double c32, c16 = 0, t32 = run_torch(python, script, bpath, th, steps, warmup, "", &c32);
-            double t16 = bf16 ? run_torch(python, script, bpath, th, steps, warmup, "bf16", &c16) : 0;
-            run_result *r32 = &r[bf16 ? 1 : 0];
-            if (t32 > 0)
-                printf("[threads %d] ratio pvlm fp32 / PyTorch fp32 samples/s: %.2fx wall, %.2fx by CPU time\n", th,
-                       r32->sps / t32, c32 > 0 ? batch / r32->stepc / c32 : 0.0);
-            if (t16 > 0)
-                printf("[threads %d] ratio pvlm bf16 / PyTorch bf16 autocast samples/s: %.2fx wall, %.2fx by CPU time\n",
-                       th, r[0].sps / t16, c16 > 0 ? batch / r[0].stepc / c16 : 0.0);
-        }
-    }
-    pvlm_free(m1), pvlm_free(m2);
-    pvlm_batch_free(&b);
-    pvlm_model_free(&m);
-    return 0;
+    for (int ti = 0; rc == 0 && ti < nt; ti++)
+        if (bench_threads(&x, pvlm_threads_set(tlist[ti]), &stepno)) rc = 1;
+    pvlm_free(x.m1), pvlm_free(x.m2);
+    pvlm_batch_free(&x.b);
+    if (x.m.priv) pvlm_model_free(&x.m);
+    return rc;
 }
