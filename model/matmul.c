@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/mem.h"
 
@@ -342,6 +345,49 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     if (!ok) pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN failed on [%d x %d] x [%d x %d]", M, K, K, N);
 }
 #endif
+
+/* Column sums of X [R, C] into db, and (d16 not NULL) X rounded into d16 [R, C] compact, in one pass. The
+ * rows are walked in memory order, each adding into a block of up to CS_W column sums that stays in L1;
+ * walking down a block of columns instead (a stride of ld floats per row) touched a new page per row and
+ * cost several times the memory traffic's time in TLB misses on the wide layers. Blocks are split over the
+ * threads, never the rows of a column, so each column's order is fixed. */
+#define CS_W 1024
+static void colsum_pass(float *db, uint16_t *d16, const float *X, int R, int C, int ld) {
+    int nblk = (C + CS_W - 1) / CS_W;
+#ifdef _OPENMP
+    int nt = omp_get_max_threads(); /* one block per thread at least, blocks of whole 64-byte lines */
+    if (nblk < nt && C >= 32 * nt) nblk = nt;
+#endif
+    int bw = ((C + nblk - 1) / nblk + 15) / 16 * 16;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < nblk; b++) {
+        int c0 = b * bw, w = C - c0 < bw ? C - c0 : bw;
+        if (w <= 0) continue;
+        float acc[CS_W];
+        memset(acc, 0, sizeof(float) * (size_t)w);
+        for (int r = 0; r < R; r++) {
+            const float *x = X + (size_t)r * ld + c0;
+#pragma omp simd
+            for (int c = 0; c < w; c++) acc[c] += x[c];
+#ifdef PVLM_HAVE_DNNL
+            if (d16) row_bf16_avx512(d16 + (size_t)r * C + c0, x, w);
+#endif
+        }
+        for (int c = 0; c < w; c++) db[c0 + c] += acc[c];
+    }
+}
+
+void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C, int ld) {
+    if (R <= 0 || C <= 0) return;
+    uint16_t *d16 = NULL;
+    if (mm) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
+#ifdef PVLM_HAVE_DNNL
+    if (mm && mm->prec == PVLM_PREC_BF16 && !mm->err.code && !grow16(mm, &mm->a16, &mm->a_cap, (size_t)R * C))
+        d16 = mm->a16;
+#endif
+    colsum_pass(db, d16, X, R, C, ld);
+    if (d16) mm->a_src = X, mm->a_R = R, mm->a_C = C, mm->a_ld = ld;
+}
 
 /* fp32 with a bias: the bias copied into every row of C, then the product accumulated onto it (beta = 1),
  * exactly the steps the linear op always took. */

@@ -58,7 +58,8 @@ void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, floa
  * only where they hold by construction. */
 enum {
     PVLM_MM_B_WEIGHT = 1, /* B is a weight matrix, unchanged since the last pvlm_matmul_weights_changed */
-    PVLM_MM_A_AGAIN = 2   /* A is the same memory, shape and contents as the previous call's A */
+    PVLM_MM_A_AGAIN = 2   /* A is the same memory, shape and contents as the previous call's A (or X of a
+                             pvlm_matmul_colsum just before) */
 };
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
@@ -68,6 +69,11 @@ void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int 
  * accumulation, which saves the copy pass and the slower accumulate-into-dst kernel. */
 void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const float *A,
                            int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
+/* db[j] += the sum over the rows of X [R, C] (leading dimension ld) of X[., j]: a linear layer's bias
+ * gradient. Each column is summed in row order, so the bits do not depend on the thread count or the
+ * precision. In bf16 the same pass rounds X into the kept A copy: a following product whose A is X (either
+ * orientation) may pass PVLM_MM_A_AGAIN and skip its own rounding pass. */
+void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C, int ld);
 /* The weights may have changed (an optimizer step, a load): the kept bf16 copies are stale. The model calls
  * it at the start of every forward pass (encode, forward, decode), so one step rounds each weight once. */
 void pvlm_matmul_weights_changed(pvlm_matmul *mm);

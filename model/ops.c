@@ -12,38 +12,16 @@ void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const floa
     pvlm_matmul_gemm_bias(mm, PVLM_MM_B_WEIGHT, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
 }
 
-/* db[o] += sum over rows of dout[., o], each column summed in row order: deterministic for any thread count,
- * and the same bits whether or not the adds run several columns per vector instruction (columns never mix).
- * Blocks of BG_W columns keep their partial sums in vector registers (fixed width so the compiler can). */
-#define BG_W 32
-static void bias_grad(float *db, const float *dout, int N, int O) {
-#pragma omp parallel for schedule(static)
-    for (int o0 = 0; o0 < O; o0 += BG_W) {
-        int w = O - o0 < BG_W ? O - o0 : BG_W;
-        float acc[BG_W] = {0};
-        if (w == BG_W) {
-            for (int n = 0; n < N; n++) {
-                const float *r = dout + (size_t)n * O + o0;
-#pragma omp simd
-                for (int o = 0; o < BG_W; o++) acc[o] += r[o];
-            }
-        } else {
-            for (int n = 0; n < N; n++)
-                for (int o = 0; o < w; o++) acc[o] += dout[(size_t)n * O + o0 + o];
-        }
-        for (int o = 0; o < w; o++) db[o0 + o] += acc[o];
-    }
-}
-
 void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
                         const float *W, int N, int In, int O) {
     if (N <= 0) return;
+    /* the column sums first: in bf16 their pass also rounds dout, which both products then reuse */
+    if (db) pvlm_matmul_colsum(mm, db, dout, N, O, O);
     if (din) /* [N,In] = dout[N,O] @ W[O,In] */
-        pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT, 0, 0, N, In, O, 1.0f, dout, O, W, In, din_acc ? 1.0f : 0.0f, din,
-                              In);
-    if (dW) /* [O,In] += dout^T @ in; dout is the previous product's A when din was computed */
-        pvlm_matmul_gemm_hint(mm, din ? PVLM_MM_A_AGAIN : 0, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
-    if (db) bias_grad(db, dout, N, O);
+        pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT | (db ? PVLM_MM_A_AGAIN : 0), 0, 0, N, In, O, 1.0f, dout, O, W, In,
+                              din_acc ? 1.0f : 0.0f, din, In);
+    if (dW) /* [O,In] += dout^T @ in; dout is the previous call's A when db or din was computed */
+        pvlm_matmul_gemm_hint(mm, db || din ? PVLM_MM_A_AGAIN : 0, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
 }
 
 /* ---------------------------------------------------------------- layernorm */
