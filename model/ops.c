@@ -4,6 +4,9 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ---------------------------------------------------------------- linear */
 
@@ -26,60 +29,116 @@ void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, flo
 
 /* ---------------------------------------------------------------- layernorm */
 
+/* The per-row sums below are sequential chains of dependent adds (C of them per row, each waiting for the
+ * last); LN_ROWS rows are interleaved so that their chains overlap. Each row's sums keep their order, so
+ * the bits are those of one row at a time. */
+#define LN_ROWS 8
+#define LN_UNROLL _Pragma("GCC unroll 8") /* the row loops unrolled: their sums then live in registers */
+
+__attribute__((always_inline)) static inline void ln_fwd_rows(float *out, float *mean, float *rstd, const float *in,
+                                                              const float *w, const float *b, int nr, int C, float eps) {
+    float s[LN_ROWS] = {0}, v[LN_ROWS] = {0}, m[LN_ROWS], r[LN_ROWS];
+    for (int c = 0; c < C; c++)
+        LN_UNROLL for (int j = 0; j < nr; j++) s[j] += in[(size_t)j * C + c];
+    for (int j = 0; j < nr; j++) m[j] = s[j] / C;
+    for (int c = 0; c < C; c++)
+        LN_UNROLL for (int j = 0; j < nr; j++) {
+            float dx = in[(size_t)j * C + c] - m[j];
+            v[j] += dx * dx;
+        }
+    for (int j = 0; j < nr; j++) {
+        const float *x = in + (size_t)j * C;
+        float *y = out + (size_t)j * C;
+        r[j] = 1.0f / sqrtf(v[j] / C + eps);
+        float mj = m[j], rj = r[j];
+        for (int c = 0; c < C; c++) y[c] = (x[c] - mj) * rj * w[c] + b[c];
+        mean[j] = mj, rstd[j] = rj;
+    }
+}
+
 void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C, float eps) {
+    int nblk = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C;
-        float *y = out + (size_t)n * C;
-        float s = 0.0f;
-        for (int c = 0; c < C; c++) s += x[c];
-        float m = s / C;
-        float v = 0.0f;
-        for (int c = 0; c < C; c++) {
-            float dx = x[c] - m;
-            v += dx * dx;
+    for (int k = 0; k < nblk; k++) {
+        int n0 = k * LN_ROWS;
+        size_t o = (size_t)n0 * C;
+        if (N - n0 >= LN_ROWS)
+            ln_fwd_rows(out + o, mean + n0, rstd + n0, in + o, w, b, LN_ROWS, C, eps);
+        else /* the last rows one at a time: a constant count for each call */
+            for (int j = 0; j < N - n0; j++)
+                ln_fwd_rows(out + o + (size_t)j * C, mean + n0 + j, rstd + n0 + j, in + o + (size_t)j * C, w, b, 1, C,
+                            eps);
+    }
+}
+
+__attribute__((always_inline)) static inline void ln_bwd_rows(float *din, const float *dout, const float *in,
+                                                              const float *w, const float *mean, const float *rstd,
+                                                              int nr, int C) {
+    float s1[LN_ROWS] = {0}, s2[LN_ROWS] = {0}; /* mean(dxhat), mean(dxhat * xhat) */
+    for (int c = 0; c < C; c++)
+        LN_UNROLL for (int j = 0; j < nr; j++) {
+            float xh = (in[(size_t)j * C + c] - mean[j]) * rstd[j], g = dout[(size_t)j * C + c] * w[c];
+            s1[j] += g, s2[j] += g * xh;
         }
-        float r = 1.0f / sqrtf(v / C + eps);
-        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
-        mean[n] = m, rstd[n] = r;
+    for (int j = 0; j < nr; j++) {
+        const float *x = in + (size_t)j * C, *dy = dout + (size_t)j * C;
+        float *dx = din + (size_t)j * C;
+        float m = mean[j], r = rstd[j], a = s1[j] / C, b = s2[j] / C;
+        for (int c = 0; c < C; c++) {
+            float xh = (x[c] - m) * r;
+            dx[c] += r * (dy[c] * w[c] - a - xh * b);
+        }
+    }
+}
+
+/* dw, db: column sums in row order, as the bias gradient (model/matmul.c): blocks of whole columns over the
+ * threads, each walking the rows in memory order. */
+#define LN_COLS 1024
+static void ln_param_grads(float *dw, float *db, const float *dout, const float *in, const float *mean,
+                           const float *rstd, int N, int C) {
+    int nblk = (C + LN_COLS - 1) / LN_COLS;
+#ifdef _OPENMP
+    int nt = omp_get_max_threads();
+    if (nblk < nt && C >= 32 * nt) nblk = nt;
+#endif
+    int bw = ((C + nblk - 1) / nblk + 15) / 16 * 16;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        int c0 = k * bw, wd = C - c0 < bw ? C - c0 : bw;
+        if (wd <= 0) continue;
+        float aw[LN_COLS], ab[LN_COLS];
+        memset(aw, 0, sizeof(float) * (size_t)wd);
+        memset(ab, 0, sizeof(float) * (size_t)wd);
+        for (int n = 0; n < N; n++) {
+            const float *x = in + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
+            float m = mean[n], r = rstd[n];
+#pragma omp simd
+            for (int c = 0; c < wd; c++) {
+                aw[c] += dy[c] * (x[c] - m) * r;
+                ab[c] += dy[c];
+            }
+        }
+        for (int c = 0; c < wd; c++) dw[c0 + c] += aw[c], db[c0 + c] += ab[c];
     }
 }
 
 void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const float *mean, const float *rstd, int N, int C) {
+    int nblk = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C, *dy = dout + (size_t)n * C;
-        float *dx = din + (size_t)n * C;
-        float m = mean[n], r = rstd[n];
-        float s1 = 0.0f, s2 = 0.0f; /* mean(dxhat), mean(dxhat * xhat) */
-        for (int c = 0; c < C; c++) {
-            float xh = (x[c] - m) * r, g = dy[c] * w[c];
-            s1 += g, s2 += g * xh;
-        }
-        s1 /= C, s2 /= C;
-        for (int c = 0; c < C; c++) {
-            float xh = (x[c] - m) * r;
-            dx[c] += r * (dy[c] * w[c] - s1 - xh * s2);
-        }
-    }
-    /* parameter gradients: parallel over column blocks, rows in order */
-#pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < C; c0 += 64) {
-        int c1 = c0 + 64 < C ? c0 + 64 : C;
-        float aw[64], ab[64];
-        for (int c = c0; c < c1; c++) aw[c - c0] = 0.0f, ab[c - c0] = 0.0f;
-        for (int n = 0; n < N; n++) {
-            const float *x = in + (size_t)n * C, *dy = dout + (size_t)n * C;
-            float m = mean[n], r = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                aw[c - c0] += dy[c] * (x[c] - m) * r;
-                ab[c - c0] += dy[c];
+    for (int k = 0; k < nblk; k++) {
+        int n0 = k * LN_ROWS;
+        size_t o = (size_t)n0 * C;
+        if (N - n0 >= LN_ROWS)
+            ln_bwd_rows(din + o, dout + o, in + o, w, mean + n0, rstd + n0, LN_ROWS, C);
+        else
+            for (int j = 0; j < N - n0; j++) {
+                size_t oj = o + (size_t)j * C;
+                ln_bwd_rows(din + oj, dout + oj, in + oj, w, mean + n0 + j, rstd + n0 + j, 1, C);
             }
-        }
-        for (int c = c0; c < c1; c++) dw[c] += aw[c - c0], db[c] += ab[c - c0];
     }
+    ln_param_grads(dw, db, dout, in, mean, rstd, N, C);
 }
 
 /* ---------------------------------------------------------------- gelu */

@@ -40,20 +40,47 @@ double pvlm_optim_lr(const pvlm_optim_config *c, int64_t step) {
     return lo + (c->lr - lo) * 0.5 * (1.0 + cos(M_PI * prog)); /* cosine (Loshchilov & Hutter, SGDR) */
 }
 
+/* g[a..b) squared and summed in order in double: one chunk's sum. */
+static double chunk_sqsum(const float *g, size_t a, size_t b) {
+    double s = 0.0;
+    for (size_t i = a; i < b; i++) s += (double)g[i] * (double)g[i];
+    return s;
+}
+
+/* SQ_GROUP whole chunks from g, summed side by side: each chunk's chain of dependent adds keeps its order
+ * (the same bits as chunk_sqsum), but the chains overlap instead of waiting for one another. */
+#define SQ_CHUNK 4096
+#define SQ_GROUP 8
+static void group_sqsum(double *part, const float *g) {
+    double s[SQ_GROUP] = {0};
+    for (size_t i = 0; i < SQ_CHUNK; i++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < SQ_GROUP; j++) {
+            double x = (double)g[(size_t)j * SQ_CHUNK + i];
+            s[j] += x * x;
+        }
+    for (int j = 0; j < SQ_GROUP; j++) part[j] = s[j];
+}
+
 double pvlm_optim_sqnorm(const float *g, size_t n) {
     /* fixed 4096-element chunks summed in order: the result does not depend on the thread count */
-    size_t nchunk = (n + 4095) / 4096;
+    size_t nchunk = (n + SQ_CHUNK - 1) / SQ_CHUNK, nfull = n / SQ_CHUNK;
     double total = 0.0;
-    enum { BATCH = 256 };
+    enum { BATCH = 256 }; /* a multiple of SQ_GROUP */
     double part[BATCH];
     for (size_t c0 = 0; c0 < nchunk; c0 += BATCH) {
         size_t c1 = c0 + BATCH < nchunk ? c0 + BATCH : nchunk;
+        long ngrp = (long)((c1 - c0 + SQ_GROUP - 1) / SQ_GROUP);
 #pragma omp parallel for schedule(static)
-        for (size_t c = c0; c < c1; c++) {
-            size_t a = c * 4096, b = a + 4096 < n ? a + 4096 : n;
-            double s = 0.0;
-            for (size_t i = a; i < b; i++) s += (double)g[i] * (double)g[i];
-            part[c - c0] = s;
+        for (long k = 0; k < ngrp; k++) {
+            size_t c = c0 + (size_t)k * SQ_GROUP;
+            if (c + SQ_GROUP <= nfull) {
+                group_sqsum(part + (c - c0), g + c * SQ_CHUNK);
+            } else {
+                for (size_t e = c; e < c1 && e < c + SQ_GROUP; e++) {
+                    size_t a = e * SQ_CHUNK, b = a + SQ_CHUNK < n ? a + SQ_CHUNK : n;
+                    part[e - c0] = chunk_sqsum(g, a, b);
+                }
+            }
         }
         for (size_t c = c0; c < c1; c++) total += part[c - c0];
     }

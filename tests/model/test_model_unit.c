@@ -258,6 +258,24 @@ static void test_optim(void) {
     double want = 0;
     for (int i = 0; i < 10000; i++) g[i] = (float)((i % 7) - 3) * 0.5f, want += (double)g[i] * g[i];
     CHECK_CLOSE(pvlm_optim_sqnorm(g, 10000), want, 1e-12, 0);
+    /* the documented order exactly (4096-element chunks each summed in order, then the chunk sums in order):
+     * whole groups of chunks, a partial group, a partial last chunk and more than one batch of 256 chunks */
+    size_t big = 300 * 4096 + 123;
+    float *gb = malloc(sizeof(float) * big);
+    CHECK(gb != NULL);
+    for (size_t i = 0; i < big; i++) gb[i] = (float)sin((double)i * 0.37) * (float)(1 + i % 13);
+    size_t sizes[] = {big, 4096 * 8, 4096 * 11 + 7, 4095};
+    for (int t = 0; t < 4; t++) {
+        size_t n = sizes[t];
+        double tot = 0;
+        for (size_t a = 0; a < n; a += 4096) {
+            double s = 0;
+            for (size_t i = a; i < n && i < a + 4096; i++) s += (double)gb[i] * (double)gb[i];
+            tot += s;
+        }
+        CHECK(pvlm_optim_sqnorm(gb, n) == tot);
+    }
+    free(gb);
     /* AdamW on a tiny model: closed form for one element of a decayed and a non-decayed view, a frozen view,
      * and a ZeRO-style sub-range with moment slices */
     pvlm_model_config c;
