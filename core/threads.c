@@ -1,6 +1,7 @@
 /* threads.c - see threads.h. */
 #include "threads.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -20,17 +21,32 @@ static int env_int(const char *name) {
     return v > 0 ? v : 0;
 }
 
+int pvlm_threads_cpus(cpu_set_t *mask) {
+    CPU_ZERO(mask);
+    if (sched_getaffinity(0, sizeof *mask, mask) != 0 || CPU_COUNT(mask) == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        CPU_ZERO(mask);
+        for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, mask);
+    }
+    int n = CPU_COUNT(mask);
+    return n < 1 ? 1 : n;
+}
+
+int pvlm_threads_default(int node_cpus, int node_ranks) {
+    cpu_set_t mask;
+    int own = pvlm_threads_cpus(&mask), share = node_cpus / (node_ranks > 0 ? node_ranks : 1);
+    int n = own < share ? own : share;
+    return n < 1 ? 1 : n;
+}
+
 int pvlm_threads_resolve(int requested) {
     if (requested > 0) return requested;
     int env = env_int("PVLM_THREADS");
     if (env) return env;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores < 1) cores = 1;
+    cpu_set_t mask;
     int local = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (!local) local = env_int("SLURM_NTASKS_PER_NODE");
-    if (!local) local = 1;
-    long n = cores / local;
-    return n < 1 ? 1 : (int)n;
+    return pvlm_threads_default(pvlm_threads_cpus(&mask), local ? local : 1);
 }
 
 int pvlm_threads_set(int n) {

@@ -2,15 +2,30 @@
  *
  * OpenBLAS (Debian's OpenMP build, libopenblas0-openmp) and our own OpenMP
  * loops share one OpenMP runtime and never run at the same time, so setting
- * both to the same n gives exactly n busy threads per rank. The default n is
- * the cores of this node divided by the ranks on this node (Open MPI's
- * OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE), at least 1, so
- * ranks never oversubscribe the node.
+ * both to the same n gives exactly n busy threads per rank.
+ *
+ * The default n comes from CPU affinity masks, which follow Slurm's allocation
+ * (cgroup cpuset, --cpu-bind), mpirun's binding and taskset, rather than from
+ * the node's online CPU count: n = min(this process's CPUs, node CPUs / ranks
+ * on the node), at least 1, where node CPUs is the union of the node's ranks'
+ * masks (mpi/comm.h measures it) or, without that, this process's own mask and
+ * the local rank count from the launcher's environment (Open MPI's
+ * OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE). Ranks bound to
+ * their own cores get those cores; ranks sharing a mask split it; so ranks
+ * never oversubscribe the node.
  */
 #ifndef PVLM_THREADS_H
 #define PVLM_THREADS_H
 
-/* Resolve the thread count: requested > 0 wins, else PVLM_THREADS, else the default above. */
+#include <sched.h>
+
+/* *mask = the CPUs this process may run on; all online CPUs where the mask cannot be read. Returns their
+ * count (at least 1). */
+int pvlm_threads_cpus(cpu_set_t *mask);
+/* The default above, given the node's CPUs (union of its ranks' masks) and its rank count. */
+int pvlm_threads_default(int node_cpus, int node_ranks);
+/* Resolve the thread count: requested > 0 wins, else PVLM_THREADS, else the default from this process's
+ * mask and the launcher's local rank count. */
 int pvlm_threads_resolve(int requested);
 /* Set OpenMP and OpenBLAS to n threads; returns n. */
 int pvlm_threads_set(int n);

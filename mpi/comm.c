@@ -227,11 +227,7 @@ int pvlm_comm_node_cores(const pvlm_comm *c, int *node_ranks, int *node_cores, p
     MPI_Comm node;
     MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
     cpu_set_t mask;
-    CPU_ZERO(&mask);
-    if (sched_getaffinity(0, sizeof mask, &mask) != 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &mask);
-    }
+    pvlm_threads_cpus(&mask);
     /* the union of the ranks' affinity masks: ranks bound to one core each, or all free to run anywhere */
     int rc = MPI_Allreduce(MPI_IN_PLACE, &mask, (int)sizeof mask, MPI_BYTE, MPI_BOR, node);
     if (rc == MPI_SUCCESS) rc = MPI_Comm_size(node, node_ranks);
@@ -239,6 +235,17 @@ int pvlm_comm_node_cores(const pvlm_comm *c, int *node_ranks, int *node_cores, p
     if (rc != MPI_SUCCESS) return pvlm_comm_mpi_err(rc, err, "node core count (MPI_Allreduce over the node's ranks)");
     *node_cores = CPU_COUNT(&mask);
     return 0;
+}
+
+int pvlm_comm_threads(const pvlm_comm *c, int requested, pvlm_err *err) {
+    int ranks = 1, cpus = 1;
+    if (requested > 0 || getenv("PVLM_THREADS")) return pvlm_threads_resolve(requested);
+    /* collective on every path below, so all ranks agree to take part */
+    if (pvlm_comm_node_cores(c, &ranks, &cpus, err)) {
+        pvlm_warn("%s; threads from this rank's own CPU mask instead", err->msg);
+        return pvlm_threads_resolve(0);
+    }
+    return pvlm_threads_default(cpus, ranks);
 }
 
 void pvlm_comm_split(size_t n, int size, int rank, size_t *off, size_t *cnt) {
@@ -249,6 +256,6 @@ void pvlm_comm_split(size_t n, int size, int rank, size_t *off, size_t *cnt) {
 
 int pvlm_comm_start(pvlm_comm *c, int *argc, char ***argv, int threads, pvlm_err *err) {
     if (pvlm_comm_install_signals(err) || pvlm_comm_init(c, argc, argv, err)) return -1;
-    pvlm_threads_set(pvlm_threads_resolve(threads));
+    pvlm_threads_set(pvlm_comm_threads(c, threads, err));
     return 0;
 }

@@ -47,7 +47,7 @@ void pvlm_comm_request_stop(int signo);
 int pvlm_comm_init(pvlm_comm *c, int *argc, char ***argv, pvlm_err *err);
 void pvlm_comm_finalize(pvlm_comm *c);
 /* What every MPI subcommand does first: pvlm_comm_install_signals, pvlm_comm_init, then
- * pvlm_threads_set(pvlm_threads_resolve(threads)) (threads 0: cores / ranks on the node). */
+ * pvlm_threads_set(pvlm_comm_threads(c, threads)) (threads 0: the node's CPUs shared by its ranks). */
 int pvlm_comm_start(pvlm_comm *c, int *argc, char ***argv, int threads, pvlm_err *err);
 /* MPI_Abort(comm, code): the program-level "kill every rank now" (a rank that cannot continue
  * alone, the watchdog). Not used by library code paths that can return an error. */
@@ -76,6 +76,11 @@ int pvlm_comm_gather_json(const pvlm_comm *c, const json_t *mine, json_t **out, 
 /* Ranks on this rank's node (MPI_COMM_TYPE_SHARED) and the cores they may run on (the union of
  * their CPU affinity masks, which follows Slurm's allocation and mpirun's binding). Collective. */
 int pvlm_comm_node_cores(const pvlm_comm *c, int *node_ranks, int *node_cores, pvlm_err *err);
+
+/* The thread count for this rank (core/threads.h): requested > 0 or PVLM_THREADS wins, else the default from
+ * this rank's CPU mask and pvlm_comm_node_cores. Collective unless requested > 0 or PVLM_THREADS is set (set
+ * alike on every rank). */
+int pvlm_comm_threads(const pvlm_comm *c, int requested, pvlm_err *err);
 
 /* Even split of n elements over size ranks: rank r owns [*off, *off + *cnt). The first n % size
  * ranks get one more element. Used for ZeRO-1 slices and documented so checkpoints can name

@@ -769,7 +769,7 @@ static int restore_or_start(trainer *t, pvlm_err *err) {
 static int run(trainer *t, int *exit_code, pvlm_err *err) {
     settings *s = &t->S;
     const pvlm_comm *c = &t->comm;
-    if (log_settings(t, pvlm_threads_set(pvlm_threads_resolve(s->threads)), err)) return -1;
+    if (log_settings(t, pvlm_threads_set(pvlm_comm_threads(c, s->threads, err)), err)) return -1;
     if (!s->images && !s->text) return pvlm_err_set(err, PVLM_EINVAL, "pvlm pretrain: give --images and/or --text manifests");
     if (!s->ckpt_dir && c->rank == 0) pvlm_warn("no --ckpt-dir: nothing will be saved");
     if (setup_eval(t, err)) return -1;
@@ -858,7 +858,7 @@ static void bind_flags(trainer *t) {
         {"metrics", PVLM_ARG_STR, &s->metrics, "append one JSON line per step to this file (rank 0)", NULL, 0, 0, 0},
         {"log-samples", PVLM_ARG_STR, &s->log_samples, "append the sample ids of every micro-batch to FILE.RANK, a line 'STEP RANK/WORLD id...' each (data-order tests)", NULL, 0, 0, 0},
         {"peak-gflops", PVLM_ARG_DOUBLE, &s->peak_gflops, "per-rank peak GFLOP/s for MFU (0: highest SGEMM rate measured at start and at each progress line)", NULL, 0, 1e9, 0},
-        {"threads", PVLM_ARG_INT, &s->threads, "threads per rank (0: cores / ranks on the node)", NULL, 0, 4096, 0},
+        {"threads", PVLM_ARG_INT, &s->threads, "threads per rank (0: the CPUs this rank may use, at most the node's CPUs / its ranks)", NULL, 0, 4096, 0},
         {"watchdog-factor", PVLM_ARG_DOUBLE, &s->watchdog_factor, "abort when a step takes this many times the slowest recent step (0: off)", NULL, 0, 1e9, 0},
         {"watchdog-min", PVLM_ARG_DOUBLE, &s->watchdog_min, "watchdog limit never below this (seconds)", NULL, 0, 1e9, 0},
         {"watchdog-first", PVLM_ARG_DOUBLE, &s->watchdog_first, "watchdog limit before the first step ends (seconds)", NULL, 0, 1e9, 0},

@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "harness.h"
 
 static int parse(const pvlm_cmd *cmd, int argc, const char **argv, char **pos, int *np) {
@@ -172,11 +173,42 @@ static void test_path_join(void) {
           strstr(err.msg, "path too long") && strstr(err.msg, "89abcdef") && buf[0] == '\0');
 }
 
+/* The default thread count follows the affinity mask (taskset, Slurm, mpirun binding), not the online
+ * CPU count, and splits a shared mask over the ranks that share it. */
+static void test_threads(void) {
+    unsetenv("PVLM_THREADS");
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    unsetenv("SLURM_NTASKS_PER_NODE");
+    cpu_set_t all, one;
+    int n = pvlm_threads_cpus(&all);
+    CHECK(n >= 1 && n == CPU_COUNT(&all));
+    CHECK(pvlm_threads_resolve(3) == 3);
+    CHECK(pvlm_threads_resolve(0) == n);
+    CHECK(pvlm_threads_default(1 << 20, 1) == n); /* never more than this process may use */
+    CHECK(pvlm_threads_default(n, 2) == (n / 2 > 0 ? n / 2 : 1));
+    CHECK(pvlm_threads_default(1, 8) == 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+    CHECK(pvlm_threads_resolve(0) == (n / 2 > 0 ? n / 2 : 1));
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    setenv("PVLM_THREADS", "5", 1);
+    CHECK(pvlm_threads_resolve(0) == 5);
+    unsetenv("PVLM_THREADS");
+    /* bound to one CPU (as taskset -c or a one-core Slurm task): one thread */
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+    CHECK(pvlm_threads_cpus(&one) == 1 && pvlm_threads_resolve(0) == 1);
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+}
+
 int main(void) {
     test_args();
     test_rng();
     test_hash_fs();
     test_err();
     test_path_join();
+    test_threads();
     return pvlm_test_done("core_unit");
 }
