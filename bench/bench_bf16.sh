@@ -5,7 +5,10 @@
 #  2. the 16 GiB plan (bench_train_step --memory-table 16) and one point of it run for real (bench config,
 #     --recompute block, batch 256, fp32: peak RSS against the plan);
 #  3. with a trained run folder and its data (images/, test_captions.json): `pvlm caption` in fp32 and bf16,
-#     greedy and beam 3, and how many captions differ.
+#     greedy and beam 3, and how many captions differ;
+#  4. BF16_REPEAT (default 5) more 1-thread runs of part 1 without PyTorch, one line each (the GEMM peaks
+#     measured at its start, both step times, the ratio) and the median ratio: on a shared VM the bf16
+#     units slow down more than fp32's in some minutes, and one run cannot tell such a minute from the code.
 # Run it on a quiet machine; it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own commands only.
 # BF16_PARTS=captions runs part 3 alone (bench_all.sh runs part 1 itself).
 set -u
@@ -18,6 +21,31 @@ if [ "${BF16_PARTS:-all}" != captions ]; then
 /usr/bin/time -f "batch 256, recompute block: peak RSS %M KiB (getrusage)" "${nob[@]}" "$b/bench/bench_train_step" \
   --threads 1 --steps 1 --warmup 0 --torch 0 --batch 256 --recompute block | grep -E "activations|RSS"
 fi
+repeat_1thread() {
+  local n=${BF16_REPEAT:-5} i log ratios=()
+  [ "$n" -gt 0 ] || return 0
+  echo "== $(date -u +%FT%TZ) $n more 1-thread runs (bench_train_step --threads 1 --steps 3 --warmup 1 --torch 0" \
+    "--precision bf16); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  log=$(mktemp)
+  for i in $(seq "$n"); do
+    "${nob[@]}" "$b/bench/bench_train_step" --threads 1 --steps 3 --warmup 1 --torch 0 --precision bf16 > "$log" 2>&1
+    local sg bp s16 s32
+    sg=$(sed -n 's/.*SGEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
+    bp=$(sed -n 's/.*bf16 GEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
+    s16=$(sed -n 's/.*pvlm bf16: step \([0-9.]*\) s.*/\1/p' "$log")
+    s32=$(sed -n 's/.*pvlm fp32: step \([0-9.]*\) s.*/\1/p' "$log")
+    [ -n "$s16" ] && [ -n "$s32" ] || { echo "run $i failed:"; tail -3 "$log"; continue; }
+    ratios+=("$(echo "scale=4; $s32 / $s16" | bc)")
+    printf 'run %d: SGEMM peak %s, bf16 peak %s GFLOP/s; step bf16 %s s, fp32 %s s; bf16 / fp32 %.2fx\n' "$i" "$sg" "$bp" \
+      "$s16" "$s32" "${ratios[-1]}"
+  done
+  rm -f "$log"
+  [ ${#ratios[@]} -gt 0 ] || return 0
+  printf '%s\n' "${ratios[@]}" | sort -g | awk '{r[NR] = $1} END {
+    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    printf "median bf16 / fp32 over %d runs: %.2fx (min %.2fx, max %.2fx)\n", NR, m, r[1], r[NR]}'
+}
+[ "${BF16_PARTS:-all}" != captions ] && trap repeat_1thread EXIT
 [ -n "$run" ] && [ -n "$data" ] || exit 0
 out=$(mktemp -d)
 for beam in 1 3; do
