@@ -17,7 +17,7 @@
 #  10. with RUN_DIR and DATA_DIR (a trained run folder and its data): bench_bf16.sh's caption part, fp32 vs
 #      bf16 captions of the test images (bench_bf16.sh's batch-256 recompute run is left out).
 # Settings are smaller than the per-area pages' (fewer repetitions, sizes and rounds: see bench/README.md)
-# so that the whole sitting takes about 3.5 minutes (198 s) on an idle 2-core machine and fits one quiet window:
+# so that the whole sitting takes about 4 minutes (238 s) on an idle 2-core machine and fits one quiet window:
 #   /work/tools/quiet -t 420 bench/bench_all.sh build RUN_DIR DATA_DIR > LOG
 # It unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own commands only (docs/performance.md).
 set -u
