@@ -49,6 +49,16 @@ int pvlm_threads_resolve(int requested) {
     return pvlm_threads_default(pvlm_threads_cpus(&mask), local ? local : 1);
 }
 
+int pvlm_threads_col_blocks(int C, int max_width, int *width) {
+    int nblk = (C + max_width - 1) / max_width;
+#ifdef _OPENMP
+    int nt = omp_get_max_threads();
+    if (nblk < nt && C >= 32 * nt) nblk = nt;
+#endif
+    *width = ((C + nblk - 1) / nblk + 15) / 16 * 16;
+    return nblk;
+}
+
 int pvlm_threads_set(int n) {
     if (n < 1) n = 1;
     g_threads = n;

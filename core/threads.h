@@ -27,6 +27,11 @@ int pvlm_threads_default(int node_cpus, int node_ranks);
 /* Resolve the thread count: requested > 0 wins, else PVLM_THREADS, else the default from this process's
  * mask and the launcher's local rank count. */
 int pvlm_threads_resolve(int requested);
+/* Column blocks for a reduction over rows that must keep each column's order (a column is never split):
+ * C columns in blocks of *width columns (a multiple of 16 floats, one 64-byte line, and at most max_width,
+ * itself a multiple of 16), at least one block per thread of the current count where C allows 32 columns
+ * each. Returns the block count; the last block may be narrower or empty. */
+int pvlm_threads_col_blocks(int C, int max_width, int *width);
 /* Set OpenMP and OpenBLAS to n threads; returns n. */
 int pvlm_threads_set(int n);
 int pvlm_threads_get(void);

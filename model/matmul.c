@@ -8,11 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/mem.h"
+#include "core/threads.h"
 
 #ifdef PVLM_HAVE_DNNL
 #include <immintrin.h>
@@ -353,12 +351,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
  * threads, never the rows of a column, so each column's order is fixed. */
 #define CS_W 1024
 static void colsum_pass(float *db, uint16_t *d16, const float *X, int R, int C, int ld) {
-    int nblk = (C + CS_W - 1) / CS_W;
-#ifdef _OPENMP
-    int nt = omp_get_max_threads(); /* one block per thread at least, blocks of whole 64-byte lines */
-    if (nblk < nt && C >= 32 * nt) nblk = nt;
-#endif
-    int bw = ((C + nblk - 1) / nblk + 15) / 16 * 16;
+    int bw, nblk = pvlm_threads_col_blocks(C, CS_W, &bw);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < nblk; b++) {
         int c0 = b * bw, w = C - c0 < bw ? C - c0 : bw;

@@ -4,9 +4,8 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "core/threads.h"
 
 /* ---------------------------------------------------------------- linear */
 
@@ -35,9 +34,21 @@ void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, flo
 #define LN_ROWS 8
 #define LN_UNROLL _Pragma("GCC unroll 8") /* the row loops unrolled: their sums then live in registers */
 
-__attribute__((always_inline)) static inline void ln_fwd_rows(float *out, float *mean, float *rstd, const float *in,
-                                                              const float *w, const float *b, int nr, int C, float eps) {
-    float s[LN_ROWS] = {0}, v[LN_ROWS] = {0}, m[LN_ROWS], r[LN_ROWS];
+/* One LayerNorm call's tensors: the forward's (out, mean and rstd written) or the backward's (din added to). */
+typedef struct ln_args {
+    float *out, *mean, *rstd;              /* forward outputs */
+    float *din;                            /* backward: NULL in the forward */
+    const float *in, *dout, *w, *b;        /* dout: backward only */
+    const float *mean_in, *rstd_in;        /* backward: the forward's statistics */
+    int C;
+    float eps;
+} ln_args;
+
+/* Rows [n0, n0 + nr) forward. */
+__attribute__((always_inline)) static inline void ln_fwd_rows(const ln_args *a, int n0, int nr) {
+    int C = a->C;
+    const float *in = a->in + (size_t)n0 * C;
+    float s[LN_ROWS] = {0}, v[LN_ROWS] = {0}, m[LN_ROWS];
     for (int c = 0; c < C; c++)
         LN_UNROLL for (int j = 0; j < nr; j++) s[j] += in[(size_t)j * C + c];
     for (int j = 0; j < nr; j++) m[j] = s[j] / C;
@@ -48,33 +59,18 @@ __attribute__((always_inline)) static inline void ln_fwd_rows(float *out, float 
         }
     for (int j = 0; j < nr; j++) {
         const float *x = in + (size_t)j * C;
-        float *y = out + (size_t)j * C;
-        r[j] = 1.0f / sqrtf(v[j] / C + eps);
-        float mj = m[j], rj = r[j];
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mj) * rj * w[c] + b[c];
-        mean[j] = mj, rstd[j] = rj;
+        float *y = a->out + (size_t)(n0 + j) * C;
+        float mj = m[j], rj = 1.0f / sqrtf(v[j] / C + a->eps);
+        for (int c = 0; c < C; c++) y[c] = (x[c] - mj) * rj * a->w[c] + a->b[c];
+        a->mean[n0 + j] = mj, a->rstd[n0 + j] = rj;
     }
 }
 
-void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
-                           const float *b, int N, int C, float eps) {
-    int nblk = (N + LN_ROWS - 1) / LN_ROWS;
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < nblk; k++) {
-        int n0 = k * LN_ROWS;
-        size_t o = (size_t)n0 * C;
-        if (N - n0 >= LN_ROWS)
-            ln_fwd_rows(out + o, mean + n0, rstd + n0, in + o, w, b, LN_ROWS, C, eps);
-        else /* the last rows one at a time: a constant count for each call */
-            for (int j = 0; j < N - n0; j++)
-                ln_fwd_rows(out + o + (size_t)j * C, mean + n0 + j, rstd + n0 + j, in + o + (size_t)j * C, w, b, 1, C,
-                            eps);
-    }
-}
-
-__attribute__((always_inline)) static inline void ln_bwd_rows(float *din, const float *dout, const float *in,
-                                                              const float *w, const float *mean, const float *rstd,
-                                                              int nr, int C) {
+/* Rows [n0, n0 + nr) backward: din += the input gradient. */
+__attribute__((always_inline)) static inline void ln_bwd_rows(const ln_args *a, int n0, int nr) {
+    int C = a->C;
+    const float *in = a->in + (size_t)n0 * C, *dout = a->dout + (size_t)n0 * C, *w = a->w;
+    const float *mean = a->mean_in + n0, *rstd = a->rstd_in + n0;
     float s1[LN_ROWS] = {0}, s2[LN_ROWS] = {0}; /* mean(dxhat), mean(dxhat * xhat) */
     for (int c = 0; c < C; c++)
         LN_UNROLL for (int j = 0; j < nr; j++) {
@@ -83,13 +79,33 @@ __attribute__((always_inline)) static inline void ln_bwd_rows(float *din, const 
         }
     for (int j = 0; j < nr; j++) {
         const float *x = in + (size_t)j * C, *dy = dout + (size_t)j * C;
-        float *dx = din + (size_t)j * C;
-        float m = mean[j], r = rstd[j], a = s1[j] / C, b = s2[j] / C;
+        float *dx = a->din + (size_t)(n0 + j) * C;
+        float m = mean[j], r = rstd[j], ma = s1[j] / C, mb = s2[j] / C;
         for (int c = 0; c < C; c++) {
             float xh = (x[c] - m) * r;
-            dx[c] += r * (dy[c] * w[c] - a - xh * b);
+            dx[c] += r * (dy[c] * w[c] - ma - xh * mb);
         }
     }
+}
+
+/* Every row, LN_ROWS at a time, the last N % LN_ROWS one at a time: each call passes a constant row count,
+ * so the row loops unroll. */
+static void ln_rows(const ln_args *a, int N) {
+    int nblk = (N + LN_ROWS - 1) / LN_ROWS;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        int n0 = k * LN_ROWS;
+        if (N - n0 >= LN_ROWS)
+            a->din ? ln_bwd_rows(a, n0, LN_ROWS) : ln_fwd_rows(a, n0, LN_ROWS);
+        else
+            for (int j = n0; j < N; j++) a->din ? ln_bwd_rows(a, j, 1) : ln_fwd_rows(a, j, 1);
+    }
+}
+
+void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int N, int C, float eps) {
+    ln_args a = {.out = out, .mean = mean, .rstd = rstd, .in = in, .w = w, .b = b, .C = C, .eps = eps};
+    ln_rows(&a, N);
 }
 
 /* dw, db: column sums in row order, as the bias gradient (model/matmul.c): blocks of whole columns over the
@@ -97,12 +113,7 @@ __attribute__((always_inline)) static inline void ln_bwd_rows(float *din, const 
 #define LN_COLS 1024
 static void ln_param_grads(float *dw, float *db, const float *dout, const float *in, const float *mean,
                            const float *rstd, int N, int C) {
-    int nblk = (C + LN_COLS - 1) / LN_COLS;
-#ifdef _OPENMP
-    int nt = omp_get_max_threads();
-    if (nblk < nt && C >= 32 * nt) nblk = nt;
-#endif
-    int bw = ((C + nblk - 1) / nblk + 15) / 16 * 16;
+    int bw, nblk = pvlm_threads_col_blocks(C, LN_COLS, &bw);
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < nblk; k++) {
         int c0 = k * bw, wd = C - c0 < bw ? C - c0 : bw;
@@ -125,19 +136,8 @@ static void ln_param_grads(float *dw, float *db, const float *dout, const float 
 
 void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const float *mean, const float *rstd, int N, int C) {
-    int nblk = (N + LN_ROWS - 1) / LN_ROWS;
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < nblk; k++) {
-        int n0 = k * LN_ROWS;
-        size_t o = (size_t)n0 * C;
-        if (N - n0 >= LN_ROWS)
-            ln_bwd_rows(din + o, dout + o, in + o, w, mean + n0, rstd + n0, LN_ROWS, C);
-        else
-            for (int j = 0; j < N - n0; j++) {
-                size_t oj = o + (size_t)j * C;
-                ln_bwd_rows(din + oj, dout + oj, in + oj, w, mean + n0 + j, rstd + n0 + j, 1, C);
-            }
-    }
+    ln_args a = {.din = din, .in = in, .dout = dout, .w = w, .mean_in = mean, .rstd_in = rstd, .C = C};
+    ln_rows(&a, N);
     ln_param_grads(dw, db, dout, in, mean, rstd, N, C);
 }
 

@@ -201,6 +201,19 @@ static void test_threads(void) {
     CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
     CHECK(pvlm_threads_cpus(&one) == 1 && pvlm_threads_resolve(0) == 1);
     CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+    /* column blocks: whole 64-byte lines, at most the width asked, covering every column, none empty but
+     * possibly the last */
+    int cols[] = {1, 15, 16, 33, 512, 1000, 1024, 1025, 2048, 3000, 8192};
+    for (int t = 1; t <= 3; t++) {
+        pvlm_threads_set(t);
+        for (int i = 0; i < (int)(sizeof cols / sizeof *cols); i++) {
+            int w = 0, nb = pvlm_threads_col_blocks(cols[i], 1024, &w);
+            CHECK(nb >= 1 && w % 16 == 0 && w >= 16 && w <= 1024);
+            CHECK((long)nb * w >= cols[i] && (long)(nb - 1) * w < cols[i] + w);
+            if (cols[i] >= 32 * t) CHECK(nb >= t);
+        }
+    }
+    pvlm_threads_set(1);
 }
 
 int main(void) {
