@@ -287,11 +287,12 @@ static void print_run(bench *x, int th, const char *pn, const run_result *r, dou
     printf("[threads %d] pvlm %s by CPU time: step %.3f s, %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s GEMM "
            "peak (CPU time)\n", th, pn, r->stepc, x->batch / r->stepc, gfc, 100.0 * gfc / pkc, pn);
     const double *tm = r->tm;
-    double tot = tm[0] + tm[1] + tm[2] + tm[3];
+    double tot = tm[0] + tm[1] + tm[2] + tm[3], sum = 0; /* the rest: mean step less the mean layer times */
+    for (int i = 0; i < r->n; i++) sum += r->ts[i];
     printf("[threads %d] pvlm %s time per step by layer type: stem %.3f s, encoder %.3f s (%.3f/layer), decoder "
            "%.3f s (%.3f/layer), output+loss %.3f s, optimizer+rest %.3f s\n",
            th, pn, tm[0] / steps, tm[1] / steps, tm[1] / steps / x->c.n_enc_layers, tm[2] / steps,
-           tm[2] / steps / x->c.n_dec_layers, tm[3] / steps, r->step - tot / steps);
+           tm[2] / steps / x->c.n_dec_layers, tm[3] / steps, (sum - tot) / steps);
 }
 
 /* The PyTorch peers at this thread count, as ratios to pvlm's runs r (r[0] requested precision, r[1] fp32). */
