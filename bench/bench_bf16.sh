@@ -3,7 +3,8 @@
 #  1. bench_train_step --precision bf16 --torch 1 at 1 and 2 threads: pvlm bf16, pvlm fp32, PyTorch fp32 and
 #     PyTorch bf16 autocast, with the measured SGEMM and bf16 GEMM peaks;
 #  2. the 16 GiB plan (bench_train_step --memory-table 16) and one point of it run for real (bench config,
-#     --recompute block, batch 256, fp32: peak RSS against the plan);
+#     --recompute block, batch 256, fp32: peak RSS against the plan); then each --recompute mode at batch 32,
+#     1 thread, bf16 and fp32 (activation arena, peak RSS of the process, step time);
 #  3. with a trained run folder and its data (images/, test_captions.json): `pvlm caption` in fp32 and bf16,
 #     greedy and beam 3, and how many captions differ;
 #  4. BF16_REPEAT (default 5) more 1-thread runs of part 1 without PyTorch, one line each (the GEMM peaks
@@ -20,6 +21,11 @@ if [ "${BF16_PARTS:-all}" != captions ]; then
 "$b/bench/bench_train_step" --memory-table 16
 /usr/bin/time -f "batch 256, recompute block: peak RSS %M KiB (getrusage)" "${nob[@]}" "$b/bench/bench_train_step" \
   --threads 1 --steps 1 --warmup 0 --torch 0 --batch 256 --recompute block | grep -E "activations|RSS"
+for m in none attention block; do
+  echo "-- --recompute $m, batch 32, 1 thread"
+  "${nob[@]}" "$b/bench/bench_train_step" --threads 1 --steps 3 --warmup 1 --torch 0 --precision bf16 --recompute "$m" |
+    grep -E ": step [0-9.]+ s \(median"
+done
 fi
 repeat_1thread() {
   local n=${BF16_REPEAT:-5} i log ratios=()
