@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/mem.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
@@ -80,6 +81,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    pvlm_mem_keep_heap(); /* as `pvlm caption` does (pvlm_comm_init): oneDNN's per-call buffers stay in the heap */
     int threads = pvlm_threads_set(pvlm_threads_resolve(0));
     pvlm_err err;
     pvlm_model m;

@@ -1,6 +1,7 @@
 /* mem.c - see mem.h. */
 #include "mem.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -18,6 +19,11 @@ void *pvlm_alloc(size_t bytes, pvlm_err *err) {
 }
 
 void pvlm_free(void *p) { free(p); }
+
+void pvlm_mem_keep_heap(void) {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
 
 size_t pvlm_peak_rss(void) {
     struct rusage ru;

@@ -1,7 +1,6 @@
 /* comm.c - see comm.h. */
 #include "comm.h"
 
-#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/threads.h"
 
 /* Set by the handlers; the one process-wide variable of mpi/ (a handler can reach nothing else). */
@@ -57,10 +57,9 @@ int pvlm_comm_init(pvlm_comm *c, int *argc, char ***argv, pvlm_err *err) {
          * all-reduce against 4-8 ms with the threshold raised (docs/perf-scaling.md), and 265 ms for a
          * 16 MiB reduce-scatter whose receiving rank gets everything. Serving them from the heap and
          * keeping freed heap memory (trim threshold) makes the next call reuse the same pages; the
-         * cost is that the process keeps up to the largest temporary resident. Set before MPI_Init so
-         * Open MPI's own start-up allocations follow the same rule. */
-        mallopt(M_MMAP_THRESHOLD, 1 << 30);
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+         * cost is that the process keeps up to the largest temporary resident (core/mem.h). Set before
+         * MPI_Init so Open MPI's own start-up allocations follow the same rule. */
+        pvlm_mem_keep_heap();
         /* Large messages between ranks of one node: Open MPI's default single-copy mechanism (CMA,
          * process_vm_readv) was measured slower here than copying twice through shared-memory
          * fragments (15.1 MB all-reduce of 2 ranks: 3.6 ms against 2.0 ms; 2-rank step 30.7 against
