@@ -10,10 +10,11 @@
  * --torch (default on) it runs bench/torch_step.py on the same batch (written to --tmp as safetensors) at
  * the same thread count and prints the ratio pvlm/PyTorch measured in the same run.
  * --precision bf16 runs pvlm in bf16 and fp32 (taking turns, in up to three rounds of warmup + timed steps
- * each), PyTorch in fp32 and under torch.autocast("cpu", bf16), all in the same run, and adds the measured bf16 GEMM peak (model/matmul.h's bf16 path, 2048^3: bf16 inputs,
- * fp32 accumulation, the same conversion the model pays). The peaks are measured before and again after the
- * steps (five products each), and the shares are of the median of the ten. --recompute none|attention|block sets the
- * activation recomputation; the activation arena size is printed for each run.
+ * each), PyTorch in fp32 and under torch.autocast("cpu", bf16), all in the same run, and adds the measured
+ * bf16 GEMM peak (model/matmul.h's bf16 path, 2048^3: bf16 inputs, fp32 accumulation, the same conversion
+ * the model pays). The peaks are measured before and again after the steps (five products each), and the
+ * shares are of the median of the ten. --recompute none|attention|block sets the activation recomputation;
+ * the activation arena size is printed for each run.
  * Run it as a user's node would: with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this command
  * (`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/bench_train_step ...`); it prints the kernel
  * in use and warns when the environment forces a slower one.

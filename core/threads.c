@@ -32,11 +32,16 @@ int pvlm_threads_cpus(cpu_set_t *mask) {
     return n < 1 ? 1 : n;
 }
 
-int pvlm_threads_default(int node_cpus, int node_ranks) {
-    cpu_set_t mask;
-    int own = pvlm_threads_cpus(&mask), share = node_cpus / (node_ranks > 0 ? node_ranks : 1);
+/* min(own, node_cpus / node_ranks), at least 1: own is this process's CPU count. */
+static int default_threads(int own, int node_cpus, int node_ranks) {
+    int share = node_cpus / (node_ranks > 0 ? node_ranks : 1);
     int n = own < share ? own : share;
     return n < 1 ? 1 : n;
+}
+
+int pvlm_threads_default(int node_cpus, int node_ranks) {
+    cpu_set_t mask;
+    return default_threads(pvlm_threads_cpus(&mask), node_cpus, node_ranks);
 }
 
 int pvlm_threads_resolve(int requested) {
@@ -44,9 +49,9 @@ int pvlm_threads_resolve(int requested) {
     int env = env_int("PVLM_THREADS");
     if (env) return env;
     cpu_set_t mask;
-    int local = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int own = pvlm_threads_cpus(&mask), local = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (!local) local = env_int("SLURM_NTASKS_PER_NODE");
-    return pvlm_threads_default(pvlm_threads_cpus(&mask), local ? local : 1);
+    return default_threads(own, own, local); /* without MPI the node's CPUs are taken to be this mask's */
 }
 
 int pvlm_threads_col_blocks(int C, int max_width, int *width) {
