@@ -137,7 +137,7 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
             pvlm_op_layernorm_fwd(ln, mean, rstd, y, w->lnc_w, w->lnc_b, R, d, mc->ln_eps);
             pvlm_op_linear_fwd(m->mm, qkv, ln, w->cq_w, w->cq_b, R, d, d); /* q [B, K, d]: the K beams are queries */
             const float *kv = kvc + (size_t)l * nE;
-            pvlm_op_attention_fwd(ao, d, scores, qkv, d, kv, 2 * d, kv + d, 2 * d, kmask, 0, B, H, K, T, dh);
+            pvlm_op_attention_fwd(m->mm, ao, d, scores, qkv, d, kv, 2 * d, kv + d, 2 * d, kmask, 0, B, H, K, T, dh);
             pvlm_op_linear_fwd(m->mm, tmp, ao, w->cout_w, w->cout_b, R, d, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
             pvlm_op_layernorm_fwd(ln, mean, rstd, y, w->ln2_w, w->ln2_b, R, d, mc->ln_eps);

@@ -44,7 +44,9 @@ float pvlm_bf16_round(float x) {
 /* The bf16 features, from CPUID leaf 7 (Intel SDM vol. 2A, "CPUID"): AVX512_BF16 is subleaf 1 EAX bit 5,
  * AMX-BF16 subleaf 0 EDX bit 22. Read directly because __builtin_cpu_supports does not know these names
  * in every compiler (clang 14 rejects "amx-bf16"); the OS-enabled state comes from avx512f (which the
- * builtin checks against XCR0) and, for AMX, XCR0's tile bits 17-18. */
+ * builtin checks against XCR0) and, for AMX, XCR0's tile bits 17-18. bf16 needs AVX512-BF16 (with AVX512BW
+ * and VL, which every such CPU has): pvlm's own kernel for attention's products runs VDPBF16PS, and every
+ * AMX CPU so far has it too; AMX only raises the level (oneDNN then picks its AMX kernels). */
 static int cpu_bf16_level(void) {
     unsigned a, b, c, d;
     __builtin_cpu_init();
@@ -58,7 +60,8 @@ static int cpu_bf16_level(void) {
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
         amx = ((lo >> 17) & 3u) == 3u;
     }
-    return amx ? 2 : avx ? 1 : 0;
+    if (!avx || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl")) return 0;
+    return amx ? 2 : 1;
 }
 
 int pvlm_bf16_available(char *why, size_t why_size) {
@@ -70,7 +73,7 @@ int pvlm_bf16_available(char *why, size_t why_size) {
     if (hide && *hide && strcmp(hide, "0"))
         reason = "PVLM_HIDE_BF16 is set, hiding the CPU's bf16 instructions";
     else if (!cpu_bf16_level())
-        reason = "this CPU has no bf16 dot-product instructions (AVX512-BF16 or AMX-BF16)";
+        reason = "this CPU has no bf16 dot-product instructions (AVX512-BF16)";
 #endif
     (void)hide;
     if (reason && why && why_size) snprintf(why, why_size, "%s", reason);
@@ -201,18 +204,22 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err) {
 }
 
 #ifdef PVLM_HAVE_DNNL
-/* to_bf16 on 16 floats at once, the same bits: AVX-512F integer ops (every CPU with AVX512-BF16 or AMX has
- * them). The CPU's own VCVTNEPS2BF16 is not used because it flushes fp32 denormals to zero. */
-__attribute__((target("avx512f"))) static void row_bf16_avx512(uint16_t *d, const float *x, int n) {
+/* to_bf16 on the 16 fp32 bit patterns u, the same bits, each result in the low half of its 32-bit lane
+ * (the high half zero): AVX-512F integer ops (every CPU with AVX512-BF16 or AMX has them). The CPU's own
+ * VCVTNEPS2BF16 is not used because it flushes fp32 denormals to zero. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512i round16(__m512i u) {
     const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), absm = _mm512_set1_epi32(0x7fffffff);
     const __m512i inf = _mm512_set1_epi32(0x7f800000), quiet = _mm512_set1_epi32(0x40);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
+    return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+}
+
+__attribute__((target("avx512f"))) static void row_bf16_avx512(uint16_t *d, const float *x, int n) {
     int c = 0;
     for (; c + 16 <= n; c += 16) {
-        __m512i u = _mm512_loadu_si512((const void *)(x + c));
-        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
-        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
-        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
+        __m512i r = round16(_mm512_loadu_si512((const void *)(x + c)));
         _mm256_storeu_si256((__m256i *)(void *)(d + c), _mm512_cvtepi32_epi16(r));
     }
     for (; c < n; c++) d[c] = to_bf16(x[c]);
@@ -261,7 +268,8 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
              dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
     if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == dnnl_success;
     if (ok && beta != 0.0f)
-        ok = dnnl_post_ops_append_sum(po, beta) == dnnl_success && dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+        ok = dnnl_post_ops_append_sum(po, beta) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
     if (ok) ok = dnnl_primitive_desc_create(&pd, &md, attr, mm->eng, NULL) == dnnl_success;
     if (ok) ok = dnnl_primitive_create(&prim, pd) == dnnl_success;
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -332,7 +340,8 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
         ok = dnnl_memory_desc_init_by_strides(&bi, 2, dbi, dnnl_f32, sbi) == dnnl_success &&
              dnnl_memory_create(&mbi, &bi, mm->eng, (void *)bias) == dnnl_success;
     if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbi}};
+        dnnl_exec_arg_t args[4] = {
+            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbi}};
         ok = dnnl_primitive_execute(prim, mm->stream, bias ? 4 : 3, args) == dnnl_success &&
              dnnl_stream_wait(mm->stream) == dnnl_success;
     }
@@ -380,6 +389,189 @@ void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C
 #endif
     colsum_pass(db, d16, X, R, C, ld);
     if (d16) mm->a_src = X, mm->a_R = R, mm->a_C = C, mm->a_ld = ld;
+}
+
+#ifdef PVLM_HAVE_DNNL
+/* ---------------------------------------------------------------- small products in bf16
+ * Attention's per-head products are small (tens of rows and columns, a reduction over one head's width or
+ * one sequence) and strided inside the projections' outputs; one oneDNN call each, with its descriptors and
+ * its own packing, ran at about a third of the bf16 peak (docs/performance.md). This kernel packs both
+ * operands, rounded to bf16, into the pair-interleaved layout VDPBF16PS reads (elements k and k+1 side by
+ * side in one 32-bit word, Intel SDM vol. 2C "VDPBF16PS") and keeps an SM_MR x SM_NC tile of fp32
+ * accumulators in registers. The rounding is the CPU's VCVTNE2PS2BF16 (round to nearest even, one
+ * instruction per 32 elements): it reads fp32 denormals as zero where pvlm_bf16_round keeps them, but
+ * VDPBF16PS reads bf16 denormals as zero too, so the products are the same. The scratch is bounded and on
+ * the stack (threads call it at once): panels of SM_KC reductions by up to SM_NG columns of op(B), blocks
+ * of SM_MC rows of op(A), each packed once per panel. The order of the accumulation depends on the shapes
+ * only, so the bits do not depend on the thread count. */
+#define SM_NC 64  /* columns of C per register tile: 4 vectors of 16 */
+#define SM_NG 256 /* columns of op(B) packed per panel */
+#define SM_MC 64  /* rows of op(A) packed per block */
+#define SM_KC 128 /* reduction depth per panel (even) */
+#define SM_MR 6   /* rows per register tile: 6 x 4 accumulators, 4 B vectors and a broadcast fit in 32 zmm */
+#define SM_TARGET "avx512f,avx512bw,avx512vl,avx512bf16"
+
+static inline __mmask16 first_n(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* The 16 x 16 matrix of 32-bit words r (row i = r[i]) transposed in place: pairs of words, then of
+ * 64-bit halves inside each 128-bit lane, then a 4 x 4 transpose of the lanes themselves. */
+__attribute__((target(SM_TARGET), always_inline)) static inline void transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2)
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]), u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]), u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4g + c], lane l: column 4l + c of rows 4g .. 4g+3; row 4l + c of the result takes lane l from each g */
+    for (int c = 0; c < 4; c++) {
+        __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+        __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+        __m512i v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88), r[8 + c] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+        r[4 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88), r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
+    }
+}
+
+/* dst[kp][j] (row stride ldd words) = bf16(X[2kp][j]) | bf16(X[2kp+1][j]) << 16 for the reduction index k
+ * running down X's rows: kc rows (an odd last pair gets a zero high half), cols columns, zero up to the next
+ * multiple of 16. */
+__attribute__((target(SM_TARGET))) static void pairs_down(uint32_t *dst, int ldd, const float *X, int ldx, int kc,
+                                                          int cols) {
+    /* 16-bit lane i of the result takes lane i / 2 of the low row (even i) or of the high row (odd i) */
+    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int kp = 0; kp < (kc + 1) / 2; kp++) {
+        const float *x0 = X + (size_t)2 * kp * ldx, *x1 = x0 + ldx;
+        int odd = 2 * kp + 1 == kc;
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 m = first_n(cols - j);
+            __m512 lo = _mm512_maskz_loadu_ps(m, x0 + j), hi = _mm512_maskz_loadu_ps(odd ? 0 : m, x1 + j);
+            _mm_prefetch((const char *)(x0 + 8 * (size_t)ldx + j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(x1 + 8 * (size_t)ldx + j), _MM_HINT_T0);
+            __m512i w = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_storeu_si512((void *)(dst + (size_t)kp * ldd + j), w);
+        }
+    }
+}
+
+/* The same layout for k running along X's rows (X[j][k], j < rows, k < kc): each row's rounded pairs are
+ * its words already, and 16 rows' words are transposed in registers. */
+__attribute__((target(SM_TARGET))) static void pairs_across(uint32_t *dst, int ldd, const float *X, int ldx, int kc,
+                                                            int rows) {
+    int np = (kc + 1) / 2;
+    for (int j0 = 0; j0 < rows; j0 += 16)
+        for (int k0 = 0; k0 < kc; k0 += 32) {
+            __m512i r[16];
+            __mmask16 mlo = first_n(kc - k0), mhi = first_n(kc - k0 - 16);
+            for (int j = 0; j < 16; j++) {
+                const float *x = X + (size_t)(j0 + j) * ldx + k0;
+                int in = j0 + j < rows;
+                __m512 lo = _mm512_maskz_loadu_ps(in ? mlo : 0, x), hi = _mm512_maskz_loadu_ps(in ? mhi : 0, x + 16);
+                r[j] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                _mm_prefetch((const char *)(x + 16 * (size_t)ldx), _MM_HINT_T0);
+                _mm_prefetch((const char *)(x + 16 * (size_t)ldx + 16), _MM_HINT_T0);
+            }
+            transpose16(r);
+            for (int q = 0; q < 16 && k0 / 2 + q < np; q++)
+                _mm512_storeu_si512((void *)(dst + (size_t)(k0 / 2 + q) * ldd + j0), r[q]);
+        }
+}
+
+/* C rows 0..MR-1, vectors 0..NV-1 (the last one masked by last) = alpha * the sum over kp < np of the pair
+ * products of ap[kp * SM_MC + i] and bp[kp * SM_NG + 16 v ..], plus beta * C on the first panel (first;
+ * beta 0 reads no C) or plus C on later ones. MR and NV are constants in each instance, so the tile stays in
+ * registers. */
+__attribute__((target(SM_TARGET), always_inline)) static inline void tile(const int MR, const int NV,
+                                                                         const uint32_t *ap, const uint32_t *bp, int np,
+                                                                         float *C, int ldc, float alpha, float beta,
+                                                                         int first, __mmask16 last) {
+    __m512 acc[SM_MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    for (int kp = 0; kp < np; kp++) {
+        __m512i b[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_si512((const void *)(bp + (size_t)kp * SM_NG + 16 * v));
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[(size_t)kp * SM_MC + i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, (__m512bh)b[v]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            float *c = C + (size_t)i * ldc + 16 * v;
+            __mmask16 m = v == NV - 1 ? last : (__mmask16)0xffff;
+            __m512 y = _mm512_mul_ps(va, acc[i][v]);
+            if (!first) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, c));
+            else if (beta != 0.0f) y = _mm512_add_ps(y, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, c)));
+            _mm512_mask_storeu_ps(c, m, y);
+        }
+}
+
+typedef void (*tile_fn)(const uint32_t *, const uint32_t *, int, float *, int, float, float, int, __mmask16);
+#define TILE(MR, NV)                                                                                                 \
+    __attribute__((target(SM_TARGET))) static void tile_##MR##_##NV(const uint32_t *ap, const uint32_t *bp, int np,  \
+                                                                    float *C, int ldc, float alpha, float beta,       \
+                                                                    int first, __mmask16 last) {                      \
+        tile(MR, NV, ap, bp, np, C, ldc, alpha, beta, first, last);                                                  \
+    }
+#define TILES(MR) TILE(MR, 1) TILE(MR, 2) TILE(MR, 3) TILE(MR, 4)
+TILES(1) TILES(2) TILES(3) TILES(4) TILES(5) TILES(6)
+#define TROW(MR) {tile_##MR##_1, tile_##MR##_2, tile_##MR##_3, tile_##MR##_4}
+static const tile_fn tiles[SM_MR][4] = {TROW(1), TROW(2), TROW(3), TROW(4), TROW(5), TROW(6)};
+
+static void small_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc) {
+    _Alignas(64) uint32_t ap[SM_KC / 2 * SM_MC], bp[SM_KC / 2 * SM_NG]; /* 16 and 64 KiB */
+    for (int g0 = 0; g0 < N; g0 += SM_NG) {
+        int gc = N - g0 < SM_NG ? N - g0 : SM_NG;
+        for (int k0 = 0; k0 < K; k0 += SM_KC) {
+            int kc = K - k0 < SM_KC ? K - k0 : SM_KC, np = (kc + 1) / 2;
+            if (tb) /* op(B)(k, n) = B[n][k] */
+                pairs_across(bp, SM_NG, B + (size_t)g0 * ldb + k0, ldb, kc, gc);
+            else
+                pairs_down(bp, SM_NG, B + (size_t)k0 * ldb + g0, ldb, kc, gc);
+            for (int m0 = 0; m0 < M; m0 += SM_MC) {
+                int mc = M - m0 < SM_MC ? M - m0 : SM_MC;
+                if (ta) /* op(A)(m, k) = A[k][m] */
+                    pairs_down(ap, SM_MC, A + (size_t)k0 * lda + m0, lda, kc, mc);
+                else
+                    pairs_across(ap, SM_MC, A + (size_t)m0 * lda + k0, lda, kc, mc);
+                for (int n0 = 0; n0 < gc; n0 += SM_NC) {
+                    int nc = gc - n0 < SM_NC ? gc - n0 : SM_NC, nv = (nc + 15) / 16;
+                    __mmask16 last = first_n(nc - 16 * (nv - 1));
+                    for (int i = 0; i < mc; i += SM_MR) {
+                        int mr = mc - i < SM_MR ? mc - i : SM_MR;
+                        tiles[mr - 1][nv - 1](ap + i, bp + n0, np, C + (size_t)(m0 + i) * ldc + g0 + n0, ldc, alpha,
+                                              beta, k0 == 0, last);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef PVLM_HAVE_DNNL
+    if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
+        small_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    (void)mm;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
 }
 
 /* fp32 with a bias: the bias copied into every row of C, then the product accumulated onto it (beta = 1),

@@ -13,7 +13,7 @@
  *         repeated from the previous call (PVLM_MM_A_AGAIN: dout in a linear layer's two backward
  *         products) reuses the copy already made. fp32 ignores hints.
  * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes
- * through pvlm_matmul_gemm; attention's per-head products stay fp32 (docs/model.md).
+ * through pvlm_matmul_gemm, attention's per-head products through pvlm_matmul_small (docs/model.md).
  *
  * Owns: the oneDNN engine, stream, primitives, the bf16 scratch (grown on demand) and the bf16 copies of
  * weight matrices (one per distinct weight operand, freed with the context). Not thread-safe:
@@ -31,15 +31,15 @@ typedef enum pvlm_precision { PVLM_PREC_FP32 = 0, PVLM_PREC_BF16 = 1 } pvlm_prec
 #define PVLM_PRECISION_OPT(dst)                                                                                     \
     {"precision", PVLM_ARG_CHOICE, (dst),                                                                            \
      "matrix products: fp32, or bf16 inputs with fp32 accumulation (weights, optimizer and checkpoints stay fp32; " \
-     "needs a CPU with AVX512-BF16 or AMX)",                                                                         \
+     "needs a CPU with AVX512-BF16)",                                                                                \
      "fp32|bf16", 0, 0, 0}
 
 /* "fp32" | "bf16" -> *p; anything else is an error naming the value. */
 int pvlm_precision_parse(const char *s, pvlm_precision *p, pvlm_err *err);
 const char *pvlm_precision_name(pvlm_precision p);
 
-/* 1 when this build has oneDNN and this CPU has bf16 dot products (AVX512-BF16 or AMX-BF16) and the
- * environment variable PVLM_HIDE_BF16 is unset or "0" (setting it simulates a CPU without them).
+/* 1 when this build has oneDNN and this CPU has bf16 dot products (AVX512-BF16; oneDNN uses AMX too where
+ * present) and the environment variable PVLM_HIDE_BF16 is unset or "0" (setting it simulates a CPU without them).
  * why (may be NULL) receives the reason when 0. */
 int pvlm_bf16_available(char *why, size_t why_size);
 
@@ -69,6 +69,13 @@ void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int 
  * accumulation, which saves the copy pass and the slower accumulate-into-dst kernel. */
 void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const float *A,
                            int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
+/* C[M,N] = alpha * op(A) @ op(B) + beta * C (beta 0: C is not read) for small strided operands, from many
+ * threads at once (mm is only read): attention's per-head products, one (sample, head) per iteration of a
+ * parallel loop. fp32: cblas_sgemm, the bits as before. bf16: the inputs rounded to bf16 as above, fp32
+ * accumulation in pvlm's own AVX512-BF16 kernel (operands packed on the stack, no oneDNN call: its per-call
+ * setup cost more than these products take); the order of the accumulation depends on the shapes only. */
+void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
 /* db[j] += the sum over the rows of X [R, C] (leading dimension ld) of X[., j]: a linear layer's bias
  * gradient. Each column is summed in row order, so the bits do not depend on the thread count or the
  * precision. In bf16 the same pass rounds X into the kept A copy: a following product whose A is X (either

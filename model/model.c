@@ -693,8 +693,8 @@ static int enc_visible(const pvlm_model_config *c, int Np, const pvlm_batch *b, 
 static void enc_attention_fwd(pvlm_model *m, enc_a *a, int B) {
     const priv *p = m->priv;
     int d = m->cfg.d_model, H = m->cfg.n_heads;
-    pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL, 0, B,
-                                 H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
+    pvlm_op_attention_ragged_fwd(m->mm, a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
+                                 0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
 }
 
 /* One encoder layer on the packed rows x [Ne, d]: every activation into a, the output into a->out. */
@@ -719,11 +719,11 @@ static void dec_attention_fwd(pvlm_model *m, dec_a *a, int B, int self, int cros
     const priv *p = m->priv;
     int d = m->cfg.d_model, H = m->cfg.n_heads;
     if (self)
-        pvlm_op_attention_ragged_fwd(a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
-                                     1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
+        pvlm_op_attention_ragged_fwd(m->mm, a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d,
+                                     NULL, 1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
     if (cross)
-        pvlm_op_attention_ragged_fwd(a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B, H,
-                                     d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
+        pvlm_op_attention_ragged_fwd(m->mm, a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B,
+                                     H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
 }
 
 /* One decoder layer on the packed rows y [Nd, d] (cross-attending to p->E): every activation into a. */
@@ -973,17 +973,18 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, e->cout_w, Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
-        pvlm_op_attention_ragged_bwd(p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc, 2 * d,
-                                     a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
+        pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc,
+                                     2 * d, a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen,
+                                     p->across);
         pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, e->ckv_w, Ne, d, 2 * d);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, e->cq_w, Nd, d, d);
         pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, e->out_w, Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
-        pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
-                                     a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen, p->doff,
-                                     p->dlen, p->aself);
+        pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
+                                     3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen,
+                                     p->doff, p->dlen, p->aself);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Nd, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dy, ge->ln1_w, ge->ln1_b, p->dln, yin, e->ln1_w, a->m1, a->r1, Nd, d);
         report(hook, hook_ctx, goff(m, ge->ln1_w),
@@ -1022,9 +1023,9 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
         pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, e->out_w, Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
-        pvlm_op_attention_ragged_bwd(p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv, 3 * d,
-                                     a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen, p->eoff,
-                                     p->elen, p->aenc);
+        pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
+                                     3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen,
+                                     p->eoff, p->elen, p->aenc);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Ne, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dx, ge->ln1_w, ge->ln1_b, p->dln, xin, e->ln1_w, a->m1, a->r1, Ne, d);
         if (nv > 0 && (c->vpt_deep || l == 0)) {

@@ -1,7 +1,6 @@
 /* ops.c - see ops.h. */
 #include "ops.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -9,13 +8,14 @@
 
 /* ---------------------------------------------------------------- linear */
 
-void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O) {
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In,
+                        int O) {
     if (N <= 0 || O <= 0) return;
     pvlm_matmul_gemm_bias(mm, PVLM_MM_B_WEIGHT, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
 }
 
-void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
-                        const float *W, int N, int In, int O) {
+void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout,
+                        const float *in, const float *W, int N, int In, int O) {
     if (N <= 0) return;
     /* the column sums first: in bf16 their pass also rounds dout, which both products then reuse */
     if (db) pvlm_matmul_colsum(mm, db, dout, N, O, O);
@@ -241,11 +241,12 @@ void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, s
 /* ---------------------------------------------------------------- attention */
 
 /* One (sample, head): q [Tq,dh] (stride ldq), k, v [Tk,dh]; A [Tq,Tk]; out [Tq,dh] (stride ldo). */
-static void attn_one_fwd(float *out, int ldo, float *A, const float *q, int ldq, const float *k, int ldk, const float *v,
-                         int ldv, const uint8_t *km, int causal, int Tq, int Tk, int dh, float scale) {
+static void attn_one_fwd(const pvlm_matmul *mm, float *out, int ldo, float *A, const float *q, int ldq, const float *k,
+                         int ldk, const float *v, int ldv, const uint8_t *km, int causal, int Tq, int Tk, int dh,
+                         float scale) {
     if (Tq <= 0 || Tk <= 0) return;
     /* scores [Tq,Tk] = q k^T * scale */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
+    pvlm_matmul_small(mm, 0, 1, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
     for (int i = 0; i < Tq; i++) {
         float *row = A + (size_t)i * Tk;
         int jend = causal ? (i + 1 < Tk ? i + 1 : Tk) : Tk;
@@ -263,17 +264,17 @@ static void attn_one_fwd(float *out, int ldo, float *A, const float *q, int ldq,
         for (int j = 0; j < Tk; j++) row[j] *= inv;
     }
     /* out [Tq,dh] = A @ v */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
+    pvlm_matmul_small(mm, 0, 0, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
 }
 
-static void attn_one_bwd(float *dq, float *dk, float *dv, float *dA, const float *dO, int ldo, const float *A,
-                         const float *q, int ldq, const float *k, int ldk, const float *v, int ldv, int Tq, int Tk,
-                         int dh, float scale) {
+static void attn_one_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *dA, const float *dO, int ldo,
+                         const float *A, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                         int Tq, int Tk, int dh, float scale) {
     if (Tq <= 0 || Tk <= 0) return;
     /* dv [Tk,dh] += A^T @ dO */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, 1.0f, A, Tk, dO, ldo, 1.0f, dv, ldv);
+    pvlm_matmul_small(mm, 1, 0, Tk, dh, Tq, 1.0f, A, Tk, dO, ldo, 1.0f, dv, ldv);
     /* dA [Tq,Tk] = dO @ v^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, 1.0f, dO, ldo, v, ldv, 0.0f, dA, Tk);
+    pvlm_matmul_small(mm, 0, 1, Tq, Tk, dh, 1.0f, dO, ldo, v, ldv, 0.0f, dA, Tk);
     /* softmax backward: dS = A * (dA - sum_j A dA); masked entries have A = 0 so dS = 0 */
     for (int i = 0; i < Tq; i++) {
         const float *a = A + (size_t)i * Tk;
@@ -283,51 +284,53 @@ static void attn_one_bwd(float *dq, float *dk, float *dv, float *dA, const float
         for (int j = 0; j < Tk; j++) d[j] = a[j] * (d[j] - s);
     }
     /* dq [Tq,dh] += dS @ k * scale ; dk [Tk,dh] += dS^T @ q * scale */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, dh, Tk, scale, dA, Tk, k, ldk, 1.0f, dq, ldq);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, scale, dA, Tk, q, ldq, 1.0f, dk, ldk);
+    pvlm_matmul_small(mm, 0, 0, Tq, dh, Tk, scale, dA, Tk, k, ldk, 1.0f, dq, ldq);
+    pvlm_matmul_small(mm, 1, 0, Tk, dh, Tq, scale, dA, Tk, q, ldq, 1.0f, dk, ldk);
 }
 
-void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
-                           const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int Tq,
-                           int Tk, int dh) {
+void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
+                           const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask, int causal, int B,
+                           int H, int Tq, int Tk, int dh) {
     float scale = 1.0f / sqrtf((float)dh);
     /* one (sample, head) pair per iteration; OpenBLAS runs single-threaded inside a parallel region */
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        attn_one_fwd(out + (size_t)b * Tq * ldo + h * dh, ldo, att + (size_t)bh * Tq * Tk,
+        attn_one_fwd(mm, out + (size_t)b * Tq * ldo + h * dh, ldo, att + (size_t)bh * Tq * Tk,
                      q + (size_t)b * Tq * ldq + h * dh, ldq, k + (size_t)b * Tk * ldk + h * dh, ldk,
                      v + (size_t)b * Tk * ldv + h * dh, ldv, kmask ? kmask + (size_t)b * Tk : NULL, causal, Tq, Tk, dh,
                      scale);
     }
 }
 
-void pvlm_op_attention_ragged_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
-                                  const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int dh,
-                                  const int *qoff, const int *qlen, const int *koff, const int *klen,
-                                  const size_t *attoff) {
-    float scale = 1.0f / sqrtf((float)dh);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
-        attn_one_fwd(out + (size_t)qoff[b] * ldo + h * dh, ldo, att + attoff[b] + (size_t)h * Tq * Tk,
-                     q + (size_t)qoff[b] * ldq + h * dh, ldq, k + (size_t)koff[b] * ldk + h * dh, ldk,
-                     v + (size_t)koff[b] * ldv + h * dh, ldv, kmask ? kmask + koff[b] : NULL, causal, Tq, Tk, dh, scale);
-    }
-}
-
-void pvlm_op_attention_ragged_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
-                                  const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
-                                  int ldv, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
+void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
+                                  const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask, int causal,
+                                  int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
                                   const int *klen, const size_t *attoff) {
     float scale = 1.0f / sqrtf((float)dh);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
-        size_t qo = (size_t)qoff[b] * ldq + h * dh, ko = (size_t)koff[b] * ldk + h * dh, vo = (size_t)koff[b] * ldv + h * dh;
+        attn_one_fwd(mm, out + (size_t)qoff[b] * ldo + h * dh, ldo, att + attoff[b] + (size_t)h * Tq * Tk,
+                     q + (size_t)qoff[b] * ldq + h * dh, ldq, k + (size_t)koff[b] * ldk + h * dh, ldk,
+                     v + (size_t)koff[b] * ldv + h * dh, ldv, kmask ? kmask + koff[b] : NULL, causal, Tq, Tk, dh,
+                     scale);
+    }
+}
+
+void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *datt,
+                                  const float *dout, int ldo, const float *att, const float *q, int ldq, const float *k,
+                                  int ldk, const float *v, int ldv, int B, int H, int dh, const int *qoff,
+                                  const int *qlen, const int *koff, const int *klen, const size_t *attoff) {
+    float scale = 1.0f / sqrtf((float)dh);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
+        size_t qo = (size_t)qoff[b] * ldq + h * dh, ko = (size_t)koff[b] * ldk + h * dh,
+               vo = (size_t)koff[b] * ldv + h * dh;
         size_t ao = attoff[b] + (size_t)h * Tq * Tk;
-        attn_one_bwd(dq + qo, dk + ko, dv + vo, datt + ao, dout + (size_t)qoff[b] * ldo + h * dh, ldo, att + ao, q + qo,
-                     ldq, k + ko, ldk, v + vo, ldv, Tq, Tk, dh, scale);
+        attn_one_bwd(mm, dq + qo, dk + ko, dv + vo, datt + ao, dout + (size_t)qoff[b] * ldo + h * dh, ldo, att + ao,
+                     q + qo, ldq, k + ko, ldk, v + vo, ldv, Tq, Tk, dh, scale);
     }
 }
 

@@ -1,11 +1,11 @@
 /* ops.h - the numeric ops of the model, forward and backward side by side (llm.c style).
  *
- * The linear layers' matrix products go through the one entry point model/matmul.h (mm: fp32 OpenBLAS
- * or bf16; NULL = fp32); attention's per-head products use OpenBLAS cblas_sgemm in fp32; the elementwise and reduction loops use
- * OpenMP with static schedules, and every reduction runs in a fixed order, so results are
- * bit-identical for the same inputs and thread count. Backward functions accumulate (+=) into
- * parameter gradients and, unless noted, into input gradients. Nothing here allocates: callers pass
- * every buffer. Shapes are in the comments; rows are row-major.
+ * Every matrix product goes through the one entry point model/matmul.h (mm: fp32 OpenBLAS or bf16; NULL = fp32):
+ * the linear layers' through pvlm_matmul_gemm, attention's per-head products through pvlm_matmul_small (one
+ * (sample, head) per iteration of a parallel loop). The elementwise and reduction loops use OpenMP with static
+ * schedules, and every reduction runs in a fixed order, so results are bit-identical for the same inputs and thread
+ * count. Backward functions accumulate (+=) into parameter gradients and, unless noted, into input gradients. Nothing
+ * here allocates: callers pass every buffer. Shapes are in the comments; rows are row-major.
  */
 #ifndef PVLM_MODEL_OPS_H
 #define PVLM_MODEL_OPS_H
@@ -17,15 +17,16 @@
 
 /* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL). W is a weight: with a
  * bf16 mm its rounded copy is kept and reused until pvlm_matmul_weights_changed(mm) (model/matmul.h). */
-void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In, int O);
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In,
+                        int O);
 /* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
  * db[O] += column sums of dout (db may be NULL). */
-void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout, const float *in,
-                        const float *W, int N, int In, int O);
+void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout,
+                        const float *in, const float *W, int N, int In, int O);
 
 /* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. */
-void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
-                           const float *b, int N, int C, float eps);
+void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int N,
+                           int C, float eps);
 /* din[N,C] += ..., dw, db [C] += ... */
 void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const float *mean, const float *rstd, int N, int C);
@@ -41,22 +42,22 @@ void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, s
  * att [B,H,Tq,Tk] receives the probabilities (masked entries exactly 0).
  * out [B,Tq,(ldo)] receives head h at columns h*dh.. (heads merged). Scale 1/sqrt(dh).
  * Forward only (decoding); training uses the ragged form below, whose backward the model needs. */
-void pvlm_op_attention_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
-                           const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int Tq,
-                           int Tk, int dh);
+void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
+                           const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask, int causal, int B,
+                           int H, int Tq, int Tk, int dh);
 /* Ragged ("packed") attention: sample b's queries are rows qoff[b] .. qoff[b]+qlen[b]-1 of q (row stride
  * ldq), its keys/values rows koff[b] .. koff[b]+klen[b]-1 of k/v; kmask (NULL = all visible) is indexed
  * like the key rows (kmask[koff[b] + j]); causal as above. att holds, from attoff[b], sample b's
  * [H, qlen, klen] probabilities. Used for the decoder, whose padded suffix positions are never computed. */
-void pvlm_op_attention_ragged_fwd(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
-                                  const float *v, int ldv, const uint8_t *kmask, int causal, int B, int H, int dh,
-                                  const int *qoff, const int *qlen, const int *koff, const int *klen,
-                                  const size_t *attoff);
-/* dq, dk, dv += ...; datt is scratch laid out like att. */
-void pvlm_op_attention_ragged_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout, int ldo,
-                                  const float *att, const float *q, int ldq, const float *k, int ldk, const float *v,
-                                  int ldv, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
+void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
+                                  const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask, int causal,
+                                  int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
                                   const int *klen, const size_t *attoff);
+/* dq, dk, dv += ...; datt is scratch laid out like att. */
+void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *datt,
+                                  const float *dout, int ldo, const float *att, const float *q, int ldq, const float *k,
+                                  int ldk, const float *v, int ldv, int B, int H, int dh, const int *qoff,
+                                  const int *qlen, const int *koff, const int *klen, const size_t *attoff);
 
 /* out[n,:] = table[ids[n],:] + pos[pos_ids[n],:] (pos may be NULL), N rows of width C. */
 void pvlm_op_embed_fwd(float *out, const int32_t *ids, const float *table, const int *pos_ids, const float *pos,

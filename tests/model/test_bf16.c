@@ -11,13 +11,16 @@
  *        sum of |terms|;
  *      - to first order the relative errors of successive products on a path add, so a gradient that
  *        crosses n matrix products (forward to the loss and back) is within n * (2u + gamma_Kmax).
- *    n = 2 * (1 patch projection + 4 per encoder layer + 6 per decoder layer + 1 tied head); K_max is the
- *    longest reduction, the packed row count of a weight-gradient product (<= B * (Np + Lp)).
+ *    n = 2 * (1 patch projection + 4 linear and 2 attention products per encoder layer + 6 linear and 4
+ *    attention products per decoder layer + 1 tied head); K_max is the longest reduction, the packed row
+ *    count of a weight-gradient product (<= B * (Np + Lp)).
  * 3. Determinism: bf16 forward/backward twice gives bit-identical gradients (same thread count).
  * 3b. The bf16 product rounds exactly as pvlm_bf16_round (the vectorised rounding and its scalar tail, on
  *    ties, denormals, infinities, NaN): A @ I is round(A) exactly, since one nonzero term is accumulated in
  *    fp32. A kept weight copy (PVLM_MM_B_WEIGHT) is reused until pvlm_matmul_weights_changed and then
  *    follows the new weights; a repeated A (PVLM_MM_A_AGAIN) gives the product of a fresh rounding.
+ * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
+ *    orientation and the blocking's tails (test_small_products).
  * 4. Training curve: 300 AdamW steps of a very small config from the same init and data in fp32 and bf16:
  *    every bf16 loss finite and never above 1.5x the initial loss (no divergence), and the final losses (mean
  *    of the last 10 steps) within 2% of each other.
@@ -94,7 +97,7 @@ static void test_gradients(void) {
     CHECK_MSG(l16 == l16b && !memcmp(g16, m.grads, sizeof(float) * m.n_params), "bf16 step not bit-identical");
     /* the bound of the header comment */
     double u = ldexp(1.0, -8);
-    int n_fwd = 1 + 4 * c.n_enc_layers + 6 * c.n_dec_layers + 1;
+    int n_fwd = 1 + 6 * c.n_enc_layers + 10 * c.n_dec_layers + 1;
     int Np = (c.image_size / c.patch_size) * (c.image_size / c.patch_size);
     double kmax = (double)b.B * (Np + c.max_prefix_len);
     double per_product = 2 * u + u * u + kmax * ldexp(1.0, -24);
@@ -234,11 +237,75 @@ static void test_rounding_and_hints(void) {
     printf("  bf16 rounding of products (vector and tail) and kept weight copies: checked\n");
 }
 
+/* pvlm_matmul_small (attention's per-head products) in bf16 against a float64 reference over the same
+ * bf16-rounded inputs, every (ta, tb), shapes that leave tails in each blocking (rows by 6 and 64, columns by
+ * 16, 64 and 256, the reduction odd and over 128) and leading dimensions wider than the shape: the only
+ * difference allowed is fp32 accumulation, |error| <= (K + 3) * 2^-24 * (|alpha| sum |a b| + |beta c|).
+ * beta 0 must not read C (it holds NaN), columns past N must stay untouched; fp32 is pvlm_matmul_gemm's
+ * cblas_sgemm, same bits. */
+static float lcg_unit(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static int small_case(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, float beta, uint64_t *s) {
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2, bad = 0;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb), *C = malloc(sizeof(float) * nc);
+    float *C0 = malloc(sizeof(float) * nc), *C32 = malloc(sizeof(float) * nc), *R32 = malloc(sizeof(float) * nc);
+    for (size_t i = 0; i < na; i++) A[i] = lcg_unit(s);
+    for (size_t i = 0; i < nb; i++) B[i] = lcg_unit(s);
+    for (size_t i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : lcg_unit(s);
+    memcpy(C, C0, sizeof(float) * nc), memcpy(C32, C0, sizeof(float) * nc), memcpy(R32, C0, sizeof(float) * nc);
+    pvlm_matmul_small(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int m = 0; m < M; m++) {
+        for (int n = 0; n < N; n++) {
+            double sum = 0, mag = 0;
+            for (int k = 0; k < K; k++) {
+                double a = pvlm_bf16_round(ta ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k]);
+                double b = pvlm_bf16_round(tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n]);
+                sum += a * b, mag += fabs(a * b);
+            }
+            double c0 = beta == 0.0f ? 0.0 : C0[(size_t)m * ldc + n], ref = alpha * sum + beta * c0;
+            double tol = (K + 3) * ldexp(1.0, -24) * (fabs(alpha) * mag + fabs(beta * c0));
+            bad += !(fabs(C[(size_t)m * ldc + n] - ref) <= tol);
+        }
+        for (int n = N; n < ldc; n++) bad += !same_bits(C[(size_t)m * ldc + n], C0[(size_t)m * ldc + n]);
+    }
+    pvlm_matmul_small(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C32, ldc);
+    pvlm_matmul_gemm(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R32, ldc);
+    bad += memcmp(C32, R32, sizeof(float) * nc) != 0;
+    free(A), free(B), free(C), free(C0), free(C32), free(R32);
+    return bad;
+}
+
+static void test_small_products(void) {
+    static const int shapes[][3] = {{80, 80, 64}, {1, 1, 1}, {7, 5, 3}, {13, 17, 33}, {65, 130, 257},
+                                    {48, 80, 64}, {70, 300, 9},  {6, 64, 2}, {5, 16, 31}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {0.125f, 1.0f}, {-0.3f, -0.5f}};
+    pvlm_err err;
+    pvlm_matmul *mm;
+    CHECK(pvlm_matmul_create(&mm, PVLM_PREC_BF16, &err) == 0);
+    if (!mm) return;
+    uint64_t s = 99;
+    int cases = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int t = 0; t < 4; t++)
+            for (size_t j = 0; j < sizeof ab / sizeof *ab; j++, cases++)
+                CHECK_MSG(small_case(mm, t >> 1, t & 1, shapes[i][0], shapes[i][1], shapes[i][2], ab[j][0], ab[j][1],
+                                     &s) == 0,
+                          "small product ta %d tb %d %dx%dx%d alpha %g beta %g", t >> 1, t & 1, shapes[i][0],
+                          shapes[i][1], shapes[i][2], (double)ab[j][0], (double)ab[j][1]);
+    pvlm_matmul_free(mm);
+    printf("  small bf16 products (attention): %d cases within fp32 accumulation of the rounded inputs\n", cases);
+}
+
 int main(void) {
     pvlm_threads_set(1);
     test_blas_kernel_check();
     if (test_hidden()) {
         test_rounding_and_hints();
+        test_small_products();
         test_gradients();
         test_curve();
     }

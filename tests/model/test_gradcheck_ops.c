@@ -119,13 +119,13 @@ static double att_obj(void *v) {
     att_ctx *c = v;
     if (c->causal) {
         att_rows(c, ATK);
-        pvlm_op_attention_ragged_fwd(c->out, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD, 3 * AD,
-                                     NULL, 1, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
+        pvlm_op_attention_ragged_fwd(NULL, c->out, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD,
+                                     3 * AD, NULL, 1, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
         return dotd(c->out, c->R, AB * ATK * AD);
     }
     att_rows(c, ATQ);
-    pvlm_op_attention_ragged_fwd(c->out, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0, AB, AH,
-                                 ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
+    pvlm_op_attention_ragged_fwd(NULL, c->out, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0,
+                                 AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
     return dotd(c->out, c->R, AB * ATQ * AD);
 }
 static void test_attention(void) {
@@ -141,10 +141,12 @@ static void test_attention(void) {
     att_obj(&c);
     /* decoding's padded forward gives the same probabilities and outputs */
     static float out2[AB * ATK * AD], att2[AB * AH * ATK * ATK];
-    pvlm_op_attention_fwd(out2, AD, att2, c.qkv, AD, c.kv, 2 * AD, c.kv + AD, 2 * AD, c.mask, 0, AB, AH, ATQ, ATK, ADH);
-    CHECK(!memcmp(out2, c.out, sizeof(float) * AB * ATQ * AD) && !memcmp(att2, c.att, sizeof(float) * AB * AH * ATQ * ATK));
-    pvlm_op_attention_ragged_bwd(dq, dkv, dkv + AD, datt, c.R, AD, c.att, c.qkv, AD, c.kv, 2 * AD, c.kv + AD, 2 * AD,
-                                 AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
+    pvlm_op_attention_fwd(NULL, out2, AD, att2, c.qkv, AD, c.kv, 2 * AD, c.kv + AD, 2 * AD, c.mask, 0, AB, AH, ATQ, ATK,
+                          ADH);
+    CHECK(!memcmp(out2, c.out, sizeof(float) * AB * ATQ * AD) &&
+          !memcmp(att2, c.att, sizeof(float) * AB * AH * ATQ * ATK));
+    pvlm_op_attention_ragged_bwd(NULL, dq, dkv, dkv + AD, datt, c.R, AD, c.att, c.qkv, AD, c.kv, 2 * AD, c.kv + AD,
+                                 2 * AD, AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
     for (int i = 0; i < ATQ; i++) CHECK(c.att[i * ATK + 3] == 0.0f && c.att[i * ATK + 4] == 0.0f);
     for (int j = 0; j < AD; j++) CHECK(dkv[3 * 2 * AD + j] == 0.0f); /* masked key gets no gradient */
     check_grad("attention.cross.q", c.qkv, dq, AB * ATQ * AD, att_obj, &c, 1e-2f, 2e-3);
@@ -153,8 +155,8 @@ static void test_attention(void) {
     c.causal = 1;
     memset(dq, 0, sizeof dq);
     att_obj(&c);
-    pvlm_op_attention_ragged_bwd(dq, dq + AD, dq + 2 * AD, datt, c.R, AD, c.att, c.qkv, 3 * AD, c.qkv + AD, 3 * AD,
-                                 c.qkv + 2 * AD, 3 * AD, AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
+    pvlm_op_attention_ragged_bwd(NULL, dq, dq + AD, dq + 2 * AD, datt, c.R, AD, c.att, c.qkv, 3 * AD, c.qkv + AD,
+                                 3 * AD, c.qkv + 2 * AD, 3 * AD, AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
     CHECK(c.att[0 * ATK + 1] == 0.0f && c.att[1 * ATK + 2] == 0.0f); /* future keys invisible */
     check_grad("attention.causal.qkv", c.qkv, dq, sizeof c.qkv / 4, att_obj, &c, 1e-2f, 2e-3);
 }

@@ -40,7 +40,7 @@ def layer_norm(x, p, name, eps):
 
 
 # When set, the products pvlm runs in bf16 under --precision bf16 (every linear layer, the patch / conv stem
-# projections and the tied head; not attention) take bf16-rounded inputs (round to nearest even, as
+# projections, the tied head and attention's q k^T and a v) take bf16-rounded inputs (round to nearest even, as
 # torch's float -> bfloat16 conversion) and accumulate in the working precision: an emulation of pvlm's bf16.
 EMULATE_BF16 = False
 
@@ -61,14 +61,14 @@ def attention(q, k, v, H, key_visible=None, causal=False):
     q = q.view(B, Tq, H, dh).transpose(1, 2)
     k = k.view(B, Tk, H, dh).transpose(1, 2)
     v = v.view(B, Tk, H, dh).transpose(1, 2)
-    s = q @ k.transpose(-1, -2) / math.sqrt(dh)
+    s = bf(q) @ bf(k).transpose(-1, -2) / math.sqrt(dh)
     if key_visible is not None:
         s = s.masked_fill(~key_visible[:, None, None, :], float("-inf"))
     if causal:
         cm = torch.ones(Tq, Tk, dtype=torch.bool).tril()
         s = s.masked_fill(~cm[None, None], float("-inf"))
     a = torch.softmax(s, dim=-1)
-    return (a @ v).transpose(1, 2).reshape(B, Tq, d)
+    return (bf(a) @ bf(v)).transpose(1, 2).reshape(B, Tq, d)
 
 
 class Ref:
@@ -203,8 +203,8 @@ def check_bf16(tag, cfg, weights, bt, pvlm_loss):
     """pvlm's --precision bf16 loss against (1) the float64 reference with pvlm's bf16 products emulated:
     the same roundings, so only fp32-vs-float64 accumulation differs and the fp32 tolerance (rel 1e-5)
     applies, times 10 for the rare inputs whose bf16 rounding flips with fp32 noise; (2) the float32
-    reference under torch.autocast("cpu", dtype=torch.bfloat16), which also rounds attention's products:
-    each side is within n * 2u of the exact loss to first order (u = 2^-8, n = its matrix products on the
+    reference under torch.autocast("cpu", dtype=torch.bfloat16), which rounds the same products' inputs:
+    each side is within n * 2u of the exact loss to first order (u = 2^-8, n = the matrix products on the
     path to the loss), so they agree within the sum of the two bounds."""
     global EMULATE_BF16
     EMULATE_BF16 = True
@@ -216,9 +216,9 @@ def check_bf16(tag, cfg, weights, bt, pvlm_loss):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         ac = float(Ref(cfg, p32).loss(bt))
     u = 2.0 ** -8
-    n_pvlm = 1 + 4 * cfg["n_enc_layers"] + 6 * cfg["n_dec_layers"] + 1
-    n_torch = n_pvlm + 2 * cfg["n_enc_layers"] + 4 * cfg["n_dec_layers"]  # + q k^T and a v per attention
-    tol_ac = (n_pvlm + n_torch) * 2 * u
+    # linear products plus q k^T and a v per attention (1 in the encoder, 2 in each decoder layer)
+    n = 1 + 6 * cfg["n_enc_layers"] + 10 * cfg["n_dec_layers"] + 1
+    tol_ac = 2 * n * 2 * u
     e_emu, e_ac = abs(pvlm_loss - emu) / abs(emu), abs(pvlm_loss - ac) / abs(ac)
     print(f"[{tag}] bf16 loss: pvlm {pvlm_loss:.7f}, emulated float64 {emu:.7f} (rel {e_emu:.2e}, tol 1e-4), "
           f"torch autocast bf16 {ac:.7f} (rel {e_ac:.2e}, tol {tol_ac:.2e})")
