@@ -96,7 +96,8 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err);
  * message naming the variables, the kernel in use and the one the CPU supports; 0 otherwise. */
 int pvlm_blas_kernel_check(char *msg, size_t n);
 
-/* Round-to-nearest-even fp32 -> bf16 -> fp32 (the rounding the bf16 path applies to its inputs; tests). */
+/* Round-to-nearest-even fp32 -> bf16 -> fp32 (tests): the rounding the bf16 path applies to its inputs, except
+ * that the path's hardware conversion turns fp32 denormals into zero, which the bf16 products read them as. */
 float pvlm_bf16_round(float x);
 
 #endif

@@ -15,9 +15,9 @@
  *    attention products per decoder layer + 1 tied head); K_max is the longest reduction, the packed row
  *    count of a weight-gradient product (<= B * (Np + Lp)).
  * 3. Determinism: bf16 forward/backward twice gives bit-identical gradients (same thread count).
- * 3b. The bf16 product rounds exactly as pvlm_bf16_round (the vectorised rounding and its scalar tail, on
- *    ties, denormals, infinities, NaN): A @ I is round(A) exactly, since one nonzero term is accumulated in
- *    fp32. A kept weight copy (PVLM_MM_B_WEIGHT) is reused until pvlm_matmul_weights_changed and then
+ * 3b. The bf16 product rounds exactly as pvlm_bf16_round (the vectorised rounding and its masked tail, on
+ *    ties, near-ties, signs and the largest finite value; not denormals, which the products read as zero):
+ *    A @ I is round(A) exactly, since one nonzero term is accumulated in fp32. A kept weight copy (PVLM_MM_B_WEIGHT) is reused until pvlm_matmul_weights_changed and then
  *    follows the new weights; a repeated A (PVLM_MM_A_AGAIN) gives the product of a fresh rounding.
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
  *    orientation and the blocking's tails (test_small_products).
