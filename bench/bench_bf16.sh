@@ -7,9 +7,10 @@
 #     1 thread, bf16 and fp32 (activation arena, peak RSS of the process, step time);
 #  3. with a trained run folder and its data (images/, test_captions.json): `pvlm caption` in fp32 and bf16,
 #     greedy and beam 3, and how many captions differ;
-#  4. BF16_REPEAT (default 5) more 1-thread runs of part 1 without PyTorch, one line each (the GEMM peaks
-#     measured at its start, both step times, the ratio) and the median ratio: on a shared VM the bf16
-#     units slow down more than fp32's in some minutes, and one run cannot tell such a minute from the code.
+#  4. BF16_REPEAT (default 5) more runs of part 1 without PyTorch at each thread count of BF16_REPEAT_THREADS
+#     (default "1 2"), one line each (the GEMM peaks measured at its start, both step times, the ratio, the
+#     share of the bf16 peak) and the medians: on a shared VM the speed moves by 10-15% from minute to
+#     minute, more in bf16 and at 2 threads, and one run cannot tell such a minute from the code.
 # Run it on a quiet machine; it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own commands only.
 # BF16_PARTS=captions runs part 3 alone (bench_all.sh runs part 1 itself).
 set -u
@@ -27,31 +28,41 @@ for m in none attention block; do
     grep -E ": step [0-9.]+ s \(median"
 done
 fi
-repeat_1thread() {
-  local n=${BF16_REPEAT:-5} i log ratios=()
+median_line() { # stdin: one number per line; prints "median (min, max) over N runs", $2 decimals, unit $1
+  sort -g | awk -v u="$1" -v d="$2" '{r[NR] = $1} END {
+    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    f = "%." d "f"
+    printf f "%s (min " f "%s, max " f "%s) over %d runs\n", m, u, r[1], u, r[NR], u, NR}'
+}
+repeat_runs() {
+  local n=${BF16_REPEAT:-5} th i log
   [ "$n" -gt 0 ] || return 0
-  echo "== $(date -u +%FT%TZ) $n more 1-thread runs (bench_train_step --threads 1 --steps 3 --warmup 1 --torch 0" \
-    "--precision bf16); load $(cut -d' ' -f1-3 /proc/loadavg)"
   log=$(mktemp)
-  for i in $(seq "$n"); do
-    "${nob[@]}" "$b/bench/bench_train_step" --threads 1 --steps 3 --warmup 1 --torch 0 --precision bf16 > "$log" 2>&1
-    local sg bp s16 s32
-    sg=$(sed -n 's/.*SGEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
-    bp=$(sed -n 's/.*bf16 GEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
-    s16=$(sed -n 's/.*pvlm bf16: step \([0-9.]*\) s.*/\1/p' "$log")
-    s32=$(sed -n 's/.*pvlm fp32: step \([0-9.]*\) s.*/\1/p' "$log")
-    [ -n "$s16" ] && [ -n "$s32" ] || { echo "run $i failed:"; tail -3 "$log"; continue; }
-    ratios+=("$(echo "scale=4; $s32 / $s16" | bc)")
-    printf 'run %d: SGEMM peak %s, bf16 peak %s GFLOP/s; step bf16 %s s, fp32 %s s; bf16 / fp32 %.2fx\n' "$i" "$sg" "$bp" \
-      "$s16" "$s32" "${ratios[-1]}"
+  for th in ${BF16_REPEAT_THREADS:-1 2}; do
+    local ratios=() shares=()
+    echo "== $(date -u +%FT%TZ) $n more $th-thread runs (bench_train_step --threads $th --steps 3 --warmup 1" \
+      "--torch 0 --precision bf16); load $(cut -d' ' -f1-3 /proc/loadavg)"
+    for i in $(seq "$n"); do
+      "${nob[@]}" "$b/bench/bench_train_step" --threads "$th" --steps 3 --warmup 1 --torch 0 --precision bf16 > "$log" 2>&1
+      local sg bp s16 s32 sh
+      sg=$(sed -n 's/.*SGEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
+      bp=$(sed -n 's/.*bf16 GEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
+      s16=$(sed -n 's/.*pvlm bf16: step \([0-9.]*\) s.*/\1/p' "$log")
+      s32=$(sed -n 's/.*pvlm fp32: step \([0-9.]*\) s.*/\1/p' "$log")
+      sh=$(sed -n 's/.*pvlm bf16: step .* = \([0-9]*\)% of the bf16 GEMM peak.*/\1/p' "$log")
+      [ -n "$s16" ] && [ -n "$s32" ] && [ -n "$sh" ] || { echo "run $i failed:"; tail -3 "$log"; continue; }
+      ratios+=("$(echo "scale=4; $s32 / $s16" | bc)") shares+=("$sh")
+      printf 'run %d: SGEMM peak %s, bf16 peak %s GFLOP/s; step bf16 %s s, fp32 %s s; bf16 / fp32 %.2fx; %s%% of the' \
+        "$i" "$sg" "$bp" "$s16" "$s32" "${ratios[-1]}" "$sh"
+      echo " bf16 peak (median of the ten samples)"
+    done
+    [ ${#ratios[@]} -gt 0 ] || continue
+    echo "median bf16 / fp32 at $th thread(s): $(printf '%s\n' "${ratios[@]}" | median_line x 2)"
+    echo "median share of the bf16 GEMM peak at $th thread(s): $(printf '%s\n' "${shares[@]}" | median_line % 0)"
   done
   rm -f "$log"
-  [ ${#ratios[@]} -gt 0 ] || return 0
-  printf '%s\n' "${ratios[@]}" | sort -g | awk '{r[NR] = $1} END {
-    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-    printf "median bf16 / fp32 over %d runs: %.2fx (min %.2fx, max %.2fx)\n", NR, m, r[1], r[NR]}'
 }
-[ "${BF16_PARTS:-all}" != captions ] && trap repeat_1thread EXIT
+[ "${BF16_PARTS:-all}" != captions ] && trap repeat_runs EXIT
 [ -n "$run" ] && [ -n "$data" ] || exit 0
 out=$(mktemp -d)
 for beam in 1 3; do
