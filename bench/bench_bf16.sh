@@ -8,9 +8,10 @@
 #  3. with a trained run folder and its data (images/, test_captions.json): `pvlm caption` in fp32 and bf16,
 #     greedy and beam 3, and how many captions differ;
 #  4. BF16_REPEAT (default 5) more runs of part 1 without PyTorch at each thread count of BF16_REPEAT_THREADS
-#     (default "1 2"), one line each (the GEMM peaks measured at its start, both step times, the ratio, the
-#     share of the bf16 peak) and the medians: on a shared VM the speed moves by 10-15% from minute to
-#     minute, more in bf16 and at 2 threads, and one run cannot tell such a minute from the code.
+#     (default "1 2"), one line each (the GEMM peaks: the higher of the medians before and after the steps;
+#     both step times, the ratio, the share of the bf16 peak) and the medians: on a shared VM the speed moves
+#     by 10-15% from minute to minute, more in bf16 and at 2 threads, and one run cannot tell such a minute
+#     from the code.
 # Run it on a quiet machine; it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own commands only.
 # BF16_PARTS=captions runs part 3 alone (bench_all.sh runs part 1 itself).
 set -u
@@ -43,10 +44,12 @@ repeat_runs() {
     echo "== $(date -u +%FT%TZ) $n more $th-thread runs (bench_train_step --threads $th --steps 3 --warmup 1" \
       "--torch 0 --precision bf16); load $(cut -d' ' -f1-3 /proc/loadavg)"
     for i in $(seq "$n"); do
-      "${nob[@]}" "$b/bench/bench_train_step" --threads "$th" --steps 3 --warmup 1 --torch 0 --precision bf16 > "$log" 2>&1
+      "${nob[@]}" "$b/bench/bench_train_step" --threads "$th" --steps 3 --warmup 1 --torch 0 --precision bf16 \
+        > "$log" 2>&1
       local sg bp s16 s32 sh
-      sg=$(sed -n 's/.*SGEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
-      bp=$(sed -n 's/.*bf16 GEMM peak ([^)]*): \([0-9.]*\) GFLOP.s wall.*/\1/p' "$log")
+      local hi='.*the higher of the two medians, before and after: SGEMM'
+      sg=$(sed -n "s/$hi \\([0-9.]*\\),.*/\\1/p" "$log")
+      bp=$(sed -n "s/$hi [0-9.]*, bf16 \\([0-9.]*\\) GFLOP.*/\\1/p" "$log")
       s16=$(sed -n 's/.*pvlm bf16: step \([0-9.]*\) s.*/\1/p' "$log")
       s32=$(sed -n 's/.*pvlm fp32: step \([0-9.]*\) s.*/\1/p' "$log")
       sh=$(sed -n 's/.*pvlm bf16: step .* = \([0-9]*\)% of the bf16 GEMM peak.*/\1/p' "$log")
@@ -54,7 +57,7 @@ repeat_runs() {
       ratios+=("$(echo "scale=4; $s32 / $s16" | bc)") shares+=("$sh")
       printf 'run %d: SGEMM peak %s, bf16 peak %s GFLOP/s; step bf16 %s s, fp32 %s s; bf16 / fp32 %.2fx; %s%% of the' \
         "$i" "$sg" "$bp" "$s16" "$s32" "${ratios[-1]}" "$sh"
-      echo " bf16 peak (median of the ten samples)"
+      echo " bf16 peak"
     done
     [ ${#ratios[@]} -gt 0 ] || continue
     echo "median bf16 / fp32 at $th thread(s): $(printf '%s\n' "${ratios[@]}" | median_line x 2)"
