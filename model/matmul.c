@@ -204,25 +204,32 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err) {
 }
 
 #ifdef PVLM_HAVE_DNNL
-/* x[0..n) rounded to bf16 into d by the CPU's VCVTNE2PS2BF16, 32 at a time (the tail masked): round to
- * nearest even and NaN kept quiet, as pvlm_bf16_round, except that fp32 denormals become zero where the
- * software rounding keeps them (as bf16 denormals, or 2^-126 just below it). The products cannot tell:
- * VDPBF16PS and AMX read bf16 denormals as zero (Intel SDM vol. 2C, "VDPBF16PS": DAZ implied), so the
- * only inputs that differ are those within 2^-134 below 2^-126. One instruction per 32 elements, against
- * nine integer operations per 16 for the software rounding: 1.4 -> 0.9 ms for a 2560 x 2048 activation
- * streaming from memory, 0.36 -> 0.2 ms from cache, at 1 thread. */
+/* The first n of 16 lanes (none for n <= 0, all for n >= 16). */
+static inline __mmask16 first_n(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* The bf16 rounding of the whole bf16 path: 32 floats x[0..32) (lanes outside lo / hi read as zero) to 32
+ * bf16 in order, by the CPU's VCVTNE2PS2BF16: round to nearest even and NaN kept quiet, as pvlm_bf16_round,
+ * except that fp32 denormals become zero where the software rounding keeps them (as bf16 denormals, or
+ * 2^-126 just below it). The products cannot tell: VDPBF16PS and AMX read bf16 denormals as zero (Intel SDM
+ * vol. 2C, "VDPBF16PS": DAZ implied), so the only inputs that differ are those within 2^-134 below 2^-126.
+ * One instruction per 32 elements, against nine integer operations per 16 for the software rounding: 1.4 ->
+ * 0.9 ms for a 2560 x 2048 activation streaming from memory, 0.36 -> 0.2 ms from cache, at 1 thread. */
+__attribute__((target("avx512f,avx512bf16"), always_inline)) static inline __m512i bf16x32(const float *x,
+                                                                                          __mmask16 lo,
+                                                                                          __mmask16 hi) {
+    return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + 16), _mm512_maskz_loadu_ps(lo, x));
+}
+
+/* x[0..n) rounded into d (bf16x32), the tail masked. */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void row_bf16_avx512(uint16_t *d, const float *x,
                                                                                      int n) {
     int c = 0;
-    for (; c + 32 <= n; c += 32) {
-        __m512bh r = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + c + 16), _mm512_loadu_ps(x + c));
-        _mm512_storeu_si512((void *)(d + c), (__m512i)r);
-    }
+    for (; c + 32 <= n; c += 32) _mm512_storeu_si512((void *)(d + c), bf16x32(x + c, 0xffff, 0xffff));
     if (c < n) {
-        __mmask16 lo = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
-        __mmask16 hi = n - c > 16 ? (__mmask16)((1u << (n - c - 16)) - 1) : 0;
-        __m512bh r = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + c + 16), _mm512_maskz_loadu_ps(lo, x + c));
-        _mm512_mask_storeu_epi16(d + c, ((__mmask32)hi << 16) | lo, (__m512i)r);
+        __mmask16 lo = first_n(n - c), hi = first_n(n - c - 16);
+        _mm512_mask_storeu_epi16(d + c, ((__mmask32)hi << 16) | lo, bf16x32(x + c, lo, hi));
     }
 }
 
@@ -399,20 +406,16 @@ void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C
  * its own packing, ran at about a third of the bf16 peak (docs/performance.md). This kernel packs both
  * operands, rounded to bf16, into the pair-interleaved layout VDPBF16PS reads (elements k and k+1 side by
  * side in one 32-bit word, Intel SDM vol. 2C "VDPBF16PS") and keeps an SM_MR x SM_NC tile of fp32
- * accumulators in registers. The rounding is the CPU's VCVTNE2PS2BF16 (round to nearest even, one
- * instruction per 32 elements): it reads fp32 denormals as zero where pvlm_bf16_round keeps them, but
- * VDPBF16PS reads bf16 denormals as zero too, so the products are the same. The scratch is bounded and on
- * the stack (threads call it at once): panels of SM_KC reductions by up to SM_NG columns of op(B), blocks
- * of SM_MC rows of op(A), each packed once per panel. The order of the accumulation depends on the shapes
- * only, so the bits do not depend on the thread count. */
+ * accumulators in registers; the rounding is bf16x32's, the same as the linear layers'. The scratch is
+ * bounded and on the stack (threads call it at once): panels of SM_KC reductions by up to SM_NG columns of
+ * op(B), blocks of SM_MC rows of op(A), each packed once per panel. The order of the accumulation depends on
+ * the shapes only, so the bits do not depend on the thread count. */
 #define SM_NC 64  /* columns of C per register tile: 4 vectors of 16 */
 #define SM_NG 256 /* columns of op(B) packed per panel */
 #define SM_MC 64  /* rows of op(A) packed per block */
 #define SM_KC 128 /* reduction depth per panel (even) */
 #define SM_MR 6   /* rows per register tile: 6 x 4 accumulators, 4 B vectors and a broadcast fit in 32 zmm */
 #define SM_TARGET "avx512f,avx512bw,avx512vl,avx512bf16"
-
-static inline __mmask16 first_n(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
 /* The 16 x 16 matrix of 32-bit words r (row i = r[i]) transposed in place: pairs of words, then of
  * 64-bit halves inside each 128-bit lane, then a 4 x 4 transpose of the lanes themselves. */
@@ -468,8 +471,7 @@ __attribute__((target(SM_TARGET))) static void pairs_across(uint32_t *dst, int l
             for (int j = 0; j < 16; j++) {
                 const float *x = X + (size_t)(j0 + j) * ldx + k0;
                 int in = j0 + j < rows;
-                __m512 lo = _mm512_maskz_loadu_ps(in ? mlo : 0, x), hi = _mm512_maskz_loadu_ps(in ? mhi : 0, x + 16);
-                r[j] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                r[j] = bf16x32(x, in ? mlo : 0, in ? mhi : 0);
                 _mm_prefetch((const char *)(x + 16 * (size_t)ldx), _MM_HINT_T0);
                 _mm_prefetch((const char *)(x + 16 * (size_t)ldx + 16), _MM_HINT_T0);
             }

@@ -17,8 +17,9 @@
  * 3. Determinism: bf16 forward/backward twice gives bit-identical gradients (same thread count).
  * 3b. The bf16 product rounds exactly as pvlm_bf16_round (the vectorised rounding and its masked tail, on
  *    ties, near-ties, signs and the largest finite value; not denormals, which the products read as zero):
- *    A @ I is round(A) exactly, since one nonzero term is accumulated in fp32. A kept weight copy (PVLM_MM_B_WEIGHT) is reused until pvlm_matmul_weights_changed and then
- *    follows the new weights; a repeated A (PVLM_MM_A_AGAIN) gives the product of a fresh rounding.
+ *    A @ I is round(A) exactly, since one nonzero term is accumulated in fp32. A kept weight copy
+ *    (PVLM_MM_B_WEIGHT) is reused until pvlm_matmul_weights_changed and then follows the new weights; a
+ *    repeated A (PVLM_MM_A_AGAIN) gives the product of a fresh rounding.
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
  *    orientation and the blocking's tails (test_small_products).
  * 4. Training curve: 300 AdamW steps of a very small config from the same init and data in fp32 and bf16:
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "core/threads.h"
 #include "harness.h"
 #include "model/matmul.h"
@@ -243,19 +245,16 @@ static void test_rounding_and_hints(void) {
  * difference allowed is fp32 accumulation, |error| <= (K + 3) * 2^-24 * (|alpha| sum |a b| + |beta c|).
  * beta 0 must not read C (it holds NaN), columns past N must stay untouched; fp32 is pvlm_matmul_gemm's
  * cblas_sgemm, same bits. */
-static float lcg_unit(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
-}
+static float unit(pvlm_rng *r) { return (float)(2.0 * pvlm_rng_uniform(r) - 1.0); } /* [-1, 1) */
 
-static int small_case(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, float beta, uint64_t *s) {
+static int small_case(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, float beta, pvlm_rng *s) {
     int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2, bad = 0;
     size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
     float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb), *C = malloc(sizeof(float) * nc);
     float *C0 = malloc(sizeof(float) * nc), *C32 = malloc(sizeof(float) * nc), *R32 = malloc(sizeof(float) * nc);
-    for (size_t i = 0; i < na; i++) A[i] = lcg_unit(s);
-    for (size_t i = 0; i < nb; i++) B[i] = lcg_unit(s);
-    for (size_t i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : lcg_unit(s);
+    for (size_t i = 0; i < na; i++) A[i] = unit(s);
+    for (size_t i = 0; i < nb; i++) B[i] = unit(s);
+    for (size_t i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : unit(s);
     memcpy(C, C0, sizeof(float) * nc), memcpy(C32, C0, sizeof(float) * nc), memcpy(R32, C0, sizeof(float) * nc);
     pvlm_matmul_small(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     for (int m = 0; m < M; m++) {
@@ -287,7 +286,8 @@ static void test_small_products(void) {
     pvlm_matmul *mm;
     CHECK(pvlm_matmul_create(&mm, PVLM_PREC_BF16, &err) == 0);
     if (!mm) return;
-    uint64_t s = 99;
+    pvlm_rng s;
+    pvlm_rng_seed(&s, 99, 0);
     int cases = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int t = 0; t < 4; t++)
