@@ -200,17 +200,19 @@ static int write_batch(const pvlm_batch *b, const pvlm_model_config *c, const ch
 }
 
 /* Largest batch whose planned bytes fit `limit` (0 if none), by bisection over the exact plan. */
-static int largest_batch(pvlm_model *m, const pvlm_model_config *c, double fixed, double limit, double *per_sample) {
+static int largest_batch(pvlm_model *m, const pvlm_model_config *c, pvlm_precision prec, double fixed, double limit,
+                         double *per_sample) {
     pvlm_err err;
     int T = pvlm_model_enc_len(c), Ls = c->max_suffix_len, lo = 0, hi = 1 << 16;
     size_t b1, b2;
-    if (pvlm_model_plan_activations(m, 1, T, Ls, &b1, &err) || pvlm_model_plan_activations(m, 2, T, Ls, &b2, &err))
+    if (pvlm_model_plan_activations(m, 1, T, Ls, prec, &b1, &err) ||
+        pvlm_model_plan_activations(m, 2, T, Ls, prec, &b2, &err))
         return 0;
     *per_sample = (double)b2 - (double)b1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
         size_t bytes;
-        if (pvlm_model_plan_activations(m, mid, T, Ls, &bytes, &err)) return 0;
+        if (pvlm_model_plan_activations(m, mid, T, Ls, prec, &bytes, &err)) return 0;
         if (fixed + (double)bytes <= limit) lo = mid;
         else hi = mid - 1;
     }
@@ -225,8 +227,8 @@ static int memory_table(double gib, double overhead_mib) {
     double limit = gib * 1073741824.0, mib = 1048576.0;
     printf("memory plan for %.0f GiB per rank (bench batch shapes; fixed overhead %.0f MiB)\n", gib,
            overhead_mib);
-    printf("| d | layers | params | fp32 state | %s | %s | %s |\n", "none: MiB/sample, max batch fp32 / bf16",
-           "attention", "block");
+    printf("| d | layers | params | fp32 state | %s | %s | %s |\n",
+           "none: MiB/sample fp32 / bf16, max batch fp32 / bf16", "attention", "block");
     for (size_t i = 0; i < sizeof ladder / sizeof *ladder; i++) {
         pvlm_model_config c;
         pvlm_model_config_default(&c);
@@ -242,11 +244,11 @@ static int memory_table(double gib, double overhead_mib) {
         printf("| %d | %d+%d | %.0fM | %.0f MiB |", c.d_model, c.n_enc_layers, c.n_dec_layers, m.n_params / 1e6,
                state / mib);
         for (int k = 0; k < 3; k++) {
-            double per = 0;
+            double per = 0, per16 = 0;
             if (pvlm_model_set_recompute(&m, modes[k], &err)) return 1;
-            int b32 = largest_batch(&m, &c, fixed, limit, &per);
-            int b16 = largest_batch(&m, &c, fixed + 2.0 * (double)m.n_params, limit, &per);
-            printf(" %.1f, **%d** / %d |", per / mib, b32, b16);
+            int b32 = largest_batch(&m, &c, PVLM_PREC_FP32, fixed, limit, &per);
+            int b16 = largest_batch(&m, &c, PVLM_PREC_BF16, fixed + 2.0 * (double)m.n_params, limit, &per16);
+            printf(" %.1f / %.1f, **%d** / %d |", per / mib, per16 / mib, b32, b16);
         }
         printf("\n");
         pvlm_model_free(&m);

@@ -313,35 +313,41 @@ static const uint16_t *weight_bf16(pvlm_matmul *mm, const float *X, int ld, int 
     return w->bf;
 }
 
-static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                      int lda, const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
+static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A,
+                      int lda, const void *B, int ldb, float beta, const float *bias, float *C, int ldc) {
     if (mm->err.code) {
         mm->a_src = NULL;
         return;
     }
     int aR = ta ? K : M, aC = ta ? M : K, bR = tb ? N : K, bC = tb ? K : N;
-    const uint16_t *b16 = (hints & PVLM_MM_B_WEIGHT) ? weight_bf16(mm, B, ldb, bR, bC) : NULL;
-    int a_again = (hints & PVLM_MM_A_AGAIN) && mm->a_src == A && mm->a_R == aR && mm->a_C == aC && mm->a_ld == lda;
-    if (!a_again) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
-    if ((!a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
+    const uint16_t *a16 = (hints & PVLM_MM_A_BF16) ? A : NULL, *b16 = (hints & PVLM_MM_B_BF16) ? B : NULL;
+    if (!b16 && (hints & PVLM_MM_B_WEIGHT)) b16 = weight_bf16(mm, B, ldb, bR, bC);
+    int a_again =
+        !a16 && (hints & PVLM_MM_A_AGAIN) && mm->a_src == A && mm->a_R == aR && mm->a_C == aC && mm->a_ld == lda;
+    if (!a16 && !a_again) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
+    if ((!a16 && !a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
         (!b16 && grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)))
         return;
     dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta, bias != NULL);
     if (!prim) return;
-    if (!a_again) {
+    if (!a16 && !a_again) {
         pack_bf16(mm->a16, A, lda, aR, aC);
         mm->a_src = A, mm->a_R = aR, mm->a_C = aC, mm->a_ld = lda;
     }
-    if (!b16) pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16;
+    if (!a16) a16 = mm->a16, lda = ta ? M : K; /* the copy is compact */
+    if (!b16)
+        pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16, ldb = bC;
+    else if ((hints & PVLM_MM_B_WEIGHT) && !(hints & PVLM_MM_B_BF16))
+        ldb = bC; /* the kept copy is compact */
     /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
-    dnnl_dims_t da = {M, K}, sa = {ta ? 1 : K, ta ? M : 1}, db = {K, N}, sb = {tb ? 1 : N, tb ? K : 1};
+    dnnl_dims_t da = {M, K}, sa = {ta ? 1 : lda, ta ? lda : 1}, db = {K, N}, sb = {tb ? 1 : ldb, tb ? ldb : 1};
     dnnl_dims_t dc = {M, N}, sc = {ldc, 1}, dbi = {1, N}, sbi = {N, 1};
     dnnl_memory_desc_t a, b, c, bi;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbi = NULL;
     int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc) == dnnl_success &&
-             dnnl_memory_create(&ma, &a, mm->eng, mm->a16) == dnnl_success &&
+             dnnl_memory_create(&ma, &a, mm->eng, (void *)a16) == dnnl_success &&
              dnnl_memory_create(&mb, &b, mm->eng, (void *)b16) == dnnl_success &&
              dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
     if (ok && bias)
@@ -397,6 +403,23 @@ void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C
 #endif
     colsum_pass(db, d16, X, R, C, ld);
     if (d16) mm->a_src = X, mm->a_R = R, mm->a_C = C, mm->a_ld = ld;
+}
+
+/* The CPU can run the hardware rounding (a flag read, cheap enough to ask per row). */
+static int cpu_bf16_ready(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+}
+
+void pvlm_bf16_round_n(uint16_t *dst, const float *x, size_t n) {
+#ifdef PVLM_HAVE_DNNL
+    if (cpu_bf16_ready()) {
+        for (size_t i = 0, step = (size_t)1 << 30; i < n; i += step)
+            row_bf16_avx512(dst + i, x + i, (int)(n - i < step ? n - i : step));
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = to_bf16(x[i]);
 }
 
 #ifdef PVLM_HAVE_DNNL
@@ -590,8 +613,8 @@ static void gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const fl
                 B, ldb, beta, C, ldc);
 }
 
-static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                     int lda, const float *B, int ldb, float beta, const float *bias, float *C, int ldc) {
+static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A,
+                     int lda, const void *B, int ldb, float beta, const float *bias, float *C, int ldc) {
     if (mm && (M <= 0 || N <= 0 || K <= 0)) mm->a_src = NULL; /* no bf16 copy made: none to repeat */
     if (M <= 0 || N <= 0) return;
 #ifdef PVLM_HAVE_DNNL
@@ -600,17 +623,20 @@ static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int
         return;
     }
 #endif
-    (void)mm, (void)hints;
+    if (hints & (PVLM_MM_A_BF16 | PVLM_MM_B_BF16)) { /* a caller's mistake: fp32 products read floats only */
+        if (mm && !mm->err.code) pvlm_err_set(&mm->err, PVLM_EINVAL, "fp32 matmul given a bf16 operand");
+        return;
+    }
     gemm_fp32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
 }
 
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                           const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc) {
     gemm_any(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 
-void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const float *A,
-                           int lda, const float *B, int ldb, const float *bias, float *C, int ldc) {
+void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const void *A, int lda,
+                           const void *B, int ldb, const float *bias, float *C, int ldc) {
     gemm_any(mm, hints, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }
 

@@ -11,7 +11,10 @@
  *         Hints save roundings: a weight operand (PVLM_MM_B_WEIGHT) is rounded once per generation and
  *         its bf16 copy kept (the forward and input-gradient products of a step share it), and an A operand
  *         repeated from the previous call (PVLM_MM_A_AGAIN: dout in a linear layer's two backward
- *         products) reuses the copy already made. fp32 ignores hints.
+ *         products) reuses the copy already made. An activation the model keeps in bf16 (LayerNorm and
+ *         GELU outputs, which only products read: PVLM_MM_A_BF16 / PVLM_MM_B_BF16) is passed as it is
+ *         stored, rounded once by its producer with pvlm_bf16_round_n instead of once per product.
+ *         fp32 ignores the weight and repeat hints.
  * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes
  * through pvlm_matmul_gemm, attention's per-head products through pvlm_matmul_small (docs/model.md).
  *
@@ -21,6 +24,9 @@
  */
 #ifndef PVLM_MODEL_MATMUL_H
 #define PVLM_MODEL_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "core/args.h"
 #include "core/error.h"
@@ -58,17 +64,21 @@ void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, floa
  * only where they hold by construction. */
 enum {
     PVLM_MM_B_WEIGHT = 1, /* B is a weight matrix, unchanged since the last pvlm_matmul_weights_changed */
-    PVLM_MM_A_AGAIN = 2   /* A is the same memory, shape and contents as the previous call's A (or X of a
+    PVLM_MM_A_AGAIN = 2,  /* A is the same memory, shape and contents as the previous call's A (or X of a
                              pvlm_matmul_colsum just before) */
+    PVLM_MM_A_BF16 = 4,   /* A holds bf16 values (uint16_t, from pvlm_bf16_round_n; lda in elements), not
+                             floats: bf16 precision only */
+    PVLM_MM_B_BF16 = 8    /* the same for B */
 };
+/* A and B are floats, or bf16 where the hints say so. */
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+                           const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc);
 /* C[M,N] = op(A) @ op(B) + bias, bias [N] added to every row (C's previous contents are ignored; bias may be
  * NULL: beta = 0). fp32: the bias is copied into every row and the product accumulated onto it (beta = 1), the
  * linear op's steps before this entry point existed; bf16: oneDNN's bias argument adds it in fp32 after the
  * accumulation, which saves the copy pass and the slower accumulate-into-dst kernel. */
-void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const float *A,
-                           int lda, const float *B, int ldb, const float *bias, float *C, int ldc);
+void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const void *A, int lda,
+                           const void *B, int ldb, const float *bias, float *C, int ldc);
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C (beta 0: C is not read) for small strided operands, from many
  * threads at once (mm is only read): attention's per-head products, one (sample, head) per iteration of a
  * parallel loop. fp32: cblas_sgemm, the bits as before. bf16: the inputs rounded to bf16 as above, fp32
@@ -95,6 +105,11 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err);
  * openblas_get_corename() with the CPU's (AVX < AVX2 < AVX-512 < AVX512-BF16 < AMX). Returns 1 and a
  * message naming the variables, the kernel in use and the one the CPU supports; 0 otherwise. */
 int pvlm_blas_kernel_check(char *msg, size_t n);
+
+/* dst[0..n) = x[0..n) rounded to bf16 exactly as the bf16 products round their fp32 inputs (the CPU's
+ * conversion where bf16 runs; the software rounding below in a build or on a CPU without it, where no bf16
+ * product can read the result). For producers of activations that the model keeps in bf16. */
+void pvlm_bf16_round_n(uint16_t *dst, const float *x, size_t n);
 
 /* Round-to-nearest-even fp32 -> bf16 -> fp32 (tests): the rounding the bf16 path applies to its inputs, except
  * that the path's hardware conversion turns fp32 denormals into zero, which the bf16 products read them as. */

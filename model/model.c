@@ -125,12 +125,16 @@ int pvlm_model_enc_len(const pvlm_model_config *c) {
 
 /* ------------------------------------------------------------------ private state */
 
-typedef struct enc_a { /* saved activations of one encoder layer; N = B*T rows */
-    float *ln1, *m1, *r1, *qkv, *att, *ao, *xm, *ln2, *m2, *r2, *fc1, *gl, *out;
+/* Saved activations of one layer. The LayerNorm and GELU outputs (void *) are read by matrix products only:
+ * floats, or in bf16 precision their bf16 rounding (priv.act16), which is all the products read of them. */
+typedef struct enc_a { /* N = B*T rows */
+    void *ln1, *ln2, *gl;
+    float *m1, *r1, *qkv, *att, *ao, *xm, *m2, *r2, *fc1, *out;
 } enc_a;
 typedef struct dec_a {
-    float *ln1, *m1, *r1, *qkv, *att, *ao, *xm1, *lnc, *mc, *rc, *qc, *kvc, *attc, *aoc, *xm2, *ln2, *m2, *r2;
-    float *fc1, *gl, *out;
+    void *ln1, *lnc, *ln2, *gl;
+    float *m1, *r1, *qkv, *att, *ao, *xm1, *mc, *rc, *qc, *kvc, *attc, *aoc, *xm2, *m2, *r2;
+    float *fc1, *out;
 } dec_a;
 
 typedef struct priv {
@@ -140,7 +144,9 @@ typedef struct priv {
     size_t arena_bytes;
     int cB, cT, cLs;
     int B, T, Lpb, Ls, have_fwd; /* shape of the last forward */
-    float *img, *patches, *timg, *x0, *E, *Em, *Er, *y0, *yf, *yfm, *yfr, *probs;
+    float *img, *patches, *timg, *x0, *E, *Em, *Er, *y0, *yfm, *yfr, *probs;
+    void *yf;  /* the final decoder LayerNorm's output: a product input, as enc_a.ln1 */
+    int act16; /* the product-only activations (enc_a, dec_a, yf) are bf16: the model's precision is bf16 */
     double *rowloss;
     uint8_t *kmask;
     enc_a *ea;
@@ -421,11 +427,19 @@ void pvlm_model_free(pvlm_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* The arena's layout changes with the recompute mode and the precision: the next forward allocates it. */
+static void drop_arena(priv *p) {
+    pvlm_free(p->arena);
+    p->arena = NULL, p->arena_bytes = 0, p->have_fwd = 0;
+}
+
 int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err) {
     pvlm_matmul *mm = NULL;
     if (p != PVLM_PREC_FP32 && pvlm_matmul_create(&mm, p, err)) return -1;
     pvlm_matmul_free(m->mm);
     m->mm = mm;
+    priv *pv = m->priv;
+    if (pv->act16 != (p == PVLM_PREC_BF16)) drop_arena(pv), pv->act16 = p == PVLM_PREC_BF16;
     return 0;
 }
 
@@ -436,11 +450,7 @@ int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err) {
     else if (name && !strcmp(name, "attention")) mode = PVLM_RECOMPUTE_ATTENTION;
     else if (name && !strcmp(name, "block")) mode = PVLM_RECOMPUTE_BLOCK;
     else return pvlm_err_set(err, PVLM_EINVAL, "recompute '%s': expected none, attention or block", name ? name : "");
-    if (mode != p->recompute) { /* another activation layout: the next forward allocates it */
-        pvlm_free(p->arena);
-        p->arena = NULL, p->arena_bytes = 0, p->have_fwd = 0;
-        p->recompute = mode;
-    }
+    if (mode != p->recompute) drop_arena(p), p->recompute = mode;
     return 0;
 }
 
@@ -494,6 +504,7 @@ static void *take(bump *b, size_t bytes) {
     return b->base ? b->base + o : NULL;
 }
 #define TF(n) ((float *)take(&bb, sizeof(float) * (size_t)(n)))
+#define TA(n) take(&bb, (p->act16 ? sizeof(uint16_t) : sizeof(float)) * (size_t)(n)) /* a product-only input */
 
 /* Lays out every activation for (B, T, Ls) at bb.base (NULL: only sizes). */
 static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
@@ -525,10 +536,10 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
             if (rc_mode == PVLM_RECOMPUTE_ATTENTION) a->att = TF((size_t)B * H * T * T);
             continue;
         }
-        a->ln1 = TF(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
+        a->ln1 = TA(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
         a->att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION ? p->rea.att : TF((size_t)B * H * T * T);
         a->ao = TF(Ne * d), a->xm = TF(Ne * d);
-        a->ln2 = TF(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TF(Ne * F);
+        a->ln2 = TA(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TA(Ne * F);
         a->out = TF(Ne * d);
     }
     p->E = TF(Ne * d), p->Em = TF(Ne), p->Er = TF(Ne);
@@ -546,16 +557,16 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
             continue;
         }
         int shared_att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION;
-        a->ln1 = TF(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
+        a->ln1 = TA(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
         a->att = shared_att ? p->rda.att : TF((size_t)B * H * Ls * Ls);
         a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
-        a->lnc = TF(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
+        a->lnc = TA(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
         a->attc = shared_att ? p->rda.attc : TF((size_t)B * H * Ls * T);
         a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
-        a->ln2 = TF(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TF(Nd * F);
+        a->ln2 = TA(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TA(Nd * F);
         a->out = TF(Nd * d);
     }
-    p->yf = TF(Nd * d), p->yfm = TF(Nd), p->yfr = TF(Nd);
+    p->yf = TA(Nd * d), p->yfm = TF(Nd), p->yfr = TF(Nd);
     p->probs = TF(Nd * (size_t)c->vocab_size);
     p->rowloss = take(&bb, sizeof(double) * Nd);
     p->eoff = take(&bb, sizeof(int) * 2 * (size_t)B);
@@ -595,6 +606,7 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
     return bb.off + 64;
 }
 #undef TF
+#undef TA
 
 /* The per-layer tables of activation pointers that layout() fills (once per model). */
 static int layer_tables(pvlm_model *m, pvlm_err *err) {
@@ -611,10 +623,14 @@ static int layer_tables(pvlm_model *m, pvlm_err *err) {
     return 0;
 }
 
-int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, size_t *bytes, pvlm_err *err) {
+int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, pvlm_precision prec, size_t *bytes,
+                                pvlm_err *err) {
     priv *p = m->priv;
     if (layer_tables(m, err)) return -1;
+    int act16 = p->act16;
+    p->act16 = prec == PVLM_PREC_BF16;
     *bytes = layout(m, NULL, B, T, Ls);
+    p->act16 = act16;
     if (p->arena) layout(m, p->arena, p->B, p->T, p->Ls); /* the current batch's pointers, as they were */
     return 0;
 }
@@ -702,15 +718,15 @@ static void enc_layer_fwd(pvlm_model *m, const pvlm_enc_layer *e, enc_a *a, cons
     const priv *p = m->priv;
     const pvlm_model_config *c = &m->cfg;
     int Ne = p->Ne, d = c->d_model, F = c->d_ff;
-    pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
+    pvlm_op_layernorm_fwd(a->ln1, p->act16, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, p->act16, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
     enc_attention_fwd(m, a, B);
-    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, e->out_w, e->out_b, Ne, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, 0, e->out_w, e->out_b, Ne, d, d);
     pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
-    pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Ne, d, F);
-    pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Ne * F);
-    pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Ne, F, d);
+    pvlm_op_layernorm_fwd(a->ln2, p->act16, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, p->act16, e->fc1_w, e->fc1_b, Ne, d, F);
+    pvlm_op_gelu_fwd(a->gl, p->act16, a->fc1, (size_t)Ne * F);
+    pvlm_op_linear_fwd(m->mm, a->out, a->gl, p->act16, e->fc2_w, e->fc2_b, Ne, F, d);
     pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
 }
 
@@ -732,23 +748,23 @@ static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, cons
     const pvlm_model_config *c = &m->cfg;
     int Nd = p->Nd, Ne = p->Ne, d = c->d_model, F = c->d_ff;
     /* causal self-attention */
-    pvlm_op_layernorm_fwd(a->ln1, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
+    pvlm_op_layernorm_fwd(a->ln1, p->act16, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, p->act16, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
     dec_attention_fwd(m, a, B, 1, 0);
-    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, e->out_w, e->out_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, 0, e->out_w, e->out_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
     /* cross-attention to the encoder output with its key-padding mask */
-    pvlm_op_layernorm_fwd(a->lnc, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, e->cq_w, e->cq_b, Nd, d, d);
-    pvlm_op_linear_fwd(m->mm, a->kvc, p->E, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
+    pvlm_op_layernorm_fwd(a->lnc, p->act16, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, p->act16, e->cq_w, e->cq_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->kvc, p->E, 0, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
     dec_attention_fwd(m, a, B, 0, 1);
-    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, e->cout_w, e->cout_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, 0, e->cout_w, e->cout_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
     /* MLP */
-    pvlm_op_layernorm_fwd(a->ln2, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, e->fc1_w, e->fc1_b, Nd, d, F);
-    pvlm_op_gelu_fwd(a->gl, a->fc1, (size_t)Nd * F);
-    pvlm_op_linear_fwd(m->mm, a->out, a->gl, e->fc2_w, e->fc2_b, Nd, F, d);
+    pvlm_op_layernorm_fwd(a->ln2, p->act16, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
+    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, p->act16, e->fc1_w, e->fc1_b, Nd, d, F);
+    pvlm_op_gelu_fwd(a->gl, p->act16, a->fc1, (size_t)Nd * F);
+    pvlm_op_linear_fwd(m->mm, a->out, a->gl, p->act16, e->fc2_w, e->fc2_b, Nd, F, d);
     pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
 }
 
@@ -780,20 +796,21 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     } else {
         int H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
         pvlm_op_patchify_fwd(p->p0, p->img, B, S, S, 3, 2);                   /* [M, 12] */
-        pvlm_op_linear_fwd(m->mm, p->xs[0], p->p0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
+        pvlm_op_linear_fwd(m->mm, p->xs[0], p->p0, 0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
         for (int i = 0; i < c->conv_blocks; i++) {
             pvlm_op_groupnorm_fwd(p->gn[i], p->gnm[i], p->gnr[i], p->xs[i], m->w.stem[i].gn_w, m->w.stem[i].gn_b, B,
                                   H2 * H2, C, G, c->ln_eps);
-            pvlm_op_gelu_fwd(p->gl[i], p->gn[i], (size_t)M * C);
+            pvlm_op_gelu_fwd(p->gl[i], 0, p->gn[i], (size_t)M * C);
             pvlm_op_im2col3_fwd(p->cols[i], p->gl[i], B, H2, H2, C);            /* [M, 9C] */
-            pvlm_op_linear_fwd(m->mm, p->xs[i + 1], p->cols[i], m->w.stem[i].conv_w, m->w.stem[i].conv_b, M, 9 * C, C);
+            pvlm_op_linear_fwd(m->mm, p->xs[i + 1], p->cols[i], 0, m->w.stem[i].conv_w, m->w.stem[i].conv_b, M, 9 * C,
+                               C);
             pvlm_op_add_inplace(p->xs[i + 1], p->xs[i], (size_t)M * C);
         }
         pvlm_op_groupnorm_fwd(p->gnf, p->gnfm, p->gnfr, p->xs[c->conv_blocks], m->w.gn_f_w, m->w.gn_f_b, B,
                               H2 * H2, C, G, c->ln_eps);
         pvlm_op_patchify_fwd(p->patches, p->gnf, B, H2, H2, C, c->patch_size / 2); /* [B*Np, C(P/2)^2] */
     }
-    pvlm_op_linear_fwd(m->mm, p->timg, p->patches, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
+    pvlm_op_linear_fwd(m->mm, p->timg, p->patches, 0, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
     /* assemble x0 [Ne,d]: image tokens, prompts, prefix text (visible ones, packed) */
     const float *ipos = m->w.img_pos, *tpos = m->w.enc_pos, *tok = m->w.tok_embed;
 #pragma omp parallel for schedule(static)
@@ -831,7 +848,7 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
         enc_layer_fwd(m, e, a, x, B);
         x = a->out;
     }
-    pvlm_op_layernorm_fwd(p->E, p->Em, p->Er, x, m->w.enc_lnf_w, m->w.enc_lnf_b, Ne, d, c->ln_eps);
+    pvlm_op_layernorm_fwd(p->E, 0, p->Em, p->Er, x, m->w.enc_lnf_w, m->w.enc_lnf_b, Ne, d, c->ln_eps);
     p->times[PVLM_TIME_ENC] += pvlm_now() - t1;
 }
 
@@ -894,11 +911,11 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
         dec_layer_fwd(m, e, a, y, B);
         y = a->out;
     }
-    pvlm_op_layernorm_fwd(p->yf, p->yfm, p->yfr, y, m->w.dec_lnf_w, m->w.dec_lnf_b, Nd, d, c->ln_eps);
+    pvlm_op_layernorm_fwd(p->yf, p->act16, p->yfm, p->yfr, y, m->w.dec_lnf_w, m->w.dec_lnf_b, Nd, d, c->ln_eps);
     double t1 = pvlm_now();
     p->times[PVLM_TIME_DEC] += t1 - t0;
     /* tied output projection and the loss */
-    pvlm_op_linear_fwd(m->mm, p->probs, p->yf, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
+    pvlm_op_linear_fwd(m->mm, p->probs, p->yf, p->act16, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
     pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V);
     pvlm_loss_stats st = {0};
     double total = 0.0;
@@ -949,7 +966,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     for (int r = 0; r < Nd; r++) p->scale[r] = sample_scale ? (float)sample_scale[p->rsample[r]] : (float)p->inv_ntg;
     pvlm_op_softmax_ce_bwd(p->probs, p->rtgt, p->scale, Nd, V); /* probs -> dlogits */
     /* logits = yf @ tok^T */
-    pvlm_op_linear_bwd(m->mm, p->dln, 0, m->g.tok_embed, NULL, p->probs, p->yf, m->w.tok_embed, Nd, d, V);
+    pvlm_op_linear_bwd(m->mm, p->dln, 0, m->g.tok_embed, NULL, p->probs, p->yf, p->act16, m->w.tok_embed, Nd, d, V);
     memset(p->dy, 0, sizeof(float) * (size_t)Nd * d);
     const float *ylast = p->da[c->n_dec_layers - 1].out;
     pvlm_op_layernorm_bwd(p->dy, m->g.dec_lnf_w, m->g.dec_lnf_b, p->dln, ylast, m->w.dec_lnf_w, p->yfm, p->yfr, Nd, d);
@@ -965,27 +982,27 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         else if (p->recompute == PVLM_RECOMPUTE_ATTENTION)
             dec_attention_fwd(m, a, B, 1, 1);
         /* MLP: out = xm2 + fc2(gelu(fc1(ln2(xm2)))) */
-        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dy, a->gl, e->fc2_w, Nd, F, d);
+        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dy, a->gl, p->act16, e->fc2_w, Nd, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Nd * F);
-        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Nd, d, F);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, p->act16, e->fc1_w, Nd, d, F);
         pvlm_op_layernorm_bwd(p->dy, ge->ln2_w, ge->ln2_b, p->dln, a->xm2, e->ln2_w, a->m2, a->r2, Nd, d);
         /* cross-attention: xm2 = xm1 + out(attn(q(lnc(xm1)), kv(E))) */
-        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, e->cout_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, 0, e->cout_w, Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc,
                                      2 * d, a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen,
                                      p->across);
-        pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, e->ckv_w, Ne, d, 2 * d);
-        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, e->cq_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, 0, e->ckv_w, Ne, d, 2 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, p->act16, e->cq_w, Nd, d, d);
         pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
-        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, e->out_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, 0, e->out_w, Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
                                      3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen,
                                      p->doff, p->dlen, p->aself);
-        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Nd, d, 3 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, p->act16, e->qkv_w, Nd, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dy, ge->ln1_w, ge->ln1_b, p->dln, yin, e->ln1_w, a->m1, a->r1, Nd, d);
         report(hook, hook_ctx, goff(m, ge->ln1_w),
                l == c->n_dec_layers - 1 ? m->n_params : goff(m, m->g.dec[l + 1].ln1_w));
@@ -1017,16 +1034,16 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
             enc_layer_fwd(m, e, a = &p->rea, xin, B);
         else if (p->recompute == PVLM_RECOMPUTE_ATTENTION)
             enc_attention_fwd(m, a, B);
-        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dx, a->gl, e->fc2_w, Ne, F, d);
+        pvlm_op_linear_bwd(m->mm, p->dfc, 0, ge->fc2_w, ge->fc2_b, p->dx, a->gl, p->act16, e->fc2_w, Ne, F, d);
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Ne * F);
-        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, e->fc1_w, Ne, d, F);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, p->act16, e->fc1_w, Ne, d, F);
         pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
-        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, e->out_w, Ne, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, 0, e->out_w, Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
                                      3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen,
                                      p->eoff, p->elen, p->aenc);
-        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, e->qkv_w, Ne, d, 3 * d);
+        pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, p->act16, e->qkv_w, Ne, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dx, ge->ln1_w, ge->ln1_b, p->dln, xin, e->ln1_w, a->m1, a->r1, Ne, d);
         if (nv > 0 && (c->vpt_deep || l == 0)) {
             /* prompt rows: their gradient goes to this layer's prompt set; under VPT-deep the previous
@@ -1061,10 +1078,12 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
         }
     }
     if (!p->conv) {
-        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
+        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, 0, m->w.patch_w, B * Np,
+                           p->K, d);
     } else {
         int S = c->image_size, H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
-        pvlm_op_linear_bwd(m->mm, p->dpatch, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, m->w.patch_w, B * Np, p->K, d);
+        pvlm_op_linear_bwd(m->mm, p->dpatch, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, 0, m->w.patch_w,
+                           B * Np, p->K, d);
         memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
         pvlm_op_patchify_bwd(p->dmap, p->dpatch, B, H2, H2, C, c->patch_size / 2);
         memset(p->dmap2, 0, sizeof(float) * (size_t)M * C); /* running d(xs[i]) */
@@ -1072,15 +1091,16 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
                               p->gnfm, p->gnfr, B, H2 * H2, C, G);
         for (int i = c->conv_blocks - 1; i >= 0; i--) {
             /* xs[i+1] = xs[i] + conv(gelu(gn(xs[i]))) */
-            pvlm_op_linear_bwd(m->mm, p->dcols, 0, m->g.stem[i].conv_w, m->g.stem[i].conv_b, p->dmap2, p->cols[i], m->w.stem[i].conv_w, M,
-                               9 * C, C);
+            pvlm_op_linear_bwd(m->mm, p->dcols, 0, m->g.stem[i].conv_w, m->g.stem[i].conv_b, p->dmap2, p->cols[i], 0,
+                               m->w.stem[i].conv_w, M, 9 * C, C);
             memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
             pvlm_op_im2col3_bwd(p->dmap, p->dcols, B, H2, H2, C);
             pvlm_op_gelu_bwd(p->dmap, 0, p->gn[i], p->dmap, (size_t)M * C);
             pvlm_op_groupnorm_bwd(p->dmap2, m->g.stem[i].gn_w, m->g.stem[i].gn_b, p->dmap, p->xs[i], m->w.stem[i].gn_w,
                                   p->gnm[i], p->gnr[i], B, H2 * H2, C, G);
         }
-        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.conv_in_w, m->g.conv_in_b, p->dmap2, p->p0, m->w.conv_in_w, M, 12, C);
+        pvlm_op_linear_bwd(m->mm, NULL, 0, m->g.conv_in_w, m->g.conv_in_b, p->dmap2, p->p0, 0, m->w.conv_in_w, M, 12,
+                           C);
     }
     report(hook, hook_ctx, 0, goff(m, m->g.enc[0].ln1_w));
     p->times[PVLM_TIME_STEM] += pvlm_now() - t3;

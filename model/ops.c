@@ -8,14 +8,15 @@
 
 /* ---------------------------------------------------------------- linear */
 
-void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In,
-                        int O) {
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const void *in, int in_bf16, const float *W, const float *b, int N,
+                        int In, int O) {
     if (N <= 0 || O <= 0) return;
-    pvlm_matmul_gemm_bias(mm, PVLM_MM_B_WEIGHT, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
+    unsigned h = PVLM_MM_B_WEIGHT | (in_bf16 ? PVLM_MM_A_BF16 : 0);
+    pvlm_matmul_gemm_bias(mm, h, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
 }
 
 void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout,
-                        const float *in, const float *W, int N, int In, int O) {
+                        const void *in, int in_bf16, const float *W, int N, int In, int O) {
     if (N <= 0) return;
     /* the column sums first: in bf16 their pass also rounds dout, which both products then reuse */
     if (db) pvlm_matmul_colsum(mm, db, dout, N, O, O);
@@ -23,7 +24,8 @@ void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, flo
         pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT | (db ? PVLM_MM_A_AGAIN : 0), 0, 0, N, In, O, 1.0f, dout, O, W, In,
                               din_acc ? 1.0f : 0.0f, din, In);
     if (dW) /* [O,In] += dout^T @ in; dout is the previous call's A when db or din was computed */
-        pvlm_matmul_gemm_hint(mm, db || din ? PVLM_MM_A_AGAIN : 0, 1, 0, O, In, N, 1.0f, dout, O, in, In, 1.0f, dW, In);
+        pvlm_matmul_gemm_hint(mm, (db || din ? PVLM_MM_A_AGAIN : 0) | (in_bf16 ? PVLM_MM_B_BF16 : 0), 1, 0, O, In, N,
+                              1.0f, dout, O, in, In, 1.0f, dW, In);
 }
 
 /* ---------------------------------------------------------------- layernorm */
@@ -33,10 +35,12 @@ void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, flo
  * the bits are those of one row at a time. */
 #define LN_ROWS 8
 #define LN_UNROLL _Pragma("GCC unroll 8") /* the row loops unrolled: their sums then live in registers */
+#define LN_CHUNK 512                      /* floats of an output row rounded to bf16 at once */
 
 /* One LayerNorm call's tensors: the forward's (out, mean and rstd written) or the backward's (din added to). */
 typedef struct ln_args {
     float *out, *mean, *rstd;              /* forward outputs */
+    uint16_t *out16;                       /* forward: out rounded to bf16 instead (out NULL) */
     float *din;                            /* backward: NULL in the forward */
     const float *in, *dout, *w, *b;        /* dout: backward only */
     const float *mean_in, *rstd_in;        /* backward: the forward's statistics */
@@ -59,9 +63,18 @@ __attribute__((always_inline)) static inline void ln_fwd_rows(const ln_args *a, 
         }
     for (int j = 0; j < nr; j++) {
         const float *x = in + (size_t)j * C;
-        float *y = a->out + (size_t)(n0 + j) * C;
         float mj = m[j], rj = 1.0f / sqrtf(v[j] / C + a->eps);
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mj) * rj * a->w[c] + a->b[c];
+        if (a->out16) { /* the same values, rounded a chunk at a time from a row buffer in L1 */
+            float y[LN_CHUNK];
+            for (int c0 = 0; c0 < C; c0 += LN_CHUNK) {
+                int n = C - c0 < LN_CHUNK ? C - c0 : LN_CHUNK;
+                for (int c = 0; c < n; c++) y[c] = (x[c0 + c] - mj) * rj * a->w[c0 + c] + a->b[c0 + c];
+                pvlm_bf16_round_n(a->out16 + (size_t)(n0 + j) * C + c0, y, (size_t)n);
+            }
+        } else {
+            float *y = a->out + (size_t)(n0 + j) * C;
+            for (int c = 0; c < C; c++) y[c] = (x[c] - mj) * rj * a->w[c] + a->b[c];
+        }
         a->mean[n0 + j] = mj, a->rstd[n0 + j] = rj;
     }
 }
@@ -102,9 +115,17 @@ static void ln_rows(const ln_args *a, int N) {
     }
 }
 
-void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w,
+void pvlm_op_layernorm_fwd(void *out, int out_bf16, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C, float eps) {
-    ln_args a = {.out = out, .mean = mean, .rstd = rstd, .in = in, .w = w, .b = b, .C = C, .eps = eps};
+    ln_args a = {.out = out_bf16 ? NULL : out,
+                 .out16 = out_bf16 ? out : NULL,
+                 .mean = mean,
+                 .rstd = rstd,
+                 .in = in,
+                 .w = w,
+                 .b = b,
+                 .C = C,
+                 .eps = eps};
     ln_rows(&a, N);
 }
 
@@ -218,13 +239,19 @@ static int have_avx512f(void) {
 
 #define GELU_BLOCK 4096 /* elements per parallel work item */
 
-void pvlm_op_gelu_fwd(float *out, const float *in, size_t n) {
+void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
     int wide = have_avx512f();
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * GELU_BLOCK, m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
-        (wide ? gelu_fwd_512 : gelu_fwd_base)(out + i0, in + i0, m);
+        if (out_bf16) { /* the block in L1, then rounded */
+            float t[GELU_BLOCK];
+            (wide ? gelu_fwd_512 : gelu_fwd_base)(t, in + i0, m);
+            pvlm_bf16_round_n((uint16_t *)out + i0, t, m);
+        } else {
+            (wide ? gelu_fwd_512 : gelu_fwd_base)((float *)out + i0, in + i0, m);
+        }
     }
 }
 

@@ -16,23 +16,27 @@
 #include "model/matmul.h"
 
 /* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL). W is a weight: with a
- * bf16 mm its rounded copy is kept and reused until pvlm_matmul_weights_changed(mm) (model/matmul.h). */
-void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const float *in, const float *W, const float *b, int N, int In,
-                        int O);
+ * bf16 mm its rounded copy is kept and reused until pvlm_matmul_weights_changed(mm) (model/matmul.h).
+ * in holds floats, or (in_bf16, bf16 mm only) bf16 values as pvlm_bf16_round_n writes them. */
+void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const void *in, int in_bf16, const float *W, const float *b, int N,
+                        int In, int O);
 /* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
- * db[O] += column sums of dout (db may be NULL). */
+ * db[O] += column sums of dout (db may be NULL). in as in the forward. */
 void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout,
-                        const float *in, const float *W, int N, int In, int O);
+                        const void *in, int in_bf16, const float *W, int N, int In, int O);
 
-/* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. */
-void pvlm_op_layernorm_fwd(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int N,
-                           int C, float eps);
+/* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. out_bf16: out
+ * receives the values rounded to bf16 (uint16_t, pvlm_bf16_round_n) instead of floats, for a model that keeps
+ * this activation only as a bf16 product input. */
+void pvlm_op_layernorm_fwd(void *out, int out_bf16, float *mean, float *rstd, const float *in, const float *w,
+                           const float *b, int N, int C, float eps);
 /* din[N,C] += ..., dw, db [C] += ... */
 void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const float *mean, const float *rstd, int N, int C);
 
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016; PyTorch approximate="tanh"). n elements. */
-void pvlm_op_gelu_fwd(float *out, const float *in, size_t n);
+/* out_bf16: rounded to bf16 as in pvlm_op_layernorm_fwd. */
+void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n);
 /* din (+)= gelu'(in) * dout; acc 0 overwrites din. */
 void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, size_t n);
 

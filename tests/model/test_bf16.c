@@ -20,6 +20,12 @@
  *    A @ I is round(A) exactly, since one nonzero term is accumulated in fp32. A kept weight copy
  *    (PVLM_MM_B_WEIGHT) is reused until pvlm_matmul_weights_changed and then follows the new weights; a
  *    repeated A (PVLM_MM_A_AGAIN) gives the product of a fresh rounding.
+ * 3b'. Activations kept in bf16: pvlm_bf16_round_n rounds as pvlm_bf16_round (vector and tail); a product
+ *    given pre-rounded operands (PVLM_MM_A_BF16 / PVLM_MM_B_BF16, strided, every orientation) has the bits of
+ *    the same product given the floats; an fp32 context refuses them. On the model: the bf16 arena is smaller
+ *    than the fp32 one by the bf16 halves of the LayerNorm and GELU outputs, pvlm_model_plan_activations
+ *    predicts both, and --recompute block gives the bf16 gradients of keeping everything, bit for bit
+ *    (test_bf16_operands).
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
  *    orientation and the blocking's tails (test_small_products).
  * 4. Training curve: 300 AdamW steps of a very small config from the same init and data in fp32 and bf16:
@@ -239,13 +245,111 @@ static void test_rounding_and_hints(void) {
     printf("  bf16 rounding of products (vector and tail) and kept weight copies: checked\n");
 }
 
+static float unit(pvlm_rng *r) {
+    return (float)(2.0 * pvlm_rng_uniform(r) - 1.0);
+} /* [-1, 1) */
+
+static int bf16_operand_case(pvlm_matmul *mm, int ta, int tb, pvlm_rng *s) {
+    enum { M = 7, N = 19, K = 37, PAD = 3 };
+    int lda = (ta ? M : K) + PAD, ldb = (tb ? K : N) + PAD, ra = ta ? K : M, rb = tb ? N : K, bad = 0;
+    float A[(K + PAD) * (K + PAD)], B[(K + PAD) * (K + PAD)], C[M * N], C16[M * N];
+    uint16_t A16[(K + PAD) * (K + PAD)], B16[(K + PAD) * (K + PAD)];
+    for (int i = 0; i < ra * lda; i++) A[i] = unit(s);
+    for (int i = 0; i < rb * ldb; i++) B[i] = unit(s);
+    pvlm_bf16_round_n(A16, A, (size_t)ra * lda);
+    pvlm_bf16_round_n(B16, B, (size_t)rb * ldb);
+    pvlm_matmul_gemm_hint(mm, 0, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
+    pvlm_matmul_gemm_hint(mm, PVLM_MM_A_BF16, ta, tb, M, N, K, 1.0f, A16, lda, B, ldb, 0.0f, C16, N);
+    bad += memcmp(C, C16, sizeof C) != 0;
+    pvlm_matmul_gemm_hint(mm, PVLM_MM_B_BF16, ta, tb, M, N, K, 1.0f, A, lda, B16, ldb, 0.0f, C16, N);
+    bad += memcmp(C, C16, sizeof C) != 0;
+    pvlm_matmul_gemm_bias(mm, PVLM_MM_A_BF16 | PVLM_MM_B_BF16, ta, tb, M, N, K, A16, lda, B16, ldb, NULL, C16, N);
+    bad += memcmp(C, C16, sizeof C) != 0;
+    return bad;
+}
+
+/* The model in bf16 with recompute mode `mode`: loss, gradients and arena bytes (planned too). */
+static float bf16_run(pvlm_model *m, const pvlm_batch *b, const char *mode, float *g, size_t *bytes, size_t *plan) {
+    pvlm_err err;
+    float loss = NAN;
+    CHECK_OK(pvlm_model_set_recompute(m, mode, &err), &err);
+    CHECK(fwd_bwd(m, b, (double)pvlm_batch_count_targets(b), &loss) == 0);
+    memcpy(g, m->grads, sizeof(float) * m->n_params);
+    *bytes = pvlm_model_activation_bytes(m);
+    CHECK_OK(pvlm_model_plan_activations(m, b->B, pvlm_model_enc_len(&m->cfg), b->Ls, PVLM_PREC_BF16, plan, &err),
+             &err);
+    return loss;
+}
+
+static void test_bf16_operands(void) {
+    pvlm_rng s;
+    pvlm_rng_seed(&s, 77, 1);
+    float x[45];
+    uint16_t h[45];
+    int bad = 0;
+    for (int i = 0; i < 45; i++) x[i] = unit(&s) * 1000.0f;
+    for (int n = 0; n <= 45; n += 9) { /* whole vectors of 32 and masked tails */
+        memset(h, 0xff, sizeof h);
+        pvlm_bf16_round_n(h, x, (size_t)n);
+        for (int i = 0; i < 45; i++) {
+            float r = pvlm_bf16_round(x[i]);
+            uint32_t u;
+            memcpy(&u, &r, sizeof u);
+            bad += i < n ? h[i] != (uint16_t)(u >> 16) : h[i] != 0xffff;
+        }
+    }
+    CHECK(bad == 0);
+    pvlm_err err;
+    pvlm_matmul *mm;
+    CHECK(pvlm_matmul_create(&mm, PVLM_PREC_BF16, &err) == 0);
+    if (!mm) return;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) CHECK_MSG(bf16_operand_case(mm, ta, tb, &s) == 0, "ta %d tb %d", ta, tb);
+    CHECK(pvlm_matmul_check(mm, &err) == 0);
+    pvlm_matmul_free(mm);
+    CHECK(pvlm_matmul_create(&mm, PVLM_PREC_FP32, &err) == 0);
+    pvlm_matmul_gemm_hint(mm, PVLM_MM_A_BF16, 0, 0, 1, 1, 1, 1.0f, h, 1, x, 1, 0.0f, x + 1, 1);
+    CHECK(pvlm_matmul_check(mm, &err) == -1 && strstr(err.msg, "bf16 operand"));
+    pvlm_matmul_free(mm);
+
+    pvlm_model m;
+    pvlm_model_config c;
+    pvlm_batch b;
+    tiny_config(&c);
+    CHECK_OK(tiny_model_and_batch(&m, &b, &c, &err), &err);
+    size_t bytes32, plan32, bytes16, plan16, bytes_block, plan_block;
+    float *g0 = malloc(sizeof(float) * m.n_params), *g1 = malloc(sizeof(float) * m.n_params), l0, l1, lf;
+    CHECK(fwd_bwd(&m, &b, (double)pvlm_batch_count_targets(&b), &lf) == 0);
+    bytes32 = pvlm_model_activation_bytes(&m);
+    CHECK_OK(pvlm_model_plan_activations(&m, b.B, pvlm_model_enc_len(&c), b.Ls, PVLM_PREC_FP32, &plan32, &err), &err);
+    CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err), &err);
+    l0 = bf16_run(&m, &b, "none", g0, &bytes16, &plan16);
+    l1 = bf16_run(&m, &b, "block", g1, &bytes_block, &plan_block);
+    CHECK(same_bits(l0, l1) && !memcmp(g0, g1, sizeof(float) * m.n_params));
+    /* halved per layer: 2 LayerNorm outputs and the GELU output of each encoder layer, 3 and the GELU output
+     * of each decoder layer, and the final decoder LayerNorm; each rounded up to 64 bytes in the arena */
+    int d = c.d_model, F = c.d_ff, Ls = b.Ls, T = pvlm_model_enc_len(&c);
+    size_t half = 2 * ((size_t)c.n_enc_layers * b.B * T * (2 * d + F) +
+                       (size_t)c.n_dec_layers * b.B * Ls * (3 * d + F) + (size_t)b.B * Ls * d);
+    size_t slack = 64 * (size_t)(3 * c.n_enc_layers + 4 * c.n_dec_layers + 1);
+    CHECK_MSG(plan32 == bytes32 && plan16 == bytes16 && plan_block == bytes_block,
+              "plans %zu %zu %zu, arenas %zu %zu %zu", plan32, plan16, plan_block, bytes32, bytes16, bytes_block);
+    CHECK_MSG(bytes16 + half <= bytes32 + slack && bytes32 <= bytes16 + half + slack, "fp32 %zu, bf16 %zu, halves %zu",
+              bytes32, bytes16, half);
+    printf("  bf16 operands: rounding, pre-rounded products and the model's bf16 activations (arena %zu -> %zu "
+           "bytes, loss %.6f vs fp32 %.6f): checked\n",
+           bytes32, bytes16, (double)l0, (double)lf);
+    free(g0), free(g1);
+    pvlm_batch_free(&b);
+    pvlm_model_free(&m);
+}
+
 /* pvlm_matmul_small (attention's per-head products) in bf16 against a float64 reference over the same
  * bf16-rounded inputs, every (ta, tb), shapes that leave tails in each blocking (rows by 6 and 64, columns by
  * 16, 64 and 256, the reduction odd and over 128) and leading dimensions wider than the shape: the only
  * difference allowed is fp32 accumulation, |error| <= (K + 3) * 2^-24 * (|alpha| sum |a b| + |beta c|).
  * beta 0 must not read C (it holds NaN), columns past N must stay untouched; fp32 is pvlm_matmul_gemm's
  * cblas_sgemm, same bits. */
-static float unit(pvlm_rng *r) { return (float)(2.0 * pvlm_rng_uniform(r) - 1.0); } /* [-1, 1) */
 
 static int small_case(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, float beta, pvlm_rng *s) {
     int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2, bad = 0;
@@ -306,6 +410,7 @@ int main(void) {
     if (test_hidden()) {
         test_rounding_and_hints();
         test_small_products();
+        test_bf16_operands();
         test_gradients();
         test_curve();
     }

@@ -49,7 +49,7 @@ static void check_grad(const char *what, float *x, const float *g, size_t n, obj
 typedef struct { float in[5 * 7], W[4 * 7], b[4], out[5 * 4], R[5 * 4]; } lin_ctx;
 static double lin_obj(void *v) {
     lin_ctx *c = v;
-    pvlm_op_linear_fwd(NULL, c->out, c->in, c->W, c->b, 5, 7, 4);
+    pvlm_op_linear_fwd(NULL, c->out, c->in, 0, c->W, c->b, 5, 7, 4);
     return dotd(c->out, c->R, 20);
 }
 static void test_linear(void) {
@@ -57,7 +57,7 @@ static void test_linear(void) {
     fill(c.in, 35, 1), fill(c.W, 28, 0.5f), fill(c.b, 4, 0.5f), fill(c.R, 20, 1);
     float din[35], dW[28] = {0}, db[4] = {0};
     for (int i = 0; i < 35; i++) din[i] = 1.0f; /* din_acc: must add to it */
-    pvlm_op_linear_bwd(NULL, din, 1, dW, db, c.R, c.in, c.W, 5, 7, 4);
+    pvlm_op_linear_bwd(NULL, din, 1, dW, db, c.R, c.in, 0, c.W, 5, 7, 4);
     for (int i = 0; i < 35; i++) din[i] -= 1.0f;
     check_grad("linear.in", c.in, din, 35, lin_obj, &c, 1e-2f, 1e-3);
     check_grad("linear.W", c.W, dW, 28, lin_obj, &c, 1e-2f, 1e-3);
@@ -68,7 +68,7 @@ static void test_linear(void) {
 typedef struct { float in[6 * 16], w[16], b[16], out[96], m[6], r[6], R[96]; } ln_ctx;
 static double ln_obj(void *v) {
     ln_ctx *c = v;
-    pvlm_op_layernorm_fwd(c->out, c->m, c->r, c->in, c->w, c->b, 6, 16, 1e-5f);
+    pvlm_op_layernorm_fwd(c->out, 0, c->m, c->r, c->in, c->w, c->b, 6, 16, 1e-5f);
     return dotd(c->out, c->R, 96);
 }
 static void test_layernorm(void) {
@@ -86,7 +86,7 @@ static void test_layernorm(void) {
 typedef struct { float in[50], out[50], R[50]; } gelu_ctx;
 static double gelu_obj(void *v) {
     gelu_ctx *c = v;
-    pvlm_op_gelu_fwd(c->out, c->in, 50);
+    pvlm_op_gelu_fwd(c->out, 0, c->in, 50);
     return dotd(c->out, c->R, 50);
 }
 static void test_gelu(void) {
@@ -210,7 +210,7 @@ typedef struct { float img[PB * PS * PS * PC], W[PD * PK], b[PD], patches[PB * P
 static double pst_obj(void *v) {
     pst_ctx *c = v;
     pvlm_op_patchify_fwd(c->patches, c->img, PB, PS, PS, PC, PP);
-    pvlm_op_linear_fwd(NULL, c->out, c->patches, c->W, c->b, PB * PNP, PK, PD);
+    pvlm_op_linear_fwd(NULL, c->out, c->patches, 0, c->W, c->b, PB * PNP, PK, PD);
     return dotd(c->out, c->R, PB * PNP * PD);
 }
 static void test_patch_stem(void) {
@@ -220,7 +220,7 @@ static void test_patch_stem(void) {
     /* (c, y, x) flattening: patch 1 (top row, second column) element (c=2, y=1, x=0) */
     CHECK(c.patches[1 * PK + (2 * PP + 1) * PP + 0] == c.img[((0 * PS + 1) * PS + 2) * PC + 2]);
     static float dpatch[PB * PNP * PK], dimg[PB * PS * PS * PC], dW[PD * PK], db[PD];
-    pvlm_op_linear_bwd(NULL, dpatch, 0, dW, db, c.R, c.patches, c.W, PB * PNP, PK, PD);
+    pvlm_op_linear_bwd(NULL, dpatch, 0, dW, db, c.R, c.patches, 0, c.W, PB * PNP, PK, PD);
     pvlm_op_patchify_bwd(dimg, dpatch, PB, PS, PS, PC, PP);
     check_grad("patch_stem.pixels", c.img, dimg, sizeof c.img / 4, pst_obj, &c, 1e-2f, 1e-3);
     check_grad("patch_stem.weight", c.W, dW, sizeof c.W / 4, pst_obj, &c, 1e-2f, 1e-3);
@@ -237,7 +237,7 @@ static double conv_obj(void *v) {
     conv_ctx *c = v;
     pvlm_op_groupnorm_fwd(c->g, c->gm, c->gr, c->x, c->gw, c->gb, CB, CH * CW, CC, CG, 1e-5f);
     pvlm_op_im2col3_fwd(c->cols, c->g, CB, CH, CW, CC);
-    pvlm_op_linear_fwd(NULL, c->out, c->cols, c->W, c->b, CB * CH * CW, CC * 9, CO);
+    pvlm_op_linear_fwd(NULL, c->out, c->cols, 0, c->W, c->b, CB * CH * CW, CC * 9, CO);
     return dotd(c->out, c->R, sizeof c->out / 4);
 }
 static void test_conv_groupnorm(void) {
@@ -247,7 +247,7 @@ static void test_conv_groupnorm(void) {
     conv_obj(&c);
     static float dcols[sizeof c.cols / 4], dg[sizeof c.g / 4], dx[sizeof c.x / 4], dW[sizeof c.W / 4], db[CO], dgw[CC],
         dgb[CC];
-    pvlm_op_linear_bwd(NULL, dcols, 0, dW, db, c.R, c.cols, c.W, CB * CH * CW, CC * 9, CO);
+    pvlm_op_linear_bwd(NULL, dcols, 0, dW, db, c.R, c.cols, 0, c.W, CB * CH * CW, CC * 9, CO);
     pvlm_op_im2col3_bwd(dg, dcols, CB, CH, CW, CC);
     pvlm_op_groupnorm_bwd(dx, dgw, dgb, dg, c.x, c.gw, c.gm, c.gr, CB, CH * CW, CC, CG);
     check_grad("conv3x3.weight", c.W, dW, sizeof c.W / 4, conv_obj, &c, 1e-2f, 1e-3);

@@ -354,10 +354,13 @@ static void test_recompute(void) {
             bytes[k] = pvlm_model_activation_bytes(&m);
             size_t plan = 0, plan_layout = 0;
             pvlm_model lm;
-            CHECK_OK(pvlm_model_plan_activations(&m, b.B, pvlm_model_enc_len(&c), b.Ls, &plan, &err), &err);
+            CHECK_OK(pvlm_model_plan_activations(&m, b.B, pvlm_model_enc_len(&c), b.Ls, PVLM_PREC_FP32, &plan, &err),
+                     &err);
             CHECK_OK(pvlm_model_layout(&lm, &c, &err), &err);
             CHECK_OK(pvlm_model_set_recompute(&lm, modes[k], &err), &err);
-            CHECK_OK(pvlm_model_plan_activations(&lm, b.B, pvlm_model_enc_len(&c), b.Ls, &plan_layout, &err), &err);
+            CHECK_OK(
+                pvlm_model_plan_activations(&lm, b.B, pvlm_model_enc_len(&c), b.Ls, PVLM_PREC_FP32, &plan_layout, &err),
+                &err);
             pvlm_model_free(&lm);
             CHECK_MSG(plan == bytes[k] && plan_layout == bytes[k], "recompute %s: planned %zu / %zu, arena %zu", modes[k],
                       plan, plan_layout, bytes[k]);
