@@ -145,7 +145,8 @@ typedef struct priv {
     int cB, cT, cLs;
     int B, T, Lpb, Ls, have_fwd; /* shape of the last forward */
     float *img, *patches, *timg, *x0, *E, *Em, *Er, *y0, *yfm, *yfr, *probs;
-    void *yf;  /* the final decoder LayerNorm's output: a product input, as enc_a.ln1 */
+    void *yf;      /* the final decoder LayerNorm's output: a product input, as enc_a.ln1 */
+    uint16_t *E16; /* act16: E rounded once per forward for every decoder layer's cross-attention products */
     int act16; /* the product-only activations (enc_a, dec_a, yf) are bf16: the model's precision is bf16 */
     double *rowloss;
     uint8_t *kmask;
@@ -543,6 +544,7 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
         a->out = TF(Ne * d);
     }
     p->E = TF(Ne * d), p->Em = TF(Ne), p->Er = TF(Ne);
+    p->E16 = p->act16 ? take(&bb, sizeof(uint16_t) * Ne * d) : NULL;
     p->y0 = TF(Nd * d);
     for (int l = -1; l < c->n_dec_layers; l++) {
         dec_a *a = l < 0 ? &p->rda : &p->da[l];
@@ -742,6 +744,9 @@ static void dec_attention_fwd(pvlm_model *m, dec_a *a, int B, int self, int cros
                                      H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
 }
 
+/* The encoder output as the cross-attention products read it: E, or its bf16 copy. */
+static const void *enc_out(const priv *p) { return p->act16 ? (const void *)p->E16 : p->E; }
+
 /* One decoder layer on the packed rows y [Nd, d] (cross-attending to p->E): every activation into a. */
 static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, const float *y, int B) {
     const priv *p = m->priv;
@@ -756,7 +761,7 @@ static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, cons
     /* cross-attention to the encoder output with its key-padding mask */
     pvlm_op_layernorm_fwd(a->lnc, p->act16, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
     pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, p->act16, e->cq_w, e->cq_b, Nd, d, d);
-    pvlm_op_linear_fwd(m->mm, a->kvc, p->E, 0, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
+    pvlm_op_linear_fwd(m->mm, a->kvc, enc_out(p), p->act16, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
     dec_attention_fwd(m, a, B, 0, 1);
     pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, 0, e->cout_w, e->cout_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
@@ -849,6 +854,10 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
         x = a->out;
     }
     pvlm_op_layernorm_fwd(p->E, 0, p->Em, p->Er, x, m->w.enc_lnf_w, m->w.enc_lnf_b, Ne, d, c->ln_eps);
+    if (p->act16) { /* E stays fp32 too: decoding reads it (pvlm_model_encode) */
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < Ne; r++) pvlm_bf16_round_n(p->E16 + (size_t)r * d, p->E + (size_t)r * d, (size_t)d);
+    }
     p->times[PVLM_TIME_ENC] += pvlm_now() - t1;
 }
 
@@ -993,7 +1002,8 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc,
                                      2 * d, a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen,
                                      p->across);
-        pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, p->E, 0, e->ckv_w, Ne, d, 2 * d);
+        pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, enc_out(p), p->act16, e->ckv_w, Ne, d,
+                           2 * d);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, p->act16, e->cq_w, Nd, d, d);
         pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
