@@ -93,6 +93,7 @@ typedef struct run_result {
     int n;
     double tm[PVLM_TIME_N]; /* time by layer type, summed over the timed steps */
     double step, stepc, sps, gf; /* median wall step, by CPU time, samples/s, GFLOP/s (wall): run_finish */
+    double act_bytes;            /* the activation arena this precision lays out for the batch */
 } run_result;
 
 /* warmup + steps training steps (zero_grad, forward, backward, clip, AdamW) at the model's precision; the
@@ -125,9 +126,13 @@ static int run_steps(pvlm_model *m, const pvlm_batch *b, float *m1, float *m2, i
     return 0;
 }
 
-static void run_finish(run_result *r, pvlm_model *m, const pvlm_batch *b) {
+static void run_finish(run_result *r, pvlm_model *m, const pvlm_batch *b, pvlm_precision prec) {
     r->step = bench_median(r->ts, r->n), r->stepc = bench_median(r->tcs, r->n);
     r->sps = b->B / r->step, r->gf = pvlm_model_flops(m, b) / r->step / 1e9;
+    size_t bytes = 0;
+    pvlm_err err;
+    if (!pvlm_model_plan_activations(m, b->B, pvlm_model_enc_len(&m->cfg), b->Ls, prec, &bytes, &err))
+        r->act_bytes = (double)bytes;
 }
 
 /* Runs bench/torch_step.py (autocast: "" or "bf16"); returns its samples/s (0 on failure). */
@@ -285,7 +290,7 @@ static void print_run(bench *x, int th, const char *pn, const run_result *r, dou
     int steps = r->n;
     printf("[threads %d] pvlm %s: step %.3f s (median of %d), %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s "
            "GEMM peak, activations %.0f MiB, peak RSS %.0f MiB\n",
-           th, pn, r->step, steps, r->sps, r->gf, 100.0 * r->gf / pk, pn, pvlm_model_activation_bytes(&x->m) / 1048576.0,
+           th, pn, r->step, steps, r->sps, r->gf, 100.0 * r->gf / pk, pn, r->act_bytes / 1048576.0,
            pvlm_peak_rss() / 1048576.0);
     double gfc = pvlm_model_flops(&x->m, &x->b) / r->stepc / 1e9;
     printf("[threads %d] pvlm %s by CPU time: step %.3f s, %.2f samples/s, %.1f GFLOP/s = %.0f%% of the %s GEMM "
@@ -356,7 +361,7 @@ static int bench_threads(bench *x, int th, int64_t *stepno) {
     for (int p = 0; p < 1 + x->bf16; p++) {
         const char *pn = p == 0 ? x->precision : "fp32";
         int is16 = !strcmp(pn, "bf16");
-        run_finish(&r[p], &x->m, &x->b);
+        run_finish(&r[p], &x->m, &x->b, is16 ? PVLM_PREC_BF16 : PVLM_PREC_FP32);
         print_run(x, th, pn, &r[p], is16 ? peak16 : peak, is16 ? peak16_cpu : peak_cpu);
     }
     if (x->bf16) {

@@ -440,7 +440,9 @@ int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err) {
     pvlm_matmul_free(m->mm);
     m->mm = mm;
     priv *pv = m->priv;
-    if (pv->act16 != (p == PVLM_PREC_BF16)) drop_arena(pv), pv->act16 = p == PVLM_PREC_BF16;
+    /* another layout (bf16 keeps some activations in half the bytes); the arena is kept where it is large
+     * enough, so switching back and forth (the benches) does not reallocate it each time */
+    pv->act16 = p == PVLM_PREC_BF16, pv->have_fwd = 0, pv->have_enc = 0;
     return 0;
 }
 
@@ -640,10 +642,6 @@ int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, pvlm_precis
 static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
     priv *p = m->priv;
     if (layer_tables(m, err)) return -1;
-    if (p->arena && B <= p->cB && T == p->cT && Ls == p->cLs) {
-        layout(m, p->arena, B, T, Ls);
-        return 0;
-    }
     if (p->arena && B <= p->cB && T <= p->cT && Ls <= p->cLs && layout(m, NULL, B, T, Ls) <= p->arena_bytes) {
         layout(m, p->arena, B, T, Ls);
         return 0;

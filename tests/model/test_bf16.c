@@ -24,8 +24,8 @@
  *    given pre-rounded operands (PVLM_MM_A_BF16 / PVLM_MM_B_BF16, strided, every orientation) has the bits of
  *    the same product given the floats; an fp32 context refuses them. On the model: the bf16 arena is smaller
  *    than the fp32 one by the bf16 halves of the LayerNorm and GELU outputs, pvlm_model_plan_activations
- *    predicts both, and --recompute block gives the bf16 gradients of keeping everything, bit for bit
- *    (test_bf16_operands).
+ *    predicts both, switching to fp32 and back keeps the (larger) arena and the bf16 bits, and --recompute
+ *    block gives the bf16 gradients of keeping everything, bit for bit (test_bf16_operands).
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
  *    orientation and the blocking's tails (test_small_products).
  * 4. Training curve: 300 AdamW steps of a very small config from the same init and data in fp32 and bf16:
@@ -317,13 +317,19 @@ static void test_bf16_operands(void) {
     pvlm_batch b;
     tiny_config(&c);
     CHECK_OK(tiny_model_and_batch(&m, &b, &c, &err), &err);
-    size_t bytes32, plan32, bytes16, plan16, bytes_block, plan_block;
-    float *g0 = malloc(sizeof(float) * m.n_params), *g1 = malloc(sizeof(float) * m.n_params), l0, l1, lf;
+    size_t bytes32, plan32, bytes16, plan16, bytes_again, plan_again, bytes_block, plan_block;
+    float *g0 = malloc(sizeof(float) * m.n_params), *g1 = malloc(sizeof(float) * m.n_params), l0, l1, l2, lf;
+    CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err), &err);
+    l0 = bf16_run(&m, &b, "none", g0, &bytes16, &plan16);
+    /* fp32 needs the larger arena: it grows; back in bf16 it is kept (no reallocation), the bits the same */
+    CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_FP32, &err), &err);
     CHECK(fwd_bwd(&m, &b, (double)pvlm_batch_count_targets(&b), &lf) == 0);
     bytes32 = pvlm_model_activation_bytes(&m);
     CHECK_OK(pvlm_model_plan_activations(&m, b.B, pvlm_model_enc_len(&c), b.Ls, PVLM_PREC_FP32, &plan32, &err), &err);
     CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err), &err);
-    l0 = bf16_run(&m, &b, "none", g0, &bytes16, &plan16);
+    l2 = bf16_run(&m, &b, "none", g1, &bytes_again, &plan_again);
+    CHECK(same_bits(l0, l2) && !memcmp(g0, g1, sizeof(float) * m.n_params) && bytes_again == bytes32 &&
+          plan_again == plan16);
     l1 = bf16_run(&m, &b, "block", g1, &bytes_block, &plan_block);
     CHECK(same_bits(l0, l1) && !memcmp(g0, g1, sizeof(float) * m.n_params));
     /* halved: 2 LayerNorm outputs and the GELU output of each encoder layer, 3 and the GELU output of each
