@@ -327,7 +327,7 @@ static int bench_threads(bench *x, int th, int64_t *stepno) {
     if (x->bf16)
         printf("[threads %d] bf16 GEMM peak (2048^3 through model/matmul, median of 5): %.1f GFLOP/s wall, %.1f "
                "GFLOP/s by CPU time\n", th, peak16, peak16_cpu);
-    /* [0] = the requested precision, [1] = fp32 when that was bf16. bf16 and fp32 take turns, in up to three
+    /* [0] = the requested precision, [1] = fp32 when that was bf16. fp32 and bf16 take turns, in up to three
      * rounds of warmup + a share of the timed steps each: a slow spell of the machine (a VM's neighbours)
      * then falls on both, not on whichever ran during it. Each switch rebuilds the bf16 context (primitives,
      * weight copies), which the round's warmup absorbs. */
@@ -336,7 +336,8 @@ static int bench_threads(bench *x, int th, int64_t *stepno) {
     int rounds = x->bf16 ? (x->steps < 3 ? x->steps : 3) : 1;
     for (int k = 0; k < rounds; k++) {
         int n = x->steps / rounds + (k < x->steps % rounds);
-        for (int p = 0; p < 1 + x->bf16; p++) {
+        for (int q = 0; q < 1 + x->bf16; q++) {
+            int p = x->bf16 - q; /* fp32 first: its arena is the larger, which bf16 then reuses */
             if (x->bf16 && pvlm_model_set_precision(&x->m, p ? PVLM_PREC_FP32 : PVLM_PREC_BF16, &err)) {
                 fprintf(stderr, "bench: %s\n", err.msg);
                 return -1;
