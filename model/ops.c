@@ -335,7 +335,9 @@ void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, float *out, int ldo, fl
                                   int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
                                   const int *klen, const size_t *attoff) {
     float scale = 1.0f / sqrtf((float)dh);
-#pragma omp parallel for schedule(static)
+    /* the pairs' sizes follow the samples' lengths (causal: quadratic in them): handed out one at a time so
+     * that neither thread waits on the other's long samples; each writes only its own slices (same bits) */
+#pragma omp parallel for schedule(dynamic)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
         attn_one_fwd(mm, out + (size_t)qoff[b] * ldo + h * dh, ldo, att + attoff[b] + (size_t)h * Tq * Tk,
@@ -350,7 +352,7 @@ void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, f
                                   int ldk, const float *v, int ldv, int B, int H, int dh, const int *qoff,
                                   const int *qlen, const int *koff, const int *klen, const size_t *attoff) {
     float scale = 1.0f / sqrtf((float)dh);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
         size_t qo = (size_t)qoff[b] * ldq + h * dh, ko = (size_t)koff[b] * ldk + h * dh,
