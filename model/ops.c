@@ -117,15 +117,9 @@ static void ln_rows(const ln_args *a, int N) {
 
 void pvlm_op_layernorm_fwd(void *out, int out_bf16, float *mean, float *rstd, const float *in, const float *w,
                            const float *b, int N, int C, float eps) {
-    ln_args a = {.out = out_bf16 ? NULL : out,
-                 .out16 = out_bf16 ? out : NULL,
-                 .mean = mean,
-                 .rstd = rstd,
-                 .in = in,
-                 .w = w,
-                 .b = b,
-                 .C = C,
-                 .eps = eps};
+    ln_args a = {.mean = mean, .rstd = rstd, .in = in, .w = w, .b = b, .C = C, .eps = eps};
+    if (out_bf16) a.out16 = out;
+    else a.out = out;
     ln_rows(&a, N);
 }
 
