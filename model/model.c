@@ -125,15 +125,15 @@ int pvlm_model_enc_len(const pvlm_model_config *c) {
 
 /* ------------------------------------------------------------------ private state */
 
-/* Saved activations of one layer. The LayerNorm and GELU outputs (void *) are read by matrix products only:
+/* Saved activations of one layer. The LayerNorm, attention and GELU outputs (void *) are read by matrix products only:
  * floats, or in bf16 precision their bf16 rounding (priv.act16), which is all the products read of them. */
 typedef struct enc_a { /* N = B*T rows */
-    void *ln1, *ln2, *gl;
-    float *m1, *r1, *qkv, *att, *ao, *xm, *m2, *r2, *fc1, *out;
+    void *ln1, *ao, *ln2, *gl;
+    float *m1, *r1, *qkv, *att, *xm, *m2, *r2, *fc1, *out;
 } enc_a;
 typedef struct dec_a {
-    void *ln1, *lnc, *ln2, *gl;
-    float *m1, *r1, *qkv, *att, *ao, *xm1, *mc, *rc, *qc, *kvc, *attc, *aoc, *xm2, *m2, *r2;
+    void *ln1, *ao, *lnc, *aoc, *ln2, *gl;
+    float *m1, *r1, *qkv, *att, *xm1, *mc, *rc, *qc, *kvc, *attc, *xm2, *m2, *r2;
     float *fc1, *out;
 } dec_a;
 
@@ -541,7 +541,7 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
         }
         a->ln1 = TA(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
         a->att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION ? p->rea.att : TF((size_t)B * H * T * T);
-        a->ao = TF(Ne * d), a->xm = TF(Ne * d);
+        a->ao = TA(Ne * d), a->xm = TF(Ne * d);
         a->ln2 = TA(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TA(Ne * F);
         a->out = TF(Ne * d);
     }
@@ -563,10 +563,10 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
         int shared_att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION;
         a->ln1 = TA(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
         a->att = shared_att ? p->rda.att : TF((size_t)B * H * Ls * Ls);
-        a->ao = TF(Nd * d), a->xm1 = TF(Nd * d);
+        a->ao = TA(Nd * d), a->xm1 = TF(Nd * d);
         a->lnc = TA(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
         a->attc = shared_att ? p->rda.attc : TF((size_t)B * H * Ls * T);
-        a->aoc = TF(Nd * d), a->xm2 = TF(Nd * d);
+        a->aoc = TA(Nd * d), a->xm2 = TF(Nd * d);
         a->ln2 = TA(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TA(Nd * F);
         a->out = TF(Nd * d);
     }
@@ -709,8 +709,8 @@ static int enc_visible(const pvlm_model_config *c, int Np, const pvlm_batch *b, 
 static void enc_attention_fwd(pvlm_model *m, enc_a *a, int B) {
     const priv *p = m->priv;
     int d = m->cfg.d_model, H = m->cfg.n_heads;
-    pvlm_op_attention_ragged_fwd(m->mm, a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, NULL,
-                                 0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
+    pvlm_op_attention_ragged_fwd(m->mm, a->ao, p->act16, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d,
+                                 3 * d, NULL, 0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
 }
 
 /* One encoder layer on the packed rows x [Ne, d]: every activation into a, the output into a->out. */
@@ -721,7 +721,7 @@ static void enc_layer_fwd(pvlm_model *m, const pvlm_enc_layer *e, enc_a *a, cons
     pvlm_op_layernorm_fwd(a->ln1, p->act16, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
     pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, p->act16, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
     enc_attention_fwd(m, a, B);
-    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, 0, e->out_w, e->out_b, Ne, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, p->act16, e->out_w, e->out_b, Ne, d, d);
     pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
     pvlm_op_layernorm_fwd(a->ln2, p->act16, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
     pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, p->act16, e->fc1_w, e->fc1_b, Ne, d, F);
@@ -735,11 +735,12 @@ static void dec_attention_fwd(pvlm_model *m, dec_a *a, int B, int self, int cros
     const priv *p = m->priv;
     int d = m->cfg.d_model, H = m->cfg.n_heads;
     if (self)
-        pvlm_op_attention_ragged_fwd(m->mm, a->ao, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d,
-                                     NULL, 1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen, p->aself);
+        pvlm_op_attention_ragged_fwd(m->mm, a->ao, p->act16, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d,
+                                     a->qkv + 2 * d, 3 * d, NULL, 1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen,
+                                     p->aself);
     if (cross)
-        pvlm_op_attention_ragged_fwd(m->mm, a->aoc, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d, NULL, 0, B,
-                                     H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
+        pvlm_op_attention_ragged_fwd(m->mm, a->aoc, p->act16, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d,
+                                     NULL, 0, B, H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
 }
 
 /* The encoder output as the cross-attention products read it: E, or its bf16 copy. */
@@ -754,14 +755,14 @@ static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, cons
     pvlm_op_layernorm_fwd(a->ln1, p->act16, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
     pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, p->act16, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
     dec_attention_fwd(m, a, B, 1, 0);
-    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, 0, e->out_w, e->out_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, p->act16, e->out_w, e->out_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
     /* cross-attention to the encoder output with its key-padding mask */
     pvlm_op_layernorm_fwd(a->lnc, p->act16, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
     pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, p->act16, e->cq_w, e->cq_b, Nd, d, d);
     pvlm_op_linear_fwd(m->mm, a->kvc, enc_out(p), p->act16, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
     dec_attention_fwd(m, a, B, 0, 1);
-    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, 0, e->cout_w, e->cout_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, p->act16, e->cout_w, e->cout_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
     /* MLP */
     pvlm_op_layernorm_fwd(a->ln2, p->act16, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
@@ -994,7 +995,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, p->act16, e->fc1_w, Nd, d, F);
         pvlm_op_layernorm_bwd(p->dy, ge->ln2_w, ge->ln2_b, p->dln, a->xm2, e->ln2_w, a->m2, a->r2, Nd, d);
         /* cross-attention: xm2 = xm1 + out(attn(q(lnc(xm1)), kv(E))) */
-        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, 0, e->cout_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, p->act16, e->cout_w, Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc,
@@ -1005,7 +1006,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, p->act16, e->cq_w, Nd, d, d);
         pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
-        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, 0, e->out_w, Nd, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, p->act16, e->out_w, Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
                                      3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen,
@@ -1046,7 +1047,7 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
         pvlm_op_gelu_bwd(p->dfc, 0, a->fc1, p->dfc, (size_t)Ne * F);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->fc1_w, ge->fc1_b, p->dfc, a->ln2, p->act16, e->fc1_w, Ne, d, F);
         pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
-        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, 0, e->out_w, Ne, d, d);
+        pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, p->act16, e->out_w, Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
                                      3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen,

@@ -262,9 +262,30 @@ void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, s
 /* ---------------------------------------------------------------- attention */
 
 /* One (sample, head): q [Tq,dh] (stride ldq), k, v [Tk,dh]; A [Tq,Tk]; out [Tq,dh] (stride ldo). */
-static void attn_one_fwd(const pvlm_matmul *mm, float *out, int ldo, float *A, const float *q, int ldq, const float *k,
-                         int ldk, const float *v, int ldv, const uint8_t *km, int causal, int Tq, int Tk, int dh,
-                         float scale) {
+#define ATT_OUT_FLOATS 4096 /* a block of one head's output rounded to bf16 at once: 16 KiB of stack */
+
+/* out16 [Tq, dh] (row stride ldo) = A @ v rounded to bf16, a block of rows (and, for very wide heads, of
+ * columns) at a time through a stack buffer. Each element's accumulation does not depend on the blocking, so
+ * the values are those of the whole product, rounded. */
+static void attn_out_bf16(const pvlm_matmul *mm, uint16_t *out16, int ldo, const float *A, const float *v, int ldv,
+                          int Tq, int Tk, int dh) {
+    float buf[ATT_OUT_FLOATS];
+    int cols = dh < ATT_OUT_FLOATS ? dh : ATT_OUT_FLOATS, rows = ATT_OUT_FLOATS / cols;
+    for (int c0 = 0; c0 < dh; c0 += cols) {
+        int nc = dh - c0 < cols ? dh - c0 : cols;
+        for (int r0 = 0; r0 < Tq; r0 += rows) {
+            int nr = Tq - r0 < rows ? Tq - r0 : rows;
+            pvlm_matmul_small(mm, 0, 0, nr, nc, Tk, 1.0f, A + (size_t)r0 * Tk, Tk, v + c0, ldv, 0.0f, buf, nc);
+            for (int r = 0; r < nr; r++)
+                pvlm_bf16_round_n(out16 + (size_t)(r0 + r) * ldo + c0, buf + (size_t)r * nc, (size_t)nc);
+        }
+    }
+}
+
+/* out: floats, or (out_bf16) bf16 values as pvlm_bf16_round_n writes them. */
+static void attn_one_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *A, const float *q, int ldq,
+                         const float *k, int ldk, const float *v, int ldv, const uint8_t *km, int causal, int Tq,
+                         int Tk, int dh, float scale) {
     if (Tq <= 0 || Tk <= 0) return;
     /* scores [Tq,Tk] = q k^T * scale */
     pvlm_matmul_small(mm, 0, 1, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
@@ -285,7 +306,10 @@ static void attn_one_fwd(const pvlm_matmul *mm, float *out, int ldo, float *A, c
         for (int j = 0; j < Tk; j++) row[j] *= inv;
     }
     /* out [Tq,dh] = A @ v */
-    pvlm_matmul_small(mm, 0, 0, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
+    if (out_bf16)
+        attn_out_bf16(mm, out, ldo, A, v, ldv, Tq, Tk, dh);
+    else
+        pvlm_matmul_small(mm, 0, 0, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
 }
 
 static void attn_one_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *dA, const float *dO, int ldo,
@@ -317,16 +341,16 @@ void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *at
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        attn_one_fwd(mm, out + (size_t)b * Tq * ldo + h * dh, ldo, att + (size_t)bh * Tq * Tk,
+        attn_one_fwd(mm, out + (size_t)b * Tq * ldo + h * dh, 0, ldo, att + (size_t)bh * Tq * Tk,
                      q + (size_t)b * Tq * ldq + h * dh, ldq, k + (size_t)b * Tk * ldk + h * dh, ldk,
                      v + (size_t)b * Tk * ldv + h * dh, ldv, kmask ? kmask + (size_t)b * Tk : NULL, causal, Tq, Tk, dh,
                      scale);
     }
 }
 
-void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
-                                  const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask, int causal,
-                                  int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
+void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, const float *q,
+                                  int ldq, const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask,
+                                  int causal, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
                                   const int *klen, const size_t *attoff) {
     float scale = 1.0f / sqrtf((float)dh);
     /* the pairs' sizes follow the samples' lengths (causal: quadratic in them): handed out one at a time so
@@ -334,10 +358,11 @@ void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, float *out, int ldo, fl
 #pragma omp parallel for schedule(dynamic)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
-        attn_one_fwd(mm, out + (size_t)qoff[b] * ldo + h * dh, ldo, att + attoff[b] + (size_t)h * Tq * Tk,
-                     q + (size_t)qoff[b] * ldq + h * dh, ldq, k + (size_t)koff[b] * ldk + h * dh, ldk,
-                     v + (size_t)koff[b] * ldv + h * dh, ldv, kmask ? kmask + koff[b] : NULL, causal, Tq, Tk, dh,
-                     scale);
+        size_t oo = (size_t)qoff[b] * ldo + h * dh; /* in elements of out's type */
+        attn_one_fwd(mm, out_bf16 ? (void *)((uint16_t *)out + oo) : (void *)((float *)out + oo), out_bf16, ldo,
+                     att + attoff[b] + (size_t)h * Tq * Tk, q + (size_t)qoff[b] * ldq + h * dh, ldq,
+                     k + (size_t)koff[b] * ldk + h * dh, ldk, v + (size_t)koff[b] * ldv + h * dh, ldv,
+                     kmask ? kmask + koff[b] : NULL, causal, Tq, Tk, dh, scale);
     }
 }
 

@@ -52,10 +52,11 @@ void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *at
 /* Ragged ("packed") attention: sample b's queries are rows qoff[b] .. qoff[b]+qlen[b]-1 of q (row stride
  * ldq), its keys/values rows koff[b] .. koff[b]+klen[b]-1 of k/v; kmask (NULL = all visible) is indexed
  * like the key rows (kmask[koff[b] + j]); causal as above. att holds, from attoff[b], sample b's
- * [H, qlen, klen] probabilities. Used for the decoder, whose padded suffix positions are never computed. */
-void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
-                                  const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask, int causal,
-                                  int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
+ * [H, qlen, klen] probabilities. Used for the decoder, whose padded suffix positions are never computed.
+ * out_bf16: out receives the outputs rounded to bf16 (as pvlm_op_layernorm_fwd's out_bf16). */
+void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, const float *q,
+                                  int ldq, const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask,
+                                  int causal, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
                                   const int *klen, const size_t *attoff);
 /* dq, dk, dv += ...; datt is scratch laid out like att. */
 void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *datt,

@@ -23,9 +23,10 @@
  * 3b'. Activations kept in bf16: pvlm_bf16_round_n rounds as pvlm_bf16_round (vector and tail); a product
  *    given pre-rounded operands (PVLM_MM_A_BF16 / PVLM_MM_B_BF16, strided, every orientation) has the bits of
  *    the same product given the floats; an fp32 context refuses them. On the model: the bf16 arena is smaller
- *    than the fp32 one by the bf16 halves of the LayerNorm and GELU outputs, pvlm_model_plan_activations
+ *    than the fp32 one by the bf16 halves of the LayerNorm, attention and GELU outputs, pvlm_model_plan_activations
  *    predicts both, switching to fp32 and back keeps the (larger) arena and the bf16 bits, and --recompute
- *    block gives the bf16 gradients of keeping everything, bit for bit (test_bf16_operands).
+ *    block gives the bf16 gradients of keeping everything, bit for bit; ragged attention's bf16 output is its fp32
+ *    output rounded, bit for bit, over several blocks of rows and of columns (test_bf16_operands).
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
  *    orientation and the blocking's tails (test_small_products).
  * 4. Training curve: 300 AdamW steps of a very small config from the same init and data in fp32 and bf16:
@@ -42,6 +43,7 @@
 #include "harness.h"
 #include "model/matmul.h"
 #include "model/model.h"
+#include "model/ops.h"
 #include "model/optim.h"
 #include "tiny.h"
 
@@ -281,6 +283,28 @@ static float bf16_run(pvlm_model *m, const pvlm_batch *b, const char *mode, floa
     return loss;
 }
 
+/* Ragged attention writing its output in bf16 gives the rounding of its fp32 output, bit for bit, also where
+ * the output goes through the stack buffer in several blocks of rows (dh 64, 100 queries) or of columns (a head
+ * wider than the buffer). */
+static int attention_out_case(pvlm_matmul *mm, int H, int dh, int causal, pvlm_rng *s) {
+    enum { B = 2 };
+    int qlen[B] = {100, 37}, klen[B] = {90, 37}, qoff[B] = {0, 100}, koff[B] = {0, 90}, d = H * dh, bad = 0;
+    size_t attoff[B] = {0, (size_t)H * 100 * 90}, nq = (size_t)137 * d, nk = (size_t)127 * d;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
+    float *att = malloc(sizeof(float) * (attoff[1] + (size_t)H * 37 * 37)), *o32 = malloc(sizeof(float) * nq);
+    uint16_t *o16 = malloc(sizeof(uint16_t) * nq), *r16 = malloc(sizeof(uint16_t) * nq);
+    for (size_t i = 0; i < nq; i++) q[i] = unit(s);
+    for (size_t i = 0; i < nk; i++) k[i] = unit(s), v[i] = unit(s);
+    pvlm_op_attention_ragged_fwd(mm, o32, 0, d, att, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff, klen,
+                                 attoff);
+    pvlm_op_attention_ragged_fwd(mm, o16, 1, d, att, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff, klen,
+                                 attoff);
+    pvlm_bf16_round_n(r16, o32, nq);
+    bad = memcmp(o16, r16, sizeof(uint16_t) * nq) != 0;
+    free(q), free(k), free(v), free(att), free(o32), free(o16), free(r16);
+    return bad;
+}
+
 static void test_bf16_operands(void) {
     pvlm_rng s;
     pvlm_rng_seed(&s, 77, 1);
@@ -305,6 +329,8 @@ static void test_bf16_operands(void) {
     if (!mm) return;
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) CHECK_MSG(bf16_operand_case(mm, ta, tb, &s) == 0, "ta %d tb %d", ta, tb);
+    CHECK_MSG(attention_out_case(mm, 2, 64, 1, &s) == 0, "attention output in bf16, dh 64");
+    CHECK_MSG(attention_out_case(mm, 1, 4100, 0, &s) == 0, "attention output in bf16, dh 4100");
     CHECK(pvlm_matmul_check(mm, &err) == 0);
     pvlm_matmul_free(mm);
     CHECK(pvlm_matmul_create(&mm, PVLM_PREC_FP32, &err) == 0);
@@ -332,12 +358,13 @@ static void test_bf16_operands(void) {
           plan_again == plan16);
     l1 = bf16_run(&m, &b, "block", g1, &bytes_block, &plan_block);
     CHECK(same_bits(l0, l1) && !memcmp(g0, g1, sizeof(float) * m.n_params));
-    /* halved: 2 LayerNorm outputs and the GELU output of each encoder layer, 3 and the GELU output of each
-     * decoder layer, and the final decoder LayerNorm; each rounded up to 64 bytes in the arena */
+    /* halved: the 2 LayerNorm outputs, the attention output and the GELU output of each encoder layer, the 3
+     * LayerNorm outputs, 2 attention outputs and the GELU output of each decoder layer, and the final decoder
+     * LayerNorm; each rounded up to 64 bytes in the arena */
     int d = c.d_model, F = c.d_ff, Ls = b.Ls, T = pvlm_model_enc_len(&c);
-    size_t half = 2 * ((size_t)c.n_enc_layers * b.B * T * (2 * d + F) +
-                       (size_t)c.n_dec_layers * b.B * Ls * (3 * d + F) + (size_t)b.B * Ls * d);
-    size_t slack = 64 * (size_t)(3 * c.n_enc_layers + 4 * c.n_dec_layers + 1);
+    size_t half = 2 * ((size_t)c.n_enc_layers * b.B * T * (3 * d + F) +
+                       (size_t)c.n_dec_layers * b.B * Ls * (5 * d + F) + (size_t)b.B * Ls * d);
+    size_t slack = 64 * (size_t)(4 * c.n_enc_layers + 6 * c.n_dec_layers + 1);
     CHECK_MSG(plan32 == bytes32 && plan16 == bytes16 && plan_block == bytes_block,
               "plans %zu %zu %zu, arenas %zu %zu %zu", plan32, plan16, plan_block, bytes32, bytes16, bytes_block);
     size_t e16 = 2 * (size_t)b.B * T * d; /* plus E's bf16 copy for the cross-attention products */

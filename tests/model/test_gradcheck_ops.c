@@ -119,12 +119,12 @@ static double att_obj(void *v) {
     att_ctx *c = v;
     if (c->causal) {
         att_rows(c, ATK);
-        pvlm_op_attention_ragged_fwd(NULL, c->out, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD,
+        pvlm_op_attention_ragged_fwd(NULL, c->out, 0, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD,
                                      3 * AD, NULL, 1, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
         return dotd(c->out, c->R, AB * ATK * AD);
     }
     att_rows(c, ATQ);
-    pvlm_op_attention_ragged_fwd(NULL, c->out, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0,
+    pvlm_op_attention_ragged_fwd(NULL, c->out, 0, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0,
                                  AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
     return dotd(c->out, c->R, AB * ATQ * AD);
 }
