@@ -41,27 +41,24 @@ float pvlm_bf16_round(float x) {
     return y;
 }
 
-/* The bf16 features, from CPUID leaf 7 (Intel SDM vol. 2A, "CPUID"): AVX512_BF16 is subleaf 1 EAX bit 5,
- * AMX-BF16 subleaf 0 EDX bit 22. Read directly because __builtin_cpu_supports does not know these names
- * in every compiler (clang 14 rejects "amx-bf16"); the OS-enabled state comes from avx512f (which the
- * builtin checks against XCR0) and, for AMX, XCR0's tile bits 17-18. bf16 needs AVX512-BF16 (with AVX512BW
- * and VL, which every such CPU has): pvlm's own kernel for attention's products runs VDPBF16PS, and every
- * AMX CPU so far has it too; AMX only raises the level (oneDNN then picks its AMX kernels). */
-static int cpu_bf16_level(void) {
-    unsigned a, b, c, d;
+/* AVX512-BF16 (VDPBF16PS, VCVTNE2PS2BF16) with AVX512BW and VL, which every such CPU has, enabled by the OS:
+ * the compilers' CPU builtins, which check XCR0's AVX-512 state. A flag read, cheap enough to ask per row. */
+static int cpu_avx512bf16(void) {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    int amx_cpu = (d >> 22) & 1u;
-    unsigned a1 = 0, b1, c1, d1;
-    int avx = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1u);
-    int amx = 0;
-    if (amx_cpu) {
-        unsigned lo, hi;
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        amx = ((lo >> 17) & 3u) == 3u;
-    }
-    if (!avx || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl")) return 0;
-    return amx ? 2 : 1;
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+/* 0: no bf16 dot products; 1: AVX512-BF16 (pvlm's own kernel for attention's products runs VDPBF16PS);
+ * 2: AMX-BF16 too (oneDNN then picks its AMX kernels; every AMX CPU so far has AVX512-BF16). AMX-BF16 is
+ * CPUID leaf 7 subleaf 0 EDX bit 22 (Intel SDM vol. 2A, "CPUID") with XCR0's tile bits 17-18, read directly
+ * because not every compiler's builtin knows the name (clang 14 rejects "amx-bf16"). */
+static int cpu_bf16_level(void) {
+    unsigned a, b, c, d, lo, hi;
+    if (!cpu_avx512bf16()) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1u)) return 1;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((lo >> 17) & 3u) == 3u ? 2 : 1;
 }
 
 int pvlm_bf16_available(char *why, size_t why_size) {
@@ -321,7 +318,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     }
     int aR = ta ? K : M, aC = ta ? M : K, bR = tb ? N : K, bC = tb ? K : N;
     const uint16_t *a16 = (hints & PVLM_MM_A_BF16) ? A : NULL, *b16 = (hints & PVLM_MM_B_BF16) ? B : NULL;
-    if (!b16 && (hints & PVLM_MM_B_WEIGHT)) b16 = weight_bf16(mm, B, ldb, bR, bC);
+    if (!b16 && (hints & PVLM_MM_B_WEIGHT) && (b16 = weight_bf16(mm, B, ldb, bR, bC))) ldb = bC; /* compact */
     int a_again =
         !a16 && (hints & PVLM_MM_A_AGAIN) && mm->a_src == A && mm->a_R == aR && mm->a_C == aC && mm->a_ld == lda;
     if (!a16 && !a_again) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
@@ -335,10 +332,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
         mm->a_src = A, mm->a_R = aR, mm->a_C = aC, mm->a_ld = lda;
     }
     if (!a16) a16 = mm->a16, lda = ta ? M : K; /* the copy is compact */
-    if (!b16)
-        pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16, ldb = bC;
-    else if ((hints & PVLM_MM_B_WEIGHT) && !(hints & PVLM_MM_B_BF16))
-        ldb = bC; /* the kept copy is compact */
+    if (!b16) pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16, ldb = bC;
     /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
     dnnl_dims_t da = {M, K}, sa = {ta ? 1 : lda, ta ? lda : 1}, db = {K, N}, sb = {tb ? 1 : ldb, tb ? ldb : 1};
     dnnl_dims_t dc = {M, N}, sc = {ldc, 1}, dbi = {1, N}, sbi = {N, 1};
@@ -405,15 +399,9 @@ void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C
     if (d16) mm->a_src = X, mm->a_R = R, mm->a_C = C, mm->a_ld = ld;
 }
 
-/* The CPU can run the hardware rounding (a flag read, cheap enough to ask per row). */
-static int cpu_bf16_ready(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
-}
-
 void pvlm_bf16_round_n(uint16_t *dst, const float *x, size_t n) {
 #ifdef PVLM_HAVE_DNNL
-    if (cpu_bf16_ready()) {
+    if (cpu_avx512bf16()) {
         for (size_t i = 0, step = (size_t)1 << 30; i < n; i += step)
             row_bf16_avx512(dst + i, x + i, (int)(n - i < step ? n - i : step));
         return;

@@ -147,7 +147,7 @@ typedef struct priv {
     float *img, *patches, *timg, *x0, *E, *Em, *Er, *y0, *yfm, *yfr, *probs;
     void *yf;      /* the final decoder LayerNorm's output: a product input, as enc_a.ln1 */
     uint16_t *E16; /* act16: E rounded once per forward for every decoder layer's cross-attention products */
-    int act16; /* the product-only activations (enc_a, dec_a, yf) are bf16: the model's precision is bf16 */
+    int act16;     /* the arena's product-only activations (enc_a, dec_a, yf) are bf16 (laid out in bf16 precision) */
     double *rowloss;
     uint8_t *kmask;
     enc_a *ea;
@@ -428,21 +428,15 @@ void pvlm_model_free(pvlm_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* The arena's layout changes with the recompute mode and the precision: the next forward allocates it. */
-static void drop_arena(priv *p) {
-    pvlm_free(p->arena);
-    p->arena = NULL, p->arena_bytes = 0, p->have_fwd = 0;
-}
-
 int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err) {
     pvlm_matmul *mm = NULL;
     if (p != PVLM_PREC_FP32 && pvlm_matmul_create(&mm, p, err)) return -1;
     pvlm_matmul_free(m->mm);
     m->mm = mm;
     priv *pv = m->priv;
-    /* another layout (bf16 keeps some activations in half the bytes); the arena is kept where it is large
-     * enough, so switching back and forth (the benches) does not reallocate it each time */
-    pv->act16 = p == PVLM_PREC_BF16, pv->have_fwd = 0, pv->have_enc = 0;
+    /* the next forward lays the arena out for this precision (ensure_arena); the arena itself is kept where
+     * it is large enough, so switching back and forth (the benches) does not reallocate it each time */
+    pv->have_fwd = 0, pv->have_enc = 0;
     return 0;
 }
 
@@ -453,7 +447,11 @@ int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err) {
     else if (name && !strcmp(name, "attention")) mode = PVLM_RECOMPUTE_ATTENTION;
     else if (name && !strcmp(name, "block")) mode = PVLM_RECOMPUTE_BLOCK;
     else return pvlm_err_set(err, PVLM_EINVAL, "recompute '%s': expected none, attention or block", name ? name : "");
-    if (mode != p->recompute) drop_arena(p), p->recompute = mode;
+    if (mode != p->recompute) { /* another activation layout: the next forward allocates it */
+        pvlm_free(p->arena);
+        p->arena = NULL, p->arena_bytes = 0, p->have_fwd = 0;
+        p->recompute = mode;
+    }
     return 0;
 }
 
@@ -507,10 +505,11 @@ static void *take(bump *b, size_t bytes) {
     return b->base ? b->base + o : NULL;
 }
 #define TF(n) ((float *)take(&bb, sizeof(float) * (size_t)(n)))
-#define TA(n) take(&bb, (p->act16 ? sizeof(uint16_t) : sizeof(float)) * (size_t)(n)) /* a product-only input */
+#define TA(n) take(&bb, (act16 ? sizeof(uint16_t) : sizeof(float)) * (size_t)(n)) /* a product-only input */
 
-/* Lays out every activation for (B, T, Ls) at bb.base (NULL: only sizes). */
-static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
+/* Lays out every activation for (B, T, Ls) at bb.base (NULL: only sizes), the product-only ones in bf16 when
+ * act16. */
+static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls, int act16) {
     priv *p = m->priv;
     const pvlm_model_config *c = &m->cfg;
     bump bb = {base, 0};
@@ -546,7 +545,7 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls) {
         a->out = TF(Ne * d);
     }
     p->E = TF(Ne * d), p->Em = TF(Ne), p->Er = TF(Ne);
-    p->E16 = p->act16 ? take(&bb, sizeof(uint16_t) * Ne * d) : NULL;
+    p->E16 = act16 ? take(&bb, sizeof(uint16_t) * Ne * d) : NULL;
     p->y0 = TF(Nd * d);
     for (int l = -1; l < c->n_dec_layers; l++) {
         dec_a *a = l < 0 ? &p->rda : &p->da[l];
@@ -631,28 +630,26 @@ int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, pvlm_precis
                                 pvlm_err *err) {
     priv *p = m->priv;
     if (layer_tables(m, err)) return -1;
-    int act16 = p->act16;
-    p->act16 = prec == PVLM_PREC_BF16;
-    *bytes = layout(m, NULL, B, T, Ls);
-    p->act16 = act16;
-    if (p->arena) layout(m, p->arena, p->B, p->T, p->Ls); /* the current batch's pointers, as they were */
+    *bytes = layout(m, NULL, B, T, Ls, prec == PVLM_PREC_BF16);
+    if (p->arena) layout(m, p->arena, p->B, p->T, p->Ls, p->act16); /* the current batch's pointers, as they were */
     return 0;
 }
 
 static int ensure_arena(pvlm_model *m, int B, int T, int Ls, pvlm_err *err) {
     priv *p = m->priv;
     if (layer_tables(m, err)) return -1;
-    if (p->arena && B <= p->cB && T <= p->cT && Ls <= p->cLs && layout(m, NULL, B, T, Ls) <= p->arena_bytes) {
-        layout(m, p->arena, B, T, Ls);
+    int a16 = p->act16 = pvlm_matmul_precision(m->mm) == PVLM_PREC_BF16;
+    if (p->arena && B <= p->cB && T <= p->cT && Ls <= p->cLs && layout(m, NULL, B, T, Ls, a16) <= p->arena_bytes) {
+        layout(m, p->arena, B, T, Ls, a16);
         return 0;
     }
     pvlm_free(p->arena);
     p->arena = NULL;
-    size_t bytes = layout(m, NULL, B, T, Ls);
+    size_t bytes = layout(m, NULL, B, T, Ls, a16);
     p->arena = pvlm_alloc(bytes, err);
     if (!p->arena) return pvlm_err_prefix(err, "model activations for batch %d (%zu MiB)", B, bytes >> 20);
     p->arena_bytes = bytes, p->cB = B, p->cT = T, p->cLs = Ls;
-    layout(m, p->arena, B, T, Ls);
+    layout(m, p->arena, B, T, Ls, a16);
     return 0;
 }
 
