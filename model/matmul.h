@@ -11,8 +11,8 @@
  *         Hints save roundings: a weight operand (PVLM_MM_B_WEIGHT) is rounded once per generation and
  *         its bf16 copy kept (the forward and input-gradient products of a step share it), and an A operand
  *         repeated from the previous call (PVLM_MM_A_AGAIN: dout in a linear layer's two backward
- *         products) reuses the copy already made. An activation the model keeps in bf16 (LayerNorm and
- *         GELU outputs, which only products read: PVLM_MM_A_BF16 / PVLM_MM_B_BF16) is passed as it is
+ *         products) reuses the copy already made. An activation the model keeps in bf16 (LayerNorm,
+ *         attention and GELU outputs, which only products read: PVLM_MM_A_BF16 / PVLM_MM_B_BF16) is passed as it is
  *         stored, rounded once by its producer with pvlm_bf16_round_n instead of once per product.
  *         fp32 ignores the weight and repeat hints.
  * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes

@@ -139,8 +139,8 @@ int pvlm_model_layout(pvlm_model *m, const pvlm_model_config *cfg, pvlm_err *err
 void pvlm_model_init_weights(pvlm_model *m, uint64_t seed);
 void pvlm_model_free(pvlm_model *m);
 /* Matrix products in fp32 (the default after create) or bf16 (model/matmul.h); weights, gradients and
- * everything outside the products stay fp32, except the activations only products read (LayerNorm and GELU
- * outputs), which bf16 keeps as their bf16 rounding (docs/model.md). Fails with the reason when bf16 is
+ * everything outside the products stay fp32, except the activations only products read (LayerNorm, attention
+ * and GELU outputs), which bf16 keeps as their bf16 rounding (docs/model.md). Fails with the reason when bf16 is
  * unavailable. */
 int pvlm_model_set_precision(pvlm_model *m, pvlm_precision p, pvlm_err *err);
 /* The same from a --precision value ("fp32" | "bf16"). */
@@ -161,8 +161,8 @@ int pvlm_model_set_recompute(pvlm_model *m, const char *name, pvlm_err *err);
  * seen so far. */
 size_t pvlm_model_activation_bytes(const pvlm_model *m);
 /* *bytes = the activation arena a batch of B samples with T encoder tokens and Ls suffix positions needs
- * under the current recompute mode and precision prec (bf16 keeps the LayerNorm and GELU outputs, which
- * only products read, in bf16), without allocating it (works on a pvlm_model_layout model too: memory
+ * under the current recompute mode and precision prec (bf16 keeps the LayerNorm, attention and GELU outputs,
+ * which only products read, in bf16), without allocating it (works on a pvlm_model_layout model too: memory
  * planning for configs that are not built). Leaves the current batch's activations usable. */
 int pvlm_model_plan_activations(pvlm_model *m, int B, int T, int Ls, pvlm_precision prec, size_t *bytes, pvlm_err *err);
 const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name); /* NULL if absent */
