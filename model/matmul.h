@@ -91,6 +91,14 @@ void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int 
  * precision. In bf16 the same pass rounds X into the kept A copy: a following product whose A is X (either
  * orientation) may pass PVLM_MM_A_AGAIN and skip its own rounding pass. */
 void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C, int ld);
+/* A row transform for pvlm_matmul_colsum_map: y[0..n) from x[0..n) and the same columns of aux's row (y may be x). */
+typedef void (*pvlm_mm_rowmap)(float *y, const float *x, const float *aux, size_t n);
+/* pvlm_matmul_colsum of Y = map(X, aux) [R, C] (aux shaped as X, leading dimension ld), in the same one pass:
+ * a transform whose output only this layer's backward reads (GELU's backward before fc1's) costs no pass of
+ * its own. fp32: Y is written over X, where the products then read it. bf16: X is left as it was and only Y's
+ * rounding is kept, so the products that follow must pass A = X with PVLM_MM_A_AGAIN (they read Y). */
+void pvlm_matmul_colsum_map(pvlm_matmul *mm, float *db, float *X, const float *aux, pvlm_mm_rowmap map, int R, int C,
+                            int ld);
 /* The weights may have changed (an optimizer step, a load): the kept bf16 copies are stale. The model calls
  * it at the start of every forward pass (encode, forward, decode), so one step rounds each weight once. */
 void pvlm_matmul_weights_changed(pvlm_matmul *mm);

@@ -25,6 +25,13 @@ void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const void *in, int in_bf16
 void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout,
                         const void *in, int in_bf16, const float *W, int N, int In, int O);
 
+/* The backward of gelu(linear(in)) from dgelu [N,O], the gradient of GELU's output (pre [N,O]: the linear's output,
+ * GELU's input): pvlm_op_linear_bwd (din overwritten) with dout = gelu'(pre) * dgelu, which is computed in the
+ * bias gradient's pass instead of a pass of its own. dgelu is overwritten with it in fp32; in bf16 dgelu is left
+ * as it was and the products read the rounding of dout made in that pass. */
+void pvlm_op_linear_gelu_bwd(pvlm_matmul *mm, float *din, float *dW, float *db, float *dgelu, const float *pre,
+                             const void *in, int in_bf16, const float *W, int N, int In, int O);
+
 /* LayerNorm over the last dim C: out = (x-mean)*rstd*w + b; mean, rstd [N] saved for backward. out_bf16: out
  * receives the values rounded to bf16 (uint16_t, pvlm_bf16_round_n) instead of floats, for a model that keeps
  * this activation only as a bf16 product input. */

@@ -26,7 +26,9 @@
  *    than the fp32 one by the bf16 halves of the LayerNorm, attention and GELU outputs, pvlm_model_plan_activations
  *    predicts both, switching to fp32 and back keeps the (larger) arena and the bf16 bits, and --recompute
  *    block gives the bf16 gradients of keeping everything, bit for bit; ragged attention's bf16 output is its fp32
- *    output rounded, bit for bit, over several blocks of rows and of columns (test_bf16_operands).
+ *    output rounded, bit for bit, over several blocks of rows and of columns; GELU's backward folded into
+ *    fc1's bias-gradient pass (pvlm_op_linear_gelu_bwd) gives the bits of the two ops one after the other, in
+ *    fp32 and bf16 (test_bf16_operands).
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
  *    orientation and the blocking's tails (test_small_products).
  * 4. Training curve: 300 AdamW steps of a very small config from the same init and data in fp32 and bf16:
@@ -305,6 +307,36 @@ static int attention_out_case(pvlm_matmul *mm, int H, int dh, int causal, pvlm_r
     return bad;
 }
 
+/* pvlm_op_linear_gelu_bwd (GELU's backward folded into the bias gradient's pass) against GELU's backward and
+ * then pvlm_op_linear_bwd: din, dW and db bit for bit, with dout wider than one column block of that pass and a
+ * masked tail; the fused op overwrites dgelu with dout in fp32 and leaves it as it was in bf16. */
+static int gelu_fusion_case(pvlm_matmul *mm) {
+    enum { N = 37, In = 24, O = 1100 };
+    pvlm_rng s;
+    pvlm_rng_seed(&s, 91, 1);
+    size_t no = (size_t)N * O;
+    float *dg = malloc(4 * no), *pre = malloc(4 * no), *t[2] = {malloc(4 * no), malloc(4 * no)};
+    float *in = malloc(4 * (size_t)N * In), *W = malloc(4 * (size_t)O * In), *din[2], *dW[2], *db[2];
+    for (size_t i = 0; i < no; i++) dg[i] = unit(&s), pre[i] = 3.0f * unit(&s);
+    for (size_t i = 0; i < (size_t)N * In; i++) in[i] = unit(&s);
+    for (size_t i = 0; i < (size_t)O * In; i++) W[i] = unit(&s);
+    for (int k = 0; k < 2; k++) {
+        din[k] = malloc(4 * (size_t)N * In), dW[k] = malloc(4 * (size_t)O * In), db[k] = malloc(4 * O);
+        for (size_t i = 0; i < (size_t)O * In; i++) dW[k][i] = 0.5f;
+        for (int i = 0; i < O; i++) db[k][i] = 0.25f;
+        memcpy(t[k], dg, 4 * no);
+    }
+    pvlm_op_gelu_bwd(t[0], 0, pre, t[0], no);
+    pvlm_op_linear_bwd(mm, din[0], 0, dW[0], db[0], t[0], in, 0, W, N, In, O);
+    pvlm_op_linear_gelu_bwd(mm, din[1], dW[1], db[1], t[1], pre, in, 0, W, N, In, O);
+    int bf16 = pvlm_matmul_precision(mm) == PVLM_PREC_BF16;
+    int bad = memcmp(din[0], din[1], 4 * (size_t)N * In) || memcmp(dW[0], dW[1], 4 * (size_t)O * In) ||
+              memcmp(db[0], db[1], 4 * O) || memcmp(t[1], bf16 ? dg : t[0], 4 * no);
+    for (int k = 0; k < 2; k++) free(din[k]), free(dW[k]), free(db[k]), free(t[k]);
+    free(dg), free(pre), free(in), free(W);
+    return bad;
+}
+
 static void test_bf16_operands(void) {
     pvlm_rng s;
     pvlm_rng_seed(&s, 77, 1);
@@ -323,10 +355,12 @@ static void test_bf16_operands(void) {
         }
     }
     CHECK(bad == 0);
+    CHECK(gelu_fusion_case(NULL) == 0);
     pvlm_err err;
     pvlm_matmul *mm;
     CHECK(pvlm_matmul_create(&mm, PVLM_PREC_BF16, &err) == 0);
     if (!mm) return;
+    CHECK(gelu_fusion_case(mm) == 0);
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) CHECK_MSG(bf16_operand_case(mm, ta, tb, &s) == 0, "ta %d tb %d", ta, tb);
     CHECK_MSG(attention_out_case(mm, 2, 64, 1, &s) == 0, "attention output in bf16, dh 64");

@@ -308,7 +308,7 @@ static void test_optim(void) {
         if (vi == frozen) expect = p;
         CHECK_MSG(fabs(m.params[i] - expect) <= 1e-6 + 1e-5 * fabs(expect), "%s: %g vs %g", v->name, m.params[i], expect);
     }
-    /* bit-identical whatever the range split (SSE blocks vs scalar tail): one call vs two calls split at
+    /* bit-identical whatever the range split (vector blocks vs scalar tail): one call vs two calls split at
      * an odd offset, starting from the same state */
     size_t n = m.n_params, cut = (n / 3) | 1;
     float *pa = malloc(4 * n), *pb = malloc(4 * n), *ma = malloc(4 * n), *mb = malloc(4 * n), *va = malloc(4 * n),
