@@ -38,6 +38,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <omp.h>
+
 #include "core/args.h"
 #include "core/fsutil.h"
 #include "core/mem.h"
@@ -49,6 +51,38 @@
 #include "model/model.h"
 #include "model/optim.h"
 #include "bench/bench_util.h"
+
+/* How evenly the machine runs th threads: the same chain of dependent multiply-adds (about a millisecond) on
+ * every thread at once, BAL_RUNS times; each run's slowest thread time over its fastest. A statically split
+ * parallel section (a product's partition, an op's equal shares) lasts as long as its slowest thread, so where
+ * the cores run unevenly (a VM's vCPUs beside busy neighbours) every such section of a training step waits about
+ * that much longer than the same work on even cores. */
+#define BAL_RUNS 50
+#define BAL_MAXT 256
+static void cpu_balance(int th) {
+    if (th < 2 || th > BAL_MAXT) return;
+    double sum = 0, worst = 1, t[BAL_MAXT];
+    float out[BAL_MAXT];
+    volatile float sink = 0; /* keeps the loops' results live */
+    for (int r = 0; r < BAL_RUNS; r++) {
+#pragma omp parallel num_threads(th)
+        {
+            double t0 = pvlm_now();
+            float a = 1, b = 1, c = 1, d = 1;
+            for (int i = 0; i < 500000; i++)
+                a = a * 0.9999999f + 1e-7f, b = b * 0.9999999f + 2e-7f, c = c * 0.9999999f + 3e-7f,
+                d = d * 0.9999999f + 4e-7f;
+            out[omp_get_thread_num()] = a + b + c + d;
+            t[omp_get_thread_num()] = pvlm_now() - t0;
+        }
+        double lo = t[0], hi = t[0];
+        for (int i = 1; i < th; i++) lo = fmin(lo, t[i]), hi = fmax(hi, t[i]);
+        sum += hi / lo, worst = fmax(worst, hi / lo), sink += out[0];
+    }
+    printf("[threads %d] CPU balance: the same work on every thread, the slowest took %.2fx the fastest's time "
+           "(mean of %d runs, worst %.2fx); a statically split parallel section waits for the slowest\n",
+           th, sum / BAL_RUNS, BAL_RUNS, worst);
+}
 
 static double sgemm_peak(int n, int reps, int threads, double *cpu_based) {
     float *a = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL), *b = pvlm_alloc(sizeof(float) * (size_t)n * n, NULL);
@@ -324,6 +358,7 @@ static int bench_threads(bench *x, int th, int64_t *stepno) {
     double peak16 = x->bf16 ? bf16_peak(2048, 5, th, &peak16_cpu) : 0;
     printf("\n[threads %d] SGEMM peak (2048^3, median of 5): %.1f GFLOP/s wall, %.1f GFLOP/s by CPU time\n", th, peak,
            peak_cpu);
+    cpu_balance(th);
     if (x->bf16)
         printf("[threads %d] bf16 GEMM peak (2048^3 through model/matmul, median of 5): %.1f GFLOP/s wall, %.1f "
                "GFLOP/s by CPU time\n", th, peak16, peak16_cpu);
@@ -351,6 +386,7 @@ static int bench_threads(bench *x, int th, int64_t *stepno) {
      * the machine's speed, and shares that err low. */
     double p2c, p2 = sgemm_peak(2048, 5, th, &p2c), p216c = 0;
     double p216 = x->bf16 ? bf16_peak(2048, 5, th, &p216c) : 0;
+    cpu_balance(th);
     printf("[threads %d] GEMM peaks again after the steps: SGEMM %.1f", th, p2);
     if (x->bf16) printf(", bf16 %.1f", p216);
     peak = fmax(peak, p2), peak_cpu = fmax(peak_cpu, p2c);
