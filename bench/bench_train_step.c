@@ -14,7 +14,9 @@
  * bf16 GEMM peak (model/matmul.h's bf16 path, 2048^3: bf16 inputs, fp32 accumulation, the same conversion
  * the model pays). The peaks are measured before and again after the steps (median of five products each),
  * and the shares are of the higher of the two. --recompute none|attention|block sets the activation
- * recomputation; the activation arena size is printed for each run.
+ * recomputation; the activation arena size is printed for each run. At 2 or more threads it also prints the
+ * CPU balance before and after the steps (the same compute on every thread, slowest over fastest: on a VM
+ * with uneven vCPUs every statically split parallel section waits for the slowest, docs/performance.md).
  * Run it as a user's node would: with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this command
  * (`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/bench_train_step ...`); it prints the kernel
  * in use and warns when the environment forces a slower one.
