@@ -4,9 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 void pvlm_optim_config_default(pvlm_optim_config *c) {
     memset(c, 0, sizeof *c);
@@ -98,7 +95,8 @@ typedef struct adamw_c {
     float gs, b1, b2, decay, step_size, sqrt_bc2, eps;
 } adamw_c;
 
-static inline void adamw_one(float *p, float g, float *m1, float *m2, const adamw_c *c) {
+__attribute__((always_inline)) static inline void adamw_one(float *p, float g, float *m1, float *m2,
+                                                             const adamw_c *c) {
     float gi = g * c->gs;
     float mi = c->b1 * *m1 + (1.0f - c->b1) * gi;
     float vi = c->b2 * *m2 + (1.0f - c->b2) * gi * gi;
@@ -107,49 +105,26 @@ static inline void adamw_one(float *p, float g, float *m1, float *m2, const adam
     *p = w - c->step_size * mi / (sqrtf(vi) / c->sqrt_bc2 + c->eps);
 }
 
-/* ADAM_BLK elements in vectors: every lane does adamw_one's operations in its order, and the square roots and
- * divisions are correctly rounded like sqrtf and '/', so the bits do not depend on the vector width (sqrtf is a
- * libm call the compiler will not vectorise without -fno-math-errno, hence the intrinsics). AVX-512 where the
- * CPU has it: one thread's update is bound by its divisions and square roots, 16 lanes each instead of 4 (bench
- * model, 48.5 M parameters: 35.6 -> 25.5 ms at 1 thread; 22 -> 20 ms at 2, where memory bounds it). */
-#define ADAM_BLK 64
-#if defined(__SSE2__)
-__attribute__((target("avx512f"))) static void adamw_blk_512(float *p, const float *g, float *m1, float *m2,
+/* n elements of the update, adamw_one's operations on each. The loop vectorises: this file is compiled with
+ * -fno-math-errno, so sqrtf is the square-root instruction, correctly rounded like the libm call, as the
+ * divisions are, and nothing is reassociated, so every lane gives the scalar bits. It is compiled twice, for
+ * the baseline ISA (4 lanes) and for AVX-512F (16 lanes), picked at run time: one thread's update is bound by
+ * its divisions and square roots (bench model, 48.5 M parameters: 35.6 -> 25.5 ms at 1 thread; 22 -> 20 ms at
+ * 2, where memory bounds it). */
+__attribute__((always_inline)) static inline void adamw_span(float *p, const float *g, float *m1, float *m2, size_t n,
                                                              const adamw_c *c) {
-    __m512 gs = _mm512_set1_ps(c->gs), b1 = _mm512_set1_ps(c->b1), nb1 = _mm512_set1_ps(1.0f - c->b1);
-    __m512 b2 = _mm512_set1_ps(c->b2), nb2 = _mm512_set1_ps(1.0f - c->b2), decay = _mm512_set1_ps(c->decay);
-    __m512 sbc2 = _mm512_set1_ps(c->sqrt_bc2), eps = _mm512_set1_ps(c->eps), ss = _mm512_set1_ps(c->step_size);
-    for (int i = 0; i < ADAM_BLK; i += 16) {
-        __m512 gi = _mm512_mul_ps(_mm512_loadu_ps(g + i), gs);
-        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m1 + i)), _mm512_mul_ps(nb1, gi));
-        __m512 vi =
-            _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(m2 + i)), _mm512_mul_ps(_mm512_mul_ps(nb2, gi), gi));
-        _mm512_storeu_ps(m1 + i, mi), _mm512_storeu_ps(m2 + i, vi);
-        __m512 w = _mm512_mul_ps(_mm512_loadu_ps(p + i), decay);
-        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), sbc2), eps);
-        _mm512_storeu_ps(p + i, _mm512_sub_ps(w, _mm512_div_ps(_mm512_mul_ps(ss, mi), den)));
-    }
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) adamw_one(p + i, g[i], m1 + i, m2 + i, c);
 }
-#endif
+static void adamw_span_base(float *p, const float *g, float *m1, float *m2, size_t n, const adamw_c *c) {
+    adamw_span(p, g, m1, m2, n, c);
+}
+__attribute__((target("avx512f"))) static void adamw_span_512(float *p, const float *g, float *m1, float *m2, size_t n,
+                                                               const adamw_c *c) {
+    adamw_span(p, g, m1, m2, n, c);
+}
 
-static void adamw_blk(float *p, const float *g, float *m1, float *m2, const adamw_c *c) {
-#if defined(__SSE2__)
-    __m128 gs = _mm_set1_ps(c->gs), b1 = _mm_set1_ps(c->b1), nb1 = _mm_set1_ps(1.0f - c->b1);
-    __m128 b2 = _mm_set1_ps(c->b2), nb2 = _mm_set1_ps(1.0f - c->b2), decay = _mm_set1_ps(c->decay);
-    __m128 sbc2 = _mm_set1_ps(c->sqrt_bc2), eps = _mm_set1_ps(c->eps), ss = _mm_set1_ps(c->step_size);
-    for (int i = 0; i < ADAM_BLK; i += 4) {
-        __m128 gi = _mm_mul_ps(_mm_loadu_ps(g + i), gs);
-        __m128 mi = _mm_add_ps(_mm_mul_ps(b1, _mm_loadu_ps(m1 + i)), _mm_mul_ps(nb1, gi));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(b2, _mm_loadu_ps(m2 + i)), _mm_mul_ps(_mm_mul_ps(nb2, gi), gi));
-        _mm_storeu_ps(m1 + i, mi), _mm_storeu_ps(m2 + i, vi);
-        __m128 w = _mm_mul_ps(_mm_loadu_ps(p + i), decay);
-        __m128 den = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), sbc2), eps);
-        _mm_storeu_ps(p + i, _mm_sub_ps(w, _mm_div_ps(_mm_mul_ps(ss, mi), den)));
-    }
-#else
-    for (int i = 0; i < ADAM_BLK; i++) adamw_one(p + i, g[i], m1 + i, m2 + i, c);
-#endif
-}
+#define ADAM_CHUNK 4096 /* elements per parallel work item */
 
 void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, float *m2, size_t off,
                       size_t n, const uint8_t *trainable, double lr, double grad_scale, int64_t step,
@@ -158,10 +133,8 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
     adamw_c k = {(float)grad_scale, (float)c->beta1,  (float)c->beta2, 1.0f,
                  (float)(lr / bc1), (float)sqrt(bc2), (float)c->eps};
     size_t end = off + n;
-#if defined(__SSE2__)
     __builtin_cpu_init();
     int wide = __builtin_cpu_supports("avx512f");
-#endif
     for (int vi = 0; vi < m->n_views; vi++) {
         const pvlm_view *v = &m->views[vi];
         size_t a = v->offset > off ? v->offset : off, b = v->offset + v->numel < end ? v->offset + v->numel : end;
@@ -170,18 +143,11 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
         kv.decay = pvlm_view_decays(v) ? (float)(1.0 - lr * c->weight_decay) : 1.0f;
         float *pp = p + (a - off), *mm = m1 + (a - off), *vv = m2 + (a - off);
         const float *gg = g + (a - off);
-        size_t cnt = b - a, nblk = cnt / ADAM_BLK;
+        size_t cnt = b - a, nchunk = (cnt + ADAM_CHUNK - 1) / ADAM_CHUNK;
 #pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < nblk; j++) {
-            size_t i = j * ADAM_BLK;
-#if defined(__SSE2__)
-            if (wide) {
-                adamw_blk_512(pp + i, gg + i, mm + i, vv + i, &kv);
-                continue;
-            }
-#endif
-            adamw_blk(pp + i, gg + i, mm + i, vv + i, &kv);
+        for (size_t j = 0; j < nchunk; j++) {
+            size_t i = j * ADAM_CHUNK, len = cnt - i < ADAM_CHUNK ? cnt - i : ADAM_CHUNK;
+            (wide ? adamw_span_512 : adamw_span_base)(pp + i, gg + i, mm + i, vv + i, len, &kv);
         }
-        for (size_t i = nblk * ADAM_BLK; i < cnt; i++) adamw_one(pp + i, gg[i], mm + i, vv + i, &kv);
     }
 }
