@@ -386,7 +386,9 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
 static void colsum_pass(float *db, uint16_t *d16, float *X, const float *aux, pvlm_mm_rowmap map, int R, int C,
                         int ld) {
     int bw, nblk = pvlm_threads_col_blocks(C, CS_W, &bw);
-    int wide = cpu_avx512bf16(); /* d16 is only ever set where this holds */
+#ifdef PVLM_HAVE_DNNL
+    int wide = cpu_avx512bf16(); /* colsum_row_avx512's ISA; d16 is only ever set where it holds */
+#endif
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < nblk; b++) {
         int c0 = b * bw, w = C - c0 < bw ? C - c0 : bw;

@@ -15,17 +15,14 @@ void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const void *in, int in_bf16
     pvlm_matmul_gemm_bias(mm, h, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
 }
 
-/* The linear backward with dout first mapped (map NULL: as it is), in the bias gradient's pass when there is
- * one (model/matmul.h pvlm_matmul_colsum_map), else in place. */
+/* The linear backward with dout first mapped (map NULL: as it is) in the bias gradient's pass
+ * (model/matmul.h pvlm_matmul_colsum_map); a map needs db. */
 static void linear_bwd_map(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, float *dout,
                            const float *aux, pvlm_mm_rowmap map, const void *in, int in_bf16, const float *W, int N,
                            int In, int O) {
     if (N <= 0) return;
     /* the column sums first: in bf16 their pass also rounds dout, which both products then reuse */
     if (db) pvlm_matmul_colsum_map(mm, db, dout, aux, map, N, O, O);
-    if (!db && map)
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < N; r++) map(dout + (size_t)r * O, dout + (size_t)r * O, aux + (size_t)r * O, (size_t)O);
     if (din) /* [N,In] = dout[N,O] @ W[O,In] */
         pvlm_matmul_gemm_hint(mm, PVLM_MM_B_WEIGHT | (db ? PVLM_MM_A_AGAIN : 0), 0, 0, N, In, O, 1.0f, dout, O, W, In,
                               din_acc ? 1.0f : 0.0f, din, In);
@@ -271,16 +268,19 @@ void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, s
     }
 }
 
-/* GELU's backward as a row map (model/matmul.h): y = gelu'(pre) * dy, the spans above. */
+/* GELU's backward as a row map (model/matmul.h): y = gelu'(pre) * dy, the functions above. */
 static void gelu_bwd_map_base(float *y, const float *dy, const float *pre, size_t n) {
     gelu_bwd_base(y, 0, pre, dy, n);
 }
-__attribute__((target("avx512f"))) static void gelu_bwd_map_512(float *y, const float *dy, const float *pre, size_t n) {
-    gelu_bwd_span(y, 0, pre, dy, n);
-}
+static void gelu_bwd_map_512(float *y, const float *dy, const float *pre, size_t n) { gelu_bwd_512(y, 0, pre, dy, n); }
 
 void pvlm_op_linear_gelu_bwd(pvlm_matmul *mm, float *din, float *dW, float *db, float *dgelu, const float *pre,
                              const void *in, int in_bf16, const float *W, int N, int In, int O) {
+    if (!db) { /* no bias pass to fold it into: GELU's backward on its own, in place */
+        pvlm_op_gelu_bwd(dgelu, 0, pre, dgelu, (size_t)N * O);
+        pvlm_op_linear_bwd(mm, din, 0, dW, NULL, dgelu, in, in_bf16, W, N, In, O);
+        return;
+    }
     linear_bwd_map(mm, din, 0, dW, db, dgelu, pre, have_avx512f() ? gelu_bwd_map_512 : gelu_bwd_map_base, in, in_bf16,
                    W, N, In, O);
 }

@@ -28,7 +28,8 @@ void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, flo
 /* The backward of gelu(linear(in)) from dgelu [N,O], the gradient of GELU's output (pre [N,O]: the linear's output,
  * GELU's input): pvlm_op_linear_bwd (din overwritten) with dout = gelu'(pre) * dgelu, which is computed in the
  * bias gradient's pass instead of a pass of its own. dgelu is overwritten with it in fp32; in bf16 dgelu is left
- * as it was and the products read the rounding of dout made in that pass. */
+ * as it was and the products read the rounding of dout made in that pass. db NULL: no such pass, GELU's backward
+ * takes its own and overwrites dgelu in either precision. */
 void pvlm_op_linear_gelu_bwd(pvlm_matmul *mm, float *din, float *dW, float *db, float *dgelu, const float *pre,
                              const void *in, int in_bf16, const float *W, int N, int In, int O);
 
