@@ -110,7 +110,7 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
     float *logits = p; p += (size_t)R * V;
     float *scores = p; p += natt;
     for (int l = 0; l < L; l++)
-        pvlm_op_linear_fwd(m->mm, kvc + (size_t)l * nE, E, 0, lw[l].ckv_w, lw[l].ckv_b, B * T, d, 2 * d);
+        pvlm_op_linear_fwd(m->mm, kvc + (size_t)l * nE, 0, E, 0, lw[l].ckv_w, lw[l].ckv_b, B * T, d, 2 * d);
     for (int r = 0; r < R; r++) {
         alive[r].logp = (r % K) ? -INFINITY : 0.0; /* only beam 0 is live at the start */
         alive[r].len = 0;
@@ -128,26 +128,27 @@ int pvlm_decode(pvlm_model *m, const pvlm_batch *b, const pvlm_decode_config *c,
             const pvlm_dec_layer *w = &lw[l];
             float *cl = cache + (size_t)l * ncache;
             pvlm_op_layernorm_fwd(ln, 0, mean, rstd, y, w->ln1_w, w->ln1_b, R, d, mc->ln_eps);
-            pvlm_op_linear_fwd(m->mm, qkv, ln, 0, w->qkv_w, w->qkv_b, R, d, 3 * d);
+            pvlm_op_linear_fwd(m->mm, qkv, 0, ln, 0, w->qkv_w, w->qkv_b, R, d, 3 * d);
             for (int r = 0; r < R; r++) /* append k, v */
                 memcpy(cl + ((size_t)r * Lmax + t) * 2 * d, qkv + (size_t)r * 3 * d + d, sizeof(float) * 2 * (size_t)d);
             cached_attention(ao, qkv, 3 * d, cl, Lmax, R, H, dh, t, scores);
-            pvlm_op_linear_fwd(m->mm, tmp, ao, 0, w->out_w, w->out_b, R, d, d);
+            pvlm_op_linear_fwd(m->mm, tmp, 0, ao, 0, w->out_w, w->out_b, R, d, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
             pvlm_op_layernorm_fwd(ln, 0, mean, rstd, y, w->lnc_w, w->lnc_b, R, d, mc->ln_eps);
-            pvlm_op_linear_fwd(m->mm, qkv, ln, 0, w->cq_w, w->cq_b, R, d, d); /* q [B, K, d]: the K beams are queries */
+            /* q [B, K, d]: the K beams are queries */
+            pvlm_op_linear_fwd(m->mm, qkv, 0, ln, 0, w->cq_w, w->cq_b, R, d, d);
             const float *kv = kvc + (size_t)l * nE;
             pvlm_op_attention_fwd(m->mm, ao, d, scores, qkv, d, kv, 2 * d, kv + d, 2 * d, kmask, 0, B, H, K, T, dh);
-            pvlm_op_linear_fwd(m->mm, tmp, ao, 0, w->cout_w, w->cout_b, R, d, d);
+            pvlm_op_linear_fwd(m->mm, tmp, 0, ao, 0, w->cout_w, w->cout_b, R, d, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
             pvlm_op_layernorm_fwd(ln, 0, mean, rstd, y, w->ln2_w, w->ln2_b, R, d, mc->ln_eps);
-            pvlm_op_linear_fwd(m->mm, fc, ln, 0, w->fc1_w, w->fc1_b, R, d, F);
+            pvlm_op_linear_fwd(m->mm, fc, 0, ln, 0, w->fc1_w, w->fc1_b, R, d, F);
             pvlm_op_gelu_fwd(gl, 0, fc, (size_t)R * F);
-            pvlm_op_linear_fwd(m->mm, tmp, gl, 0, w->fc2_w, w->fc2_b, R, F, d);
+            pvlm_op_linear_fwd(m->mm, tmp, 0, gl, 0, w->fc2_w, w->fc2_b, R, F, d);
             pvlm_op_add_inplace(y, tmp, (size_t)R * d);
         }
         pvlm_op_layernorm_fwd(ln, 0, mean, rstd, y, fw, fb, R, d, mc->ln_eps);
-        pvlm_op_linear_fwd(m->mm, logits, ln, 0, tokw, NULL, R, d, V);
+        pvlm_op_linear_fwd(m->mm, logits, 0, ln, 0, tokw, NULL, R, d, V);
         /* log-softmax per row */
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < R; r++) {

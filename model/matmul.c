@@ -143,7 +143,7 @@ struct pvlm_matmul {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     struct {
-        int ta, tb, bias;
+        int ta, tb, bias, c16;
         float alpha, beta;
         dnnl_primitive_t prim;
     } prims[MAX_PRIMS];
@@ -258,13 +258,15 @@ static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
     return *buf ? 0 : -1;
 }
 
-/* The matmul primitive for bf16 op(A) [M,K] x op(B) [K,N] -> f32 [M,N], all dims set at run time, A / B
- * row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum post-op), plus an
- * f32 [1,N] bias row when bias (added by oneDNN after the accumulation: no pass over dst before the product). */
-static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, float beta, int bias) {
+/* The matmul primitive for bf16 op(A) [M,K] x op(B) [K,N] -> f32 [M,N] (bf16 when c16), all dims set at run
+ * time, A / B row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum
+ * post-op), plus an f32 [1,N] bias row when bias (added by oneDNN after the accumulation: no pass over dst
+ * before the product). A bf16 dst is the f32 result rounded to nearest even (the same bits as rounding the f32
+ * dst with pvlm_bf16_round_n: measured on the bench shapes, and checked by tests/model/test_bf16.c). */
+static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, float beta, int bias, int c16) {
     for (int i = 0; i < mm->n_prims; i++)
         if (mm->prims[i].ta == ta && mm->prims[i].tb == tb && mm->prims[i].alpha == alpha &&
-            mm->prims[i].beta == beta && mm->prims[i].bias == bias)
+            mm->prims[i].beta == beta && mm->prims[i].bias == bias && mm->prims[i].c16 == c16)
             return mm->prims[i].prim;
     if (mm->n_prims == MAX_PRIMS) { /* a new (alpha, beta) pair: drop the oldest */
         dnnl_primitive_destroy(mm->prims[0].prim);
@@ -280,7 +282,7 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
     dnnl_primitive_t prim = NULL;
     int ok = dnnl_memory_desc_init_by_tag(&a, 2, rt, dnnl_bf16, ta ? dnnl_ba : dnnl_ab) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&b, 2, rt, dnnl_bf16, tb ? dnnl_ba : dnnl_ab) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&c, 2, rt, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&c, 2, rt, c16 ? dnnl_bf16 : dnnl_f32, dnnl_ab) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&bi, 2, rt_bias, dnnl_f32, dnnl_ab) == dnnl_success &&
              dnnl_matmul_desc_init(&md, &a, &b, bias ? &bi : NULL, &c) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
@@ -300,6 +302,7 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
         return NULL;
     }
     mm->prims[mm->n_prims].ta = ta, mm->prims[mm->n_prims].tb = tb, mm->prims[mm->n_prims].bias = bias;
+    mm->prims[mm->n_prims].c16 = c16;
     mm->prims[mm->n_prims].alpha = alpha, mm->prims[mm->n_prims].beta = beta, mm->prims[mm->n_prims].prim = prim;
     mm->n_prims++;
     return prim;
@@ -324,7 +327,7 @@ static const uint16_t *weight_bf16(pvlm_matmul *mm, const float *X, int ld, int 
 }
 
 static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A,
-                      int lda, const void *B, int ldb, float beta, const float *bias, float *C, int ldc) {
+                      int lda, const void *B, int ldb, float beta, const float *bias, void *C, int ldc) {
     if (mm->err.code) {
         mm->a_src = NULL;
         return;
@@ -338,7 +341,8 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     if ((!a16 && !a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
         (!b16 && grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)))
         return;
-    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta, bias != NULL);
+    int c16 = !!(hints & PVLM_MM_C_BF16);
+    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta, bias != NULL, c16);
     if (!prim) return;
     if (!a16 && !a_again) {
         pack_bf16(mm->a16, A, lda, aR, aC);
@@ -353,7 +357,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbi = NULL;
     int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&c, 2, dc, c16 ? dnnl_bf16 : dnnl_f32, sc) == dnnl_success &&
              dnnl_memory_create(&ma, &a, mm->eng, (void *)a16) == dnnl_success &&
              dnnl_memory_create(&mb, &b, mm->eng, (void *)b16) == dnnl_success &&
              dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
@@ -485,23 +489,30 @@ __attribute__((target(SM_TARGET), always_inline)) static inline void transpose16
     }
 }
 
+/* 16 elements of a row from x (floats, rounded here; or bf16 when b16), lanes outside m read as zero. */
+__attribute__((target(SM_TARGET), always_inline)) static inline __m256i row16(const void *x, int b16, __mmask16 m) {
+    if (b16) return _mm256_maskz_loadu_epi16(m, x);
+    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x));
+}
+
 /* dst[kp][j] (row stride ldd words) = bf16(X[2kp][j]) | bf16(X[2kp+1][j]) << 16 for the reduction index k
  * running down X's rows: kc rows (an odd last pair gets a zero high half), cols columns, zero up to the next
- * multiple of 16. */
-__attribute__((target(SM_TARGET))) static void pairs_down(uint32_t *dst, int ldd, const float *X, int ldx, int kc,
-                                                          int cols) {
+ * multiple of 16. X holds floats, or bf16 values when b16 (taken as they are); ldx counts elements. */
+__attribute__((target(SM_TARGET))) static void pairs_down(uint32_t *dst, int ldd, const void *X, int b16, int ldx,
+                                                          int kc, int cols) {
     /* 16-bit lane i of the result takes lane i / 2 of the low row (even i) or of the high row (odd i) */
     const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
                                          5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    size_t es = b16 ? sizeof(uint16_t) : sizeof(float);
     for (int kp = 0; kp < (kc + 1) / 2; kp++) {
-        const float *x0 = X + (size_t)2 * kp * ldx, *x1 = x0 + ldx;
+        const char *x0 = (const char *)X + (size_t)2 * kp * ldx * es, *x1 = x0 + (size_t)ldx * es;
         int odd = 2 * kp + 1 == kc;
         for (int j = 0; j < cols; j += 16) {
             __mmask16 m = first_n(cols - j);
-            __m512 lo = _mm512_maskz_loadu_ps(m, x0 + j), hi = _mm512_maskz_loadu_ps(odd ? 0 : m, x1 + j);
-            _mm_prefetch((const char *)(x0 + 8 * (size_t)ldx + j), _MM_HINT_T0);
-            _mm_prefetch((const char *)(x1 + 8 * (size_t)ldx + j), _MM_HINT_T0);
-            __m512i w = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            __m256i lo = row16(x0 + j * es, b16, m), hi = row16(x1 + j * es, b16, odd ? 0 : m);
+            _mm_prefetch(x0 + (8 * (size_t)ldx + j) * es, _MM_HINT_T0);
+            _mm_prefetch(x1 + (8 * (size_t)ldx + j) * es, _MM_HINT_T0);
+            __m512i w = _mm512_permutexvar_epi16(mix, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
             _mm512_storeu_si512((void *)(dst + (size_t)kp * ldd + j), w);
         }
     }
@@ -509,19 +520,23 @@ __attribute__((target(SM_TARGET))) static void pairs_down(uint32_t *dst, int ldd
 
 /* The same layout for k running along X's rows (X[j][k], j < rows, k < kc): each row's rounded pairs are
  * its words already, and 16 rows' words are transposed in registers. */
-__attribute__((target(SM_TARGET))) static void pairs_across(uint32_t *dst, int ldd, const float *X, int ldx, int kc,
-                                                            int rows) {
+__attribute__((target(SM_TARGET))) static void pairs_across(uint32_t *dst, int ldd, const void *X, int b16, int ldx,
+                                                            int kc, int rows) {
     int np = (kc + 1) / 2;
+    size_t es = b16 ? sizeof(uint16_t) : sizeof(float);
     for (int j0 = 0; j0 < rows; j0 += 16)
         for (int k0 = 0; k0 < kc; k0 += 32) {
             __m512i r[16];
             __mmask16 mlo = first_n(kc - k0), mhi = first_n(kc - k0 - 16);
             for (int j = 0; j < 16; j++) {
-                const float *x = X + (size_t)(j0 + j) * ldx + k0;
+                const char *x = (const char *)X + ((size_t)(j0 + j) * ldx + k0) * es;
                 int in = j0 + j < rows;
-                r[j] = bf16x32(x, in ? mlo : 0, in ? mhi : 0);
-                _mm_prefetch((const char *)(x + 16 * (size_t)ldx), _MM_HINT_T0);
-                _mm_prefetch((const char *)(x + 16 * (size_t)ldx + 16), _MM_HINT_T0);
+                if (b16)
+                    r[j] = _mm512_maskz_loadu_epi16(in ? ((__mmask32)mhi << 16) | mlo : 0, x);
+                else
+                    r[j] = bf16x32((const float *)x, in ? mlo : 0, in ? mhi : 0);
+                _mm_prefetch(x + 16 * (size_t)ldx * es, _MM_HINT_T0);
+                _mm_prefetch(x + (16 * (size_t)ldx + 16) * es, _MM_HINT_T0);
             }
             transpose16(r);
             for (int q = 0; q < 16 && k0 / 2 + q < np; q++)
@@ -579,23 +594,26 @@ TILES(1) TILES(2) TILES(3) TILES(4) TILES(5) TILES(6)
 #define TROW(MR) {tile_##MR##_1, tile_##MR##_2, tile_##MR##_3, tile_##MR##_4}
 static const tile_fn tiles[SM_MR][4] = {TROW(1), TROW(2), TROW(3), TROW(4), TROW(5), TROW(6)};
 
-static void small_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                       int ldb, float beta, float *C, int ldc) {
+static void small_bf16(unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                       const void *B, int ldb, float beta, float *C, int ldc) {
+    int a16 = !!(hints & PVLM_MM_A_BF16), b16 = !!(hints & PVLM_MM_B_BF16);
+    size_t ea = a16 ? sizeof(uint16_t) : sizeof(float), eb = b16 ? sizeof(uint16_t) : sizeof(float);
+    const char *Ab = A, *Bb = B;
     _Alignas(64) uint32_t ap[SM_KC / 2 * SM_MC], bp[SM_KC / 2 * SM_NG]; /* 16 and 64 KiB */
     for (int g0 = 0; g0 < N; g0 += SM_NG) {
         int gc = N - g0 < SM_NG ? N - g0 : SM_NG;
         for (int k0 = 0; k0 < K; k0 += SM_KC) {
             int kc = K - k0 < SM_KC ? K - k0 : SM_KC, np = (kc + 1) / 2;
             if (tb) /* op(B)(k, n) = B[n][k] */
-                pairs_across(bp, SM_NG, B + (size_t)g0 * ldb + k0, ldb, kc, gc);
+                pairs_across(bp, SM_NG, Bb + ((size_t)g0 * ldb + k0) * eb, b16, ldb, kc, gc);
             else
-                pairs_down(bp, SM_NG, B + (size_t)k0 * ldb + g0, ldb, kc, gc);
+                pairs_down(bp, SM_NG, Bb + ((size_t)k0 * ldb + g0) * eb, b16, ldb, kc, gc);
             for (int m0 = 0; m0 < M; m0 += SM_MC) {
                 int mc = M - m0 < SM_MC ? M - m0 : SM_MC;
                 if (ta) /* op(A)(m, k) = A[k][m] */
-                    pairs_down(ap, SM_MC, A + (size_t)k0 * lda + m0, lda, kc, mc);
+                    pairs_down(ap, SM_MC, Ab + ((size_t)k0 * lda + m0) * ea, a16, lda, kc, mc);
                 else
-                    pairs_across(ap, SM_MC, A + (size_t)m0 * lda + k0, lda, kc, mc);
+                    pairs_across(ap, SM_MC, Ab + ((size_t)m0 * lda + k0) * ea, a16, lda, kc, mc);
                 for (int n0 = 0; n0 < gc; n0 += SM_NC) {
                     int nc = gc - n0 < SM_NC ? gc - n0 : SM_NC, nv = (nc + 15) / 16;
                     __mmask16 last = first_n(nc - 16 * (nv - 1));
@@ -611,18 +629,24 @@ static void small_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 }
 #endif
 
-void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
+void pvlm_matmul_small_hint(const pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
+                            const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
-        small_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        small_bf16(hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif
+    if (hints & (PVLM_MM_A_BF16 | PVLM_MM_B_BF16)) return; /* a caller's mistake (ruled out by the header) */
     (void)mm;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
                 B, ldb, beta, C, ldc);
+}
+
+void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    pvlm_matmul_small_hint(mm, 0, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* fp32 with a bias: the bias copied into every row of C, then the product accumulated onto it (beta = 1),
@@ -639,7 +663,7 @@ static void gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const fl
 }
 
 static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A,
-                     int lda, const void *B, int ldb, float beta, const float *bias, float *C, int ldc) {
+                     int lda, const void *B, int ldb, float beta, const float *bias, void *C, int ldc) {
     if (mm && (M <= 0 || N <= 0 || K <= 0)) mm->a_src = NULL; /* no bf16 copy made: none to repeat */
     if (M <= 0 || N <= 0) return;
 #ifdef PVLM_HAVE_DNNL
@@ -648,7 +672,7 @@ static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int
         return;
     }
 #endif
-    if (hints & (PVLM_MM_A_BF16 | PVLM_MM_B_BF16)) { /* a caller's mistake: fp32 products read floats only */
+    if (hints & (PVLM_MM_A_BF16 | PVLM_MM_B_BF16 | PVLM_MM_C_BF16)) { /* a caller's mistake: fp32 is floats only */
         if (mm && !mm->err.code) pvlm_err_set(&mm->err, PVLM_EINVAL, "fp32 matmul given a bf16 operand");
         return;
     }
@@ -657,11 +681,12 @@ static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int
 
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
                            const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc) {
+    hints &= ~(unsigned)PVLM_MM_C_BF16; /* C is floats here (beta may read it) */
     gemm_any(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 
 void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const void *A, int lda,
-                           const void *B, int ldb, const float *bias, float *C, int ldc) {
+                           const void *B, int ldb, const float *bias, void *C, int ldc) {
     gemm_any(mm, hints, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }
 

@@ -13,7 +13,8 @@
  *         repeated from the previous call (PVLM_MM_A_AGAIN: dout in a linear layer's two backward
  *         products) reuses the copy already made. An activation the model keeps in bf16 (LayerNorm,
  *         attention and GELU outputs, which only products read: PVLM_MM_A_BF16 / PVLM_MM_B_BF16) is passed as it is
- *         stored, rounded once by its producer with pvlm_bf16_round_n instead of once per product.
+ *         stored, rounded once by its producer with pvlm_bf16_round_n instead of once per product; a product
+ *         whose output only products read (the attention projections) writes it in bf16 (PVLM_MM_C_BF16).
  *         fp32 ignores the weight and repeat hints.
  * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes
  * through pvlm_matmul_gemm, attention's per-head products through pvlm_matmul_small (docs/model.md).
@@ -68,7 +69,9 @@ enum {
                              pvlm_matmul_colsum just before) */
     PVLM_MM_A_BF16 = 4,   /* A holds bf16 values (uint16_t, from pvlm_bf16_round_n; lda in elements), not
                              floats: bf16 precision only */
-    PVLM_MM_B_BF16 = 8    /* the same for B */
+    PVLM_MM_B_BF16 = 8,   /* the same for B */
+    PVLM_MM_C_BF16 = 16   /* pvlm_matmul_gemm_bias only: C receives the result rounded to bf16 (uint16_t, ldc in
+                             elements; the bits of pvlm_bf16_round_n of the fp32 result): bf16 precision only */
 };
 /* A and B are floats, or bf16 where the hints say so. */
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
@@ -78,7 +81,7 @@ void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int 
  * linear op's steps before this entry point existed; bf16: oneDNN's bias argument adds it in fp32 after the
  * accumulation, which saves the copy pass and the slower accumulate-into-dst kernel. */
 void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, const void *A, int lda,
-                           const void *B, int ldb, const float *bias, float *C, int ldc);
+                           const void *B, int ldb, const float *bias, void *C, int ldc);
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C (beta 0: C is not read) for small strided operands, from many
  * threads at once (mm is only read): attention's per-head products, one (sample, head) per iteration of a
  * parallel loop. fp32: cblas_sgemm, the bits as before. bf16: the inputs rounded to bf16 as above, fp32
@@ -86,6 +89,10 @@ void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int 
  * setup cost more than these products take); the order of the accumulation depends on the shapes only. */
 void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
+/* The same with A and / or B in bf16 where hints say so (PVLM_MM_A_BF16, PVLM_MM_B_BF16; bf16 precision only):
+ * the values the float form would have rounded them to give the same bits. */
+void pvlm_matmul_small_hint(const pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
+                            const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc);
 /* db[j] += the sum over the rows of X [R, C] (leading dimension ld) of X[., j]: a linear layer's bias
  * gradient. Each column is summed in row order, so the bits do not depend on the thread count or the
  * precision. In bf16 the same pass rounds X into the kept A copy: a following product whose A is X (either
@@ -113,6 +120,12 @@ int pvlm_matmul_check(pvlm_matmul *mm, pvlm_err *err);
  * openblas_get_corename() with the CPU's (AVX < AVX2 < AVX-512 < AVX512-BF16 < AMX). Returns 1 and a
  * message naming the variables, the kernel in use and the one the CPU supports; 0 otherwise. */
 int pvlm_blas_kernel_check(char *msg, size_t n);
+
+/* The address of element i of x, which holds floats or (bf16) bf16 values: operands and activations that the
+ * model keeps in either form. */
+static inline const void *pvlm_matmul_elem(const void *x, int bf16, size_t i) {
+    return (const char *)x + i * (bf16 ? sizeof(uint16_t) : sizeof(float));
+}
 
 /* dst[0..n) = x[0..n) rounded to bf16 exactly as the bf16 products round their fp32 inputs (the CPU's
  * conversion where bf16 runs; the software rounding below in a build or on a CPU without it, where no bf16

@@ -125,15 +125,16 @@ int pvlm_model_enc_len(const pvlm_model_config *c) {
 
 /* ------------------------------------------------------------------ private state */
 
-/* Saved activations of one layer. The LayerNorm, attention and GELU outputs (void *) are read by matrix products only:
- * floats, or in bf16 precision their bf16 rounding (priv.act16), which is all the products read of them. */
+/* Saved activations of one layer. The LayerNorm, attention and GELU outputs and the attention projections (q, k,
+ * v: qkv, qc, kvc) are read by matrix products only (void *): floats, or in bf16 precision their bf16 rounding
+ * (priv.act16), which is all the products read of them. */
 typedef struct enc_a { /* N = B*T rows */
-    void *ln1, *ao, *ln2, *gl;
-    float *m1, *r1, *qkv, *att, *xm, *m2, *r2, *fc1, *out;
+    void *ln1, *qkv, *ao, *ln2, *gl;
+    float *m1, *r1, *att, *xm, *m2, *r2, *fc1, *out;
 } enc_a;
 typedef struct dec_a {
-    void *ln1, *ao, *lnc, *aoc, *ln2, *gl;
-    float *m1, *r1, *qkv, *att, *xm1, *mc, *rc, *qc, *kvc, *attc, *xm2, *m2, *r2;
+    void *ln1, *qkv, *ao, *lnc, *qc, *kvc, *aoc, *ln2, *gl;
+    float *m1, *r1, *att, *xm1, *mc, *rc, *attc, *xm2, *m2, *r2;
     float *fc1, *out;
 } dec_a;
 
@@ -545,7 +546,7 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls, int act16)
             if (rc_mode == PVLM_RECOMPUTE_ATTENTION) a->att = TF((size_t)B * H * T * T);
             continue;
         }
-        a->ln1 = TA(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TF(Ne * 3 * d);
+        a->ln1 = TA(Ne * d), a->m1 = TF(Ne), a->r1 = TF(Ne), a->qkv = TA(Ne * 3 * d);
         a->att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION ? p->rea.att : TF((size_t)B * H * T * T);
         a->ao = TA(Ne * d), a->xm = TF(Ne * d);
         a->ln2 = TA(Ne * d), a->m2 = TF(Ne), a->r2 = TF(Ne), a->fc1 = TF(Ne * F), a->gl = TA(Ne * F);
@@ -567,10 +568,10 @@ static size_t layout(pvlm_model *m, char *base, int B, int T, int Ls, int act16)
             continue;
         }
         int shared_att = l >= 0 && rc_mode == PVLM_RECOMPUTE_ATTENTION;
-        a->ln1 = TA(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TF(Nd * 3 * d);
+        a->ln1 = TA(Nd * d), a->m1 = TF(Nd), a->r1 = TF(Nd), a->qkv = TA(Nd * 3 * d);
         a->att = shared_att ? p->rda.att : TF((size_t)B * H * Ls * Ls);
         a->ao = TA(Nd * d), a->xm1 = TF(Nd * d);
-        a->lnc = TA(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TF(Nd * d), a->kvc = TF(Ne * 2 * d);
+        a->lnc = TA(Nd * d), a->mc = TF(Nd), a->rc = TF(Nd), a->qc = TA(Nd * d), a->kvc = TA(Ne * 2 * d);
         a->attc = shared_att ? p->rda.attc : TF((size_t)B * H * Ls * T);
         a->aoc = TA(Nd * d), a->xm2 = TF(Nd * d);
         a->ln2 = TA(Nd * d), a->m2 = TF(Nd), a->r2 = TF(Nd), a->fc1 = TF(Nd * F), a->gl = TA(Nd * F);
@@ -713,8 +714,10 @@ static int enc_visible(const pvlm_model_config *c, int Np, const pvlm_batch *b, 
 static void enc_attention_fwd(pvlm_model *m, enc_a *a, int B) {
     const priv *p = m->priv;
     int d = m->cfg.d_model, H = m->cfg.n_heads;
-    pvlm_op_attention_ragged_fwd(m->mm, a->ao, p->act16, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d,
-                                 3 * d, NULL, 0, B, H, d / H, p->eoff, p->elen, p->eoff, p->elen, p->aenc);
+    pvlm_op_attention_ragged_fwd(m->mm, a->ao, p->act16, d, a->att, p->act16, a->qkv, 3 * d,
+                                 pvlm_matmul_elem(a->qkv, p->act16, d), 3 * d,
+                                 pvlm_matmul_elem(a->qkv, p->act16, 2 * d), 3 * d, NULL, 0, B, H, d / H, p->eoff,
+                                 p->elen, p->eoff, p->elen, p->aenc);
 }
 
 /* One encoder layer on the packed rows x [Ne, d]: every activation into a, the output into a->out. */
@@ -723,14 +726,14 @@ static void enc_layer_fwd(pvlm_model *m, const pvlm_enc_layer *e, enc_a *a, cons
     const pvlm_model_config *c = &m->cfg;
     int Ne = p->Ne, d = c->d_model, F = c->d_ff;
     pvlm_op_layernorm_fwd(a->ln1, p->act16, a->m1, a->r1, x, e->ln1_w, e->ln1_b, Ne, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, p->act16, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
+    pvlm_op_linear_fwd(m->mm, a->qkv, p->act16, a->ln1, p->act16, e->qkv_w, e->qkv_b, Ne, d, 3 * d);
     enc_attention_fwd(m, a, B);
-    pvlm_op_linear_fwd(m->mm, a->xm, a->ao, p->act16, e->out_w, e->out_b, Ne, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm, 0, a->ao, p->act16, e->out_w, e->out_b, Ne, d, d);
     pvlm_op_add_inplace(a->xm, x, (size_t)Ne * d);
     pvlm_op_layernorm_fwd(a->ln2, p->act16, a->m2, a->r2, a->xm, e->ln2_w, e->ln2_b, Ne, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, p->act16, e->fc1_w, e->fc1_b, Ne, d, F);
+    pvlm_op_linear_fwd(m->mm, a->fc1, 0, a->ln2, p->act16, e->fc1_w, e->fc1_b, Ne, d, F);
     pvlm_op_gelu_fwd(a->gl, p->act16, a->fc1, (size_t)Ne * F);
-    pvlm_op_linear_fwd(m->mm, a->out, a->gl, p->act16, e->fc2_w, e->fc2_b, Ne, F, d);
+    pvlm_op_linear_fwd(m->mm, a->out, 0, a->gl, p->act16, e->fc2_w, e->fc2_b, Ne, F, d);
     pvlm_op_add_inplace(a->out, a->xm, (size_t)Ne * d);
 }
 
@@ -739,12 +742,14 @@ static void dec_attention_fwd(pvlm_model *m, dec_a *a, int B, int self, int cros
     const priv *p = m->priv;
     int d = m->cfg.d_model, H = m->cfg.n_heads;
     if (self)
-        pvlm_op_attention_ragged_fwd(m->mm, a->ao, p->act16, d, a->att, a->qkv, 3 * d, a->qkv + d, 3 * d,
-                                     a->qkv + 2 * d, 3 * d, NULL, 1, B, H, d / H, p->doff, p->dlen, p->doff, p->dlen,
-                                     p->aself);
+        pvlm_op_attention_ragged_fwd(m->mm, a->ao, p->act16, d, a->att, p->act16, a->qkv, 3 * d,
+                                     pvlm_matmul_elem(a->qkv, p->act16, d), 3 * d,
+                                     pvlm_matmul_elem(a->qkv, p->act16, 2 * d), 3 * d, NULL, 1, B, H, d / H, p->doff,
+                                     p->dlen, p->doff, p->dlen, p->aself);
     if (cross)
-        pvlm_op_attention_ragged_fwd(m->mm, a->aoc, p->act16, d, a->attc, a->qc, d, a->kvc, 2 * d, a->kvc + d, 2 * d,
-                                     NULL, 0, B, H, d / H, p->doff, p->dlen, p->koff, p->klen, p->across);
+        pvlm_op_attention_ragged_fwd(m->mm, a->aoc, p->act16, d, a->attc, p->act16, a->qc, d, a->kvc, 2 * d,
+                                     pvlm_matmul_elem(a->kvc, p->act16, d), 2 * d, NULL, 0, B, H, d / H, p->doff,
+                                     p->dlen, p->koff, p->klen, p->across);
 }
 
 /* The encoder output as the cross-attention products read it: E, or its bf16 copy. */
@@ -757,22 +762,22 @@ static void dec_layer_fwd(pvlm_model *m, const pvlm_dec_layer *e, dec_a *a, cons
     int Nd = p->Nd, Ne = p->Ne, d = c->d_model, F = c->d_ff;
     /* causal self-attention */
     pvlm_op_layernorm_fwd(a->ln1, p->act16, a->m1, a->r1, y, e->ln1_w, e->ln1_b, Nd, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->qkv, a->ln1, p->act16, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
+    pvlm_op_linear_fwd(m->mm, a->qkv, p->act16, a->ln1, p->act16, e->qkv_w, e->qkv_b, Nd, d, 3 * d);
     dec_attention_fwd(m, a, B, 1, 0);
-    pvlm_op_linear_fwd(m->mm, a->xm1, a->ao, p->act16, e->out_w, e->out_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm1, 0, a->ao, p->act16, e->out_w, e->out_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm1, y, (size_t)Nd * d);
     /* cross-attention to the encoder output with its key-padding mask */
     pvlm_op_layernorm_fwd(a->lnc, p->act16, a->mc, a->rc, a->xm1, e->lnc_w, e->lnc_b, Nd, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->qc, a->lnc, p->act16, e->cq_w, e->cq_b, Nd, d, d);
-    pvlm_op_linear_fwd(m->mm, a->kvc, enc_out(p), p->act16, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
+    pvlm_op_linear_fwd(m->mm, a->qc, p->act16, a->lnc, p->act16, e->cq_w, e->cq_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->kvc, p->act16, enc_out(p), p->act16, e->ckv_w, e->ckv_b, Ne, d, 2 * d);
     dec_attention_fwd(m, a, B, 0, 1);
-    pvlm_op_linear_fwd(m->mm, a->xm2, a->aoc, p->act16, e->cout_w, e->cout_b, Nd, d, d);
+    pvlm_op_linear_fwd(m->mm, a->xm2, 0, a->aoc, p->act16, e->cout_w, e->cout_b, Nd, d, d);
     pvlm_op_add_inplace(a->xm2, a->xm1, (size_t)Nd * d);
     /* MLP */
     pvlm_op_layernorm_fwd(a->ln2, p->act16, a->m2, a->r2, a->xm2, e->ln2_w, e->ln2_b, Nd, d, c->ln_eps);
-    pvlm_op_linear_fwd(m->mm, a->fc1, a->ln2, p->act16, e->fc1_w, e->fc1_b, Nd, d, F);
+    pvlm_op_linear_fwd(m->mm, a->fc1, 0, a->ln2, p->act16, e->fc1_w, e->fc1_b, Nd, d, F);
     pvlm_op_gelu_fwd(a->gl, p->act16, a->fc1, (size_t)Nd * F);
-    pvlm_op_linear_fwd(m->mm, a->out, a->gl, p->act16, e->fc2_w, e->fc2_b, Nd, F, d);
+    pvlm_op_linear_fwd(m->mm, a->out, 0, a->gl, p->act16, e->fc2_w, e->fc2_b, Nd, F, d);
     pvlm_op_add_inplace(a->out, a->xm2, (size_t)Nd * d);
 }
 
@@ -804,21 +809,21 @@ static void encoder_forward(pvlm_model *m, const pvlm_batch *b) {
     } else {
         int H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
         pvlm_op_patchify_fwd(p->p0, p->img, B, S, S, 3, 2);                   /* [M, 12] */
-        pvlm_op_linear_fwd(m->mm, p->xs[0], p->p0, 0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
+        pvlm_op_linear_fwd(m->mm, p->xs[0], 0, p->p0, 0, m->w.conv_in_w, m->w.conv_in_b, M, 12, C); /* [B,H2,H2,C] */
         for (int i = 0; i < c->conv_blocks; i++) {
             pvlm_op_groupnorm_fwd(p->gn[i], p->gnm[i], p->gnr[i], p->xs[i], m->w.stem[i].gn_w, m->w.stem[i].gn_b, B,
                                   H2 * H2, C, G, c->ln_eps);
             pvlm_op_gelu_fwd(p->gl[i], 0, p->gn[i], (size_t)M * C);
             pvlm_op_im2col3_fwd(p->cols[i], p->gl[i], B, H2, H2, C);            /* [M, 9C] */
-            pvlm_op_linear_fwd(m->mm, p->xs[i + 1], p->cols[i], 0, m->w.stem[i].conv_w, m->w.stem[i].conv_b, M, 9 * C,
-                               C);
+            pvlm_op_linear_fwd(m->mm, p->xs[i + 1], 0, p->cols[i], 0, m->w.stem[i].conv_w, m->w.stem[i].conv_b, M,
+                               9 * C, C);
             pvlm_op_add_inplace(p->xs[i + 1], p->xs[i], (size_t)M * C);
         }
         pvlm_op_groupnorm_fwd(p->gnf, p->gnfm, p->gnfr, p->xs[c->conv_blocks], m->w.gn_f_w, m->w.gn_f_b, B,
                               H2 * H2, C, G, c->ln_eps);
         pvlm_op_patchify_fwd(p->patches, p->gnf, B, H2, H2, C, c->patch_size / 2); /* [B*Np, C(P/2)^2] */
     }
-    pvlm_op_linear_fwd(m->mm, p->timg, p->patches, 0, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
+    pvlm_op_linear_fwd(m->mm, p->timg, 0, p->patches, 0, m->w.patch_w, m->w.patch_b, B * Np, p->K, d);
     /* assemble x0 [Ne,d]: image tokens, prompts, prefix text (visible ones, packed) */
     const float *ipos = m->w.img_pos, *tpos = m->w.enc_pos, *tok = m->w.tok_embed;
 #pragma omp parallel for schedule(static)
@@ -927,7 +932,7 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     double t1 = pvlm_now();
     p->times[PVLM_TIME_DEC] += t1 - t0;
     /* tied output projection and the loss */
-    pvlm_op_linear_fwd(m->mm, p->probs, p->yf, p->act16, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
+    pvlm_op_linear_fwd(m->mm, p->probs, 0, p->yf, p->act16, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
     pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V);
     pvlm_loss_stats st = {0};
     double total = 0.0;
@@ -1002,9 +1007,9 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, p->act16, e->cout_w, Nd, d, d);
         memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
         memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
-        pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, a->qc, d, a->kvc,
-                                     2 * d, a->kvc + d, 2 * d, B, H, d / H, p->doff, p->dlen, p->koff, p->klen,
-                                     p->across);
+        pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, p->act16, a->qc,
+                                     d, a->kvc, 2 * d, pvlm_matmul_elem(a->kvc, p->act16, d), 2 * d, B, H, d / H,
+                                     p->doff, p->dlen, p->koff, p->klen, p->across);
         pvlm_op_linear_bwd(m->mm, p->dE, 1, ge->ckv_w, ge->ckv_b, p->dkvc, enc_out(p), p->act16, e->ckv_w, Ne, d,
                            2 * d);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->cq_w, ge->cq_b, p->dqc, a->lnc, p->act16, e->cq_w, Nd, d, d);
@@ -1012,8 +1017,9 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, p->act16, e->out_w, Nd, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
-        pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
-                                     3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->doff, p->dlen,
+        pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, p->act16,
+                                     a->qkv, 3 * d, pvlm_matmul_elem(a->qkv, p->act16, d), 3 * d,
+                                     pvlm_matmul_elem(a->qkv, p->act16, 2 * d), 3 * d, B, H, d / H, p->doff, p->dlen,
                                      p->doff, p->dlen, p->aself);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, p->act16, e->qkv_w, Nd, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dy, ge->ln1_w, ge->ln1_b, p->dln, yin, e->ln1_w, a->m1, a->r1, Nd, d);
@@ -1053,8 +1059,9 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
         pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, p->act16, e->out_w, Ne, d, d);
         memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
-        pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, a->qkv,
-                                     3 * d, a->qkv + d, 3 * d, a->qkv + 2 * d, 3 * d, B, H, d / H, p->eoff, p->elen,
+        pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, p->act16,
+                                     a->qkv, 3 * d, pvlm_matmul_elem(a->qkv, p->act16, d), 3 * d,
+                                     pvlm_matmul_elem(a->qkv, p->act16, 2 * d), 3 * d, B, H, d / H, p->eoff, p->elen,
                                      p->eoff, p->elen, p->aenc);
         pvlm_op_linear_bwd(m->mm, p->dln, 0, ge->qkv_w, ge->qkv_b, p->dqkv, a->ln1, p->act16, e->qkv_w, Ne, d, 3 * d);
         pvlm_op_layernorm_bwd(p->dx, ge->ln1_w, ge->ln1_b, p->dln, xin, e->ln1_w, a->m1, a->r1, Ne, d);

@@ -8,10 +8,10 @@
 
 /* ---------------------------------------------------------------- linear */
 
-void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const void *in, int in_bf16, const float *W, const float *b, int N,
-                        int In, int O) {
+void pvlm_op_linear_fwd(pvlm_matmul *mm, void *out, int out_bf16, const void *in, int in_bf16, const float *W,
+                        const float *b, int N, int In, int O) {
     if (N <= 0 || O <= 0) return;
-    unsigned h = PVLM_MM_B_WEIGHT | (in_bf16 ? PVLM_MM_A_BF16 : 0);
+    unsigned h = PVLM_MM_B_WEIGHT | (in_bf16 ? PVLM_MM_A_BF16 : 0) | (out_bf16 ? PVLM_MM_C_BF16 : 0);
     pvlm_matmul_gemm_bias(mm, h, 0, 1, N, O, In, in, In, W, In, b, out, O); /* out = in @ W^T + b */
 }
 
@@ -293,28 +293,30 @@ void pvlm_op_linear_gelu_bwd(pvlm_matmul *mm, float *din, float *dW, float *db, 
 /* out16 [Tq, dh] (row stride ldo) = A @ v rounded to bf16, a block of rows (and, for very wide heads, of
  * columns) at a time through a stack buffer. Each element's accumulation does not depend on the blocking, so
  * the values are those of the whole product, rounded. */
-static void attn_out_bf16(const pvlm_matmul *mm, uint16_t *out16, int ldo, const float *A, const float *v, int ldv,
-                          int Tq, int Tk, int dh) {
+static void attn_out_bf16(const pvlm_matmul *mm, uint16_t *out16, int ldo, const float *A, int v16, const void *v,
+                          int ldv, int Tq, int Tk, int dh) {
     float buf[ATT_OUT_FLOATS];
     int cols = dh < ATT_OUT_FLOATS ? dh : ATT_OUT_FLOATS, rows = ATT_OUT_FLOATS / cols;
     for (int c0 = 0; c0 < dh; c0 += cols) {
         int nc = dh - c0 < cols ? dh - c0 : cols;
         for (int r0 = 0; r0 < Tq; r0 += rows) {
             int nr = Tq - r0 < rows ? Tq - r0 : rows;
-            pvlm_matmul_small(mm, 0, 0, nr, nc, Tk, 1.0f, A + (size_t)r0 * Tk, Tk, v + c0, ldv, 0.0f, buf, nc);
+            pvlm_matmul_small_hint(mm, v16 ? PVLM_MM_B_BF16 : 0, 0, 0, nr, nc, Tk, 1.0f, A + (size_t)r0 * Tk, Tk,
+                                   pvlm_matmul_elem(v, v16, (size_t)c0), ldv, 0.0f, buf, nc);
             for (int r = 0; r < nr; r++)
                 pvlm_bf16_round_n(out16 + (size_t)(r0 + r) * ldo + c0, buf + (size_t)r * nc, (size_t)nc);
         }
     }
 }
 
-/* out: floats, or (out_bf16) bf16 values as pvlm_bf16_round_n writes them. */
-static void attn_one_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *A, const float *q, int ldq,
-                         const float *k, int ldk, const float *v, int ldv, const uint8_t *km, int causal, int Tq,
+/* out: floats, or (out_bf16) bf16 values as pvlm_bf16_round_n writes them; q, k, v: floats, or bf16 (qkv16). */
+static void attn_one_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *A, int qkv16, const void *q,
+                         int ldq, const void *k, int ldk, const void *v, int ldv, const uint8_t *km, int causal, int Tq,
                          int Tk, int dh, float scale) {
     if (Tq <= 0 || Tk <= 0) return;
+    unsigned both = qkv16 ? PVLM_MM_A_BF16 | PVLM_MM_B_BF16 : 0, b16 = qkv16 ? PVLM_MM_B_BF16 : 0;
     /* scores [Tq,Tk] = q k^T * scale */
-    pvlm_matmul_small(mm, 0, 1, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
+    pvlm_matmul_small_hint(mm, both, 0, 1, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
     for (int i = 0; i < Tq; i++) {
         float *row = A + (size_t)i * Tk;
         int jend = causal ? (i + 1 < Tk ? i + 1 : Tk) : Tk;
@@ -333,19 +335,20 @@ static void attn_one_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo
     }
     /* out [Tq,dh] = A @ v */
     if (out_bf16)
-        attn_out_bf16(mm, out, ldo, A, v, ldv, Tq, Tk, dh);
+        attn_out_bf16(mm, out, ldo, A, qkv16, v, ldv, Tq, Tk, dh);
     else
-        pvlm_matmul_small(mm, 0, 0, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
+        pvlm_matmul_small_hint(mm, b16, 0, 0, Tq, dh, Tk, 1.0f, A, Tk, v, ldv, 0.0f, out, ldo);
 }
 
 static void attn_one_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *dA, const float *dO, int ldo,
-                         const float *A, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
-                         int Tq, int Tk, int dh, float scale) {
+                         const float *A, int qkv16, const void *q, int ldq, const void *k, int ldk, const void *v,
+                         int ldv, int Tq, int Tk, int dh, float scale) {
     if (Tq <= 0 || Tk <= 0) return;
+    unsigned b16 = qkv16 ? PVLM_MM_B_BF16 : 0;
     /* dv [Tk,dh] += A^T @ dO */
     pvlm_matmul_small(mm, 1, 0, Tk, dh, Tq, 1.0f, A, Tk, dO, ldo, 1.0f, dv, ldv);
     /* dA [Tq,Tk] = dO @ v^T */
-    pvlm_matmul_small(mm, 0, 1, Tq, Tk, dh, 1.0f, dO, ldo, v, ldv, 0.0f, dA, Tk);
+    pvlm_matmul_small_hint(mm, b16, 0, 1, Tq, Tk, dh, 1.0f, dO, ldo, v, ldv, 0.0f, dA, Tk);
     /* softmax backward: dS = A * (dA - sum_j A dA); masked entries have A = 0 so dS = 0 */
     for (int i = 0; i < Tq; i++) {
         const float *a = A + (size_t)i * Tk;
@@ -355,8 +358,8 @@ static void attn_one_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv,
         for (int j = 0; j < Tk; j++) d[j] = a[j] * (d[j] - s);
     }
     /* dq [Tq,dh] += dS @ k * scale ; dk [Tk,dh] += dS^T @ q * scale */
-    pvlm_matmul_small(mm, 0, 0, Tq, dh, Tk, scale, dA, Tk, k, ldk, 1.0f, dq, ldq);
-    pvlm_matmul_small(mm, 1, 0, Tk, dh, Tq, scale, dA, Tk, q, ldq, 1.0f, dk, ldk);
+    pvlm_matmul_small_hint(mm, b16, 0, 0, Tq, dh, Tk, scale, dA, Tk, k, ldk, 1.0f, dq, ldq);
+    pvlm_matmul_small_hint(mm, b16, 1, 0, Tk, dh, Tq, scale, dA, Tk, q, ldq, 1.0f, dk, ldk);
 }
 
 void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *att, const float *q, int ldq,
@@ -367,17 +370,17 @@ void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *at
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        attn_one_fwd(mm, out + (size_t)b * Tq * ldo + h * dh, 0, ldo, att + (size_t)bh * Tq * Tk,
+        attn_one_fwd(mm, out + (size_t)b * Tq * ldo + h * dh, 0, ldo, att + (size_t)bh * Tq * Tk, 0,
                      q + (size_t)b * Tq * ldq + h * dh, ldq, k + (size_t)b * Tk * ldk + h * dh, ldk,
                      v + (size_t)b * Tk * ldv + h * dh, ldv, kmask ? kmask + (size_t)b * Tk : NULL, causal, Tq, Tk, dh,
                      scale);
     }
 }
 
-void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, const float *q,
-                                  int ldq, const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask,
-                                  int causal, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
-                                  const int *klen, const size_t *attoff) {
+void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, int qkv_bf16,
+                                  const void *q, int ldq, const void *k, int ldk, const void *v, int ldv,
+                                  const uint8_t *kmask, int causal, int B, int H, int dh, const int *qoff,
+                                  const int *qlen, const int *koff, const int *klen, const size_t *attoff) {
     float scale = 1.0f / sqrtf((float)dh);
     /* the pairs' sizes follow the samples' lengths (causal: quadratic in them): handed out one at a time so
      * that neither thread waits on the other's long samples; each writes only its own slices (same bits) */
@@ -385,16 +388,18 @@ void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = qlen[b], Tk = klen[b];
         size_t oo = (size_t)qoff[b] * ldo + h * dh; /* in elements of out's type */
-        attn_one_fwd(mm, out_bf16 ? (void *)((uint16_t *)out + oo) : (void *)((float *)out + oo), out_bf16, ldo,
-                     att + attoff[b] + (size_t)h * Tq * Tk, q + (size_t)qoff[b] * ldq + h * dh, ldq,
-                     k + (size_t)koff[b] * ldk + h * dh, ldk, v + (size_t)koff[b] * ldv + h * dh, ldv,
-                     kmask ? kmask + koff[b] : NULL, causal, Tq, Tk, dh, scale);
+        attn_one_fwd(mm, (void *)pvlm_matmul_elem(out, out_bf16, oo), out_bf16, ldo,
+                     att + attoff[b] + (size_t)h * Tq * Tk, qkv_bf16,
+                     pvlm_matmul_elem(q, qkv_bf16, (size_t)qoff[b] * ldq + h * dh), ldq,
+                     pvlm_matmul_elem(k, qkv_bf16, (size_t)koff[b] * ldk + h * dh), ldk,
+                     pvlm_matmul_elem(v, qkv_bf16, (size_t)koff[b] * ldv + h * dh), ldv, kmask ? kmask + koff[b] : NULL,
+                     causal, Tq, Tk, dh, scale);
     }
 }
 
 void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *datt,
-                                  const float *dout, int ldo, const float *att, const float *q, int ldq, const float *k,
-                                  int ldk, const float *v, int ldv, int B, int H, int dh, const int *qoff,
+                                  const float *dout, int ldo, const float *att, int qkv_bf16, const void *q, int ldq,
+                                  const void *k, int ldk, const void *v, int ldv, int B, int H, int dh, const int *qoff,
                                   const int *qlen, const int *koff, const int *klen, const size_t *attoff) {
     float scale = 1.0f / sqrtf((float)dh);
 #pragma omp parallel for schedule(dynamic)
@@ -404,7 +409,8 @@ void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, f
                vo = (size_t)koff[b] * ldv + h * dh;
         size_t ao = attoff[b] + (size_t)h * Tq * Tk;
         attn_one_bwd(mm, dq + qo, dk + ko, dv + vo, datt + ao, dout + (size_t)qoff[b] * ldo + h * dh, ldo, att + ao,
-                     q + qo, ldq, k + ko, ldk, v + vo, ldv, Tq, Tk, dh, scale);
+                     qkv_bf16, pvlm_matmul_elem(q, qkv_bf16, qo), ldq, pvlm_matmul_elem(k, qkv_bf16, ko), ldk,
+                     pvlm_matmul_elem(v, qkv_bf16, vo), ldv, Tq, Tk, dh, scale);
     }
 }
 

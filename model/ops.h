@@ -17,9 +17,10 @@
 
 /* out[N,O] = in[N,In] @ W[O,In]^T + b[O]   (PyTorch Linear layout; b may be NULL). W is a weight: with a
  * bf16 mm its rounded copy is kept and reused until pvlm_matmul_weights_changed(mm) (model/matmul.h).
- * in holds floats, or (in_bf16, bf16 mm only) bf16 values as pvlm_bf16_round_n writes them. */
-void pvlm_op_linear_fwd(pvlm_matmul *mm, float *out, const void *in, int in_bf16, const float *W, const float *b, int N,
-                        int In, int O);
+ * in holds floats, or (in_bf16, bf16 mm only) bf16 values as pvlm_bf16_round_n writes them; out likewise
+ * (out_bf16: the fp32 result rounded, for an output that only products read). */
+void pvlm_op_linear_fwd(pvlm_matmul *mm, void *out, int out_bf16, const void *in, int in_bf16, const float *W,
+                        const float *b, int N, int In, int O);
 /* din[N,In] (+)= dout @ W (din may be NULL; din_acc 0 overwrites), dW[O,In] += dout^T @ in,
  * db[O] += column sums of dout (db may be NULL). in as in the forward. */
 void pvlm_op_linear_bwd(pvlm_matmul *mm, float *din, int din_acc, float *dW, float *db, const float *dout,
@@ -61,15 +62,17 @@ void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *at
  * ldq), its keys/values rows koff[b] .. koff[b]+klen[b]-1 of k/v; kmask (NULL = all visible) is indexed
  * like the key rows (kmask[koff[b] + j]); causal as above. att holds, from attoff[b], sample b's
  * [H, qlen, klen] probabilities. Used for the decoder, whose padded suffix positions are never computed.
- * out_bf16: out receives the outputs rounded to bf16 (as pvlm_op_layernorm_fwd's out_bf16). */
-void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, const float *q,
-                                  int ldq, const float *k, int ldk, const float *v, int ldv, const uint8_t *kmask,
-                                  int causal, int B, int H, int dh, const int *qoff, const int *qlen, const int *koff,
-                                  const int *klen, const size_t *attoff);
-/* dq, dk, dv += ...; datt is scratch laid out like att. */
+ * out_bf16: out receives the outputs rounded to bf16 (as pvlm_op_layernorm_fwd's out_bf16). qkv_bf16 (bf16 mm
+ * only): q, k and v hold bf16 values (strides in elements), as pvlm_op_linear_fwd's out_bf16 writes them; the
+ * products read them as they would have rounded floats, so the results are the same bits. */
+void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, int qkv_bf16,
+                                  const void *q, int ldq, const void *k, int ldk, const void *v, int ldv,
+                                  const uint8_t *kmask, int causal, int B, int H, int dh, const int *qoff,
+                                  const int *qlen, const int *koff, const int *klen, const size_t *attoff);
+/* dq, dk, dv += ...; datt is scratch laid out like att; q, k, v (qkv_bf16) as in the forward. */
 void pvlm_op_attention_ragged_bwd(const pvlm_matmul *mm, float *dq, float *dk, float *dv, float *datt,
-                                  const float *dout, int ldo, const float *att, const float *q, int ldq, const float *k,
-                                  int ldk, const float *v, int ldv, int B, int H, int dh, const int *qoff,
+                                  const float *dout, int ldo, const float *att, int qkv_bf16, const void *q, int ldq,
+                                  const void *k, int ldk, const void *v, int ldv, int B, int H, int dh, const int *qoff,
                                   const int *qlen, const int *koff, const int *klen, const size_t *attoff);
 
 /* out[n,:] = table[ids[n],:] + pos[pos_ids[n],:] (pos may be NULL), N rows of width C. */

@@ -22,11 +22,13 @@
  *    repeated A (PVLM_MM_A_AGAIN) gives the product of a fresh rounding.
  * 3b'. Activations kept in bf16: pvlm_bf16_round_n rounds as pvlm_bf16_round (vector and tail); a product
  *    given pre-rounded operands (PVLM_MM_A_BF16 / PVLM_MM_B_BF16, strided, every orientation) has the bits of
- *    the same product given the floats; an fp32 context refuses them. On the model: the bf16 arena is smaller
- *    than the fp32 one by the bf16 halves of the LayerNorm, attention and GELU outputs, pvlm_model_plan_activations
+ *    the same product given the floats, and a bf16 output (PVLM_MM_C_BF16) is the fp32 output rounded; an fp32
+ *    context refuses them. On the model: the bf16 arena is smaller than the fp32 one by the bf16 halves of the
+ *    LayerNorm outputs, q / k / v, the attention and GELU outputs, pvlm_model_plan_activations
  *    predicts both, switching to fp32 and back keeps the (larger) arena and the bf16 bits, and --recompute
  *    block gives the bf16 gradients of keeping everything, bit for bit; ragged attention's bf16 output is its fp32
- *    output rounded, bit for bit, over several blocks of rows and of columns; GELU's backward folded into
+ *    output rounded, bit for bit, over several blocks of rows and of columns, and given q, k, v in bf16 its
+ *    forward and backward give the bits of the floats they round; GELU's backward folded into
  *    fc1's bias-gradient pass (pvlm_op_linear_gelu_bwd) gives the bits of the two ops one after the other, in
  *    fp32 and bf16 (test_bf16_operands).
  * 3c. pvlm_matmul_small (attention's per-head products) against float64 over the rounded inputs, every
@@ -269,6 +271,14 @@ static int bf16_operand_case(pvlm_matmul *mm, int ta, int tb, pvlm_rng *s) {
     bad += memcmp(C, C16, sizeof C) != 0;
     pvlm_matmul_gemm_bias(mm, PVLM_MM_A_BF16 | PVLM_MM_B_BF16, ta, tb, M, N, K, A16, lda, B16, ldb, NULL, C16, N);
     bad += memcmp(C, C16, sizeof C) != 0;
+    /* a bf16 output (with a bias, into a strided C) is the rounding of the fp32 output */
+    float bias[N];
+    uint16_t O16[M * (N + PAD)], R16[M * N];
+    for (int j = 0; j < N; j++) bias[j] = unit(s);
+    pvlm_matmul_gemm_bias(mm, 0, ta, tb, M, N, K, A, lda, B, ldb, bias, C, N);
+    pvlm_matmul_gemm_bias(mm, PVLM_MM_C_BF16, ta, tb, M, N, K, A, lda, B, ldb, bias, O16, N + PAD);
+    pvlm_bf16_round_n(R16, C, (size_t)M * N);
+    for (int i = 0; i < M; i++) bad += memcmp(O16 + (size_t)i * (N + PAD), R16 + (size_t)i * N, 2 * N) != 0;
     return bad;
 }
 
@@ -287,7 +297,8 @@ static float bf16_run(pvlm_model *m, const pvlm_batch *b, const char *mode, floa
 
 /* Ragged attention writing its output in bf16 gives the rounding of its fp32 output, bit for bit, also where
  * the output goes through the stack buffer in several blocks of rows (dh 64, 100 queries) or of columns (a head
- * wider than the buffer). */
+ * wider than the buffer). Given q, k, v in bf16 (qkv_bf16, as the model keeps them) its forward and backward give
+ * the bits they give for the floats those values round from. */
 static int attention_out_case(pvlm_matmul *mm, int H, int dh, int causal, pvlm_rng *s) {
     enum { B = 2 };
     int qlen[B] = {100, 37}, klen[B] = {90, 37}, qoff[B] = {0, 100}, koff[B] = {0, 90}, d = H * dh, bad = 0;
@@ -297,12 +308,37 @@ static int attention_out_case(pvlm_matmul *mm, int H, int dh, int causal, pvlm_r
     uint16_t *o16 = malloc(sizeof(uint16_t) * nq), *r16 = malloc(sizeof(uint16_t) * nq);
     for (size_t i = 0; i < nq; i++) q[i] = unit(s);
     for (size_t i = 0; i < nk; i++) k[i] = unit(s), v[i] = unit(s);
-    pvlm_op_attention_ragged_fwd(mm, o32, 0, d, att, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff, klen,
-                                 attoff);
-    pvlm_op_attention_ragged_fwd(mm, o16, 1, d, att, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff, klen,
-                                 attoff);
+    pvlm_op_attention_ragged_fwd(mm, o32, 0, d, att, 0, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff,
+                                 klen, attoff);
+    pvlm_op_attention_ragged_fwd(mm, o16, 1, d, att, 0, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff,
+                                 klen, attoff);
     pvlm_bf16_round_n(r16, o32, nq);
     bad = memcmp(o16, r16, sizeof(uint16_t) * nq) != 0;
+    /* q, k, v given as their bf16 rounding */
+    uint16_t *q16 = malloc(sizeof(uint16_t) * nq), *k16 = malloc(sizeof(uint16_t) * nk);
+    uint16_t *v16 = malloc(sizeof(uint16_t) * nk);
+    float *o32b = malloc(sizeof(float) * nq), *att2 = malloc(sizeof(float) * (attoff[1] + (size_t)H * 37 * 37));
+    pvlm_bf16_round_n(q16, q, nq), pvlm_bf16_round_n(k16, k, nk), pvlm_bf16_round_n(v16, v, nk);
+    pvlm_op_attention_ragged_fwd(mm, o32b, 0, d, att2, 1, q16, d, k16, d, v16, d, NULL, causal, B, H, dh, qoff, qlen,
+                                 koff, klen, attoff);
+    bad += memcmp(o32, o32b, sizeof(float) * nq) != 0;
+    pvlm_op_attention_ragged_fwd(mm, o16, 1, d, att2, 1, q16, d, k16, d, v16, d, NULL, causal, B, H, dh, qoff, qlen,
+                                 koff, klen, attoff);
+    bad += memcmp(o16, r16, sizeof(uint16_t) * nq) != 0;
+    /* backward: dq, dk, dv from the floats and from the bf16 values */
+    size_t na = attoff[1] + (size_t)H * 37 * 37;
+    float *dO = malloc(sizeof(float) * nq), *datt = malloc(sizeof(float) * na), *g[2][3];
+    for (size_t i = 0; i < nq; i++) dO[i] = unit(s);
+    for (int t = 0; t < 2; t++) {
+        g[t][0] = calloc(nq, sizeof(float)), g[t][1] = calloc(nk, sizeof(float)), g[t][2] = calloc(nk, sizeof(float));
+        pvlm_op_attention_ragged_bwd(mm, g[t][0], g[t][1], g[t][2], datt, dO, d, att, t, t ? (void *)q16 : q, d,
+                                     t ? (void *)k16 : k, d, t ? (void *)v16 : v, d, B, H, dh, qoff, qlen, koff, klen,
+                                     attoff);
+    }
+    bad += memcmp(g[0][0], g[1][0], sizeof(float) * nq) != 0;
+    bad += memcmp(g[0][1], g[1][1], sizeof(float) * nk) != 0 || memcmp(g[0][2], g[1][2], sizeof(float) * nk) != 0;
+    for (int t = 0; t < 2; t++) free(g[t][0]), free(g[t][1]), free(g[t][2]);
+    free(q16), free(k16), free(v16), free(o32b), free(att2), free(dO), free(datt);
     free(q), free(k), free(v), free(att), free(o32), free(o16), free(r16);
     return bad;
 }
@@ -371,6 +407,8 @@ static void test_bf16_operands(void) {
     CHECK(pvlm_matmul_create(&mm, PVLM_PREC_FP32, &err) == 0);
     pvlm_matmul_gemm_hint(mm, PVLM_MM_A_BF16, 0, 0, 1, 1, 1, 1.0f, h, 1, x, 1, 0.0f, x + 1, 1);
     CHECK(pvlm_matmul_check(mm, &err) == -1 && strstr(err.msg, "bf16 operand"));
+    pvlm_matmul_gemm_bias(mm, PVLM_MM_C_BF16, 0, 0, 1, 1, 1, x, 1, x, 1, NULL, h, 1);
+    CHECK(pvlm_matmul_check(mm, &err) == -1 && strstr(err.msg, "bf16 operand"));
     pvlm_matmul_free(mm);
 
     pvlm_model m;
@@ -393,13 +431,14 @@ static void test_bf16_operands(void) {
           plan_again == plan16);
     l1 = bf16_run(&m, &b, "block", g1, &bytes_block, &plan_block);
     CHECK(same_bits(l0, l1) && !memcmp(g0, g1, sizeof(float) * m.n_params));
-    /* halved: the 2 LayerNorm outputs, the attention output and the GELU output of each encoder layer, the 3
-     * LayerNorm outputs, 2 attention outputs and the GELU output of each decoder layer, and the final decoder
-     * LayerNorm; each rounded up to 64 bytes in the arena */
+    /* halved: the 2 LayerNorm outputs, q k v, the attention output and the GELU output of each encoder layer,
+     * the 3 LayerNorm outputs, the self-attention q k v, the cross-attention q and (over the encoder rows) k v,
+     * 2 attention outputs and the GELU output of each decoder layer, and the final decoder LayerNorm; each
+     * rounded up to 64 bytes in the arena */
     int d = c.d_model, F = c.d_ff, Ls = b.Ls, T = pvlm_model_enc_len(&c);
-    size_t half = 2 * ((size_t)c.n_enc_layers * b.B * T * (3 * d + F) +
-                       (size_t)c.n_dec_layers * b.B * Ls * (5 * d + F) + (size_t)b.B * Ls * d);
-    size_t slack = 64 * (size_t)(4 * c.n_enc_layers + 6 * c.n_dec_layers + 1);
+    size_t half = 2 * ((size_t)c.n_enc_layers * b.B * T * (6 * d + F) +
+                       (size_t)c.n_dec_layers * b.B * (Ls * (9 * d + F) + T * 2 * d) + (size_t)b.B * Ls * d);
+    size_t slack = 64 * (size_t)(5 * c.n_enc_layers + 9 * c.n_dec_layers + 1);
     CHECK_MSG(plan32 == bytes32 && plan16 == bytes16 && plan_block == bytes_block,
               "plans %zu %zu %zu, arenas %zu %zu %zu", plan32, plan16, plan_block, bytes32, bytes16, bytes_block);
     size_t e16 = 2 * (size_t)b.B * T * d; /* plus E's bf16 copy for the cross-attention products */

@@ -49,7 +49,7 @@ static void check_grad(const char *what, float *x, const float *g, size_t n, obj
 typedef struct { float in[5 * 7], W[4 * 7], b[4], out[5 * 4], R[5 * 4]; } lin_ctx;
 static double lin_obj(void *v) {
     lin_ctx *c = v;
-    pvlm_op_linear_fwd(NULL, c->out, c->in, 0, c->W, c->b, 5, 7, 4);
+    pvlm_op_linear_fwd(NULL, c->out, 0, c->in, 0, c->W, c->b, 5, 7, 4);
     return dotd(c->out, c->R, 20);
 }
 static void test_linear(void) {
@@ -119,13 +119,14 @@ static double att_obj(void *v) {
     att_ctx *c = v;
     if (c->causal) {
         att_rows(c, ATK);
-        pvlm_op_attention_ragged_fwd(NULL, c->out, 0, AD, c->att, c->qkv, 3 * AD, c->qkv + AD, 3 * AD, c->qkv + 2 * AD,
-                                     3 * AD, NULL, 1, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
+        pvlm_op_attention_ragged_fwd(NULL, c->out, 0, AD, c->att, 0, c->qkv, 3 * AD, c->qkv + AD, 3 * AD,
+                                     c->qkv + 2 * AD, 3 * AD, NULL, 1, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen,
+                                     c->attoff);
         return dotd(c->out, c->R, AB * ATK * AD);
     }
     att_rows(c, ATQ);
-    pvlm_op_attention_ragged_fwd(NULL, c->out, 0, AD, c->att, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask, 0,
-                                 AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
+    pvlm_op_attention_ragged_fwd(NULL, c->out, 0, AD, c->att, 0, c->qkv, AD, c->kv, 2 * AD, c->kv + AD, 2 * AD, c->mask,
+                                 0, AB, AH, ADH, c->qoff, c->qlen, c->koff, c->klen, c->attoff);
     return dotd(c->out, c->R, AB * ATQ * AD);
 }
 static void test_attention(void) {
@@ -145,7 +146,7 @@ static void test_attention(void) {
                           ADH);
     CHECK(!memcmp(out2, c.out, sizeof(float) * AB * ATQ * AD) &&
           !memcmp(att2, c.att, sizeof(float) * AB * AH * ATQ * ATK));
-    pvlm_op_attention_ragged_bwd(NULL, dq, dkv, dkv + AD, datt, c.R, AD, c.att, c.qkv, AD, c.kv, 2 * AD, c.kv + AD,
+    pvlm_op_attention_ragged_bwd(NULL, dq, dkv, dkv + AD, datt, c.R, AD, c.att, 0, c.qkv, AD, c.kv, 2 * AD, c.kv + AD,
                                  2 * AD, AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
     for (int i = 0; i < ATQ; i++) CHECK(c.att[i * ATK + 3] == 0.0f && c.att[i * ATK + 4] == 0.0f);
     for (int j = 0; j < AD; j++) CHECK(dkv[3 * 2 * AD + j] == 0.0f); /* masked key gets no gradient */
@@ -155,7 +156,7 @@ static void test_attention(void) {
     c.causal = 1;
     memset(dq, 0, sizeof dq);
     att_obj(&c);
-    pvlm_op_attention_ragged_bwd(NULL, dq, dq + AD, dq + 2 * AD, datt, c.R, AD, c.att, c.qkv, 3 * AD, c.qkv + AD,
+    pvlm_op_attention_ragged_bwd(NULL, dq, dq + AD, dq + 2 * AD, datt, c.R, AD, c.att, 0, c.qkv, 3 * AD, c.qkv + AD,
                                  3 * AD, c.qkv + 2 * AD, 3 * AD, AB, AH, ADH, c.qoff, c.qlen, c.koff, c.klen, c.attoff);
     CHECK(c.att[0 * ATK + 1] == 0.0f && c.att[1 * ATK + 2] == 0.0f); /* future keys invisible */
     check_grad("attention.causal.qkv", c.qkv, dq, sizeof c.qkv / 4, att_obj, &c, 1e-2f, 2e-3);
@@ -210,7 +211,7 @@ typedef struct { float img[PB * PS * PS * PC], W[PD * PK], b[PD], patches[PB * P
 static double pst_obj(void *v) {
     pst_ctx *c = v;
     pvlm_op_patchify_fwd(c->patches, c->img, PB, PS, PS, PC, PP);
-    pvlm_op_linear_fwd(NULL, c->out, c->patches, 0, c->W, c->b, PB * PNP, PK, PD);
+    pvlm_op_linear_fwd(NULL, c->out, 0, c->patches, 0, c->W, c->b, PB * PNP, PK, PD);
     return dotd(c->out, c->R, PB * PNP * PD);
 }
 static void test_patch_stem(void) {
@@ -237,7 +238,7 @@ static double conv_obj(void *v) {
     conv_ctx *c = v;
     pvlm_op_groupnorm_fwd(c->g, c->gm, c->gr, c->x, c->gw, c->gb, CB, CH * CW, CC, CG, 1e-5f);
     pvlm_op_im2col3_fwd(c->cols, c->g, CB, CH, CW, CC);
-    pvlm_op_linear_fwd(NULL, c->out, c->cols, 0, c->W, c->b, CB * CH * CW, CC * 9, CO);
+    pvlm_op_linear_fwd(NULL, c->out, 0, c->cols, 0, c->W, c->b, CB * CH * CW, CC * 9, CO);
     return dotd(c->out, c->R, sizeof c->out / 4);
 }
 static void test_conv_groupnorm(void) {
