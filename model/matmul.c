@@ -681,7 +681,10 @@ static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int
 
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
                            const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc) {
-    hints &= ~(unsigned)PVLM_MM_C_BF16; /* C is floats here (beta may read it) */
+    if (hints & PVLM_MM_C_BF16) { /* a caller's mistake: C is floats here (beta may read it) */
+        if (mm && !mm->err.code) pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 output asked of pvlm_matmul_gemm_hint");
+        return;
+    }
     gemm_any(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 

@@ -70,8 +70,9 @@ enum {
     PVLM_MM_A_BF16 = 4,   /* A holds bf16 values (uint16_t, from pvlm_bf16_round_n; lda in elements), not
                              floats: bf16 precision only */
     PVLM_MM_B_BF16 = 8,   /* the same for B */
-    PVLM_MM_C_BF16 = 16   /* pvlm_matmul_gemm_bias only: C receives the result rounded to bf16 (uint16_t, ldc in
-                             elements; the bits of pvlm_bf16_round_n of the fp32 result): bf16 precision only */
+    PVLM_MM_C_BF16 = 16   /* pvlm_matmul_gemm_bias only (pvlm_matmul_gemm_hint refuses it): C receives the result
+                             rounded to bf16 (uint16_t, ldc in elements; the bits of pvlm_bf16_round_n of the fp32
+                             result): bf16 precision only */
 };
 /* A and B are floats, or bf16 where the hints say so. */
 void pvlm_matmul_gemm_hint(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,

@@ -409,6 +409,8 @@ static void test_bf16_operands(void) {
     CHECK(pvlm_matmul_check(mm, &err) == -1 && strstr(err.msg, "bf16 operand"));
     pvlm_matmul_gemm_bias(mm, PVLM_MM_C_BF16, 0, 0, 1, 1, 1, x, 1, x, 1, NULL, h, 1);
     CHECK(pvlm_matmul_check(mm, &err) == -1 && strstr(err.msg, "bf16 operand"));
+    pvlm_matmul_gemm_hint(mm, PVLM_MM_C_BF16, 0, 0, 1, 1, 1, 1.0f, x, 1, x, 1, 0.0f, x + 1, 1);
+    CHECK(pvlm_matmul_check(mm, &err) == -1 && strstr(err.msg, "bf16 output"));
     pvlm_matmul_free(mm);
 
     pvlm_model m;
