@@ -933,7 +933,7 @@ int pvlm_model_forward(pvlm_model *m, const pvlm_batch *b, double n_targets_glob
     p->times[PVLM_TIME_DEC] += t1 - t0;
     /* tied output projection and the loss */
     pvlm_op_linear_fwd(m->mm, p->probs, 0, p->yf, p->act16, m->w.tok_embed, NULL, Nd, d, V); /* logits [Nd,V] */
-    pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V);
+    pvlm_op_softmax_ce_fwd(p->probs, p->rowloss, p->rtgt, Nd, V, p->act16);
     pvlm_loss_stats st = {0};
     double total = 0.0;
     for (int bi = 0; bi < B; bi++) {

@@ -6,6 +6,10 @@
 
 #include "core/threads.h"
 
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
+
 /* ---------------------------------------------------------------- linear */
 
 void pvlm_op_linear_fwd(pvlm_matmul *mm, void *out, int out_bf16, const void *in, int in_bf16, const float *W,
@@ -110,9 +114,156 @@ __attribute__((always_inline)) static inline void ln_bwd_rows(const ln_args *a, 
     }
 }
 
+static int have_avx512f(void);
+
+#ifdef __x86_64__
+/* The same sums with AVX-512, 16 rows at once: each row is a lane, and a 16 x 16 block of the rows is
+ * transposed in registers so that column c of the block is one vector, added into the lanes' sums in column
+ * order. Every lane therefore adds its row's terms in the order of the loops above, with the same single
+ * operations (C11 mode contracts nothing into FMAs, and the intrinsics below are separate multiplies and adds),
+ * so the bits are those of the portable rows; the portable loops chain one add per cycle per row. */
+#define LN_LANES 16
+
+/* r[16] rows in, columns out: r[c] = (row 0's element c, ..., row 15's element c). */
+__attribute__((target("avx512f"))) static void ln_transpose16(__m512 *r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2)
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c)), u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)), u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4g + m], 128-bit lane k: rows 4g..4g+3 of column 4k + m */
+    for (int m = 0; m < 4; m++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44), v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xee);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xee);
+        r[m] = _mm512_shuffle_f32x4(v0, w0, 0x88), r[4 + m] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+        r[8 + m] = _mm512_shuffle_f32x4(v1, w1, 0x88), r[12 + m] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    }
+}
+
+/* Columns [c0, c0 + 16) of rows x[0..15] (stride C), transposed: col[c] holds column c0 + c. */
+__attribute__((target("avx512f"))) static void ln_load_cols(__m512 *col, const float *x, int C, int c0) {
+    for (int j = 0; j < 16; j++) col[j] = _mm512_loadu_ps(x + (size_t)j * C + c0);
+    ln_transpose16(col);
+}
+
+/* The sum of each of 16 rows (lane j: row j), over columns in order; sq: of (x - m)^2 instead. */
+__attribute__((target("avx512f"))) static __m512 ln_lane_sums(const float *x, int C, int sq, __m512 m) {
+    __m512 s = _mm512_setzero_ps(), col[16];
+    int c16 = C - C % 16;
+    for (int c0 = 0; c0 < c16; c0 += 16) {
+        ln_load_cols(col, x, C, c0);
+        for (int c = 0; c < 16; c++) {
+            __m512 d = sq ? _mm512_sub_ps(col[c], m) : col[c];
+            s = _mm512_add_ps(s, sq ? _mm512_mul_ps(d, d) : d);
+        }
+    }
+    float sl[16], ml[16];
+    _mm512_storeu_ps(sl, s), _mm512_storeu_ps(ml, m);
+    for (int c = c16; c < C; c++) /* the last columns, lane by lane, in the same order */
+        for (int j = 0; j < 16; j++) {
+            float d = sq ? x[(size_t)j * C + c] - ml[j] : x[(size_t)j * C + c];
+            sl[j] += sq ? d * d : d;
+        }
+    return _mm512_loadu_ps(sl);
+}
+
+/* y[0..C) = ((x - m) * r) * w + b, 16 columns at a time (the element operations of ln_fwd_rows). */
+__attribute__((target("avx512f"))) static void ln_norm_row(float *y, const float *x, float m, float r, const float *w,
+                                                           const float *b, int C) {
+    __m512 vm = _mm512_set1_ps(m), vr = _mm512_set1_ps(r);
+    for (int c = 0; c < C; c += 16) {
+        __mmask16 k = C - c >= 16 ? 0xffff : (__mmask16)((1u << (C - c)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), vm), vr);
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + c)), _mm512_maskz_loadu_ps(k, b + c));
+        _mm512_mask_storeu_ps(y + c, k, v);
+    }
+}
+
+/* Rows [n0, n0 + 16) forward, as ln_fwd_rows. */
+__attribute__((target("avx512f"))) static void ln_fwd_rows16(const ln_args *a, int n0) {
+    int C = a->C;
+    const float *in = a->in + (size_t)n0 * C;
+    __m512 vc = _mm512_set1_ps((float)C);
+    __m512 m = _mm512_div_ps(ln_lane_sums(in, C, 0, _mm512_setzero_ps()), vc);
+    __m512 v = _mm512_div_ps(ln_lane_sums(in, C, 1, m), vc);
+    __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_ps(_mm512_add_ps(v, _mm512_set1_ps(a->eps))));
+    float ml[16], rl[16];
+    _mm512_storeu_ps(ml, m), _mm512_storeu_ps(rl, r);
+    for (int j = 0; j < 16; j++) {
+        const float *x = in + (size_t)j * C;
+        if (a->out16) {
+            float y[LN_CHUNK];
+            for (int c0 = 0; c0 < C; c0 += LN_CHUNK) {
+                int n = C - c0 < LN_CHUNK ? C - c0 : LN_CHUNK;
+                ln_norm_row(y, x + c0, ml[j], rl[j], a->w + c0, a->b + c0, n);
+                pvlm_bf16_round_n(a->out16 + (size_t)(n0 + j) * C + c0, y, (size_t)n);
+            }
+        } else {
+            ln_norm_row(a->out + (size_t)(n0 + j) * C, x, ml[j], rl[j], a->w, a->b, C);
+        }
+        a->mean[n0 + j] = ml[j], a->rstd[n0 + j] = rl[j];
+    }
+}
+
+/* Rows [n0, n0 + 16) backward, as ln_bwd_rows. */
+__attribute__((target("avx512f"))) static void ln_bwd_rows16(const ln_args *a, int n0) {
+    int C = a->C, c16 = C - C % 16;
+    const float *in = a->in + (size_t)n0 * C, *dout = a->dout + (size_t)n0 * C, *w = a->w;
+    __m512 m = _mm512_loadu_ps(a->mean_in + n0), r = _mm512_loadu_ps(a->rstd_in + n0);
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), xc[16], gc[16];
+    for (int c0 = 0; c0 < c16; c0 += 16) {
+        ln_load_cols(xc, in, C, c0), ln_load_cols(gc, dout, C, c0);
+        for (int c = 0; c < 16; c++) {
+            __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xc[c], m), r);
+            __m512 g = _mm512_mul_ps(gc[c], _mm512_set1_ps(w[c0 + c]));
+            s1 = _mm512_add_ps(s1, g), s2 = _mm512_add_ps(s2, _mm512_mul_ps(g, xh));
+        }
+    }
+    float l1[16], l2[16], ml[16], rl[16];
+    _mm512_storeu_ps(l1, s1), _mm512_storeu_ps(l2, s2), _mm512_storeu_ps(ml, m), _mm512_storeu_ps(rl, r);
+    for (int c = c16; c < C; c++)
+        for (int j = 0; j < 16; j++) {
+            float xh = (in[(size_t)j * C + c] - ml[j]) * rl[j], g = dout[(size_t)j * C + c] * w[c];
+            l1[j] += g, l2[j] += g * xh;
+        }
+    for (int j = 0; j < 16; j++) {
+        const float *x = in + (size_t)j * C, *dy = dout + (size_t)j * C;
+        float *dx = a->din + (size_t)(n0 + j) * C;
+        __m512 vm = _mm512_set1_ps(ml[j]), vr = _mm512_set1_ps(rl[j]);
+        __m512 ma = _mm512_set1_ps(l1[j] / C), mb = _mm512_set1_ps(l2[j] / C);
+        for (int c = 0; c < C; c += 16) {
+            __mmask16 k = C - c >= 16 ? 0xffff : (__mmask16)((1u << (C - c)) - 1);
+            __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), vm), vr);
+            __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dy + c), _mm512_maskz_loadu_ps(k, w + c));
+            t = _mm512_sub_ps(_mm512_sub_ps(t, ma), _mm512_mul_ps(xh, mb));
+            _mm512_mask_storeu_ps(dx + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dx + c), _mm512_mul_ps(vr, t)));
+        }
+    }
+}
+#endif
+
 /* Every row, LN_ROWS at a time, the last N % LN_ROWS one at a time: each call passes a constant row count,
- * so the row loops unroll. */
+ * so the row loops unroll. With AVX-512, LN_LANES rows at a time instead. */
 static void ln_rows(const ln_args *a, int N) {
+#ifdef __x86_64__
+    if (have_avx512f()) {
+        int nblk = (N + LN_LANES - 1) / LN_LANES;
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < nblk; k++) {
+            int n0 = k * LN_LANES;
+            if (N - n0 >= LN_LANES)
+                a->din ? ln_bwd_rows16(a, n0) : ln_fwd_rows16(a, n0);
+            else
+                for (int j = n0; j < N; j++) a->din ? ln_bwd_rows(a, j, 1) : ln_fwd_rows(a, j, 1);
+        }
+        return;
+    }
+#endif
     int nblk = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < nblk; k++) {
@@ -240,6 +391,98 @@ static int have_avx512f(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
+/* ---------------------------------------------------------------- softmax rows, vectorised */
+
+/* One softmax row over x[0..n), in place, for products that then read it in bf16 (attention's probabilities,
+ * the output layer's when its gradient is rounded): entries j < jend with km[j] set (km NULL: all) become
+ * exp(x - max) / sum with fast_expf, the others 0. Its 2.3e-7 relative error is four orders below the bf16
+ * rounding that follows; glibc's expf (the fp32 path) is a scalar call and cost more than attention's products.
+ * The sum is kept in SM_LANES double partial sums, lane l taking j = l mod SM_LANES, added in lane order at the
+ * end: a fixed order, so both compilations below give the same bits. *mx gets the row's maximum; returns the
+ * sum. */
+#define SM_LANES 16
+
+/* ok[l] = all ones where entry j0 + l is allowed (j0 + l < jend and, with km, km[j0 + l]), else 0; entries
+ * j0 + l >= n (a row's last, partial block) are not allowed and their km is not read. */
+__attribute__((always_inline)) static inline void sm_mask(uint32_t *ok, int j0, int n, int jend, const uint8_t *km) {
+    if (j0 + SM_LANES > n) {
+        for (int l = 0; l < SM_LANES; l++) ok[l] = j0 + l < n && j0 + l < jend && (!km || km[j0 + l]) ? ~0u : 0u;
+    } else if (km) {
+#pragma omp simd
+        for (int l = 0; l < SM_LANES; l++) ok[l] = (j0 + l < jend) & (km[j0 + l] != 0) ? ~0u : 0u;
+    } else {
+#pragma omp simd
+        for (int l = 0; l < SM_LANES; l++) ok[l] = j0 + l < jend ? ~0u : 0u;
+    }
+}
+
+/* One block of SM_LANES entries: v[l] (allowed where ok[l]) becomes exp(v[l] - mx) or 0, added into acc[l].
+ * The exp is computed everywhere and masked by its bits (exactly 0 whatever a masked entry holds): a select
+ * there is a branch to GCC, and the loop would not vectorise. */
+__attribute__((always_inline)) static inline void sm_exp_block(float *restrict v, const uint32_t *restrict ok, float mx,
+                                                               double *restrict acc) {
+#pragma omp simd
+    for (int l = 0; l < SM_LANES; l++) {
+        float e = fast_expf(v[l] - mx);
+        uint32_t b;
+        memcpy(&b, &e, 4);
+        b &= ok[l];
+        memcpy(&e, &b, 4);
+        v[l] = e;
+        acc[l] += (double)e;
+    }
+}
+
+__attribute__((always_inline)) static inline double softmax_row_span(float *x, int n, int jend, const uint8_t *km,
+                                                                     float *mxo) {
+    float m[SM_LANES], mx = -INFINITY;
+    uint32_t ok[SM_LANES];
+    double acc[SM_LANES];
+    int full = n - n % SM_LANES;
+    for (int l = 0; l < SM_LANES; l++) m[l] = -INFINITY, acc[l] = 0.0;
+    for (int j0 = 0; j0 < n; j0 += SM_LANES) {
+        float t[SM_LANES] = {0};
+        const float *v = x + j0;
+        if (j0 + SM_LANES > n) memcpy(t, v, sizeof(float) * (size_t)(n - j0)), v = t;
+        sm_mask(ok, j0, n, jend, km);
+#pragma omp simd
+        for (int l = 0; l < SM_LANES; l++) {
+            float c = ok[l] ? v[l] : -INFINITY;
+            m[l] = c > m[l] ? c : m[l];
+        }
+    }
+    for (int l = 0; l < SM_LANES; l++) mx = m[l] > mx ? m[l] : mx;
+    for (int j0 = 0; j0 < full; j0 += SM_LANES) {
+        sm_mask(ok, j0, n, jend, km);
+        sm_exp_block(x + j0, ok, mx, acc);
+    }
+    if (full < n) { /* the partial block through a padded copy, its lanes as above */
+        float t[SM_LANES] = {0};
+        memcpy(t, x + full, sizeof(float) * (size_t)(n - full));
+        sm_mask(ok, full, n, jend, km);
+        sm_exp_block(t, ok, mx, acc);
+        memcpy(x + full, t, sizeof(float) * (size_t)(n - full));
+    }
+    double s = 0.0;
+    for (int l = 0; l < SM_LANES; l++) s += acc[l];
+    float inv = s > 0.0 ? (float)(1.0 / s) : 0.0f;
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] *= inv;
+    *mxo = mx;
+    return s;
+}
+static double softmax_row_base(float *x, int n, int jend, const uint8_t *km, float *mx) {
+    return softmax_row_span(x, n, jend, km, mx);
+}
+__attribute__((target("avx512f"))) static double softmax_row_512(float *x, int n, int jend, const uint8_t *km,
+                                                                 float *mx) {
+    return softmax_row_span(x, n, jend, km, mx);
+}
+typedef double (*softmax_row_fn)(float *x, int n, int jend, const uint8_t *km, float *mx);
+static softmax_row_fn softmax_row_fast(void) {
+    return have_avx512f() ? softmax_row_512 : softmax_row_base;
+}
+
 #define GELU_BLOCK 4096 /* elements per parallel work item */
 
 void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
@@ -317,21 +560,26 @@ static void attn_one_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo
     unsigned both = qkv16 ? PVLM_MM_A_BF16 | PVLM_MM_B_BF16 : 0, b16 = qkv16 ? PVLM_MM_B_BF16 : 0;
     /* scores [Tq,Tk] = q k^T * scale */
     pvlm_matmul_small_hint(mm, both, 0, 1, Tq, Tk, dh, scale, q, ldq, k, ldk, 0.0f, A, Tk);
+    /* in bf16 A is rounded for A @ v, and the vectorised exp will do */
+    softmax_row_fn row = pvlm_matmul_precision(mm) == PVLM_PREC_BF16 ? softmax_row_fast() : NULL;
     for (int i = 0; i < Tq; i++) {
-        float *row = A + (size_t)i * Tk;
+        float *arow = A + (size_t)i * Tk, mx = -INFINITY;
         int jend = causal ? (i + 1 < Tk ? i + 1 : Tk) : Tk;
-        float mx = -INFINITY;
+        if (row) {
+            row(arow, Tk, jend, km, &mx);
+            continue;
+        }
         for (int j = 0; j < jend; j++)
-            if ((!km || km[j]) && row[j] > mx) mx = row[j];
+            if ((!km || km[j]) && arow[j] > mx) mx = arow[j];
         float s = 0.0f;
         for (int j = 0; j < Tk; j++) {
             float e = 0.0f;
-            if (j < jend && (!km || km[j])) e = expf(row[j] - mx);
-            row[j] = e;
+            if (j < jend && (!km || km[j])) e = expf(arow[j] - mx);
+            arow[j] = e;
             s += e;
         }
         float inv = s > 0.0f ? 1.0f / s : 0.0f;
-        for (int j = 0; j < Tk; j++) row[j] *= inv;
+        for (int j = 0; j < Tk; j++) arow[j] *= inv;
     }
     /* out [Tq,dh] = A @ v */
     if (out_bf16)
@@ -447,10 +695,18 @@ void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const int
 
 /* ---------------------------------------------------------------- softmax cross-entropy */
 
-void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, int N, int V) {
+void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, int N, int V, int fast) {
+    softmax_row_fn row = softmax_row_fast();
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *x = probs + (size_t)n * V;
+        if (fast) {
+            int t = targets[n];
+            float xt = t >= 0 ? x[t] : 0.0f, mx;
+            double s = row(x, V, V, NULL, &mx);
+            loss[n] = t >= 0 ? log(s) - ((double)xt - (double)mx) : 0.0;
+            continue;
+        }
         float mx = x[0];
         for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
         int t = targets[n];

@@ -84,8 +84,9 @@ void pvlm_op_embed_bwd(float *dtable, float *dpos, const int32_t *ids, const int
                        int C);
 
 /* Softmax cross-entropy over V classes, in place: logits [N,V] become probabilities; loss[n] =
- * -log p[n, target[n]] (0 where target < 0). Log-sum-exp accumulated in double. */
-void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, int N, int V);
+ * -log p[n, target[n]] (0 where target < 0). Log-sum-exp accumulated in double. fast (bf16 precision, where
+ * the gradient is rounded to bf16): a vectorised exp and partial sums instead of glibc's expf in order. */
+void pvlm_op_softmax_ce_fwd(float *probs, double *loss, const int32_t *targets, int N, int V, int fast);
 /* In place: probs [N,V] become dlogits = (p - onehot(target)) * scale[n] (rows with target < 0: 0). */
 void pvlm_op_softmax_ce_bwd(float *probs, const int32_t *targets, const float *scale, int N, int V);
 

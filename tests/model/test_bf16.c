@@ -295,6 +295,33 @@ static float bf16_run(pvlm_model *m, const pvlm_batch *b, const char *mode, floa
     return loss;
 }
 
+/* In bf16 attention's softmax takes the vectorised exp (model/ops.c): its probabilities att16 (from bf16 q16,
+ * k16) against the fp32 path's (glibc's expf) on the same values as floats: masked entries exactly 0, the rest
+ * within 1e-5 (the two kernels' fp32 sums of the score products differ in order; the exps by 2.3e-7). */
+static int fast_softmax_check(const float *att16, const uint16_t *q16, const uint16_t *k16, const uint16_t *v16, int H,
+                              int dh, int causal, const int *qoff, const int *qlen, const int *koff, const int *klen,
+                              const size_t *attoff) {
+    int B = 2, d = H * dh, bad = 0;
+    size_t nq = (size_t)(qoff[1] + qlen[1]) * d, nk = (size_t)(koff[1] + klen[1]) * d;
+    size_t na = attoff[1] + (size_t)H * qlen[1] * klen[1];
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
+    float *o = malloc(sizeof(float) * nq), *att = malloc(sizeof(float) * na);
+    for (size_t i = 0; i < nq; i++) q[i] = from_bits((uint32_t)q16[i] << 16);
+    for (size_t i = 0; i < nk; i++) k[i] = from_bits((uint32_t)k16[i] << 16), v[i] = from_bits((uint32_t)v16[i] << 16);
+    pvlm_op_attention_ragged_fwd(NULL, o, 0, d, att, 0, q, d, k, d, v, d, NULL, causal, B, H, dh, qoff, qlen, koff,
+                                 klen, attoff);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < qlen[b]; i++)
+                for (int j = 0; j < klen[b]; j++) {
+                    size_t at = attoff[b] + ((size_t)h * qlen[b] + i) * klen[b] + j;
+                    int masked = causal && j > i;
+                    bad += masked ? att16[at] != 0.0f : fabsf(att16[at] - att[at]) > 1e-5f * (att[at] + 1e-3f);
+                }
+    free(q), free(k), free(v), free(o), free(att);
+    return bad != 0;
+}
+
 /* Ragged attention writing its output in bf16 gives the rounding of its fp32 output, bit for bit, also where
  * the output goes through the stack buffer in several blocks of rows (dh 64, 100 queries) or of columns (a head
  * wider than the buffer). Given q, k, v in bf16 (qkv_bf16, as the model keeps them) its forward and backward give
@@ -325,6 +352,7 @@ static int attention_out_case(pvlm_matmul *mm, int H, int dh, int causal, pvlm_r
     pvlm_op_attention_ragged_fwd(mm, o16, 1, d, att2, 1, q16, d, k16, d, v16, d, NULL, causal, B, H, dh, qoff, qlen,
                                  koff, klen, attoff);
     bad += memcmp(o16, r16, sizeof(uint16_t) * nq) != 0;
+    bad += fast_softmax_check(att2, q16, k16, v16, H, dh, causal, qoff, qlen, koff, klen, attoff);
     /* backward: dq, dk, dv from the floats and from the bf16 values */
     size_t na = attoff[1] + (size_t)H * 37 * 37;
     float *dO = malloc(sizeof(float) * nq), *datt = malloc(sizeof(float) * na), *g[2][3];

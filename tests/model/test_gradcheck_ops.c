@@ -3,12 +3,14 @@
  * Each op's output is contracted with a fixed random tensor R (objective L = sum(out * R), accumulated
  * in double); the analytic gradient is the op's backward with dout = R. Finite differences perturb one
  * input element by +-eps. Float forward passes bound the achievable agreement, so the check is
- * |fd - g| <= tol * max(|g| over the tensor) + tol * |g|.
+ * |fd - g| <= tol * max(|g| over the tensor) + tol * |g|. LayerNorm's vectorised rows are also checked bit for
+ * bit against its definition a row at a time.
  */
 #include <stdint.h>
 
 #include "core/rng.h"
 #include "harness.h"
+#include "model/matmul.h"
 #include "model/ops.h"
 
 static pvlm_rng g_rng;
@@ -65,21 +67,79 @@ static void test_linear(void) {
 }
 
 /* ---------------------------------------------------------------- layernorm */
-typedef struct { float in[6 * 16], w[16], b[16], out[96], m[6], r[6], R[96]; } ln_ctx;
+/* 18 rows of 20: with AVX-512 the op takes 16 rows at once and 16 columns at a time, so both tails are here */
+enum { LN_N = 18, LN_C = 20 };
+typedef struct {
+    float in[LN_N * LN_C], w[LN_C], b[LN_C], out[LN_N * LN_C], m[LN_N], r[LN_N], R[LN_N * LN_C];
+} ln_ctx;
 static double ln_obj(void *v) {
     ln_ctx *c = v;
-    pvlm_op_layernorm_fwd(c->out, 0, c->m, c->r, c->in, c->w, c->b, 6, 16, 1e-5f);
-    return dotd(c->out, c->R, 96);
+    pvlm_op_layernorm_fwd(c->out, 0, c->m, c->r, c->in, c->w, c->b, LN_N, LN_C, 1e-5f);
+    return dotd(c->out, c->R, LN_N * LN_C);
 }
+
+/* LayerNorm as defined, a row at a time: each row's sums over its columns in order, then the elementwise
+ * terms; the op's rows (16 at a time in AVX-512 lanes where the CPU has them) must give these bits. */
+static void ln_ref(float *out, float *mean, float *rstd, float *din, float *dw, float *db, const float *dout,
+                   const float *in, const float *w, const float *b, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float s = 0.0f, v = 0.0f, s1 = 0.0f, s2 = 0.0f;
+        for (int c = 0; c < C; c++) s += x[c];
+        float m = s / C;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        float r = 1.0f / sqrtf(v / C + 1e-5f);
+        mean[n] = m, rstd[n] = r;
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = (x[c] - m) * r * w[c] + b[c];
+        for (int c = 0; c < C; c++) s1 += dy[c] * w[c], s2 += dy[c] * w[c] * ((x[c] - m) * r);
+        for (int c = 0; c < C; c++) din[(size_t)n * C + c] += r * (dy[c] * w[c] - s1 / C - (x[c] - m) * r * (s2 / C));
+    }
+    for (int c = 0; c < C; c++) { /* the parameters' gradients: column sums in row order */
+        float aw = 0.0f, ab = 0.0f;
+        for (int n = 0; n < N; n++) {
+            float dy = dout[(size_t)n * C + c];
+            aw += dy * (in[(size_t)n * C + c] - mean[n]) * rstd[n], ab += dy;
+        }
+        dw[c] += aw, db[c] += ab;
+    }
+}
+
+static void ln_bits_case(int N, int C) {
+    size_t n = (size_t)N * C;
+    float *in = malloc(4 * n), *dout = malloc(4 * n), *out = malloc(4 * n), *ro = malloc(4 * n);
+    float *din = malloc(4 * n), *rdin = malloc(4 * n), *w = malloc(4 * C), *b = malloc(4 * C);
+    float *dw = calloc(C, 4), *db = calloc(C, 4), *rdw = calloc(C, 4), *rdb = calloc(C, 4);
+    float *m = malloc(4 * N), *r = malloc(4 * N), *rm = malloc(4 * N), *rr = malloc(4 * N);
+    uint16_t *o16 = malloc(2 * n), *r16 = malloc(2 * n);
+    fill(in, n, 2), fill(dout, n, 1), fill(w, C, 1), fill(b, C, 1), fill(din, n, 1);
+    memcpy(rdin, din, 4 * n); /* the backward adds to din */
+    ln_ref(ro, rm, rr, rdin, rdw, rdb, dout, in, w, b, N, C);
+    pvlm_op_layernorm_fwd(out, 0, m, r, in, w, b, N, C, 1e-5f);
+    CHECK_MSG(!memcmp(out, ro, 4 * n) && !memcmp(m, rm, 4 * N) && !memcmp(r, rr, 4 * N),
+              "layernorm forward %d x %d: not the bits of the row-at-a-time definition", N, C);
+    pvlm_op_layernorm_fwd(o16, 1, m, r, in, w, b, N, C, 1e-5f);
+    pvlm_bf16_round_n(r16, ro, n);
+    CHECK_MSG(!memcmp(o16, r16, 2 * n), "layernorm forward %d x %d, bf16 output: not the rounded bits", N, C);
+    pvlm_op_layernorm_bwd(din, dw, db, dout, in, w, m, r, N, C);
+    CHECK_MSG(!memcmp(din, rdin, 4 * n) && !memcmp(dw, rdw, 4 * C) && !memcmp(db, rdb, 4 * C),
+              "layernorm backward %d x %d: not the bits of the row-at-a-time definition", N, C);
+    free(in), free(dout), free(out), free(ro), free(din), free(rdin), free(w), free(b), free(dw), free(db);
+    free(rdw), free(rdb), free(m), free(r), free(rm), free(rr), free(o16), free(r16);
+}
+
 static void test_layernorm(void) {
     ln_ctx c;
-    fill(c.in, 96, 2), fill(c.w, 16, 1), fill(c.b, 16, 1), fill(c.R, 96, 1);
-    float din[96] = {0}, dw[16] = {0}, db[16] = {0};
+    enum { n = LN_N * LN_C };
+    fill(c.in, n, 2), fill(c.w, LN_C, 1), fill(c.b, LN_C, 1), fill(c.R, n, 1);
+    float din[n] = {0}, dw[LN_C] = {0}, db[LN_C] = {0};
     ln_obj(&c);
-    pvlm_op_layernorm_bwd(din, dw, db, c.R, c.in, c.w, c.m, c.r, 6, 16);
-    check_grad("layernorm.in", c.in, din, 96, ln_obj, &c, 1e-2f, 2e-3);
-    check_grad("layernorm.w", c.w, dw, 16, ln_obj, &c, 1e-2f, 1e-3);
-    check_grad("layernorm.b", c.b, db, 16, ln_obj, &c, 1e-2f, 1e-3);
+    pvlm_op_layernorm_bwd(din, dw, db, c.R, c.in, c.w, c.m, c.r, LN_N, LN_C);
+    check_grad("layernorm.in", c.in, din, n, ln_obj, &c, 1e-2f, 2e-3);
+    check_grad("layernorm.w", c.w, dw, LN_C, ln_obj, &c, 1e-2f, 1e-3);
+    check_grad("layernorm.b", c.b, db, LN_C, ln_obj, &c, 1e-2f, 1e-3);
+    int shapes[][2] = {{37, 40}, {35, 512}, {16, 24}, {5, 33}, {48, 64}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) ln_bits_case(shapes[i][0], shapes[i][1]);
+    printf("  layernorm: forward (fp32 and bf16 output) and backward bits equal the row-at-a-time definition\n");
 }
 
 /* ---------------------------------------------------------------- gelu */
@@ -182,27 +242,60 @@ static void test_embed(void) {
 }
 
 /* ---------------------------------------------------------------- softmax cross-entropy */
-typedef struct { float logits[4 * 7], work[28], scale[4]; int32_t t[4]; double loss[4]; } ce_ctx;
+typedef struct {
+    float logits[4 * 7], work[28], scale[4];
+    int32_t t[4];
+    double loss[4];
+    int fast;
+} ce_ctx;
 static double ce_obj(void *v) {
     ce_ctx *c = v;
     memcpy(c->work, c->logits, sizeof c->work);
-    pvlm_op_softmax_ce_fwd(c->work, c->loss, c->t, 4, 7);
+    pvlm_op_softmax_ce_fwd(c->work, c->loss, c->t, 4, 7, c->fast);
     double s = 0;
     for (int i = 0; i < 4; i++) s += c->scale[i] * c->loss[i];
     return s;
 }
+
+/* The fast path (bf16 precision: fast_expf and partial sums) against glibc's expf in order, on rows of 1000
+ * classes (62 blocks of 16 and a partial one): probabilities within 1e-6 relative (fast_expf's error is 2.3e-7,
+ * the sums' rounding below that), losses within 1e-6, an ignored row's loss 0. */
+static void ce_fast_case(void) {
+    enum { N = 5, V = 1000 };
+    float *x = malloc(sizeof(float) * N * V), *p0 = malloc(sizeof(float) * N * V), *p1 = malloc(sizeof(float) * N * V);
+    int32_t t[N] = {3, -1, 999, 0, 517};
+    double l0[N], l1[N], worst = 0.0;
+    fill(x, (size_t)N * V, 4);
+    memcpy(p0, x, sizeof(float) * N * V), memcpy(p1, x, sizeof(float) * N * V);
+    pvlm_op_softmax_ce_fwd(p0, l0, t, N, V, 0);
+    pvlm_op_softmax_ce_fwd(p1, l1, t, N, V, 1);
+    for (int i = 0; i < N * V; i++) {
+        double e = fabs((double)p1[i] - p0[i]) / p0[i];
+        worst = e > worst ? e : worst;
+    }
+    CHECK_MSG(worst <= 1e-6, "fast softmax: probabilities %.2e from the exact ones", worst);
+    for (int i = 0; i < N; i++)
+        CHECK_MSG(fabs(l1[i] - l0[i]) <= 1e-6, "fast softmax: row %d loss %.9g vs %.9g", i, l1[i], l0[i]);
+    CHECK(l1[1] == 0.0);
+    printf("  softmax_ce fast path: probabilities within %.2e of glibc's expf, losses within 1e-6\n", worst);
+    free(x), free(p0), free(p1);
+}
+
 static void test_ce(void) {
     ce_ctx c;
     fill(c.logits, 28, 3);
     int32_t t[4] = {2, -1, 6, 0};
     float sc[4] = {0.5f, 0.7f, -1.3f, 2.0f};
     memcpy(c.t, t, sizeof t), memcpy(c.scale, sc, sizeof sc);
-    ce_obj(&c);
-    CHECK(c.loss[1] == 0.0);
-    float g[28];
-    memcpy(g, c.work, sizeof g);
-    pvlm_op_softmax_ce_bwd(g, c.t, c.scale, 4, 7);
-    check_grad("softmax_ce.logits", c.logits, g, 28, ce_obj, &c, 1e-2f, 1e-3);
+    for (c.fast = 0; c.fast < 2; c.fast++) {
+        ce_obj(&c);
+        CHECK(c.loss[1] == 0.0);
+        float g[28];
+        memcpy(g, c.work, sizeof g);
+        pvlm_op_softmax_ce_bwd(g, c.t, c.scale, 4, 7);
+        check_grad(c.fast ? "softmax_ce.logits (fast)" : "softmax_ce.logits", c.logits, g, 28, ce_obj, &c, 1e-2f, 1e-3);
+    }
+    ce_fast_case();
 }
 
 /* ---------------------------------------------------------------- patch stem (patchify + linear) */
