@@ -481,14 +481,7 @@ const pvlm_view *pvlm_model_view(const pvlm_model *m, const char *name) {
     return i < 0 ? NULL : &m->views[i];
 }
 
-void pvlm_model_zero_grad(pvlm_model *m) {
-    /* every thread's share of the memory bandwidth: the bench model's 194 MB of gradients took 7.9 ms in one
-     * thread's memset, 4.5 ms in two threads' */
-    size_t n = m->n_params, chunk = (size_t)1 << 16, nc = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < nc; c++)
-        memset(m->grads + c * chunk, 0, sizeof(float) * (n - c * chunk < chunk ? n - c * chunk : chunk));
-}
+void pvlm_model_zero_grad(pvlm_model *m) { pvlm_op_zero(m->grads, m->n_params); }
 
 void pvlm_model_times(const pvlm_model *m, double out[PVLM_TIME_N]) {
     const priv *p = m->priv;
@@ -886,7 +879,7 @@ int pvlm_model_encode(pvlm_model *m, const pvlm_batch *b, const float **E, const
     encoder_forward(m, b);
     /* back to the padded [B,T] layout with the key mask (zero rows where hidden) */
     int d = m->cfg.d_model;
-    memset(p->Epad, 0, sizeof(float) * (size_t)b->B * p->T * d);
+    pvlm_op_zero(p->Epad, (size_t)b->B * p->T * d);
     for (int r = 0; r < p->Ne; r++)
         memcpy(p->Epad + ((size_t)p->erb[r] * p->T + p->ert[r]) * d, p->E + (size_t)r * d, sizeof(float) * (size_t)d);
     *E = p->Epad, *kmask = p->kmask, *T = p->T;
@@ -984,12 +977,12 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
     pvlm_op_softmax_ce_bwd(p->probs, p->rtgt, p->scale, Nd, V); /* probs -> dlogits */
     /* logits = yf @ tok^T */
     pvlm_op_linear_bwd(m->mm, p->dln, 0, m->g.tok_embed, NULL, p->probs, p->yf, p->act16, m->w.tok_embed, Nd, d, V);
-    memset(p->dy, 0, sizeof(float) * (size_t)Nd * d);
+    pvlm_op_zero(p->dy, (size_t)Nd * d);
     const float *ylast = p->da[c->n_dec_layers - 1].out;
     pvlm_op_layernorm_bwd(p->dy, m->g.dec_lnf_w, m->g.dec_lnf_b, p->dln, ylast, m->w.dec_lnf_w, p->yfm, p->yfr, Nd, d);
     double t1 = pvlm_now();
     p->times[PVLM_TIME_HEAD] += t1 - t0;
-    memset(p->dE, 0, sizeof(float) * (size_t)Ne * d);
+    pvlm_op_zero(p->dE, (size_t)Ne * d);
     for (int l = c->n_dec_layers - 1; l >= 0; l--) {
         const pvlm_dec_layer *e = &m->w.dec[l], *ge = &m->g.dec[l];
         dec_a *a = &p->da[l];
@@ -1005,8 +998,8 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_layernorm_bwd(p->dy, ge->ln2_w, ge->ln2_b, p->dln, a->xm2, e->ln2_w, a->m2, a->r2, Nd, d);
         /* cross-attention: xm2 = xm1 + out(attn(q(lnc(xm1)), kv(E))) */
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->cout_w, ge->cout_b, p->dy, a->aoc, p->act16, e->cout_w, Nd, d, d);
-        memset(p->dqc, 0, sizeof(float) * (size_t)Nd * d);
-        memset(p->dkvc, 0, sizeof(float) * (size_t)Ne * 2 * d);
+        pvlm_op_zero(p->dqc, (size_t)Nd * d);
+        pvlm_op_zero(p->dkvc, (size_t)Ne * 2 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqc, p->dkvc, p->dkvc + d, p->datt, p->dao, d, a->attc, p->act16, a->qc,
                                      d, a->kvc, 2 * d, pvlm_matmul_elem(a->kvc, p->act16, d), 2 * d, B, H, d / H,
                                      p->doff, p->dlen, p->koff, p->klen, p->across);
@@ -1016,7 +1009,7 @@ int pvlm_model_backward(pvlm_model *m, const pvlm_batch *b, const double *sample
         pvlm_op_layernorm_bwd(p->dy, ge->lnc_w, ge->lnc_b, p->dln, a->xm1, e->lnc_w, a->mc, a->rc, Nd, d);
         /* causal self-attention: xm1 = y + out(attn(qkv(ln1(y)))) */
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dy, a->ao, p->act16, e->out_w, Nd, d, d);
-        memset(p->dqkv, 0, sizeof(float) * (size_t)Nd * 3 * d);
+        pvlm_op_zero(p->dqkv, (size_t)Nd * 3 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, p->act16,
                                      a->qkv, 3 * d, pvlm_matmul_elem(a->qkv, p->act16, d), 3 * d,
                                      pvlm_matmul_elem(a->qkv, p->act16, 2 * d), 3 * d, B, H, d / H, p->doff, p->dlen,
@@ -1042,7 +1035,7 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
     int B = b->B, d = c->d_model, F = c->d_ff, H = c->n_heads, Ne = p->Ne, Np = p->Np, nv = c->n_vpt, Lpb = b->Lp;
     double t2 = pvlm_now();
     /* encoder */
-    memset(p->dx, 0, sizeof(float) * (size_t)Ne * d);
+    pvlm_op_zero(p->dx, (size_t)Ne * d);
     const float *xlast = p->ea[c->n_enc_layers - 1].out;
     pvlm_op_layernorm_bwd(p->dx, m->g.enc_lnf_w, m->g.enc_lnf_b, p->dE, xlast, m->w.enc_lnf_w, p->Em, p->Er, Ne, d);
     for (int l = c->n_enc_layers - 1; l >= 0; l--) {
@@ -1058,7 +1051,7 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
                                 F);
         pvlm_op_layernorm_bwd(p->dx, ge->ln2_w, ge->ln2_b, p->dln, a->xm, e->ln2_w, a->m2, a->r2, Ne, d);
         pvlm_op_linear_bwd(m->mm, p->dao, 0, ge->out_w, ge->out_b, p->dx, a->ao, p->act16, e->out_w, Ne, d, d);
-        memset(p->dqkv, 0, sizeof(float) * (size_t)Ne * 3 * d);
+        pvlm_op_zero(p->dqkv, (size_t)Ne * 3 * d);
         pvlm_op_attention_ragged_bwd(m->mm, p->dqkv, p->dqkv + d, p->dqkv + 2 * d, p->datt, p->dao, d, a->att, p->act16,
                                      a->qkv, 3 * d, pvlm_matmul_elem(a->qkv, p->act16, d), 3 * d,
                                      pvlm_matmul_elem(a->qkv, p->act16, 2 * d), 3 * d, B, H, d / H, p->eoff, p->elen,
@@ -1081,7 +1074,7 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
     double t3 = pvlm_now();
     p->times[PVLM_TIME_ENC] += t3 - t2;
     /* encoder input embeddings: prefix text (or CoOp context) + positions, image tokens + positions */
-    memset(p->dtimg, 0, sizeof(float) * (size_t)B * Np * d); /* text-only samples: no image rows */
+    pvlm_op_zero(p->dtimg, (size_t)B * Np * d); /* text-only samples: no image rows */
     for (int r = 0; r < Ne; r++) { /* serial: fixed accumulation order */
         int bi = p->erb[r], t = p->ert[r];
         const float *g = p->dx + (size_t)r * d;
@@ -1104,16 +1097,16 @@ static int encoder_backward(pvlm_model *m, const pvlm_batch *b, pvlm_grad_ready_
         int S = c->image_size, H2 = S / 2, C = c->conv_channels, G = c->conv_groups, M = B * H2 * H2;
         pvlm_op_linear_bwd(m->mm, p->dpatch, 0, m->g.patch_w, m->g.patch_b, p->dtimg, p->patches, 0, m->w.patch_w,
                            B * Np, p->K, d);
-        memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
+        pvlm_op_zero(p->dmap, (size_t)M * C);
         pvlm_op_patchify_bwd(p->dmap, p->dpatch, B, H2, H2, C, c->patch_size / 2);
-        memset(p->dmap2, 0, sizeof(float) * (size_t)M * C); /* running d(xs[i]) */
+        pvlm_op_zero(p->dmap2, (size_t)M * C); /* running d(xs[i]) */
         pvlm_op_groupnorm_bwd(p->dmap2, m->g.gn_f_w, m->g.gn_f_b, p->dmap, p->xs[c->conv_blocks], m->w.gn_f_w,
                               p->gnfm, p->gnfr, B, H2 * H2, C, G);
         for (int i = c->conv_blocks - 1; i >= 0; i--) {
             /* xs[i+1] = xs[i] + conv(gelu(gn(xs[i]))) */
             pvlm_op_linear_bwd(m->mm, p->dcols, 0, m->g.stem[i].conv_w, m->g.stem[i].conv_b, p->dmap2, p->cols[i], 0,
                                m->w.stem[i].conv_w, M, 9 * C, C);
-            memset(p->dmap, 0, sizeof(float) * (size_t)M * C);
+            pvlm_op_zero(p->dmap, (size_t)M * C);
             pvlm_op_im2col3_bwd(p->dmap, p->dcols, B, H2, H2, C);
             pvlm_op_gelu_bwd(p->dmap, 0, p->gn[i], p->dmap, (size_t)M * C);
             pvlm_op_groupnorm_bwd(p->dmap2, m->g.stem[i].gn_w, m->g.stem[i].gn_b, p->dmap, p->xs[i], m->w.stem[i].gn_w,

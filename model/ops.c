@@ -872,6 +872,15 @@ void pvlm_op_groupnorm_bwd(float *din, float *dw, float *db, const float *dout, 
     }
 }
 
+/* Every thread's share of the memory bandwidth: the bench model's 194 MB of gradients took 7.9 ms in one thread's
+ * memset, 4.5 ms in two threads'; a serial memset also leaves the other threads waiting. */
+void pvlm_op_zero(float *x, size_t n) {
+    size_t chunk = (size_t)1 << 16, nc = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++)
+        memset(x + c * chunk, 0, sizeof(float) * (n - c * chunk < chunk ? n - c * chunk : chunk));
+}
+
 void pvlm_op_add_inplace(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] += x[i];

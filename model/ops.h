@@ -112,8 +112,10 @@ void pvlm_op_groupnorm_fwd(float *out, float *mean, float *rstd, const float *in
 void pvlm_op_groupnorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const float *mean, const float *rstd, int B, int HW, int C, int G);
 
-/* Fast elementwise helpers: y += x; y = a + b. */
+/* Fast elementwise helpers: y += x; y = a + b; x = 0 (over the threads, for buffers the backward accumulates
+ * into). */
 void pvlm_op_add_inplace(float *y, const float *x, size_t n);
 void pvlm_op_add(float *y, const float *a, const float *b, size_t n);
+void pvlm_op_zero(float *x, size_t n);
 
 #endif
