@@ -64,7 +64,9 @@ void pvlm_op_attention_fwd(const pvlm_matmul *mm, float *out, int ldo, float *at
  * [H, qlen, klen] probabilities. Used for the decoder, whose padded suffix positions are never computed.
  * out_bf16: out receives the outputs rounded to bf16 (as pvlm_op_layernorm_fwd's out_bf16). qkv_bf16 (bf16 mm
  * only): q, k and v hold bf16 values (strides in elements), as pvlm_op_linear_fwd's out_bf16 writes them; the
- * products read them as they would have rounded floats, so the results are the same bits. */
+ * products read them as they would have rounded floats, so the results are the same bits. With a bf16 mm the
+ * softmax takes the vectorised exp (as pvlm_op_softmax_ce_fwd's fast): the probabilities are rounded to bf16
+ * for the product with v anyway. */
 void pvlm_op_attention_ragged_fwd(const pvlm_matmul *mm, void *out, int out_bf16, int ldo, float *att, int qkv_bf16,
                                   const void *q, int ldq, const void *k, int ldk, const void *v, int ldv,
                                   const uint8_t *kmask, int causal, int B, int H, int dh, const int *qoff,
