@@ -11,6 +11,7 @@
 
 #include "core/mem.h"
 #include "core/threads.h"
+#include "model/simd.h"
 
 #ifdef PVLM_HAVE_DNNL
 #include <immintrin.h>
@@ -469,26 +470,6 @@ void pvlm_bf16_round_n(uint16_t *dst, const float *x, size_t n) {
 #define SM_MR 6   /* rows per register tile: 6 x 4 accumulators, 4 B vectors and a broadcast fit in 32 zmm */
 #define SM_TARGET "avx512f,avx512bw,avx512vl,avx512bf16"
 
-/* The 16 x 16 matrix of 32-bit words r (row i = r[i]) transposed in place: pairs of words, then of
- * 64-bit halves inside each 128-bit lane, then a 4 x 4 transpose of the lanes themselves. */
-__attribute__((target(SM_TARGET), always_inline)) static inline void transpose16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 16; i += 2)
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    for (int i = 0; i < 16; i += 4) {
-        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]), u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]), u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    /* u[4g + c], lane l: column 4l + c of rows 4g .. 4g+3; row 4l + c of the result takes lane l from each g */
-    for (int c = 0; c < 4; c++) {
-        __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
-        __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
-        __m512i v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
-        r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88), r[8 + c] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
-        r[4 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88), r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
-    }
-}
-
 /* 16 elements of a row from x (floats, rounded here; or bf16 when b16), lanes outside m read as zero. */
 __attribute__((target(SM_TARGET), always_inline)) static inline __m256i row16(const void *x, int b16, __mmask16 m) {
     if (b16) return _mm256_maskz_loadu_epi16(m, x);
@@ -538,7 +519,7 @@ __attribute__((target(SM_TARGET))) static void pairs_across(uint32_t *dst, int l
                 _mm_prefetch(x + 16 * (size_t)ldx * es, _MM_HINT_T0);
                 _mm_prefetch(x + (16 * (size_t)ldx + 16) * es, _MM_HINT_T0);
             }
-            transpose16(r);
+            pvlm_simd_transpose16(r);
             for (int q = 0; q < 16 && k0 / 2 + q < np; q++)
                 _mm512_storeu_si512((void *)(dst + (size_t)(k0 / 2 + q) * ldd + j0), r[q]);
         }

@@ -6,9 +6,7 @@
 
 #include "core/threads.h"
 
-#ifdef __x86_64__
-#include <immintrin.h>
-#endif
+#include "model/simd.h"
 
 /* ---------------------------------------------------------------- linear */
 
@@ -124,31 +122,12 @@ static int have_avx512f(void);
  * so the bits are those of the portable rows; the portable loops chain one add per cycle per row. */
 #define LN_LANES 16
 
-/* r[16] rows in, columns out: r[c] = (row 0's element c, ..., row 15's element c). */
-__attribute__((target("avx512f"))) static void ln_transpose16(__m512 *r) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2)
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    for (int i = 0; i < 16; i += 4) {
-        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-        u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c)), u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)), u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* u[4g + m], 128-bit lane k: rows 4g..4g+3 of column 4k + m */
-    for (int m = 0; m < 4; m++) {
-        __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44), v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xee);
-        __m512 w0 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44);
-        __m512 w1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xee);
-        r[m] = _mm512_shuffle_f32x4(v0, w0, 0x88), r[4 + m] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
-        r[8 + m] = _mm512_shuffle_f32x4(v1, w1, 0x88), r[12 + m] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
-    }
-}
-
 /* Columns [c0, c0 + 16) of rows x[0..15] (stride C), transposed: col[c] holds column c0 + c. */
 __attribute__((target("avx512f"))) static void ln_load_cols(__m512 *col, const float *x, int C, int c0) {
-    for (int j = 0; j < 16; j++) col[j] = _mm512_loadu_ps(x + (size_t)j * C + c0);
-    ln_transpose16(col);
+    __m512i r[16];
+    for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_si512(x + (size_t)j * C + c0);
+    pvlm_simd_transpose16(r);
+    for (int c = 0; c < 16; c++) col[c] = _mm512_castsi512_ps(r[c]);
 }
 
 /* The sum of each of 16 rows (lane j: row j), over columns in order; sq: of (x - m)^2 instead. */

@@ -1,0 +1,30 @@
+/* simd.h - AVX-512 register helpers shared by the model's kernels (model/matmul.c's bf16 packing, model/ops.c's
+ * LayerNorm rows). x86-64 only. Each is inlined into its caller, whose target must include AVX-512F. */
+#ifndef PVLM_MODEL_SIMD_H
+#define PVLM_MODEL_SIMD_H
+
+#ifdef __x86_64__
+#include <immintrin.h>
+
+/* The 16 x 16 matrix of 32-bit words r (row i = r[i]) transposed in place: pairs of words, then of
+ * 64-bit halves inside each 128-bit lane, then a 4 x 4 transpose of the lanes themselves. */
+__attribute__((target("avx512f"), always_inline)) static inline void pvlm_simd_transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2)
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]), u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]), u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4g + c], lane l: column 4l + c of rows 4g .. 4g+3; row 4l + c of the result takes lane l from each g */
+    for (int c = 0; c < 4; c++) {
+        __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
+        __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
+        __m512i v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88), r[8 + c] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+        r[4 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88), r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
+    }
+}
+#endif
+
+#endif
