@@ -234,7 +234,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void row_bf16_avx5
 /* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
  * oneDNN's (a column-major memory layout), not copied here. */
 static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 8) /* rows are independent; a slowed vCPU takes fewer */
     for (int r = 0; r < R; r++) row_bf16_avx512(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
 }
 

@@ -8,6 +8,11 @@
 
 #include "model/simd.h"
 
+/* Loops whose items are independent (rows, blocks of elements) hand them out dynamically: on a VM one vCPU can
+ * run 1.1-1.4x slower than the other for minutes (bench_train_step's CPU balance line), and a static split waits
+ * for the slower one. An item's result does not depend on the thread that computes it, so the bits do not move. */
+#define OP_CHUNK 16384 /* elements per item of the elementwise loops */
+
 /* ---------------------------------------------------------------- linear */
 
 void pvlm_op_linear_fwd(pvlm_matmul *mm, void *out, int out_bf16, const void *in, int in_bf16, const float *W,
@@ -232,7 +237,7 @@ static void ln_rows(const ln_args *a, int N) {
 #ifdef __x86_64__
     if (have_avx512f()) {
         int nblk = (N + LN_LANES - 1) / LN_LANES;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (int k = 0; k < nblk; k++) {
             int n0 = k * LN_LANES;
             if (N - n0 >= LN_LANES)
@@ -244,7 +249,7 @@ static void ln_rows(const ln_args *a, int N) {
     }
 #endif
     int nblk = (N + LN_ROWS - 1) / LN_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (int k = 0; k < nblk; k++) {
         int n0 = k * LN_ROWS;
         if (N - n0 >= LN_ROWS)
@@ -467,7 +472,7 @@ static softmax_row_fn softmax_row_fast(void) {
 void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
     int wide = have_avx512f();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * GELU_BLOCK, m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
         if (out_bf16) { /* the block in L1, then rounded */
@@ -483,7 +488,7 @@ void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
 void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
     int wide = have_avx512f();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * GELU_BLOCK, m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
         (wide ? gelu_bwd_512 : gelu_bwd_base)(din + i0, acc, in + i0, dout + i0, m);
@@ -855,17 +860,17 @@ void pvlm_op_groupnorm_bwd(float *din, float *dw, float *db, const float *dout, 
  * memset, 4.5 ms in two threads'; a serial memset also leaves the other threads waiting. */
 void pvlm_op_zero(float *x, size_t n) {
     size_t chunk = (size_t)1 << 16, nc = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (size_t c = 0; c < nc; c++)
         memset(x + c * chunk, 0, sizeof(float) * (n - c * chunk < chunk ? n - c * chunk : chunk));
 }
 
 void pvlm_op_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, OP_CHUNK)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 void pvlm_op_add(float *y, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, OP_CHUNK)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }

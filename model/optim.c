@@ -67,7 +67,7 @@ double pvlm_optim_sqnorm(const float *g, size_t n) {
     for (size_t c0 = 0; c0 < nchunk; c0 += BATCH) {
         size_t c1 = c0 + BATCH < nchunk ? c0 + BATCH : nchunk;
         long ngrp = (long)((c1 - c0 + SQ_GROUP - 1) / SQ_GROUP);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic) /* each group writes its own parts, summed in order below */
         for (long k = 0; k < ngrp; k++) {
             size_t c = c0 + (size_t)k * SQ_GROUP;
             if (c + SQ_GROUP <= nfull) {
@@ -144,7 +144,7 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
         float *pp = p + (a - off), *mm = m1 + (a - off), *vv = m2 + (a - off);
         const float *gg = g + (a - off);
         size_t cnt = b - a, nchunk = (cnt + ADAM_CHUNK - 1) / ADAM_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic) /* the chunks are independent; a slowed vCPU takes fewer */
         for (size_t j = 0; j < nchunk; j++) {
             size_t i = j * ADAM_CHUNK, len = cnt - i < ADAM_CHUNK ? cnt - i : ADAM_CHUNK;
             (wide ? adamw_span_512 : adamw_span_base)(pp + i, gg + i, mm + i, vv + i, len, &kv);
