@@ -381,9 +381,9 @@ static int have_avx512f(void) {
  * the output layer's when its gradient is rounded): entries j < jend with km[j] set (km NULL: all) become
  * exp(x - max) / sum with fast_expf, the others 0. Its 2.3e-7 relative error is four orders below the bf16
  * rounding that follows; glibc's expf, which the fp32 path keeps for its bits, is a scalar call (the output
- * layer's softmax on 928 x 8192 at 2 threads: 21 ms with it, 5.4 ms here). The sum is kept in SM_LANES double partial sums, lane l taking j = l mod SM_LANES, added in lane order at the
- * end: a fixed order, so both compilations below give the same bits. *mx gets the row's maximum; returns the
- * sum. */
+ * layer's softmax on 928 x 8192 at 2 threads: 21 ms with it, 5.4 ms here). The sum is kept in SM_LANES double
+ * partial sums, lane l taking j = l mod SM_LANES, added in lane order at the end: a fixed order, so both
+ * compilations below give the same bits. *mx gets the row's maximum; returns the sum. */
 #define SM_LANES 16
 
 /* ok[l] = all ones where entry j0 + l is allowed (j0 + l < jend and, with km, km[j0 + l]), else 0; entries

@@ -4,8 +4,9 @@
  * the linear layers' through pvlm_matmul_gemm, attention's per-head products through pvlm_matmul_small (one
  * (sample, head) per iteration of a parallel loop). The elementwise and reduction loops use OpenMP (independent
  * items handed out dynamically), and every reduction runs in a fixed order, so results are bit-identical for the
- * same inputs and thread count. Backward functions accumulate (+=) into parameter gradients and, unless noted, into input gradients. Nothing
- * here allocates: callers pass every buffer. Shapes are in the comments; rows are row-major.
+ * same inputs and thread count. Backward functions accumulate (+=) into parameter gradients and, unless noted,
+ * into input gradients. Nothing here allocates: callers pass every buffer. Shapes are in the comments; rows are
+ * row-major.
  */
 #ifndef PVLM_MODEL_OPS_H
 #define PVLM_MODEL_OPS_H
