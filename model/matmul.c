@@ -484,15 +484,15 @@ __attribute__((target(SM_TARGET))) static void pairs_down(uint32_t *dst, int ldd
     /* 16-bit lane i of the result takes lane i / 2 of the low row (even i) or of the high row (odd i) */
     const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
                                          5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    size_t es = b16 ? sizeof(uint16_t) : sizeof(float);
     for (int kp = 0; kp < (kc + 1) / 2; kp++) {
-        const char *x0 = (const char *)X + (size_t)2 * kp * ldx * es, *x1 = x0 + (size_t)ldx * es;
+        const void *x0 = pvlm_matmul_elem(X, b16, (size_t)2 * kp * ldx), *x1 = pvlm_matmul_elem(x0, b16, ldx);
         int odd = 2 * kp + 1 == kc;
         for (int j = 0; j < cols; j += 16) {
             __mmask16 m = first_n(cols - j);
-            __m256i lo = row16(x0 + j * es, b16, m), hi = row16(x1 + j * es, b16, odd ? 0 : m);
-            _mm_prefetch(x0 + (8 * (size_t)ldx + j) * es, _MM_HINT_T0);
-            _mm_prefetch(x1 + (8 * (size_t)ldx + j) * es, _MM_HINT_T0);
+            __m256i lo = row16(pvlm_matmul_elem(x0, b16, j), b16, m);
+            __m256i hi = row16(pvlm_matmul_elem(x1, b16, j), b16, odd ? 0 : m);
+            _mm_prefetch(pvlm_matmul_elem(x0, b16, 8 * (size_t)ldx + j), _MM_HINT_T0);
+            _mm_prefetch(pvlm_matmul_elem(x1, b16, 8 * (size_t)ldx + j), _MM_HINT_T0);
             __m512i w = _mm512_permutexvar_epi16(mix, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
             _mm512_storeu_si512((void *)(dst + (size_t)kp * ldd + j), w);
         }
@@ -504,20 +504,19 @@ __attribute__((target(SM_TARGET))) static void pairs_down(uint32_t *dst, int ldd
 __attribute__((target(SM_TARGET))) static void pairs_across(uint32_t *dst, int ldd, const void *X, int b16, int ldx,
                                                             int kc, int rows) {
     int np = (kc + 1) / 2;
-    size_t es = b16 ? sizeof(uint16_t) : sizeof(float);
     for (int j0 = 0; j0 < rows; j0 += 16)
         for (int k0 = 0; k0 < kc; k0 += 32) {
             __m512i r[16];
             __mmask16 mlo = first_n(kc - k0), mhi = first_n(kc - k0 - 16);
             for (int j = 0; j < 16; j++) {
-                const char *x = (const char *)X + ((size_t)(j0 + j) * ldx + k0) * es;
+                const void *x = pvlm_matmul_elem(X, b16, (size_t)(j0 + j) * ldx + k0);
                 int in = j0 + j < rows;
                 if (b16)
                     r[j] = _mm512_maskz_loadu_epi16(in ? ((__mmask32)mhi << 16) | mlo : 0, x);
                 else
                     r[j] = bf16x32((const float *)x, in ? mlo : 0, in ? mhi : 0);
-                _mm_prefetch(x + 16 * (size_t)ldx * es, _MM_HINT_T0);
-                _mm_prefetch(x + (16 * (size_t)ldx + 16) * es, _MM_HINT_T0);
+                _mm_prefetch(pvlm_matmul_elem(x, b16, 16 * (size_t)ldx), _MM_HINT_T0);
+                _mm_prefetch(pvlm_matmul_elem(x, b16, 16 * (size_t)ldx + 16), _MM_HINT_T0);
             }
             pvlm_simd_transpose16(r);
             for (int q = 0; q < 16 && k0 / 2 + q < np; q++)
@@ -578,23 +577,21 @@ static const tile_fn tiles[SM_MR][4] = {TROW(1), TROW(2), TROW(3), TROW(4), TROW
 static void small_bf16(unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
                        const void *B, int ldb, float beta, float *C, int ldc) {
     int a16 = !!(hints & PVLM_MM_A_BF16), b16 = !!(hints & PVLM_MM_B_BF16);
-    size_t ea = a16 ? sizeof(uint16_t) : sizeof(float), eb = b16 ? sizeof(uint16_t) : sizeof(float);
-    const char *Ab = A, *Bb = B;
     _Alignas(64) uint32_t ap[SM_KC / 2 * SM_MC], bp[SM_KC / 2 * SM_NG]; /* 16 and 64 KiB */
     for (int g0 = 0; g0 < N; g0 += SM_NG) {
         int gc = N - g0 < SM_NG ? N - g0 : SM_NG;
         for (int k0 = 0; k0 < K; k0 += SM_KC) {
             int kc = K - k0 < SM_KC ? K - k0 : SM_KC, np = (kc + 1) / 2;
             if (tb) /* op(B)(k, n) = B[n][k] */
-                pairs_across(bp, SM_NG, Bb + ((size_t)g0 * ldb + k0) * eb, b16, ldb, kc, gc);
+                pairs_across(bp, SM_NG, pvlm_matmul_elem(B, b16, (size_t)g0 * ldb + k0), b16, ldb, kc, gc);
             else
-                pairs_down(bp, SM_NG, Bb + ((size_t)k0 * ldb + g0) * eb, b16, ldb, kc, gc);
+                pairs_down(bp, SM_NG, pvlm_matmul_elem(B, b16, (size_t)k0 * ldb + g0), b16, ldb, kc, gc);
             for (int m0 = 0; m0 < M; m0 += SM_MC) {
                 int mc = M - m0 < SM_MC ? M - m0 : SM_MC;
                 if (ta) /* op(A)(m, k) = A[k][m] */
-                    pairs_down(ap, SM_MC, Ab + ((size_t)k0 * lda + m0) * ea, a16, lda, kc, mc);
+                    pairs_down(ap, SM_MC, pvlm_matmul_elem(A, a16, (size_t)k0 * lda + m0), a16, lda, kc, mc);
                 else
-                    pairs_across(ap, SM_MC, Ab + ((size_t)m0 * lda + k0) * ea, a16, lda, kc, mc);
+                    pairs_across(ap, SM_MC, pvlm_matmul_elem(A, a16, (size_t)m0 * lda + k0), a16, lda, kc, mc);
                 for (int n0 = 0; n0 < gc; n0 += SM_NC) {
                     int nc = gc - n0 < SM_NC ? gc - n0 : SM_NC, nv = (nc + 15) / 16;
                     __mmask16 last = first_n(nc - 16 * (nv - 1));
