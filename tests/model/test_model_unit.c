@@ -238,6 +238,47 @@ static void test_decode(void) {
     pvlm_model_free(&m);
 }
 
+/* AdamW on every element once, each view with its own decay, a frozen view untouched, at 1 and 2 threads: a
+ * range starting inside a view against torch's order of operations in float, element by element, on a model
+ * with views of several work items (the views' items are handed out from one parallel loop). */
+static void adamw_elementwise(const pvlm_optim_config *oc, double lr, double gs) {
+    pvlm_model_config c;
+    pvlm_err err;
+    pvlm_model m;
+    tiny_config(&c);
+    c.d_model = 64, c.d_ff = 320, c.vocab_size = 300; /* fc1, fc2 and the embedding over 16384 elements */
+    CHECK_OK(pvlm_model_create(&m, &c, &err), &err);
+    pvlm_model_init_weights(&m, 3);
+    size_t n = m.n_params, off = 7;
+    float *p = malloc(4 * n), *m1 = malloc(4 * n), *m2 = malloc(4 * n);
+    uint8_t *tr = malloc((size_t)m.n_views);
+    for (size_t i = 0; i < n; i++) m.grads[i] = 0.01f * (float)((int)(i % 11) - 5);
+    for (int i = 0; i < m.n_views; i++) tr[i] = i != pvlm_model_view_index(&m, "dec_pos");
+    float b1 = 0.9f, b2 = 0.999f, ss = (float)(lr / (1.0 - pow(0.9, 3))), sq = (float)sqrt(1.0 - pow(0.999, 3));
+    for (int th = 1; th <= 2; th++) {
+        pvlm_threads_set(th);
+        for (size_t i = 0; i < n; i++)
+            p[i] = m.params[i], m1[i] = 0.001f * (float)(i % 7), m2[i] = 1e-6f * (float)(i % 5);
+        pvlm_optim_adamw(&m, p + off, m.grads + off, m1 + off, m2 + off, off, n - off, tr, lr, gs, 3, oc);
+        size_t wrong = 0;
+        for (int vi = 0; vi < m.n_views; vi++)
+            for (size_t i = m.views[vi].offset; i < m.views[vi].offset + m.views[vi].numel; i++) {
+                float w = m.params[i], mo = 0.001f * (float)(i % 7), vo = 1e-6f * (float)(i % 5);
+                if (i >= off && tr[vi]) {
+                    float gi = m.grads[i] * (float)gs;
+                    mo = b1 * mo + (1.0f - b1) * gi, vo = b2 * vo + (1.0f - b2) * gi * gi;
+                    w *= pvlm_view_decays(&m.views[vi]) ? (float)(1.0 - lr * oc->weight_decay) : 1.0f;
+                    w = w - ss * mo / (sqrtf(vo) / sq + (float)oc->eps);
+                }
+                wrong += memcmp(&p[i], &w, 4) || memcmp(&m1[i], &mo, 4) || memcmp(&m2[i], &vo, 4);
+            }
+        CHECK_MSG(wrong == 0, "AdamW at %d threads: %zu elements differ from the elementwise update", th, wrong);
+    }
+    pvlm_threads_set(1);
+    free(p), free(m1), free(m2), free(tr);
+    pvlm_model_free(&m);
+}
+
 static void test_optim(void) {
     pvlm_optim_config oc;
     pvlm_optim_config_default(&oc);
@@ -320,6 +361,7 @@ static void test_optim(void) {
     pvlm_optim_adamw(&m, pb + cut, m.grads + cut, mb + cut, vb + cut, cut, n - cut, NULL, lr, gs, 2, &oc);
     CHECK(!memcmp(pa, pb, 4 * n) && !memcmp(ma, mb, 4 * n) && !memcmp(va, vb, 4 * n));
     free(pa), free(pb), free(ma), free(mb), free(va), free(vb);
+    adamw_elementwise(&oc, lr, gs);
     free(p0), free(m1), free(m2), free(tr);
     pvlm_model_free(&m);
 }
