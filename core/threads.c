@@ -54,14 +54,16 @@ int pvlm_threads_resolve(int requested) {
     return default_threads(own, own, local); /* without MPI the node's CPUs are taken to be this mask's */
 }
 
-int pvlm_threads_col_blocks(int C, int max_width, int *width) {
-    int nblk = (C + max_width - 1) / max_width;
-#ifdef _OPENMP
-    int nt = omp_get_max_threads();
-    if (nblk < nt && C >= 32 * nt) nblk = nt;
-#endif
-    *width = ((C + nblk - 1) / nblk + 15) / 16 * 16;
-    return nblk;
+pvlm_col_tiles pvlm_threads_col_tiles(int R, int C, int max_width, int max_partial, int min_rows) {
+    pvlm_col_tiles t;
+    t.nblk = C > 0 ? (C + max_width - 1) / max_width : 1;
+    t.width = C > 0 ? ((C + t.nblk - 1) / t.nblk + 15) / 16 * 16 : 16;
+    long fit = C > 0 ? max_partial / C : 1, want = min_rows > 0 ? R / min_rows : R;
+    t.ngrp = (int)(fit < want ? fit : want);
+    if (t.ngrp < 2) t.ngrp = 1;
+    t.rows = R > 0 ? (R + t.ngrp - 1) / t.ngrp : 1;
+    t.ngrp = R > 0 ? (R + t.rows - 1) / t.rows : 1; /* no empty group */
+    return t;
 }
 
 int pvlm_threads_set(int n) {

@@ -27,11 +27,18 @@ int pvlm_threads_default(int node_cpus, int node_ranks);
 /* Resolve the thread count: requested > 0 wins, else PVLM_THREADS, else the default from this process's
  * mask and the launcher's local rank count. */
 int pvlm_threads_resolve(int requested);
-/* Column blocks for a reduction over rows that must keep each column's order (a column is never split):
- * C columns in blocks of *width columns (a multiple of 16 floats, one 64-byte line, and at most max_width,
- * itself a multiple of 16), at least one block per thread of the current count where C allows 32 columns
- * each. Returns the block count; the last block may be narrower or empty. */
-int pvlm_threads_col_blocks(int C, int max_width, int *width);
+/* Tiles of a sum over the rows of X [R, C] whose bits must not depend on the thread count: the columns in
+ * nblk blocks of width columns (a multiple of 16 floats, one 64-byte line, at most max_width, itself a multiple
+ * of 16; the last block may be narrower), the rows in ngrp groups of rows consecutive rows (the last may be
+ * shorter). A tile sums its rows in order into a partial of its own and a column's partials are added in
+ * group order, so the order of every sum depends on R and C only. ngrp is as many groups of at least min_rows
+ * rows as fit ngrp * C <= max_partial (the caller's buffer of partials, in floats), and 1 where not even two
+ * fit (then the tile's sum is the column's). Tiles are numbered block-major: tile i is block i / ngrp, group
+ * i % ngrp, so threads that take consecutive tiles read different rows. */
+typedef struct pvlm_col_tiles {
+    int nblk, width, ngrp, rows;
+} pvlm_col_tiles;
+pvlm_col_tiles pvlm_threads_col_tiles(int R, int C, int max_width, int max_partial, int min_rows);
 /* Set OpenMP and OpenBLAS to n threads; returns n. */
 int pvlm_threads_set(int n);
 int pvlm_threads_get(void);

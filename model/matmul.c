@@ -232,9 +232,13 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void row_bf16_avx5
 }
 
 /* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
- * oneDNN's (a column-major memory layout), not copied here. */
+ * oneDNN's (a column-major memory layout), not copied here. Rows are handed out dynamically (a slowed vCPU
+ * takes fewer), PACK_ITEM floats of them or more at a time: two threads on neighbouring 8-row items (16 KB of a
+ * weight's rows) took 13 ms a bench step against 9.5 ms on 64 KB items (2 threads, per-loop times). */
+#define PACK_ITEM 16384
 static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
-#pragma omp parallel for schedule(dynamic, 8) /* rows are independent; a slowed vCPU takes fewer */
+    int per = Cc >= PACK_ITEM ? 1 : PACK_ITEM / Cc;
+#pragma omp parallel for schedule(dynamic, per)
     for (int r = 0; r < R; r++) row_bf16_avx512(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
 }
 
@@ -380,48 +384,68 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
 #endif
 
 /* Column sums of Y = map(X, aux) (Y = X without a map) into db, and (d16 not NULL) Y rounded into d16 [R, C]
- * compact, in one pass; without d16 a map writes Y over X. The rows are walked in memory order, each adding
- * into a block of up to CS_W column sums that stays in L1; walking down a block of columns instead (a stride of
- * ld floats per row) touched a new page per row and cost several times the memory traffic's time in TLB misses
- * on the wide layers. Blocks are split over the threads, never the rows of a column, so each column's order is
- * fixed. A block's piece of each row is a page or less, where the hardware prefetcher starts over, so the rows
- * CS_AHEAD ahead are prefetched (measured 10-30% faster on 2400 x 2048 and 900 x 8192 at 1 and 2 threads). */
+ * compact, in one pass; without d16 a map writes Y over X. The pass is cut into tiles of consecutive rows
+ * times a block of up to CS_W columns (core/threads.h pvlm_threads_col_tiles: the order of every sum depends on
+ * R and C only), handed out dynamically. A tile walks its rows in memory order, adding into column sums that
+ * stay in L1. Splitting the rows, not only the columns, matters on this VM: two threads each summing one half
+ * of the same rows (the earlier split) ran 2-3.6x slower than two threads on different rows (1865 x 512 and
+ * x 2048 with the bf16 rounding, 2 threads, cold data), no faster than one thread. A tile's piece of a row is
+ * a page or less, where the hardware prefetcher starts over, so the rows CS_AHEAD ahead are prefetched
+ * (measured 10-30% faster on 2400 x 2048 and 900 x 8192 at 1 and 2 threads; without it one thread's pass ran
+ * 5x slower here). The groups' partials live on the stack (CS_PART floats). */
 #define CS_W 1024
 #define CS_AHEAD 4
-static void colsum_pass(float *db, uint16_t *d16, float *X, const float *aux, pvlm_mm_rowmap map, int R, int C,
-                        int ld) {
-    int bw, nblk = pvlm_threads_col_blocks(C, CS_W, &bw);
+#define CS_PART 16384 /* floats: 64 KB */
+#define CS_ROWS 64    /* the fewest rows in a group */
+static void colsum_tile(float *acc, uint16_t *d16, float *X, const float *aux, pvlm_mm_rowmap map, int r0, int r1,
+                        int R, int c0, int w, int C, int ld) {
 #ifdef PVLM_HAVE_DNNL
     int wide = cpu_avx512bf16(); /* colsum_row_avx512's ISA; d16 is only ever set where it holds */
 #endif
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < nblk; b++) {
-        int c0 = b * bw, w = C - c0 < bw ? C - c0 : bw;
-        if (w <= 0) continue;
-        float acc[CS_W], y[CS_W];
-        memset(acc, 0, sizeof(float) * (size_t)w);
-        for (int r = 0; r < R; r++) {
-            const float *x = X + (size_t)r * ld + c0;
-            if (r + CS_AHEAD < R)
-                for (int c = 0; c < w; c += 16) {
-                    __builtin_prefetch(x + (size_t)CS_AHEAD * ld + c);
-                    if (map) __builtin_prefetch(aux + (size_t)(r + CS_AHEAD) * ld + c0 + c);
-                }
-            if (map) { /* the row mapped: into X itself, or (only its rounding is kept) into y */
-                map(d16 ? y : X + (size_t)r * ld + c0, x, aux + (size_t)r * ld + c0, (size_t)w);
-                if (d16) x = y;
+    float y[CS_W];
+    memset(acc, 0, sizeof(float) * (size_t)w);
+    for (int r = r0; r < r1; r++) {
+        const float *x = X + (size_t)r * ld + c0;
+        if (r + CS_AHEAD < R)
+            for (int c = 0; c < w; c += 16) {
+                __builtin_prefetch(x + (size_t)CS_AHEAD * ld + c);
+                if (map) __builtin_prefetch(aux + (size_t)(r + CS_AHEAD) * ld + c0 + c);
             }
+        if (map) { /* the row mapped: into X itself, or (only its rounding is kept) into y */
+            map(d16 ? y : X + (size_t)r * ld + c0, x, aux + (size_t)r * ld + c0, (size_t)w);
+            if (d16) x = y;
+        }
 #ifdef PVLM_HAVE_DNNL
-            if (wide) {
-                colsum_row_avx512(acc, d16 ? d16 + (size_t)r * C + c0 : NULL, x, w);
-                continue;
-            }
+        if (wide) {
+            colsum_row_avx512(acc, d16 ? d16 + (size_t)r * C + c0 : NULL, x, w);
+            continue;
+        }
 #endif
 #pragma omp simd
-            for (int c = 0; c < w; c++) acc[c] += x[c];
-        }
-        for (int c = 0; c < w; c++) db[c0 + c] += acc[c];
+        for (int c = 0; c < w; c++) acc[c] += x[c];
     }
+}
+
+static void colsum_pass(float *db, uint16_t *d16, float *X, const float *aux, pvlm_mm_rowmap map, int R, int C,
+                        int ld) {
+    pvlm_col_tiles t = pvlm_threads_col_tiles(R, C, CS_W, CS_PART, CS_ROWS);
+    float part[CS_PART];                   /* [ngrp, C] when ngrp > 1 */
+#pragma omp parallel for schedule(dynamic) /* tiles are independent; a slowed vCPU takes fewer */
+    for (int i = 0; i < t.nblk * t.ngrp; i++) {
+        int b = i / t.ngrp, g = i % t.ngrp, c0 = b * t.width, w = C - c0 < t.width ? C - c0 : t.width;
+        int r0 = g * t.rows, r1 = R - r0 < t.rows ? R : r0 + t.rows;
+        if (w <= 0) continue;
+        float acc[CS_W];
+        colsum_tile(acc, d16, X, aux, map, r0, r1, R, c0, w, C, ld);
+        float *dst = t.ngrp > 1 ? part + (size_t)g * C + c0 : db + c0;
+        for (int c = 0; c < w; c++) dst[c] = t.ngrp > 1 ? acc[c] : dst[c] + acc[c];
+    }
+    if (t.ngrp > 1)
+        for (int c = 0; c < C; c++) {
+            float s = part[c];
+            for (int g = 1; g < t.ngrp; g++) s += part[(size_t)g * C + c];
+            db[c] += s;
+        }
 }
 
 void pvlm_matmul_colsum_map(pvlm_matmul *mm, float *db, float *X, const float *aux, pvlm_mm_rowmap map, int R, int C,

@@ -10,7 +10,10 @@
 
 /* Loops whose items are independent (rows, blocks of elements) hand them out dynamically: on a VM one vCPU can
  * run 1.1-1.4x slower than the other for minutes (bench_train_step's CPU balance line), and a static split waits
- * for the slower one. An item's result does not depend on the thread that computes it, so the bits do not move. */
+ * for the slower one. An item's result does not depend on the thread that computes it, so the bits do not move.
+ * Items are 64 KB of each stream or more where the work allows: two threads streaming neighbouring 16-32 KB
+ * items ran slower than on larger ones here (bench step, 2 threads, per-loop times: LayerNorm 16-row items 40 ->
+ * 31 ms a step with 64 rows, GELU's 16 KB blocks 15.5 -> 12 ms with 64 KB; model/optim.c's AdamW the same). */
 #define OP_CHUNK 16384 /* elements per item of the elementwise loops */
 
 /* ---------------------------------------------------------------- linear */
@@ -126,6 +129,7 @@ static int have_avx512f(void);
  * operations (C11 mode contracts nothing into FMAs, and the intrinsics below are separate multiplies and adds),
  * so the bits are those of the portable rows; the portable loops chain one add per cycle per row. */
 #define LN_LANES 16
+#define LN_ITEM 4 /* blocks of LN_LANES rows per work item, at most */
 
 /* Columns [c0, c0 + 16) of rows x[0..15] (stride C), transposed: col[c] holds column c0 + c. */
 __attribute__((target("avx512f"))) static void ln_load_cols(__m512 *col, const float *x, int C, int c0) {
@@ -236,8 +240,9 @@ __attribute__((target("avx512f"))) static void ln_bwd_rows16(const ln_args *a, i
 static void ln_rows(const ln_args *a, int N) {
 #ifdef __x86_64__
     if (have_avx512f()) {
-        int nblk = (N + LN_LANES - 1) / LN_LANES;
-#pragma omp parallel for schedule(dynamic)
+        int nblk = (N + LN_LANES - 1) / LN_LANES, per = nblk / (4 * pvlm_threads_get());
+        per = per < 1 ? 1 : per > LN_ITEM ? LN_ITEM : per; /* LN_ITEM blocks an item, >= 4 items a thread */
+#pragma omp parallel for schedule(dynamic, per)
         for (int k = 0; k < nblk; k++) {
             int n0 = k * LN_LANES;
             if (N - n0 >= LN_LANES)
@@ -267,30 +272,51 @@ void pvlm_op_layernorm_fwd(void *out, int out_bf16, float *mean, float *rstd, co
     ln_rows(&a, N);
 }
 
-/* dw, db: column sums in row order, as the bias gradient (model/matmul.c): blocks of whole columns over the
- * threads, each walking the rows in memory order. */
+/* dw, db: column sums as the bias gradient's (model/matmul.c colsum_pass): tiles of consecutive rows times a
+ * block of columns, handed out dynamically, each walking its rows in memory order; the groups' partials are
+ * added in group order, so the bits depend on N and C only. */
 #define LN_COLS 1024
+#define LN_PART 8192 /* floats of each of the two sums' group partials, on the stack */
+#define LN_GROUP_ROWS 64
+static void ln_param_tile(float *aw, float *ab, const float *dout, const float *in, const float *mean,
+                          const float *rstd, int n0, int n1, int c0, int wd, int C) {
+    memset(aw, 0, sizeof(float) * (size_t)wd);
+    memset(ab, 0, sizeof(float) * (size_t)wd);
+    for (int n = n0; n < n1; n++) {
+        const float *x = in + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
+        float m = mean[n], r = rstd[n];
+#pragma omp simd
+        for (int c = 0; c < wd; c++) {
+            aw[c] += dy[c] * (x[c] - m) * r;
+            ab[c] += dy[c];
+        }
+    }
+}
+
 static void ln_param_grads(float *dw, float *db, const float *dout, const float *in, const float *mean,
                            const float *rstd, int N, int C) {
-    int bw, nblk = pvlm_threads_col_blocks(C, LN_COLS, &bw);
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < nblk; k++) {
-        int c0 = k * bw, wd = C - c0 < bw ? C - c0 : bw;
+    pvlm_col_tiles t = pvlm_threads_col_tiles(N, C, LN_COLS, LN_PART, LN_GROUP_ROWS);
+    float pw[LN_PART], pb[LN_PART];        /* [ngrp, C] when ngrp > 1 */
+#pragma omp parallel for schedule(dynamic) /* tiles are independent; a slowed vCPU takes fewer */
+    for (int i = 0; i < t.nblk * t.ngrp; i++) {
+        int b = i / t.ngrp, g = i % t.ngrp, c0 = b * t.width, wd = C - c0 < t.width ? C - c0 : t.width;
+        int n0 = g * t.rows, n1 = N - n0 < t.rows ? N : n0 + t.rows;
         if (wd <= 0) continue;
         float aw[LN_COLS], ab[LN_COLS];
-        memset(aw, 0, sizeof(float) * (size_t)wd);
-        memset(ab, 0, sizeof(float) * (size_t)wd);
-        for (int n = 0; n < N; n++) {
-            const float *x = in + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
-            float m = mean[n], r = rstd[n];
-#pragma omp simd
-            for (int c = 0; c < wd; c++) {
-                aw[c] += dy[c] * (x[c] - m) * r;
-                ab[c] += dy[c];
-            }
+        ln_param_tile(aw, ab, dout, in, mean, rstd, n0, n1, c0, wd, C);
+        if (t.ngrp > 1) {
+            memcpy(pw + (size_t)g * C + c0, aw, sizeof(float) * (size_t)wd);
+            memcpy(pb + (size_t)g * C + c0, ab, sizeof(float) * (size_t)wd);
+        } else {
+            for (int c = 0; c < wd; c++) dw[c0 + c] += aw[c], db[c0 + c] += ab[c];
         }
-        for (int c = 0; c < wd; c++) dw[c0 + c] += aw[c], db[c0 + c] += ab[c];
     }
+    if (t.ngrp > 1)
+        for (int c = 0; c < C; c++) {
+            float sw = pw[c], sb = pb[c];
+            for (int g = 1; g < t.ngrp; g++) sw += pw[(size_t)g * C + c], sb += pb[(size_t)g * C + c];
+            dw[c] += sw, db[c] += sb;
+        }
 }
 
 void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
@@ -467,7 +493,7 @@ static softmax_row_fn softmax_row_fast(void) {
     return have_avx512f() ? softmax_row_512 : softmax_row_base;
 }
 
-#define GELU_BLOCK 4096 /* elements per parallel work item */
+#define GELU_BLOCK 16384 /* elements per parallel work item (64 KB: see OP_CHUNK's comment) */
 
 void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
@@ -475,7 +501,7 @@ void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
 #pragma omp parallel for schedule(dynamic)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * GELU_BLOCK, m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
-        if (out_bf16) { /* the block in L1, then rounded */
+        if (out_bf16) { /* the block in cache, then rounded */
             float t[GELU_BLOCK];
             (wide ? gelu_fwd_512 : gelu_fwd_base)(t, in + i0, m);
             pvlm_bf16_round_n((uint16_t *)out + i0, t, m);

@@ -201,17 +201,26 @@ static void test_threads(void) {
     CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
     CHECK(pvlm_threads_cpus(&one) == 1 && pvlm_threads_resolve(0) == 1);
     CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
-    /* column blocks: whole 64-byte lines, at most the width asked, covering every column, none empty but
-     * possibly the last */
-    int cols[] = {1, 15, 16, 33, 512, 1000, 1024, 1025, 2048, 3000, 8192};
+    /* column-sum tiles: whole 64-byte lines at most the width asked covering every column; row groups covering
+     * every row, none empty, of at least the rows asked unless there is one; partials within the budget; and
+     * the same tiles at every thread count (the sums' order must not depend on it) */
+    int cols[] = {1, 15, 16, 33, 512, 1000, 1024, 1025, 2048, 3000, 8192, 20000};
+    int rows[] = {0, 1, 63, 64, 200, 779, 1865, 100000};
+    pvlm_col_tiles first_t[12][8];
     for (int t = 1; t <= 3; t++) {
         pvlm_threads_set(t);
-        for (int i = 0; i < (int)(sizeof cols / sizeof *cols); i++) {
-            int w = 0, nb = pvlm_threads_col_blocks(cols[i], 1024, &w);
-            CHECK(nb >= 1 && w % 16 == 0 && w >= 16 && w <= 1024);
-            CHECK((long)nb * w >= cols[i] && (long)(nb - 1) * w < cols[i] + w);
-            if (cols[i] >= 32 * t) CHECK(nb >= t);
-        }
+        for (int i = 0; i < (int)(sizeof cols / sizeof *cols); i++)
+            for (int j = 0; j < (int)(sizeof rows / sizeof *rows); j++) {
+                int C = cols[i], R = rows[j];
+                pvlm_col_tiles x = pvlm_threads_col_tiles(R, C, 1024, 16384, 64);
+                CHECK(x.nblk >= 1 && x.width % 16 == 0 && x.width >= 16 && x.width <= 1024);
+                CHECK((long)x.nblk * x.width >= C && (long)(x.nblk - 1) * x.width < C);
+                CHECK(x.ngrp >= 1 && x.rows >= 1 && (long)x.ngrp * x.rows >= R);
+                CHECK(R == 0 ? x.ngrp == 1 : (long)(x.ngrp - 1) * x.rows < R);
+                CHECK(x.ngrp == 1 || ((long)x.ngrp * C <= 16384 && x.rows >= 64));
+                if (t == 1) first_t[i][j] = x;
+                CHECK(!memcmp(&x, &first_t[i][j], sizeof x));
+            }
     }
     pvlm_threads_set(1);
 }

@@ -4,11 +4,13 @@
  * in double); the analytic gradient is the op's backward with dout = R. Finite differences perturb one
  * input element by +-eps. Float forward passes bound the achievable agreement, so the check is
  * |fd - g| <= tol * max(|g| over the tensor) + tol * |g|. LayerNorm's vectorised rows are also checked bit for
- * bit against its definition a row at a time.
+ * bit against its definition a row at a time, and the column sums (bias and LayerNorm parameter gradients),
+ * which split long columns into row groups, for bits that do not depend on the thread count.
  */
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "harness.h"
 #include "model/matmul.h"
 #include "model/ops.h"
@@ -351,6 +353,57 @@ static void test_conv_groupnorm(void) {
     check_grad("conv3x3+groupnorm.in", c.x, dx, sizeof c.x / 4, conv_obj, &c, 1e-2f, 3e-3);
 }
 
+/* ---------------------------------------------------------------- column sums */
+
+/* The bias gradient (pvlm_matmul_colsum, fp32 and bf16 contexts) and LayerNorm's parameter gradients on R x C
+ * with R long enough for several row groups: the same bits at 1, 2 and 3 threads (the groups depend on R and C
+ * only), and within the float summation bound of the double sums: (R - 1) u sum|x| per column, u = 2^-24. */
+static void colsum_case(pvlm_matmul *mm, int R, int C) {
+    size_t n = (size_t)R * C;
+    float *x = malloc(4 * n), *dy = malloc(4 * n), *mean = malloc(4 * R), *rstd = malloc(4 * R);
+    float *db[3], *dw[3], *lb[3], *din = malloc(4 * n);
+    fill(x, n, 1), fill(dy, n, 1), fill(mean, R, 0.1f), fill(rstd, R, 1);
+    int bad = 0;
+    for (int t = 0; t < 3; t++) {
+        pvlm_threads_set(t + 1);
+        db[t] = calloc(C, 4), dw[t] = calloc(C, 4), lb[t] = calloc(C, 4);
+        pvlm_matmul_colsum(mm, db[t], x, R, C, C);
+        pvlm_op_layernorm_bwd(din, dw[t], lb[t], dy, x, x, mean, rstd, R, C); /* w = x: any values do */
+        if (t) bad += memcmp(db[t], db[0], 4 * C) || memcmp(dw[t], dw[0], 4 * C) || memcmp(lb[t], lb[0], 4 * C);
+    }
+    pvlm_threads_set(1);
+    CHECK_MSG(!bad, "column sums %d x %d (%s): bits depend on the thread count", R, C, mm ? "bf16 context" : "fp32");
+    double worst = 0;
+    for (int c = 0; c < C; c++) {
+        double s = 0, a = 0, sw = 0, aw = 0, sb = 0, ab = 0;
+        for (int r = 0; r < R; r++) {
+            size_t i = (size_t)r * C + c;
+            double w = (double)(float)(dy[i] * (x[i] - mean[r]) * rstd[r]); /* the op's float terms */
+            s += x[i], a += fabs(x[i]), sw += w, aw += fabs(w), sb += dy[i], ab += fabs(dy[i]);
+        }
+        double u = (R - 1) * 0x1p-24;
+        double e =
+            fmax(fabs(db[0][c] - s) / (u * a), fmax(fabs(dw[0][c] - sw) / (u * aw), fabs(lb[0][c] - sb) / (u * ab)));
+        worst = fmax(worst, e);
+    }
+    CHECK_MSG(worst <= 1.0, "column sums %d x %d: error %.2f x the summation bound", R, C, worst);
+    for (int t = 0; t < 3; t++) free(db[t]), free(dw[t]), free(lb[t]);
+    free(x), free(dy), free(mean), free(rstd), free(din);
+}
+
+static void test_column_sums(void) {
+    int shapes[][2] = {{300, 96}, {1000, 40}, {1865, 512}, {200, 1100}, {130, 2100}};
+    pvlm_matmul *mm = NULL;
+    pvlm_err err;
+    if (pvlm_bf16_available(NULL, 0) && pvlm_matmul_create(&mm, PVLM_PREC_BF16, &err)) mm = NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        colsum_case(NULL, shapes[i][0], shapes[i][1]);
+        if (mm) colsum_case(mm, shapes[i][0], shapes[i][1]);
+    }
+    pvlm_matmul_free(mm);
+    printf("  column sums: the same bits at 1, 2 and 3 threads, within the summation bound\n");
+}
+
 int main(void) {
     pvlm_rng_seed(&g_rng, 1234, 1);
     test_linear();
@@ -361,5 +414,6 @@ int main(void) {
     test_ce();
     test_patch_stem();
     test_conv_groupnorm();
+    test_column_sums();
     return pvlm_test_done("gradcheck_ops");
 }
