@@ -3,6 +3,7 @@
 
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -63,7 +64,33 @@ pvlm_col_tiles pvlm_threads_col_tiles(int R, int C, int max_width, int max_parti
     if (t.ngrp < 2) t.ngrp = 1;
     t.rows = R > 0 ? (R + t.ngrp - 1) / t.ngrp : 1;
     t.ngrp = R > 0 ? (R + t.rows - 1) / t.rows : 1; /* no empty group */
+    t.R = R, t.C = C;
     return t;
+}
+
+pvlm_col_tile pvlm_threads_col_tile(const pvlm_col_tiles *t, int i) {
+    pvlm_col_tile k;
+    k.g = i % t->ngrp, k.c0 = i / t->ngrp * t->width;
+    k.w = t->C - k.c0 < t->width ? t->C - k.c0 : t->width;
+    k.r0 = k.g * t->rows, k.r1 = t->R - k.r0 < t->rows ? t->R : k.r0 + t->rows;
+    return k;
+}
+
+void pvlm_threads_col_tile_put(const pvlm_col_tiles *t, const pvlm_col_tile *k, const float *acc, float *dst,
+                               float *part) {
+    if (t->ngrp > 1)
+        memcpy(part + (size_t)k->g * t->C + k->c0, acc, sizeof(float) * (size_t)k->w);
+    else
+        for (int c = 0; c < k->w; c++) dst[k->c0 + c] += acc[c];
+}
+
+void pvlm_threads_col_tiles_add(const pvlm_col_tiles *t, float *dst, const float *part) {
+    if (t->ngrp < 2) return;
+    for (int c = 0; c < t->C; c++) {
+        float s = part[c];
+        for (int g = 1; g < t->ngrp; g++) s += part[(size_t)g * t->C + c];
+        dst[c] += s;
+    }
 }
 
 int pvlm_threads_set(int n) {

@@ -233,11 +233,9 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void row_bf16_avx5
 
 /* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
  * oneDNN's (a column-major memory layout), not copied here. Rows are handed out dynamically (a slowed vCPU
- * takes fewer), PACK_ITEM floats of them or more at a time: two threads on neighbouring 8-row items (16 KB of a
- * weight's rows) took 13 ms a bench step against 9.5 ms on 64 KB items (2 threads, per-loop times). */
-#define PACK_ITEM 16384
+ * takes fewer), PVLM_THREADS_ITEM floats of them or more at a time (core/threads.h). */
 static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
-    int per = Cc >= PACK_ITEM ? 1 : PACK_ITEM / Cc;
+    int per = Cc >= PVLM_THREADS_ITEM ? 1 : PVLM_THREADS_ITEM / Cc;
 #pragma omp parallel for schedule(dynamic, per)
     for (int r = 0; r < R; r++) row_bf16_avx512(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
 }
@@ -432,20 +430,13 @@ static void colsum_pass(float *db, uint16_t *d16, float *X, const float *aux, pv
     float part[CS_PART];                   /* [ngrp, C] when ngrp > 1 */
 #pragma omp parallel for schedule(dynamic) /* tiles are independent; a slowed vCPU takes fewer */
     for (int i = 0; i < t.nblk * t.ngrp; i++) {
-        int b = i / t.ngrp, g = i % t.ngrp, c0 = b * t.width, w = C - c0 < t.width ? C - c0 : t.width;
-        int r0 = g * t.rows, r1 = R - r0 < t.rows ? R : r0 + t.rows;
-        if (w <= 0) continue;
+        pvlm_col_tile k = pvlm_threads_col_tile(&t, i);
+        if (k.w <= 0) continue;
         float acc[CS_W];
-        colsum_tile(acc, d16, X, aux, map, r0, r1, R, c0, w, C, ld);
-        float *dst = t.ngrp > 1 ? part + (size_t)g * C + c0 : db + c0;
-        for (int c = 0; c < w; c++) dst[c] = t.ngrp > 1 ? acc[c] : dst[c] + acc[c];
+        colsum_tile(acc, d16, X, aux, map, k.r0, k.r1, R, k.c0, k.w, C, ld);
+        pvlm_threads_col_tile_put(&t, &k, acc, db, part);
     }
-    if (t.ngrp > 1)
-        for (int c = 0; c < C; c++) {
-            float s = part[c];
-            for (int g = 1; g < t.ngrp; g++) s += part[(size_t)g * C + c];
-            db[c] += s;
-        }
+    pvlm_threads_col_tiles_add(&t, db, part);
 }
 
 void pvlm_matmul_colsum_map(pvlm_matmul *mm, float *db, float *X, const float *aux, pvlm_mm_rowmap map, int R, int C,

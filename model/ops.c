@@ -11,10 +11,7 @@
 /* Loops whose items are independent (rows, blocks of elements) hand them out dynamically: on a VM one vCPU can
  * run 1.1-1.4x slower than the other for minutes (bench_train_step's CPU balance line), and a static split waits
  * for the slower one. An item's result does not depend on the thread that computes it, so the bits do not move.
- * Items are 64 KB of each stream or more where the work allows: two threads streaming neighbouring 16-32 KB
- * items ran slower than on larger ones here (bench step, 2 threads, per-loop times: LayerNorm 16-row items 40 ->
- * 31 ms a step with 64 rows, GELU's 16 KB blocks 15.5 -> 12 ms with 64 KB; model/optim.c's AdamW the same). */
-#define OP_CHUNK 16384 /* elements per item of the elementwise loops */
+ * Items are PVLM_THREADS_ITEM floats (core/threads.h: 64 KB) where the work allows. */
 
 /* ---------------------------------------------------------------- linear */
 
@@ -299,24 +296,15 @@ static void ln_param_grads(float *dw, float *db, const float *dout, const float 
     float pw[LN_PART], pb[LN_PART];        /* [ngrp, C] when ngrp > 1 */
 #pragma omp parallel for schedule(dynamic) /* tiles are independent; a slowed vCPU takes fewer */
     for (int i = 0; i < t.nblk * t.ngrp; i++) {
-        int b = i / t.ngrp, g = i % t.ngrp, c0 = b * t.width, wd = C - c0 < t.width ? C - c0 : t.width;
-        int n0 = g * t.rows, n1 = N - n0 < t.rows ? N : n0 + t.rows;
-        if (wd <= 0) continue;
+        pvlm_col_tile k = pvlm_threads_col_tile(&t, i);
+        if (k.w <= 0) continue;
         float aw[LN_COLS], ab[LN_COLS];
-        ln_param_tile(aw, ab, dout, in, mean, rstd, n0, n1, c0, wd, C);
-        if (t.ngrp > 1) {
-            memcpy(pw + (size_t)g * C + c0, aw, sizeof(float) * (size_t)wd);
-            memcpy(pb + (size_t)g * C + c0, ab, sizeof(float) * (size_t)wd);
-        } else {
-            for (int c = 0; c < wd; c++) dw[c0 + c] += aw[c], db[c0 + c] += ab[c];
-        }
+        ln_param_tile(aw, ab, dout, in, mean, rstd, k.r0, k.r1, k.c0, k.w, C);
+        pvlm_threads_col_tile_put(&t, &k, aw, dw, pw);
+        pvlm_threads_col_tile_put(&t, &k, ab, db, pb);
     }
-    if (t.ngrp > 1)
-        for (int c = 0; c < C; c++) {
-            float sw = pw[c], sb = pb[c];
-            for (int g = 1; g < t.ngrp; g++) sw += pw[(size_t)g * C + c], sb += pb[(size_t)g * C + c];
-            dw[c] += sw, db[c] += sb;
-        }
+    pvlm_threads_col_tiles_add(&t, dw, pw);
+    pvlm_threads_col_tiles_add(&t, db, pb);
 }
 
 void pvlm_op_layernorm_bwd(float *din, float *dw, float *db, const float *dout, const float *in,
@@ -493,7 +481,7 @@ static softmax_row_fn softmax_row_fast(void) {
     return have_avx512f() ? softmax_row_512 : softmax_row_base;
 }
 
-#define GELU_BLOCK 16384 /* elements per parallel work item (64 KB: see OP_CHUNK's comment) */
+#define GELU_BLOCK PVLM_THREADS_ITEM /* elements per parallel work item */
 
 void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
@@ -892,11 +880,11 @@ void pvlm_op_zero(float *x, size_t n) {
 }
 
 void pvlm_op_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(dynamic, OP_CHUNK)
+#pragma omp parallel for schedule(dynamic, PVLM_THREADS_ITEM)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 void pvlm_op_add(float *y, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(dynamic, OP_CHUNK)
+#pragma omp parallel for schedule(dynamic, PVLM_THREADS_ITEM)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }

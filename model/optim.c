@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/threads.h"
+
 void pvlm_optim_config_default(pvlm_optim_config *c) {
     memset(c, 0, sizeof *c);
     c->lr = 1e-4, c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8, c->weight_decay = 0.01;
@@ -128,18 +130,14 @@ __attribute__((target("avx512f"))) static void adamw_span_512(float *p, const fl
     adamw_span(p, g, m1, m2, n, c);
 }
 
-/* Elements per parallel work item. Two threads updating neighbouring 16 KB items ran 1.4-1.8x slower than on
- * items of 64 KB or more (bench model, 2 threads: 26-36 ms against 16-23 ms; 1 thread unchanged), so items
- * are 64 KB of each buffer. */
-#define ADAM_CHUNK 16384
-
-/* View vi's part of [off, end) as [*a, *b), and its item count (0: outside the range or not trained). */
+/* View vi's part of [off, end) as [*a, *b), and its count of work items of PVLM_THREADS_ITEM elements
+ * (core/threads.h; 0: outside the range or not trained). */
 static size_t view_items(const pvlm_model *m, int vi, size_t off, size_t end, const uint8_t *trainable, size_t *a,
                          size_t *b) {
     const pvlm_view *v = &m->views[vi];
     *a = v->offset > off ? v->offset : off, *b = v->offset + v->numel < end ? v->offset + v->numel : end;
     if (*a >= *b || (trainable && !trainable[vi])) return 0;
-    return (*b - *a + ADAM_CHUNK - 1) / ADAM_CHUNK;
+    return (*b - *a + PVLM_THREADS_ITEM - 1) / PVLM_THREADS_ITEM;
 }
 
 void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, float *m2, size_t off,
@@ -166,7 +164,8 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
             while (j >= first + cnt) first += cnt, cnt = view_items(m, ++vi, off, end, trainable, &a, &b);
             adamw_c kv = k;
             kv.decay = pvlm_view_decays(&m->views[vi]) ? decay : 1.0f;
-            size_t i = a - off + (j - first) * ADAM_CHUNK, len = b - off - i < ADAM_CHUNK ? b - off - i : ADAM_CHUNK;
+            size_t i = a - off + (j - first) * PVLM_THREADS_ITEM, len = b - off - i;
+            if (len > PVLM_THREADS_ITEM) len = PVLM_THREADS_ITEM;
             (wide ? adamw_span_512 : adamw_span_base)(p + i, g + i, m1 + i, m2 + i, len, &kv);
         }
     }

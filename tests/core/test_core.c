@@ -222,6 +222,32 @@ static void test_threads(void) {
                 CHECK(!memcmp(&x, &first_t[i][j], sizeof x));
             }
     }
+    /* the tiles cover every element once, and put + add give each column's sum (small integers: exact) */
+    int shapes[][2] = {{200, 96}, {130, 2100}, {1000, 40}, {5, 33}, {0, 16}};
+    for (int s = 0; s < 5; s++) {
+        int R = shapes[s][0], C = shapes[s][1], bad = 0;
+        pvlm_col_tiles x = pvlm_threads_col_tiles(R, C, 1024, 16384, 64);
+        unsigned char *seen = calloc((size_t)R * C + 1, 1);
+        float *part = malloc(sizeof(float) * 16384), *sum = calloc((size_t)C, sizeof(float)), acc[1024];
+        for (int i = 0; i < x.nblk * x.ngrp; i++) {
+            pvlm_col_tile k = pvlm_threads_col_tile(&x, i);
+            if (k.w <= 0) continue;
+            for (int c = 0; c < k.w; c++) acc[c] = 0.0f;
+            for (int r = k.r0; r < k.r1; r++)
+                for (int c = 0; c < k.w; c++)
+                    seen[(size_t)r * C + k.c0 + c]++, acc[c] += (float)(r % 7 + (k.c0 + c) % 5);
+            pvlm_threads_col_tile_put(&x, &k, acc, sum, part);
+        }
+        pvlm_threads_col_tiles_add(&x, sum, part);
+        for (size_t e = 0; e < (size_t)R * C; e++) bad += seen[e] != 1;
+        for (int c = 0; c < C; c++) {
+            long want = 0;
+            for (int r = 0; r < R; r++) want += r % 7 + c % 5;
+            bad += sum[c] != (float)want;
+        }
+        CHECK_MSG(!bad, "column tiles %d x %d: %d elements not covered once or sums wrong", R, C, bad);
+        free(seen), free(part), free(sum);
+    }
     pvlm_threads_set(1);
 }
 
