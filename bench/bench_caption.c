@@ -124,9 +124,11 @@ int main(int argc, char **argv) {
                 return 1;
             }
             if (timed_decode(&m, &b, &dc, reps, threads, ids + pi * nid, len + pi * B, &med, &medc)) return 1;
-            printf("  beam %d %s: %.1f images/s wall, %.1f images/s by CPU time / threads (median of %d; %.3f s wall "
-                   "per batch of %d)\n",
-                   beams[k], pvlm_precision_name((pvlm_precision)pi), B / med, B / medc, reps < 16 ? reps : 16, med, B);
+            printf("  beam %d %s%s: %.1f images/s wall, %.1f images/s by CPU time / threads (median of %d; %.3f s "
+                   "wall per batch of %d)\n",
+                   beams[k], pvlm_precision_name((pvlm_precision)pi),
+                   pvlm_matmul_emulated(m.mm) ? " EMULATED (PVLM_BF16_EMULATE: not bf16 hardware's speed)" : "",
+                   B / med, B / medc, reps < 16 ? reps : 16, med, B);
         }
         if (prec == PVLM_PREC_BF16) compare_captions(ids, len, ids + nid, len + B, B, max_len, beams[k]);
     }

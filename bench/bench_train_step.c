@@ -438,6 +438,9 @@ static int bench_setup(bench *x, const char *tmp, const char *recompute, pvlm_er
     if (pvlm_model_set_recompute(&x->m, recompute, err)) return -1;
     if (x->bf16 && pvlm_model_set_precision(&x->m, PVLM_PREC_BF16, err)) return -1;
     printf("precision %s%s, recompute %s\n", x->precision, x->bf16 ? " (and fp32 for comparison)" : "", recompute);
+    if (pvlm_matmul_emulated(x->m.mm))
+        printf("WARNING: bf16 is EMULATED (PVLM_BF16_EMULATE: fp32 products on bf16 operands): its timings and its "
+               "\"bf16 peak\" are not bf16 hardware's\n");
     return 0;
 }
 

@@ -78,6 +78,12 @@ int pvlm_bf16_available(char *why, size_t why_size) {
     return reason == NULL;
 }
 
+/* PVLM_BF16_EMULATE set and not "0": where the CPU (or the build) has no bf16 products, run bf16 emulated. */
+static int emulation_requested(void) {
+    const char *e = getenv("PVLM_BF16_EMULATE");
+    return e && *e && strcmp(e, "0");
+}
+
 char *openblas_get_corename(void); /* OpenBLAS's own API, not in cblas.h */
 
 /* ISA level of an OpenBLAS x86-64 kernel set (its dynamic-arch core names) and of this CPU. */
@@ -136,6 +142,9 @@ struct pvlm_matmul {
     size_t a_cap, b_cap; /* elements */
     const float *a_src;  /* the stored matrix a16 holds (rows, cols, ld), for PVLM_MM_A_AGAIN */
     int a_R, a_C, a_ld;
+    int emul;       /* bf16 emulated: the products run in fp32 on the bf16 operands (pvlm_matmul_emulated) */
+    float *f32;     /* the emulation's fp32 copies of the operands (and of a bf16 result) */
+    size_t f32_cap; /* floats */
     unsigned gen; /* bumped by pvlm_matmul_weights_changed */
     wcache w[MAX_WEIGHTS];
     int n_w;
@@ -155,13 +164,17 @@ struct pvlm_matmul {
 int pvlm_matmul_create(pvlm_matmul **out, pvlm_precision p, pvlm_err *err) {
     *out = NULL;
     char why[160];
-    if (p == PVLM_PREC_BF16 && !pvlm_bf16_available(why, sizeof why))
-        return pvlm_err_set(err, PVLM_EINVAL, "--precision bf16 unavailable: %s; use --precision fp32", why);
+    int emul = p == PVLM_PREC_BF16 && !pvlm_bf16_available(why, sizeof why);
+    if (emul && !emulation_requested())
+        return pvlm_err_set(err, PVLM_EINVAL,
+                            "--precision bf16 unavailable: %s; use --precision fp32, or set PVLM_BF16_EMULATE=1 to "
+                            "emulate bf16 (its numerics, with fp32 products: slower than fp32)",
+                            why);
     pvlm_matmul *mm = pvlm_alloc(sizeof *mm, err); /* zero-filled */
     if (!mm) return -1;
-    mm->prec = p;
+    mm->prec = p, mm->emul = emul;
 #ifdef PVLM_HAVE_DNNL
-    if (p == PVLM_PREC_BF16) {
+    if (p == PVLM_PREC_BF16 && !emul) {
         if (dnnl_engine_create(&mm->eng, dnnl_cpu, 0) != dnnl_success ||
             dnnl_stream_create(&mm->stream, mm->eng, dnnl_stream_default_flags) != dnnl_success) {
             pvlm_matmul_free(mm);
@@ -183,10 +196,15 @@ void pvlm_matmul_free(pvlm_matmul *mm) {
     for (int i = 0; i < mm->n_w; i++) pvlm_free(mm->w[i].bf);
     pvlm_free(mm->a16);
     pvlm_free(mm->b16);
+    pvlm_free(mm->f32);
     pvlm_free(mm);
 }
 
 pvlm_precision pvlm_matmul_precision(const pvlm_matmul *mm) { return mm ? mm->prec : PVLM_PREC_FP32; }
+
+int pvlm_matmul_emulated(const pvlm_matmul *mm) {
+    return mm && mm->emul;
+}
 
 void pvlm_matmul_weights_changed(pvlm_matmul *mm) {
     if (mm) mm->gen++;
@@ -231,15 +249,6 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void row_bf16_avx5
     }
 }
 
-/* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
- * oneDNN's (a column-major memory layout), not copied here. Rows are handed out dynamically (a slowed vCPU
- * takes fewer), PVLM_THREADS_ITEM floats of them or more at a time (core/threads.h). */
-static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
-    int per = Cc >= PVLM_THREADS_ITEM ? 1 : PVLM_THREADS_ITEM / Cc;
-#pragma omp parallel for schedule(dynamic, per)
-    for (int r = 0; r < R; r++) row_bf16_avx512(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
-}
-
 /* acc[0..w) += x[0..w), and x rounded into d (bf16x32) unless d is NULL: each 32 floats loaded once. The sums
  * are the portable loop's, column by column (the bits do not depend on the path). */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void colsum_row_avx512(float *acc, uint16_t *d,
@@ -253,6 +262,29 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void colsum_row_av
     }
 }
 
+#endif
+
+/* x[0..n) rounded to bf16 into d: the CPU's conversion (bf16x32) where it has one, else to_bf16, which gives
+ * the same bits but for fp32 denormals (see bf16x32). */
+static void row_bf16(uint16_t *d, const float *x, int n) {
+#ifdef PVLM_HAVE_DNNL
+    if (cpu_avx512bf16()) {
+        row_bf16_avx512(d, x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) d[i] = to_bf16(x[i]);
+}
+
+/* dst [R, Cc] compact row-major bf16 = X [R, ld] (its first Cc columns), rounded; the transposes are
+ * oneDNN's (a column-major memory layout), not copied here. Rows are handed out dynamically (a slowed vCPU
+ * takes fewer), PVLM_THREADS_ITEM floats of them or more at a time (core/threads.h). */
+static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
+    int per = Cc >= PVLM_THREADS_ITEM ? 1 : PVLM_THREADS_ITEM / Cc;
+#pragma omp parallel for schedule(dynamic, per)
+    for (int r = 0; r < R; r++) row_bf16(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
+}
+
 static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
     if (n <= *cap) return 0;
     pvlm_free(*buf);
@@ -261,6 +293,7 @@ static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
     return *buf ? 0 : -1;
 }
 
+#ifdef PVLM_HAVE_DNNL
 /* The matmul primitive for bf16 op(A) [M,K] x op(B) [K,N] -> f32 [M,N] (bf16 when c16), all dims set at run
  * time, A / B row-major or (ta / tb) column-major, dst = alpha * AB + beta * dst (output scale and sum
  * post-op), plus an f32 [1,N] bias row when bias (added by oneDNN after the accumulation: no pass over dst
@@ -311,6 +344,94 @@ static dnnl_primitive_t get_prim(pvlm_matmul *mm, int ta, int tb, float alpha, f
     return prim;
 }
 
+/* C = alpha * op(A) @ op(B) + beta * C (+ bias) on bf16 operands in oneDNN (get_prim). */
+static void product_dnnl(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const uint16_t *a16,
+                         int lda, const uint16_t *b16, int ldb, float beta, const float *bias, void *C, int ldc,
+                         int c16) {
+    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta, bias != NULL, c16);
+    if (!prim) return;
+    /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
+    dnnl_dims_t da = {M, K}, sa = {ta ? 1 : lda, ta ? lda : 1}, db = {K, N}, sb = {tb ? 1 : ldb, tb ? ldb : 1};
+    dnnl_dims_t dc = {M, N}, sc = {ldc, 1}, dbi = {1, N}, sbi = {N, 1};
+    dnnl_memory_desc_t a, b, c, bi;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbi = NULL;
+    int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&c, 2, dc, c16 ? dnnl_bf16 : dnnl_f32, sc) == dnnl_success &&
+             dnnl_memory_create(&ma, &a, mm->eng, (void *)a16) == dnnl_success &&
+             dnnl_memory_create(&mb, &b, mm->eng, (void *)b16) == dnnl_success &&
+             dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
+    if (ok && bias)
+        ok = dnnl_memory_desc_init_by_strides(&bi, 2, dbi, dnnl_f32, sbi) == dnnl_success &&
+             dnnl_memory_create(&mbi, &bi, mm->eng, (void *)bias) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[4] = {
+            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbi}};
+        ok = dnnl_primitive_execute(prim, mm->stream, bias ? 4 : 3, args) == dnnl_success &&
+             dnnl_stream_wait(mm->stream) == dnnl_success;
+    }
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (mbi) dnnl_memory_destroy(mbi);
+    if (!ok) pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN failed on [%d x %d] x [%d x %d]", M, K, K, N);
+}
+#endif
+
+/* ---------------------------------------------------------------- bf16 emulated
+ * Where the CPU has no bf16 products and PVLM_BF16_EMULATE asks for them anyway, every bf16 product takes the
+ * operands the bf16 path would give its kernels (rounded to bf16 by the same code, weight copies and repeated
+ * A included) and multiplies them in fp32. The product of two bf16 values (8 significant bits each) is exact
+ * in fp32 (24), so each term is the one VDPBF16PS forms and only the order of the fp32 accumulation differs:
+ * the numerics of bf16, at the speed of fp32 or below. For checking a bf16 run on any machine, and for the
+ * tests of the bf16 path on CPUs without it. */
+
+/* The bf16 value h as a float (exact). */
+static inline float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static int grow32(pvlm_matmul *mm, size_t n) {
+    if (n <= mm->f32_cap) return 0;
+    pvlm_free(mm->f32);
+    mm->f32 = pvlm_alloc(n * sizeof(float), &mm->err);
+    mm->f32_cap = mm->f32 ? n : 0;
+    return mm->f32 ? 0 : -1;
+}
+
+/* y [R, C] compact floats = the bf16 values x [R, C] (row stride ld), exactly. */
+static void widen_bf16(float *y, const uint16_t *x, int ld, int R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) y[(size_t)r * C + c] = from_bf16(x[(size_t)r * ld + c]);
+}
+
+/* product_dnnl's contract in fp32 products: the widened operands through cblas_sgemm (alpha, beta), the bias
+ * added after the accumulation and a bf16 result rounded from the fp32 one, as oneDNN does. */
+static void product_emul(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const uint16_t *a16,
+                         int lda, const uint16_t *b16, int ldb, float beta, const float *bias, void *C, int ldc,
+                         int c16) {
+    int aR = ta ? K : M, aC = ta ? M : K, bR = tb ? N : K, bC = tb ? K : N;
+    size_t na = (size_t)aR * aC, nb = (size_t)bR * bC;
+    if (grow32(mm, na + nb + (c16 ? (size_t)M * N : 0))) return;
+    float *a = mm->f32, *b = a + na, *c = c16 ? b + nb : C;
+    int ldcf = c16 ? N : ldc;
+    widen_bf16(a, a16, lda, aR, aC);
+    widen_bf16(b, b16, ldb, bR, bC);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, aC, b,
+                bC, beta, c, ldcf);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < M; r++) {
+        float *y = c + (size_t)r * ldcf;
+        if (bias)
+            for (int j = 0; j < N; j++) y[j] += bias[j];
+        if (c16) row_bf16((uint16_t *)C + (size_t)r * ldc, y, N);
+    }
+}
+
 /* The bf16 copy of weight matrix X [R, ld] (first C columns): converted once per generation. NULL when the
  * table is full or memory is short (the caller then rounds it into scratch as any operand). */
 static const uint16_t *weight_bf16(pvlm_matmul *mm, const float *X, int ld, int R, int C) {
@@ -344,42 +465,21 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     if ((!a16 && !a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
         (!b16 && grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)))
         return;
-    int c16 = !!(hints & PVLM_MM_C_BF16);
-    dnnl_primitive_t prim = get_prim(mm, ta, tb, alpha, beta, bias != NULL, c16);
-    if (!prim) return;
     if (!a16 && !a_again) {
         pack_bf16(mm->a16, A, lda, aR, aC);
         mm->a_src = A, mm->a_R = aR, mm->a_C = aC, mm->a_ld = lda;
     }
     if (!a16) a16 = mm->a16, lda = ta ? M : K; /* the copy is compact */
     if (!b16) pack_bf16(mm->b16, B, ldb, bR, bC), b16 = mm->b16, ldb = bC;
-    /* op(A) [M,K]: row-major, or column-major (A stored [K,M]); likewise op(B) [K,N] */
-    dnnl_dims_t da = {M, K}, sa = {ta ? 1 : lda, ta ? lda : 1}, db = {K, N}, sb = {tb ? 1 : ldb, tb ? ldb : 1};
-    dnnl_dims_t dc = {M, N}, sc = {ldc, 1}, dbi = {1, N}, sbi = {N, 1};
-    dnnl_memory_desc_t a, b, c, bi;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbi = NULL;
-    int ok = dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&c, 2, dc, c16 ? dnnl_bf16 : dnnl_f32, sc) == dnnl_success &&
-             dnnl_memory_create(&ma, &a, mm->eng, (void *)a16) == dnnl_success &&
-             dnnl_memory_create(&mb, &b, mm->eng, (void *)b16) == dnnl_success &&
-             dnnl_memory_create(&mc, &c, mm->eng, C) == dnnl_success;
-    if (ok && bias)
-        ok = dnnl_memory_desc_init_by_strides(&bi, 2, dbi, dnnl_f32, sbi) == dnnl_success &&
-             dnnl_memory_create(&mbi, &bi, mm->eng, (void *)bias) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[4] = {
-            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_BIAS, mbi}};
-        ok = dnnl_primitive_execute(prim, mm->stream, bias ? 4 : 3, args) == dnnl_success &&
-             dnnl_stream_wait(mm->stream) == dnnl_success;
+    int c16 = !!(hints & PVLM_MM_C_BF16);
+#ifdef PVLM_HAVE_DNNL
+    if (!mm->emul) {
+        product_dnnl(mm, ta, tb, M, N, K, alpha, a16, lda, b16, ldb, beta, bias, C, ldc, c16);
+        return;
     }
-    if (ma) dnnl_memory_destroy(ma);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mc) dnnl_memory_destroy(mc);
-    if (mbi) dnnl_memory_destroy(mbi);
-    if (!ok) pvlm_err_set(&mm->err, PVLM_EINVAL, "bf16 matmul: oneDNN failed on [%d x %d] x [%d x %d]", M, K, K, N);
-}
 #endif
+    product_emul(mm, ta, tb, M, N, K, alpha, a16, lda, b16, ldb, beta, bias, C, ldc, c16);
+}
 
 /* Column sums of Y = map(X, aux) (Y = X without a map) into db, and (d16 not NULL) Y rounded into d16 [R, C]
  * compact, in one pass; without d16 a map writes Y over X. The pass is cut into tiles of consecutive rows
@@ -398,7 +498,7 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
 static void colsum_tile(float *acc, uint16_t *d16, float *X, const float *aux, pvlm_mm_rowmap map, int r0, int r1,
                         int R, int c0, int w, int C, int ld) {
 #ifdef PVLM_HAVE_DNNL
-    int wide = cpu_avx512bf16(); /* colsum_row_avx512's ISA; d16 is only ever set where it holds */
+    int wide = cpu_avx512bf16(); /* colsum_row_avx512's ISA */
 #endif
     float y[CS_W];
     memset(acc, 0, sizeof(float) * (size_t)w);
@@ -421,6 +521,7 @@ static void colsum_tile(float *acc, uint16_t *d16, float *X, const float *aux, p
 #endif
 #pragma omp simd
         for (int c = 0; c < w; c++) acc[c] += x[c];
+        if (d16) row_bf16(d16 + (size_t)r * C + c0, x, w); /* bf16 emulated */
     }
 }
 
@@ -444,10 +545,8 @@ void pvlm_matmul_colsum_map(pvlm_matmul *mm, float *db, float *X, const float *a
     if (R <= 0 || C <= 0) return;
     uint16_t *d16 = NULL;
     if (mm) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
-#ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && !mm->err.code && !grow16(mm, &mm->a16, &mm->a_cap, (size_t)R * C))
         d16 = mm->a16;
-#endif
     colsum_pass(db, d16, X, aux, map, R, C, ld);
     if (d16) mm->a_src = X, mm->a_R = R, mm->a_C = C, mm->a_ld = ld;
 }
@@ -457,14 +556,8 @@ void pvlm_matmul_colsum(pvlm_matmul *mm, float *db, const float *X, int R, int C
 }
 
 void pvlm_bf16_round_n(uint16_t *dst, const float *x, size_t n) {
-#ifdef PVLM_HAVE_DNNL
-    if (cpu_avx512bf16()) {
-        for (size_t i = 0, step = (size_t)1 << 30; i < n; i += step)
-            row_bf16_avx512(dst + i, x + i, (int)(n - i < step ? n - i : step));
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++) dst[i] = to_bf16(x[i]);
+    for (size_t i = 0, step = (size_t)1 << 30; i < n; i += step)
+        row_bf16(dst + i, x + i, (int)(n - i < step ? n - i : step));
 }
 
 #ifdef PVLM_HAVE_DNNL
@@ -622,15 +715,70 @@ static void small_bf16(unsigned hints, int ta, int tb, int M, int N, int K, floa
 }
 #endif
 
+/* The small products bf16 emulated (see product_emul): op(A) and op(B) rounded to bf16 (or taken as bf16),
+ * EM_MB rows of C at a time accumulated in fp32 over k in order, each term exact, so every element's sum
+ * depends on K alone, never on the blocking; alpha and beta applied as the kernel above applies them. The
+ * scratch is on the stack (threads call it at once). */
+#define EM_MB 8
+#define EM_NB 128
+#define EM_KC 64
+
+/* dst[0..n) = op(X)(r, c0 .. c0 + n) as floats: X's bf16 values, or its floats rounded by row_bf16 (the
+ * rounding of every other bf16 operand); op = transpose when t. n <= EM_NB. */
+static void op_row(float *dst, const void *X, int x16, int ld, int t, int r, int c0, int n) {
+    uint16_t h[EM_NB];
+    for (int c = 0; c < n; c++) {
+        size_t i = t ? (size_t)(c0 + c) * ld + r : (size_t)r * ld + c0 + c;
+        if (x16)
+            h[c] = ((const uint16_t *)X)[i];
+        else
+            dst[c] = ((const float *)X)[i];
+    }
+    if (!x16) row_bf16(h, dst, n);
+    for (int c = 0; c < n; c++) dst[c] = from_bf16(h[c]);
+}
+
+static void small_emul(unsigned hints, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                       const void *B, int ldb, float beta, float *C, int ldc) {
+    int a16 = !!(hints & PVLM_MM_A_BF16), b16 = !!(hints & PVLM_MM_B_BF16);
+    float acc[EM_MB * EM_NB], ap[EM_MB * EM_KC], bp[EM_KC * EM_NB]; /* 4, 2 and 32 KiB */
+    for (int n0 = 0; n0 < N; n0 += EM_NB) {
+        int nc = N - n0 < EM_NB ? N - n0 : EM_NB;
+        for (int m0 = 0; m0 < M; m0 += EM_MB) {
+            int mc = M - m0 < EM_MB ? M - m0 : EM_MB;
+            memset(acc, 0, sizeof acc);
+            for (int k0 = 0; k0 < K; k0 += EM_KC) {
+                int kc = K - k0 < EM_KC ? K - k0 : EM_KC;
+                for (int k = 0; k < kc; k++) op_row(bp + k * EM_NB, B, b16, ldb, tb, k0 + k, n0, nc);
+                for (int i = 0; i < mc; i++) op_row(ap + i * EM_KC, A, a16, lda, ta, m0 + i, k0, kc);
+                for (int i = 0; i < mc; i++)
+                    for (int k = 0; k < kc; k++) {
+                        float a = ap[i * EM_KC + k];
+                        for (int j = 0; j < nc; j++) acc[i * EM_NB + j] += a * bp[k * EM_NB + j];
+                    }
+            }
+            for (int i = 0; i < mc; i++)
+                for (int j = 0; j < nc; j++) {
+                    float *c = C + (size_t)(m0 + i) * ldc + n0 + j, y = alpha * acc[i * EM_NB + j];
+                    *c = beta != 0.0f ? y + beta * *c : y;
+                }
+        }
+    }
+}
+
 void pvlm_matmul_small_hint(const pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int N, int K, float alpha,
                             const void *A, int lda, const void *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-#ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
-        small_bf16(hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#ifdef PVLM_HAVE_DNNL
+        if (!mm->emul) {
+            small_bf16(hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+#endif
+        small_emul(hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-#endif
     if (hints & (PVLM_MM_A_BF16 | PVLM_MM_B_BF16)) return; /* a caller's mistake (ruled out by the header) */
     (void)mm;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
@@ -659,12 +807,10 @@ static void gemm_any(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, int
                      int lda, const void *B, int ldb, float beta, const float *bias, void *C, int ldc) {
     if (mm && (M <= 0 || N <= 0 || K <= 0)) mm->a_src = NULL; /* no bf16 copy made: none to repeat */
     if (M <= 0 || N <= 0) return;
-#ifdef PVLM_HAVE_DNNL
     if (mm && mm->prec == PVLM_PREC_BF16 && K > 0) {
         gemm_bf16(mm, hints, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
         return;
     }
-#endif
     if (hints & (PVLM_MM_A_BF16 | PVLM_MM_B_BF16 | PVLM_MM_C_BF16)) { /* a caller's mistake: fp32 is floats only */
         if (mm && !mm->err.code) pvlm_err_set(&mm->err, PVLM_EINVAL, "fp32 matmul given a bf16 operand");
         return;

@@ -16,6 +16,10 @@
  *         stored, rounded once by its producer with pvlm_bf16_round_n instead of once per product; a product
  *         whose output only products read (the attention projections) writes it in bf16 (PVLM_MM_C_BF16).
  *         fp32 ignores the weight and repeat hints.
+ *   bf16 emulated (a CPU or build without bf16 products, and PVLM_BF16_EMULATE=1 in the environment): the same
+ *         operands, rounded by the same code, multiplied in fp32 (each term exact, as in VDPBF16PS): bf16's
+ *         numerics to within the order of the fp32 accumulation, at fp32's speed or below. For checking bf16
+ *         runs on any machine, and for testing the bf16 path where the CPU lacks it.
  * A later GPU backend is one more case here. Every linear layer's forward and backward (model/ops.h) goes
  * through pvlm_matmul_gemm, attention's per-head products through pvlm_matmul_small (docs/model.md).
  *
@@ -35,11 +39,14 @@
 typedef enum pvlm_precision { PVLM_PREC_FP32 = 0, PVLM_PREC_BF16 = 1 } pvlm_precision;
 
 /* The --precision flag, one definition for every command that runs the model (dst: const char **). */
-#define PVLM_PRECISION_OPT(dst)                                                                                     \
-    {"precision", PVLM_ARG_CHOICE, (dst),                                                                            \
-     "matrix products: fp32, or bf16 inputs with fp32 accumulation (weights, optimizer and checkpoints stay fp32; " \
-     "needs a CPU with AVX512-BF16)",                                                                                \
-     "fp32|bf16", 0, 0, 0}
+#define PVLM_PRECISION_OPT(dst)                                                                                        \
+    {                                                                                                                  \
+        "precision", PVLM_ARG_CHOICE, (dst),                                                                           \
+            "matrix products: fp32, or bf16 inputs with fp32 accumulation (weights, optimizer and checkpoints stay "   \
+            "fp32; "                                                                                                   \
+            "needs a CPU with AVX512-BF16, or PVLM_BF16_EMULATE=1 for an emulation)",                                  \
+            "fp32|bf16", 0, 0, 0                                                                                       \
+    }
 
 /* "fp32" | "bf16" -> *p; anything else is an error naming the value. */
 int pvlm_precision_parse(const char *s, pvlm_precision *p, pvlm_err *err);
@@ -52,11 +59,14 @@ int pvlm_bf16_available(char *why, size_t why_size);
 
 typedef struct pvlm_matmul pvlm_matmul;
 
-/* *out = a new context (caller frees with pvlm_matmul_free). bf16 without support fails with the reason. */
+/* *out = a new context (caller frees with pvlm_matmul_free). bf16 without support fails with the reason and the
+ * ways out, unless PVLM_BF16_EMULATE is set (and not "0"): then it is emulated. */
 int pvlm_matmul_create(pvlm_matmul **out, pvlm_precision p, pvlm_err *err);
 void pvlm_matmul_free(pvlm_matmul *mm);
 /* mm may be NULL everywhere: NULL is fp32. */
 pvlm_precision pvlm_matmul_precision(const pvlm_matmul *mm);
+/* 1 when mm's bf16 is emulated (see above): its timings are not bf16's. */
+int pvlm_matmul_emulated(const pvlm_matmul *mm);
 
 void pvlm_matmul_gemm(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc);
@@ -87,7 +97,8 @@ void pvlm_matmul_gemm_bias(pvlm_matmul *mm, unsigned hints, int ta, int tb, int 
  * threads at once (mm is only read): attention's per-head products, one (sample, head) per iteration of a
  * parallel loop. fp32: cblas_sgemm, the bits as before. bf16: the inputs rounded to bf16 as above, fp32
  * accumulation in pvlm's own AVX512-BF16 kernel (operands packed on the stack, no oneDNN call: its per-call
- * setup cost more than these products take); the order of the accumulation depends on the shapes only. */
+ * setup cost more than these products take; emulated: a plain loop); the order of the accumulation depends on
+ * the shapes only. */
 void pvlm_matmul_small(const pvlm_matmul *mm, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
 /* The same with A and / or B in bf16 where hints say so (PVLM_MM_A_BF16, PVLM_MM_B_BF16; bf16 precision only):

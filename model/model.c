@@ -460,14 +460,22 @@ size_t pvlm_model_activation_bytes(const pvlm_model *m) { return ((const priv *)
 
 int pvlm_model_set_precision_name(pvlm_model *m, const char *name, pvlm_err *err) {
     /* the commands that run the model come through here once: the place to warn, once per process, about
-     * an environment that slows every fp32 product down (the flag is this warning's only state) */
-    static int warned;
+     * an environment that slows every fp32 product down and about emulated bf16 (the flags are the warnings'
+     * only state) */
+    static int warned, bf16_warned;
     char msg[400];
     if (!warned && pvlm_blas_kernel_check(msg, sizeof msg)) pvlm_warn("%s", msg);
     warned = 1;
     pvlm_precision p;
-    if (pvlm_precision_parse(name, &p, err)) return -1;
-    return pvlm_model_set_precision(m, p, err);
+    if (pvlm_precision_parse(name, &p, err) || pvlm_model_set_precision(m, p, err)) return -1;
+    if (pvlm_matmul_emulated(m->mm) && bf16_warned++ == 0) {
+        char why[160];
+        pvlm_bf16_available(why, sizeof why);
+        pvlm_warn("bf16 is emulated (PVLM_BF16_EMULATE): %s; bf16's numerics with fp32 products, slower than "
+                  "--precision fp32",
+                  why);
+    }
+    return 0;
 }
 
 int pvlm_model_view_index(const pvlm_model *m, const char *name) {

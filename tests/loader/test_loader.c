@@ -122,12 +122,12 @@ static void t_permutation(void) {
 
 /* Collect the sample ids of stream rows over `nb` batches of rank r. */
 static void collect(const pvlm_loader_config *c, int nb, int64_t *ids_img, int64_t *ids_txt, int *ni, int *nt) {
+    *ni = *nt = 0;
     pvlm_loader *L = open_l(c);
     if (!L) return;
     pvlm_batch b;
     pvlm_err err = {0};
     pvlm_batch_alloc(&b, c->B, c->S, c->Lp, c->Ls, &err);
-    *ni = *nt = 0;
     for (int k = 0; k < nb; k++) {
         if (pvlm_loader_next(L, &b, &err)) {
             CHECK_MSG(0, "next: %s", err.msg);

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `pvlm finetune --recompute block` trains exactly as `--recompute none` (the model's gradients are
 # bit-identical in every mode, model_unit): the same 10 full-finetune caption steps on the finetune
-# fixture's base give byte-identical output files, in fp32 and (where the CPU has it) in bf16.
+# fixture's base give byte-identical output files, in fp32 and in bf16 (the CPU's, or emulated where it has
+# none: PVLM_BF16_EMULATE).
 set -u
 bin=${PVLM_BIN:?}; w=${PVLM_TMP:?}; f=${PVLM_BUILD_DIR:?}/test-tmp/ft-fixture
 rm -rf "$w"; mkdir -p "$w"
-precs=fp32
+precs="fp32 bf16"
 "$bin" finetune --help >/dev/null
-if [ -z "${PVLM_HIDE_BF16:-}" ] && grep -q avx512_bf16 /proc/cpuinfo; then precs="fp32 bf16"; fi
+if [ -n "${PVLM_HIDE_BF16:-}" ] || ! grep -q avx512_bf16 /proc/cpuinfo; then export PVLM_BF16_EMULATE=1; fi
 for p in $precs; do
   for r in none block; do
     "$bin" finetune --tokenizer "$f/tok" --threads 1 --out "$w/$p-$r" --base "$f/run-cls" --method full --seeds 1 \

@@ -1,7 +1,10 @@
 /* test_bf16.c - --precision bf16 (model/matmul.h) against fp32 on the tiny config.
  *
  * 1. Hidden feature: with PVLM_HIDE_BF16=1 asking for bf16 fails with a message naming the variable and
- *    the way out (--precision fp32); fp32 still works. On a CPU without bf16 the rest is skipped (said so).
+ *    the ways out (--precision fp32, PVLM_BF16_EMULATE=1); fp32 still works; PVLM_BF16_EMULATE=1 gives an
+ *    emulated bf16 context, "0" does not. Checks 2-4 run on the CPU's bf16 products where it has them, and
+ *    (all but the training curve there) again on the emulation with them hidden; on a CPU without them, on
+ *    the emulation alone: its products take the same rounded operands, so every check holds for it too.
  * 2. Gradient agreement, every tensor: ||g_bf16 - g_fp32|| / ||g_fp32|| <= tol, and the loss within the
  *    forward share of it. The bound is derived, not tuned:
  *      - rounding an fp32 input to bf16 (8 significant bits, round to nearest even) changes it by a
@@ -74,10 +77,20 @@ static int test_hidden(void) {
     CHECK(pvlm_matmul_precision(m.mm) == PVLM_PREC_FP32);
     CHECK_OK(pvlm_model_set_precision_name(&m, "fp32", &err), &err);
     CHECK(pvlm_model_set_precision_name(&m, "fp16", &err) == -1 && strstr(err.msg, "fp16"));
-    unsetenv("PVLM_HIDE_BF16");
+    /* the message names the emulation, which PVLM_BF16_EMULATE=1 (not "0") turns on */
+    CHECK(pvlm_model_set_precision_name(&m, "bf16", &err) == -1 && strstr(err.msg, "PVLM_BF16_EMULATE=1"));
+    setenv("PVLM_BF16_EMULATE", "0", 1); /* "0" asks for nothing */
+    CHECK(pvlm_model_set_precision_name(&m, "bf16", &err) == -1);
+    setenv("PVLM_BF16_EMULATE", "1", 1);
+    CHECK_OK(pvlm_model_set_precision_name(&m, "bf16", &err), &err);
+    CHECK(pvlm_matmul_precision(m.mm) == PVLM_PREC_BF16 && pvlm_matmul_emulated(m.mm));
+    unsetenv("PVLM_HIDE_BF16"), unsetenv("PVLM_BF16_EMULATE");
     char why[200];
     int have = pvlm_bf16_available(why, sizeof why);
-    if (!have) printf("  SKIPPED the bf16 checks: %s\n", why);
+    if (have) {
+        CHECK_OK(pvlm_model_set_precision_name(&m, "bf16", &err), &err);
+        CHECK(!pvlm_matmul_emulated(m.mm));
+    }
     pvlm_model_free(&m);
     return have;
 }
@@ -545,12 +558,18 @@ static void test_small_products(void) {
 int main(void) {
     pvlm_threads_set(1);
     test_blas_kernel_check();
-    if (test_hidden()) {
+    int have = test_hidden();
+    /* the checks on the CPU's bf16 products where it has them, then (or only) on the emulation */
+    for (int emulated = !have; emulated < 2; emulated++) {
+        if (emulated) {
+            setenv("PVLM_HIDE_BF16", "1", 1), setenv("PVLM_BF16_EMULATE", "1", 1);
+            printf("  -- bf16 emulated (%s):\n", have ? "the CPU's bf16 hidden" : "this CPU has no bf16 products");
+        }
         test_rounding_and_hints();
         test_small_products();
         test_bf16_operands();
         test_gradients();
-        test_curve();
+        if (!have || !emulated) test_curve(); /* the training curve once */
     }
     return pvlm_test_done("bf16");
 }

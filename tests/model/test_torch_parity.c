@@ -6,9 +6,10 @@
  *   result.safetensors  loss, every gradient ("grad.<view>"), params after 3 AdamW steps ("step3.<view>"),
  *                       greedy decode ids and lengths, and the optimizer settings used
  * and runs `$PVLM_PYTHON torch_ref.py <dir>`, whose exit code is the verdict for that case
- * (loss rel 1e-5, gradients and stepped params rel 1e-4, identical greedy ids). On a CPU with bf16 it also
- * writes the loss with --precision bf16 ("loss_bf16"), which torch_ref.py compares with an emulation of
- * pvlm's bf16 products and with torch.autocast("cpu", dtype=torch.bfloat16).
+ * (loss rel 1e-5, gradients and stepped params rel 1e-4, identical greedy ids). It also writes the loss with
+ * --precision bf16 ("loss_bf16": the CPU's bf16 products, or pvlm's emulation of them on a CPU without), which
+ * torch_ref.py compares with its own emulation of pvlm's bf16 products and with
+ * torch.autocast("cpu", dtype=torch.bfloat16).
  */
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -63,14 +64,12 @@ static int run_case(const char *name, const pvlm_model_config *cfg) {
     CHECK_OK(pvlm_model_forward(&m, &b, ntg, &loss, NULL, NULL, &err), &err);
     CHECK_OK(pvlm_model_backward(&m, &b, NULL, NULL, NULL, &err), &err);
     float loss_first = loss, loss_bf16 = 0;
-    /* the same loss with bf16 matrix products (model/matmul.h), when this CPU has them */
-    int have_bf16 = pvlm_bf16_available(NULL, 0);
-    if (have_bf16) {
-        CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err), &err);
-        CHECK_OK(pvlm_model_forward(&m, &b, ntg, &loss_bf16, NULL, NULL, &err), &err);
-        CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_FP32, &err), &err);
-        CHECK_OK(pvlm_model_forward(&m, &b, ntg, &loss, NULL, NULL, &err), &err); /* fp32 activations again */
-    }
+    /* the same loss with bf16 matrix products (model/matmul.h): the CPU's, or emulated where it has none */
+    if (!pvlm_bf16_available(NULL, 0)) setenv("PVLM_BF16_EMULATE", "1", 1);
+    CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_BF16, &err), &err);
+    CHECK_OK(pvlm_model_forward(&m, &b, ntg, &loss_bf16, NULL, NULL, &err), &err);
+    CHECK_OK(pvlm_model_set_precision(&m, PVLM_PREC_FP32, &err), &err);
+    CHECK_OK(pvlm_model_forward(&m, &b, ntg, &loss, NULL, NULL, &err), &err); /* fp32 activations again */
     float *g0 = malloc(sizeof(float) * m.n_params);
     memcpy(g0, m.grads, sizeof(float) * m.n_params);
 
@@ -102,7 +101,7 @@ static int run_case(const char *name, const pvlm_model_config *cfg) {
     pvlm_st_writer_init(&w, &err);
     double optv[8] = {oc.lr, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.grad_clip, 0, 0};
     add(&w, "loss", PVLM_ST_F32, 1, 1, 0, 0, 0, &loss_first, &err);
-    if (have_bf16) add(&w, "loss_bf16", PVLM_ST_F32, 1, 1, 0, 0, 0, &loss_bf16, &err);
+    add(&w, "loss_bf16", PVLM_ST_F32, 1, 1, 0, 0, 0, &loss_bf16, &err);
     add(&w, "optim", PVLM_ST_F64, 1, 6, 0, 0, 0, optv, &err);
     add(&w, "lrs", PVLM_ST_F64, 1, 3, 0, 0, 0, lrs, &err);
     add(&w, "decode_ids", PVLM_ST_I32, 2, B, dc.max_len, 0, 0, ids, &err);
