@@ -39,14 +39,11 @@
 typedef enum pvlm_precision { PVLM_PREC_FP32 = 0, PVLM_PREC_BF16 = 1 } pvlm_precision;
 
 /* The --precision flag, one definition for every command that runs the model (dst: const char **). */
-#define PVLM_PRECISION_OPT(dst)                                                                                        \
-    {                                                                                                                  \
-        "precision", PVLM_ARG_CHOICE, (dst),                                                                           \
-            "matrix products: fp32, or bf16 inputs with fp32 accumulation (weights, optimizer and checkpoints stay "   \
-            "fp32; "                                                                                                   \
-            "needs a CPU with AVX512-BF16, or PVLM_BF16_EMULATE=1 for an emulation)",                                  \
-            "fp32|bf16", 0, 0, 0                                                                                       \
-    }
+#define PVLM_PRECISION_OPT(dst)                                                                                     \
+    {"precision", PVLM_ARG_CHOICE, (dst),                                                                           \
+     "matrix products: fp32, or bf16 inputs with fp32 accumulation (weights, optimizer and checkpoints stay fp32; " \
+     "needs a CPU with AVX512-BF16, or PVLM_BF16_EMULATE=1 for an emulation)",                                      \
+     "fp32|bf16", 0, 0, 0}
 
 /* "fp32" | "bf16" -> *p; anything else is an error naming the value. */
 int pvlm_precision_parse(const char *s, pvlm_precision *p, pvlm_err *err);
