@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/threads.h"
+#include "model/simd.h"
 
 void pvlm_optim_config_default(pvlm_optim_config *c) {
     memset(c, 0, sizeof *c);
@@ -113,10 +114,11 @@ __attribute__((always_inline)) static inline void adamw_one(float *p, float g, f
 
 /* n elements of the update, adamw_one's operations on each. The loop vectorises: this file is compiled with
  * -fno-math-errno, so sqrtf is the square-root instruction, correctly rounded like the libm call, as the
- * divisions are, and nothing is reassociated, so every lane gives the scalar bits. It is compiled twice, for
- * the baseline ISA (4 lanes) and for AVX-512F (16 lanes), picked at run time: one thread's update is bound by
- * its divisions and square roots (bench model, 48.5 M parameters: 35.6 -> 25.5 ms at 1 thread; 22 -> 20 ms at
- * 2, where memory bounds it). */
+ * divisions are, and nothing is reassociated, so every lane gives the scalar bits. It is compiled once per vector
+ * tier (model/simd.h: 4, 8 or 16 lanes), picked at run time: one thread's update is bound by its divisions and
+ * square roots (bench model, 48.5 M parameters, Zen 5: 35.6 -> 25.5 ms at 1 thread with AVX-512 for the
+ * baseline, 22 -> 20 ms at 2, where memory bounds it; Zen 3, 16 K elements from cache: 1.68 -> 0.90 ns an
+ * element with AVX2). */
 __attribute__((always_inline)) static inline void adamw_span(float *p, const float *g, float *m1, float *m2, size_t n,
                                                              const adamw_c *c) {
 #pragma omp simd
@@ -125,10 +127,15 @@ __attribute__((always_inline)) static inline void adamw_span(float *p, const flo
 static void adamw_span_base(float *p, const float *g, float *m1, float *m2, size_t n, const adamw_c *c) {
     adamw_span(p, g, m1, m2, n, c);
 }
+__attribute__((target("avx2"))) static void adamw_span_avx2(float *p, const float *g, float *m1, float *m2, size_t n,
+                                                            const adamw_c *c) {
+    adamw_span(p, g, m1, m2, n, c);
+}
 __attribute__((target("avx512f"))) static void adamw_span_512(float *p, const float *g, float *m1, float *m2, size_t n,
                                                                const adamw_c *c) {
     adamw_span(p, g, m1, m2, n, c);
 }
+typedef void (*adamw_span_fn)(float *p, const float *g, float *m1, float *m2, size_t n, const adamw_c *c);
 
 /* View vi's part of [off, end) as [*a, *b), and its count of work items of PVLM_THREADS_ITEM elements
  * (core/threads.h; 0: outside the range or not trained). */
@@ -148,8 +155,8 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
                  (float)(lr / bc1), (float)sqrt(bc2), (float)c->eps};
     float decay = (float)(1.0 - lr * c->weight_decay);
     size_t end = off + n, total = 0, a, b;
-    __builtin_cpu_init();
-    int wide = __builtin_cpu_supports("avx512f");
+    pvlm_isa t = pvlm_simd_isa();
+    adamw_span_fn span = t == PVLM_ISA_AVX512 ? adamw_span_512 : t == PVLM_ISA_AVX2 ? adamw_span_avx2 : adamw_span_base;
     /* every view's items in one parallel loop (one per view cost a fork and a join each, ~200 a step); each
      * thread finds an item's view with a cursor that only moves forward, as a thread's items come in order */
     for (int vi = 0; vi < m->n_views; vi++) total += view_items(m, vi, off, end, trainable, &a, &b);
@@ -166,7 +173,7 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
             kv.decay = pvlm_view_decays(&m->views[vi]) ? decay : 1.0f;
             size_t i = a - off + (j - first) * PVLM_THREADS_ITEM, len = b - off - i;
             if (len > PVLM_THREADS_ITEM) len = PVLM_THREADS_ITEM;
-            (wide ? adamw_span_512 : adamw_span_base)(p + i, g + i, m1 + i, m2 + i, len, &kv);
+            span(p + i, g + i, m1 + i, m2 + i, len, &kv);
         }
     }
 }

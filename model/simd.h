@@ -1,7 +1,36 @@
-/* simd.h - AVX-512 register helpers shared by the model's kernels (model/matmul.c's bf16 packing, model/ops.c's
- * LayerNorm rows). x86-64 only. Each is inlined into its caller, whose target must include AVX-512F. */
+/* simd.h - the vector tier the model's loops run at, and AVX-512 register helpers shared by its kernels
+ * (model/matmul.c's bf16 packing, model/ops.c's LayerNorm rows).
+ *
+ * Elementwise loops (GELU, AdamW, the fast softmax) are written once in portable C and compiled once per tier
+ * (baseline x86-64: 4 lanes, AVX2: 8, AVX-512F: 16), the caller picking one with pvlm_simd_isa(). Every tier
+ * runs the same IEEE single-precision operations in the same order for every element (C11 mode contracts
+ * nothing into FMAs, and no tier reassociates), so every tier gives the same bits. The AVX-512 helpers below
+ * are inlined into their callers, whose target must include AVX-512F; x86-64 only. */
 #ifndef PVLM_MODEL_SIMD_H
 #define PVLM_MODEL_SIMD_H
+
+#include <stdlib.h>
+#include <strings.h>
+
+typedef enum pvlm_isa { PVLM_ISA_BASE = 0, PVLM_ISA_AVX2 = 1, PVLM_ISA_AVX512 = 2 } pvlm_isa;
+
+/* The widest tier this CPU runs, capped by the environment variable PVLM_MAX_ISA (base | avx2 | avx512; as
+ * oneDNN's ONEDNN_MAX_CPU_ISA: to rule a tier out, or to compare the tiers' bits, which tests do). Read at
+ * each call (a flag read and a getenv: callers ask once per op, not per element). */
+static inline pvlm_isa pvlm_simd_isa(void) {
+    pvlm_isa cap = PVLM_ISA_AVX512, have = PVLM_ISA_BASE;
+    const char *e = getenv("PVLM_MAX_ISA");
+    if (e && !strcasecmp(e, "base")) cap = PVLM_ISA_BASE;
+    if (e && !strcasecmp(e, "avx2")) cap = PVLM_ISA_AVX2;
+#ifdef __x86_64__
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        have = PVLM_ISA_AVX512;
+    else if (__builtin_cpu_supports("avx2"))
+        have = PVLM_ISA_AVX2;
+#endif
+    return have < cap ? have : cap;
+}
 
 #ifdef __x86_64__
 #include <immintrin.h>

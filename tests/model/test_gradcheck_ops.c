@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "model/matmul.h"
 #include "model/ops.h"
+#include "model/simd.h"
 
 static pvlm_rng g_rng;
 
@@ -405,6 +406,59 @@ static void test_column_sums(void) {
     printf("  column sums: the same bits at 1, 2 and 3 threads, within the summation bound\n");
 }
 
+/* The elementwise loops compiled once per vector tier (model/simd.h) and LayerNorm's AVX-512 rows: every tier
+ * this CPU has (capped by PVLM_MAX_ISA) gives the baseline tier's bits, on lengths that leave a tail in every
+ * vector width and on values from deep in GELU's and exp's saturation: GELU forward (fp32 and bf16 output) and
+ * backward (overwriting and accumulating), GELU's backward folded into a bias-gradient pass, the fast softmax
+ * cross-entropy, LayerNorm forward and backward. */
+enum { TN = 37, TC = 203, TSZ = TN * TC };
+typedef struct {
+    float gf[TSZ], gb[TSZ], ga[TSZ], din[TN * 11], dw[11 * TC], db[TC], dg[TSZ], probs[TSZ], lo[TSZ], mean[TN],
+        rstd[TN], ldin[TSZ], ldw[TC], ldb[TC];
+    uint16_t g16[TSZ], lo16[TSZ];
+    double loss[TN];
+} tier_out;
+
+static void tier_run(tier_out *o, const float *x, const float *dy, const float *in, const float *W, const float *w,
+                     const float *b, const int32_t *tg) {
+    memset(o, 0, sizeof *o);
+    pvlm_op_gelu_fwd(o->gf, 0, x, TSZ);
+    pvlm_op_gelu_fwd(o->g16, 1, x, TSZ);
+    pvlm_op_gelu_bwd(o->gb, 0, x, dy, TSZ);
+    memcpy(o->ga, dy, sizeof o->ga);
+    pvlm_op_gelu_bwd(o->ga, 1, x, dy, TSZ);
+    memcpy(o->dg, dy, sizeof o->dg); /* [TN, TC] = gelu(linear(in [TN, 11])) */
+    pvlm_op_linear_gelu_bwd(NULL, o->din, o->dw, o->db, o->dg, x, in, 0, W, TN, 11, TC);
+    memcpy(o->probs, x, sizeof o->probs);
+    pvlm_op_softmax_ce_fwd(o->probs, o->loss, tg, TN, TC, 1);
+    pvlm_op_layernorm_fwd(o->lo, 0, o->mean, o->rstd, x, w, b, TN, TC, 1e-5f);
+    pvlm_op_layernorm_fwd(o->lo16, 1, o->mean, o->rstd, x, w, b, TN, TC, 1e-5f);
+    pvlm_op_layernorm_bwd(o->ldin, o->ldw, o->ldb, dy, x, w, o->mean, o->rstd, TN, TC);
+}
+
+static void test_simd_tiers(void) {
+    static const char *names[] = {"base", "avx2", "avx512"};
+    static float x[TSZ], dy[TSZ], in[TN * 11], W[TC * 11], w[TC], b[TC];
+    static int32_t tg[TN];
+    static tier_out ref, got;
+    fill(x, TSZ, 4.0f), fill(dy, TSZ, 1.0f), fill(in, TN * 11, 1.0f), fill(W, TC * 11, 0.3f), fill(b, TC, 0.1f);
+    x[0] = 0.0f, x[1] = -0.0f, x[2] = 60.0f, x[3] = -60.0f, x[4] = 1e-30f, x[5] = -95.0f; /* exp saturates */
+    fill(w, TC, 0.1f);
+    for (int i = 0; i < TC; i++) w[i] += 1.0f;
+    for (int i = 0; i < TN; i++) tg[i] = i % 5 == 0 ? -1 : (i * 37) % TC;
+    unsetenv("PVLM_MAX_ISA");
+    int top = (int)pvlm_simd_isa();
+    for (int t = 0; t <= top; t++) {
+        setenv("PVLM_MAX_ISA", names[t], 1);
+        CHECK(pvlm_simd_isa() == (pvlm_isa)t);
+        tier_run(t ? &got : &ref, x, dy, in, W, w, b, tg);
+        if (t) CHECK_MSG(!memcmp(&got, &ref, sizeof ref), "vector tier %s: not the baseline's bits", names[t]);
+    }
+    unsetenv("PVLM_MAX_ISA");
+    printf("  vector tiers: %s%s%s give the same bits (GELU, its folded backward, fast softmax, LayerNorm)\n", names[0],
+           top >= 1 ? ", avx2" : "", top >= 2 ? ", avx512" : "");
+}
+
 int main(void) {
     pvlm_rng_seed(&g_rng, 1234, 1);
     test_linear();
@@ -416,5 +470,6 @@ int main(void) {
     test_patch_stem();
     test_conv_groupnorm();
     test_column_sums();
+    test_simd_tiers();
     return pvlm_test_done("gradcheck_ops");
 }

@@ -7,6 +7,7 @@
 #include "model/decode.h"
 #include "model/model.h"
 #include "model/optim.h"
+#include "model/simd.h"
 #include "tiny.h"
 
 static void test_config(void) {
@@ -238,9 +239,10 @@ static void test_decode(void) {
     pvlm_model_free(&m);
 }
 
-/* AdamW on every element once, each view with its own decay, a frozen view untouched, at 1 and 2 threads: a
- * range starting inside a view against torch's order of operations in float, element by element, on a model
- * with views of several work items (the views' items are handed out from one parallel loop). */
+/* AdamW on every element once, each view with its own decay, a frozen view untouched, at 1 and 2 threads and in
+ * every vector tier of this CPU: a range starting inside a view against torch's order of operations in float,
+ * element by element, on a model with views of several work items (the views' items are handed out from one
+ * parallel loop). */
 static void adamw_elementwise(const pvlm_optim_config *oc, double lr, double gs) {
     pvlm_model_config c;
     pvlm_err err;
@@ -255,7 +257,12 @@ static void adamw_elementwise(const pvlm_optim_config *oc, double lr, double gs)
     for (size_t i = 0; i < n; i++) m.grads[i] = 0.01f * (float)((int)(i % 11) - 5);
     for (int i = 0; i < m.n_views; i++) tr[i] = i != pvlm_model_view_index(&m, "dec_pos");
     float b1 = 0.9f, b2 = 0.999f, ss = (float)(lr / (1.0 - pow(0.9, 3))), sq = (float)sqrt(1.0 - pow(0.999, 3));
-    for (int th = 1; th <= 2; th++) {
+    static const char *tiers[] = {"base", "avx2", "avx512"}; /* every vector tier this CPU has (model/simd.h) */
+    unsetenv("PVLM_MAX_ISA");
+    int top = (int)pvlm_simd_isa();
+    for (int k = 0; k < 2 * (top + 1); k++) {
+        int th = 1 + k % 2, tier = k / 2;
+        setenv("PVLM_MAX_ISA", tiers[tier], 1);
         pvlm_threads_set(th);
         for (size_t i = 0; i < n; i++)
             p[i] = m.params[i], m1[i] = 0.001f * (float)(i % 7), m2[i] = 1e-6f * (float)(i % 5);
@@ -272,8 +279,10 @@ static void adamw_elementwise(const pvlm_optim_config *oc, double lr, double gs)
                 }
                 wrong += memcmp(&p[i], &w, 4) || memcmp(&m1[i], &mo, 4) || memcmp(&m2[i], &vo, 4);
             }
-        CHECK_MSG(wrong == 0, "AdamW at %d threads: %zu elements differ from the elementwise update", th, wrong);
+        CHECK_MSG(wrong == 0, "AdamW at %d threads, tier %s: %zu elements differ from the elementwise update", th,
+                  tiers[tier], wrong);
     }
+    unsetenv("PVLM_MAX_ISA");
     pvlm_threads_set(1);
     free(p), free(m1), free(m2), free(tr);
     pvlm_model_free(&m);
