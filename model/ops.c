@@ -390,12 +390,6 @@ __attribute__((target("avx512f"))) static void gelu_bwd_512(float *din, int acc,
 }
 typedef void (*gelu_fwd_fn)(float *out, const float *in, size_t n);
 typedef void (*gelu_bwd_fn)(float *din, int acc, const float *in, const float *dout, size_t n);
-static gelu_fwd_fn gelu_fwd_tier(pvlm_isa t) {
-    return t == PVLM_ISA_AVX512 ? gelu_fwd_512 : t == PVLM_ISA_AVX2 ? gelu_fwd_avx2 : gelu_fwd_base;
-}
-static gelu_bwd_fn gelu_bwd_tier(pvlm_isa t) {
-    return t == PVLM_ISA_AVX512 ? gelu_bwd_512 : t == PVLM_ISA_AVX2 ? gelu_bwd_avx2 : gelu_bwd_base;
-}
 
 /* ---------------------------------------------------------------- softmax rows, vectorised */
 
@@ -490,15 +484,14 @@ __attribute__((target("avx512f"))) static double softmax_row_512(float *x, int n
 }
 typedef double (*softmax_row_fn)(float *x, int n, int jend, const uint8_t *km, float *mx);
 static softmax_row_fn softmax_row_fast(void) {
-    pvlm_isa t = pvlm_simd_isa();
-    return t == PVLM_ISA_AVX512 ? softmax_row_512 : t == PVLM_ISA_AVX2 ? softmax_row_avx2 : softmax_row_base;
+    return PVLM_SIMD_PICK(pvlm_simd_isa(), softmax_row_base, softmax_row_avx2, softmax_row_512);
 }
 
 #define GELU_BLOCK PVLM_THREADS_ITEM /* elements per parallel work item */
 
 void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
-    gelu_fwd_fn f = gelu_fwd_tier(pvlm_simd_isa());
+    gelu_fwd_fn f = PVLM_SIMD_PICK(pvlm_simd_isa(), gelu_fwd_base, gelu_fwd_avx2, gelu_fwd_512);
 #pragma omp parallel for schedule(dynamic)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * GELU_BLOCK, m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
@@ -514,7 +507,7 @@ void pvlm_op_gelu_fwd(void *out, int out_bf16, const float *in, size_t n) {
 
 void pvlm_op_gelu_bwd(float *din, int acc, const float *in, const float *dout, size_t n) {
     size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
-    gelu_bwd_fn f = gelu_bwd_tier(pvlm_simd_isa());
+    gelu_bwd_fn f = PVLM_SIMD_PICK(pvlm_simd_isa(), gelu_bwd_base, gelu_bwd_avx2, gelu_bwd_512);
 #pragma omp parallel for schedule(dynamic)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * GELU_BLOCK, m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
@@ -538,10 +531,7 @@ void pvlm_op_linear_gelu_bwd(pvlm_matmul *mm, float *din, float *dW, float *db, 
         pvlm_op_linear_bwd(mm, din, 0, dW, NULL, dgelu, in, in_bf16, W, N, In, O);
         return;
     }
-    pvlm_isa t = pvlm_simd_isa();
-    pvlm_mm_rowmap map = t == PVLM_ISA_AVX512 ? gelu_bwd_map_512
-                         : t == PVLM_ISA_AVX2 ? gelu_bwd_map_avx2
-                                              : gelu_bwd_map_base;
+    pvlm_mm_rowmap map = PVLM_SIMD_PICK(pvlm_simd_isa(), gelu_bwd_map_base, gelu_bwd_map_avx2, gelu_bwd_map_512);
     linear_bwd_map(mm, din, 0, dW, db, dgelu, pre, map, in, in_bf16, W, N, In, O);
 }
 

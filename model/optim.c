@@ -155,8 +155,7 @@ void pvlm_optim_adamw(const pvlm_model *m, float *p, const float *g, float *m1, 
                  (float)(lr / bc1), (float)sqrt(bc2), (float)c->eps};
     float decay = (float)(1.0 - lr * c->weight_decay);
     size_t end = off + n, total = 0, a, b;
-    pvlm_isa t = pvlm_simd_isa();
-    adamw_span_fn span = t == PVLM_ISA_AVX512 ? adamw_span_512 : t == PVLM_ISA_AVX2 ? adamw_span_avx2 : adamw_span_base;
+    adamw_span_fn span = PVLM_SIMD_PICK(pvlm_simd_isa(), adamw_span_base, adamw_span_avx2, adamw_span_512);
     /* every view's items in one parallel loop (one per view cost a fork and a join each, ~200 a step); each
      * thread finds an item's view with a cursor that only moves forward, as a thread's items come in order */
     for (int vi = 0; vi < m->n_views; vi++) total += view_items(m, vi, off, end, trainable, &a, &b);

@@ -32,6 +32,11 @@ static inline pvlm_isa pvlm_simd_isa(void) {
     return have < cap ? have : cap;
 }
 
+/* The one of three compilations of a loop (baseline, AVX2, AVX-512F) for tier t (evaluated up to twice, so
+ * without side effects: pvlm_simd_isa() or a variable). */
+#define PVLM_SIMD_PICK(t, base, avx2, avx512)                                                                          \
+    ((t) == PVLM_ISA_AVX512 ? (avx512) : (t) == PVLM_ISA_AVX2 ? (avx2) : (base))
+
 #ifdef __x86_64__
 #include <immintrin.h>
 
