@@ -35,11 +35,16 @@ static inline uint16_t to_bf16(float x) {
     return (uint16_t)(u >> 16);
 }
 
+/* The bf16 value h as a float (exact). */
+static inline float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 float pvlm_bf16_round(float x) {
-    uint32_t u = (uint32_t)to_bf16(x) << 16;
-    float y;
-    memcpy(&y, &u, sizeof y);
-    return y;
+    return from_bf16(to_bf16(x));
 }
 
 /* AVX512-BF16 (VDPBF16PS, VCVTNE2PS2BF16) with AVX512BW and VL, which every such CPU has, enabled by the OS:
@@ -285,12 +290,14 @@ static void pack_bf16(uint16_t *dst, const float *X, int ld, int R, int Cc) {
     for (int r = 0; r < R; r++) row_bf16(dst + (size_t)r * Cc, X + (size_t)r * ld, Cc);
 }
 
-static int grow16(pvlm_matmul *mm, uint16_t **buf, size_t *cap, size_t n) {
-    if (n <= *cap) return 0;
-    pvlm_free(*buf);
-    *buf = pvlm_alloc(n * sizeof(uint16_t), &mm->err);
-    *cap = *buf ? n : 0;
-    return *buf ? 0 : -1;
+/* buf (holding *cap elements of elem bytes) grown to n elements, its contents dropped; NULL with mm->err set
+ * when memory is short (buf is then freed and *cap 0). Returns buf itself when it is large enough. */
+static void *grow(pvlm_matmul *mm, void *buf, size_t *cap, size_t n, size_t elem) {
+    if (n <= *cap) return buf;
+    pvlm_free(buf);
+    buf = pvlm_alloc(n * elem, &mm->err);
+    *cap = buf ? n : 0;
+    return buf;
 }
 
 #ifdef PVLM_HAVE_DNNL
@@ -386,22 +393,6 @@ static void product_dnnl(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, f
  * the numerics of bf16, at the speed of fp32 or below. For checking a bf16 run on any machine, and for the
  * tests of the bf16 path on CPUs without it. */
 
-/* The bf16 value h as a float (exact). */
-static inline float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static int grow32(pvlm_matmul *mm, size_t n) {
-    if (n <= mm->f32_cap) return 0;
-    pvlm_free(mm->f32);
-    mm->f32 = pvlm_alloc(n * sizeof(float), &mm->err);
-    mm->f32_cap = mm->f32 ? n : 0;
-    return mm->f32 ? 0 : -1;
-}
-
 /* y [R, C] compact floats = the bf16 values x [R, C] (row stride ld), exactly. */
 static void widen_bf16(float *y, const uint16_t *x, int ld, int R, int C) {
 #pragma omp parallel for schedule(static)
@@ -416,7 +407,7 @@ static void product_emul(pvlm_matmul *mm, int ta, int tb, int M, int N, int K, f
                          int c16) {
     int aR = ta ? K : M, aC = ta ? M : K, bR = tb ? N : K, bC = tb ? K : N;
     size_t na = (size_t)aR * aC, nb = (size_t)bR * bC;
-    if (grow32(mm, na + nb + (c16 ? (size_t)M * N : 0))) return;
+    if (!(mm->f32 = grow(mm, mm->f32, &mm->f32_cap, na + nb + (c16 ? (size_t)M * N : 0), sizeof(float)))) return;
     float *a = mm->f32, *b = a + na, *c = c16 ? b + nb : C;
     int ldcf = c16 ? N : ldc;
     widen_bf16(a, a16, lda, aR, aC);
@@ -462,9 +453,8 @@ static void gemm_bf16(pvlm_matmul *mm, unsigned hints, int ta, int tb, int M, in
     int a_again =
         !a16 && (hints & PVLM_MM_A_AGAIN) && mm->a_src == A && mm->a_R == aR && mm->a_C == aC && mm->a_ld == lda;
     if (!a16 && !a_again) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
-    if ((!a16 && !a_again && grow16(mm, &mm->a16, &mm->a_cap, (size_t)M * K)) ||
-        (!b16 && grow16(mm, &mm->b16, &mm->b_cap, (size_t)K * N)))
-        return;
+    if (!a16 && !a_again && !(mm->a16 = grow(mm, mm->a16, &mm->a_cap, (size_t)M * K, sizeof(uint16_t)))) return;
+    if (!b16 && !(mm->b16 = grow(mm, mm->b16, &mm->b_cap, (size_t)K * N, sizeof(uint16_t)))) return;
     if (!a16 && !a_again) {
         pack_bf16(mm->a16, A, lda, aR, aC);
         mm->a_src = A, mm->a_R = aR, mm->a_C = aC, mm->a_ld = lda;
@@ -545,8 +535,8 @@ void pvlm_matmul_colsum_map(pvlm_matmul *mm, float *db, float *X, const float *a
     if (R <= 0 || C <= 0) return;
     uint16_t *d16 = NULL;
     if (mm) mm->a_src = NULL; /* a16 is about to be overwritten (or freed and grown) */
-    if (mm && mm->prec == PVLM_PREC_BF16 && !mm->err.code && !grow16(mm, &mm->a16, &mm->a_cap, (size_t)R * C))
-        d16 = mm->a16;
+    if (mm && mm->prec == PVLM_PREC_BF16 && !mm->err.code)
+        d16 = mm->a16 = grow(mm, mm->a16, &mm->a_cap, (size_t)R * C, sizeof(uint16_t));
     colsum_pass(db, d16, X, aux, map, R, C, ld);
     if (d16) mm->a_src = X, mm->a_R = R, mm->a_C = C, mm->a_ld = ld;
 }

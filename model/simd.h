@@ -14,14 +14,20 @@
 
 typedef enum pvlm_isa { PVLM_ISA_BASE = 0, PVLM_ISA_AVX2 = 1, PVLM_ISA_AVX512 = 2 } pvlm_isa;
 
+/* A tier's name, as PVLM_MAX_ISA spells it: "base", "avx2", "avx512". */
+static inline const char *pvlm_simd_isa_name(pvlm_isa t) {
+    return t == PVLM_ISA_AVX512 ? "avx512" : t == PVLM_ISA_AVX2 ? "avx2" : "base";
+}
+
 /* The widest tier this CPU runs, capped by the environment variable PVLM_MAX_ISA (base | avx2 | avx512; as
- * oneDNN's ONEDNN_MAX_CPU_ISA: to rule a tier out, or to compare the tiers' bits, which tests do). Read at
- * each call (a flag read and a getenv: callers ask once per op, not per element). */
+ * oneDNN's ONEDNN_MAX_CPU_ISA: to rule a tier out, or to compare the tiers' bits, which tests do). It governs
+ * the tiered loops and LayerNorm's AVX-512 rows, not the bf16 path's own kernels (PVLM_HIDE_BF16 hides those).
+ * Read at each call (a flag read and a getenv: callers ask once per op, not per element). */
 static inline pvlm_isa pvlm_simd_isa(void) {
     pvlm_isa cap = PVLM_ISA_AVX512, have = PVLM_ISA_BASE;
     const char *e = getenv("PVLM_MAX_ISA");
-    if (e && !strcasecmp(e, "base")) cap = PVLM_ISA_BASE;
-    if (e && !strcasecmp(e, "avx2")) cap = PVLM_ISA_AVX2;
+    for (int t = PVLM_ISA_BASE; e && t < PVLM_ISA_AVX512; t++)
+        if (!strcasecmp(e, pvlm_simd_isa_name((pvlm_isa)t))) cap = (pvlm_isa)t;
 #ifdef __x86_64__
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f"))

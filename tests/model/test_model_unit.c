@@ -257,12 +257,11 @@ static void adamw_elementwise(const pvlm_optim_config *oc, double lr, double gs)
     for (size_t i = 0; i < n; i++) m.grads[i] = 0.01f * (float)((int)(i % 11) - 5);
     for (int i = 0; i < m.n_views; i++) tr[i] = i != pvlm_model_view_index(&m, "dec_pos");
     float b1 = 0.9f, b2 = 0.999f, ss = (float)(lr / (1.0 - pow(0.9, 3))), sq = (float)sqrt(1.0 - pow(0.999, 3));
-    static const char *tiers[] = {"base", "avx2", "avx512"}; /* every vector tier this CPU has (model/simd.h) */
-    unsetenv("PVLM_MAX_ISA");
+    unsetenv("PVLM_MAX_ISA"); /* then every vector tier this CPU has (model/simd.h) */
     int top = (int)pvlm_simd_isa();
     for (int k = 0; k < 2 * (top + 1); k++) {
         int th = 1 + k % 2, tier = k / 2;
-        setenv("PVLM_MAX_ISA", tiers[tier], 1);
+        setenv("PVLM_MAX_ISA", pvlm_simd_isa_name((pvlm_isa)tier), 1);
         pvlm_threads_set(th);
         for (size_t i = 0; i < n; i++)
             p[i] = m.params[i], m1[i] = 0.001f * (float)(i % 7), m2[i] = 1e-6f * (float)(i % 5);
@@ -280,7 +279,7 @@ static void adamw_elementwise(const pvlm_optim_config *oc, double lr, double gs)
                 wrong += memcmp(&p[i], &w, 4) || memcmp(&m1[i], &mo, 4) || memcmp(&m2[i], &vo, 4);
             }
         CHECK_MSG(wrong == 0, "AdamW at %d threads, tier %s: %zu elements differ from the elementwise update", th,
-                  tiers[tier], wrong);
+                  pvlm_simd_isa_name((pvlm_isa)tier), wrong);
     }
     unsetenv("PVLM_MAX_ISA");
     pvlm_threads_set(1);
