@@ -1,13 +1,10 @@
-/* unicode.c - see unicode.h. The L/N range tables are generated into unicode_tables.inc by
- * tests/tokenizer/gen_unicode_tables.py; the classification logic below is written by hand
- * and the range lookup is core/ucrange.h. */
+/* unicode.c - see unicode.h. Letters and numbers are core/ucd.h's general categories; the whitespace
+ * rule below is JavaScript's, written by hand. */
 #include "io/unicode.h"
 
-#include <stddef.h>
 #include <stdint.h>
 
-#include "core/ucrange.h"
-#include "io/unicode_tables.inc"
+#include "core/ucd.h"
 
 int pvlm_unicode_class(uint32_t cp) {
     /* JavaScript's \s: WhiteSpace (TAB, VT, FF, SP, NBSP, ZWNBSP U+FEFF, every Zs)
@@ -20,7 +17,7 @@ int pvlm_unicode_class(uint32_t cp) {
         break;
     }
     if (cp >= 0x2000 && cp <= 0x200A) return PVLM_UC_SPACE;
-    if (PVLM_UCRANGE_IN(uc_letter, cp)) return PVLM_UC_LETTER;
-    if (PVLM_UCRANGE_IN(uc_number, cp)) return PVLM_UC_NUMBER;
+    if (pvlm_ucd_is_letter(cp)) return PVLM_UC_LETTER;
+    if (pvlm_ucd_is_number(cp)) return PVLM_UC_NUMBER;
     return PVLM_UC_OTHER;
 }

@@ -2,9 +2,8 @@
  *
  * pvlm_unicode_class(cp) says whether a code point is a letter (\p{L}: general
  * category Lu Ll Lt Lm Lo), a number (\p{N}: Nd Nl No), JavaScript-regex
- * whitespace (\s) or anything else. The L/N tables (unicode_tables.inc, included
- * by unicode.c) are generated from Debian's unicode-data package (Unicode 15.0) by
- * tests/tokenizer/gen_unicode_tables.py; nothing is allocated.
+ * whitespace (\s) or anything else. The letters and numbers are core/ucd.h's (tables
+ * generated from Debian's unicode-data package, Unicode 15.0); nothing is allocated.
  */
 #ifndef PVLM_IO_UNICODE_H
 #define PVLM_IO_UNICODE_H

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/ucd.h"
 #include "core/utf8.h"
 #include "score/ptblex.h"
-#include "score/ucd.h"
 
 /* ---------- small growable byte buffer ---------- */
 typedef struct {

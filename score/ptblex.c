@@ -16,8 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "score/ucd.h"
-
+#include "core/ucd.h"
 
 /* ---------- position sets and the scratch arena ---------- */
 typedef struct {

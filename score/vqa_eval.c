@@ -9,9 +9,9 @@
 
 #include "core/i64map.h"
 #include "core/json.h"
+#include "core/ucd.h"
 #include "core/utf8.h"
 #include "score/ptb.h"
-#include "score/ucd.h"
 
 double pvlm_vqa_py_round(double x, int nd) {
     char buf[512];

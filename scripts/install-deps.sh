@@ -21,7 +21,7 @@ PKGS=(
   slurm-wlm slurmctld slurmd slurm-client munge iproute2 util-linux
   # demo data: English text for C4-format shards; curl for the downloader tests' peer checks
   wordnet-base curl
-  # tokenizer tests: io/unicode.c is checked against Unicode's UnicodeData.txt
+  # core/ucd.c's tables (tokenizer and scorers) are checked against Unicode's data files
   unicode-data
 )
 

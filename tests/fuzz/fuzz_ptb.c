@@ -1,11 +1,11 @@
 /* fuzz_ptb.c - score/ptb.h on arbitrary bytes: pvlm_ptb_tokenize (with and without the punctuation
- * removal, alone and followed by a next line: the input's second half), score/ucd.h's Python
+ * removal, alone and followed by a next line: the input's second half), core/ucd.h's Python
  * lower-casing (at most 3 output bytes per input byte), and a tokset built from the result. */
 #include <stdlib.h>
 
-#include "score/ptb.h"
-#include "score/ucd.h"
+#include "core/ucd.h"
 #include "fuzz.h"
+#include "score/ptb.h"
 
 int pvlm_fuzz_ptb(const uint8_t *data, size_t size) {
     const char *text = (const char *)data;

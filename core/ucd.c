@@ -1,28 +1,50 @@
-/* ucd.c - see ucd.h. The range lookup is core/ucrange.h; the tables are score/ucd_tables.inc. */
-#include "score/ucd.h"
+/* ucd.c - see ucd.h. The tables are core/ucd_tables.inc, generated; the lookups are written here. */
+#include "core/ucd.h"
 
 #include <stdlib.h>
 
-#include "core/ucrange.h"
+#include "core/ucd_tables.inc"
 #include "core/utf8.h"
-#include "score/ucd_tables.inc"
+
+/* 1 when first <= cp <= last for one of the n rows of r ({first, last}, sorted by first, not
+ * overlapping), else 0: a binary search. */
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < r[mid][0])
+            hi = mid;
+        else if (cp > r[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/* The same for a table in scope (its row count taken from its size). */
+#define IN_TABLE(table, cp) in_ranges((table), sizeof(table) / sizeof((table)[0]), (cp))
 
 int pvlm_ucd_is_letter(uint32_t c) {
     if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
-    return PVLM_UCRANGE_IN(ucd_letter, c);
+    return IN_TABLE(ucd_letter, c);
+}
+int pvlm_ucd_is_number(uint32_t c) {
+    if (c < 0x80) return c >= '0' && c <= '9';
+    return IN_TABLE(ucd_number, c);
 }
 int pvlm_ucd_is_digit(uint32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
-    return PVLM_UCRANGE_IN(ucd_digit, c);
+    return IN_TABLE(ucd_digit, c);
 }
 int pvlm_ucd_is_upper(uint32_t c) {
-    return PVLM_UCRANGE_IN(ucd_upper, c);
+    return IN_TABLE(ucd_upper, c);
 }
 int pvlm_ucd_is_cased(uint32_t c) {
-    return PVLM_UCRANGE_IN(ucd_cased, c);
+    return IN_TABLE(ucd_cased, c);
 }
 int pvlm_ucd_is_case_ignorable(uint32_t c) {
-    return PVLM_UCRANGE_IN(ucd_case_ignorable, c);
+    return IN_TABLE(ucd_case_ignorable, c);
 }
 
 uint32_t pvlm_ucd_lower(uint32_t c) {
