@@ -158,6 +158,24 @@ int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err) {
     return 0;
 }
 
+int pvlm_pread_full(int fd, void *dst, size_t n, uint64_t off, const char *path, pvlm_err *err) {
+    char *p = dst;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return pvlm_err_errno(err, "%s: read of %zu bytes at offset %llu failed", path, n, (unsigned long long)off);
+        }
+        if (r == 0)
+            return pvlm_err_set(err, PVLM_EFORMAT, "%s: unexpected end of file at offset %llu (file truncated?)", path,
+                                (unsigned long long)off);
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
 int pvlm_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;

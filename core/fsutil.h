@@ -8,6 +8,7 @@
 #define PVLM_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -27,6 +28,9 @@ void pvlm_durable_abort(FILE *f, const char *tmp);
 /* Whole file into *out (NUL-terminated, caller frees), size in *n. A directory, FIFO or
  * device is an error (PVLM_EINVAL, "not a regular file") before anything is read. */
 int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err);
+/* All n bytes of fd at offset off into dst, retrying interrupted and short reads. A read error
+ * (PVLM_EIO) or the end of the file first (PVLM_EFORMAT, "file truncated?") names path and the offset. */
+int pvlm_pread_full(int fd, void *dst, size_t n, uint64_t off, const char *path, pvlm_err *err);
 int pvlm_file_exists(const char *path);
 int pvlm_is_dir(const char *path);
 /* Recursively remove a directory tree (used for pruning old checkpoints). */

@@ -14,30 +14,9 @@
 
 #include "core/fsutil.h"
 #include "core/hash.h"
+#include "core/le.h"
 #include "io/lmdbcheck.h"
 
-/* ---- little-endian helpers ---- */
-static void put16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get16(const uint8_t *p) {
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
 static void key_be(uint8_t k[8], uint64_t v) {
     for (int i = 0; i < 8; i++) k[i] = (uint8_t)(v >> (56 - 8 * i));
 }
@@ -81,29 +60,29 @@ int pvlm_imgrec_encode(const pvlm_imgrec *rec, uint8_t **out, size_t *n, pvlm_er
     uint8_t *v = malloc(total);
     if (!v) return pvlm_err_set(err, PVLM_ENOMEM, "image record '%s': cannot allocate %zu bytes", rec->id, total);
     memset(v, 0, PVLM_IMGREC_HEADER);
-    put32(v + 0, PVLM_IMGREC_MAGIC);
-    put16(v + 4, PVLM_IMGREC_VERSION);
+    pvlm_le_put32(v + 0, PVLM_IMGREC_MAGIC);
+    pvlm_le_put16(v + 4, PVLM_IMGREC_VERSION);
     v[6] = (uint8_t)rec->encoding;
     v[7] = 3;
-    put32(v + 8, (uint32_t)rec->orig_w);
-    put32(v + 12, (uint32_t)rec->orig_h);
-    put32(v + 16, (uint32_t)rec->stored_w);
-    put32(v + 20, (uint32_t)rec->stored_h);
-    put32(v + 24, (uint32_t)rec->ncaptions);
-    put32(v + 28, (uint32_t)idl);
-    put32(v + 32, (uint32_t)text);
-    put64(v + 40, rec->image_len);
+    pvlm_le_put32(v + 8, (uint32_t)rec->orig_w);
+    pvlm_le_put32(v + 12, (uint32_t)rec->orig_h);
+    pvlm_le_put32(v + 16, (uint32_t)rec->stored_w);
+    pvlm_le_put32(v + 20, (uint32_t)rec->stored_h);
+    pvlm_le_put32(v + 24, (uint32_t)rec->ncaptions);
+    pvlm_le_put32(v + 28, (uint32_t)idl);
+    pvlm_le_put32(v + 32, (uint32_t)text);
+    pvlm_le_put64(v + 40, rec->image_len);
     uint8_t *p = v + PVLM_IMGREC_HEADER;
     memcpy(p, rec->id, idl + 1);
     p += idl + 1;
     for (int i = 0; i < rec->ncaptions; i++) {
         size_t l = strlen(rec->captions[i]);
-        put32(p, (uint32_t)l);
+        pvlm_le_put32(p, (uint32_t)l);
         memcpy(p + 4, rec->captions[i], l + 1);
         p += 4 + l + 1;
     }
     if (rec->image_len) memcpy(p, rec->image, (size_t)rec->image_len);
-    put64(v + 48, rec_checksum(v, total));
+    pvlm_le_put64(v + 48, rec_checksum(v, total));
     *out = v;
     *n = total;
     return 0;
@@ -115,26 +94,27 @@ static int rec_check(const uint8_t *v, size_t n, const char *what, pvlm_err *err
     if (n < PVLM_IMGREC_HEADER)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: record is %zu bytes, shorter than its %d-byte header", what, n,
                             PVLM_IMGREC_HEADER);
-    if (get32(v) != PVLM_IMGREC_MAGIC) return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad record magic", what);
-    if (get16(v + 4) != PVLM_IMGREC_VERSION)
-        return pvlm_err_set(err, PVLM_EFORMAT, "%s: record version %u, this build reads %d", what, get16(v + 4),
+    if (pvlm_le_get32(v) != PVLM_IMGREC_MAGIC) return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad record magic", what);
+    if (pvlm_le_get16(v + 4) != PVLM_IMGREC_VERSION)
+        return pvlm_err_set(err, PVLM_EFORMAT, "%s: record version %u, this build reads %d", what, pvlm_le_get16(v + 4),
                             PVLM_IMGREC_VERSION);
-    uint64_t text = get32(v + 32), img = get64(v + 40);
+    uint64_t text = pvlm_le_get32(v + 32), img = pvlm_le_get64(v + 40);
     if (img > n || PVLM_IMGREC_HEADER + text + img != n)
         return pvlm_err_set(err, PVLM_EFORMAT,
                             "%s: record sizes (text %" PRIu64 ", image %" PRIu64 ") do not add up to %zu", what, text,
                             img, n);
-    if (get64(v + 48) != rec_checksum(v, n))
+    if (pvlm_le_get64(v + 48) != rec_checksum(v, n))
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: record checksum mismatch", what);
     int enc = v[6];
     if (enc != PVLM_IMG_ENC_JPEG && enc != PVLM_IMG_ENC_RAW)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: unknown image encoding %d", what, enc);
     /* the sizes the writer accepts (stored 1..INT_MAX, orig 0..INT_MAX): they become ints in pvlm_imgrec,
      * and with both below 2^31 the raw size below cannot wrap */
-    uint32_t sw = get32(v + 16), sh = get32(v + 20);
-    if (sw == 0 || sh == 0 || sw > INT32_MAX || sh > INT32_MAX || get32(v + 8) > INT32_MAX || get32(v + 12) > INT32_MAX)
+    uint32_t sw = pvlm_le_get32(v + 16), sh = pvlm_le_get32(v + 20);
+    if (sw == 0 || sh == 0 || sw > INT32_MAX || sh > INT32_MAX || pvlm_le_get32(v + 8) > INT32_MAX ||
+        pvlm_le_get32(v + 12) > INT32_MAX)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: bad image size (stored %ux%u, original %ux%u)", what, sw, sh,
-                            get32(v + 8), get32(v + 12));
+                            pvlm_le_get32(v + 8), pvlm_le_get32(v + 12));
     if (enc == PVLM_IMG_ENC_RAW && img != (uint64_t)sw * sh * 3)
         return pvlm_err_set(err, PVLM_EFORMAT, "%s: raw image size %" PRIu64 " != %ux%ux3", what, img, sw, sh);
     return 0;
@@ -152,7 +132,7 @@ int pvlm_imgrec_decode(const void *data, size_t n, pvlm_imgrec *rec, const char 
     }
     memcpy(rec->buf_, src, n);
     const uint8_t *v = rec->buf_;
-    uint32_t ncap = get32(v + 24), idl = get32(v + 28), text = get32(v + 32);
+    uint32_t ncap = pvlm_le_get32(v + 24), idl = pvlm_le_get32(v + 28), text = pvlm_le_get32(v + 32);
     const uint8_t *p = v + PVLM_IMGREC_HEADER, *end = p + text;
     /* strings must be exactly their recorded length: a NUL inside would silently cut them short */
     if ((uint64_t)idl + 1 > text || p[idl] != 0 || memchr(p, 0, idl))
@@ -169,7 +149,7 @@ int pvlm_imgrec_decode(const void *data, size_t n, pvlm_imgrec *rec, const char 
     p += idl + 1;
     for (uint32_t i = 0; i < ncap; i++) {
         if (end - p < 5) return pvlm_err_set(err, PVLM_EFORMAT, "%s: caption %u runs past the text block", what, i);
-        uint32_t l = get32(p);
+        uint32_t l = pvlm_le_get32(p);
         if ((uint64_t)l + 5 > (uint64_t)(end - p) || p[4 + l] != 0 || memchr(p + 4, 0, l))
             return pvlm_err_set(err, PVLM_EFORMAT, "%s: caption %u has a bad length", what, i);
         rec->capv_[i] = (const char *)(p + 4);
@@ -179,11 +159,11 @@ int pvlm_imgrec_decode(const void *data, size_t n, pvlm_imgrec *rec, const char 
     rec->ncaptions = (int)ncap;
     rec->captions = rec->capv_;
     rec->encoding = v[6];
-    rec->orig_w = (int)get32(v + 8);
-    rec->orig_h = (int)get32(v + 12);
-    rec->stored_w = (int)get32(v + 16);
-    rec->stored_h = (int)get32(v + 20);
-    rec->image_len = get64(v + 40);
+    rec->orig_w = (int)pvlm_le_get32(v + 8);
+    rec->orig_h = (int)pvlm_le_get32(v + 12);
+    rec->stored_w = (int)pvlm_le_get32(v + 16);
+    rec->stored_h = (int)pvlm_le_get32(v + 20);
+    rec->image_len = pvlm_le_get64(v + 40);
     rec->image = end;
     return 0;
 }

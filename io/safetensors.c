@@ -56,25 +56,6 @@ uint64_t pvlm_st_numel(int ndim, const int64_t *shape) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Reader                                                                                            */
 
-/* pread all n bytes at off, retrying on EINTR and short reads. */
-static int pread_full(int fd, void *dst, size_t n, uint64_t off, const char *path, pvlm_err *err) {
-    char *p = dst;
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return pvlm_err_errno(err, "%s: read of %zu bytes at offset %llu failed", path, n, (unsigned long long)off);
-        }
-        if (r == 0)
-            return pvlm_err_set(err, PVLM_EFORMAT, "%s: unexpected end of file at offset %llu (file truncated?)", path,
-                                (unsigned long long)off);
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
 static int cmp_offset(const void *a, const void *b) {
     const pvlm_st_tensor *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -166,7 +147,7 @@ static int open_checked(pvlm_st_file *f, const char *path, pvlm_err *err) {
                             "%s: %llu bytes, too short for a safetensors file (8-byte header length)", path,
                             (unsigned long long)f->file_size);
     unsigned char lenb[8];
-    if (pread_full(f->fd, lenb, 8, 0, path, err)) return -1;
+    if (pvlm_pread_full(f->fd, lenb, 8, 0, path, err)) return -1;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
     f->header_len = n;
@@ -188,7 +169,7 @@ static int read_header(pvlm_st_file *f, const char *path, json_t **root, pvlm_er
     if (!hdr)
         return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)n);
     int rc = -1;
-    if (pread_full(f->fd, hdr, n, 8, path, err)) goto out;
+    if (pvlm_pread_full(f->fd, hdr, n, 8, path, err)) goto out;
     hdr[n] = '\0';
     if (hdr[0] != '{') {
         pvlm_err_set(err, PVLM_EFORMAT, "%s: header does not start with '{' (not a safetensors file)", path);
@@ -333,7 +314,7 @@ int pvlm_st_read(const pvlm_st_file *f, const pvlm_st_tensor *t, void *dst, size
     if (n > cap)
         return pvlm_err_set(err, PVLM_EINVAL, "%s: tensor '%s' has %llu bytes, destination holds %zu", f->path, t->name,
                             (unsigned long long)n, cap);
-    if (pread_full(f->fd, dst, (size_t)n, f->data_start + t->begin, f->path, err))
+    if (pvlm_pread_full(f->fd, dst, (size_t)n, f->data_start + t->begin, f->path, err))
         return pvlm_err_prefix(err, "tensor '%s'", t->name);
     return 0;
 }
@@ -345,7 +326,7 @@ int pvlm_st_read_bytes(const pvlm_st_file *f, const pvlm_st_tensor *t, uint64_t 
         return pvlm_err_set(err, PVLM_EINVAL, "%s: tensor '%s': byte range [%llu, %llu) outside its %llu bytes",
                             f->path, t->name, (unsigned long long)byte_off, (unsigned long long)(byte_off + n),
                             (unsigned long long)len);
-    if (pread_full(f->fd, dst, n, f->data_start + t->begin + byte_off, f->path, err))
+    if (pvlm_pread_full(f->fd, dst, n, f->data_start + t->begin + byte_off, f->path, err))
         return pvlm_err_prefix(err, "tensor '%s'", t->name);
     return 0;
 }
@@ -414,7 +395,7 @@ int pvlm_st_verify_checksum(const pvlm_st_file *f, int *present, pvlm_err *err) 
     int rc = 0;
     while (off < f->file_size) {
         size_t n = f->file_size - off < chunk ? (size_t)(f->file_size - off) : chunk;
-        if (pread_full(f->fd, buf, n, off, f->path, err)) {
+        if (pvlm_pread_full(f->fd, buf, n, off, f->path, err)) {
             rc = -1;
             break;
         }

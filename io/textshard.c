@@ -12,23 +12,7 @@
 
 #include "core/fsutil.h"
 #include "core/hash.h"
-
-static void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
+#include "core/le.h"
 
 /* ---------------------------------------------------------------- writer */
 
@@ -107,7 +91,7 @@ static int flush_frame(pvlm_textshard_writer *w, pvlm_err *err) {
     size_t raw_n = 4 * w->nlens + w->ntext;
     if (raw_n > UINT32_MAX) return pvlm_err_set(err, PVLM_EINVAL, "textshard %s: frame too large", w->path);
     if (grow((void **)&w->raw, &w->raw_cap, raw_n, 1, err)) return -1;
-    for (size_t i = 0; i < w->nlens; i++) put32(w->raw + 4 * i, w->lens[i]);
+    for (size_t i = 0; i < w->nlens; i++) pvlm_le_put32(w->raw + 4 * i, w->lens[i]);
     memcpy(w->raw + 4 * w->nlens, w->text, w->ntext);
     size_t bound = ZSTD_compressBound(raw_n);
     if (grow((void **)&w->comp, &w->comp_cap, bound, 1, err)) return -1;
@@ -116,12 +100,12 @@ static int flush_frame(pvlm_textshard_writer *w, pvlm_err *err) {
     if (fwrite(w->comp, 1, c, w->f) != c) return pvlm_err_errno(err, "textshard: write %s", w->tmp);
     if (grow((void **)&w->index, &w->index_cap, (w->nframes + 1) * PVLM_TEXTSHARD_INDEX_ENTRY, 1, err)) return -1;
     uint8_t *e = w->index + w->nframes * PVLM_TEXTSHARD_INDEX_ENTRY;
-    put64(e, (uint64_t)w->pos);
-    put64(e + 8, c);
-    put64(e + 16, (uint64_t)(w->n_docs - (int64_t)w->nlens));
-    put32(e + 24, (uint32_t)w->nlens);
-    put32(e + 28, (uint32_t)raw_n);
-    put64(e + 32, pvlm_hash64(w->comp, c));
+    pvlm_le_put64(e, (uint64_t)w->pos);
+    pvlm_le_put64(e + 8, c);
+    pvlm_le_put64(e + 16, (uint64_t)(w->n_docs - (int64_t)w->nlens));
+    pvlm_le_put32(e + 24, (uint32_t)w->nlens);
+    pvlm_le_put32(e + 28, (uint32_t)raw_n);
+    pvlm_le_put64(e + 32, pvlm_hash64(w->comp, c));
     w->nframes++;
     w->pos += (int64_t)c;
     w->nlens = 0, w->ntext = 0;
@@ -165,14 +149,14 @@ int pvlm_textshard_writer_close(pvlm_textshard_writer *w, pvlm_textshard_info *i
     }
     uint8_t h[PVLM_TEXTSHARD_HEADER] = {0};
     memcpy(h, PVLM_TEXTSHARD_MAGIC, 8);
-    put32(h + 8, PVLM_TEXTSHARD_VERSION);
-    put32(h + 12, PVLM_TEXTSHARD_HEADER);
-    put64(h + 16, (uint64_t)w->n_docs);
-    put64(h + 24, w->nframes);
-    put64(h + 32, (uint64_t)w->pos);
-    put64(h + 40, (uint64_t)w->raw_bytes);
-    put64(h + 48, pvlm_hash64(w->index ? w->index : (uint8_t *)"", isz));
-    put64(h + 56, pvlm_hash64(h, 56));
+    pvlm_le_put32(h + 8, PVLM_TEXTSHARD_VERSION);
+    pvlm_le_put32(h + 12, PVLM_TEXTSHARD_HEADER);
+    pvlm_le_put64(h + 16, (uint64_t)w->n_docs);
+    pvlm_le_put64(h + 24, w->nframes);
+    pvlm_le_put64(h + 32, (uint64_t)w->pos);
+    pvlm_le_put64(h + 40, (uint64_t)w->raw_bytes);
+    pvlm_le_put64(h + 48, pvlm_hash64(w->index ? w->index : (uint8_t *)"", isz));
+    pvlm_le_put64(h + 56, pvlm_hash64(h, 56));
     if (fseeko(w->f, 0, SEEK_SET) || fwrite(h, 1, sizeof h, w->f) != sizeof h) {
         pvlm_err_errno(err, "textshard: write header %s", w->tmp);
         goto fail;
@@ -213,17 +197,6 @@ struct pvlm_textshard {
     pvlm_textshard_frame_entry *frames;
 };
 
-static int pread_full(int fd, void *buf, size_t n, off_t off) {
-    char *p = buf;
-    while (n) {
-        ssize_t r = pread(fd, p, n, off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r, n -= (size_t)r, off += r;
-    }
-    return 0;
-}
-
 pvlm_textshard *pvlm_textshard_open(const char *path, pvlm_err *err) {
     pvlm_textshard *s = calloc(1, sizeof *s);
     uint8_t *idx = NULL;
@@ -240,7 +213,7 @@ pvlm_textshard *pvlm_textshard_open(const char *path, pvlm_err *err) {
     }
     struct stat st;
     uint8_t h[PVLM_TEXTSHARD_HEADER];
-    if (fstat(s->fd, &st) || st.st_size < PVLM_TEXTSHARD_HEADER || pread_full(s->fd, h, sizeof h, 0)) {
+    if (fstat(s->fd, &st) || st.st_size < PVLM_TEXTSHARD_HEADER || pvlm_pread_full(s->fd, h, sizeof h, 0, path, NULL)) {
         pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: file too short for a header", path);
         goto fail;
     }
@@ -249,19 +222,19 @@ pvlm_textshard *pvlm_textshard_open(const char *path, pvlm_err *err) {
         pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: bad magic (not a pvlm text shard)", path);
         goto fail;
     }
-    if (get64(h + 56) != pvlm_hash64(h, 56)) {
+    if (pvlm_le_get64(h + 56) != pvlm_hash64(h, 56)) {
         pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: header checksum mismatch", path);
         goto fail;
     }
-    if (get32(h + 8) != PVLM_TEXTSHARD_VERSION || get32(h + 12) != PVLM_TEXTSHARD_HEADER) {
-        pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: unsupported version %u (header %u)", path, get32(h + 8),
-                     get32(h + 12));
+    if (pvlm_le_get32(h + 8) != PVLM_TEXTSHARD_VERSION || pvlm_le_get32(h + 12) != PVLM_TEXTSHARD_HEADER) {
+        pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: unsupported version %u (header %u)", path, pvlm_le_get32(h + 8),
+                     pvlm_le_get32(h + 12));
         goto fail;
     }
-    s->n_docs = (int64_t)get64(h + 16);
-    s->n_frames = (int64_t)get64(h + 24);
-    int64_t ioff = (int64_t)get64(h + 32);
-    s->raw_bytes = (int64_t)get64(h + 40);
+    s->n_docs = (int64_t)pvlm_le_get64(h + 16);
+    s->n_frames = (int64_t)pvlm_le_get64(h + 24);
+    int64_t ioff = (int64_t)pvlm_le_get64(h + 32);
+    s->raw_bytes = (int64_t)pvlm_le_get64(h + 40);
     if (s->n_frames < 0 || s->n_docs < 0 || ioff < PVLM_TEXTSHARD_HEADER ||
         s->n_frames > (s->file_size - ioff) / PVLM_TEXTSHARD_INDEX_ENTRY ||
         ioff + s->n_frames * PVLM_TEXTSHARD_INDEX_ENTRY != s->file_size) {
@@ -276,11 +249,11 @@ pvlm_textshard *pvlm_textshard_open(const char *path, pvlm_err *err) {
         pvlm_err_set(err, PVLM_ENOMEM, "textshard %s: out of memory for index", path);
         goto fail;
     }
-    if (isz && pread_full(s->fd, idx, isz, ioff)) {
-        pvlm_err_errno(err, "textshard %s: reading index", path);
+    if (isz && pvlm_pread_full(s->fd, idx, isz, (uint64_t)ioff, path, err)) {
+        pvlm_err_prefix(err, "textshard index");
         goto fail;
     }
-    if (pvlm_hash64(isz ? idx : (uint8_t *)"", isz) != get64(h + 48)) {
+    if (pvlm_hash64(isz ? idx : (uint8_t *)"", isz) != pvlm_le_get64(h + 48)) {
         pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: index checksum mismatch", path);
         goto fail;
     }
@@ -288,12 +261,12 @@ pvlm_textshard *pvlm_textshard_open(const char *path, pvlm_err *err) {
     for (int64_t i = 0; i < s->n_frames; i++) {
         const uint8_t *e = idx + i * PVLM_TEXTSHARD_INDEX_ENTRY;
         pvlm_textshard_frame_entry *fe = &s->frames[i];
-        fe->offset = (int64_t)get64(e);
-        fe->comp_size = (int64_t)get64(e + 8);
-        fe->first_doc = (int64_t)get64(e + 16);
-        fe->n_docs = get32(e + 24);
-        fe->raw_size = get32(e + 28);
-        fe->checksum = get64(e + 32);
+        fe->offset = (int64_t)pvlm_le_get64(e);
+        fe->comp_size = (int64_t)pvlm_le_get64(e + 8);
+        fe->first_doc = (int64_t)pvlm_le_get64(e + 16);
+        fe->n_docs = pvlm_le_get32(e + 24);
+        fe->raw_size = pvlm_le_get32(e + 28);
+        fe->checksum = pvlm_le_get64(e + 32);
         /* comp_size is bounded by the space left before the index, so pos cannot overflow */
         if (fe->offset != pos || fe->comp_size <= 0 || fe->comp_size > ioff - pos || fe->first_doc != doc ||
             fe->n_docs == 0 || (uint64_t)fe->raw_size < 4ull * fe->n_docs) {
@@ -359,9 +332,8 @@ int pvlm_textshard_read_frame(const pvlm_textshard *s, int64_t frame, pvlm_textf
      * header (the writer's ZSTD_compress2 always records the content size) agrees with it. */
     size_t need = (size_t)fe->raw_size + (size_t)fe->comp_size;
     if (grow((void **)&f->buf, &f->cap, (size_t)fe->comp_size, 1, err)) return -1;
-    if (pread_full(s->fd, f->buf, (size_t)fe->comp_size, fe->offset))
-        return pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: frame %lld truncated (read failed)", s->path,
-                            (long long)frame);
+    if (pvlm_pread_full(s->fd, f->buf, (size_t)fe->comp_size, (uint64_t)fe->offset, s->path, err))
+        return pvlm_err_prefix(err, "textshard frame %lld", (long long)frame);
     if (pvlm_hash64(f->buf, (size_t)fe->comp_size) != fe->checksum)
         return pvlm_err_set(err, PVLM_EFORMAT, "textshard %s: frame %lld checksum mismatch", s->path, (long long)frame);
     unsigned long long csize = ZSTD_getFrameContentSize(f->buf, (size_t)fe->comp_size);
@@ -379,7 +351,7 @@ int pvlm_textshard_read_frame(const pvlm_textshard *s, int64_t frame, pvlm_textf
     uint64_t pos = 4ull * fe->n_docs;
     for (uint32_t i = 0; i < fe->n_docs; i++) {
         f->off[i] = pos;
-        pos += get32((const uint8_t *)f->buf + 4ull * i);
+        pos += pvlm_le_get32((const uint8_t *)f->buf + 4ull * i);
     }
     f->off[fe->n_docs] = pos;
     if (pos != fe->raw_size)

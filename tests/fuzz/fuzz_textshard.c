@@ -8,16 +8,9 @@
 #include <zstd.h>
 
 #include "core/hash.h"
+#include "core/le.h"
 #include "fuzz.h"
 #include "io/textshard.h"
-
-static uint64_t rd64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 static void try_file(const uint8_t *data, size_t size) {
     int fd;
@@ -52,17 +45,17 @@ static void try_file(const uint8_t *data, size_t size) {
 /* Recompute the checksums of whatever parts of v lie inside the file. */
 static void fix_checksums(uint8_t *v, size_t size) {
     if (size < PVLM_TEXTSHARD_HEADER) return;
-    uint64_t nf = rd64(v + 24), ioff = rd64(v + 32);
+    uint64_t nf = pvlm_le_get64(v + 24), ioff = pvlm_le_get64(v + 32);
     if (ioff <= size && nf <= (size - ioff) / PVLM_TEXTSHARD_INDEX_ENTRY) {
         for (uint64_t i = 0; i < nf; i++) {
             uint8_t *e = v + ioff + i * PVLM_TEXTSHARD_INDEX_ENTRY;
-            uint64_t off = rd64(e), cs = rd64(e + 8);
-            if (off <= size && cs <= size - off) wr64(e + 32, pvlm_hash64(v + off, cs));
+            uint64_t off = pvlm_le_get64(e), cs = pvlm_le_get64(e + 8);
+            if (off <= size && cs <= size - off) pvlm_le_put64(e + 32, pvlm_hash64(v + off, cs));
         }
         size_t isz = (size_t)nf * PVLM_TEXTSHARD_INDEX_ENTRY;
-        wr64(v + 48, pvlm_hash64(isz ? v + ioff : (const uint8_t *)"", isz));
+        pvlm_le_put64(v + 48, pvlm_hash64(isz ? v + ioff : (const uint8_t *)"", isz));
     }
-    wr64(v + 56, pvlm_hash64(v, 56));
+    pvlm_le_put64(v + 56, pvlm_hash64(v, 56));
 }
 
 /* A valid one-frame shard whose frame decompresses to raw[0..n) and claims n_docs documents. */
@@ -75,17 +68,17 @@ static void try_frame(const uint8_t *raw, size_t n, uint32_t n_docs) {
     if (!ZSTD_isError(c)) {
         uint8_t *e = v + PVLM_TEXTSHARD_HEADER + c;
         memcpy(v, PVLM_TEXTSHARD_MAGIC, 8);
-        wr32(v + 8, PVLM_TEXTSHARD_VERSION);
-        wr32(v + 12, PVLM_TEXTSHARD_HEADER);
-        wr64(v + 16, n_docs);
-        wr64(v + 24, 1);
-        wr64(v + 32, PVLM_TEXTSHARD_HEADER + c);
-        wr64(v + 40, n);
-        wr64(e, PVLM_TEXTSHARD_HEADER);
-        wr64(e + 8, c);
-        wr64(e + 16, 0);
-        wr32(e + 24, n_docs);
-        wr32(e + 28, (uint32_t)n);
+        pvlm_le_put32(v + 8, PVLM_TEXTSHARD_VERSION);
+        pvlm_le_put32(v + 12, PVLM_TEXTSHARD_HEADER);
+        pvlm_le_put64(v + 16, n_docs);
+        pvlm_le_put64(v + 24, 1);
+        pvlm_le_put64(v + 32, PVLM_TEXTSHARD_HEADER + c);
+        pvlm_le_put64(v + 40, n);
+        pvlm_le_put64(e, PVLM_TEXTSHARD_HEADER);
+        pvlm_le_put64(e + 8, c);
+        pvlm_le_put64(e + 16, 0);
+        pvlm_le_put32(e + 24, n_docs);
+        pvlm_le_put32(e + 28, (uint32_t)n);
         size_t fsize = PVLM_TEXTSHARD_HEADER + c + PVLM_TEXTSHARD_INDEX_ENTRY;
         fix_checksums(v, fsize);
         try_file(v, fsize);
