@@ -1,4 +1,4 @@
-/* le.h - little-endian integers in byte buffers, for the binary formats (text and image shards).
+/* le.h - little-endian integers in byte buffers, for the binary formats (shards, safetensors).
  *
  * Every pvlm binary format stores its integers little-endian at fixed offsets, whatever the host; these
  * read and write them byte by byte, so that neither the alignment nor the byte order of the host

@@ -12,6 +12,7 @@
 
 #include "core/fsutil.h"
 #include "core/hash.h"
+#include "core/le.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; pvlm reads it in place and needs a little-endian host"
@@ -146,10 +147,9 @@ static int open_checked(pvlm_st_file *f, const char *path, pvlm_err *err) {
         return pvlm_err_set(err, PVLM_EFORMAT,
                             "%s: %llu bytes, too short for a safetensors file (8-byte header length)", path,
                             (unsigned long long)f->file_size);
-    unsigned char lenb[8];
+    uint8_t lenb[8];
     if (pvlm_pread_full(f->fd, lenb, 8, 0, path, err)) return -1;
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
+    uint64_t n = pvlm_le_get64(lenb);
     f->header_len = n;
     if (n > PVLM_ST_MAX_HEADER)
         return pvlm_err_set(err, PVLM_EFORMAT,
@@ -535,8 +535,8 @@ int pvlm_st_writer_write(pvlm_st_writer *w, const char *path, pvlm_err *err) {
         free(hdr);
         return -1;
     }
-    unsigned char lenb[8];
-    for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(((uint64_t)hlen >> (8 * i)) & 0xff);
+    uint8_t lenb[8];
+    pvlm_le_put64(lenb, (uint64_t)hlen);
     int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(hdr, 1, hlen, fp) == hlen;
     free(hdr);
     for (int i = 0; ok && i < w->n; i++) {
