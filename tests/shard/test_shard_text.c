@@ -277,6 +277,14 @@ int main(void) {
         CHECK(strstr(err.msg, "frame 1") != NULL);
         CHECK_OK(pvlm_textshard_read_frame(s, 0, &f, &err), &err);
         CHECK_OK(pvlm_textshard_read_frame(s, 2, &f, &err), &err);
+        /* cut inside the last frame after the shard was opened (a file shortened under a running job):
+         * that frame's read fails, naming the frame and the offset where the file ended */
+        int64_t last = pvlm_textshard_nframes(s) - 1;
+        CHECK(truncate(bad, (off_t)pvlm_textshard_frame(s, last)->offset + 1) == 0);
+        CHECK(pvlm_textshard_read_frame(s, last, &f, &err) == -1 && err.code == PVLM_EFORMAT);
+        char want[64];
+        snprintf(want, sizeof want, "textshard frame %lld", (long long)last);
+        CHECK_MSG(strstr(err.msg, want) && strstr(err.msg, "truncated"), "%s", err.msg);
         pvlm_textframe_free(&f);
         pvlm_textshard_close(s);
         data[fe->offset + fe->comp_size / 2] ^= 0x5a;
