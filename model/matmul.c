@@ -67,26 +67,24 @@ static int cpu_bf16_level(void) {
     return ((lo >> 17) & 3u) == 3u ? 2 : 1;
 }
 
+/* 1 when the environment variable name is set, not empty and not "0" (PVLM_HIDE_BF16, PVLM_BF16_EMULATE). */
+static int env_on(const char *name) {
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0");
+}
+
 int pvlm_bf16_available(char *why, size_t why_size) {
-    const char *hide = getenv("PVLM_HIDE_BF16");
     const char *reason = NULL;
 #ifndef PVLM_HAVE_DNNL
     reason = "this pvlm was built without oneDNN (install libdnnl-dev and reconfigure)";
 #else
-    if (hide && *hide && strcmp(hide, "0"))
+    if (env_on("PVLM_HIDE_BF16"))
         reason = "PVLM_HIDE_BF16 is set, hiding the CPU's bf16 instructions";
     else if (!cpu_bf16_level())
         reason = "this CPU has no bf16 dot-product instructions (AVX512-BF16)";
 #endif
-    (void)hide;
     if (reason && why && why_size) snprintf(why, why_size, "%s", reason);
     return reason == NULL;
-}
-
-/* PVLM_BF16_EMULATE set and not "0": where the CPU (or the build) has no bf16 products, run bf16 emulated. */
-static int emulation_requested(void) {
-    const char *e = getenv("PVLM_BF16_EMULATE");
-    return e && *e && strcmp(e, "0");
 }
 
 char *openblas_get_corename(void); /* OpenBLAS's own API, not in cblas.h */
@@ -170,7 +168,7 @@ int pvlm_matmul_create(pvlm_matmul **out, pvlm_precision p, pvlm_err *err) {
     *out = NULL;
     char why[160];
     int emul = p == PVLM_PREC_BF16 && !pvlm_bf16_available(why, sizeof why);
-    if (emul && !emulation_requested())
+    if (emul && !env_on("PVLM_BF16_EMULATE"))
         return pvlm_err_set(err, PVLM_EINVAL,
                             "--precision bf16 unavailable: %s; use --precision fp32, or set PVLM_BF16_EMULATE=1 to "
                             "emulate bf16 (its numerics, with fp32 products: slower than fp32)",
