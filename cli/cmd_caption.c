@@ -6,11 +6,9 @@
  * the results are written by rank 0 in input order as COCO results JSON [{"image_id", "caption"}].
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli/genjob.h"
 #include "core/args.h"
@@ -64,32 +62,15 @@ static int64_t stem_number(const char *name) {
     return strtoll(p, NULL, 10);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
 }
 
-static int has_image_ext(const char *n) {
-    const char *dot = strrchr(n, '.');
-    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
-}
-
 static int from_folder(const char *dir, pvlm_genjob_items *l, pvlm_err *err) {
-    DIR *d = opendir(dir);
-    if (!d) return pvlm_err_errno(err, "--image-dir %s: cannot open", dir);
-    size_t n = 0, cap = 256;
-    char **names = malloc(cap * sizeof *names);
-    struct dirent *e;
-    while (names && (e = readdir(d))) {
-        if (!has_image_ext(e->d_name)) continue;
-        if (n == cap) names = realloc(names, (cap *= 2) * sizeof *names);
-        if (names) names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (!names) return pvlm_err_set(err, PVLM_ENOMEM, "out of memory listing %s", dir);
-    qsort(names, n, sizeof *names, cmp_str);
+    char **names;
+    size_t n;
+    if (pvlm_dir_names(dir, pvlm_image_name_ok, &names, &n, err)) return pvlm_err_prefix(err, "--image-dir");
     int rc = pvlm_genjob_items_alloc(l, n, "images", err);
     /* ids from the file names when they are all numbered and distinct, else 1..n in name order */
     int numbered = 1;
@@ -107,8 +88,7 @@ static int from_folder(const char *dir, pvlm_genjob_items *l, pvlm_err *err) {
             break;
         l->items[i].id = numbered ? stem_number(names[i]) : (int64_t)i + 1;
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    pvlm_dir_names_free(names, n);
     if (rc == 0 && n == 0) rc = pvlm_err_set(err, PVLM_EINVAL, "--image-dir %s: no .jpg/.jpeg/.png files", dir);
     return rc;
 }

@@ -186,6 +186,49 @@ int pvlm_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void pvlm_dir_names_free(char **names, size_t n) {
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+int pvlm_dir_names(const char *dir, int (*keep)(const char *name), char ***names, size_t *n, pvlm_err *err) {
+    *names = NULL, *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return pvlm_err_errno(err, "%s: cannot read directory", dir);
+    char **v = NULL;
+    size_t k = 0, cap = 0;
+    int oom = 0;
+    struct dirent *e;
+    while (!oom && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || (keep && !keep(e->d_name))) continue;
+        if (k == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            char **nv = realloc(v, nc * sizeof *nv);
+            if (!nv) {
+                oom = 1;
+                break;
+            }
+            v = nv, cap = nc;
+        }
+        if (!(v[k] = strdup(e->d_name)))
+            oom = 1;
+        else
+            k++;
+    }
+    closedir(d);
+    if (oom) {
+        pvlm_dir_names_free(v, k);
+        return pvlm_err_set(err, PVLM_ENOMEM, "%s: out of memory listing the directory", dir);
+    }
+    if (k) qsort(v, k, sizeof *v, cmp_name);
+    *names = v, *n = k;
+    return 0;
+}
+
 int pvlm_rm_rf(const char *path, pvlm_err *err) {
     struct stat st;
     if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : pvlm_err_errno(err, "%s: stat failed", path);

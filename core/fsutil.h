@@ -33,6 +33,13 @@ int pvlm_read_file(const char *path, char **out, size_t *n, pvlm_err *err);
 int pvlm_pread_full(int fd, void *dst, size_t n, uint64_t off, const char *path, pvlm_err *err);
 int pvlm_file_exists(const char *path);
 int pvlm_is_dir(const char *path);
+/* The names in directory dir for which keep(name) holds (all when keep is NULL), hidden ones (a leading
+ * '.': ".", ".." and editors' or other systems' droppings such as "._x.jpg") left out, sorted by strcmp,
+ * since readdir's order is not stable: *names gets a malloc'd array of *n malloc'd strings, freed with
+ * pvlm_dir_names_free. A directory that cannot be read (PVLM_EIO) or memory running short (PVLM_ENOMEM)
+ * fails naming dir, and then nothing is returned. */
+int pvlm_dir_names(const char *dir, int (*keep)(const char *name), char ***names, size_t *n, pvlm_err *err);
+void pvlm_dir_names_free(char **names, size_t n);
 /* Recursively remove a directory tree (used for pruning old checkpoints). */
 int pvlm_rm_rf(const char *path, pvlm_err *err);
 /* "a/b" into buf (cap bytes; just b when a is empty). Fails with PVLM_EINVAL naming both parts when the

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <turbojpeg.h>
 
 struct pvlm_image_codec {
@@ -51,6 +52,15 @@ void pvlm_image_codec_free(pvlm_image_codec *c) {
     if (c->dec) tjDestroy(c->dec);
     if (c->enc) tjDestroy(c->enc);
     free(c);
+}
+
+int pvlm_image_ext_ok(const char *ext) {
+    return !strcasecmp(ext, "jpg") || !strcasecmp(ext, "jpeg") || !strcasecmp(ext, "png");
+}
+
+int pvlm_image_name_ok(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && pvlm_image_ext_ok(dot + 1);
 }
 
 int pvlm_image_sniff(const void *data, size_t n) {

@@ -67,6 +67,12 @@ enum { PVLM_IMG_REJECT_NONE = 0, PVLM_IMG_REJECT_DECODE, PVLM_IMG_REJECT_CORRUPT
 int pvlm_image_codec_reject(const pvlm_image_codec *c);
 const char *pvlm_image_reject_name(int reject);
 
+/* 1 when a file-name extension (ext: what follows the dot, any case) is one pvlm reads images from:
+ * jpg, jpeg, png; pvlm_image_name_ok applies it to the part of name after its last dot. The one list
+ * of the folder listings (caption --image-dir, shard --pairs) and of webdataset members. */
+int pvlm_image_ext_ok(const char *ext);
+int pvlm_image_name_ok(const char *name);
+
 /* Format from the magic bytes. */
 int pvlm_image_sniff(const void *data, size_t n);
 

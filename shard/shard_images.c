@@ -1,7 +1,6 @@
 /* shard_images.c - see shard_images.h. */
 #include "shard_images.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -270,10 +268,6 @@ static int list_coco(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err);
 static int list_urls(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err);
 
@@ -299,25 +293,9 @@ int pvlm_shard_images_list(const pvlm_shard_images_cfg *c, pvlm_shard_images_lis
 /* name.jpg|jpeg|png + name.txt, files sorted by name (readdir order is not stable). An image
  * without a .txt is listed with no captions (an empty_caption failure unless kept). */
 static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *err) {
-    DIR *d = opendir(c->pairs);
-    if (!d) return pvlm_err_errno(err, "%s: cannot open --pairs folder", c->pairs);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        const char *dot = strrchr(de->d_name, '.');
-        if (!dot || de->d_name[0] == '.') continue;
-        if (strcasecmp(dot, ".jpg") && strcasecmp(dot, ".jpeg") && strcasecmp(dot, ".png")) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            char **v = realloc(names, cap * sizeof(*v));
-            if (!v) break;
-            names = v;
-        }
-        names[n++] = strdup(de->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
+    char **names;
+    size_t n;
+    if (pvlm_dir_names(c->pairs, pvlm_image_name_ok, &names, &n, err)) return pvlm_err_prefix(err, "--pairs");
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         item *it = items_push(l, err);
@@ -351,8 +329,7 @@ static int list_pairs(const pvlm_shard_images_cfg *c, item_list *l, pvlm_err *er
         }
         free(tp);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    pvlm_dir_names_free(names, n);
     return rc;
 }
 

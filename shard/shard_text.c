@@ -8,7 +8,6 @@
  */
 #include "shard_text.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -322,46 +321,6 @@ static int is_input_name(const char *n) {
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Input files of a directory (JSON lines by suffix), sorted by name so shard i is always the
- * i-th file (c4-train.00000-of-01024 ...). Appends malloc'd paths to *v. */
-static int list_inputs(const char *dir, char ***v, int *n, int *cap, pvlm_err *err) {
-    DIR *d = opendir(dir);
-    if (!d) return pvlm_err_errno(err, "shard text: cannot read directory %s", dir);
-    int first = *n;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !is_input_name(e->d_name)) continue;
-        if (*n == *cap) {
-            *cap = *cap ? 2 * *cap : 64;
-            char **q = realloc(*v, sizeof(char *) * (size_t)*cap);
-            if (!q) {
-                closedir(d);
-                return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
-            }
-            *v = q;
-        }
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        (*v)[*n] = malloc(len);
-        if (!(*v)[*n]) {
-            closedir(d);
-            return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
-        }
-        (*n)++;
-        if (pvlm_path_join((*v)[*n - 1], len, dir, e->d_name, err) != 0) { /* sized to fit: cannot fail */
-            closedir(d);
-            return -1;
-        }
-    }
-    closedir(d);
-    if (*n > first) qsort(*v + first, (size_t)(*n - first), sizeof(char *), cmp_str);
-    if (*n == first) return pvlm_err_set(err, PVLM_EINVAL, "shard text: no .json/.json.gz/.json.zst files in %s", dir);
-    return 0;
-}
-
 /* Append a copy of path to the list *v (n entries, cap slots). */
 static int push_input(char ***v, int *n, int *cap, const char *path, pvlm_err *err) {
     if (*n == *cap) {
@@ -373,6 +332,21 @@ static int push_input(char ***v, int *n, int *cap, const char *path, pvlm_err *e
     if (!((*v)[*n] = strdup(path))) return pvlm_err_set(err, PVLM_ENOMEM, "shard text: out of memory");
     (*n)++;
     return 0;
+}
+
+/* Input files of a directory (JSON lines by suffix), sorted by name so shard i is always the
+ * i-th file (c4-train.00000-of-01024 ...). Appends malloc'd paths to *v. */
+static int list_inputs(const char *dir, char ***v, int *n, int *cap, pvlm_err *err) {
+    char **names, path[4096];
+    size_t k;
+    if (pvlm_dir_names(dir, is_input_name, &names, &k, err)) return pvlm_err_prefix(err, "shard text");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < k; i++)
+        rc = pvlm_path_join(path, sizeof path, dir, names[i], err) || push_input(v, n, cap, path, err) ? -1 : 0;
+    pvlm_dir_names_free(names, k);
+    if (rc == 0 && k == 0)
+        rc = pvlm_err_set(err, PVLM_EINVAL, "shard text: no .json/.json.gz/.json.zst files in %s", dir);
+    return rc;
 }
 
 /* The inputs in shard order: --input (a file, or a directory's files sorted by name) first, then the

@@ -17,6 +17,7 @@
 #include "core/fsutil.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "io/image.h"
 
 const char *const pvlm_wds_reason_names[PVLM_WDS_NREASONS] = {
     "truncated_tar", "bad_tar", "missing_tar", "no_image", "unsupported_image", "duplicate_member", "bad_json",
@@ -318,7 +319,7 @@ static int split_name(const char *path, char **key, const char **ext) {
 
 /* One member of the current tar into the current group. 0 ok (or skipped), 1 truncated, -1 no memory. */
 static int take_member(pvlm_wdssrc *s, struct archive_entry *e, int64_t header_pos) {
-    static const char *const images[] = {"jpg", "jpeg", "png", NULL}, *const unsupported[] = {"webp", NULL};
+    static const char *const unsupported[] = {"webp", NULL};
     char *key;
     const char *ext;
     if (split_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", &key, &ext)) return 0;
@@ -331,7 +332,7 @@ static int take_member(pvlm_wdssrc *s, struct archive_entry *e, int64_t header_p
     group *g = &s->g;
     const char *tar = s->tars[s->cur];
     char what[600];
-    int img = is_ext(ext, images), unsup = is_ext(ext, unsupported), txt = !strcasecmp(ext, "txt"),
+    int img = pvlm_image_ext_ok(ext), unsup = is_ext(ext, unsupported), txt = !strcasecmp(ext, "txt"),
         js = !strcasecmp(ext, "json");
     if (!img && !unsup && !txt && !js) return archive_read_data_skip(s->a) == ARCHIVE_OK ? 0 : 1;
     if ((img && g->has_image) || (txt && g->caption) || (js && (g->url || g->orig_w))) {

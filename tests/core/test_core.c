@@ -1,5 +1,7 @@
 /* test_core.c - unit tests of core/: args, rng, hash, fsutil, error, json. */
+#include <fcntl.h>
 #include <stdint.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +141,49 @@ static void test_hash_fs(void) {
     pvlm_free(p);
 }
 
+/* pvlm_dir_names: filtered, hidden names left out, sorted; a missing folder fails naming it. pvlm_pread_full:
+ * bytes at an offset, and a file ending early is "truncated" with the offset named. */
+static int keep_jpg(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && !strcasecmp(name + n - 4, ".jpg");
+}
+
+static void test_dir_names_pread(void) {
+    char dir[512], path[700];
+    pvlm_err err;
+    CHECK(pvlm_test_scratch(dir, sizeof dir, "/tmp/pvlm-test-core", "names", 1) == 0);
+    const char *files[] = {"b.jpg", "a.JPG", ".hidden.jpg", "._b.jpg", "c.txt", "10.jpg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        CHECK_OK(pvlm_write_file_atomic(path, "0123456789", 10, &err), &err);
+    }
+    snprintf(path, sizeof path, "%s/sub.jpg", dir);
+    CHECK(pvlm_mkdir_p(path, &err) == 0);
+    char **names;
+    size_t n;
+    CHECK_OK(pvlm_dir_names(dir, keep_jpg, &names, &n, &err), &err);
+    const char *want[] = {"10.jpg", "a.JPG", "b.jpg", "sub.jpg"}; /* strcmp order: '1' < 'a' < 'b' < 's' */
+    CHECK_MSG(n == 4, "%zu names", n);
+    for (size_t i = 0; i < n && i < 4; i++) CHECK_MSG(!strcmp(names[i], want[i]), "%zu: %s", i, names[i]);
+    pvlm_dir_names_free(names, n);
+    CHECK_OK(pvlm_dir_names(dir, NULL, &names, &n, &err), &err);
+    CHECK_MSG(n == 5 && !strcmp(names[3], "c.txt"), "%zu names", n); /* every visible name, folders too */
+    pvlm_dir_names_free(names, n);
+    snprintf(path, sizeof path, "%s/nope", dir);
+    CHECK(pvlm_dir_names(path, NULL, &names, &n, &err) == -1 && err.code == PVLM_EIO && strstr(err.msg, "nope") &&
+          names == NULL && n == 0);
+    snprintf(path, sizeof path, "%s/b.jpg", dir);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    char buf[8] = {0};
+    CHECK_OK(pvlm_pread_full(fd, buf, 4, 3, path, &err), &err);
+    CHECK(!memcmp(buf, "3456", 4));
+    CHECK(pvlm_pread_full(fd, buf, 8, 5, path, &err) == -1 && err.code == PVLM_EFORMAT && strstr(err.msg, "b.jpg") &&
+          strstr(err.msg, "offset 10") && strstr(err.msg, "truncated"));
+    close(fd);
+    CHECK_OK(pvlm_rm_rf(dir, &err), &err);
+}
+
 static void test_err(void) {
     pvlm_err err;
     CHECK(pvlm_err_set(&err, PVLM_EFORMAT, "record %d bad", 7) == -1);
@@ -255,6 +300,7 @@ int main(void) {
     test_args();
     test_rng();
     test_hash_fs();
+    test_dir_names_pread();
     test_err();
     test_path_join();
     test_threads();
